@@ -1,0 +1,303 @@
+//! The command line (clap). Exit codes: 0 success, 1 runtime failure, 2 bad usage or
+//! bad input. Every error names what was wrong and what to do.
+
+use crate::config::{Config, LogFormat};
+use crate::paths::DataDir;
+use crate::store::{NewClient, Store, StoreError};
+use crate::{daemon, init};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(name = "coachd", version, about = "Judges clients' training homework from the data their wearables already record.")]
+pub struct Cli {
+    /// Where coachd keeps everything [default: $STATE_DIRECTORY under systemd, else ~/.local/share/coachd]
+    #[arg(long, global = true, env = "COACHD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file [default: DIR/coachd.toml]
+    #[arg(long, global = true, env = "COACHD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format on stderr [default: log.format from the config, else human]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the data dir, a commented default config, the database and the encryption key (idempotent)
+    Init,
+    /// Check or show the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Add or list clients
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Run the daemon: every source, the supervisor and the web server
+    Run {
+        /// Address to listen on [default: web.listen, 127.0.0.1:7878]
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Report every problem in the configuration and the key file; exit 2 if there is any
+    Check,
+    /// Print the effective configuration (file and environment applied, secrets masked)
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Add a client
+    Add {
+        /// Unique name, used by every other command (case-insensitive)
+        name: String,
+        /// IANA time zone, e.g. Europe/Berlin [default: clients.default_tz, else the server's]
+        #[arg(long, value_name = "IANA")]
+        tz: Option<String>,
+        /// Measured maximum heart rate, bpm (100-250) [default: 208 - 0.7 x age when the birth year is known]
+        #[arg(long, value_name = "BPM")]
+        hr_max: Option<u32>,
+        /// Year of birth, for the HR max estimate
+        #[arg(long, value_name = "Y")]
+        birth_year: Option<i32>,
+    },
+    /// List clients
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An error with the exit code it deserves.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad usage or bad input: exit 2.
+    Input(String),
+    /// Something failed at run time: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Runtime(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) | StoreError::Duplicate(_) | StoreError::Invalid(_) | StoreError::Conflict(_) => {
+                Self::Input(e.to_string())
+            }
+            other => Self::Runtime(other.into()),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Everything coachd writes (database, WAL, key, exports) is personal health data:
+    // readable by its owner only, whatever umask the shell or unit had.
+    // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(anyhow::Error::new(e).context("starting the async runtime")))
+        .and_then(|rt| rt.block_on(dispatch(cli)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(msg)) => {
+            eprintln!("error: {}", msg.trim_end());
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let data = DataDir::resolve(cli.data_dir.clone()).map_err(Failure::Input)?;
+    let config_path = cli.config.clone().unwrap_or_else(|| data.default_config());
+    let env = std::env::vars();
+    if let Command::Config(ConfigCommand::Check) = cli.command {
+        return config_check(&data, &config_path, env);
+    }
+    let config = Config::load(&config_path, env).map_err(|p| Failure::Input(p.to_string()))?;
+    let is_run = matches!(cli.command, Command::Run { .. });
+    init_logging(&config, cli.log_format, is_run);
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => unreachable!("handled above"),
+        Command::Config(ConfigCommand::Show) => {
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+        Command::Init => {
+            let (store, report) = init::init(&data, &config_path, &config).await?;
+            store.close().await;
+            println!("data dir  {}", data.root().display());
+            println!("config    {}{}", config_path.display(), if report.wrote_config { " (created)" } else { "" });
+            println!("key       {}{}", data.key().display(), if report.created_key { " (created)" } else { "" });
+            println!(
+                "database  {}{}",
+                data.database().display(),
+                if report.created_database { " (created)" } else { "" }
+            );
+            if !report.created_anything() {
+                println!("already initialised; nothing changed");
+            }
+            Ok(())
+        }
+        Command::Client(cmd) => {
+            let store = open(&data, &config_path, &config).await?;
+            let result = client(&store, &config, cmd).await;
+            store.close().await;
+            result
+        }
+        Command::Run { listen } => {
+            let mut config = config;
+            if let Some(listen) = listen {
+                config.web.listen = listen;
+            }
+            let store = open(&data, &config_path, &config).await?;
+            let listener = tokio::net::TcpListener::bind(config.web.listen).await.map_err(|e| {
+                Failure::Runtime(anyhow::anyhow!(
+                    "cannot listen on {}: {e}; choose another address with --listen or web.listen",
+                    config.web.listen
+                ))
+            })?;
+            tracing::info!(data_dir = %data.root().display(), "data dir");
+            // The BLE collector, the cloud providers and the inbox join this list as they land.
+            let sources = Vec::new();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+            let signal = async move {
+                if let Err(e) = daemon::shutdown_signal().await {
+                    let _ = stop_tx.send(e);
+                }
+            };
+            daemon::run(Arc::new(config), store, listener, sources, signal).await?;
+            if let Ok(e) = { stop_rx }.try_recv() {
+                return Err(Failure::Runtime(e));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Open the store, initialising the data dir first if this is its first use.
+async fn open(data: &DataDir, config_path: &std::path::Path, config: &Config) -> Result<Store, Failure> {
+    let (store, report) = init::init(data, config_path, config).await?;
+    if report.created_database {
+        // A warning, so it shows for short commands too: a new data dir may be the wrong one.
+        tracing::warn!(data_dir = %data.root().display(), "initialised a new data dir");
+    }
+    Ok(store)
+}
+
+fn config_check(
+    data: &DataDir,
+    config_path: &std::path::Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), Failure> {
+    let mut problems = match Config::load(config_path, env) {
+        Ok(_) => Vec::new(),
+        Err(p) => p.0.iter().map(ToString::to_string).collect(),
+    };
+    let key = data.key();
+    if key.exists() {
+        if let Err(e) = crate::crypto::load_key(&key) {
+            problems.push(format!("{}: {e}", key.display()));
+        }
+    }
+    if problems.is_empty() {
+        let shown = if config_path.exists() { config_path.display().to_string() } else { "defaults (no file)".into() };
+        println!("configuration OK: {shown}");
+        Ok(())
+    } else {
+        let mut msg = format!("{} configuration problem(s):\n", problems.len());
+        for p in problems {
+            msg.push_str(&format!("  {p}\n"));
+        }
+        Err(Failure::Input(msg))
+    }
+}
+
+async fn client(store: &Store, config: &Config, cmd: ClientCommand) -> Result<(), Failure> {
+    match cmd {
+        ClientCommand::Add { name, tz, hr_max, birth_year } => {
+            let tz = tz.unwrap_or_else(|| default_tz(config));
+            let new = NewClient::parse(&name, &tz, hr_max, birth_year).map_err(|p| Failure::Input(p.join("\n")))?;
+            let c = store.add_client(&new).await?;
+            let hr = c.hr_max.map(|h| format!(", HR max {h}")).unwrap_or_default();
+            println!("added client {} (#{}, {}{hr})", c.name, c.id, c.tz);
+            Ok(())
+        }
+        ClientCommand::List { json } => {
+            let clients = store.list_clients().await?;
+            if json {
+                let text = serde_json::to_string_pretty(&clients).map_err(anyhow::Error::new)?;
+                println!("{text}");
+            } else if clients.is_empty() {
+                println!("no clients yet; add one with `coachd client add NAME --tz Europe/Berlin`");
+            } else {
+                println!("{:<20} {:<24} {:>6} {:>10}", "NAME", "TIME ZONE", "HR MAX", "BORN");
+                for c in clients {
+                    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:<20} {:<24} {:>6} {:>10}",
+                        c.name,
+                        c.tz,
+                        opt(c.hr_max.map(|v| v.to_string())),
+                        opt(c.birth_year.map(|v| v.to_string()))
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The configured default time zone, else the server's, else UTC.
+fn default_tz(config: &Config) -> String {
+    if !config.clients.default_tz.is_empty() {
+        return config.clients.default_tz.clone();
+    }
+    iana_time_zone::get_timezone()
+        .ok()
+        .filter(|tz| tz.parse::<chrono_tz::Tz>().is_ok())
+        .unwrap_or_else(|| "UTC".into())
+}
+
+/// Logs go to stderr: human (no timestamps under journald, which adds its own) or JSON.
+/// Short commands log warnings only, so their output stays clean.
+fn init_logging(config: &Config, format: Option<LogFormat>, daemon: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if daemon { config.log.level.as_str() } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format.unwrap_or(config.log.format) {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human if std::env::var_os("JOURNAL_STREAM").is_some() => {
+            builder.with_ansi(false).without_time().try_init()
+        }
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("warning: logging not set up: {e}");
+    }
+}

@@ -1,0 +1,391 @@
+//! Configuration: defaults, then the TOML file, then `COACHD__SECTION__KEY` variables,
+//! loaded once into typed structs and passed down explicitly.
+//!
+//! Loading reports every problem it finds (syntax, unknown keys, wrong types, values out
+//! of range), each with where it came from: `coachd.toml: [web] listen: ...` or
+//! `COACHD__WEB__LISTEN: ...`.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The commented default configuration that `coachd init` writes.
+pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
+
+/// Prefix of environment overrides.
+pub const ENV_PREFIX: &str = "COACHD__";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub web: WebConfig,
+    pub log: LogConfig,
+    pub store: StoreConfig,
+    pub supervisor: SupervisorConfig,
+    pub clients: ClientsConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7878)) }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Human }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    pub busy_timeout_ms: u64,
+    pub synchronous: Synchronous,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { busy_timeout_ms: 5000, synchronous: Synchronous::Full }
+    }
+}
+
+impl StoreConfig {
+    pub fn options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            busy_timeout: Duration::from_millis(self.busy_timeout_ms),
+            synchronous_full: self.synchronous == Synchronous::Full,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SupervisorConfig {
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    pub healthy_after_s: u64,
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        Self { backoff_initial_ms: 1000, backoff_max_ms: 300_000, healthy_after_s: 60, shutdown_grace_ms: 3000 }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientsConfig {
+    /// IANA name; empty means the server's own time zone.
+    pub default_tz: String,
+}
+
+/// One problem in the configuration, with where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem found while loading.
+#[derive(Debug)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration problem(s):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Where each leaf value came from, by dotted key.
+type Origins = BTreeMap<String, String>;
+
+impl Config {
+    /// Load from `path` (a missing file means defaults) and the given environment.
+    pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, Problems> {
+        let file_name = path.display().to_string();
+        let mut problems = Vec::new();
+        let mut origins = Origins::new();
+        let mut merged = toml::Table::new();
+        match std::fs::read_to_string(path) {
+            Ok(text) => match text.parse::<toml::Table>() {
+                Ok(table) => {
+                    record_origins(&table, "", &file_name, &mut origins);
+                    merged = table;
+                }
+                Err(e) => problems.push(Problem {
+                    location: file_name.clone(),
+                    message: e.to_string().trim().replace('\n', "\n    "),
+                }),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => problems.push(Problem { location: file_name.clone(), message: format!("cannot read: {e}") }),
+        }
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            if keys.iter().any(String::is_empty) {
+                problems.push(Problem { location: name, message: "empty key segment; use COACHD__SECTION__KEY".into() });
+                continue;
+            }
+            origins.insert(keys.join("."), name.clone());
+            insert_path(&mut merged, &keys, env_value(&raw));
+        }
+        let config = Config {
+            web: section(&merged, "web", &origins, &mut problems),
+            log: section(&merged, "log", &origins, &mut problems),
+            store: section(&merged, "store", &origins, &mut problems),
+            supervisor: section(&merged, "supervisor", &origins, &mut problems),
+            clients: section(&merged, "clients", &origins, &mut problems),
+        };
+        for key in merged.keys() {
+            if !["web", "log", "store", "supervisor", "clients"].contains(&key.as_str()) {
+                problems.push(Problem {
+                    location: locate(&origins, key),
+                    message: format!("unknown section [{key}]"),
+                });
+            }
+        }
+        config.validate(&origins, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(Problems(problems))
+        }
+    }
+
+    fn validate(&self, origins: &Origins, problems: &mut Vec<Problem>) {
+        let mut bad = |key: &str, message: String| problems.push(Problem { location: locate(origins, key), message });
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            bad("log.level", format!("{:?} is not a log level or filter: {e}", self.log.level));
+        }
+        if self.store.busy_timeout_ms == 0 || self.store.busy_timeout_ms > 600_000 {
+            bad("store.busy_timeout_ms", format!("{} must be between 1 and 600000", self.store.busy_timeout_ms));
+        }
+        let s = &self.supervisor;
+        if s.backoff_initial_ms == 0 {
+            bad("supervisor.backoff_initial_ms", "must be at least 1".into());
+        }
+        if s.backoff_max_ms < s.backoff_initial_ms {
+            bad(
+                "supervisor.backoff_max_ms",
+                format!("{} is below backoff_initial_ms ({})", s.backoff_max_ms, s.backoff_initial_ms),
+            );
+        }
+        if s.shutdown_grace_ms > 4000 {
+            bad(
+                "supervisor.shutdown_grace_ms",
+                format!("{} is over 4000: systemd expects coachd to stop within 5 s", s.shutdown_grace_ms),
+            );
+        }
+        let tz = &self.clients.default_tz;
+        if !tz.is_empty() && tz.parse::<chrono_tz::Tz>().is_err() {
+            bad("clients.default_tz", format!("{tz:?} is not an IANA time zone name (e.g. Europe/Berlin)"));
+        }
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// Deserialize one section, reporting unknown keys and the first type error in it.
+fn section<T: DeserializeOwned + Default>(
+    merged: &toml::Table,
+    name: &str,
+    origins: &Origins,
+    problems: &mut Vec<Problem>,
+) -> T {
+    let Some(value) = merged.get(name) else { return T::default() };
+    if !value.is_table() {
+        problems.push(Problem { location: locate(origins, name), message: format!("[{name}] must be a table") });
+        return T::default();
+    }
+    let mut unknown = Vec::new();
+    let mut note_unknown = |path: serde_ignored::Path| unknown.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(value.clone(), &mut note_unknown);
+    let result: Result<T, _> = serde_path_to_error::deserialize(de);
+    for key in unknown {
+        let full = format!("{name}.{key}");
+        problems.push(Problem { location: locate(origins, &full), message: format!("unknown key {full:?}") });
+    }
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            let full = format!("{name}.{}", e.path());
+            // toml appends "in `key`" on later lines; the location already says it.
+            let message = e.inner().to_string().lines().next().unwrap_or_default().trim().to_string();
+            problems.push(Problem { location: locate(origins, &full), message });
+            T::default()
+        }
+    }
+}
+
+fn record_origins(table: &toml::Table, prefix: &str, file: &str, origins: &mut Origins) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(t) => record_origins(t, &key, file, origins),
+            _ => {
+                let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key.as_str()));
+                let shown = if section.is_empty() { format!("{file} {leaf}") } else { format!("{file} [{section}] {leaf}") };
+                origins.insert(key, shown);
+            }
+        }
+    }
+}
+
+/// Where a dotted key came from; for a section, where its first key came from.
+fn locate(origins: &Origins, key: &str) -> String {
+    if let Some(o) = origins.get(key) {
+        return o.clone();
+    }
+    let prefix = format!("{key}.");
+    origins
+        .iter()
+        .find(|(k, _)| k.starts_with(&prefix))
+        .map(|(_, o)| o.split(" [").next().unwrap_or(o).to_string())
+        .unwrap_or_else(|| key.to_string())
+}
+
+fn insert_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    let Some((last, parents)) = keys.split_last() else { return };
+    let mut t = table;
+    for k in parents {
+        let entry = t.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(inner) = entry else { return };
+        t = inner;
+    }
+    t.insert(last.clone(), value);
+}
+
+/// An environment value is read as a TOML value when it is one (`5000`, `true`), else as a string.
+fn env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, Problems> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coachd.toml");
+        std::fs::write(&path, text).expect("write");
+        Config::load(&path, env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn default_file_documents_the_defaults() {
+        // Uncommenting every `# key = value` line must give exactly the defaults.
+        let uncommented: String = DEFAULT_TOML
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(uncommented.contains("\nlisten = "));
+        assert_eq!(load(&uncommented, &[]).expect("loads"), Config::default());
+        assert_eq!(load(DEFAULT_TOML, &[]).expect("loads"), Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let c = load(
+            "[web]\nlisten = \"127.0.0.1:1\"\n",
+            &[("COACHD__WEB__LISTEN", "0.0.0.0:9000"), ("COACHD__STORE__BUSY_TIMEOUT_MS", "250"), ("COACHD_DATA_DIR", "x")],
+        )
+        .expect("loads");
+        assert_eq!(c.web.listen.port(), 9000);
+        assert_eq!(c.store.busy_timeout_ms, 250);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_location() {
+        let err = load(
+            "[web]\nlisten = \"nowhere\"\n[log]\nlevel = \"loud=+\"\nfromat = \"json\"\n[store]\nbusy_timeout_ms = \"soon\"\n[supervisr]\nx = 1\n",
+            &[("COACHD__CLIENTS__DEFAULT_TZ", "Mars/Base")],
+        )
+        .expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "[web] listen",
+            "[log] level",
+            "unknown key \"log.fromat\"",
+            "[store] busy_timeout_ms",
+            "unknown section [supervisr]",
+            "COACHD__CLIENTS__DEFAULT_TZ",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+        assert_eq!(err.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = load("[web\nlisten = 1\n", &[]).expect_err("invalid");
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}

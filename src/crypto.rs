@@ -1,0 +1,184 @@
+//! The data dir's encryption key, sealing of secrets at rest, and [`Secret`].
+//!
+//! The key is 32 random bytes in `DATA/coachd.key` (mode 0600), created once by
+//! `coachd init` and never replaced: losing it makes stored provider tokens unreadable,
+//! so the store records the key's fingerprint and refuses to open with another key.
+
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use thiserror::Error;
+
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("cannot read key file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("cannot create key file {path}: {source}")]
+    Create { path: String, source: std::io::Error },
+    #[error("key file {path} holds {len} bytes, expected {KEY_LEN}; restore it from a backup (stored tokens need the original key)")]
+    BadLength { path: String, len: usize },
+    #[error("key file {path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
+    Exposed { path: String, mode: u32 },
+}
+
+#[derive(Debug, Error)]
+#[error("a sealed secret could not be opened: it is corrupt or was sealed with another key")]
+pub struct OpenError;
+
+/// Seals and opens secrets with the data dir's key.
+#[derive(Clone)]
+pub struct Cipher {
+    aead: XChaCha20Poly1305,
+    fingerprint: String,
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Cipher({})", self.fingerprint)
+    }
+}
+
+impl Cipher {
+    pub fn from_key(key: &[u8; KEY_LEN]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"coachd key fingerprint v1\0");
+        h.update(key);
+        let digest = h.finalize();
+        let fingerprint = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Self { aead: XChaCha20Poly1305::new(Key::from_slice(key)), fingerprint }
+    }
+
+    /// A short, non-secret identifier of the key, stored to detect a swapped key file.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Nonce followed by ciphertext and tag.
+    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut out = nonce.to_vec();
+        // Encryption into a Vec cannot fail for inputs below the AEAD's ~256 GiB limit.
+        let sealed = self
+            .aead
+            .encrypt(&nonce, plaintext)
+            .unwrap_or_else(|_| unreachable!("XChaCha20-Poly1305 encrypt of {} bytes", plaintext.len()));
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(OpenError);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        self.aead.decrypt(XNonce::from_slice(nonce), body).map_err(|_| OpenError)
+    }
+}
+
+/// Load the key at `path`, creating it (0600) if it does not exist yet.
+/// Returns the cipher and whether the file was created.
+pub fn load_or_create_key(path: &Path) -> Result<(Cipher, bool), KeyError> {
+    let mut created = false;
+    if !path.exists() {
+        let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+        created = crate::paths::write_new_private(path, &key)
+            .map_err(|source| KeyError::Create { path: path.display().to_string(), source })?;
+    }
+    Ok((load_key(path)?, created))
+}
+
+pub fn load_key(path: &Path) -> Result<Cipher, KeyError> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| KeyError::Read { path: shown.clone(), source })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed { path: shown, mode });
+    }
+    let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: shown.clone(), source })?;
+    let key: [u8; KEY_LEN] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| KeyError::BadLength { path: shown, len: bytes.len() })?;
+    Ok(Cipher::from_key(&key))
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `***`.
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The only way to the value; grep for it when auditing.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Serialising a secret writes `***` too, so a dumped config cannot leak it.
+impl<T> serde::Serialize for Secret<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_roundtrip_and_tamper() {
+        let c = Cipher::from_key(&[7; 32]);
+        let sealed = c.seal(b"refresh-token");
+        assert_eq!(c.open(&sealed).expect("opens"), b"refresh-token");
+        assert_ne!(c.seal(b"refresh-token"), sealed, "nonces differ");
+        let mut bad = sealed.clone();
+        bad[30] ^= 1;
+        assert!(c.open(&bad).is_err());
+        assert!(Cipher::from_key(&[8; 32]).open(&sealed).is_err());
+        assert!(c.open(&sealed[..10]).is_err());
+    }
+
+    #[test]
+    fn key_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coachd.key");
+        let (a, created) = load_or_create_key(&path).expect("create");
+        assert!(created);
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (b, created) = load_or_create_key(&path).expect("load");
+        assert!(!created);
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        std::fs::write(&path, b"short").expect("write");
+        assert!(matches!(load_key(&path), Err(KeyError::BadLength { len: 5, .. })));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2".to_string());
+        assert_eq!(format!("{s:?} {s}"), "*** ***");
+        assert_eq!(serde_json::to_string(&s).expect("json"), "\"***\"");
+    }
+}

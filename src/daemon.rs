@@ -1,0 +1,106 @@
+//! `coachd run`: the supervisor, the web server, systemd notification and a clean stop.
+
+use crate::config::Config;
+use crate::source::{Source, Supervisor};
+use crate::store::Store;
+use crate::web::{self, WebState};
+use anyhow::Context;
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Run until `shutdown` resolves, then drain: sources commit and stop, the web server
+/// finishes its requests, the database is closed. Returns once everything is down.
+pub async fn run(
+    config: Arc<Config>,
+    store: Store,
+    listener: TcpListener,
+    sources: Vec<Arc<dyn Source>>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let supervisor = Supervisor::start(sources, store.clone(), config.clone(), token.clone());
+    let health = supervisor.health();
+    let app = web::router(WebState { store: store.clone(), health: health.clone() });
+    let addr = listener.local_addr().context("reading the listening address")?;
+    let mut server = tokio::spawn(
+        axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned()).into_future(),
+    );
+    info!(listen = %addr, "coachd is running");
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&health.summary())]);
+    let watchdog = tokio::spawn(watchdog(store.clone(), health.clone(), token.clone()));
+
+    let server_failure = tokio::select! {
+        () = shutdown => None,
+        r = &mut server => Some(match r {
+            Ok(Ok(())) => anyhow::anyhow!("the web server stopped unexpectedly"),
+            Ok(Err(e)) => anyhow::Error::new(e).context("the web server failed"),
+            Err(e) => anyhow::Error::new(e).context("the web server task failed"),
+        }),
+    };
+    info!("stopping: draining sources and requests");
+    notify(&[sd_notify::NotifyState::Stopping]);
+    token.cancel();
+    watchdog.abort();
+    // Sources get their grace period inside the supervisor; requests get the same.
+    let grace = Duration::from_millis(config.supervisor.shutdown_grace_ms);
+    let drain_web = async {
+        if server_failure.is_none() && tokio::time::timeout(grace, &mut server).await.is_err() {
+            warn!("open HTTP connections did not finish in time; closing them");
+            server.abort();
+        }
+    };
+    tokio::join!(supervisor.join(), drain_web);
+    store.close().await;
+    info!("stopped");
+    match server_failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Resolves on SIGTERM (systemd's way to stop) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => info!(signal = "SIGTERM", "received"),
+        _ = int.recv() => info!(signal = "SIGINT", "received"),
+    }
+    Ok(())
+}
+
+/// Under systemd with `WatchdogSec=`, tell systemd we are alive, but only while the
+/// database answers: a wedged daemon gets restarted. Also refreshes STATUS.
+async fn watchdog(store: Store, health: crate::source::Health, token: CancellationToken) {
+    let mut usec = 0u64;
+    let period = if sd_notify::watchdog_enabled(false, &mut usec) {
+        Duration::from_micros(usec / 2).max(Duration::from_millis(100))
+    } else {
+        Duration::from_secs(30)
+    };
+    let enabled = usec > 0;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = token.cancelled() => return,
+        }
+        let status = health.summary();
+        match store.ping().await {
+            Ok(()) if enabled => notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]),
+            Ok(()) => notify(&[sd_notify::NotifyState::Status(&status)]),
+            Err(e) => warn!(error = %e, "database does not answer; withholding the watchdog ping"),
+        }
+    }
+}
+
+/// sd_notify is a no-op without `NOTIFY_SOCKET`, so this is silent outside systemd.
+fn notify(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        warn!(error = %e, "sd_notify failed");
+    }
+}

@@ -1,0 +1,143 @@
+//! `coachd run`: health, a clean stop on SIGTERM, nothing accepted is lost.
+
+use crate::{batch, hour_run, t0, TestStore};
+use chrono::Duration as Days;
+use coachd::source::{Source, SourceContext, SourceFuture};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Ingests one activity every few ms and remembers which ingests were acknowledged.
+struct Steady {
+    client: i64,
+    accepted: Arc<Mutex<Vec<String>>>,
+}
+
+impl Source for Steady {
+    fn name(&self) -> &str {
+        "steady"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
+        Box::pin(async move {
+            let mut i = 0;
+            while !ctx.shutdown.is_cancelled() {
+                let id = format!("s{i}");
+                let b = batch("steady", vec![hour_run(self.client, &id, t0() + Days::hours(i))], Some(&id));
+                ctx.ingest(&b).await?;
+                self.accepted.lock().expect("lock").push(id);
+                i += 1;
+                tokio::task::yield_now().await;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_daemon_reports_health_and_drains_on_shutdown() {
+    let t = TestStore::new().await;
+    let alex = t.client("alex").await;
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let source: Arc<dyn Source> = Arc::new(Steady { client: alex, accepted: accepted.clone() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(coachd::daemon::run(
+        Arc::new(t.config.clone()),
+        t.store.clone(),
+        listener,
+        vec![source],
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .expect("healthz answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["sources"][0]["name"], "steady");
+    assert_eq!(health["sources"][0]["state"], "running");
+    assert!(health["sources"][0]["batches"].as_u64().unwrap_or(0) > 0, "{health}");
+
+    let asked = Instant::now();
+    stop.send(()).expect("stop");
+    daemon.await.expect("daemon task").expect("daemon ran cleanly");
+    assert!(asked.elapsed() < Duration::from_secs(5), "took {:?}", asked.elapsed());
+
+    // Every acknowledged batch is committed, and the cursor matches the last one.
+    let data = coachd::paths::DataDir::new(t.dir.path().join("data"));
+    let (store, _) = coachd::init::init(&data, &data.default_config(), &t.config).await.expect("reopen");
+    let accepted = accepted.lock().expect("lock").clone();
+    assert!(!accepted.is_empty());
+    for id in &accepted {
+        assert!(store.activity_id("steady", id).await.expect("lookup").is_some(), "{id} lost");
+    }
+    assert_eq!(store.cursor("steady", "main").await.expect("cursor").as_ref(), accepted.last());
+    assert_eq!(store.row_counts().await.expect("counts").activities as usize, accepted.len());
+}
+
+#[test]
+fn the_binary_answers_healthz_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+        .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("COACHD_DATA_DIR", dir.path().join("data"))
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn coachd run");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut listen = None;
+    let mut log = Vec::new();
+    while listen.is_none() && Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        if json["message"] == "coachd is running" {
+            listen = json["listen"].as_str().map(str::to_string);
+        }
+        log.push(line);
+    }
+    let Some(listen) = listen else {
+        let _ = child.kill();
+        panic!("daemon did not start:\n{}", log.join("\n"));
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let health: serde_json::Value = rt.block_on(async {
+        reqwest::get(format!("http://{listen}/healthz")).await.expect("healthz").json().await.expect("json")
+    });
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["database"], "ok");
+
+    let asked = Instant::now();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if asked.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("coachd did not stop within 5 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
+}

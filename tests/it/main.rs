@@ -1,0 +1,83 @@
+//! coachd's integration tests: one binary, helpers here, one module per area.
+
+mod cli;
+mod daemon;
+mod ingest;
+mod supervisor;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use coachd::config::Config;
+use coachd::model::{Batch, Category, Cursor, NewActivity, Sample, Series, SeriesKind};
+use coachd::paths::DataDir;
+use coachd::store::{NewClient, Store};
+use std::sync::Once;
+
+/// Logs stay silent unless `TEST_LOG` is set.
+pub fn test_log() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_env_filter("debug").with_test_writer().try_init();
+        }
+    });
+}
+
+/// A fresh data dir with an initialised store.
+pub struct TestStore {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub config: Config,
+}
+
+impl TestStore {
+    pub async fn new() -> Self {
+        test_log();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(dir.path().join("data"));
+        let config = Config::default();
+        let (store, _) = coachd::init::init(&data, &data.default_config(), &config).await.expect("init");
+        Self { dir, store, config }
+    }
+
+    pub async fn client(&self, name: &str) -> i64 {
+        let new = NewClient::parse(name, "Europe/Berlin", Some(190), None).expect("valid client");
+        self.store.add_client(&new).await.expect("add client").id
+    }
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 17, 0, 0).single().expect("valid time")
+}
+
+/// A one-hour run with per-second heart rate.
+pub fn hour_run(client: i64, external_id: &str, start: DateTime<Utc>) -> NewActivity {
+    let samples = (0..3600)
+        .map(|i| Sample { t_ms: start.timestamp_millis() + i * 1000, value: (120 + (i * 7919) % 40) as f64 })
+        .collect();
+    NewActivity {
+        client_id: client,
+        external_id: external_id.to_string(),
+        start,
+        end: start + Duration::hours(1),
+        utc_offset_s: 3600,
+        activity_type: "run".into(),
+        category: Category::Cardio,
+        duration_s: 3600.0,
+        distance_m: Some(10_000.0),
+        avg_hr: Some(139.5),
+        max_hr: Some(159),
+        energy_kj: None,
+        content_hash: None,
+        series: vec![Series { kind: SeriesKind::Hr, samples }],
+        sets: None,
+    }
+}
+
+pub fn batch(source: &str, activities: Vec<NewActivity>, cursor: Option<&str>) -> Batch {
+    Batch {
+        source: source.into(),
+        activities,
+        daily: Vec::new(),
+        cursor: cursor.map(|v| Cursor { stream: "main".into(), value: v.into() }),
+    }
+}
