@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "coachd", version, about = "Judges clients' training homework from the data their wearables already record.")]
+#[command(
+    name = "coachd",
+    version,
+    about = "Judges clients' training homework from the data their wearables already record."
+)]
 pub struct Cli {
     /// Where coachd keeps everything [default: $STATE_DIRECTORY under systemd, else ~/.local/share/coachd]
     #[arg(long, global = true, env = "COACHD_DATA_DIR", value_name = "DIR")]
@@ -277,10 +281,7 @@ fn default_tz(config: &Config) -> String {
     if !config.clients.default_tz.is_empty() {
         return config.clients.default_tz.clone();
     }
-    iana_time_zone::get_timezone()
-        .ok()
-        .filter(|tz| tz.parse::<chrono_tz::Tz>().is_ok())
-        .unwrap_or_else(|| "UTC".into())
+    iana_time_zone::get_timezone().ok().filter(|tz| tz.parse::<chrono_tz::Tz>().is_ok()).unwrap_or_else(|| "UTC".into())
 }
 
 /// Logs go to stderr: human (no timestamps under journald, which adds its own) or JSON.

@@ -171,7 +171,8 @@ impl Config {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
             let keys: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
             if keys.iter().any(String::is_empty) {
-                problems.push(Problem { location: name, message: "empty key segment; use COACHD__SECTION__KEY".into() });
+                problems
+                    .push(Problem { location: name, message: "empty key segment; use COACHD__SECTION__KEY".into() });
                 continue;
             }
             origins.insert(keys.join("."), name.clone());
@@ -186,10 +187,7 @@ impl Config {
         };
         for key in merged.keys() {
             if !["web", "log", "store", "supervisor", "clients"].contains(&key.as_str()) {
-                problems.push(Problem {
-                    location: locate(&origins, key),
-                    message: format!("unknown section [{key}]"),
-                });
+                problems.push(Problem { location: locate(&origins, key), message: format!("unknown section [{key}]") });
             }
         }
         config.validate(&origins, &mut problems);
@@ -275,7 +273,8 @@ fn record_origins(table: &toml::Table, prefix: &str, file: &str, origins: &mut O
             toml::Value::Table(t) => record_origins(t, &key, file, origins),
             _ => {
                 let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key.as_str()));
-                let shown = if section.is_empty() { format!("{file} {leaf}") } else { format!("{file} [{section}] {leaf}") };
+                let shown =
+                    if section.is_empty() { format!("{file} {leaf}") } else { format!("{file} [{section}] {leaf}") };
                 origins.insert(key, shown);
             }
         }
@@ -355,7 +354,11 @@ mod tests {
     fn environment_overrides_file() {
         let c = load(
             "[web]\nlisten = \"127.0.0.1:1\"\n",
-            &[("COACHD__WEB__LISTEN", "0.0.0.0:9000"), ("COACHD__STORE__BUSY_TIMEOUT_MS", "250"), ("COACHD_DATA_DIR", "x")],
+            &[
+                ("COACHD__WEB__LISTEN", "0.0.0.0:9000"),
+                ("COACHD__STORE__BUSY_TIMEOUT_MS", "250"),
+                ("COACHD_DATA_DIR", "x"),
+            ],
         )
         .expect("loads");
         assert_eq!(c.web.listen.port(), 9000);

@@ -101,10 +101,8 @@ pub fn load_key(path: &Path) -> Result<Cipher, KeyError> {
         return Err(KeyError::Exposed { path: shown, mode });
     }
     let bytes = std::fs::read(path).map_err(|source| KeyError::Read { path: shown.clone(), source })?;
-    let key: [u8; KEY_LEN] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| KeyError::BadLength { path: shown, len: bytes.len() })?;
+    let key: [u8; KEY_LEN] =
+        bytes.as_slice().try_into().map_err(|_| KeyError::BadLength { path: shown, len: bytes.len() })?;
     Ok(Cipher::from_key(&key))
 }
 

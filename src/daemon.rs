@@ -26,9 +26,8 @@ pub async fn run(
     let health = supervisor.health();
     let app = web::router(WebState { store: store.clone(), health: health.clone() });
     let addr = listener.local_addr().context("reading the listening address")?;
-    let mut server = tokio::spawn(
-        axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned()).into_future(),
-    );
+    let mut server =
+        tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned()).into_future());
     info!(listen = %addr, "coachd is running");
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&health.summary())]);
     let watchdog = tokio::spawn(watchdog(store.clone(), health.clone(), token.clone()));

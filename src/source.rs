@@ -151,7 +151,12 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Start every source as its own supervised task.
-    pub fn start(sources: Vec<Arc<dyn Source>>, store: Store, config: Arc<Config>, shutdown: CancellationToken) -> Self {
+    pub fn start(
+        sources: Vec<Arc<dyn Source>>,
+        store: Store,
+        config: Arc<Config>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let health = Health::default();
         let mut tasks = JoinSet::new();
         for source in sources {

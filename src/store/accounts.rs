@@ -15,6 +15,9 @@ pub struct Tokens {
     pub scopes: String,
 }
 
+/// Sealed access token, sealed refresh token, expiry (ms), scopes.
+type TokenRow = (Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>, String);
+
 impl Store {
     /// Create or update the account of `client` at `provider` with fresh tokens and mark it active.
     pub async fn save_tokens(&self, client: ClientId, provider: &str, tokens: &Tokens) -> Result<(), StoreError> {
@@ -43,7 +46,7 @@ impl Store {
     }
 
     pub async fn tokens(&self, client: ClientId, provider: &str) -> Result<Tokens, StoreError> {
-        let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>, Option<i64>, String)> = sqlx::query_as(
+        let row: Option<TokenRow> = sqlx::query_as(
             "SELECT access_token, refresh_token, expires_ms, scopes FROM accounts WHERE client_id = ? AND provider = ?",
         )
         .bind(client)

@@ -108,10 +108,8 @@ impl Store {
     }
 
     pub async fn client_by_id(&self, id: ClientId) -> Result<Client, StoreError> {
-        let row: Option<ClientRow> = sqlx::query_as(&format!("{SELECT} WHERE c.id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<ClientRow> =
+            sqlx::query_as(&format!("{SELECT} WHERE c.id = ?")).bind(id).fetch_optional(&self.pool).await?;
         row.map(from_row).ok_or_else(|| StoreError::NotFound(format!("client #{id}")))
     }
 
@@ -125,9 +123,8 @@ impl Store {
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        let rows: Vec<ClientRow> = sqlx::query_as(&format!("{SELECT} ORDER BY c.name COLLATE NOCASE"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<ClientRow> =
+            sqlx::query_as(&format!("{SELECT} ORDER BY c.name COLLATE NOCASE")).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(from_row).collect())
     }
 }

@@ -109,9 +109,7 @@ mod tests {
     #[test]
     fn steady_heart_rate_costs_about_two_bytes_a_point() {
         let t0 = 1_763_600_000_000i64;
-        let points: Vec<_> = (0..3600)
-            .map(|i| (t0 + i * 1000, 120 + (i % 7) - 3))
-            .collect();
+        let points: Vec<_> = (0..3600).map(|i| (t0 + i * 1000, 120 + (i % 7) - 3)).collect();
         let bytes = roundtrip(&points);
         assert!(bytes.len() < 3600 * 2 + 16, "{} bytes", bytes.len());
     }

@@ -110,9 +110,8 @@ impl Store {
     async fn check_key(&self) -> Result<(), StoreError> {
         let found = self.cipher.fingerprint().to_string();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_fingerprint'")
-            .fetch_optional(&mut *tx)
-            .await?;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetch_optional(&mut *tx).await?;
         match stored {
             Some(stored) if stored != found => return Err(StoreError::KeyMismatch { stored, found }),
             Some(_) => {}

@@ -68,7 +68,10 @@ fn client_list_prints_a_table_and_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     coachd(&data).args(["client", "list"]).assert().success().stdout(contains("no clients yet"));
-    coachd(&data).args(["client", "add", "Alex", "--tz", "America/Los_Angeles", "--birth-year", "1990"]).assert().success();
+    coachd(&data)
+        .args(["client", "add", "Alex", "--tz", "America/Los_Angeles", "--birth-year", "1990"])
+        .assert()
+        .success();
     coachd(&data).args(["client", "list"]).assert().success().stdout(contains("America/Los_Angeles"));
     let json: serde_json::Value = serde_json::from_str(&client_list(&data)).expect("json");
     assert_eq!(json[0]["name"], "Alex");
@@ -82,8 +85,11 @@ fn config_check_reports_every_problem_and_exits_2() {
     let data = dir.path().join("data");
     coachd(&data).arg("init").assert().success();
     coachd(&data).args(["config", "check"]).assert().success().stdout(contains("configuration OK"));
-    std::fs::write(data.join("coachd.toml"), "[web]\nlisten = \"everywhere\"\n[store]\nbusy_timeout_ms = 0\nspeed = 1\n")
-        .expect("write");
+    std::fs::write(
+        data.join("coachd.toml"),
+        "[web]\nlisten = \"everywhere\"\n[store]\nbusy_timeout_ms = 0\nspeed = 1\n",
+    )
+    .expect("write");
     coachd(&data)
         .args(["config", "check"])
         .env("COACHD__LOG__FORMAT", "xml")

@@ -54,12 +54,8 @@ async fn in_process_daemon_reports_health_and_drains_on_shutdown() {
         },
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let health: serde_json::Value = reqwest::get(format!("http://{addr}/healthz"))
-        .await
-        .expect("healthz answers")
-        .json()
-        .await
-        .expect("json");
+    let health: serde_json::Value =
+        reqwest::get(format!("http://{addr}/healthz")).await.expect("healthz answers").json().await.expect("json");
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["sources"][0]["name"], "steady");
     assert_eq!(health["sources"][0]["state"], "running");
