@@ -11,7 +11,7 @@ use chrono::{Duration, TimeZone, Utc};
 use coachd::config::{Config, Synchronous};
 use coachd::model::{Batch, Category, NewActivity, Sample, Series, SeriesKind};
 use coachd::paths::DataDir;
-use coachd::store::{NewClient, Store};
+use coachd::store::NewClient;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::time::Instant;

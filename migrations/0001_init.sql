@@ -79,6 +79,10 @@ CREATE TABLE activities (
     max_hr        INTEGER,
     energy_kj     REAL,
     content_hash  BLOB,                  -- hash of the source content (file bytes, payload)
+    -- Heart-rate histogram kept in step with the hr series: codec points (bpm, ms spent
+    -- at that bpm), so the engine counts minutes above any threshold without samples.
+    hr_hist       BLOB,
+    hr_samples    INTEGER NOT NULL DEFAULT 0,
     updated_ms    INTEGER NOT NULL,
     UNIQUE (source, external_id)
 );
@@ -133,6 +137,22 @@ CREATE TABLE homework (
     created_ms  INTEGER NOT NULL
 );
 CREATE INDEX homework_client ON homework(client_id);
+
+-- Final verdicts (never `pending`), so a status run judges only what changed.
+CREATE TABLE verdicts (
+    homework_id INTEGER NOT NULL REFERENCES homework(id) ON DELETE CASCADE,
+    date        TEXT NOT NULL,           -- the occurrence's date (a week's Monday for weekly homework)
+    occurrence  TEXT NOT NULL,           -- JSON, as `status --json` prints it
+    PRIMARY KEY (homework_id, date)
+) WITHOUT ROWID;
+
+-- Local dates whose evidence changed since the client's verdicts were last refreshed.
+-- Written by ingest, check-ins and excuses in the same transaction as the change.
+CREATE TABLE dirty_dates (
+    client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    date      TEXT NOT NULL,
+    PRIMARY KEY (client_id, date)
+) WITHOUT ROWID;
 
 CREATE TABLE checkins (
     id          INTEGER PRIMARY KEY,

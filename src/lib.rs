@@ -19,10 +19,12 @@
 //! - [`web`]: the axum router (`/healthz`).
 //! - [`cli`]: the command line; [`init`] and [`paths`]: the data dir.
 
+pub mod activity_types;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod engine;
 pub mod init;
 pub mod model;
 pub mod paths;
