@@ -1,0 +1,278 @@
+//! What the engine judges from: a client's activities (merged across sources into
+//! workouts), daily metrics, check-ins and excuses.
+
+use crate::activity_types;
+use crate::model::{ActivityId, Category, Metric};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// Sources a person types in; everything else is passive (a device or a cloud recorded it).
+pub const MANUAL_SOURCE: &str = "manual";
+
+/// An active strength set.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SetRec {
+    pub start: Option<DateTime<Utc>>,
+    pub exercise: String,
+    pub reps: u32,
+}
+
+/// One activity as one source recorded it (no samples: the HR histogram stands in).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivityRec {
+    pub id: ActivityId,
+    pub source: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub utc_offset_s: i32,
+    pub activity_type: String,
+    pub category: Category,
+    pub duration_s: f64,
+    pub avg_hr: Option<f64>,
+    pub max_hr: Option<u16>,
+    /// (bpm, seconds spent at it), ascending bpm.
+    pub hr_hist: Vec<(u16, f64)>,
+    pub hr_samples: u32,
+    pub sets: Vec<SetRec>,
+}
+
+impl ActivityRec {
+    /// Seconds at or above `lo` bpm and below `hi`.
+    pub fn hr_seconds(&self, lo: f64, hi: f64) -> f64 {
+        self.hr_hist.iter().filter(|(b, _)| f64::from(*b) >= lo && f64::from(*b) < hi).map(|(_, s)| s).sum()
+    }
+}
+
+/// The same effort seen by one or more sources, counted once.
+///
+/// The engine credits a workout with the most any one of its records shows (so another
+/// source of the same workout can add detail but never take credit away); the other
+/// fields describe it for display, from the record with the best samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workout {
+    /// The id of the record the workout is shown as (the one with the best samples).
+    pub id: ActivityId,
+    /// Every record of it, from every source.
+    pub parts: Vec<ActivityRec>,
+    pub sources: Vec<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub utc_offset_s: i32,
+    pub activity_type: String,
+    pub category: Category,
+    pub duration_s: f64,
+    pub avg_hr: Option<f64>,
+    pub max_hr: Option<u16>,
+    pub hr_hist: Vec<(u16, f64)>,
+    pub hr_samples: u32,
+    pub sets: Vec<SetRec>,
+    /// Recorded by a device or a cloud, not only typed in.
+    pub passive: bool,
+}
+
+impl Workout {
+    pub fn reps(&self) -> u32 {
+        self.sets.iter().map(|s| s.reps).sum()
+    }
+
+    pub fn member_ids(&self) -> Vec<ActivityId> {
+        self.parts.iter().map(|p| p.id).collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DailyValue {
+    pub date: NaiveDate,
+    pub metric: Metric,
+    pub source: String,
+    pub value: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckinRec {
+    pub id: i64,
+    pub homework_id: Option<i64>,
+    pub date: NaiveDate,
+    pub value: Option<f64>,
+    pub note: Option<String>,
+}
+
+/// Everything known about one client over a span of dates.
+#[derive(Clone, Debug, Default)]
+pub struct Evidence {
+    /// Sorted by start.
+    pub workouts: Vec<Workout>,
+    pub daily: Vec<DailyValue>,
+    pub checkins: Vec<CheckinRec>,
+    pub excused: BTreeSet<(i64, NaiveDate)>,
+    /// Local dates on which some passive source delivered anything.
+    pub passive_days: BTreeSet<NaiveDate>,
+}
+
+impl Evidence {
+    /// Merge raw activities into workouts and note which days have passive data.
+    pub fn build(
+        tz: Tz,
+        activities: Vec<ActivityRec>,
+        daily: Vec<DailyValue>,
+        checkins: Vec<CheckinRec>,
+        excused: BTreeSet<(i64, NaiveDate)>,
+    ) -> Self {
+        let mut passive_days = BTreeSet::new();
+        for a in activities.iter().filter(|a| a.source != MANUAL_SOURCE) {
+            let (mut d, last) = (a.start.with_timezone(&tz).date_naive(), a.end.with_timezone(&tz).date_naive());
+            while d <= last {
+                passive_days.insert(d);
+                d = d.succ_opt().unwrap_or(d);
+                if d == NaiveDate::MAX {
+                    break;
+                }
+            }
+        }
+        for v in &daily {
+            passive_days.insert(v.date);
+            if v.metric == Metric::SleepS {
+                // A night's sleep is dated by the wake-up day and covers the evening before.
+                if let Some(prev) = v.date.pred_opt() {
+                    passive_days.insert(prev);
+                }
+            }
+        }
+        Self { workouts: merge(activities), daily, checkins, excused, passive_days }
+    }
+}
+
+/// Two records are the same workout when their types are compatible and they start
+/// within 5 minutes of each other or overlap by at least half of the shorter one. A record
+/// joins a workout only when that holds against every record already in it, so two
+/// separate workouts are never chained together through a third record.
+const SAME_START_S: i64 = 300;
+
+/// Merge overlapping records of compatible type into workouts (a view: nothing is deleted).
+pub fn merge(mut activities: Vec<ActivityRec>) -> Vec<Workout> {
+    activities.sort_by(|a, b| (a.start, a.id).cmp(&(b.start, b.id)));
+    let mut groups: Vec<Vec<ActivityRec>> = Vec::new();
+    for a in activities {
+        // Groups are in start order; none starting more than two days earlier can overlap.
+        let horizon = a.start - chrono::Duration::days(2);
+        let home = groups.iter_mut().rev().take_while(|g| g[0].start >= horizon).find(|g| {
+            g.iter().all(|m| activity_types::compatible(&m.activity_type, &a.activity_type))
+                && g.iter().all(|m| same_effort(m, &a))
+        });
+        match home {
+            Some(g) => g.push(a),
+            None => groups.push(vec![a]),
+        }
+    }
+    let mut workouts: Vec<Workout> = groups.into_iter().map(workout).collect();
+    workouts.sort_by(|a, b| (a.start, a.id).cmp(&(b.start, b.id)));
+    workouts
+}
+
+fn same_effort(a: &ActivityRec, b: &ActivityRec) -> bool {
+    if (a.start - b.start).num_seconds().abs() <= SAME_START_S {
+        return true;
+    }
+    let overlap = (a.end.min(b.end) - a.start.max(b.start)).num_milliseconds();
+    let shorter = (a.end - a.start).num_milliseconds().min((b.end - b.start).num_milliseconds());
+    overlap > 0 && overlap * 2 >= shorter
+}
+
+fn workout(members: Vec<ActivityRec>) -> Workout {
+    // The best samples: most HR samples, then longest recorded time.
+    let best = members
+        .iter()
+        .max_by(|a, b| {
+            (a.hr_samples, a.duration_s).partial_cmp(&(b.hr_samples, b.duration_s)).unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .unwrap_or(&members[0]);
+    let typed = members.iter().find(|m| !activity_types::is_generic(&m.activity_type)).unwrap_or(best);
+    let most_reps = members.iter().max_by_key(|m| m.sets.iter().map(|s| s.reps).sum::<u32>()).unwrap_or(best);
+    let mut sources: Vec<String> = members.iter().map(|m| m.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    let with_hr = if best.hr_samples > 0 { best } else { members.iter().find(|m| m.avg_hr.is_some()).unwrap_or(best) };
+    Workout {
+        id: best.id,
+        sources,
+        start: members.iter().map(|m| m.start).min().unwrap_or(best.start),
+        end: members.iter().map(|m| m.end).max().unwrap_or(best.end),
+        utc_offset_s: typed.utc_offset_s,
+        activity_type: typed.activity_type.clone(),
+        category: typed.category,
+        duration_s: members.iter().map(|m| m.duration_s).fold(0.0, f64::max),
+        avg_hr: with_hr.avg_hr,
+        max_hr: members.iter().filter_map(|m| m.max_hr).max(),
+        hr_hist: best.hr_hist.clone(),
+        hr_samples: best.hr_samples,
+        sets: most_reps.sets.clone(),
+        passive: members.iter().any(|m| m.source != MANUAL_SOURCE),
+        parts: members,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    pub fn rec(id: i64, source: &str, ty: &str, start_min: i64, minutes: i64) -> ActivityRec {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 17, 0, 0).single().expect("time");
+        let start = t0 + chrono::Duration::minutes(start_min);
+        ActivityRec {
+            id,
+            source: source.into(),
+            start,
+            end: start + chrono::Duration::minutes(minutes),
+            utc_offset_s: 3600,
+            activity_type: ty.into(),
+            category: activity_types::category(ty),
+            duration_s: (minutes * 60) as f64,
+            avg_hr: None,
+            max_hr: None,
+            hr_hist: Vec::new(),
+            hr_samples: 0,
+            sets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn strap_watch_and_strava_make_one_workout() {
+        let mut strap = rec(1, "ble", "workout", -2, 64);
+        strap.hr_samples = 3800;
+        strap.hr_hist = vec![(150, 3800.0)];
+        let watch = rec(2, "fit", "run", 0, 60);
+        let strava = rec(3, "strava", "run", 0, 60);
+        let later = rec(4, "strava", "run", 180, 30);
+        let w = merge(vec![strava, later, watch, strap]);
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].sources, ["ble", "fit", "strava"]);
+        assert_eq!(w[0].activity_type, "run");
+        assert_eq!(w[0].id, 1, "shown as the member with the best samples");
+        assert_eq!(w[0].hr_samples, 3800);
+        assert_eq!(w[0].duration_s, 64.0 * 60.0);
+        assert_eq!(w[1].member_ids(), [4]);
+    }
+
+    #[test]
+    fn a_long_workout_is_found_past_a_short_later_one() {
+        let w = merge(vec![
+            rec(1, "fit", "ride", 0, 120),
+            rec(2, "fit", "strength", 10, 10),
+            rec(3, "strava", "ride", 2, 118),
+        ]);
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].member_ids(), [1, 3]);
+    }
+
+    #[test]
+    fn different_sports_stay_apart() {
+        let w = merge(vec![rec(1, "fit", "run", 0, 30), rec(2, "fit", "strength", 10, 30)]);
+        assert_eq!(w.len(), 2);
+        // Back-to-back but barely overlapping sessions of the same sport stay apart too.
+        let w = merge(vec![rec(1, "fit", "run", 0, 60), rec(2, "strava", "run", 55, 60)]);
+        assert_eq!(w.len(), 2);
+    }
+}

@@ -1,0 +1,404 @@
+//! Judging: one occurrence of one homework, from evidence, at a given moment.
+
+use super::evidence::{ActivityRec, Evidence, Workout};
+use super::rule::{Bands, Effort, Measure, Rule, Schedule, Window};
+use crate::activity_types;
+use crate::model::{Category, Metric};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Done,
+    Partial,
+    Missed,
+    NoData,
+    Pending,
+    Excused,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Partial => "partial",
+            Self::Missed => "missed",
+            Self::NoData => "no_data",
+            Self::Pending => "pending",
+            Self::Excused => "excused",
+        }
+    }
+}
+
+/// Settings that shape every verdict (the `[homework]` config section).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JudgeConfig {
+    pub bands: Bands,
+    /// How long after a window closes late syncs are awaited before judging.
+    pub grace: Duration,
+    pub nightly: Window,
+}
+
+/// A homework as the engine sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Homework {
+    pub id: i64,
+    pub client: String,
+    pub text: String,
+    pub rule: Rule,
+    pub from: NaiveDate,
+    pub until: Option<NaiveDate>,
+}
+
+impl Homework {
+    pub fn active_on(&self, d: NaiveDate) -> bool {
+        d >= self.from && self.until.is_none_or(|u| d <= u)
+    }
+
+    /// The dates of its occurrences in `[from, to]` (for weekly homework, week Mondays).
+    pub fn occurrence_dates(&self, from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
+        let mut out = Vec::new();
+        match &self.rule.schedule {
+            Schedule::PerWeek(_) => {
+                let mut m = monday(from);
+                while m <= to {
+                    if (0..7).any(|i| self.active_on(m + Duration::days(i))) {
+                        out.push(m);
+                    }
+                    m += Duration::days(7);
+                }
+            }
+            schedule => {
+                let mut d = from.max(self.from);
+                let last = self.until.map_or(to, |u| u.min(to));
+                while d <= last {
+                    if matches!(schedule, Schedule::Daily)
+                        || matches!(schedule, Schedule::Days(days) if days.contains(&d.weekday()))
+                    {
+                        out.push(d);
+                    }
+                    d += Duration::days(1);
+                }
+            }
+        }
+        out
+    }
+
+    /// The occurrence dates a change of evidence on local date `d` can affect.
+    pub fn affected_by(&self, d: NaiveDate) -> Vec<NaiveDate> {
+        // A nightly window reaches into the next morning, and a night's sleep is dated by
+        // the wake-up day: a change on `d` can move the occurrence of `d - 1` as well.
+        let (a, b) = (d - Duration::days(1), d + Duration::days(1));
+        let mut dates = self.occurrence_dates(a, b);
+        if let Schedule::PerWeek(_) = self.rule.schedule {
+            dates.dedup();
+        }
+        dates
+    }
+}
+
+pub fn monday(d: NaiveDate) -> NaiveDate {
+    d - Duration::days(i64::from(d.weekday().num_days_from_monday()))
+}
+
+/// One piece of evidence behind a verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EvidenceRef {
+    Activity { activity_id: i64, sources: Vec<String>, amount: f64 },
+    Metric { metric: String, date: NaiveDate, value: f64, sources: Vec<String> },
+    Checkin { checkin_id: i64, date: NaiveDate, value: Option<f64>, self_reported: bool },
+}
+
+/// One occurrence of one homework, judged: the `status --json` shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Occurrence {
+    pub client: String,
+    pub homework_id: i64,
+    pub homework: String,
+    pub date: NaiveDate,
+    /// `day`, or `week` (then `date` is the Monday and achieved/target count days).
+    pub period: String,
+    pub verdict: Verdict,
+    pub achieved: f64,
+    pub target: f64,
+    pub unit: String,
+    /// A check-in supplied more than the devices showed.
+    pub self_reported: bool,
+    pub evidence: Vec<EvidenceRef>,
+}
+
+/// The instant a local date and time maps to; in a DST gap, the first instant after it.
+fn local(tz: Tz, d: NaiveDate, t: NaiveTime) -> DateTime<Utc> {
+    let naive = d.and_time(t);
+    match tz.from_local_datetime(&naive) {
+        chrono::LocalResult::Single(x) => x.with_timezone(&Utc),
+        chrono::LocalResult::Ambiguous(a, _) => a.with_timezone(&Utc),
+        chrono::LocalResult::None => {
+            // Gaps are at most a few hours: step forward until local time exists again.
+            (1..=6)
+                .find_map(|h| tz.from_local_datetime(&(naive + Duration::minutes(30 * h))).earliest())
+                .map_or_else(|| naive.and_utc(), |x| x.with_timezone(&Utc))
+        }
+    }
+}
+
+/// The UTC interval of the rule's window on local date `d`.
+pub fn window(rule: &Rule, cfg: &JudgeConfig, tz: Tz, d: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let w = rule.window.or(rule.nightly.then_some(cfg.nightly));
+    let next = d + Duration::days(1);
+    match w {
+        None => (local(tz, d, NaiveTime::MIN), local(tz, next, NaiveTime::MIN)),
+        Some(w) if w.crosses_midnight() => (local(tz, d, w.start), local(tz, next, w.end)),
+        Some(w) => (local(tz, d, w.start), local(tz, d, w.end)),
+    }
+}
+
+/// The share of a record that falls inside `[a, b)`.
+fn share(w: &ActivityRec, a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
+    let total = (w.end - w.start).num_milliseconds();
+    if total <= 0 {
+        return if w.start >= a && w.start < b { 1.0 } else { 0.0 };
+    }
+    let inside = (w.end.min(b) - w.start.max(a)).num_milliseconds();
+    (inside.max(0) as f64 / total as f64).clamp(0.0, 1.0)
+}
+
+/// HR zone bounds in % of HR max.
+fn zone_bounds(z: u8) -> (f64, f64) {
+    let lo = 40.0 + 10.0 * f64::from(z);
+    (lo, if z >= 5 { f64::INFINITY } else { lo + 10.0 })
+}
+
+/// Minutes of `of` in one record, whole (the caller applies the window share).
+fn record_minutes(w: &ActivityRec, of: &Effort, hr_max: Option<f64>) -> f64 {
+    let by_duration = |ok: bool| if ok { w.duration_s / 60.0 } else { 0.0 };
+    let hr = hr_max.filter(|_| !w.hr_hist.is_empty());
+    match of {
+        Effort::Category(Category::Cardio) => match hr {
+            Some(max) => w.hr_seconds((0.64 * max).ceil(), f64::INFINITY) / 60.0,
+            None => by_duration(w.category == Category::Cardio),
+        },
+        Effort::Category(c) => by_duration(w.category == *c),
+        Effort::Zone(z) => match hr {
+            Some(max) => {
+                let (lo, hi) = zone_bounds(*z);
+                w.hr_seconds((lo / 100.0 * max).ceil(), (hi / 100.0 * max).ceil()) / 60.0
+            }
+            // Without HR samples or HR max a zone cannot be told: cardio time stands in.
+            None => by_duration(w.category == Category::Cardio),
+        },
+        Effort::Family(f) => by_duration(activity_types::family(&w.activity_type) == f),
+        Effort::Any => w.duration_s / 60.0,
+    }
+}
+
+fn session_matches(w: &ActivityRec, of: &Effort) -> bool {
+    match of {
+        Effort::Category(c) => w.category == *c,
+        Effort::Zone(_) => w.category == Category::Cardio,
+        Effort::Family(f) => activity_types::family(&w.activity_type) == f,
+        Effort::Any => true,
+    }
+}
+
+/// Day-level amount from devices and manual logs, with the evidence behind it.
+fn day_amount(
+    rule: &Rule,
+    cfg: &JudgeConfig,
+    tz: Tz,
+    hr_max: Option<f64>,
+    d: NaiveDate,
+    ev: &Evidence,
+) -> (f64, Vec<EvidenceRef>) {
+    let (a, b) = window(rule, cfg, tz, d);
+    let mut refs = Vec::new();
+    let mut total = 0.0;
+    // Workouts are sorted by start and last at most two days.
+    let first = ev.workouts.partition_point(|w| w.start < a - Duration::days(2));
+    let near = ev.workouts[first..].iter().take_while(|w| w.start < b).filter(|w| w.end > a || w.start >= a);
+    let mut add = |w: &Workout, amount: f64, refs: &mut Vec<EvidenceRef>| {
+        if amount > 0.0 {
+            total += amount;
+            refs.push(EvidenceRef::Activity { activity_id: w.id, sources: w.sources.clone(), amount: round2(amount) });
+        }
+    };
+    match &rule.measure {
+        // Each workout counts once, with the most any of its records shows.
+        Measure::Minutes { of, .. } => {
+            for w in near {
+                let most = w.parts.iter().map(|p| record_minutes(p, of, hr_max) * share(p, a, b)).fold(0.0, f64::max);
+                add(w, most, &mut refs);
+            }
+        }
+        Measure::Reps { exercise, .. } => {
+            for w in near {
+                let in_window = |p: &ActivityRec| -> u32 {
+                    p.sets
+                        .iter()
+                        .filter(|s| s.exercise == *exercise)
+                        .filter(|s| s.start.unwrap_or(p.start) >= a && s.start.unwrap_or(p.start) < b)
+                        .map(|s| s.reps)
+                        .sum()
+                };
+                let most = w.parts.iter().map(in_window).max().unwrap_or(0);
+                add(w, f64::from(most), &mut refs);
+            }
+        }
+        Measure::Session { of } => {
+            for w in near {
+                if w.parts.iter().any(|p| p.start >= a && p.start < b && session_matches(p, of)) {
+                    add(w, 1.0, &mut refs);
+                }
+            }
+        }
+        Measure::Steps { .. } => {
+            if let Some(r) = metric(ev, Metric::Steps, d, 1.0) {
+                total = r.1;
+                refs.push(r.0);
+            }
+        }
+        Measure::Sleep { .. } => {
+            if let Some(r) = metric(ev, Metric::SleepS, d + Duration::days(1), 3600.0) {
+                total = r.1;
+                refs.push(r.0);
+            }
+        }
+    }
+    (round2(total), refs)
+}
+
+/// The largest value any source gave for a metric on a date (sources count the same
+/// steps, so they are never added), scaled by `per_unit`.
+fn metric(ev: &Evidence, m: Metric, date: NaiveDate, per_unit: f64) -> Option<(EvidenceRef, f64)> {
+    let values: Vec<_> = ev.daily.iter().filter(|v| v.metric == m && v.date == date).collect();
+    let best = values.iter().map(|v| v.value).fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))))?;
+    let mut sources: Vec<String> = values.iter().map(|v| v.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    let value = best / per_unit;
+    Some((EvidenceRef::Metric { metric: m.as_str().into(), date, value: round2(value), sources }, value))
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+struct DayResult {
+    achieved: f64,
+    self_reported: bool,
+    refs: Vec<EvidenceRef>,
+    has_checkin: bool,
+}
+
+fn judge_day(hw: &Homework, cfg: &JudgeConfig, tz: Tz, hr_max: Option<f64>, d: NaiveDate, ev: &Evidence) -> DayResult {
+    let (device, mut refs) = day_amount(&hw.rule, cfg, tz, hr_max, d, ev);
+    let (target, _) = hw.rule.day_target();
+    let mut reported = 0.0;
+    let mut has_checkin = false;
+    for c in ev.checkins.iter().filter(|c| c.date == d && c.homework_id == Some(hw.id)) {
+        has_checkin = true;
+        reported += c.value.unwrap_or(target);
+        refs.push(EvidenceRef::Checkin { checkin_id: c.id, date: c.date, value: c.value, self_reported: true });
+    }
+    // A check-in reports the day's total: it stands in for what devices missed, it does not add to it.
+    let achieved = if reported > device { reported } else { device };
+    DayResult { achieved: round2(achieved), self_reported: reported > device, refs, has_checkin }
+}
+
+fn has_passive(ev: &Evidence, rule: &Rule, d: NaiveDate) -> bool {
+    let crosses = rule.nightly || rule.window.is_some_and(|w| w.crosses_midnight());
+    let sleep = matches!(rule.measure, Measure::Sleep { .. });
+    ev.passive_days.contains(&d) || ((crosses || sleep) && ev.passive_days.contains(&(d + Duration::days(1))))
+}
+
+fn grade(ratio: f64, bands: &Bands) -> Verdict {
+    if ratio >= bands.done {
+        Verdict::Done
+    } else if ratio >= bands.partial {
+        Verdict::Partial
+    } else {
+        Verdict::Missed
+    }
+}
+
+/// Judge one occurrence (a day, or for weekly homework the week starting on Monday `date`).
+pub fn judge(
+    hw: &Homework,
+    cfg: &JudgeConfig,
+    tz: Tz,
+    hr_max: Option<f64>,
+    date: NaiveDate,
+    ev: &Evidence,
+    now: DateTime<Utc>,
+) -> Occurrence {
+    let bands = hw.rule.bands.unwrap_or(cfg.bands);
+    let (target, unit) = hw.rule.target();
+    let mut occ = Occurrence {
+        client: hw.client.clone(),
+        homework_id: hw.id,
+        homework: hw.text.clone(),
+        date,
+        period: "day".into(),
+        verdict: Verdict::Pending,
+        achieved: 0.0,
+        target,
+        unit: unit.into(),
+        self_reported: false,
+        evidence: Vec::new(),
+    };
+    let (days, closes): (Vec<NaiveDate>, DateTime<Utc>) = match hw.rule.schedule {
+        Schedule::PerWeek(_) => {
+            occ.period = "week".into();
+            let days: Vec<NaiveDate> = (0..7).map(|i| date + Duration::days(i)).filter(|d| hw.active_on(*d)).collect();
+            let last = days.last().copied().unwrap_or(date);
+            (days, window(&hw.rule, cfg, tz, last).1)
+        }
+        _ => (vec![date], window(&hw.rule, cfg, tz, date).1),
+    };
+    if days.iter().any(|d| ev.excused.contains(&(hw.id, *d))) {
+        occ.verdict = Verdict::Excused;
+        return occ;
+    }
+    let (day_target, _) = hw.rule.day_target();
+    let mut any_checkin = false;
+    let mut any_passive = false;
+    let mut achieved = 0.0;
+    for d in &days {
+        let r = judge_day(hw, cfg, tz, hr_max, *d, ev);
+        any_checkin |= r.has_checkin;
+        any_passive |= has_passive(ev, &hw.rule, *d);
+        match hw.rule.schedule {
+            Schedule::PerWeek(_) => {
+                if r.achieved > 0.0 && r.achieved / day_target >= bands.done {
+                    achieved += 1.0;
+                    occ.self_reported |= r.self_reported;
+                    occ.evidence.extend(r.refs);
+                }
+            }
+            _ => {
+                achieved = r.achieved;
+                occ.self_reported = r.self_reported;
+                occ.evidence = r.refs;
+            }
+        }
+    }
+    if let Schedule::PerWeek(n) = hw.rule.schedule {
+        // A week the homework only partly covers asks for no more days than it has.
+        occ.target = f64::from(n).min(days.len() as f64);
+    }
+    occ.achieved = round2(achieved);
+    let ratio = if occ.target > 0.0 { occ.achieved / occ.target } else { 1.0 };
+    occ.verdict = if ratio >= bands.done && occ.achieved > 0.0 {
+        Verdict::Done
+    } else if now < closes + cfg.grace {
+        Verdict::Pending
+    } else if occ.achieved == 0.0 && !any_checkin && !any_passive && occ.evidence.is_empty() {
+        Verdict::NoData
+    } else {
+        grade(ratio, &bands)
+    };
+    occ
+}
