@@ -26,6 +26,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub supervisor: SupervisorConfig,
     pub clients: ClientsConfig,
+    pub homework: HomeworkConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,6 +115,48 @@ pub struct ClientsConfig {
     pub default_tz: String,
 }
 
+/// How verdicts are reached (defaults follow ../shared/reference/compliance.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HomeworkConfig {
+    /// Done at this share of the target, in percent.
+    pub done_percent: f64,
+    /// Partial at this share of the target, in percent; missed below it.
+    pub partial_percent: f64,
+    /// Hours after a window closes that late syncs are awaited (the verdict stays pending).
+    pub grace_hours: f64,
+    /// The window of "every night" / "before bed" homework, `HH:MM-HH:MM`.
+    pub nightly_window: String,
+    /// needs_attention when 7/30/90-day adherence drops this many points against the window before.
+    pub attention_drop_points: f64,
+}
+
+impl Default for HomeworkConfig {
+    fn default() -> Self {
+        Self {
+            done_percent: 100.0,
+            partial_percent: 50.0,
+            grace_hours: 6.0,
+            nightly_window: "19:00-03:00".into(),
+            attention_drop_points: 20.0,
+        }
+    }
+}
+
+impl HomeworkConfig {
+    /// The engine's settings. Call on a validated config; a bad window falls back to the default.
+    pub fn judge_config(&self) -> crate::engine::judge::JudgeConfig {
+        use crate::engine::rule::{Bands, Window};
+        crate::engine::judge::JudgeConfig {
+            bands: Bands { done: self.done_percent / 100.0, partial: self.partial_percent / 100.0 },
+            grace: chrono::Duration::minutes((self.grace_hours * 60.0).round() as i64),
+            nightly: Window::parse(&self.nightly_window)
+                .or_else(|_| Window::parse(&HomeworkConfig::default().nightly_window))
+                .unwrap_or_else(|_| unreachable!("the default nightly window parses")),
+        }
+    }
+}
+
 /// One problem in the configuration, with where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -184,9 +227,10 @@ impl Config {
             store: section(&merged, "store", &origins, &mut problems),
             supervisor: section(&merged, "supervisor", &origins, &mut problems),
             clients: section(&merged, "clients", &origins, &mut problems),
+            homework: section(&merged, "homework", &origins, &mut problems),
         };
         for key in merged.keys() {
-            if !["web", "log", "store", "supervisor", "clients"].contains(&key.as_str()) {
+            if !["web", "log", "store", "supervisor", "clients", "homework"].contains(&key.as_str()) {
                 problems.push(Problem { location: locate(&origins, key), message: format!("unknown section [{key}]") });
             }
         }
@@ -220,6 +264,25 @@ impl Config {
             bad(
                 "supervisor.shutdown_grace_ms",
                 format!("{} is over 4000: systemd expects coachd to stop within 5 s", s.shutdown_grace_ms),
+            );
+        }
+        let h = &self.homework;
+        if !(h.done_percent > 0.0 && h.done_percent <= 200.0) {
+            bad("homework.done_percent", format!("{} must be above 0 and at most 200", h.done_percent));
+        }
+        if !(h.partial_percent > 0.0 && h.partial_percent <= h.done_percent) {
+            bad("homework.partial_percent", format!("{} must be above 0 and at most done_percent", h.partial_percent));
+        }
+        if !(0.0..=72.0).contains(&h.grace_hours) {
+            bad("homework.grace_hours", format!("{} must be between 0 and 72", h.grace_hours));
+        }
+        if let Err(e) = crate::engine::rule::Window::parse(&h.nightly_window) {
+            bad("homework.nightly_window", e);
+        }
+        if !(h.attention_drop_points > 0.0 && h.attention_drop_points <= 100.0) {
+            bad(
+                "homework.attention_drop_points",
+                format!("{} must be above 0 and at most 100", h.attention_drop_points),
             );
         }
         let tz = &self.clients.default_tz;

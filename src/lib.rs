@@ -29,5 +29,6 @@ pub mod init;
 pub mod model;
 pub mod paths;
 pub mod source;
+pub mod status;
 pub mod store;
 pub mod web;

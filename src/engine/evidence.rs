@@ -152,7 +152,7 @@ const SAME_START_S: i64 = 300;
 
 /// Merge overlapping records of compatible type into workouts (a view: nothing is deleted).
 pub fn merge(mut activities: Vec<ActivityRec>) -> Vec<Workout> {
-    activities.sort_by(|a, b| (a.start, a.id).cmp(&(b.start, b.id)));
+    activities.sort_by_key(|a| (a.start, a.id));
     let mut groups: Vec<Vec<ActivityRec>> = Vec::new();
     for a in activities {
         // Groups are in start order; none starting more than two days earlier can overlap.
@@ -167,7 +167,7 @@ pub fn merge(mut activities: Vec<ActivityRec>) -> Vec<Workout> {
         }
     }
     let mut workouts: Vec<Workout> = groups.into_iter().map(workout).collect();
-    workouts.sort_by(|a, b| (a.start, a.id).cmp(&(b.start, b.id)));
+    workouts.sort_by_key(|w| (w.start, w.id));
     workouts
 }
 

@@ -153,7 +153,7 @@ fn zone(z: f64) -> Option<Effort> {
 
 fn exercise(input: &mut Toks<'_>) -> PResult<&'static str> {
     let single = any.verify_map(|t: &str| {
-        let t = t.trim_end_matches('s').replace('-', "").replace('_', "");
+        let t = t.trim_end_matches('s').replace(['-', '_'], "");
         Some(match t.as_str() {
             "pushup" | "pressup" => "push_up",
             "pullup" | "chinup" => "pull_up",

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 /// A sample chunk covers this much time. Measured with benches/ingest.rs: 15 minutes of
 /// 1 Hz heart rate is ~1.8 KB, small enough to rewrite on every BLE flush and large
 /// enough that per-row overhead stays under 0.1 byte per sample.
-pub const CHUNK_MS: i64 = 15 * 60 * 1000;
+pub(super) const CHUNK_MS: i64 = 15 * 60 * 1000;
 
 type Tx<'a> = Transaction<'a, Sqlite>;
 
@@ -58,6 +58,7 @@ enum Upsert {
 
 impl Store {
     /// Store a batch and its cursor atomically.
+    #[tracing::instrument(skip_all, fields(source = %batch.source, activities = batch.activities.len()))]
     pub async fn ingest(&self, batch: &Batch) -> Result<IngestReport, StoreError> {
         let problems = batch.problems();
         if !problems.is_empty() {
@@ -68,19 +69,39 @@ impl Store {
         // IMMEDIATE takes the write lock up front, so a concurrent writer (the CLI next to
         // the daemon) waits on the busy timeout instead of failing a read-to-write upgrade.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut zones = TzCache::default();
         for a in &batch.activities {
             let (id, outcome) = upsert_activity(&mut tx, &batch.source, a, now).await?;
+            let mut changed = !matches!(outcome, Upsert::Unchanged);
             match outcome {
                 Upsert::Inserted => report.activities_inserted += 1,
                 Upsert::Updated => report.activities_updated += 1,
                 Upsert::Unchanged => report.activities_unchanged += 1,
             }
             let fresh = matches!(outcome, Upsert::Inserted);
+            let mut hr_changed = false;
             for s in &a.series {
-                report.samples_written += merge_series(&mut tx, id, s, fresh).await?;
+                let written = merge_series(&mut tx, id, s, fresh).await?;
+                hr_changed |= written > 0 && s.kind == SeriesKind::Hr;
+                changed |= written > 0;
+                report.samples_written += written;
+            }
+            if hr_changed {
+                refresh_hr_summary(&mut tx, id).await?;
             }
             if let Some(sets) = &a.sets {
-                replace_sets(&mut tx, id, sets, fresh).await?;
+                changed |= replace_sets(&mut tx, id, sets, fresh).await?;
+            }
+            if changed {
+                let tz = zones.get(&mut tx, a.client_id).await?;
+                let (mut d, last) = (a.start.with_timezone(&tz).date_naive(), a.end.with_timezone(&tz).date_naive());
+                while d <= last {
+                    mark_dirty(&mut tx, a.client_id, d).await?;
+                    match d.succ_opt() {
+                        Some(next) => d = next,
+                        None => break,
+                    }
+                }
             }
         }
         for d in &batch.daily {
@@ -100,7 +121,10 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| fk_context(e, format!("daily {} of client #{}", d.metric.as_str(), d.client_id)))?;
-            report.daily_written += done.rows_affected() as usize;
+            if done.rows_affected() > 0 {
+                report.daily_written += 1;
+                mark_dirty(&mut tx, d.client_id, d.date).await?;
+            }
         }
         if let Some(c) = &batch.cursor {
             sqlx::query(
@@ -364,11 +388,12 @@ where
     .await
 }
 
-async fn replace_sets(tx: &mut Tx<'_>, id: ActivityId, sets: &[StrengthSet], fresh: bool) -> Result<(), StoreError> {
+/// Returns whether anything changed.
+async fn replace_sets(tx: &mut Tx<'_>, id: ActivityId, sets: &[StrengthSet], fresh: bool) -> Result<bool, StoreError> {
     let new: Vec<SetRow> = sets.iter().map(SetRow::of).collect();
     if !fresh {
         if load_sets(&mut **tx, id).await? == new {
-            return Ok(());
+            return Ok(false);
         }
         sqlx::query("DELETE FROM strength_sets WHERE activity_id = ?").bind(id).execute(&mut **tx).await?;
     }
@@ -388,7 +413,68 @@ async fn replace_sets(tx: &mut Tx<'_>, id: ActivityId, sets: &[StrengthSet], fre
         .execute(&mut **tx)
         .await?;
     }
+    Ok(!new.is_empty() || !fresh)
+}
+
+/// Recompute an activity's heart-rate histogram from its whole stored series. Each
+/// sample stands for the time until the next one, at most 5 s (a dropout is not effort).
+async fn refresh_hr_summary(tx: &mut Tx<'_>, id: ActivityId) -> Result<(), StoreError> {
+    const MAX_GAP_MS: i64 = 5000;
+    let chunks: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT data FROM sample_chunks WHERE activity_id = ? AND kind = ? ORDER BY chunk_ms")
+            .bind(id)
+            .bind(SeriesKind::Hr.id())
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut points = Vec::new();
+    for data in &chunks {
+        codec::decode(data, &mut points)
+            .map_err(|e| StoreError::Corrupt(format!("hr series of activity #{id}: {e}")))?;
+    }
+    let mut hist: BTreeMap<i64, i64> = BTreeMap::new();
+    for (i, &(t, bpm)) in points.iter().enumerate() {
+        let weight = points.get(i + 1).map_or(1000, |&(next, _)| (next - t).clamp(0, MAX_GAP_MS));
+        *hist.entry(bpm).or_default() += weight;
+    }
+    let mut blob = Vec::new();
+    codec::encode(&hist.into_iter().collect::<Vec<_>>(), &mut blob);
+    sqlx::query("UPDATE activities SET hr_hist = ?, hr_samples = ? WHERE id = ?")
+        .bind(blob)
+        .bind(points.len() as i64)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// Remember that a client's evidence on a local date changed, so its verdicts are re-judged.
+pub(super) async fn mark_dirty(tx: &mut Tx<'_>, client: i64, date: chrono::NaiveDate) -> Result<(), StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO dirty_dates (client_id, date) VALUES (?, ?)")
+        .bind(client)
+        .bind(date.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Clients' time zones, looked up once per transaction.
+#[derive(Default)]
+struct TzCache(std::collections::HashMap<i64, chrono_tz::Tz>);
+
+impl TzCache {
+    async fn get(&mut self, tx: &mut Tx<'_>, client: i64) -> Result<chrono_tz::Tz, StoreError> {
+        if let Some(tz) = self.0.get(&client) {
+            return Ok(*tz);
+        }
+        let name: String = sqlx::query_scalar("SELECT tz FROM clients WHERE id = ?")
+            .bind(client)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(vec![format!("client #{client}: no such client")]))?;
+        let tz = name.parse().map_err(|_| StoreError::Corrupt(format!("client #{client} has time zone {name:?}")))?;
+        self.0.insert(client, tz);
+        Ok(tz)
+    }
 }
 
 /// A foreign-key failure means the batch named a client that does not exist.

@@ -11,10 +11,12 @@
 mod accounts;
 mod clients;
 pub mod codec;
+mod homework;
 mod ingest;
 
 pub use accounts::Tokens;
 pub use clients::{Client, NewClient};
+pub use homework::HomeworkRow;
 
 use crate::crypto::Cipher;
 use serde::Serialize;

@@ -5,6 +5,8 @@ use crate::config::{Config, LogFormat};
 use crate::paths::DataDir;
 use crate::store::{NewClient, Store, StoreError};
 use crate::{daemon, init};
+
+mod homework;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -42,11 +44,118 @@ enum Command {
     /// Add or list clients
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Assign homework in plain words, e.g. "15 minutes of cardio" or "10 push-ups every night"
+    #[command(after_help = crate::engine::phrase::FORMS)]
+    Assign {
+        client: String,
+        /// The homework, as a trainer would say it
+        phrase: String,
+        /// Only on these weekdays, e.g. mon,wed,sat
+        #[arg(long, value_name = "DAYS")]
+        days: Option<String>,
+        /// Daily window in local time, e.g. 19:00-03:00 (crossing midnight belongs to the evening's date)
+        #[arg(long, value_name = "HH:MM-HH:MM")]
+        window: Option<String>,
+        /// First day it applies [default: today]
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Last day it applies [default: open-ended]
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Done at this percent of the target [default: homework.done_percent]
+        #[arg(long, value_name = "PCT")]
+        done_at: Option<f64>,
+        /// Partial at this percent of the target [default: homework.partial_percent]
+        #[arg(long, value_name = "PCT")]
+        partial_at: Option<f64>,
+    },
+    /// List or end homework
+    #[command(subcommand)]
+    Homework(HomeworkCommand),
+    /// Log a manual activity, in the client's local time
+    Log {
+        client: String,
+        /// Activity type: run, ride, walk, strength, yoga, mobility, ... (see the error for all)
+        #[arg(long = "type", value_name = "TYPE")]
+        activity_type: String,
+        /// Local start time, "YYYY-MM-DD HH:MM"
+        #[arg(long, value_name = "\"YYYY-MM-DD HH:MM\"")]
+        start: String,
+        #[arg(long, value_name = "N")]
+        minutes: f64,
+        /// Average heart rate, bpm
+        #[arg(long, value_name = "N")]
+        avg_hr: Option<u32>,
+        /// Exercise of a strength set, e.g. push_up (with --reps)
+        #[arg(long, value_name = "NAME")]
+        exercise: Option<String>,
+        #[arg(long, value_name = "N")]
+        reps: Option<u32>,
+    },
+    /// Record a client's self-report for a homework (marked self-reported everywhere)
+    Checkin {
+        client: String,
+        homework_id: i64,
+        /// The day it is for [default: today]
+        #[arg(long, value_name = "DATE")]
+        date: Option<String>,
+        /// What was done, in the homework's unit (reps, minutes, steps, hours) [default: the target]
+        #[arg(long, value_name = "N")]
+        value: Option<f64>,
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// Excuse a day of a homework (illness, travel): it no longer counts against adherence
+    Excuse {
+        client: String,
+        homework_id: i64,
+        #[arg(long, value_name = "DATE")]
+        date: String,
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Workouts of a client, merged across sources [default: the last 30 days]
+    Activities {
+        client: String,
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verdicts and adherence, per client [default: the last 7 days]
+    Status {
+        client: Option<String>,
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the daemon: every source, the supervisor and the web server
     Run {
         /// Address to listen on [default: web.listen, 127.0.0.1:7878]
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<SocketAddr>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HomeworkCommand {
+    /// List homework, of one client or all
+    List {
+        client: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a homework: it no longer applies from DATE on
+    End {
+        id: i64,
+        /// First day without it [default: today]
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
     },
 }
 
@@ -167,12 +276,6 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Client(cmd) => {
-            let store = open(&data, &config_path, &config).await?;
-            let result = client(&store, &config, cmd).await;
-            store.close().await;
-            result
-        }
         Command::Run { listen } => {
             let mut config = config;
             if let Some(listen) = listen {
@@ -199,6 +302,46 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 return Err(Failure::Runtime(e));
             }
             Ok(())
+        }
+        command => {
+            let store = open(&data, &config_path, &config).await?;
+            let result = with_store(&store, &config, command).await;
+            store.close().await;
+            result
+        }
+    }
+}
+
+/// The commands that work on the database.
+async fn with_store(store: &Store, config: &Config, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Client(cmd) => client(store, config, cmd).await,
+        Command::Assign { client, phrase, days, window, from, until, done_at, partial_at } => {
+            let args = homework::AssignArgs { client, phrase, days, window, from, until, done_at, partial_at };
+            homework::assign(store, args).await
+        }
+        Command::Homework(HomeworkCommand::List { client, json }) => {
+            homework::list(store, client.as_deref(), json).await
+        }
+        Command::Homework(HomeworkCommand::End { id, from }) => homework::end(store, id, from.as_deref()).await,
+        Command::Log { client, activity_type, start, minutes, avg_hr, exercise, reps } => {
+            let args = homework::LogArgs { client, activity_type, start, minutes, avg_hr, exercise, reps };
+            homework::log(store, args).await
+        }
+        Command::Checkin { client, homework_id, date, value, note } => {
+            homework::checkin(store, &client, homework_id, date.as_deref(), value, note.as_deref()).await
+        }
+        Command::Excuse { client, homework_id, date, reason } => {
+            homework::excuse(store, &client, homework_id, &date, reason.as_deref()).await
+        }
+        Command::Activities { client, from, to, json } => {
+            homework::activities(store, &client, from.as_deref(), to.as_deref(), json).await
+        }
+        Command::Status { client, from, to, json } => {
+            homework::status_cmd(store, config, client.as_deref(), from.as_deref(), to.as_deref(), json).await
+        }
+        Command::Init | Command::Config(_) | Command::Run { .. } => {
+            unreachable!("handled by dispatch without an open store")
         }
     }
 }
