@@ -156,23 +156,13 @@ pub fn window(rule: &Rule, cfg: &JudgeConfig, tz: Tz, d: NaiveDate) -> (DateTime
     }
 }
 
-/// The share of a record that falls inside `[a, b)`.
-fn share(w: &ActivityRec, a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
-    let total = (w.end - w.start).num_milliseconds();
-    if total <= 0 {
-        return if w.start >= a && w.start < b { 1.0 } else { 0.0 };
-    }
-    let inside = (w.end.min(b) - w.start.max(a)).num_milliseconds();
-    (inside.max(0) as f64 / total as f64).clamp(0.0, 1.0)
-}
-
 /// HR zone bounds in % of HR max.
 fn zone_bounds(z: u8) -> (f64, f64) {
     let lo = 40.0 + 10.0 * f64::from(z);
     (lo, if z >= 5 { f64::INFINITY } else { lo + 10.0 })
 }
 
-/// Minutes of `of` in one record, whole (the caller applies the window share).
+/// Minutes of `of` in one record.
 fn record_minutes(w: &ActivityRec, of: &Effort, hr_max: Option<f64>) -> f64 {
     let by_duration = |ok: bool| if ok { w.duration_s / 60.0 } else { 0.0 };
     let hr = hr_max.filter(|_| !w.hr_hist.is_empty());
@@ -216,9 +206,12 @@ fn day_amount(
     let (a, b) = window(rule, cfg, tz, d);
     let mut refs = Vec::new();
     let mut total = 0.0;
-    // Workouts are sorted by start and last at most two days.
+    // A workout counts, whole, for the window its start falls in (as Strava and
+    // TrainingPeaks date activities): a 23:30 run is that evening's, and a workout is
+    // never split over two days. Sets carry their own times when the source knows them.
     let first = ev.workouts.partition_point(|w| w.start < a - Duration::days(2));
-    let near = ev.workouts[first..].iter().take_while(|w| w.start < b).filter(|w| w.end > a || w.start >= a);
+    let near: Vec<&Workout> = ev.workouts[first..].iter().take_while(|w| w.start < b).collect();
+    let starts_inside = |w: &&Workout| w.start >= a;
     let mut add = |w: &Workout, amount: f64, refs: &mut Vec<EvidenceRef>| {
         if amount > 0.0 {
             total += amount;
@@ -228,8 +221,8 @@ fn day_amount(
     match &rule.measure {
         // Each workout counts once, with the most any of its records shows.
         Measure::Minutes { of, .. } => {
-            for w in near {
-                let most = w.parts.iter().map(|p| record_minutes(p, of, hr_max) * share(p, a, b)).fold(0.0, f64::max);
+            for w in near.into_iter().filter(starts_inside) {
+                let most = w.parts.iter().map(|p| record_minutes(p, of, hr_max)).fold(0.0, f64::max);
                 add(w, most, &mut refs);
             }
         }
@@ -248,8 +241,8 @@ fn day_amount(
             }
         }
         Measure::Session { of } => {
-            for w in near {
-                if w.parts.iter().any(|p| p.start >= a && p.start < b && session_matches(p, of)) {
+            for w in near.into_iter().filter(starts_inside) {
+                if w.parts.iter().any(|p| session_matches(p, of)) {
                     add(w, 1.0, &mut refs);
                 }
             }

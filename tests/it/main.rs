@@ -2,6 +2,7 @@
 
 mod cli;
 mod daemon;
+mod homework;
 mod ingest;
 mod supervisor;
 
