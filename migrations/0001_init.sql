@@ -139,12 +139,14 @@ CREATE TABLE homework (
 CREATE INDEX homework_client ON homework(client_id);
 
 -- Final verdicts (never `pending`), so a status run judges only what changed.
+-- Adherence reads only the verdict column; the JSON is parsed for displayed dates only.
 CREATE TABLE verdicts (
     homework_id INTEGER NOT NULL REFERENCES homework(id) ON DELETE CASCADE,
     date        TEXT NOT NULL,           -- the occurrence's date (a week's Monday for weekly homework)
+    verdict     TEXT NOT NULL,
     occurrence  TEXT NOT NULL,           -- JSON, as `status --json` prints it
     PRIMARY KEY (homework_id, date)
-) WITHOUT ROWID;
+);
 
 -- Local dates whose evidence changed since the client's verdicts were last refreshed.
 -- Written by ingest, check-ins and excuses in the same transaction as the change.

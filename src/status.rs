@@ -73,17 +73,21 @@ pub async fn status(
             .await?;
         let span_from = from.min(today - Duration::days(LOOKBACK_DAYS - 1));
         let span_to = to.max(today);
-        let mut known: HashMap<(i64, NaiveDate), Occurrence> = store
+        // Adherence needs only verdicts; the displayed range needs whole occurrences. A
+        // weekly occurrence is dated by its Monday, up to 6 days before `from`.
+        let show_from = from - Duration::days(6);
+        let mut verdicts: HashMap<(i64, NaiveDate), Verdict> = store
             .cached_verdicts(client.id, span_from, span_to)
             .await?
             .into_iter()
-            .map(|o| ((o.homework_id, o.date), o))
+            .map(|(h, d, v)| ((h, d), v))
             .collect();
-        stats.cached += known.len();
+        let mut shown: Vec<Occurrence> = store.cached_occurrences(client.id, show_from, to).await?;
+        stats.cached += verdicts.len();
         let missing: Vec<(&Homework, NaiveDate)> = homework
             .iter()
             .flat_map(|h| h.occurrence_dates(span_from, span_to).into_iter().map(move |d| (h, d)))
-            .filter(|(h, d)| !known.contains_key(&(h.id, *d)))
+            .filter(|(h, d)| !verdicts.contains_key(&(h.id, *d)))
             .collect();
         if let (Some(lo), Some(hi)) = (missing.iter().map(|m| m.1).min(), missing.iter().map(|m| m.1).max()) {
             let evidence = store.evidence(client.id, tz, lo, hi + Duration::days(7)).await?;
@@ -94,15 +98,21 @@ pub async fn status(
             let final_ones: Vec<Occurrence> =
                 judged.iter().filter(|o| o.verdict != Verdict::Pending).cloned().collect();
             store.save_verdicts(&final_ones).await?;
-            known.extend(judged.into_iter().map(|o| ((o.homework_id, o.date), o)));
+            for o in judged {
+                verdicts.insert((o.homework_id, o.date), o.verdict);
+                if o.date >= show_from && o.date <= to {
+                    shown.push(o);
+                }
+            }
         }
         for h in &homework {
-            let mine: Vec<Occurrence> = known.values().filter(|o| o.homework_id == h.id).cloned().collect();
+            let mine: Vec<(NaiveDate, Verdict)> =
+                verdicts.iter().filter(|((hw, _), _)| *hw == h.id).map(|((_, d), v)| (*d, *v)).collect();
             report.adherence.push(adherence(&client.name, h.id, &mine, today, attention_drop));
         }
         // A weekly occurrence (dated by its Monday) shows when its week overlaps the range.
         let last_day = |o: &Occurrence| if o.period == "week" { o.date + Duration::days(6) } else { o.date };
-        let mut shown: Vec<Occurrence> = known.into_values().filter(|o| last_day(o) >= from && o.date <= to).collect();
+        shown.retain(|o| last_day(o) >= from && o.date <= to);
         shown.sort_by_key(|o| (o.homework_id, o.date));
         report.occurrences.extend(shown);
     }

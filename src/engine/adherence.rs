@@ -4,7 +4,7 @@
 //! computes compliance; `needs_attention` when any window drops by the configured points
 //! (default 20) against the window just before it.
 
-use super::judge::{monday, Occurrence, Verdict};
+use super::judge::{monday, Verdict};
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 
@@ -29,10 +29,10 @@ pub struct Adherence {
 }
 
 /// Adherence of the occurrences whose date is in `[from, to]`; None when nothing there counts.
-pub fn rate<'a>(occs: impl IntoIterator<Item = &'a Occurrence>, from: NaiveDate, to: NaiveDate) -> Option<f64> {
+pub fn rate(occs: &[(NaiveDate, Verdict)], from: NaiveDate, to: NaiveDate) -> Option<f64> {
     let (mut score, mut count) = (0.0, 0u32);
-    for o in occs.into_iter().filter(|o| o.date >= from && o.date <= to) {
-        match o.verdict {
+    for (_, verdict) in occs.iter().filter(|(d, _)| *d >= from && *d <= to) {
+        match verdict {
             Verdict::Excused | Verdict::Pending => {}
             Verdict::Done => (score, count) = (score + 1.0, count + 1),
             Verdict::Partial => (score, count) = (score + 0.5, count + 1),
@@ -42,8 +42,14 @@ pub fn rate<'a>(occs: impl IntoIterator<Item = &'a Occurrence>, from: NaiveDate,
     (count > 0).then(|| ((score / f64::from(count)) * 1000.0).round() / 1000.0)
 }
 
-/// `occs`: one homework's occurrences (any order) covering at least the last 180 days.
-pub fn adherence(client: &str, homework_id: i64, occs: &[Occurrence], today: NaiveDate, drop: f64) -> Adherence {
+/// `occs`: one homework's (date, verdict) pairs, any order, covering at least the last 180 days.
+pub fn adherence(
+    client: &str,
+    homework_id: i64,
+    occs: &[(NaiveDate, Verdict)],
+    today: NaiveDate,
+    drop: f64,
+) -> Adherence {
     let window = |days: i64, back: i64| {
         let to = today - Duration::days(days * back);
         rate(occs, to - Duration::days(days - 1), to)
@@ -52,11 +58,11 @@ pub fn adherence(client: &str, homework_id: i64, occs: &[Occurrence], today: Nai
         (Some(now), Some(before)) => before - now >= drop - 1e-9,
         _ => false,
     });
-    let mut sorted: Vec<&Occurrence> = occs.iter().filter(|o| o.date <= today).collect();
-    sorted.sort_by_key(|o| std::cmp::Reverse(o.date));
+    let mut sorted: Vec<&(NaiveDate, Verdict)> = occs.iter().filter(|(d, _)| *d <= today).collect();
+    sorted.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
     let mut streak = 0;
-    for o in sorted {
-        match o.verdict {
+    for (_, verdict) in sorted {
+        match verdict {
             Verdict::Pending | Verdict::Excused => continue,
             Verdict::Done => streak += 1,
             _ => break,

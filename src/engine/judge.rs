@@ -30,6 +30,12 @@ impl Verdict {
             Self::Excused => "excused",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Done, Self::Partial, Self::Missed, Self::NoData, Self::Pending, Self::Excused]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
 }
 
 /// Settings that shape every verdict (the `[homework]` config section).

@@ -3,7 +3,7 @@
 use super::ingest::mark_dirty;
 use super::{codec, Store, StoreError};
 use crate::engine::evidence::{ActivityRec, CheckinRec, DailyValue, Evidence, SetRec};
-use crate::engine::judge::{Homework, Occurrence};
+use crate::engine::judge::{Homework, Occurrence, Verdict};
 use crate::engine::rule::Rule;
 use crate::model::{Category, ClientId, Metric};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -290,24 +290,54 @@ impl Store {
         if dirty.is_empty() {
             return Ok(0);
         }
-        let mut keys = BTreeSet::new();
+        let mut keys: HashMap<i64, BTreeSet<NaiveDate>> = HashMap::new();
         for d in &dirty {
-            keys.extend(affected(date(d)?));
+            for (hw, on) in affected(date(d)?) {
+                keys.entry(hw).or_default().insert(on);
+            }
         }
-        for (hw, d) in &keys {
-            sqlx::query("DELETE FROM verdicts WHERE homework_id = ? AND date = ?")
+        let mut count = 0;
+        for (hw, dates) in &keys {
+            count += dates.len();
+            let list: Vec<String> = dates.iter().map(ToString::to_string).collect();
+            let list = serde_json::to_string(&list).map_err(|e| StoreError::Invalid(vec![e.to_string()]))?;
+            sqlx::query("DELETE FROM verdicts WHERE homework_id = ? AND date IN (SELECT value FROM json_each(?))")
                 .bind(hw)
-                .bind(d.to_string())
+                .bind(list)
                 .execute(&mut *tx)
                 .await?;
         }
         sqlx::query("DELETE FROM dirty_dates WHERE client_id = ?").bind(client).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(keys.len())
+        Ok(count)
     }
 
-    /// Cached verdicts of a client's homework with dates in `[from, to]`.
+    /// Cached verdicts (homework, date, verdict) of a client's homework with dates in `[from, to]`.
     pub async fn cached_verdicts(
+        &self,
+        client: ClientId,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(i64, NaiveDate, Verdict)>, StoreError> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT v.homework_id, v.date, v.verdict FROM verdicts v JOIN homework h ON h.id = v.homework_id
+             WHERE h.client_id = ? AND v.date BETWEEN ? AND ?",
+        )
+        .bind(client)
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(hw, d, v)| {
+                let verdict = Verdict::parse(&v).ok_or_else(|| StoreError::Corrupt(format!("cached verdict {v:?}")))?;
+                Ok((hw, date(&d)?, verdict))
+            })
+            .collect()
+    }
+
+    /// Cached occurrences, in full, of a client's homework with dates in `[from, to]`.
+    pub async fn cached_occurrences(
         &self,
         client: ClientId,
         from: NaiveDate,
@@ -334,9 +364,10 @@ impl Store {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for o in occurrences {
             let json = serde_json::to_string(o).map_err(|e| StoreError::Invalid(vec![e.to_string()]))?;
-            sqlx::query("INSERT OR REPLACE INTO verdicts (homework_id, date, occurrence) VALUES (?, ?, ?)")
+            sqlx::query("INSERT OR REPLACE INTO verdicts (homework_id, date, verdict, occurrence) VALUES (?, ?, ?, ?)")
                 .bind(o.homework_id)
                 .bind(o.date.to_string())
+                .bind(o.verdict.as_str())
                 .bind(json)
                 .execute(&mut *tx)
                 .await?;
