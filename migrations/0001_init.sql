@@ -114,7 +114,7 @@ CREATE TABLE strength_sets (
     reps        INTEGER CHECK (reps IS NULL OR reps >= 0),
     weight_kg   REAL,
     PRIMARY KEY (activity_id, seq)
-);
+) WITHOUT ROWID;
 
 -- Per-day metrics, one value per source so two sources never overwrite each other.
 CREATE TABLE daily_metrics (
@@ -125,7 +125,7 @@ CREATE TABLE daily_metrics (
     value      REAL NOT NULL,
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (client_id, date, metric, source)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE homework (
     id          INTEGER PRIMARY KEY,
