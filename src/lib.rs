@@ -25,6 +25,7 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod engine;
+pub mod files;
 pub mod init;
 pub mod model;
 pub mod paths;

@@ -124,6 +124,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import FIT, TCX and GPX files (or folders of them), recognised by content
+    Import {
+        client: String,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
     /// Verdicts and adherence, per client [default: the last 7 days]
     Status {
         client: Option<String>,
@@ -337,6 +343,7 @@ async fn with_store(store: &Store, config: &Config, command: Command) -> Result<
         Command::Activities { client, from, to, json } => {
             homework::activities(store, &client, from.as_deref(), to.as_deref(), json).await
         }
+        Command::Import { client, paths } => import(store, &client, &paths).await,
         Command::Status { client, from, to, json } => {
             homework::status_cmd(store, config, client.as_deref(), from.as_deref(), to.as_deref(), json).await
         }
@@ -417,6 +424,36 @@ async fn client(store: &Store, config: &Config, cmd: ClientCommand) -> Result<()
             Ok(())
         }
     }
+}
+
+/// `coachd import`: one line per file; exit 2 if any file was rejected (the good ones are stored).
+async fn import(store: &Store, client: &str, paths: &[PathBuf]) -> Result<(), Failure> {
+    use crate::files::{collect, import_file, Outcome};
+    let client = store.client_by_name(client).await?;
+    let tz = crate::status::client_tz(&client)?;
+    let files = collect(paths).map_err(|e| Failure::Input(format!("cannot read {}: {e}", paths_text(paths))))?;
+    let mut rejected = 0;
+    for path in &files {
+        match import_file(store, &client, tz, path).await? {
+            Outcome::Imported { format, activities, samples } => {
+                println!("imported   {} ({format}: {activities} activities, {samples} samples)", path.display())
+            }
+            Outcome::Duplicate { format } => println!("duplicate  {} ({format}: already imported)", path.display()),
+            Outcome::Rejected(reason) => {
+                rejected += 1;
+                println!("rejected   {}: {reason}", path.display());
+            }
+        }
+    }
+    if rejected > 0 {
+        let rest = if rejected < files.len() { "; the others were stored" } else { "" };
+        return Err(Failure::Input(format!("{rejected} of {} files rejected{rest}", files.len())));
+    }
+    Ok(())
+}
+
+fn paths_text(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// The configured default time zone, else the server's, else UTC.

@@ -2,6 +2,8 @@
 
 mod cli;
 mod daemon;
+mod files;
+mod fit_encoder;
 mod homework;
 mod ingest;
 mod supervisor;

@@ -1,0 +1,291 @@
+//! FIT files (Garmin, COROS, Wahoo, Suunto, Polar) decoded with `fitparser`.
+//!
+//! Sessions become activities (a multi-sport file gives several); records give the
+//! sample series (HR, speed, cadence, power); `set` messages give strength sets (reps,
+//! weight, exercise category, active or rest).
+
+use super::{FileError, Parsed};
+use crate::activity_types;
+use crate::model::{NewActivity, Sample, Series, SeriesKind, SetType, StrengthSet};
+use chrono::{DateTime, Utc};
+use fitparser::profile::MesgNum;
+use fitparser::{FitDataRecord, Value};
+
+/// `.FIT` at bytes 8-11 of the file header.
+pub fn looks_like_fit(bytes: &[u8]) -> bool {
+    bytes.len() >= 12 && &bytes[8..12] == b".FIT" && (bytes[0] == 12 || bytes[0] == 14)
+}
+
+fn field<'a>(r: &'a FitDataRecord, name: &str) -> Option<&'a Value> {
+    r.fields().iter().find(|f| f.name() == name).map(|f| f.value())
+}
+
+fn num(v: &Value) -> Option<f64> {
+    let x = match v {
+        Value::Byte(x) | Value::Enum(x) | Value::UInt8(x) | Value::UInt8z(x) => f64::from(*x),
+        Value::SInt8(x) => f64::from(*x),
+        Value::SInt16(x) => f64::from(*x),
+        Value::UInt16(x) | Value::UInt16z(x) => f64::from(*x),
+        Value::SInt32(x) => f64::from(*x),
+        Value::UInt32(x) | Value::UInt32z(x) => f64::from(*x),
+        Value::Float32(x) => f64::from(*x),
+        Value::Float64(x) => *x,
+        Value::SInt64(x) => *x as f64,
+        Value::UInt64(x) | Value::UInt64z(x) => *x as f64,
+        Value::Array(items) => return items.first().and_then(num),
+        _ => return None,
+    };
+    x.is_finite().then_some(x)
+}
+
+fn number(r: &FitDataRecord, name: &str) -> Option<f64> {
+    field(r, name).and_then(num)
+}
+
+fn time(r: &FitDataRecord, name: &str) -> Option<DateTime<Utc>> {
+    match field(r, name)? {
+        Value::Timestamp(t) => Some(t.with_timezone(&Utc)),
+        _ => None,
+    }
+}
+
+fn text(r: &FitDataRecord, name: &str) -> Option<String> {
+    match field(r, name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) => match items.first()? {
+            Value::String(s) => Some(s.clone()),
+            other => num(other).map(|n| format!("{n}")),
+        },
+        other => num(other).map(|n| format!("{n}")),
+    }
+}
+
+/// FIT sport / sub-sport names (as fitparser spells them) → coachd's type.
+pub fn activity_type(sport: &str, sub_sport: &str) -> &'static str {
+    match (sport, sub_sport) {
+        ("running", "treadmill") => "treadmill_run",
+        ("running", "trail") => "trail_run",
+        ("running", "virtual_activity") => "virtual_run",
+        ("running", _) => "run",
+        ("cycling", "indoor_cycling" | "spin") => "indoor_ride",
+        ("cycling", "virtual_activity") => "virtual_ride",
+        ("cycling", "mountain") => "mountain_bike",
+        ("cycling" | "e_biking", _) => "ride",
+        ("walking", _) => "walk",
+        ("hiking", _) => "hike",
+        ("swimming", _) => "swim",
+        ("rowing", _) | (_, "indoor_rowing") => "row",
+        (_, "elliptical") => "elliptical",
+        (_, "stair_climbing") => "stair_stepper",
+        (_, "strength_training") => "strength",
+        (_, "yoga") | ("yoga", _) => "yoga",
+        (_, "pilates") => "pilates",
+        (_, "flexibility_training") => "stretching",
+        (_, "cardio_training") => "cardio",
+        ("hiit", _) | (_, "hiit") => "hiit",
+        _ => "workout",
+    }
+}
+
+/// exercise_category names come from fitparser; a few numeric fallbacks from the profile.
+fn exercise(category: Option<String>) -> String {
+    match category.as_deref() {
+        Some("21") => "pull_up".into(),
+        Some("22") => "push_up".into(),
+        Some("23") => "row".into(),
+        Some("28") => "squat".into(),
+        Some("17") => "lunge".into(),
+        Some(name) if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            name.to_ascii_lowercase()
+        }
+        _ => "unknown".into(),
+    }
+}
+
+struct Session {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    moving_s: Option<f64>,
+    distance_m: Option<f64>,
+    avg_hr: Option<f64>,
+    max_hr: Option<f64>,
+    energy_kj: Option<f64>,
+    ty: &'static str,
+}
+
+/// Decode a FIT file into activities for `client`.
+pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32) -> Result<Parsed, FileError> {
+    // The header says how many bytes of messages follow (then a 2-byte CRC).
+    if bytes.len() >= 12 {
+        let header = usize::from(bytes[0]);
+        let data = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+        if bytes.len() < header + data + 2 {
+            return Err(FileError::Invalid(format!(
+                "FIT: truncated: the header announces {} bytes, the file has {}",
+                header + data + 2,
+                bytes.len()
+            )));
+        }
+    }
+    let records = fitparser::from_bytes(bytes).map_err(|e| FileError::Invalid(format!("FIT: {e}")))?;
+    let mut sessions = Vec::new();
+    let mut hr = Vec::new();
+    let mut speed = Vec::new();
+    let mut cadence = Vec::new();
+    let mut power = Vec::new();
+    let mut sets = Vec::new();
+    let mut file_key = None;
+    let mut local_offset = None;
+    let mut fallback_sport = ("generic".to_string(), "generic".to_string());
+    for r in &records {
+        match r.kind() {
+            MesgNum::FileId => {
+                let serial = number(r, "serial_number").map(|n| n as u64);
+                let created = time(r, "time_created").map(|t| t.timestamp());
+                if let (Some(s), Some(c)) = (serial, created) {
+                    file_key = Some(format!("{s}-{c}"));
+                }
+            }
+            MesgNum::Activity => {
+                if let (Some(t), Some(local)) = (time(r, "timestamp"), number(r, "local_timestamp")) {
+                    // local_timestamp is seconds since the FIT epoch in local time.
+                    let local = local as i64 + 631_065_600;
+                    local_offset = i32::try_from(local - t.timestamp()).ok().filter(|o| o.abs() <= 18 * 3600);
+                }
+            }
+            MesgNum::Sport => {
+                fallback_sport = (text(r, "sport").unwrap_or_default(), text(r, "sub_sport").unwrap_or_default());
+            }
+            MesgNum::Session => {
+                let Some(start) = time(r, "start_time") else { continue };
+                let elapsed = number(r, "total_elapsed_time").unwrap_or(0.0);
+                let end = time(r, "timestamp")
+                    .filter(|e| *e >= start)
+                    .unwrap_or(start + chrono::Duration::milliseconds((elapsed * 1000.0) as i64));
+                let sport = text(r, "sport").unwrap_or_default();
+                let sub = text(r, "sub_sport").unwrap_or_default();
+                sessions.push(Session {
+                    start,
+                    end,
+                    moving_s: number(r, "total_timer_time"),
+                    distance_m: number(r, "total_distance"),
+                    avg_hr: number(r, "avg_heart_rate").filter(|h| (1.0..=300.0).contains(h)),
+                    max_hr: number(r, "max_heart_rate").filter(|h| (1.0..=300.0).contains(h)),
+                    energy_kj: number(r, "total_calories").map(|kcal| kcal * 4.184),
+                    ty: activity_type(&sport, &sub),
+                });
+            }
+            MesgNum::Record => {
+                let Some(t) = time(r, "timestamp") else { continue };
+                let t_ms = t.timestamp_millis();
+                let push = |v: &mut Vec<Sample>, value: Option<f64>, ok: fn(f64) -> bool| {
+                    if let Some(value) = value.filter(|x| ok(*x)) {
+                        v.push(Sample { t_ms, value });
+                    }
+                };
+                push(&mut hr, number(r, "heart_rate"), |x| (1.0..=300.0).contains(&x));
+                push(&mut speed, number(r, "enhanced_speed").or_else(|| number(r, "speed")), |x| {
+                    (0.0..=200.0).contains(&x)
+                });
+                push(&mut cadence, number(r, "cadence"), |x| (0.0..=1000.0).contains(&x));
+                push(&mut power, number(r, "power"), |x| (-5000.0..=5000.0).contains(&x));
+            }
+            MesgNum::Set => {
+                let start = time(r, "start_time").or_else(|| time(r, "timestamp"));
+                let set_type =
+                    if text(r, "set_type").as_deref() == Some("rest") { SetType::Rest } else { SetType::Active };
+                sets.push(StrengthSet {
+                    start,
+                    duration_s: number(r, "duration"),
+                    exercise: if set_type == SetType::Rest { "rest".into() } else { exercise(text(r, "category")) },
+                    set_type,
+                    reps: number(r, "repetitions").filter(|n| *n >= 0.0).map(|n| n as u32),
+                    weight_kg: number(r, "weight").filter(|w| *w >= 0.0),
+                });
+            }
+            _ => {}
+        }
+    }
+    if sessions.is_empty() {
+        // Some devices write no session: the records (or sets) span the activity.
+        let times: Vec<i64> = hr
+            .iter()
+            .chain(&speed)
+            .map(|s| s.t_ms)
+            .chain(sets.iter().filter_map(|s| s.start.map(|t| t.timestamp_millis())))
+            .collect();
+        let (Some(lo), Some(hi)) = (times.iter().min(), times.iter().max()) else {
+            return Err(FileError::Invalid("FIT: no session, record or set messages: not an activity file".into()));
+        };
+        let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        sessions.push(Session {
+            start: at(*lo),
+            end: at(*hi),
+            moving_s: None,
+            distance_m: None,
+            avg_hr: None,
+            max_hr: None,
+            energy_kj: None,
+            ty: activity_type(&fallback_sport.0, &fallback_sport.1),
+        });
+    }
+    sessions.sort_by_key(|s| s.start);
+    let key = file_key.unwrap_or_else(|| super::hex(&super::sha256(bytes)[..12]));
+    let mut activities = Vec::new();
+    let n = sessions.len();
+    for (i, s) in sessions.iter().enumerate() {
+        // Samples belong to the session whose span holds them; the last takes stragglers.
+        let (lo, hi) = (s.start.timestamp_millis(), s.end.timestamp_millis());
+        let next = sessions.get(i + 1).map(|x| x.start.timestamp_millis());
+        let mine = |v: &[Sample]| -> Vec<Sample> {
+            v.iter()
+                .filter(|p| p.t_ms >= lo && (p.t_ms <= hi || next.is_none()) && next.is_none_or(|n| p.t_ms < n))
+                .copied()
+                .collect()
+        };
+        let mut series = Vec::new();
+        for (kind, v) in [
+            (SeriesKind::Hr, &hr),
+            (SeriesKind::Speed, &speed),
+            (SeriesKind::Cadence, &cadence),
+            (SeriesKind::Power, &power),
+        ] {
+            let samples = mine(v);
+            if !samples.is_empty() {
+                series.push(Series { kind, samples });
+            }
+        }
+        let my_sets: Vec<StrengthSet> = sets
+            .iter()
+            .filter(|set| {
+                let t = set.start.map_or(lo, |t| t.timestamp_millis());
+                t >= lo && next.is_none_or(|n| t < n)
+            })
+            .cloned()
+            .collect();
+        let elapsed_s = (s.end - s.start).num_milliseconds() as f64 / 1000.0;
+        let hr_series = series.iter().find(|x| x.kind == SeriesKind::Hr);
+        let avg_hr = s
+            .avg_hr
+            .or_else(|| hr_series.map(|x| x.samples.iter().map(|p| p.value).sum::<f64>() / x.samples.len() as f64));
+        let max_hr = s.max_hr.or_else(|| hr_series.map(|x| x.samples.iter().map(|p| p.value).fold(0.0, f64::max)));
+        activities.push(NewActivity {
+            client_id: client,
+            external_id: if n == 1 { key.clone() } else { format!("{key}/{i}") },
+            start: s.start,
+            end: s.end,
+            utc_offset_s: local_offset.unwrap_or_else(|| offset_s(s.start)),
+            activity_type: s.ty.to_string(),
+            category: activity_types::category(s.ty),
+            duration_s: s.moving_s.filter(|m| m.is_finite() && *m >= 0.0).unwrap_or(elapsed_s.max(0.0)),
+            distance_m: s.distance_m.filter(|d| *d >= 0.0),
+            avg_hr: avg_hr.map(|h| (h * 10.0).round() / 10.0),
+            max_hr: max_hr.map(|h| h as u16),
+            energy_kj: s.energy_kj,
+            content_hash: None,
+            series,
+            sets: if my_sets.is_empty() { None } else { Some(my_sets) },
+        });
+    }
+    Ok(Parsed { activities, daily: Vec::new() })
+}

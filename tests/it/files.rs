@@ -1,0 +1,230 @@
+//! `coachd import`: FIT (fixtures from the test encoder), TCX, GPX, bad input, idempotence.
+
+use crate::fit_encoder::*;
+use assert_cmd::Command;
+use chrono::{TimeZone, Utc};
+use predicates::str::contains;
+use std::path::Path;
+
+/// 2026-11-20 18:00 Europe/Berlin.
+fn t0() -> i64 {
+    Utc.with_ymd_and_hms(2026, 11, 20, 17, 0, 0).single().expect("time").timestamp()
+}
+
+/// A 40-minute run with per-second HR and a 5-minute pause in the middle; records after
+/// the pause use compressed timestamp headers.
+pub fn run_with_pause(serial: u32) -> Vec<u8> {
+    let mut w = FitWriter::default();
+    let start = t0();
+    w.file_id(serial, start);
+    w.timer(start, false);
+    for s in 0..1200 {
+        w.record(start + s, 140 + (s % 20) as u8, 85);
+    }
+    w.timer(start + 1200, true);
+    w.timer(start + 1500, false);
+    w.record(start + 1500, 150, 86);
+    for s in 1501..2700 {
+        w.compressed_record(0, fit_time(start + s), &[(3, Base::U8, 150 + (s % 10) as u64), (4, Base::U8, 87)]);
+    }
+    w.timer(start + 2700, true);
+    w.session(&SessionSpec {
+        start,
+        elapsed_s: 2700,
+        timer_s: 2400,
+        sport: SPORT_RUNNING,
+        sub_sport: 0,
+        avg_hr: 148,
+        max_hr: 160,
+    });
+    w.activity(start + 2700, 3600);
+    w.finish()
+}
+
+/// Three sets of 10 push-ups with rest sets between them, at 21:30 local.
+pub fn push_ups(serial: u32) -> Vec<u8> {
+    let mut w = FitWriter::default();
+    let start = t0() + 3 * 3600 + 1800;
+    w.file_id(serial, start);
+    w.record(start, 95, 0);
+    let mut t = start;
+    for i in 0..3 {
+        w.set(t, 30, Some(10), EXERCISE_PUSH_UP);
+        t += 30;
+        if i < 2 {
+            w.set(t, 60, None, 0);
+            t += 60;
+        }
+    }
+    w.record(t, 110, 0);
+    w.session(&SessionSpec {
+        start,
+        elapsed_s: (t - start) as u32,
+        timer_s: (t - start) as u32,
+        sport: SPORT_TRAINING,
+        sub_sport: SUB_STRENGTH,
+        avg_hr: 100,
+        max_hr: 120,
+    });
+    w.finish()
+}
+
+/// A run, then a ride, in one file.
+pub fn multi_sport(serial: u32) -> Vec<u8> {
+    let mut w = FitWriter::default();
+    let start = t0();
+    w.file_id(serial, start);
+    for s in 0..600 {
+        w.record(start + s, 150, 88);
+    }
+    w.session(&SessionSpec {
+        start,
+        elapsed_s: 600,
+        timer_s: 600,
+        sport: SPORT_RUNNING,
+        sub_sport: 0,
+        avg_hr: 150,
+        max_hr: 150,
+    });
+    for s in 700..1900 {
+        w.record(start + s, 130, 90);
+    }
+    w.session(&SessionSpec {
+        start: start + 700,
+        elapsed_s: 1200,
+        timer_s: 1200,
+        sport: SPORT_CYCLING,
+        sub_sport: 0,
+        avg_hr: 130,
+        max_hr: 130,
+    });
+    w.finish()
+}
+
+const TCX: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<TrainingCenterDatabase xmlns="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2" xmlns:ns3="http://www.garmin.com/xmlschemas/ActivityExtension/v2">
+ <Activities><Activity Sport="Running"><Id>2026-11-20T17:00:00Z</Id>
+  <Lap StartTime="2026-11-20T17:00:00Z"><TotalTimeSeconds>2400</TotalTimeSeconds><DistanceMeters>7000</DistanceMeters><Calories>450</Calories>
+   <Track>
+    <Trackpoint><Time>2026-11-20T17:00:00Z</Time><HeartRateBpm><Value>140</Value></HeartRateBpm><Cadence>85</Cadence><Extensions><ns3:TPX><ns3:Speed>2.9</ns3:Speed></ns3:TPX></Extensions></Trackpoint>
+    <Trackpoint><Time>2026-11-20T17:20:00Z</Time><HeartRateBpm><Value>150</Value></HeartRateBpm></Trackpoint>
+    <Trackpoint><Time>2026-11-20T17:45:00Z</Time><HeartRateBpm><Value>155</Value></HeartRateBpm></Trackpoint>
+   </Track></Lap></Activity></Activities></TrainingCenterDatabase>"#;
+
+const GPX: &str = r#"<?xml version="1.0"?>
+<gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1" xmlns:gpxtpx="http://www.garmin.com/xmlschemas/TrackPointExtension/v1">
+ <trk><name>Evening walk</name><type>walking</type><trkseg>
+  <trkpt lat="52.5" lon="13.4"><time>2026-11-21T16:00:00Z</time><extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>101</gpxtpx:hr><gpxtpx:cad>55</gpxtpx:cad></gpxtpx:TrackPointExtension></extensions></trkpt>
+  <trkpt lat="52.6" lon="13.4"><time>2026-11-21T16:30:00Z</time><extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>109</gpxtpx:hr></gpxtpx:TrackPointExtension></extensions></trkpt>
+ </trkseg></trk></gpx>"#;
+
+fn coachd(data: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("coachd").expect("binary");
+    cmd.env("COACHD_DATA_DIR", data).env_remove("COACHD_CONFIG").env_remove("RUST_LOG");
+    cmd
+}
+
+fn activities(data: &Path) -> serde_json::Value {
+    let out = coachd(data)
+        .args(["activities", "alex", "--from", "2026-11-19", "--to", "2026-11-22", "--json"])
+        .output()
+        .expect("activities");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn fit_tcx_and_gpx_import_and_count_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    std::fs::write(files.join("run.fit"), run_with_pause(1001)).expect("write");
+    std::fs::write(files.join("strength.fit"), push_ups(1002)).expect("write");
+    std::fs::write(files.join("multi.FIT"), multi_sport(1003)).expect("write");
+    std::fs::write(files.join("run.tcx"), TCX).expect("write");
+    // Recognised by content: a GPX without its extension.
+    std::fs::write(files.join("walk.txt"), GPX).expect("write");
+    coachd(&data).args(["client", "add", "alex", "--tz", "Europe/Berlin", "--hr-max", "190"]).assert().success();
+    coachd(&data)
+        .args(["import", "alex"])
+        .arg(&files)
+        .assert()
+        .success()
+        .stdout(contains("imported").count(5))
+        .stdout(contains("FIT: 2 activities"));
+    // Again: every file is a duplicate and nothing changes.
+    coachd(&data).args(["import", "alex"]).arg(&files).assert().success().stdout(contains("duplicate").count(5));
+
+    let acts = activities(&data);
+    let list = acts.as_array().expect("list");
+    // run.fit and run.tcx are one workout; the multi-sport file overlaps it in time but is
+    // another file with a run then a ride: the run part merges, the ride stays apart.
+    let run = list.iter().find(|a| a["type"] == "run").expect("run");
+    let sources: Vec<&str> = run["sources"].as_array().expect("sources").iter().filter_map(|s| s.as_str()).collect();
+    assert!(sources.contains(&"fit") && sources.contains(&"tcx"), "{run}");
+    assert_eq!(run["hr_samples"], 2400, "{run}");
+    assert_eq!(run["start"], "2026-11-20T18:00:00+01:00");
+    assert!(list.iter().any(|a| a["type"] == "ride"), "{acts}");
+    let walk = list.iter().find(|a| a["type"] == "walk").expect("walk");
+    assert_eq!(walk["sources"][0], "gpx");
+    let strength = list.iter().find(|a| a["type"] == "strength").expect("strength");
+    let sets = strength["sets"].as_array().expect("sets");
+    assert_eq!(sets.len(), 3, "rest sets carry no reps: {strength}");
+    assert!(sets.iter().all(|s| s["exercise"] == "push_up" && s["reps"] == 10));
+    // Moving time excludes the pause.
+    let fit_run = list.iter().find(|a| a["type"] == "run").expect("run");
+    assert!(fit_run["duration_s"].as_f64().unwrap_or(0.0) >= 2400.0);
+
+    // The push-ups are device evidence for nightly homework.
+    coachd(&data).args(["assign", "alex", "30 push-ups nightly", "--from", "2026-11-20"]).assert().success();
+    let out = coachd(&data)
+        .args(["status", "alex", "--from", "2026-11-20", "--to", "2026-11-20", "--json"])
+        .output()
+        .expect("status");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let occ = &json["occurrences"][0];
+    assert_eq!((occ["verdict"].as_str(), occ["achieved"].as_f64()), (Some("done"), Some(30.0)), "{occ}");
+}
+
+#[test]
+fn bad_files_are_rejected_by_name_and_good_ones_still_import() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    let good = run_with_pause(2001);
+    std::fs::write(files.join("a-good.fit"), &good).expect("write");
+    std::fs::write(files.join("b-truncated.fit"), &good[..good.len() / 2]).expect("write");
+    let mut bad_crc = good.clone();
+    let n = bad_crc.len();
+    bad_crc[n - 1] ^= 0xFF;
+    std::fs::write(files.join("c-bad-crc.fit"), bad_crc).expect("write");
+    std::fs::write(files.join("d-picture.fit"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").expect("write");
+    std::fs::write(files.join("e-not-tcx.tcx"), "<?xml version=\"1.0\"?><html><body>hi</body></html>").expect("write");
+    std::fs::write(files.join("f-broken.tcx"), &TCX[..TCX.len() / 2]).expect("write");
+    std::fs::write(files.join("g-empty.gpx"), "").expect("write");
+    coachd(&data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
+    let out = coachd(&data).args(["import", "alex"]).arg(&files).output().expect("import");
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| {
+        stdout.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name}: {stdout}")).to_string()
+    };
+    assert!(line("a-good").starts_with("imported"), "{stdout}");
+    for (name, why) in [
+        ("b-truncated", "truncated"),
+        ("c-bad-crc", "CRC"),
+        ("d-picture", "PNG"),
+        ("e-not-tcx", "neither TCX nor GPX"),
+        ("f-broken", "TCX"),
+        ("g-empty", "empty"),
+    ] {
+        let l = line(name);
+        assert!(l.starts_with("rejected") && l.contains(why), "{l}");
+    }
+    eprintln!("{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("6 of 7 files rejected"));
+    // Only the good file's activity is stored.
+    assert_eq!(activities(&data).as_array().map(Vec::len), Some(1));
+}
