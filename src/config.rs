@@ -27,6 +27,7 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     pub clients: ClientsConfig,
     pub homework: HomeworkConfig,
+    pub inbox: InboxConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,6 +114,22 @@ impl Default for SupervisorConfig {
 pub struct ClientsConfig {
     /// IANA name; empty means the server's own time zone.
     pub default_tz: String,
+}
+
+/// The watched folder `DATA/inbox/<client>/`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InboxConfig {
+    pub enabled: bool,
+    /// How often the folders are scanned, in ms; a file is imported once it is unchanged
+    /// over one interval.
+    pub poll_ms: u64,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        Self { enabled: true, poll_ms: 5000 }
+    }
 }
 
 /// How verdicts are reached (defaults follow ../shared/reference/compliance.md).
@@ -228,9 +245,10 @@ impl Config {
             supervisor: section(&merged, "supervisor", &origins, &mut problems),
             clients: section(&merged, "clients", &origins, &mut problems),
             homework: section(&merged, "homework", &origins, &mut problems),
+            inbox: section(&merged, "inbox", &origins, &mut problems),
         };
         for key in merged.keys() {
-            if !["web", "log", "store", "supervisor", "clients", "homework"].contains(&key.as_str()) {
+            if !["web", "log", "store", "supervisor", "clients", "homework", "inbox"].contains(&key.as_str()) {
                 problems.push(Problem { location: locate(&origins, key), message: format!("unknown section [{key}]") });
             }
         }
@@ -284,6 +302,9 @@ impl Config {
                 "homework.attention_drop_points",
                 format!("{} must be above 0 and at most 100", h.attention_drop_points),
             );
+        }
+        if !(100..=3_600_000).contains(&self.inbox.poll_ms) {
+            bad("inbox.poll_ms", format!("{} must be between 100 and 3600000", self.inbox.poll_ms));
         }
         let tz = &self.clients.default_tz;
         if !tz.is_empty() && tz.parse::<chrono_tz::Tz>().is_err() {

@@ -295,8 +295,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 ))
             })?;
             tracing::info!(data_dir = %data.root().display(), "data dir");
-            // The BLE collector, the cloud providers and the inbox join this list as they land.
-            let sources = Vec::new();
+            let sources = crate::sources::build(&config, &data);
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
             let signal = async move {
                 if let Err(e) = daemon::shutdown_signal().await {

@@ -24,8 +24,11 @@ impl NewClient {
             problems.push("client name is empty".to_string());
         } else if name.chars().count() > 64 {
             problems.push(format!("client name {name:?} is longer than 64 characters"));
-        } else if name.chars().any(char::is_control) {
-            problems.push(format!("client name {name:?} contains control characters"));
+        } else if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') || name.starts_with('.') {
+            // The name is also the client's inbox folder.
+            problems.push(format!(
+                "client name {name:?} may not contain '/', '\\' or control characters, or start with '.'"
+            ));
         }
         let tz = match tz.parse::<Tz>() {
             Ok(tz) => Some(tz),

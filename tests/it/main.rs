@@ -5,6 +5,7 @@ mod daemon;
 mod files;
 mod fit_encoder;
 mod homework;
+mod inbox;
 mod ingest;
 mod supervisor;
 

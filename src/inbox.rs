@@ -1,0 +1,144 @@
+//! The watched inbox: `DATA/inbox/<client>/` is polled while `coachd run` runs.
+//!
+//! A file is imported once its size and modification time are the same on two scans in
+//! a row (it has stopped growing), then moved to `DATA/archive/<client>/`; a file that
+//! cannot be imported goes to `DATA/quarantine/<client>/` with a `.reason` file beside
+//! it. Nothing is deleted. Import is idempotent by content hash, so a crash between the
+//! commit and the move only makes the file a duplicate on the next scan, which is then
+//! archived: nothing is lost or counted twice, and files that arrived while the daemon
+//! was down are picked up on the first scans.
+
+use crate::files::{import_file, Outcome};
+use crate::source::{Source, SourceContext, SourceFuture};
+use crate::status::client_tz;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use tracing::{info, warn};
+
+pub struct Inbox {
+    root: PathBuf,
+    archive: PathBuf,
+    quarantine: PathBuf,
+    poll: Duration,
+}
+
+impl Inbox {
+    pub fn new(data_root: &Path, poll: Duration) -> Self {
+        Self {
+            root: data_root.join("inbox"),
+            archive: data_root.join("archive"),
+            quarantine: data_root.join("quarantine"),
+            poll,
+        }
+    }
+}
+
+/// Files still being written by common sync tools.
+fn in_progress(name: &str) -> bool {
+    name.starts_with('.')
+        || name.starts_with('~')
+        || [".part", ".partial", ".tmp", ".crdownload", ".download"].iter().any(|s| name.ends_with(s))
+        || name.contains(".syncthing.")
+}
+
+/// `dir/name`, or `dir/name.1`, `.2`, ... when taken: a move never overwrites.
+fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (1..).map(|i| dir.join(format!("{name}.{i}"))).find(|p| !p.exists()).unwrap_or(first)
+}
+
+fn move_into(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let target = free_path(dir, &name);
+    std::fs::rename(file, &target)?;
+    Ok(target)
+}
+
+type Seen = HashMap<PathBuf, (u64, SystemTime)>;
+
+impl Inbox {
+    /// One pass over every client's folder; returns how many files were handled.
+    async fn scan(&self, ctx: &SourceContext, seen: &mut Seen) -> anyhow::Result<usize> {
+        let clients = ctx.store.list_clients().await?;
+        let mut handled = 0;
+        let mut still_there = Seen::new();
+        for client in &clients {
+            if ctx.shutdown.is_cancelled() {
+                break;
+            }
+            let dir = self.root.join(&client.name);
+            if !dir.exists() {
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                continue;
+            }
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| in_progress(&n.to_string_lossy())))
+                .collect();
+            entries.sort();
+            let tz = client_tz(client)?;
+            for path in entries {
+                let Ok(meta) = std::fs::metadata(&path) else { continue };
+                let stamp = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+                if seen.get(&path) != Some(&stamp) {
+                    still_there.insert(path, stamp); // new or still growing: look again next scan
+                    continue;
+                }
+                let outcome = import_file(&ctx.store, client, tz, &path).await?;
+                let name = path.display().to_string();
+                match outcome {
+                    Outcome::Imported { format, activities, samples } => {
+                        info!(file = %name, client = %client.name, %format, activities, samples, "imported");
+                        move_into(&path, &self.archive.join(&client.name))?;
+                    }
+                    Outcome::Duplicate { format } => {
+                        info!(file = %name, client = %client.name, %format, "already imported; archived");
+                        move_into(&path, &self.archive.join(&client.name))?;
+                    }
+                    Outcome::Rejected(reason) => {
+                        warn!(file = %name, client = %client.name, %reason, "rejected; quarantined");
+                        let dir = self.quarantine.join(&client.name);
+                        let target = move_into(&path, &dir)?;
+                        let mut reason_file = target.clone().into_os_string();
+                        reason_file.push(".reason");
+                        std::fs::write(&reason_file, format!("{reason}\n"))?;
+                    }
+                }
+                handled += 1;
+            }
+        }
+        *seen = still_there;
+        Ok(handled)
+    }
+}
+
+impl Source for Inbox {
+    fn name(&self) -> &str {
+        "inbox"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
+        Box::pin(async move {
+            std::fs::create_dir_all(&self.root).with_context(|| format!("creating {}", self.root.display()))?;
+            ctx.set_detail(format!("watching {}", self.root.display()));
+            let mut seen = Seen::new();
+            let mut total = 0;
+            loop {
+                total += self.scan(ctx, &mut seen).await?;
+                if total > 0 {
+                    ctx.set_detail(format!("watching {}; {total} files handled", self.root.display()));
+                }
+                if !ctx.sleep(self.poll).await {
+                    return Ok(());
+                }
+            }
+        })
+    }
+}
