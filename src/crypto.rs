@@ -4,7 +4,7 @@
 //! `coachd init` and never replaced: losing it makes stored provider tokens unreadable,
 //! so the store records the key's fingerprint and refuses to open with another key.
 
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -30,6 +30,10 @@ pub enum KeyError {
 #[derive(Debug, Error)]
 #[error("a sealed secret could not be opened: it is corrupt or was sealed with another key")]
 pub struct OpenError;
+
+#[derive(Debug, Error)]
+#[error("a secret could not be sealed: {0}")]
+pub struct SealError(String);
 
 /// Seals and opens secrets with the data dir's key.
 #[derive(Clone)]
@@ -60,16 +64,14 @@ impl Cipher {
     }
 
     /// Nonce followed by ciphertext and tag.
-    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| SealError(format!("the OS random source failed: {e}")))?;
+        let nonce = XNonce::from_slice(&nonce);
         let mut out = nonce.to_vec();
-        // Encryption into a Vec cannot fail for inputs below the AEAD's ~256 GiB limit.
-        let sealed = self
-            .aead
-            .encrypt(&nonce, plaintext)
-            .unwrap_or_else(|_| unreachable!("XChaCha20-Poly1305 encrypt of {} bytes", plaintext.len()));
+        let sealed = self.aead.encrypt(nonce, plaintext).map_err(|e| SealError(e.to_string()))?;
         out.extend_from_slice(&sealed);
-        out
+        Ok(out)
     }
 
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
@@ -86,7 +88,11 @@ impl Cipher {
 pub fn load_or_create_key(path: &Path) -> Result<(Cipher, bool), KeyError> {
     let mut created = false;
     if !path.exists() {
-        let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+        let mut key = [0u8; KEY_LEN];
+        getrandom::fill(&mut key).map_err(|e| KeyError::Create {
+            path: path.display().to_string(),
+            source: std::io::Error::other(format!("the OS random source failed: {e}")),
+        })?;
         created = crate::paths::write_new_private(path, &key)
             .map_err(|source| KeyError::Create { path: path.display().to_string(), source })?;
     }
@@ -148,9 +154,9 @@ mod tests {
     #[test]
     fn seal_open_roundtrip_and_tamper() {
         let c = Cipher::from_key(&[7; 32]);
-        let sealed = c.seal(b"refresh-token");
+        let sealed = c.seal(b"refresh-token").expect("seal");
         assert_eq!(c.open(&sealed).expect("opens"), b"refresh-token");
-        assert_ne!(c.seal(b"refresh-token"), sealed, "nonces differ");
+        assert_ne!(c.seal(b"refresh-token").expect("seal"), sealed, "nonces differ");
         let mut bad = sealed.clone();
         bad[30] ^= 1;
         assert!(c.open(&bad).is_err());

@@ -91,7 +91,7 @@ impl Inbox {
                     still_there.insert(path, stamp); // new or still growing: look again next scan
                     continue;
                 }
-                let outcome = import_file(&ctx.store, client, tz, &path).await?;
+                let outcome = import_file(&ctx.store, client, tz, &path, crate::files::quiet()).await?;
                 let name = path.display().to_string();
                 match outcome {
                     Outcome::Imported { format, activities, samples } => {

@@ -432,8 +432,20 @@ async fn import(store: &Store, client: &str, paths: &[PathBuf]) -> Result<(), Fa
     let tz = crate::status::client_tz(&client)?;
     let files = collect(paths).map_err(|e| Failure::Input(format!("cannot read {}: {e}", paths_text(paths))))?;
     let mut rejected = 0;
+    let progress: crate::files::Progress = if std::io::stderr().is_terminal() {
+        std::sync::Arc::new(|done, all| {
+            if all > 64 << 20 {
+                eprint!("\r  reading: {:>3}% of {} MB ", done * 100 / all.max(1), all >> 20);
+                if done >= all {
+                    eprintln!();
+                }
+            }
+        })
+    } else {
+        crate::files::quiet()
+    };
     for path in &files {
-        match import_file(store, &client, tz, path).await? {
+        match import_file(store, &client, tz, path, progress.clone()).await? {
             Outcome::Imported { format, activities, samples } => {
                 println!("imported   {} ({format}: {activities} activities, {samples} samples)", path.display())
             }

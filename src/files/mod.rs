@@ -1,10 +1,12 @@
-//! Files: `coachd import` reads FIT, TCX and GPX, recognised by content, not extension.
+//! Files: `coachd import` reads FIT, TCX, GPX and Apple Health exports (`export.zip` or
+//! `export.xml`), recognised by content, not extension.
 //!
 //! Each file is one batch, stored all or nothing. Its SHA-256 is recorded as a cursor
 //! (source = format, stream = `sha256:…`) in the same transaction, so importing the same
 //! file again is reported as a duplicate and changes nothing; the same workout in
 //! another file (FIT and TCX of one run) is merged by the engine's cross-source dedup.
 
+pub mod apple;
 pub mod fit;
 pub mod xml;
 
@@ -24,7 +26,7 @@ pub enum FileError {
     /// The content is not what its format requires.
     #[error("{0}")]
     Invalid(String),
-    #[error("not a FIT, TCX or GPX file: {0}")]
+    #[error("not a FIT, TCX, GPX or Apple Health file: {0}")]
     Unknown(String),
     #[error("{0}")]
     Unsupported(String),
@@ -44,6 +46,10 @@ pub enum Format {
     Fit,
     Tcx,
     Gpx,
+    /// Apple Health `export.xml`, or (`zipped`) the `export.zip` holding it.
+    Apple {
+        zipped: bool,
+    },
 }
 
 impl std::fmt::Display for Format {
@@ -52,6 +58,8 @@ impl std::fmt::Display for Format {
             Self::Fit => "FIT",
             Self::Tcx => "TCX",
             Self::Gpx => "GPX",
+            Self::Apple { zipped: true } => "Apple Health export.zip",
+            Self::Apple { zipped: false } => "Apple Health export.xml",
         })
     }
 }
@@ -62,6 +70,7 @@ impl Format {
             Self::Fit => "fit",
             Self::Tcx => "tcx",
             Self::Gpx => "gpx",
+            Self::Apple { .. } => "apple",
         }
     }
 }
@@ -80,18 +89,14 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, FileError> {
         return Ok(Format::Fit);
     }
     if bytes.starts_with(b"PK\x03\x04") {
-        return Err(FileError::Unsupported(
-            "a zip archive: Apple Health export.zip import is not available yet; FIT, TCX and GPX are".into(),
-        ));
+        return Ok(Format::Apple { zipped: true });
     }
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
         return match xml::root(text) {
             xml::XmlKind::Tcx => Ok(Format::Tcx),
             xml::XmlKind::Gpx => Ok(Format::Gpx),
-            xml::XmlKind::AppleHealth => Err(FileError::Unsupported(
-                "an Apple Health export.xml: its import is not available yet; FIT, TCX and GPX are".into(),
-            )),
+            xml::XmlKind::AppleHealth => Ok(Format::Apple { zipped: false }),
             xml::XmlKind::Other => Err(FileError::Unknown("XML, but neither TCX nor GPX".into())),
         };
     }
@@ -109,13 +114,15 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, FileError> {
     Err(FileError::Unknown(what))
 }
 
-/// Parse a file's bytes for a client.
+/// Parse a small activity file's bytes for a client.
 pub fn parse(bytes: &[u8], format: Format, client: &Client, tz: Tz) -> Result<Parsed, FileError> {
     let offset = |t: DateTime<Utc>| tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc();
+    let key = format!("c{}", client.id);
     match format {
         Format::Fit => fit::parse(bytes, client.id, offset),
-        Format::Tcx => xml::parse(bytes, xml::XmlKind::Tcx, client.id, &format!("c{}", client.id), offset),
-        Format::Gpx => xml::parse(bytes, xml::XmlKind::Gpx, client.id, &format!("c{}", client.id), offset),
+        Format::Tcx => xml::parse(bytes, xml::XmlKind::Tcx, client.id, &key, offset),
+        Format::Gpx => xml::parse(bytes, xml::XmlKind::Gpx, client.id, &key, offset),
+        Format::Apple { .. } => Err(FileError::Unsupported("Apple Health exports are streamed from their file".into())),
     }
 }
 
@@ -127,21 +134,33 @@ pub enum Outcome {
 }
 
 /// Import one file: parse, then store it and its content hash in one transaction.
-pub async fn import_file(store: &Store, client: &Client, tz: Tz, path: &Path) -> Result<Outcome, StoreError> {
-    let bytes = match read_limited(path) {
-        Ok(b) => b,
+/// `progress` hears (bytes done, bytes in all) while a large export is read.
+pub async fn import_file(
+    store: &Store,
+    client: &Client,
+    tz: Tz,
+    path: &Path,
+    progress: Progress,
+) -> Result<Outcome, StoreError> {
+    let (format, hash) = match identify(path) {
+        Ok(x) => x,
         Err(e) => return Ok(Outcome::Rejected(e.to_string())),
     };
-    let format = match sniff(&bytes) {
-        Ok(f) => f,
-        Err(e) => return Ok(Outcome::Rejected(e.to_string())),
-    };
-    let hash = sha256(&bytes);
     let stream = format!("sha256:{}", hex(&hash));
     if store.cursor(format.source(), &stream).await?.is_some() {
         return Ok(Outcome::Duplicate { format });
     }
-    let parsed = match parse(&bytes, format, client, tz) {
+    // Parsing is CPU and file work: keep it off the async runtime's threads.
+    let parsed = {
+        let (path, client) = (path.to_path_buf(), client.clone());
+        tokio::task::spawn_blocking(move || match format {
+            Format::Apple { zipped } => apple::parse(&path, zipped, client.id, tz, &*progress),
+            _ => parse(&read_limited(&path)?, format, &client, tz),
+        })
+        .await
+        .unwrap_or_else(|e| Err(FileError::Invalid(format!("the parser failed: {e}"))))
+    };
+    let parsed = match parsed {
         Ok(p) => p,
         Err(e) => return Ok(Outcome::Rejected(e.to_string())),
     };
@@ -162,7 +181,15 @@ pub async fn import_file(store: &Store, client: &Client, tz: Tz, path: &Path) ->
     }
 }
 
-fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
+/// Hears (bytes done, bytes in all) while a large export is read.
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// No progress reports.
+pub fn quiet() -> Progress {
+    std::sync::Arc::new(|_, _| {})
+}
+
+pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
     let meta = std::fs::metadata(path)?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(FileError::Unsupported(format!(
@@ -172,6 +199,40 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
         )));
     }
     Ok(std::fs::read(path)?)
+}
+
+/// The file's format (from its first bytes) and SHA-256 (streamed: exports can be GBs).
+fn identify(path: &Path) -> Result<(Format, [u8; 32]), FileError> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut head = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    while filled < head.len() {
+        let n = file.read(&mut head[filled..])?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    head.truncate(filled);
+    let format = sniff(&head)?;
+    if !matches!(format, Format::Apple { .. }) && std::fs::metadata(path)?.len() > MAX_FILE_BYTES {
+        return Err(FileError::Unsupported(format!(
+            "more than {} MB is not an activity file",
+            MAX_FILE_BYTES / 1_000_000
+        )));
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(&head);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok((format, hasher.finalize().into()))
 }
 
 /// Files under the given paths (folders recursively, hidden files skipped), in order.

@@ -22,8 +22,9 @@ impl Store {
     /// Create or update the account of `client` at `provider` with fresh tokens and mark it active.
     pub async fn save_tokens(&self, client: ClientId, provider: &str, tokens: &Tokens) -> Result<(), StoreError> {
         let now = Store::now_ms();
-        let access = self.cipher.seal(tokens.access.expose().as_bytes());
-        let refresh = tokens.refresh.as_ref().map(|r| self.cipher.seal(r.expose().as_bytes()));
+        let seal = |s: &str| self.cipher.seal(s.as_bytes()).map_err(|e| StoreError::Corrupt(e.to_string()));
+        let access = seal(tokens.access.expose())?;
+        let refresh = tokens.refresh.as_ref().map(|r| seal(r.expose())).transpose()?;
         sqlx::query(
             "INSERT INTO accounts (client_id, provider, state, access_token, refresh_token, expires_ms, scopes,
                                    created_ms, updated_ms)

@@ -63,9 +63,15 @@ async fn a_crash_between_commit_and_move_neither_loses_nor_doubles() {
     std::fs::write(inbox.join("a.fit"), run_with_pause(8001)).expect("write");
     std::fs::write(inbox.join("b.fit"), push_ups(8002)).expect("write");
     let client = t.store.client_by_id(alex).await.expect("client");
-    let first = coachd::files::import_file(&t.store, &client, chrono_tz::Europe::Berlin, &inbox.join("a.fit"))
-        .await
-        .expect("import");
+    let first = coachd::files::import_file(
+        &t.store,
+        &client,
+        chrono_tz::Europe::Berlin,
+        &inbox.join("a.fit"),
+        coachd::files::quiet(),
+    )
+    .await
+    .expect("import");
     assert!(matches!(first, coachd::files::Outcome::Imported { .. }));
     let (sup, token) = start(&t, &root);
     wait_for("both archived", || root.join("archive/alex/a.fit").exists() && root.join("archive/alex/b.fit").exists())

@@ -1,5 +1,6 @@
 //! coachd's integration tests: one binary, helpers here, one module per area.
 
+mod apple;
 mod cli;
 mod daemon;
 mod files;

@@ -1,0 +1,364 @@
+//! Apple Health exports (`export.zip` or `export.xml`), streamed in constant memory.
+//!
+//! Real exports are hundreds of MB to several GB, so the XML is read twice as a stream
+//! rather than held: the first pass collects workouts, daily step counts, sleep and
+//! resting heart rate (all small), the second only the heart-rate records that fall
+//! inside a workout. A malformed record makes the whole file rejected with its byte
+//! position: nothing partial is stored.
+
+use super::{FileError, Parsed};
+use crate::activity_types;
+use crate::model::{DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// An entry claiming more than this, or more than 200× its compressed size, is refused.
+const MAX_ENTRY_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+const MAX_RATIO: u64 = 200;
+
+/// Called with (bytes done, bytes in all).
+type Progress<'a> = &'a dyn Fn(u64, u64);
+
+/// Refuses to read past `limit`: an archive entry may not hold more than it declares.
+struct Limited<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Limited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the archive entry holds more than the {} bytes it declares", self.limit),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Run `pass` over the export's XML as a fresh stream (the zip entry is read in place,
+/// decompressed as it goes; nothing is extracted to disk or held in memory).
+fn with_xml<T>(
+    path: &Path,
+    zipped: bool,
+    pass: impl FnOnce(&mut dyn BufRead, u64) -> Result<T, FileError>,
+) -> Result<T, FileError> {
+    let file = std::fs::File::open(path)?;
+    if !zipped {
+        let len = file.metadata()?.len();
+        return pass(&mut BufReader::with_capacity(1 << 16, file), len);
+    }
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| FileError::Invalid(format!("zip archive: {e}")))?;
+    let index = (0..archive.len())
+        .find(|i| {
+            archive
+                .name_for_index(*i)
+                .and_then(Result::ok)
+                .is_some_and(|n| n.ends_with("export.xml") && !n.contains("__MACOSX"))
+        })
+        .ok_or_else(|| FileError::Invalid("zip archive without an export.xml: not an Apple Health export".into()))?;
+    let entry = archive.by_index(index).map_err(|e| FileError::Invalid(format!("zip archive: {e}")))?;
+    let (size, packed) = (entry.size(), entry.compressed_size());
+    if size > MAX_ENTRY_BYTES || size > packed.saturating_mul(MAX_RATIO).max(1 << 20) {
+        return Err(FileError::Invalid(format!(
+            "zip archive: export.xml claims {size} bytes from {packed} compressed; refusing an entry that large"
+        )));
+    }
+    let mut reader = BufReader::with_capacity(1 << 16, Limited { inner: entry, read: 0, limit: size });
+    let result = pass(&mut reader, size);
+    drop(reader);
+    result
+}
+
+fn date_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S %z").ok().map(|t| t.with_timezone(&Utc))
+}
+
+fn workout_type(hk: &str) -> &'static str {
+    match hk.trim_start_matches("HKWorkoutActivityType") {
+        "Running" => "run",
+        "Cycling" => "ride",
+        "Walking" => "walk",
+        "Hiking" => "hike",
+        "Swimming" => "swim",
+        "Rowing" => "row",
+        "Elliptical" => "elliptical",
+        "StairClimbing" | "Stairs" => "stair_stepper",
+        "TraditionalStrengthTraining" | "FunctionalStrengthTraining" | "CoreTraining" => "strength",
+        "Yoga" => "yoga",
+        "Pilates" => "pilates",
+        "Flexibility" | "Cooldown" | "MindAndBody" | "PreparationAndRecovery" => "mobility",
+        "HighIntensityIntervalTraining" | "CrossTraining" | "MixedCardio" => "hiit",
+        _ => "workout",
+    }
+}
+
+struct Workout {
+    ty: &'static str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    duration_s: f64,
+    distance_m: Option<f64>,
+    energy_kj: Option<f64>,
+    avg_hr: Option<f64>,
+    max_hr: Option<f64>,
+    hr: Vec<Sample>,
+}
+
+fn attrs(e: &BytesStart<'_>, pos: u64) -> Result<HashMap<String, String>, FileError> {
+    let mut out = HashMap::new();
+    for a in e.attributes() {
+        let a = a.map_err(|err| FileError::Invalid(format!("Apple Health export: byte {pos}: {err}")))?;
+        let value =
+            a.unescape_value().map_err(|err| FileError::Invalid(format!("Apple Health export: byte {pos}: {err}")))?;
+        out.insert(String::from_utf8_lossy(a.key.as_ref()).into_owned(), value.into_owned());
+    }
+    Ok(out)
+}
+
+fn required<'a>(a: &'a HashMap<String, String>, key: &str, what: &str, pos: u64) -> Result<&'a str, FileError> {
+    a.get(key).map(String::as_str).ok_or_else(|| {
+        FileError::Invalid(format!("Apple Health export: {what} at byte {pos} has no {key}: the file is malformed"))
+    })
+}
+
+fn when(a: &HashMap<String, String>, key: &str, what: &str, pos: u64) -> Result<DateTime<Utc>, FileError> {
+    let s = required(a, key, what, pos)?;
+    date_time(s).ok_or_else(|| {
+        FileError::Invalid(format!("Apple Health export: {what} at byte {pos}: {key} {s:?} is not a date"))
+    })
+}
+
+fn value(a: &HashMap<String, String>, what: &str, pos: u64) -> Result<f64, FileError> {
+    let s = required(a, "value", what, pos)?;
+    s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
+        FileError::Invalid(format!("Apple Health export: {what} at byte {pos}: value {s:?} is not a number"))
+    })
+}
+
+/// Walk the XML, calling `on` for each element start with its attributes and byte position.
+fn walk(
+    reader: &mut dyn BufRead,
+    total: u64,
+    progress: Progress<'_>,
+    mut on: impl FnMut(&BytesStart<'_>, bool, u64) -> Result<(), FileError>,
+) -> Result<(), FileError> {
+    let mut reader = Reader::from_reader(reader);
+    let mut buf = Vec::with_capacity(4096);
+    let mut depth = 0usize;
+    let mut next_report = 0u64;
+    loop {
+        let pos = reader.buffer_position();
+        if pos >= next_report {
+            progress(pos, total);
+            next_report = pos + (16 << 20);
+        }
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => {
+                depth += 1;
+                on(&e, false, pos)?;
+            }
+            Ok(Event::Empty(e)) => on(&e, true, pos)?,
+            Ok(Event::End(e)) => {
+                depth = depth.saturating_sub(1);
+                if e.local_name().as_ref() == b"Workout" {
+                    on(&BytesStart::new("/Workout"), true, pos)?;
+                }
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => {
+                return Err(FileError::Invalid(format!(
+                    "Apple Health export: XML error at byte {}: {e}",
+                    reader.error_position()
+                )))
+            }
+        }
+        buf.clear();
+    }
+    if depth != 0 {
+        return Err(FileError::Invalid("Apple Health export: the file ends in the middle: it is truncated".into()));
+    }
+    progress(total, total);
+    Ok(())
+}
+
+/// Parse an export for one client, whose time zone dates the daily metrics.
+pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<'_>) -> Result<Parsed, FileError> {
+    // Pass 1: workouts and daily metrics.
+    let mut steps: HashMap<(NaiveDate, String), f64> = HashMap::new();
+    let mut sleep: HashMap<(NaiveDate, String), f64> = HashMap::new();
+    let mut resting: BTreeMap<NaiveDate, f64> = BTreeMap::new();
+    let mut workouts: Vec<Workout> = Vec::new();
+    let mut in_workout = false;
+    let mut root_seen = false;
+    with_xml(path, zipped, |reader, total| {
+        walk(reader, total, &|done, all| progress(done / 2, all), |e, empty, pos| {
+            match e.local_name().as_ref() {
+                b"HealthData" => root_seen = true,
+                b"Record" => {
+                    let a = attrs(e, pos)?;
+                    let ty = required(&a, "type", "a record", pos)?;
+                    let local = |t: DateTime<Utc>| t.with_timezone(&tz).date_naive();
+                    match ty {
+                        "HKQuantityTypeIdentifierStepCount" => {
+                            let start = when(&a, "startDate", "a step count", pos)?;
+                            let source = a.get("sourceName").cloned().unwrap_or_default();
+                            *steps.entry((local(start), source)).or_default() += value(&a, "a step count", pos)?;
+                        }
+                        "HKCategoryTypeIdentifierSleepAnalysis" => {
+                            let (s, t) = (
+                                when(&a, "startDate", "a sleep record", pos)?,
+                                when(&a, "endDate", "a sleep record", pos)?,
+                            );
+                            let asleep =
+                                a.get("value").is_some_and(|v| v.starts_with("HKCategoryValueSleepAnalysisAsleep"));
+                            if asleep && t > s {
+                                let source = a.get("sourceName").cloned().unwrap_or_default();
+                                *sleep.entry((local(t), source)).or_default() += (t - s).num_seconds() as f64;
+                            }
+                        }
+                        "HKQuantityTypeIdentifierRestingHeartRate" => {
+                            let start = when(&a, "startDate", "a resting heart rate", pos)?;
+                            resting.insert(local(start), value(&a, "a resting heart rate", pos)?);
+                        }
+                        "HKQuantityTypeIdentifierHeartRate" => {
+                            // Checked now so a malformed one rejects the file before anything is kept.
+                            when(&a, "startDate", "a heart-rate record", pos)?;
+                            value(&a, "a heart-rate record", pos)?;
+                        }
+                        _ => {}
+                    }
+                }
+                b"Workout" => {
+                    let a = attrs(e, pos)?;
+                    let (start, end) =
+                        (when(&a, "startDate", "a workout", pos)?, when(&a, "endDate", "a workout", pos)?);
+                    let unit_factor = |unit: Option<&String>, table: &[(&str, f64)]| {
+                        unit.and_then(|u| table.iter().find(|(n, _)| n == u).map(|(_, f)| *f)).unwrap_or(table[0].1)
+                    };
+                    let num =
+                        |k: &str| a.get(k).and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite() && *v >= 0.0);
+                    let duration_s = num("duration")
+                        .map(|d| d * unit_factor(a.get("durationUnit"), &[("min", 60.0), ("s", 1.0), ("hr", 3600.0)]))
+                        .unwrap_or((end - start).num_seconds().max(0) as f64);
+                    workouts.push(Workout {
+                        ty: workout_type(required(&a, "workoutActivityType", "a workout", pos)?),
+                        start,
+                        end: end.max(start),
+                        duration_s,
+                        distance_m: num("totalDistance").map(|d| {
+                            d * unit_factor(a.get("totalDistanceUnit"), &[("km", 1000.0), ("m", 1.0), ("mi", 1609.344)])
+                        }),
+                        energy_kj: num("totalEnergyBurned").map(|k| {
+                            k * unit_factor(
+                                a.get("totalEnergyBurnedUnit"),
+                                &[("kcal", 4.184), ("kJ", 1.0), ("Cal", 4.184)],
+                            )
+                        }),
+                        avg_hr: None,
+                        max_hr: None,
+                        hr: Vec::new(),
+                    });
+                    in_workout = !empty;
+                }
+                b"/Workout" => in_workout = false,
+                b"WorkoutStatistics" if in_workout => {
+                    let a = attrs(e, pos)?;
+                    if a.get("type").map(String::as_str) == Some("HKQuantityTypeIdentifierHeartRate") {
+                        if let Some(w) = workouts.last_mut() {
+                            w.avg_hr = a.get("average").and_then(|v| v.parse().ok());
+                            w.max_hr = a.get("maximum").and_then(|v| v.parse().ok());
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+    })?;
+    if !root_seen {
+        return Err(FileError::Invalid("XML without <HealthData>: not an Apple Health export".into()));
+    }
+    // Pass 2: heart rate inside workouts.
+    workouts.sort_by_key(|w| w.start);
+    if !workouts.is_empty() {
+        with_xml(path, zipped, |reader, total| {
+            walk(reader, total, &|done, all| progress(all / 2 + done / 2, all), |e, _, pos| {
+                if e.local_name().as_ref() != b"Record" {
+                    return Ok(());
+                }
+                let a = attrs(e, pos)?;
+                if a.get("type").map(String::as_str) != Some("HKQuantityTypeIdentifierHeartRate") {
+                    return Ok(());
+                }
+                let t = when(&a, "startDate", "a heart-rate record", pos)?;
+                let bpm = value(&a, "a heart-rate record", pos)?;
+                let i = workouts.partition_point(|w| w.start <= t);
+                if let Some(w) = i.checked_sub(1).and_then(|i| workouts.get_mut(i)) {
+                    if t <= w.end && (1.0..=300.0).contains(&bpm) {
+                        w.hr.push(Sample { t_ms: t.timestamp_millis(), value: bpm.round() });
+                    }
+                }
+                Ok(())
+            })
+        })?;
+    }
+    let mut parsed = Parsed::default();
+    let most = |m: HashMap<(NaiveDate, String), f64>| {
+        let mut by_day: BTreeMap<NaiveDate, f64> = BTreeMap::new();
+        for ((d, _), v) in m {
+            let e = by_day.entry(d).or_default();
+            *e = e.max(v);
+        }
+        by_day
+    };
+    // Several devices (phone and watch) count the same steps: the largest device total wins.
+    for (date, value) in most(steps) {
+        parsed.daily.push(DailyMetric { client_id: client, date, metric: Metric::Steps, value: value.round() });
+    }
+    for (date, value) in most(sleep) {
+        parsed.daily.push(DailyMetric { client_id: client, date, metric: Metric::SleepS, value });
+    }
+    for (date, value) in resting {
+        parsed.daily.push(DailyMetric { client_id: client, date, metric: Metric::RestingHr, value });
+    }
+    for w in workouts {
+        let avg = w
+            .avg_hr
+            .or_else(|| (!w.hr.is_empty()).then(|| w.hr.iter().map(|s| s.value).sum::<f64>() / w.hr.len() as f64));
+        let max = w.max_hr.or_else(|| w.hr.iter().map(|s| s.value).reduce(f64::max));
+        let mut hr = w.hr;
+        hr.sort_by_key(|s| s.t_ms);
+        parsed.activities.push(NewActivity {
+            client_id: client,
+            external_id: format!("c{client}:{}:{}", w.start.timestamp(), w.ty),
+            start: w.start,
+            end: w.end,
+            utc_offset_s: {
+                use chrono::{Offset, TimeZone};
+                tz.offset_from_utc_datetime(&w.start.naive_utc()).fix().local_minus_utc()
+            },
+            activity_type: w.ty.into(),
+            category: activity_types::category(w.ty),
+            duration_s: w.duration_s,
+            distance_m: w.distance_m,
+            avg_hr: avg.filter(|h| (1.0..=300.0).contains(h)),
+            max_hr: max.filter(|h| (1.0..=300.0).contains(h)).map(|h| h as u16),
+            energy_kj: w.energy_kj,
+            content_hash: None,
+            series: if hr.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples: hr }] },
+            sets: None,
+        });
+    }
+    Ok(parsed)
+}
