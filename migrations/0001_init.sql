@@ -127,6 +127,27 @@ CREATE TABLE daily_metrics (
     PRIMARY KEY (client_id, date, metric, source)
 ) WITHOUT ROWID;
 
+-- Timed pieces of a daily metric (a minute of steps, a stretch of sleep) from sources
+-- that deliver them piecemeal (Health Auto Export). Keyed by time, so a repeated push
+-- changes nothing; the day's total in daily_metrics is re-derived from them.
+CREATE TABLE metric_buckets (
+    client_id INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    metric    TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    t_ms      INTEGER NOT NULL,          -- the instant that dates the bucket
+    value     REAL NOT NULL,
+    PRIMARY KEY (client_id, metric, source, t_ms)
+) WITHOUT ROWID;
+
+-- Tokens that let a client's phone push data (Health Auto Export). Only a hash is kept.
+CREATE TABLE push_tokens (
+    token_hash BLOB PRIMARY KEY NOT NULL,
+    client_id  INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+CREATE INDEX push_tokens_client ON push_tokens(client_id);
+
 CREATE TABLE homework (
     id          INTEGER PRIMARY KEY,
     client_id   INTEGER NOT NULL REFERENCES clients(id) ON DELETE CASCADE,

@@ -34,11 +34,24 @@ pub struct Config {
 #[serde(default)]
 pub struct WebConfig {
     pub listen: SocketAddr,
+    /// The address phones and browsers reach coachd at (behind a reverse proxy, say);
+    /// empty means `http://` + `listen`.
+    pub public_url: String,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7878)) }
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7878)), public_url: String::new() }
+    }
+}
+
+impl WebConfig {
+    pub fn base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
+        }
     }
 }
 
@@ -262,6 +275,10 @@ impl Config {
 
     fn validate(&self, origins: &Origins, problems: &mut Vec<Problem>) {
         let mut bad = |key: &str, message: String| problems.push(Problem { location: locate(origins, key), message });
+        let url = &self.web.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            bad("web.public_url", format!("{url:?} must start with http:// or https://"));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             bad("log.level", format!("{:?} is not a log level or filter: {e}", self.log.level));
         }

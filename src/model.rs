@@ -169,7 +169,7 @@ pub struct NewActivity {
     pub sets: Option<Vec<StrengthSet>>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     Steps,
@@ -203,6 +203,16 @@ pub struct DailyMetric {
     pub value: f64,
 }
 
+/// A timed piece of a daily metric (a minute of steps, a stretch of sleep dated by its
+/// end). The day's total is the sum of the distinct buckets stored for that local date.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricBucket {
+    pub client_id: ClientId,
+    pub metric: Metric,
+    pub t_ms: i64,
+    pub value: f64,
+}
+
 /// How far a source has got in one of its streams (an account, a device, a folder).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
@@ -217,6 +227,8 @@ pub struct Batch {
     pub source: String,
     pub activities: Vec<NewActivity>,
     pub daily: Vec<DailyMetric>,
+    /// Pieces of daily metrics; each local day they touch gets its total re-derived.
+    pub buckets: Vec<MetricBucket>,
     /// Stored in the same transaction as the data, so it never runs ahead of it.
     pub cursor: Option<Cursor>,
 }
@@ -285,6 +297,17 @@ impl Batch {
                     d.client_id,
                     d.date,
                     d.value
+                ));
+            }
+        }
+        for b in &self.buckets {
+            if !(b.value.is_finite() && b.value >= 0.0) {
+                problems.push(format!(
+                    "{} bucket of client {} at {} ms: value {} is not a non-negative number",
+                    b.metric.as_str(),
+                    b.client_id,
+                    b.t_ms,
+                    b.value
                 ));
             }
         }

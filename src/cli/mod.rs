@@ -130,6 +130,13 @@ enum Command {
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Print the URL and header for a client's Health Auto Export app (a new token revokes older ones)
+    PushToken {
+        client: String,
+        /// Revoke the client's tokens instead of making a new one
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Verdicts and adherence, per client [default: the last 7 days]
     Status {
         client: Option<String>,
@@ -343,6 +350,21 @@ async fn with_store(store: &Store, config: &Config, command: Command) -> Result<
             homework::activities(store, &client, from.as_deref(), to.as_deref(), json).await
         }
         Command::Import { client, paths } => import(store, &client, &paths).await,
+        Command::PushToken { client, revoke } => {
+            let client = store.client_by_name(&client).await?;
+            if revoke {
+                let n = store.revoke_push_tokens(client.id).await?;
+                println!("revoked {n} push token(s) of {}", client.name);
+            } else {
+                let token = store.new_push_token(client.id).await?;
+                println!("In Health Auto Export on {}'s iPhone: Automations → new → REST API", client.name);
+                println!("  URL:     {}/ingest/health-auto-export", config.web.base_url());
+                println!("  Header:  Authorization: Bearer {token}");
+                println!("  Format:  JSON; data: Health Metrics (step_count, sleep_analysis, heart_rate) and Workouts");
+                println!("Earlier tokens of {} no longer work. The token is shown only now.", client.name);
+            }
+            Ok(())
+        }
         Command::Status { client, from, to, json } => {
             homework::status_cmd(store, config, client.as_deref(), from.as_deref(), to.as_deref(), json).await
         }

@@ -8,6 +8,7 @@
 
 pub mod apple;
 pub mod fit;
+pub mod hae;
 pub mod xml;
 
 use crate::model::{Batch, Cursor, DailyMetric, NewActivity};

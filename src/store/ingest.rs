@@ -126,6 +126,66 @@ impl Store {
                 mark_dirty(&mut tx, d.client_id, d.date).await?;
             }
         }
+        let mut touched: std::collections::BTreeSet<(i64, crate::model::Metric, chrono::NaiveDate)> =
+            Default::default();
+        for b in &batch.buckets {
+            let done = sqlx::query(
+                "INSERT INTO metric_buckets (client_id, metric, source, t_ms, value) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (client_id, metric, source, t_ms) DO UPDATE SET value = excluded.value
+                 WHERE value IS NOT excluded.value",
+            )
+            .bind(b.client_id)
+            .bind(b.metric.as_str())
+            .bind(&batch.source)
+            .bind(b.t_ms)
+            .bind(b.value)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| fk_context(e, format!("{} bucket of client #{}", b.metric.as_str(), b.client_id)))?;
+            if done.rows_affected() > 0 {
+                let tz = zones.get(&mut tx, b.client_id).await?;
+                let at = chrono::DateTime::from_timestamp_millis(b.t_ms).unwrap_or_default();
+                touched.insert((b.client_id, b.metric, at.with_timezone(&tz).date_naive()));
+            }
+        }
+        for (client, metric, day) in touched {
+            // The day's total is the sum of its distinct buckets, in the client's local day.
+            let tz = zones.get(&mut tx, client).await?;
+            let bound = |d: chrono::NaiveDate| {
+                use chrono::TimeZone;
+                tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN)).earliest().map_or_else(
+                    || d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis(),
+                    |t| t.timestamp_millis(),
+                )
+            };
+            let (lo, hi) = (bound(day), bound(day + chrono::Duration::days(1)));
+            let total: f64 = sqlx::query_scalar(
+                "SELECT COALESCE(SUM(value), 0.0) FROM metric_buckets
+                 WHERE client_id = ? AND metric = ? AND source = ? AND t_ms >= ? AND t_ms < ?",
+            )
+            .bind(client)
+            .bind(metric.as_str())
+            .bind(&batch.source)
+            .bind(lo)
+            .bind(hi)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO daily_metrics (client_id, date, metric, source, value, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (client_id, date, metric, source)
+                 DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms WHERE value IS NOT excluded.value",
+            )
+            .bind(client)
+            .bind(day.to_string())
+            .bind(metric.as_str())
+            .bind(&batch.source)
+            .bind(total)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            report.daily_written += 1;
+            mark_dirty(&mut tx, client, day).await?;
+        }
         if let Some(c) = &batch.cursor {
             sqlx::query(
                 "INSERT INTO cursors (source, stream, value, updated_ms) VALUES (?, ?, ?, ?)

@@ -13,6 +13,7 @@ mod clients;
 pub mod codec;
 mod homework;
 mod ingest;
+mod push;
 
 pub use accounts::Tokens;
 pub use clients::{Client, NewClient};

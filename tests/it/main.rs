@@ -8,6 +8,7 @@ mod fit_encoder;
 mod homework;
 mod inbox;
 mod ingest;
+mod push;
 mod supervisor;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -83,6 +84,7 @@ pub fn batch(source: &str, activities: Vec<NewActivity>, cursor: Option<&str>) -
         source: source.into(),
         activities,
         daily: Vec::new(),
+        buckets: Vec::new(),
         cursor: cursor.map(|v| Cursor { stream: "main".into(), value: v.into() }),
     }
 }

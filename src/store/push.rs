@@ -1,0 +1,51 @@
+//! Push tokens: what a client's phone presents to push data. Only a SHA-256 is stored.
+
+use super::{Store, StoreError};
+use crate::model::ClientId;
+use sha2::{Digest, Sha256};
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+impl Store {
+    /// A new token for the client; earlier ones stop working. Returned once, never stored.
+    pub async fn new_push_token(&self, client: ClientId) -> Result<String, StoreError> {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| StoreError::Corrupt(format!("the OS random source failed: {e}")))?;
+        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let now = Store::now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE push_tokens SET revoked_ms = ? WHERE client_id = ? AND revoked_ms IS NULL")
+            .bind(now)
+            .bind(client)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO push_tokens (token_hash, client_id, created_ms) VALUES (?, ?, ?)")
+            .bind(hash(&token))
+            .bind(client)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Revoke every push token of a client; returns how many were live.
+    pub async fn revoke_push_tokens(&self, client: ClientId) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE push_tokens SET revoked_ms = ? WHERE client_id = ? AND revoked_ms IS NULL")
+            .bind(Store::now_ms())
+            .bind(client)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The client a live token belongs to.
+    pub async fn client_for_push_token(&self, token: &str) -> Result<Option<ClientId>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT client_id FROM push_tokens WHERE token_hash = ? AND revoked_ms IS NULL")
+            .bind(hash(token))
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}

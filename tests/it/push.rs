@@ -1,0 +1,100 @@
+//! Health Auto Export pushes to the daemon's web server.
+
+use crate::TestStore;
+use chrono::{NaiveDate, TimeZone};
+use coachd::model::Metric;
+use serde_json::json;
+use std::sync::Arc;
+
+struct Running {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(t: &TestStore) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(coachd::daemon::run(
+        Arc::new(t.config.clone()),
+        t.store.clone(),
+        listener,
+        Vec::new(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Running { base, stop, task }
+}
+
+fn steps(entries: &[(&str, f64)]) -> serde_json::Value {
+    let data: Vec<_> = entries.iter().map(|(d, q)| json!({"date": d, "qty": q})).collect();
+    json!({"data": {"metrics": [{"name": "step_count", "units": "count", "data": data}], "workouts": []}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_are_authorised_idempotent_and_land_like_the_export() {
+    let t = TestStore::new().await;
+    let alex = t.client("alex").await;
+    let app = start(&t).await;
+    let url = format!("{}/ingest/health-auto-export", app.base);
+    let http = reqwest::Client::new();
+    let post = |token: Option<&str>, body: serde_json::Value| {
+        let mut req = http.post(&url).json(&body);
+        if let Some(tok) = token {
+            req = req.bearer_auth(tok);
+        }
+        req.send()
+    };
+    assert_eq!(post(None, steps(&[])).await.expect("post").status(), 401);
+    assert_eq!(post(Some("not-a-token"), steps(&[])).await.expect("post").status(), 401);
+    let token = t.store.new_push_token(alex).await.expect("token");
+
+    // "Since last sync": the morning, then the afternoon; the morning again changes nothing.
+    let morning = steps(&[("2026-11-20 08:00:00 +0100", 3000.0), ("2026-11-20 09:00:00 +0100", 1000.0)]);
+    let afternoon = steps(&[("2026-11-20 15:00:00 +0100", 4500.0), ("2026-11-20 23:59:00 +0100", 100.0)]);
+    for body in [morning.clone(), afternoon, morning] {
+        let r = post(Some(&token), body).await.expect("post");
+        assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    }
+    let tz = chrono_tz::Europe::Berlin;
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).expect("date");
+    let ev = t.store.evidence(alex, tz, day, day).await.expect("evidence");
+    let total: Vec<f64> =
+        ev.daily.iter().filter(|d| d.metric == Metric::Steps && d.date == day).map(|d| d.value).collect();
+    assert_eq!(total, [8600.0]);
+
+    let workout = json!({"data": {"metrics": [
+        {"name": "sleep_analysis", "units": "hr", "data": [{"date": "2026-11-21", "totalSleep": 7.25,
+            "sleepStart": "2026-11-20 23:30:00 +0100", "sleepEnd": "2026-11-21 06:45:00 +0100"}]}],
+      "workouts": [{"id": "A1B2", "name": "Outdoor Run", "start": "2026-11-20 18:00:00 +0100",
+        "end": "2026-11-20 18:30:00 +0100", "duration": 1800,
+        "heartRateData": (0..30).map(|m| json!({"date": format!("2026-11-20 18:{m:02}:00 +0100"), "Avg": 150, "Min": 140, "Max": 160})).collect::<Vec<_>>()}]}});
+    let r = post(Some(&token), workout.clone()).await.expect("post");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["activities"], 1);
+    let ev = t.store.evidence(alex, tz, day, day).await.expect("evidence");
+    let run = ev.workouts.iter().find(|w| w.activity_type == "run").expect("run");
+    assert_eq!((run.hr_samples, run.sources.clone()), (30, vec!["hae".to_string()]));
+    assert_eq!(run.start, tz.with_ymd_and_hms(2026, 11, 20, 18, 0, 0).single().expect("t").with_timezone(&chrono::Utc));
+    let sleep: Vec<f64> = ev.daily.iter().filter(|d| d.metric == Metric::SleepS).map(|d| d.value).collect();
+    assert_eq!(sleep, [7.25 * 3600.0]);
+    // Pushed again: nothing changes.
+    let before = t.store.row_counts().await.expect("counts");
+    assert_eq!(post(Some(&token), workout).await.expect("post").status(), 200);
+    assert_eq!(t.store.row_counts().await.expect("counts"), before);
+
+    // Bad payloads are refused with the reason; a revoked token no longer works.
+    let r = http.post(&url).bearer_auth(&token).body("{not json").send().await.expect("post");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.expect("text").contains("not JSON"));
+    assert_eq!(post(Some(&token), json!({"metrics": []})).await.expect("post").status(), 400);
+    let newer = t.store.new_push_token(alex).await.expect("token");
+    assert_eq!(post(Some(&token), steps(&[])).await.expect("post").status(), 401);
+    assert_eq!(post(Some(&newer), steps(&[])).await.expect("post").status(), 200);
+
+    app.stop.send(()).expect("stop");
+    app.task.await.expect("task").expect("daemon");
+}
