@@ -115,19 +115,24 @@ struct Session {
 
 /// Decode a FIT file into activities for `client`.
 pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32) -> Result<Parsed, FileError> {
-    // The header says how many bytes of messages follow (then a 2-byte CRC).
-    if bytes.len() >= 12 {
-        let header = usize::from(bytes[0]);
-        let data = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
-        if bytes.len() < header + data + 2 {
-            return Err(FileError::Invalid(format!(
-                "FIT: truncated: the header announces {} bytes, the file has {}",
-                header + data + 2,
-                bytes.len()
-            )));
-        }
+    if !looks_like_fit(bytes) {
+        return Err(FileError::Invalid("FIT: no valid FIT file header (12 or 14 bytes ending in \".FIT\")".into()));
     }
-    let records = fitparser::from_bytes(bytes).map_err(|e| FileError::Invalid(format!("FIT: {e}")))?;
+    // The header says how many bytes of messages follow (then a 2-byte CRC).
+    let header = usize::from(bytes[0]);
+    let data = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) as usize;
+    if bytes.len() < header + data + 2 {
+        return Err(FileError::Invalid(format!(
+            "FIT: truncated: the header announces {} bytes, the file has {}",
+            header + data + 2,
+            bytes.len()
+        )));
+    }
+    // fitparser has panicked on malformed input (found by fuzz/run: an arithmetic
+    // underflow in its header parser); a bad file must be an error, never a crash.
+    let decoded = std::panic::catch_unwind(|| fitparser::from_bytes(bytes))
+        .map_err(|_| FileError::Invalid("FIT: the decoder failed on malformed data".into()))?;
+    let records = decoded.map_err(|e| FileError::Invalid(format!("FIT: {e}")))?;
     let mut sessions = Vec::new();
     let mut hr = Vec::new();
     let mut speed = Vec::new();

@@ -228,3 +228,21 @@ fn bad_files_are_rejected_by_name_and_good_ones_still_import() {
     // Only the good file's activity is stored.
     assert_eq!(activities(&data).as_array().map(Vec::len), Some(1));
 }
+
+/// Writes the fixtures as fuzzing seeds: `cargo test --test integration write_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    for (dir, name, bytes) in [
+        ("fit", "run.fit", run_with_pause(1)),
+        ("fit", "strength.fit", push_ups(2)),
+        ("fit", "multi.fit", multi_sport(3)),
+        ("xml", "run.tcx", TCX.as_bytes().to_vec()),
+        ("xml", "walk.gpx", GPX.as_bytes().to_vec()),
+        ("apple", "export.xml", crate::apple::export_xml("").into_bytes()),
+    ] {
+        std::fs::create_dir_all(root.join(dir)).expect("mkdir");
+        std::fs::write(root.join(dir).join(name), bytes).expect("write");
+    }
+}

@@ -1,0 +1,208 @@
+//! File import benchmark, side by side in one run:
+//!
+//! 1. 500 one-hour FIT activities (per-second HR and cadence): coachd parsing only,
+//!    coachd importing end to end (parse, store, content hash), and Python's `fitdecode`
+//!    merely parsing the same files (when `python3 -c "import fitdecode"` works;
+//!    `pip install fitdecode`).
+//! 2. Peak memory (max RSS) of `coachd import` on a synthetic Apple Health export.xml of
+//!    `COACHD_BENCH_APPLE_MB` MB (default 1024; 0 skips it).
+//!
+//!     cargo build --release && cargo bench --bench import
+
+#[path = "../tests/it/fit_encoder.rs"]
+#[allow(dead_code)]
+mod fit_encoder;
+
+use chrono::{Duration, TimeZone, Utc};
+use coachd::config::{Config, Synchronous};
+use coachd::files::{import_file, quiet, Outcome};
+use coachd::paths::DataDir;
+use coachd::store::NewClient;
+use fit_encoder::FitWriter;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+fn hour_fit(i: u32) -> Vec<u8> {
+    let start = (Utc.with_ymd_and_hms(2026, 1, 1, 7, 0, 0).single().expect("t") + Duration::hours(i64::from(i) * 9))
+        .timestamp();
+    let mut w = FitWriter::default();
+    w.file_id(50_000 + i, start);
+    for s in 0..3600 {
+        w.record(start + s, 120 + ((s * 7 + i64::from(i)) % 50) as u8, 80 + (s % 10) as u8);
+    }
+    w.session(&fit_encoder::SessionSpec {
+        start,
+        elapsed_s: 3600,
+        timer_s: 3600,
+        sport: fit_encoder::SPORT_RUNNING,
+        sub_sport: 0,
+        avg_hr: 145,
+        max_hr: 170,
+    });
+    w.finish()
+}
+
+/// The child's peak resident memory (VmHWM, a high-water mark), polled until it exits.
+fn run_measuring_peak(mut cmd: Command) -> (std::process::Output, u64) {
+    let child = cmd.stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+    let status_path = format!("/proc/{}/status", child.id());
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watcher = {
+        let peak = peak.clone();
+        std::thread::spawn(move || {
+            while let Ok(text) = std::fs::read_to_string(&status_path) {
+                if let Some(kb) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+                {
+                    peak.fetch_max(kb, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let out = child.wait_with_output().expect("wait");
+    let _ = watcher.join();
+    (out, peak.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+fn write_apple_export(path: &Path, mb: u64) -> u64 {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    writeln!(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<HealthData locale=\"en_DE\">").expect("write");
+    let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().expect("t");
+    let mut written = 0u64;
+    let mut i = 0i64;
+    while written < mb << 20 {
+        let t = (t0 + Duration::seconds(i * 30)).format("%Y-%m-%d %H:%M:%S +0100");
+        let line = if i % 3 == 0 {
+            format!("<Record type=\"HKQuantityTypeIdentifierStepCount\" sourceName=\"Phone\" unit=\"count\" creationDate=\"{t}\" startDate=\"{t}\" endDate=\"{t}\" value=\"{}\"/>\n", 10 + i % 40)
+        } else {
+            format!("<Record type=\"HKQuantityTypeIdentifierHeartRate\" sourceName=\"Watch\" unit=\"count/min\" creationDate=\"{t}\" startDate=\"{t}\" endDate=\"{t}\" value=\"{}\"/>\n", 60 + i % 90)
+        };
+        f.write_all(line.as_bytes()).expect("write");
+        written += line.len() as u64;
+        if i % 20_000 == 0 {
+            let end = (t0 + Duration::seconds(i * 30 + 1800)).format("%Y-%m-%d %H:%M:%S +0100");
+            let w = format!("<Workout workoutActivityType=\"HKWorkoutActivityTypeRunning\" duration=\"30\" durationUnit=\"min\" sourceName=\"Watch\" startDate=\"{t}\" endDate=\"{end}\"/>\n");
+            f.write_all(w.as_bytes()).expect("write");
+            written += w.len() as u64;
+        }
+        i += 1;
+    }
+    writeln!(f, "</HealthData>").expect("write");
+    f.flush().expect("flush");
+    written
+}
+
+fn main() {
+    let n: u32 = std::env::var("COACHD_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = dir.path().join("fit");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    let mut paths = Vec::new();
+    for i in 0..n {
+        let p = files.join(format!("{i:04}.fit"));
+        std::fs::write(&p, hour_fit(i)).expect("write");
+        paths.push(p);
+    }
+    let samples = f64::from(n) * 3600.0;
+    println!("{n} one-hour FIT files, per-second records ({samples:.0} records)\n");
+    println!("{:<52} {:>10} {:>12} {:>14}", "", "time", "files/s", "records/s");
+    let row = |label: &str, secs: f64| {
+        println!("{label:<52} {:>8.2} s {:>12.0} {:>14.0}", secs, f64::from(n) / secs, samples / secs);
+    };
+
+    // coachd parsing only.
+    let client = coachd::store::Client {
+        id: 1,
+        name: "bench".into(),
+        tz: "Europe/Berlin".into(),
+        hr_max: None,
+        birth_year: None,
+        trainer: None,
+        created: Utc::now(),
+    };
+    let t = Instant::now();
+    for p in &paths {
+        let bytes = std::fs::read(p).expect("read");
+        let format = coachd::files::sniff(&bytes).expect("sniff");
+        std::hint::black_box(coachd::files::parse(&bytes, format, &client, chrono_tz::Europe::Berlin).expect("parse"));
+    }
+    row("coachd: parse only (fitparser + mapping)", t.elapsed().as_secs_f64());
+
+    // coachd end to end: hash, parse, store.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let secs = rt.block_on(async {
+        let data = DataDir::new(dir.path().join("data"));
+        let mut config = Config::default();
+        config.store.synchronous = Synchronous::Full;
+        let (store, _) = coachd::init::init(&data, &data.default_config(), &config).await.expect("init");
+        let client = store
+            .add_client(&NewClient::parse("bench", "Europe/Berlin", Some(190), None).expect("c"))
+            .await
+            .expect("add");
+        let t = Instant::now();
+        for p in &paths {
+            let outcome = import_file(&store, &client, chrono_tz::Europe::Berlin, p, quiet()).await.expect("import");
+            assert!(matches!(outcome, Outcome::Imported { .. }), "{outcome:?}");
+        }
+        let secs = t.elapsed().as_secs_f64();
+        store.close().await;
+        secs
+    });
+    row("coachd: import end to end (hash, parse, store, fsync)", secs);
+
+    // Python fitdecode, parsing only.
+    let script = r#"
+import sys, time, glob, fitdecode
+files = sorted(glob.glob(sys.argv[1] + "/*.fit"))
+t = time.perf_counter()
+n = 0
+for f in files:
+    with fitdecode.FitReader(f) as fit:
+        for frame in fit:
+            if isinstance(frame, fitdecode.FitDataMessage) and frame.name == "record":
+                n += 1
+print(time.perf_counter() - t, n)
+"#;
+    match Command::new("python3").args(["-c", script]).arg(&files).output() {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let secs: f64 = text.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
+            row("python fitdecode: parse only", secs);
+        }
+        _ => println!("python fitdecode: not available (pip install fitdecode) — skipped"),
+    }
+
+    let mb: u64 = std::env::var("COACHD_BENCH_APPLE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    if mb == 0 {
+        return;
+    }
+    let export = dir.path().join("export.xml");
+    let bytes = write_apple_export(&export, mb);
+    let bin = std::env::var("CARGO_BIN_EXE_coachd")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/coachd"));
+    let data = dir.path().join("apple-data");
+    Command::new(&bin)
+        .env("COACHD_DATA_DIR", &data)
+        .args(["client", "add", "bench", "--tz", "Europe/Berlin"])
+        .output()
+        .expect("coachd");
+    let mut cmd = Command::new(&bin);
+    cmd.env("COACHD_DATA_DIR", &data).arg("import").arg("bench").arg(&export);
+    let t = Instant::now();
+    let (out, rss) = run_measuring_peak(cmd);
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "\nApple Health export.xml of {} MB: {:.1} s ({:.0} MB/s over two passes), peak RSS {:.1} MB ({})",
+        bytes >> 20,
+        secs,
+        (bytes >> 20) as f64 / secs,
+        rss as f64 / 1024.0,
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+}
