@@ -251,3 +251,48 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, std::io::Error> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TCX: &str = r#"<?xml version="1.0"?><TrainingCenterDatabase><Activities><Activity Sport="Running">
+<Id>2026-11-20T17:00:00Z</Id><Lap><TotalTimeSeconds>60</TotalTimeSeconds><Track>
+<Trackpoint><Time>2026-11-20T17:00:00Z</Time><HeartRateBpm><Value>140</Value></HeartRateBpm></Trackpoint>
+<Trackpoint><Time>2026-11-20T17:01:00Z</Time><HeartRateBpm><Value>150</Value></HeartRateBpm></Trackpoint>
+</Track></Lap></Activity></Activities></TrainingCenterDatabase>"#;
+
+    fn every_parser(bytes: &[u8]) {
+        let _ = sniff(bytes);
+        let _ = fit::parse(bytes, 1, |_| 0);
+        let _ = xml::parse(bytes, xml::XmlKind::Tcx, 1, "c1", |_| 0);
+        let _ = xml::parse(bytes, xml::XmlKind::Gpx, 1, "c1", |_| 0);
+        let _ = hae::parse(bytes, 1, chrono_tz::UTC);
+    }
+
+    #[test]
+    fn the_fixture_parses() {
+        let parsed = xml::parse(TCX.as_bytes(), xml::XmlKind::Tcx, 1, "c1", |_| 3600).expect("parses");
+        assert_eq!(parsed.activities.len(), 1);
+        assert_eq!(parsed.activities[0].series[0].samples.len(), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn no_bytes_panic_a_parser(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            every_parser(&bytes);
+        }
+
+        #[test]
+        fn no_mutation_of_a_good_file_panics_a_parser(flips in proptest::collection::vec((0usize..2000, any::<u8>()), 1..8), cut in 0usize..2000) {
+            let mut bytes = TCX.as_bytes().to_vec();
+            for (i, b) in flips {
+                let n = bytes.len();
+                bytes[i % n] = b;
+            }
+            bytes.truncate(cut.max(1));
+            every_parser(&bytes);
+        }
+    }
+}
