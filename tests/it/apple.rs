@@ -1,6 +1,6 @@
 //! Apple Health exports through `coachd import`.
 
-use assert_cmd::Command;
+use crate::coachd;
 use predicates::str::contains;
 use std::path::Path;
 
@@ -90,12 +90,6 @@ pub fn zip_stored(name: &str, data: &[u8], claimed: Option<u32>) -> Vec<u8> {
     out.extend_from_slice(&cd_offset.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out
-}
-
-fn coachd(data: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("coachd").expect("binary");
-    cmd.env("COACHD_DATA_DIR", data).env_remove("COACHD_CONFIG").env_remove("RUST_LOG");
-    cmd
 }
 
 fn status(data: &Path) -> serde_json::Value {

@@ -1,19 +1,8 @@
 //! The real binary, driven end to end.
 
-use assert_cmd::Command;
+use crate::coachd;
 use predicates::str::contains;
 use std::path::Path;
-
-fn coachd(data: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("coachd").expect("binary");
-    cmd.env("COACHD_DATA_DIR", data).env_remove("COACHD_CONFIG").env_remove("RUST_LOG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("COACHD__") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
 
 fn client_list(data: &Path) -> String {
     let out = coachd(data).args(["client", "list", "--json"]).output().expect("runs");

@@ -1,7 +1,7 @@
 //! `coachd import`: FIT (fixtures from the test encoder), TCX, GPX, bad input, idempotence.
 
+use crate::coachd;
 use crate::fit_encoder::*;
-use assert_cmd::Command;
 use chrono::{TimeZone, Utc};
 use predicates::str::contains;
 use std::path::Path;
@@ -117,12 +117,6 @@ const GPX: &str = r#"<?xml version="1.0"?>
   <trkpt lat="52.5" lon="13.4"><time>2026-11-21T16:00:00Z</time><extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>101</gpxtpx:hr><gpxtpx:cad>55</gpxtpx:cad></gpxtpx:TrackPointExtension></extensions></trkpt>
   <trkpt lat="52.6" lon="13.4"><time>2026-11-21T16:30:00Z</time><extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>109</gpxtpx:hr></gpxtpx:TrackPointExtension></extensions></trkpt>
  </trkseg></trk></gpx>"#;
-
-fn coachd(data: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("coachd").expect("binary");
-    cmd.env("COACHD_DATA_DIR", data).env_remove("COACHD_CONFIG").env_remove("RUST_LOG");
-    cmd
-}
 
 fn activities(data: &Path) -> serde_json::Value {
     let out = coachd(data)

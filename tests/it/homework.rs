@@ -1,7 +1,7 @@
 //! The homework engine through the store and the real binary.
 
+use crate::coachd;
 use crate::{batch, TestStore};
-use assert_cmd::Command;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use coachd::engine::judge::{Occurrence, Verdict};
 use coachd::engine::rule::Rule;
@@ -189,12 +189,6 @@ async fn activities_are_listed_merged_with_their_sources() {
     assert_eq!(tue[0].sources, ["fit", "strava"]);
     assert_eq!(tue[0].hr_samples, 1800);
     assert_eq!(tue[0].category, Category::Cardio);
-}
-
-fn coachd(data: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("coachd").expect("binary");
-    cmd.env("COACHD_DATA_DIR", data).env_remove("COACHD_CONFIG").env_remove("RUST_LOG");
-    cmd
 }
 
 #[test]

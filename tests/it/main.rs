@@ -18,6 +18,18 @@ use coachd::paths::DataDir;
 use coachd::store::{NewClient, Store};
 use std::sync::Once;
 
+/// The real binary on a data dir, with no configuration leaking in from the environment.
+pub fn coachd(data: &std::path::Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("coachd").expect("binary");
+    cmd.env("COACHD_DATA_DIR", data).env_remove("COACHD_CONFIG").env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("COACHD__") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// Logs stay silent unless `TEST_LOG` is set.
 pub fn test_log() {
     static ONCE: Once = Once::new();
