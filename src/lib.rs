@@ -20,6 +20,7 @@
 //! - [`cli`]: the command line; [`init`] and [`paths`]: the data dir.
 
 pub mod activity_types;
+pub mod ble;
 pub mod cli;
 pub mod config;
 pub mod crypto;
