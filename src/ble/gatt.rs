@@ -120,7 +120,7 @@ pub fn heart_rate(payload: &[u8]) -> Result<HeartRate, GattError> {
     let mut rr_1024 = Vec::new();
     if flags & 0x10 != 0 {
         let rest = b.rest();
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err(GattError::Short { what: b.what, len: payload.len(), need: payload.len() + 1 });
         }
         rr_1024 = rest.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
