@@ -71,7 +71,9 @@ pub async fn status(
                 homework.iter().flat_map(|h| h.affected_by(d).into_iter().map(|o| (h.id, o))).collect()
             })
             .await?;
-        let span_from = from.min(today - Duration::days(LOOKBACK_DAYS - 1));
+        // Weekly occurrences are dated by their Monday, up to 6 days before the span: start
+        // the span on a Monday so every occurrence in it finds its cached verdict.
+        let span_from = crate::engine::judge::monday(from.min(today - Duration::days(LOOKBACK_DAYS - 1)));
         let span_to = to.max(today);
         // Adherence needs only verdicts; the displayed range needs whole occurrences. A
         // weekly occurrence is dated by its Monday, up to 6 days before `from`.
