@@ -2,7 +2,9 @@
 //!
 //! Sessions become activities (a multi-sport file gives several); records give the
 //! sample series (HR, speed, cadence, power); `set` messages give strength sets (reps,
-//! weight, exercise category, active or rest).
+//! weight, exercise category, active or rest). Moving time is the session's timer time;
+//! without one, the time between timer start and stop events (pauses excluded), else the
+//! laps' timer times, else the elapsed time.
 
 use super::{FileError, Parsed};
 use crate::activity_types;
@@ -113,6 +115,30 @@ struct Session {
     ty: &'static str,
 }
 
+/// Seconds the timer ran within `[lo, hi]` ms, from start/stop events; None without events.
+fn timer_seconds(events: &[(i64, bool)], lo: i64, hi: i64) -> Option<f64> {
+    let mut mine: Vec<(i64, bool)> = events.iter().copied().filter(|(t, _)| *t >= lo && *t <= hi).collect();
+    if mine.is_empty() {
+        return None;
+    }
+    mine.sort_by_key(|e| e.0);
+    let (mut total, mut since) = (0i64, None);
+    for (t, running) in mine {
+        match (running, since) {
+            (true, None) => since = Some(t),
+            (false, Some(s)) => {
+                total += t - s;
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = since {
+        total += hi - s;
+    }
+    Some(total as f64 / 1000.0)
+}
+
 /// Decode a FIT file into activities for `client`.
 pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32) -> Result<Parsed, FileError> {
     if !looks_like_fit(bytes) {
@@ -142,6 +168,9 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
     let mut file_key = None;
     let mut local_offset = None;
     let mut fallback_sport = ("generic".to_string(), "generic".to_string());
+    // Timer start/stop events, and laps' (start, timer seconds).
+    let mut timer: Vec<(i64, bool)> = Vec::new();
+    let mut laps: Vec<(i64, f64)> = Vec::new();
     for r in &records {
         match r.kind() {
             MesgNum::FileId => {
@@ -156,6 +185,19 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
                     // local_timestamp is seconds since the FIT epoch in local time.
                     let local = local as i64 + 631_065_600;
                     local_offset = i32::try_from(local - t.timestamp()).ok().filter(|o| o.abs() <= 18 * 3600);
+                }
+            }
+            MesgNum::Event => {
+                if text(r, "event").as_deref() == Some("timer") {
+                    if let Some(t) = time(r, "timestamp") {
+                        let running = text(r, "event_type").as_deref() == Some("start");
+                        timer.push((t.timestamp_millis(), running));
+                    }
+                }
+            }
+            MesgNum::Lap => {
+                if let (Some(t), Some(s)) = (time(r, "start_time"), number(r, "total_timer_time")) {
+                    laps.push((t.timestamp_millis(), s.max(0.0)));
                 }
             }
             MesgNum::Sport => {
@@ -218,6 +260,7 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
             .chain(&speed)
             .map(|s| s.t_ms)
             .chain(sets.iter().filter_map(|s| s.start.map(|t| t.timestamp_millis())))
+            .chain(timer.iter().map(|e| e.0))
             .collect();
         let (Some(lo), Some(hi)) = (times.iter().min(), times.iter().max()) else {
             return Err(FileError::Invalid("FIT: no session, record or set messages: not an activity file".into()));
@@ -269,6 +312,15 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
             .cloned()
             .collect();
         let elapsed_s = (s.end - s.start).num_milliseconds() as f64 / 1000.0;
+        let moving_s = s
+            .moving_s
+            .filter(|m| m.is_finite() && *m >= 0.0)
+            .or_else(|| timer_seconds(&timer, lo, hi))
+            .or_else(|| {
+                let mine: Vec<f64> = laps.iter().filter(|(t, _)| *t >= lo && *t <= hi).map(|(_, s)| *s).collect();
+                (!mine.is_empty()).then(|| mine.iter().sum())
+            })
+            .unwrap_or(elapsed_s.max(0.0));
         let hr_series = series.iter().find(|x| x.kind == SeriesKind::Hr);
         let avg_hr = s
             .avg_hr
@@ -282,7 +334,7 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
             utc_offset_s: local_offset.unwrap_or_else(|| offset_s(s.start)),
             activity_type: s.ty.to_string(),
             category: activity_types::category(s.ty),
-            duration_s: s.moving_s.filter(|m| m.is_finite() && *m >= 0.0).unwrap_or(elapsed_s.max(0.0)),
+            duration_s: moving_s,
             distance_m: s.distance_m.filter(|d| *d >= 0.0),
             avg_hr: avg_hr.map(|h| (h * 10.0).round() / 10.0),
             max_hr: max_hr.map(|h| h as u16),

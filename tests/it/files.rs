@@ -14,6 +14,10 @@ fn t0() -> i64 {
 /// A 40-minute run with per-second HR and a 5-minute pause in the middle; records after
 /// the pause use compressed timestamp headers.
 pub fn run_with_pause(serial: u32) -> Vec<u8> {
+    paused_run(serial, true)
+}
+
+fn paused_run(serial: u32, with_session: bool) -> Vec<u8> {
     let mut w = FitWriter::default();
     let start = t0();
     w.file_id(serial, start);
@@ -28,17 +32,34 @@ pub fn run_with_pause(serial: u32) -> Vec<u8> {
         w.compressed_record(0, fit_time(start + s), &[(3, Base::U8, 150 + (s % 10) as u64), (4, Base::U8, 87)]);
     }
     w.timer(start + 2700, true);
-    w.session(&SessionSpec {
-        start,
-        elapsed_s: 2700,
-        timer_s: 2400,
-        sport: SPORT_RUNNING,
-        sub_sport: 0,
-        avg_hr: 148,
-        max_hr: 160,
-    });
+    if with_session {
+        w.session(&SessionSpec {
+            start,
+            elapsed_s: 2700,
+            timer_s: 2400,
+            sport: SPORT_RUNNING,
+            sub_sport: 0,
+            avg_hr: 148,
+            max_hr: 160,
+        });
+    }
     w.activity(start + 2700, 3600);
     w.finish()
+}
+
+#[test]
+fn without_a_session_pauses_come_from_timer_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let file = dir.path().join("no-session.fit");
+    std::fs::write(&file, paused_run(4242, false)).expect("write");
+    coachd(&data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
+    coachd(&data).args(["import", "alex"]).arg(&file).assert().success();
+    let acts = activities(&data);
+    let a = &acts[0];
+    // 45 minutes from first to last record, 5 of them paused.
+    assert_eq!(a["duration_s"].as_f64(), Some(2400.0), "{a}");
+    assert_eq!(a["start"], "2026-11-20T18:00:00+01:00");
 }
 
 /// Three sets of 10 push-ups with rest sets between them, at 21:30 local.
