@@ -187,12 +187,10 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
                     local_offset = i32::try_from(local - t.timestamp()).ok().filter(|o| o.abs() <= 18 * 3600);
                 }
             }
-            MesgNum::Event => {
-                if text(r, "event").as_deref() == Some("timer") {
-                    if let Some(t) = time(r, "timestamp") {
-                        let running = text(r, "event_type").as_deref() == Some("start");
-                        timer.push((t.timestamp_millis(), running));
-                    }
+            MesgNum::Event if text(r, "event").as_deref() == Some("timer") => {
+                if let Some(t) = time(r, "timestamp") {
+                    let running = text(r, "event_type").as_deref() == Some("start");
+                    timer.push((t.timestamp_millis(), running));
                 }
             }
             MesgNum::Lap => {
