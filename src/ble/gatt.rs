@@ -282,10 +282,28 @@ fn avail8(v: u8) -> Option<u8> {
     (v != u8::MAX).then_some(v)
 }
 
-/// Energy: total u16 kcal, per hour u16, per minute u8.
-fn energy(b: &mut Bytes<'_>, m: &mut MachineData) -> Result<(), GattError> {
-    m.energy_kcal = avail16(b.u16()?);
-    b.skip(3)
+/// The fields every Fitness Machine characteristic ends with, from flag bit `first` on:
+/// energy (total u16 kcal, per hour u16, per minute u8), heart rate u8, MET u8, elapsed
+/// time u16 s, remaining time u16 s.
+fn machine_tail(b: &mut Bytes<'_>, f: u16, first: u16, m: &mut MachineData) -> Result<(), GattError> {
+    let has = |bit: u16| f & (1 << (first + bit)) != 0;
+    if has(0) {
+        m.energy_kcal = avail16(b.u16()?);
+        b.skip(3)?;
+    }
+    if has(1) {
+        m.heart_rate = avail8(b.u8()?);
+    }
+    if has(2) {
+        b.skip(1)?;
+    }
+    if has(3) {
+        m.elapsed_s = avail16(b.u16()?);
+    }
+    if has(4) {
+        b.skip(2)?;
+    }
+    Ok(())
 }
 
 /// Treadmill Data, 0x2ACD. Bit 0 ("More Data") is inverted: speed is present when it is 0.
@@ -307,21 +325,7 @@ pub fn treadmill(payload: &[u8]) -> Result<MachineData, GattError> {
             b.skip(size)?; // inclination + ramp, elevation gain, pace, average pace
         }
     }
-    if f & (1 << 7) != 0 {
-        energy(&mut b, &mut m)?;
-    }
-    if f & (1 << 8) != 0 {
-        m.heart_rate = avail8(b.u8()?);
-    }
-    if f & (1 << 9) != 0 {
-        b.skip(1)?; // MET
-    }
-    if f & (1 << 10) != 0 {
-        m.elapsed_s = avail16(b.u16()?);
-    }
-    if f & (1 << 11) != 0 {
-        b.skip(2)?; // remaining time
-    }
+    machine_tail(&mut b, f, 7, &mut m)?;
     if f & (1 << 12) != 0 {
         b.skip(2)?; // force on belt
         m.power_w = avail_i16(b.i16()?);
@@ -358,21 +362,7 @@ pub fn indoor_bike(payload: &[u8]) -> Result<MachineData, GattError> {
     if f & (1 << 7) != 0 {
         b.skip(2)?; // average power
     }
-    if f & (1 << 8) != 0 {
-        energy(&mut b, &mut m)?;
-    }
-    if f & (1 << 9) != 0 {
-        m.heart_rate = avail8(b.u8()?);
-    }
-    if f & (1 << 10) != 0 {
-        b.skip(1)?; // MET
-    }
-    if f & (1 << 11) != 0 {
-        m.elapsed_s = avail16(b.u16()?);
-    }
-    if f & (1 << 12) != 0 {
-        b.skip(2)?; // remaining time
-    }
+    machine_tail(&mut b, f, 8, &mut m)?;
     Ok(m)
 }
 
@@ -404,21 +394,7 @@ pub fn rower(payload: &[u8]) -> Result<MachineData, GattError> {
             b.skip(size)?; // average power, resistance
         }
     }
-    if f & (1 << 8) != 0 {
-        energy(&mut b, &mut m)?;
-    }
-    if f & (1 << 9) != 0 {
-        m.heart_rate = avail8(b.u8()?);
-    }
-    if f & (1 << 10) != 0 {
-        b.skip(1)?; // MET
-    }
-    if f & (1 << 11) != 0 {
-        m.elapsed_s = avail16(b.u16()?);
-    }
-    if f & (1 << 12) != 0 {
-        b.skip(2)?; // remaining time
-    }
+    machine_tail(&mut b, f, 8, &mut m)?;
     Ok(m)
 }
 
@@ -483,6 +459,14 @@ mod tests {
         let r = rower(&hex("00 00 3C 0A 00")).expect("rower");
         assert_eq!((r.stroke_rate_spm, r.stroke_count), (Some(30.0), Some(10)));
         assert!(treadmill(&hex("04 04 E8 03")).is_err());
+        // The shared tail: energy (bit 7 on a treadmill, 8 on bikes and rowers), heart
+        // rate, elapsed time; all-ones energy per hour/minute are "not available".
+        let t = treadmill(&hex("81 05 64 00 FF FF FF 8C 2C 01")).expect("treadmill tail");
+        assert_eq!((t.speed_kmh, t.energy_kcal, t.heart_rate, t.elapsed_s), (None, Some(100), Some(140), Some(300)));
+        let b = indoor_bike(&hex("01 0B 64 00 FF FF FF 8C 2C 01")).expect("bike tail");
+        assert_eq!((b.energy_kcal, b.heart_rate, b.elapsed_s), (Some(100), Some(140), Some(300)));
+        let r = rower(&hex("01 02 FF")).expect("rower hr n/a");
+        assert_eq!(r.heart_rate, None);
     }
 
     proptest! {
