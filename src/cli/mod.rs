@@ -152,6 +152,9 @@ enum Command {
         /// Address to listen on [default: web.listen, 127.0.0.1:7878]
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<SocketAddr>,
+        /// Add a simulated heart-rate strap worn by a client named "demo" (created if missing)
+        #[arg(long)]
+        demo: bool,
     },
 }
 
@@ -289,7 +292,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Run { listen } => {
+        Command::Run { listen, demo } => {
             let mut config = config;
             if let Some(listen) = listen {
                 config.web.listen = listen;
@@ -302,7 +305,19 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 ))
             })?;
             tracing::info!(data_dir = %data.root().display(), "data dir");
-            let sources = crate::sources::build(&config, &data);
+            let mut sources = crate::sources::build(&config, &data);
+            if demo {
+                if store.client_by_name("demo").await.is_err() {
+                    let new = NewClient::parse("demo", &default_tz(&config), Some(190), None)
+                        .map_err(|p| Failure::Input(p.join("; ")))?;
+                    store.add_client(&new).await?;
+                }
+                sources.push(std::sync::Arc::new(crate::ble::simulated::SimulatedStrap::new(
+                    "demo",
+                    std::time::Duration::from_secs(1),
+                    crate::ble::session::SessionConfig::default(),
+                )));
+            }
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
             let signal = async move {
                 if let Err(e) = daemon::shutdown_signal().await {

@@ -9,6 +9,7 @@ mod homework;
 mod inbox;
 mod ingest;
 mod push;
+mod strap;
 mod supervisor;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
