@@ -117,14 +117,10 @@ enum Command {
     /// Workouts of a client, merged across sources [default: the last 30 days]
     Activities {
         client: String,
-        #[arg(long, value_name = "DATE")]
-        from: Option<String>,
-        #[arg(long, value_name = "DATE")]
-        to: Option<String>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        range: Range,
     },
-    /// Import FIT, TCX and GPX files (or folders of them), recognised by content
+    /// Import FIT, TCX, GPX files and Apple Health export.zip/export.xml (or folders of them), recognised by content
     Import {
         client: String,
         #[arg(required = true, value_name = "PATH")]
@@ -140,12 +136,8 @@ enum Command {
     /// Verdicts and adherence, per client [default: the last 7 days]
     Status {
         client: Option<String>,
-        #[arg(long, value_name = "DATE")]
-        from: Option<String>,
-        #[arg(long, value_name = "DATE")]
-        to: Option<String>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        range: Range,
     },
     /// Run the daemon: every source, the supervisor and the web server
     Run {
@@ -156,6 +148,18 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+}
+
+/// Dates to show (YYYY-MM-DD, today or yesterday) and the output form.
+#[derive(Debug, clap::Args)]
+struct Range {
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,8 +365,8 @@ async fn with_store(store: &Store, config: &Config, command: Command) -> Result<
         Command::Excuse { client, homework_id, date, reason } => {
             homework::excuse(store, &client, homework_id, &date, reason.as_deref()).await
         }
-        Command::Activities { client, from, to, json } => {
-            homework::activities(store, &client, from.as_deref(), to.as_deref(), json).await
+        Command::Activities { client, range } => {
+            homework::activities(store, &client, range.from.as_deref(), range.to.as_deref(), range.json).await
         }
         Command::Import { client, paths } => import(store, &client, &paths).await,
         Command::PushToken { client, revoke } => {
@@ -380,8 +384,9 @@ async fn with_store(store: &Store, config: &Config, command: Command) -> Result<
             }
             Ok(())
         }
-        Command::Status { client, from, to, json } => {
-            homework::status_cmd(store, config, client.as_deref(), from.as_deref(), to.as_deref(), json).await
+        Command::Status { client, range } => {
+            let (from, to) = (range.from.as_deref(), range.to.as_deref());
+            homework::status_cmd(store, config, client.as_deref(), from, to, range.json).await
         }
         Command::Init | Command::Config(_) | Command::Run { .. } => {
             unreachable!("handled by dispatch without an open store")

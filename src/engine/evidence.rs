@@ -122,14 +122,7 @@ impl Evidence {
     ) -> Self {
         let mut passive_days = BTreeSet::new();
         for a in activities.iter().filter(|a| a.source != MANUAL_SOURCE) {
-            let (mut d, last) = (a.start.with_timezone(&tz).date_naive(), a.end.with_timezone(&tz).date_naive());
-            while d <= last {
-                passive_days.insert(d);
-                d = d.succ_opt().unwrap_or(d);
-                if d == NaiveDate::MAX {
-                    break;
-                }
-            }
+            passive_days.extend(super::judge::local_dates(tz, a.start, a.end));
         }
         for v in &daily {
             passive_days.insert(v.date);

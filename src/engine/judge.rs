@@ -136,8 +136,14 @@ pub struct Occurrence {
     pub evidence: Vec<EvidenceRef>,
 }
 
+/// The local dates an interval touches, first to last.
+pub fn local_dates(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> impl Iterator<Item = NaiveDate> {
+    let (first, last) = (start.with_timezone(&tz).date_naive(), end.with_timezone(&tz).date_naive());
+    first.iter_days().take_while(move |d| *d <= last)
+}
+
 /// The instant a local date and time maps to; in a DST gap, the first instant after it.
-fn local(tz: Tz, d: NaiveDate, t: NaiveTime) -> DateTime<Utc> {
+pub fn local(tz: Tz, d: NaiveDate, t: NaiveTime) -> DateTime<Utc> {
     let naive = d.and_time(t);
     match tz.from_local_datetime(&naive) {
         chrono::LocalResult::Single(x) => x.with_timezone(&Utc),

@@ -191,11 +191,11 @@ pub fn parse(body: &[u8], client: i64, tz: Tz) -> Result<Batch, String> {
     Ok(batch)
 }
 
+/// The first 200 characters of a JSON value, for error messages.
 fn truncate(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 200 {
-        format!("{}…", &s[..s.char_indices().take_while(|(i, _)| *i < 200).last().map_or(0, |(i, c)| i + c.len_utf8())])
-    } else {
-        s
+    match s.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
     }
 }

@@ -282,6 +282,14 @@ impl Store {
         client: ClientId,
         affected: impl Fn(NaiveDate) -> Vec<(i64, NaiveDate)>,
     ) -> Result<usize, StoreError> {
+        // The common case, nothing changed, must not take the write lock.
+        let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM dirty_dates WHERE client_id = ? LIMIT 1")
+            .bind(client)
+            .fetch_optional(&self.pool)
+            .await?;
+        if any.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let dirty: Vec<String> = sqlx::query_scalar("SELECT date FROM dirty_dates WHERE client_id = ?")
             .bind(client)
@@ -382,6 +390,13 @@ impl Store {
 
     /// Drop every cached verdict when the settings that shaped them changed.
     pub async fn check_verdict_settings(&self, fingerprint: &str) -> Result<bool, StoreError> {
+        // Read first: only a change of settings takes the write lock.
+        let current: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'verdict_settings'")
+            .fetch_optional(&self.pool)
+            .await?;
+        if current.as_deref() == Some(fingerprint) {
+            return Ok(false);
+        }
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'verdict_settings'")
             .fetch_optional(&mut *tx)

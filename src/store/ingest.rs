@@ -3,6 +3,7 @@
 
 use super::codec;
 use super::{Store, StoreError};
+use crate::engine::judge::{local, local_dates};
 use crate::model::{ActivityId, Batch, IngestReport, NewActivity, Sample, Series, SeriesKind, StrengthSet};
 use sqlx::{Sqlite, Transaction};
 use std::collections::BTreeMap;
@@ -94,13 +95,8 @@ impl Store {
             }
             if changed {
                 let tz = zones.get(&mut tx, a.client_id).await?;
-                let (mut d, last) = (a.start.with_timezone(&tz).date_naive(), a.end.with_timezone(&tz).date_naive());
-                while d <= last {
+                for d in local_dates(tz, a.start, a.end) {
                     mark_dirty(&mut tx, a.client_id, d).await?;
-                    match d.succ_opt() {
-                        Some(next) => d = next,
-                        None => break,
-                    }
                 }
             }
         }
@@ -151,13 +147,7 @@ impl Store {
         for (client, metric, day) in touched {
             // The day's total is the sum of its distinct buckets, in the client's local day.
             let tz = zones.get(&mut tx, client).await?;
-            let bound = |d: chrono::NaiveDate| {
-                use chrono::TimeZone;
-                tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN)).earliest().map_or_else(
-                    || d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis(),
-                    |t| t.timestamp_millis(),
-                )
-            };
+            let bound = |d: chrono::NaiveDate| local(tz, d, chrono::NaiveTime::MIN).timestamp_millis();
             let (lo, hi) = (bound(day), bound(day + chrono::Duration::days(1)));
             let total: f64 = sqlx::query_scalar(
                 "SELECT COALESCE(SUM(value), 0.0) FROM metric_buckets
