@@ -28,6 +28,7 @@ pub struct Config {
     pub clients: ClientsConfig,
     pub homework: HomeworkConfig,
     pub inbox: InboxConfig,
+    pub ble: BleConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,6 +146,49 @@ impl Default for InboxConfig {
     }
 }
 
+/// The Bluetooth collector.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BleConfig {
+    pub enabled: bool,
+    /// The adapter to use, by address (`00:1A:7D:DA:71:13`) or name (`hci0`); empty
+    /// means the only one (with several, the first by name).
+    pub adapter: String,
+    /// A session ends after this many seconds without a valid sample.
+    pub session_silence_s: u64,
+    /// Samples are committed at least this often, in seconds.
+    pub flush_s: u64,
+    /// A connected device silent this long is disconnected and connected again, in seconds.
+    pub watchdog_s: u64,
+    /// Reconnection attempts back off up to this delay, in seconds.
+    pub reconnect_max_s: u64,
+    /// With BlueZ absent or gone, how often to look for it again, in seconds.
+    pub bluez_retry_s: u64,
+}
+
+impl Default for BleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            adapter: String::new(),
+            session_silence_s: 120,
+            flush_s: 5,
+            watchdog_s: 30,
+            reconnect_max_s: 60,
+            bluez_retry_s: 10,
+        }
+    }
+}
+
+impl BleConfig {
+    pub fn session(&self) -> crate::ble::session::SessionConfig {
+        crate::ble::session::SessionConfig {
+            silence: Duration::from_secs(self.session_silence_s),
+            flush_every: Duration::from_secs(self.flush_s),
+        }
+    }
+}
+
 /// How verdicts are reached (defaults follow ../shared/reference/compliance.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -259,9 +303,10 @@ impl Config {
             clients: section(&merged, "clients", &origins, &mut problems),
             homework: section(&merged, "homework", &origins, &mut problems),
             inbox: section(&merged, "inbox", &origins, &mut problems),
+            ble: section(&merged, "ble", &origins, &mut problems),
         };
         for key in merged.keys() {
-            if !["web", "log", "store", "supervisor", "clients", "homework", "inbox"].contains(&key.as_str()) {
+            if !["web", "log", "store", "supervisor", "clients", "homework", "inbox", "ble"].contains(&key.as_str()) {
                 problems.push(Problem { location: locate(&origins, key), message: format!("unknown section [{key}]") });
             }
         }
@@ -319,6 +364,24 @@ impl Config {
                 "homework.attention_drop_points",
                 format!("{} must be above 0 and at most 100", h.attention_drop_points),
             );
+        }
+        let b = &self.ble;
+        for (key, value, range) in [
+            ("ble.session_silence_s", b.session_silence_s, 5..=3600),
+            ("ble.flush_s", b.flush_s, 1..=60),
+            ("ble.watchdog_s", b.watchdog_s, 2..=600),
+            ("ble.reconnect_max_s", b.reconnect_max_s, 1..=3600),
+            ("ble.bluez_retry_s", b.bluez_retry_s, 1..=3600),
+        ] {
+            if !range.contains(&value) {
+                bad(key, format!("{value} must be between {} and {}", range.start(), range.end()));
+            }
+        }
+        if !b.adapter.is_empty()
+            && crate::store::devices::parse_address(&b.adapter).is_err()
+            && !b.adapter.starts_with("hci")
+        {
+            bad("ble.adapter", format!("{:?} is neither an adapter address nor a name like hci0", b.adapter));
         }
         if !(100..=3_600_000).contains(&self.inbox.poll_ms) {
             bad("inbox.poll_ms", format!("{} must be between 100 and 3600000", self.inbox.poll_ms));

@@ -1,8 +1,13 @@
 //! Bluetooth fitness sensors. [`gatt`] decodes what heart-rate straps, foot pods, bike
-//! sensors, power meters and gym machines send; [`session`] turns a device's
-//! notifications into session batches; [`simulated`] is a strap for demos and tests that
-//! goes through both. The btleplug collector (cargo feature `ble`) is still to come.
+//! sensors, power meters and gym machines send; [`reading`] routes a characteristic's
+//! bytes to the right decoder; [`session`] turns a device's readings into session
+//! batches; [`collector`] (cargo feature `ble`) finds paired sensors through BlueZ with
+//! btleplug and feeds them through both; [`simulated`] is a strap for demos and tests
+//! that goes through the same decoder and recorder.
 
+#[cfg(feature = "ble")]
+pub mod collector;
 pub mod gatt;
+pub mod reading;
 pub mod session;
 pub mod simulated;

@@ -8,8 +8,8 @@
 //! the device and start time) and its samples merge by timestamp, so a repeated batch
 //! changes nothing. Zero-bpm and no-contact samples never count as workout time.
 
-use super::gatt::HeartRate;
-use crate::model::{Batch, Category, ClientId, NewActivity, Sample, Series, SeriesKind};
+use super::gatt::{HeartRate, MachineData};
+use crate::model::{Batch, ClientId, NewActivity, Sample, Series, SeriesKind};
 use chrono::DateTime;
 use std::time::Duration;
 
@@ -32,10 +32,21 @@ struct Open {
     last_ms: i64,
     hr: Vec<Sample>,
     rr: Vec<Sample>,
+    /// Power, cadence and speed from machines and bike/run sensors.
+    machine: [Vec<Sample>; 3],
     count: u64,
     sum_bpm: f64,
     max_bpm: u16,
     last_flush_ms: i64,
+}
+
+impl Open {
+    fn push_hr(&mut self, t_ms: i64, bpm: u16) {
+        self.hr.push(Sample { t_ms, value: f64::from(bpm) });
+        self.count += 1;
+        self.sum_bpm += f64::from(bpm);
+        self.max_bpm = self.max_bpm.max(bpm);
+    }
 }
 
 /// Turns one device's heart-rate notifications into session batches for one client.
@@ -44,12 +55,42 @@ pub struct Recorder {
     client: ClientId,
     utc_offset_s: i32,
     cfg: SessionConfig,
+    activity_type: &'static str,
     open: Option<Open>,
 }
 
+const MACHINE_KINDS: [SeriesKind; 3] = [SeriesKind::Power, SeriesKind::Cadence, SeriesKind::Speed];
+
 impl Recorder {
     pub fn new(device: impl Into<String>, client: ClientId, utc_offset_s: i32, cfg: SessionConfig) -> Self {
-        Self { device: device.into(), client, utc_offset_s, cfg, open: None }
+        Self {
+            device: device.into(),
+            client,
+            utc_offset_s,
+            cfg,
+            activity_type: crate::activity_types::GENERIC,
+            open: None,
+        }
+    }
+
+    /// The activity type sessions are stored with (a treadmill's are `treadmill_run`); a
+    /// strap's stay the generic `workout`, which merges with whatever a watch calls it.
+    /// Applies from the next session on.
+    pub fn set_activity_type(&mut self, activity_type: &'static str) {
+        if self.open.is_none() {
+            self.activity_type = activity_type;
+        }
+    }
+
+    /// The client's current UTC offset, for the next session (it changes with DST).
+    pub fn set_utc_offset(&mut self, utc_offset_s: i32) {
+        if self.open.is_none() {
+            self.utc_offset_s = utc_offset_s;
+        }
+    }
+
+    pub fn client(&self) -> ClientId {
+        self.client
     }
 
     pub fn in_session(&self) -> bool {
@@ -60,36 +101,15 @@ impl Recorder {
         self.cfg.silence.as_millis() as i64
     }
 
-    /// A notification received at `t_ms`. Returns the batches to store now, in order
-    /// (the end of a session that went silent, then a flush of the current one).
+    /// A heart-rate notification received at `t_ms`. Returns the batches to store now, in
+    /// order (the end of a session that went silent, then a flush of the current one).
     pub fn on_heart_rate(&mut self, t_ms: i64, hr: &HeartRate) -> Vec<Batch> {
-        let mut out = Vec::new();
         if !hr.is_valid_sample() {
-            out.extend(self.on_tick(t_ms));
-            return out;
+            return self.on_tick(t_ms).into_iter().collect();
         }
-        if let Some(open) = &self.open {
-            if t_ms - open.last_ms > self.silence_ms() {
-                out.extend(self.close());
-            } else if t_ms <= open.last_ms {
-                return out; // duplicate or out-of-order notification
-            }
-        }
-        let open = self.open.get_or_insert_with(|| Open {
-            start_ms: t_ms,
-            last_ms: t_ms,
-            hr: Vec::new(),
-            rr: Vec::new(),
-            count: 0,
-            sum_bpm: 0.0,
-            max_bpm: 0,
-            last_flush_ms: t_ms,
-        });
-        open.last_ms = t_ms;
-        open.hr.push(Sample { t_ms, value: f64::from(hr.bpm) });
-        open.count += 1;
-        open.sum_bpm += f64::from(hr.bpm);
-        open.max_bpm = open.max_bpm.max(hr.bpm);
+        let mut out = Vec::new();
+        let Some(open) = self.begin(t_ms, &mut out) else { return out };
+        open.push_hr(t_ms, hr.bpm);
         // RR intervals end at the notification: the last beat at t, earlier ones before it.
         let mut beat = t_ms;
         for rr in hr.rr_ms().collect::<Vec<_>>().into_iter().rev() {
@@ -98,26 +118,96 @@ impl Recorder {
             }
             beat -= rr.round() as i64;
         }
-        if t_ms - open.last_flush_ms >= self.cfg.flush_every.as_millis() as i64 {
-            out.extend(self.flush());
-        }
+        out.extend(self.flush_if_due(t_ms));
         out
     }
 
-    /// Time passes with no valid sample: closes a session silent for too long.
+    /// Fitness machine (or speed, cadence, power sensor) data received at `t_ms`. Only a
+    /// machine in use counts: belt moving, pedals or oars turning, or power produced.
+    pub fn on_machine(&mut self, t_ms: i64, m: &MachineData) -> Vec<Batch> {
+        let moving = m.speed_kmh.is_some_and(|v| v > 0.0)
+            || m.cadence_rpm.is_some_and(|v| v > 0.0)
+            || m.stroke_rate_spm.is_some_and(|v| v > 0.0)
+            || m.power_w.is_some_and(|v| v > 0);
+        if !moving {
+            return self.on_tick(t_ms).into_iter().collect();
+        }
+        let mut out = Vec::new();
+        let Some(open) = self.begin(t_ms, &mut out) else { return out };
+        if let Some(bpm) = m.heart_rate.filter(|&b| b > 0) {
+            open.push_hr(t_ms, u16::from(bpm));
+        }
+        let values = [
+            m.power_w.map(f64::from),
+            m.cadence_rpm.or(m.stroke_rate_spm),
+            m.speed_kmh.map(|kmh| (kmh / 3.6 * 1000.0).round() / 1000.0),
+        ];
+        for (series, value) in open.machine.iter_mut().zip(values) {
+            if let Some(value) = value {
+                series.push(Sample { t_ms, value });
+            }
+        }
+        out.extend(self.flush_if_due(t_ms));
+        out
+    }
+
+    /// The open session a valid sample at `t_ms` belongs to, after closing one that went
+    /// silent (its last batch goes to `out`). None for a duplicate or out-of-order sample.
+    fn begin(&mut self, t_ms: i64, out: &mut Vec<Batch>) -> Option<&mut Open> {
+        if let Some(open) = &self.open {
+            if t_ms - open.last_ms > self.silence_ms() {
+                out.extend(self.close());
+            } else if t_ms <= open.last_ms {
+                return None;
+            }
+        }
+        let open = self.open.get_or_insert_with(|| Open {
+            start_ms: t_ms,
+            last_ms: t_ms,
+            hr: Vec::new(),
+            rr: Vec::new(),
+            machine: Default::default(),
+            count: 0,
+            sum_bpm: 0.0,
+            max_bpm: 0,
+            last_flush_ms: t_ms,
+        });
+        open.last_ms = t_ms;
+        Some(open)
+    }
+
+    fn flush_if_due(&mut self, now_ms: i64) -> Option<Batch> {
+        let due = self.open.as_ref()?.last_flush_ms + self.cfg.flush_every.as_millis() as i64;
+        if now_ms >= due {
+            self.flush_at(now_ms)
+        } else {
+            None
+        }
+    }
+
+    /// Time passes (call it every second or so): closes a session silent for too long,
+    /// and hands over what is buffered once the flush interval has passed, so samples
+    /// before a pause are committed within `flush_every` even if no new one comes.
     pub fn on_tick(&mut self, now_ms: i64) -> Option<Batch> {
         match &self.open {
             Some(open) if now_ms - open.last_ms > self.silence_ms() => self.close(),
-            _ => None,
+            Some(open) if open.hr.is_empty() && open.rr.is_empty() && open.machine.iter().all(Vec::is_empty) => None,
+            Some(_) => self.flush_if_due(now_ms),
+            None => None,
         }
     }
 
     /// Hand over what is buffered (on the flush interval, and on shutdown).
     pub fn flush(&mut self) -> Option<Batch> {
+        let last = self.open.as_ref()?.last_ms;
+        self.flush_at(last)
+    }
+
+    fn flush_at(&mut self, now_ms: i64) -> Option<Batch> {
         let device = self.device.clone();
-        let (client, offset) = (self.client, self.utc_offset_s);
+        let (client, offset, activity_type) = (self.client, self.utc_offset_s, self.activity_type);
         let open = self.open.as_mut()?;
-        open.last_flush_ms = open.last_ms;
+        open.last_flush_ms = now_ms;
         let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
         let mut series = Vec::new();
         if !open.hr.is_empty() {
@@ -127,18 +217,23 @@ impl Recorder {
             open.rr.sort_by_key(|s| s.t_ms);
             series.push(Series { kind: SeriesKind::Rr, samples: std::mem::take(&mut open.rr) });
         }
+        for (kind, samples) in MACHINE_KINDS.into_iter().zip(&mut open.machine) {
+            if !samples.is_empty() {
+                series.push(Series { kind, samples: std::mem::take(samples) });
+            }
+        }
         let activity = NewActivity {
             client_id: client,
             external_id: format!("{device}@{}", open.start_ms),
             start: at(open.start_ms),
             end: at(open.last_ms),
             utc_offset_s: offset,
-            activity_type: crate::activity_types::GENERIC.into(),
-            category: Category::Other,
+            activity_type: activity_type.into(),
+            category: crate::activity_types::category(activity_type),
             duration_s: (open.last_ms - open.start_ms) as f64 / 1000.0,
             distance_m: None,
-            avg_hr: Some((open.sum_bpm / open.count.max(1) as f64 * 10.0).round() / 10.0),
-            max_hr: Some(open.max_bpm),
+            avg_hr: (open.count > 0).then(|| (open.sum_bpm / open.count as f64 * 10.0).round() / 10.0),
+            max_hr: (open.count > 0).then_some(open.max_bpm),
             energy_kj: None,
             content_hash: None,
             series,

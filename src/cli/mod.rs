@@ -6,6 +6,7 @@ use crate::paths::DataDir;
 use crate::store::{NewClient, Store, StoreError};
 use crate::{daemon, init};
 
+mod devices;
 mod homework;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -139,6 +140,9 @@ enum Command {
         #[command(flatten)]
         range: Range,
     },
+    /// Bluetooth sensors: scan for them, pair them with clients, list them
+    #[command(subcommand)]
+    Devices(devices::DevicesCommand),
     /// Run the daemon: every source, the supervisor and the web server
     Run {
         /// Address to listen on [default: web.listen, 127.0.0.1:7878]
@@ -347,6 +351,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
 async fn with_store(store: &Store, config: &Config, command: Command) -> Result<(), Failure> {
     match command {
         Command::Client(cmd) => client(store, config, cmd).await,
+        Command::Devices(cmd) => devices::devices(store, config, cmd).await,
         Command::Assign { client, phrase, days, window, from, until, done_at, partial_at } => {
             let args = homework::AssignArgs { client, phrase, days, window, from, until, done_at, partial_at };
             homework::assign(store, args).await
@@ -521,7 +526,10 @@ fn default_tz(config: &Config) -> String {
 /// Short commands log warnings only, so their output stays clean.
 fn init_logging(config: &Config, format: Option<LogFormat>, daemon: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if daemon { config.log.level.as_str() } else { "warn" };
+    let mut default = if daemon { config.log.level.clone() } else { "warn".into() };
+    if !default.contains("bluez_async") {
+        default.push_str(",bluez_async=warn"); // it logs routine steps at info
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match format.unwrap_or(config.log.format) {

@@ -11,6 +11,7 @@
 mod accounts;
 mod clients;
 pub mod codec;
+pub mod devices;
 mod homework;
 mod ingest;
 mod push;

@@ -1,6 +1,7 @@
 //! coachd's integration tests: one binary, helpers here, one module per area.
 
 mod apple;
+mod bluez;
 mod cli;
 mod daemon;
 mod files;

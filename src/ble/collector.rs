@@ -1,0 +1,613 @@
+//! The Bluetooth collector: btleplug over BlueZ (D-Bus).
+//!
+//! One long-lived adapter event stream. The scan asks BlueZ for the fitness services, but
+//! BlueZ merges the filters of all its clients, so every discovery is filtered again here.
+//! Each paired device gets its own task for its whole life: one peripheral handle and one
+//! notification stream (btleplug/bluez-async can panic when a stream is dropped while
+//! signals still arrive, and every stream adds match rules), connect → discover →
+//! subscribe → read the body-sensor location, then readings go through
+//! [`Decoder`] and [`Recorder`]. A disconnect reconnects with capped backoff and
+//! subscribes again; a watchdog reconnects a subscribed device that has gone silent. The
+//! session outlives reconnects, so a strap that drops out for a minute gives one session.
+//!
+//! btleplug reports neither a lost D-Bus connection nor a bluetoothd restart, so a probe
+//! asks BlueZ for its adapters every few seconds; when that fails, every task flushes,
+//! and the collector waits for BlueZ to come back (logging that once). Batches go through
+//! one channel to the source's own task, which commits them in order.
+
+use super::reading::{self, Decoder, Reading, BODY_SENSOR_LOCATION, MEASUREMENTS};
+use super::session::Recorder;
+use crate::config::BleConfig;
+use crate::model::{Batch, ClientId};
+use crate::source::{Source, SourceContext, SourceFuture};
+use crate::store::devices::Pairing;
+use btleplug::api::bleuuid::{uuid_from_u16, BleUuid};
+use btleplug::api::{Central, CentralEvent, CharPropFlags, Manager as _, Peripheral as _, ScanFilter};
+use btleplug::platform::{Adapter, Manager, Peripheral, PeripheralId};
+use chrono::{Offset, TimeZone, Utc};
+use chrono_tz::Tz;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How often BlueZ is asked whether it is still there, and pairings are re-read.
+const PROBE: Duration = Duration::from_secs(5);
+/// Discovery is asked for again this often: a bluetoothd restart forgets it silently.
+const RESCAN: Duration = Duration::from_secs(60);
+/// A device's last-seen time is written at most this often.
+const SEEN_EVERY: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Collector {
+    cfg: BleConfig,
+}
+
+impl Collector {
+    pub fn new(cfg: BleConfig) -> Self {
+        Self { cfg }
+    }
+}
+
+/// A device seen nearby, for `devices scan`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Seen {
+    pub address: String,
+    pub name: Option<String>,
+    pub services: Vec<&'static str>,
+    pub rssi: Option<i16>,
+}
+
+async fn timed<T, E: std::fmt::Display>(
+    what: &str,
+    limit: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(anyhow::anyhow!("{what}: {e}")),
+        Err(_) => Err(anyhow::anyhow!("{what}: no answer within {} s", limit.as_secs())),
+    }
+}
+
+/// Connect to BlueZ and choose the adapter: by address or name when configured, else the
+/// only one (with several, the first by name: btleplug lists them in random order).
+pub async fn open_adapter(wanted: &str) -> anyhow::Result<(Manager, Adapter, String)> {
+    let manager = timed("connecting to the D-Bus system bus", CALL_TIMEOUT, Manager::new()).await?;
+    let adapters = timed("asking BlueZ for adapters", CALL_TIMEOUT, manager.adapters()).await?;
+    let mut named = Vec::new();
+    for adapter in adapters {
+        let info = timed("reading an adapter", CALL_TIMEOUT, adapter.adapter_info()).await?;
+        let name = info.split_whitespace().next().unwrap_or_default().to_string();
+        let address = adapter.adapter_address().await.ok().flatten().map(|a| a.to_string()).unwrap_or_default();
+        named.push((name, address, adapter));
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let available = || named.iter().map(|(n, a, _)| format!("{n} ({a})")).collect::<Vec<_>>().join(", ");
+    let pick = if wanted.is_empty() {
+        named.first().map(|(n, ..)| n.clone())
+    } else {
+        named.iter().find(|(n, a, _)| n == wanted || a.eq_ignore_ascii_case(wanted)).map(|(n, ..)| n.clone())
+    };
+    let Some(pick) = pick else {
+        anyhow::bail!(if named.is_empty() {
+            "BlueZ has no Bluetooth adapter".to_string()
+        } else {
+            format!("no adapter {wanted:?} (BlueZ has: {})", available())
+        });
+    };
+    let (name, _, adapter) =
+        named.into_iter().find(|(n, ..)| *n == pick).ok_or_else(|| anyhow::anyhow!("adapter gone"))?;
+    Ok((manager, adapter, name))
+}
+
+/// Who owns `org.bluez` on the system bus. btleplug does not notice bluetoothd going
+/// away and coming back (a restart keeps the bus name but changes its owner), so the
+/// collector compares owners on every probe.
+struct BluezOwner(std::sync::Arc<std::sync::Mutex<dbus::blocking::Connection>>);
+
+impl BluezOwner {
+    async fn connect() -> anyhow::Result<Self> {
+        let conn = tokio::task::spawn_blocking(dbus::blocking::Connection::new_system).await??;
+        Ok(Self(std::sync::Arc::new(std::sync::Mutex::new(conn))))
+    }
+
+    async fn get(&self) -> anyhow::Result<String> {
+        let conn = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().map_err(|_| anyhow::anyhow!("D-Bus connection lock poisoned"))?;
+            let proxy = conn.with_proxy("org.freedesktop.DBus", "/org/freedesktop/DBus", CALL_TIMEOUT);
+            let (owner,): (String,) = proxy.method_call("org.freedesktop.DBus", "GetNameOwner", ("org.bluez",))?;
+            Ok(owner)
+        })
+        .await?
+    }
+}
+
+fn scan_filter() -> ScanFilter {
+    ScanFilter { services: reading::SERVICES.iter().map(|(n, _)| uuid_from_u16(*n)).collect() }
+}
+
+/// The fitness services a peripheral advertises (empty: not a sensor coachd reads).
+async fn describe(p: &Peripheral) -> Option<Seen> {
+    let props = p.properties().await.ok().flatten()?;
+    let services: Vec<&'static str> =
+        props.services.iter().filter_map(|u| u.to_ble_u16().and_then(reading::service_name)).collect();
+    Some(Seen { address: props.address.to_string(), name: props.local_name, services, rssi: props.rssi })
+}
+
+/// `devices scan`: the fitness sensors nearby after listening for `listen`.
+pub async fn scan(adapter_name: &str, listen: Duration) -> anyhow::Result<Vec<Seen>> {
+    let (_manager, adapter, _) = open_adapter(adapter_name).await?;
+    let mut events = timed("subscribing to adapter events", CALL_TIMEOUT, adapter.events()).await?;
+    timed("starting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await?;
+    let deadline = tokio::time::Instant::now() + listen;
+    let mut ids = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
+        if let CentralEvent::DeviceDiscovered(id) | CentralEvent::ServicesAdvertisement { id, .. } = event {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    let _ = adapter.stop_scan().await;
+    let mut seen = Vec::new();
+    for id in ids {
+        if let Ok(p) = adapter.peripheral(&id).await {
+            if let Some(s) = describe(&p).await.filter(|s| !s.services.is_empty()) {
+                seen.push(s);
+            }
+        }
+    }
+    seen.sort_by(|a, b| b.rssi.cmp(&a.rssi).then(a.address.cmp(&b.address)));
+    Ok(seen)
+}
+
+/// Why the collector stopped talking to this BlueZ.
+enum Stop {
+    Shutdown,
+    Lost(String),
+}
+
+impl Source for Collector {
+    fn name(&self) -> &str {
+        "ble"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
+        Box::pin(async move {
+            let retry = Duration::from_secs(self.cfg.bluez_retry_s);
+            let mut absent_logged = false;
+            // Open sessions outlive a BlueZ restart: the strap comes back into the same one.
+            let mut parked: HashMap<String, Recorder> = HashMap::new();
+            loop {
+                let opened = async {
+                    let watch = BluezOwner::connect().await?;
+                    let owner =
+                        watch.get().await.map_err(|e| anyhow::anyhow!("BlueZ is not on the system bus: {e}"))?;
+                    let (manager, adapter, name) = open_adapter(&self.cfg.adapter).await?;
+                    anyhow::Ok((watch, owner, manager, adapter, name))
+                };
+                match opened.await {
+                    Ok((watch, owner, manager, adapter, name)) => {
+                        let bluez = Bluez { watch, owner, manager, adapter, name };
+                        tracing::info!(adapter = %bluez.name, "Bluetooth collector scanning");
+                        match collect(ctx, &self.cfg, &bluez, &mut parked).await? {
+                            Stop::Shutdown => return Ok(()),
+                            Stop::Lost(why) => {
+                                tracing::warn!("lost BlueZ ({why}); looking for it every {} s", retry.as_secs());
+                                absent_logged = true;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if absent_logged {
+                            tracing::debug!("Bluetooth still unavailable: {e:#}");
+                        } else {
+                            tracing::warn!("Bluetooth unavailable ({e:#}); looking again every {} s", retry.as_secs());
+                            absent_logged = true;
+                        }
+                        ctx.set_detail(format!("waiting for BlueZ: {e:#}"));
+                    }
+                }
+                if !ctx.sleep(retry).await {
+                    return Ok(());
+                }
+            }
+        })
+    }
+}
+
+struct DeviceTask {
+    address: String,
+    client_id: ClientId,
+    cancel: CancellationToken,
+    /// Connection changes from the adapter's event stream.
+    link: mpsc::UnboundedSender<bool>,
+    connected: Arc<AtomicBool>,
+    join: tokio::task::JoinHandle<Recorder>,
+}
+
+/// One bluetoothd, as found.
+struct Bluez {
+    watch: BluezOwner,
+    owner: String,
+    manager: Manager,
+    adapter: Adapter,
+    name: String,
+}
+
+/// Collect from one adapter until shutdown or until BlueZ goes away.
+async fn collect(
+    ctx: &SourceContext,
+    cfg: &BleConfig,
+    bluez: &Bluez,
+    parked: &mut HashMap<String, Recorder>,
+) -> anyhow::Result<Stop> {
+    let Bluez { manager, adapter, name, .. } = bluez;
+    let mut events = match adapter.events().await {
+        Ok(events) => events,
+        Err(e) => return Ok(Stop::Lost(format!("subscribing to adapter events: {e}"))),
+    };
+    if let Err(e) = timed("starting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await {
+        return Ok(Stop::Lost(format!("{e:#}")));
+    }
+    let (tx, mut rx) = mpsc::channel::<Batch>(256);
+    let mut tasks: HashMap<PeripheralId, DeviceTask> = HashMap::new();
+    let mut pairings = ctx.store.pairings().await?;
+    let mut seen_at: HashMap<PeripheralId, Instant> = HashMap::new();
+    let mut probe = tokio::time::interval(PROBE);
+    let mut rescan = tokio::time::interval_at(tokio::time::Instant::now() + RESCAN, RESCAN);
+    probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = loop {
+        tokio::select! {
+            biased;
+            () = ctx.shutdown.cancelled() => break Stop::Shutdown,
+            Some(batch) = rx.recv() => {
+                ctx.ingest(&batch).await?;
+            }
+            event = events.next() => {
+                let Some(event) = event else { break Stop::Lost("the adapter's event stream ended".into()) };
+                let id = match event {
+                    CentralEvent::DeviceDisconnected(id) => {
+                        if let Some(t) = tasks.get(&id) {
+                            let _ = t.link.send(false);
+                        }
+                        continue;
+                    }
+                    CentralEvent::DeviceConnected(id) => {
+                        if let Some(t) = tasks.get(&id) {
+                            let _ = t.link.send(true);
+                        }
+                        continue;
+                    }
+                    CentralEvent::DeviceDiscovered(id)
+                    | CentralEvent::DeviceUpdated(id)
+                    | CentralEvent::ServicesAdvertisement { id, .. }
+                    | CentralEvent::RssiUpdate { id, .. } => id,
+                    _ => continue,
+                };
+                // Advertisements repeat many times a second: look at each device once a minute.
+                if seen_at.get(&id).is_some_and(|t| t.elapsed() < SEEN_EVERY) {
+                    continue;
+                }
+                seen_at.insert(id.clone(), Instant::now());
+                let Ok(peripheral) = adapter.peripheral(&id).await else { continue };
+                let Some(seen) = describe(&peripheral).await else { continue };
+                let pairing = pairings.iter().find(|p| p.address.eq_ignore_ascii_case(&seen.address));
+                if seen.services.is_empty() && pairing.is_none() {
+                    continue; // BlueZ's merged filter let through something that is not ours
+                }
+                note_seen(ctx, &seen).await;
+                if let (Some(pairing), false) = (pairing, tasks.contains_key(&id)) {
+                    let task = spawn_device(ctx, cfg, peripheral, pairing, parked, tx.clone());
+                    tasks.insert(id, task);
+                }
+            }
+            _ = probe.tick() => {
+                match bluez.watch.get().await {
+                    Ok(owner) if owner == bluez.owner => {}
+                    Ok(_) => break Stop::Lost("bluetoothd restarted".into()),
+                    Err(e) => break Stop::Lost(format!("org.bluez left the bus: {e:#}")),
+                }
+                if let Err(e) = timed("asking BlueZ for adapters", CALL_TIMEOUT, manager.adapters()).await {
+                    break Stop::Lost(format!("{e:#}"));
+                }
+                pairings = ctx.store.pairings().await?;
+                // Unpaired (or moved to another client) while running: stop, keeping what was recorded.
+                tasks.retain(|_, t| {
+                    let keep = pairings.iter().any(|p| p.address.eq_ignore_ascii_case(&t.address) && p.client_id == t.client_id);
+                    if !keep {
+                        t.cancel.cancel();
+                    }
+                    keep
+                });
+                // Paired devices BlueZ already knows (bonded, or discovered before pairing).
+                if let Ok(known) = adapter.peripherals().await {
+                    for p in known {
+                        let id = p.id();
+                        let address = p.address().to_string();
+                        if tasks.contains_key(&id) {
+                            continue;
+                        }
+                        if let Some(pairing) = pairings.iter().find(|x| x.address.eq_ignore_ascii_case(&address)) {
+                            if let Some(seen) = describe(&p).await {
+                                note_seen(ctx, &seen).await;
+                            }
+                            seen_at.insert(id.clone(), Instant::now());
+                            let task = spawn_device(ctx, cfg, p, pairing, parked, tx.clone());
+                            tasks.insert(id, task);
+                        }
+                    }
+                }
+                tasks.retain(|_, t| !t.join.is_finished());
+                // A connected sensor does not advertise: it is seen while it is connected.
+                for (id, t) in &tasks {
+                    if t.connected.load(Ordering::Relaxed) && seen_at.get(id).is_none_or(|at| at.elapsed() >= SEEN_EVERY) {
+                        seen_at.insert(id.clone(), Instant::now());
+                        if let Err(e) = ctx.store.device_seen(&t.address, None, "").await {
+                            tracing::warn!(address = %t.address, "cannot record a device seen: {e}");
+                        }
+                    }
+                }
+                let connected = tasks.values().filter(|t| t.connected.load(Ordering::Relaxed)).count();
+                ctx.set_detail(format!(
+                    "scanning on {name}; {connected} of {} paired sensor(s) connected",
+                    pairings.len()
+                ));
+            }
+            _ = rescan.tick() => {
+                // Already discovering is an error BlueZ reports; it is the normal case here.
+                if let Err(e) = timed("restarting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await {
+                    tracing::debug!("{e:#}");
+                }
+            }
+        }
+    };
+    // Every device task flushes what its session holds; commit it all before returning.
+    for t in tasks.values() {
+        t.cancel.cancel();
+    }
+    drop(tx);
+    while let Some(batch) = rx.recv().await {
+        ctx.ingest(&batch).await?;
+    }
+    for (_, t) in tasks {
+        if let Ok(recorder) = t.join.await {
+            parked.insert(t.address, recorder);
+        }
+    }
+    if matches!(stop, Stop::Shutdown) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), adapter.stop_scan()).await;
+    }
+    Ok(stop)
+}
+
+async fn note_seen(ctx: &SourceContext, seen: &Seen) {
+    if let Err(e) = ctx.store.device_seen(&seen.address, seen.name.as_deref(), &seen.services.join(",")).await {
+        tracing::warn!(address = %seen.address, "cannot record a device seen nearby: {e}");
+    }
+}
+
+fn spawn_device(
+    ctx: &SourceContext,
+    cfg: &BleConfig,
+    peripheral: Peripheral,
+    pairing: &Pairing,
+    parked: &mut HashMap<String, Recorder>,
+    tx: mpsc::Sender<Batch>,
+) -> DeviceTask {
+    let cancel = ctx.shutdown.child_token();
+    let (link, link_rx) = mpsc::unbounded_channel();
+    let connected = Arc::new(AtomicBool::new(false));
+    let tz: Tz = pairing.tz.parse().unwrap_or(Tz::UTC);
+    let device = Device {
+        address: pairing.address.clone(),
+        peripheral,
+        recorder: parked
+            .remove(&pairing.address)
+            .filter(|r| r.client() == pairing.client_id)
+            .unwrap_or_else(|| Recorder::new(pairing.address.clone(), pairing.client_id, offset(tz), cfg.session())),
+        tz,
+        decoder: Decoder::default(),
+        cfg: cfg.clone(),
+        tx,
+        cancel: cancel.clone(),
+        link: link_rx,
+        connected: connected.clone(),
+    };
+    tracing::info!(address = %pairing.address, client = pairing.client_id, "paired sensor found; connecting");
+    let join = tokio::spawn(device.run());
+    DeviceTask { address: pairing.address.clone(), client_id: pairing.client_id, cancel, link, connected, join }
+}
+
+fn offset(tz: Tz) -> i32 {
+    tz.offset_from_utc_datetime(&Utc::now().naive_utc()).fix().local_minus_utc()
+}
+
+struct Device {
+    address: String,
+    peripheral: Peripheral,
+    recorder: Recorder,
+    tz: Tz,
+    decoder: Decoder,
+    cfg: BleConfig,
+    tx: mpsc::Sender<Batch>,
+    cancel: CancellationToken,
+    link: mpsc::UnboundedReceiver<bool>,
+    connected: Arc<AtomicBool>,
+}
+
+impl Device {
+    /// Runs until cancelled; hands back the recorder, whose session may still be open.
+    async fn run(mut self) -> Recorder {
+        // One notification stream for the device's whole life (see the module docs).
+        let mut notifications = loop {
+            match self.peripheral.notifications().await {
+                Ok(stream) => break stream,
+                Err(e) => {
+                    tracing::warn!(address = %self.address, "cannot listen for notifications: {e}");
+                    if !self.pause(Duration::from_secs(self.cfg.bluez_retry_s)).await {
+                        return self.recorder;
+                    }
+                }
+            }
+        };
+        let max_backoff = Duration::from_secs(self.cfg.reconnect_max_s);
+        let watchdog = Duration::from_secs(self.cfg.watchdog_s);
+        let mut backoff = Duration::from_secs(1);
+        let mut failures = 0u32;
+        'life: loop {
+            let cancel = self.cancel.clone();
+            let attempt = tokio::select! {
+                r = self.connect() => r,
+                () = cancel.cancelled() => break 'life,
+            };
+            match attempt {
+                Ok(types) => {
+                    let names: Vec<String> = types.iter().map(|c| format!("{c:#06x}")).collect();
+                    tracing::info!(address = %self.address, subscribed = %names.join(","), "sensor connected");
+                    failures = 0;
+                    backoff = Duration::from_secs(1);
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(address = %self.address, "cannot connect: {e:#}; retrying with backoff");
+                    } else {
+                        tracing::debug!(address = %self.address, failures, "cannot connect: {e:#}");
+                    }
+                    if !self.pause(backoff).await {
+                        break 'life;
+                    }
+                    backoff = (backoff * 2).min(max_backoff);
+                    continue;
+                }
+            }
+            self.connected.store(true, Ordering::Relaxed);
+            while self.link.try_recv().is_ok() {} // changes from before this connection
+            let mut last_data = Instant::now();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    () = self.cancel.cancelled() => break 'life,
+                    n = notifications.next() => {
+                        let Some(n) = n else {
+                            tracing::warn!(address = %self.address, "notification stream ended");
+                            self.connected.store(false, Ordering::Relaxed);
+                            break 'life;
+                        };
+                        last_data = Instant::now();
+                        let Some(short) = n.uuid.to_ble_u16() else { continue };
+                        self.on_notification(short, &n.value).await;
+                    }
+                    change = self.link.recv() => {
+                        if change == Some(false) {
+                            tracing::info!(address = %self.address, "sensor disconnected; reconnecting");
+                            break;
+                        }
+                    }
+                    _ = tick.tick() => {
+                        self.tick().await;
+                        if last_data.elapsed() >= watchdog {
+                            tracing::warn!(address = %self.address, "sensor silent for {} s; reconnecting", watchdog.as_secs());
+                            let _ = tokio::time::timeout(CALL_TIMEOUT, self.peripheral.disconnect()).await;
+                            break;
+                        }
+                    }
+                }
+            }
+            self.connected.store(false, Ordering::Relaxed);
+            if !self.pause(Duration::from_millis(200)).await {
+                break 'life;
+            }
+        }
+        self.connected.store(false, Ordering::Relaxed);
+        if let Some(batch) = self.recorder.flush() {
+            let _ = self.tx.send(batch).await;
+        }
+        self.recorder
+    }
+
+    /// Connect, discover, subscribe to every measurement offered, and read where a strap
+    /// is worn. Returns the subscribed characteristics.
+    async fn connect(&mut self) -> anyhow::Result<Vec<u16>> {
+        let p = &self.peripheral;
+        if !p.is_connected().await.unwrap_or(false) {
+            timed("connecting", CONNECT_TIMEOUT, p.connect()).await?;
+        }
+        timed("discovering services", CONNECT_TIMEOUT, p.discover_services()).await?;
+        let mut subscribed = Vec::new();
+        for c in p.characteristics() {
+            let Some(short) = c.uuid.to_ble_u16() else { continue };
+            if MEASUREMENTS.contains(&short) && c.properties.intersects(CharPropFlags::NOTIFY | CharPropFlags::INDICATE)
+            {
+                timed("subscribing", CALL_TIMEOUT, p.subscribe(&c)).await?;
+                subscribed.push(short);
+            } else if short == BODY_SENSOR_LOCATION && c.properties.contains(CharPropFlags::READ) {
+                match timed("reading the body sensor location", CALL_TIMEOUT, p.read(&c)).await {
+                    Ok(bytes) => match super::gatt::body_sensor_location(&bytes) {
+                        Ok(at) => tracing::info!(address = %self.address, location = ?at, "sensor worn at"),
+                        Err(e) => tracing::warn!(address = %self.address, "{e}"),
+                    },
+                    Err(e) => tracing::debug!(address = %self.address, "{e:#}"),
+                }
+            }
+        }
+        if subscribed.is_empty() {
+            anyhow::bail!("the device offers none of the measurements coachd reads");
+        }
+        self.recorder.set_activity_type(reading::activity_type(&subscribed));
+        Ok(subscribed)
+    }
+
+    async fn on_notification(&mut self, characteristic: u16, payload: &[u8]) {
+        let now = Utc::now().timestamp_millis();
+        let batches = match self.decoder.decode(characteristic, payload) {
+            Ok(Some(Reading::HeartRate(hr))) => self.recorder.on_heart_rate(now, &hr),
+            Ok(Some(Reading::Machine(m))) => self.recorder.on_machine(now, &m),
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(address = %self.address, "dropped a notification: {e}");
+                return;
+            }
+        };
+        self.send(batches).await;
+    }
+
+    async fn tick(&mut self) {
+        self.recorder.set_utc_offset(offset(self.tz));
+        let batch = self.recorder.on_tick(Utc::now().timestamp_millis());
+        self.send(batch).await;
+    }
+
+    async fn send(&mut self, batches: impl IntoIterator<Item = Batch>) {
+        for b in batches {
+            if self.tx.send(b).await.is_err() {
+                self.cancel.cancel(); // the collector is gone
+            }
+        }
+    }
+
+    /// Wait, ticking the recorder (a session still ends on silence while disconnected).
+    /// False on shutdown.
+    async fn pause(&mut self, d: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            let step = deadline.saturating_duration_since(tokio::time::Instant::now()).min(Duration::from_secs(1));
+            if step.is_zero() {
+                return true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(step) => self.tick().await,
+                () = self.cancel.cancelled() => return false,
+            }
+        }
+    }
+}

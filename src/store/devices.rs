@@ -1,0 +1,130 @@
+//! Bluetooth sensors: what was seen nearby, and which client each paired one belongs to.
+//! A device with no client is never recorded.
+
+use super::{Store, StoreError};
+use crate::model::ClientId;
+use serde::Serialize;
+
+/// A normalised Bluetooth address (`AA:BB:CC:DD:EE:FF`), or a description of what is wrong.
+pub fn parse_address(text: &str) -> Result<String, String> {
+    let parts: Vec<&str> = text.trim().split([':', '-']).collect();
+    let ok = parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(parts.join(":").to_ascii_uppercase())
+    } else {
+        Err(format!("{text:?} is not a Bluetooth address; expected six hex pairs like C0:FF:EE:12:34:56"))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Device {
+    pub address: String,
+    pub name: Option<String>,
+    /// Comma-separated GATT service names.
+    pub services: String,
+    pub client: Option<String>,
+    pub client_id: Option<ClientId>,
+    pub paired_ms: Option<i64>,
+    pub last_seen_ms: Option<i64>,
+}
+
+/// A paired device, as the collector needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pairing {
+    pub address: String,
+    pub client_id: ClientId,
+    pub tz: String,
+}
+
+impl Store {
+    /// Record a device seen nearby (a scan, or the collector's discovery). Keeps its pairing.
+    pub async fn device_seen(&self, address: &str, name: Option<&str>, services: &str) -> Result<(), StoreError> {
+        let address = parse_address(address).map_err(|e| StoreError::Invalid(vec![e]))?;
+        sqlx::query(
+            "INSERT INTO devices (address, name, services, last_seen_ms) VALUES (?, ?, ?, ?)
+             ON CONFLICT(address) DO UPDATE SET name = COALESCE(excluded.name, devices.name),
+                 services = CASE WHEN excluded.services = '' THEN devices.services ELSE excluded.services END,
+                 last_seen_ms = excluded.last_seen_ms",
+        )
+        .bind(address)
+        .bind(name)
+        .bind(services)
+        .bind(Store::now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Bind a device to a client (moving it from another client if it was paired before).
+    pub async fn pair_device(&self, address: &str, client: ClientId) -> Result<Device, StoreError> {
+        let address = parse_address(address).map_err(|e| StoreError::Invalid(vec![e]))?;
+        sqlx::query(
+            "INSERT INTO devices (address, client_id, paired_ms) VALUES (?, ?, ?)
+             ON CONFLICT(address) DO UPDATE SET client_id = excluded.client_id, paired_ms = excluded.paired_ms",
+        )
+        .bind(&address)
+        .bind(client)
+        .bind(Store::now_ms())
+        .execute(&self.pool)
+        .await?;
+        self.device(&address).await
+    }
+
+    /// Forget a device's client; it is no longer recorded. Errors if it was not paired.
+    pub async fn unpair_device(&self, address: &str) -> Result<(), StoreError> {
+        let address = parse_address(address).map_err(|e| StoreError::Invalid(vec![e]))?;
+        let done = sqlx::query(
+            "UPDATE devices SET client_id = NULL, paired_ms = NULL WHERE address = ? AND client_id IS NOT NULL",
+        )
+        .bind(&address)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("paired device {address}")));
+        }
+        Ok(())
+    }
+
+    pub async fn device(&self, address: &str) -> Result<Device, StoreError> {
+        let address = parse_address(address).map_err(|e| StoreError::Invalid(vec![e]))?;
+        self.devices()
+            .await?
+            .into_iter()
+            .find(|d| d.address.eq_ignore_ascii_case(&address))
+            .ok_or_else(|| StoreError::NotFound(format!("device {address}")))
+    }
+
+    /// Every known device, paired ones first.
+    pub async fn devices(&self) -> Result<Vec<Device>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT d.address, d.name, d.services, c.name AS client, d.client_id, d.paired_ms, d.last_seen_ms
+             FROM devices d LEFT JOIN clients c ON c.id = d.client_id
+             ORDER BY d.client_id IS NULL, d.address",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Paired devices with their client's time zone.
+    pub async fn pairings(&self) -> Result<Vec<Pairing>, StoreError> {
+        let rows: Vec<(String, ClientId, String)> = sqlx::query_as(
+            "SELECT d.address, c.id, c.tz FROM devices d JOIN clients c ON c.id = d.client_id ORDER BY d.address",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(address, client_id, tz)| Pairing { address, client_id, tz }).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_address;
+
+    #[test]
+    fn addresses_are_normalised_or_refused() {
+        assert_eq!(parse_address(" c0-ff-ee:00:00:01 ").as_deref(), Ok("C0:FF:EE:00:00:01"));
+        for bad in ["", "C0:FF:EE:00:00", "C0:FF:EE:00:00:0G", "C0:FF:EE:00:00:001", "polar h10"] {
+            assert!(parse_address(bad).is_err(), "{bad}");
+        }
+    }
+}
