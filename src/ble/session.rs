@@ -253,6 +253,7 @@ impl Recorder {
 mod tests {
     use super::*;
     use crate::ble::gatt::{heart_rate, Contact};
+    use crate::model::Category;
 
     fn hr(bpm: u16, contact: Contact) -> HeartRate {
         HeartRate { bpm, contact, energy_kj: None, rr_1024: vec![1024] }
@@ -301,6 +302,35 @@ mod tests {
         let last = batches.iter().rev().find(|b| b.activities[0].external_id == "AA:BB@2000").expect("first session");
         assert_eq!(last.activities[0].duration_s, 597.0);
         assert_eq!(last.activities[0].avg_hr, Some(140.0));
+    }
+
+    #[test]
+    fn a_pause_is_committed_by_the_clock_and_a_machine_records_only_while_moving() {
+        let mut r = Recorder::new("TM", 1, 0, SessionConfig::default());
+        r.set_activity_type("treadmill_run");
+        let idle = MachineData { speed_kmh: Some(0.0), heart_rate: Some(90), ..Default::default() };
+        assert!(r.on_machine(0, &idle).is_empty());
+        assert!(!r.in_session(), "a standing belt is not a workout");
+        let moving =
+            MachineData { speed_kmh: Some(10.8), heart_rate: Some(150), power_w: Some(200), ..Default::default() };
+        assert!(r.on_machine(1000, &moving).is_empty());
+        assert!(r.on_machine(2000, &moving).is_empty());
+        // No sample since: the clock hands the buffer over within flush_every.
+        assert!(r.on_tick(4000).is_none());
+        let b = r.on_tick(6000).expect("flushed by the clock");
+        let a = &b.activities[0];
+        assert_eq!((a.activity_type.as_str(), a.category), ("treadmill_run", Category::Cardio));
+        assert_eq!(a.avg_hr, Some(150.0));
+        let kinds: Vec<_> = a.series.iter().map(|s| (s.kind, s.samples.len())).collect();
+        assert_eq!(kinds, vec![(SeriesKind::Hr, 2), (SeriesKind::Power, 2), (SeriesKind::Speed, 2)]);
+        assert_eq!(a.series[2].samples[0].value, 3.0, "10.8 km/h is 3 m/s");
+        assert!(r.on_tick(7000).is_none(), "nothing new to hand over");
+        assert!(r.in_session());
+        // The type applies to the next session, not the open one.
+        r.set_activity_type("row");
+        let end = r.on_tick(2000 + 121_000).expect("closed on silence");
+        assert_eq!(end.activities[0].activity_type, "treadmill_run");
+        assert!(!r.in_session());
     }
 
     #[test]

@@ -323,7 +323,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 sources.push(std::sync::Arc::new(crate::ble::simulated::SimulatedStrap::new(
                     "demo",
                     std::time::Duration::from_secs(1),
-                    crate::ble::session::SessionConfig::default(),
+                    config.ble.session(),
                 )));
             }
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();

@@ -348,6 +348,19 @@ class Fake:
                 self.interfaces_added(path, interface)
 
 
+async def delivered(bus):
+    """Returns once the bus has everything sent before: a round trip to the bus itself
+    (messages go out in order), so "sent" is printed only for what really left."""
+    await bus.call(
+        Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="GetId",
+        )
+    )
+
+
 async def main(args):
     straps = []
     for i, arg in enumerate(args):
@@ -382,11 +395,13 @@ async def main(args):
         if cmd == "notify":
             if strap.device.connected and strap.hrm.notifying:
                 strap.hrm.notify(bytes.fromhex(rest[1]))
+                await delivered(bus)
                 say("sent", strap.address)
             else:
                 say("dropped", strap.address)
         elif cmd == "disconnect":
             strap.drop_link()
+            await delivered(bus)
             say("disconnected", strap.address)
         elif cmd == "refuse":
             strap.refused = rest[1] == "1"

@@ -2,8 +2,10 @@
 //! fake BlueZ (tests/fake_bluez/fake_bluez.py, on dbus-next) on a private `dbus-daemon`
 //! that `DBUS_SYSTEM_BUS_ADDRESS` points at. No root, no hardware.
 //!
-//! Needs `dbus-daemon` (Debian: dbus-daemon) and Python's dbus-next; `.ci/run` installs
-//! both. Without them the test fails and says what is missing.
+//! Needs `dbus-daemon` and Python's dbus-next. The test installs what is missing itself:
+//! dbus-daemon from Debian's packages (as root, or with password-less sudo), dbus-next
+//! from PyPI into the cargo target dir (nothing outside it changes). If that fails, the
+//! test fails and says what to install.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -35,6 +37,49 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+fn have(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// dbus-daemon and dbus-next, installed if missing; returns the PYTHONPATH to use.
+fn prerequisites() -> String {
+    static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        if !have(Command::new("dbus-daemon").arg("--version")) {
+            let root = std::env::var("USER").is_ok_and(|u| u == "root") || have(Command::new("test").args(["-w", "/"]));
+            let apt = |args: &[&str]| {
+                let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
+                if !root {
+                    cmd.args(["-n", "apt-get"]);
+                }
+                have(cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive"))
+            };
+            let _ = apt(&["update", "-qq"]);
+            assert!(
+                apt(&["install", "-y", "-qq", "dbus-daemon"]),
+                "dbus-daemon is missing and could not be installed: apt-get install dbus-daemon"
+            );
+        }
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fake-bluez-python");
+        let path = target.display().to_string();
+        let importable = |p: &str| have(Command::new("python3").args(["-c", "import dbus_next"]).env("PYTHONPATH", p));
+        if !importable(&path) {
+            let installed = have(
+                Command::new("python3")
+                    .args(["-m", "pip", "install", "--quiet", "--target"])
+                    .arg(&target)
+                    .arg("dbus-next==0.2.3"),
+            );
+            assert!(
+                installed && importable(&path),
+                "could not install dbus-next: python3 -m pip install dbus-next==0.2.3"
+            );
+        }
+        path
+    })
+    .clone()
 }
 
 fn private_bus(dir: &Path) -> (Guard, String) {
@@ -94,6 +139,7 @@ impl Fake {
             .arg(script)
             .args([format!("{PAIRED}=Polar H10 test"), STRANGER.to_string()])
             .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+            .env("PYTHONPATH", prerequisites())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -118,10 +164,7 @@ impl Fake {
                 }
             }
         }
-        panic!(
-            "the fake BlueZ did not print {want:?} within {within:?} (is dbus-next installed? pip install dbus-next); it printed {:?}",
-            self.seen
-        );
+        panic!("the fake BlueZ did not print {want:?} within {within:?}; it printed {:?}", self.seen);
     }
 
     fn say(&mut self, line: &str) {
@@ -177,6 +220,7 @@ type Session = (i64, String, i64, f64, f64, Option<i64>, String);
 
 #[test]
 fn a_paired_strap_on_a_fake_bluez_becomes_one_stored_session() {
+    prerequisites();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let (_bus, bus) = private_bus(dir.path());
