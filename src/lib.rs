@@ -21,10 +21,12 @@
 
 pub mod activity_types;
 pub mod ble;
+pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod files;
 pub mod inbox;

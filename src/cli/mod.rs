@@ -6,6 +6,7 @@ use crate::paths::DataDir;
 use crate::store::{NewClient, Store, StoreError};
 use crate::{daemon, init};
 
+mod charts;
 mod devices;
 mod homework;
 use clap::{Parser, Subcommand};
@@ -140,6 +141,33 @@ enum Command {
         #[command(flatten)]
         range: Range,
     },
+    /// Draw a chart to FILE.svg or FILE.png
+    Chart {
+        kind: crate::charts::Kind,
+        /// The client (every kind but roster; with roster, only that client)
+        client: Option<String>,
+        /// First day [default: per kind, 12 weeks back; cardio 4 weeks; session a year]
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Last day [default: today]
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// The session chart's workout, an id from `coachd activities` [default: the latest with heart rate]
+        #[arg(long, value_name = "ID")]
+        activity: Option<i64>,
+        /// The file to write: .svg or .png
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Create a realistic demo data set: 4 clients, 3 months, several sources
+    Demo {
+        /// Pretend it is this moment (RFC 3339), for reproducible pictures [default: now]
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// Also draw every chart kind of the demo into DIR (the README's gallery)
+        #[arg(long, value_name = "DIR")]
+        gallery: Option<PathBuf>,
+    },
     /// Bluetooth sensors: scan for them, pair them with clients, list them
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
@@ -148,7 +176,7 @@ enum Command {
         /// Address to listen on [default: web.listen, 127.0.0.1:7878]
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<SocketAddr>,
-        /// Add a simulated heart-rate strap worn by a client named "demo" (created if missing)
+        /// Create the demo data set if missing, and add a simulated heart-rate strap worn by a client named "demo"
         #[arg(long)]
         demo: bool,
     },
@@ -315,6 +343,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             tracing::info!(data_dir = %data.root().display(), "data dir");
             let mut sources = crate::sources::build(&config, &data);
             if demo {
+                if !crate::demo::present(&store).await? {
+                    let r = crate::demo::create(&store, chrono::Utc::now()).await?;
+                    tracing::info!(clients = r.clients, activities = r.activities, "created the demo data set");
+                }
                 if store.client_by_name("demo").await.is_err() {
                     let new = NewClient::parse("demo", &default_tz(&config), Some(190), None)
                         .map_err(|p| Failure::Input(p.join("; ")))?;
@@ -393,6 +425,10 @@ async fn with_store(store: &Store, config: &Config, command: Command) -> Result<
             let (from, to) = (range.from.as_deref(), range.to.as_deref());
             homework::status_cmd(store, config, client.as_deref(), from, to, range.json).await
         }
+        Command::Chart { kind, client, from, to, activity, out } => {
+            charts::chart(store, config, charts::ChartArgs { kind, client, from, to, activity, out }).await
+        }
+        Command::Demo { now, gallery } => charts::demo(store, config, now.as_deref(), gallery.as_deref()).await,
         Command::Init | Command::Config(_) | Command::Run { .. } => {
             unreachable!("handled by dispatch without an open store")
         }

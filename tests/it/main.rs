@@ -2,6 +2,7 @@
 
 mod apple;
 mod bluez;
+mod charts;
 mod cli;
 mod daemon;
 mod files;
