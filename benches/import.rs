@@ -123,6 +123,7 @@ fn main() {
         hr_max: None,
         birth_year: None,
         trainer: None,
+        trainer_id: None,
         created: Utc::now(),
     };
     let t = Instant::now();

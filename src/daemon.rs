@@ -24,7 +24,8 @@ pub async fn run(
     let token = CancellationToken::new();
     let supervisor = Supervisor::start(sources, store.clone(), config.clone(), token.clone());
     let health = supervisor.health();
-    let app = web::router(WebState { store: store.clone(), health: health.clone() });
+    let app = web::router(WebState::new(store.clone(), health.clone(), config.clone()))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let addr = listener.local_addr().context("reading the listening address")?;
     let mut server =
         tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned()).into_future());

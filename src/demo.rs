@@ -425,3 +425,16 @@ fn local(tz: Tz, day: NaiveDate, h: u32, m: u32) -> Option<DateTime<Utc>> {
     let t = NaiveTime::from_hms_opt(h, m, 0)?;
     tz.from_local_datetime(&day.and_time(t)).earliest().map(|d| d.with_timezone(&Utc))
 }
+
+/// The demo's trainer login: `coach`, with a fresh random password (returned) when the
+/// data dir has no trainer yet; the trainer adopts every client without one.
+pub async fn trainer(store: &Store) -> Result<Option<String>, StoreError> {
+    if !store.trainers().await?.is_empty() {
+        return Ok(None);
+    }
+    let password = crate::store::web::random_token()?[..20].to_string();
+    let hash = crate::web::auth::hash_password(&password)?;
+    let (t, _) = store.upsert_trainer("coach", &hash).await?;
+    store.adopt_unassigned(t.id).await?;
+    Ok(Some(password))
+}

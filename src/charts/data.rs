@@ -245,8 +245,19 @@ async fn roster(store: &Store, judging: &Judging, req: &Request<'_>) -> Result<C
     let today = now.date_naive();
     let (report, _) =
         status::status(store, &judging.cfg, judging.attention_drop, req.clients, today, today, now).await?;
-    let mut rows: Vec<RosterRow> = req
-        .clients
+    Ok(roster_chart(roster_rows(&report, req.clients), today))
+}
+
+/// The roster chart of already computed rows (sorted here).
+pub fn roster_chart(mut rows: Vec<RosterRow>, today: NaiveDate) -> Chart {
+    sort_roster(&mut rows);
+    let subtitle = format!("as of {} · mean of each client's homework · 80 % marked", today.format("%b %-d, %Y"));
+    Chart { title: "Clients' adherence".into(), subtitle, body: Body::Roster(RosterData { rows }) }
+}
+
+/// A row per client with homework: the mean of its homework's adherence per window.
+pub fn roster_rows(report: &status::StatusReport, clients: &[Client]) -> Vec<RosterRow> {
+    clients
         .iter()
         .filter_map(|c| {
             let mine: Vec<_> = report.adherence.iter().filter(|a| a.client == c.name).collect();
@@ -265,10 +276,7 @@ async fn roster(store: &Store, judging: &Judging, req: &Request<'_>) -> Result<C
                 needs_attention: mine.iter().any(|a| a.needs_attention),
             })
         })
-        .collect();
-    sort_roster(&mut rows);
-    let subtitle = format!("as of {} · mean of each client's homework · 80 % marked", today.format("%b %-d, %Y"));
-    Ok(Chart { title: "Clients' adherence".into(), subtitle, body: Body::Roster(RosterData { rows }) })
+        .collect()
 }
 
 /// Needs-attention first, then the lowest 7-day adherence (unknown last), then by name.

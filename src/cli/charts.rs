@@ -99,6 +99,12 @@ pub async fn demo(store: &Store, config: &Config, now: Option<&str>, gallery: Op
             "demo: {} clients, {} homework, {} activity records ({} HR samples), {} check-ins, {} excused days",
             r.clients, r.homework, r.activities, r.samples, r.checkins, r.excused
         );
+        if let Some(password) = crate::demo::trainer(store).await? {
+            println!(
+                "dashboard login: coach / {password}  (at {}/login while `coachd run` runs)",
+                config.web.base_url()
+            );
+        }
         println!("see it with: coachd status  ·  coachd chart roster --out roster.svg  ·  coachd run");
     }
     if let Some(dir) = gallery {

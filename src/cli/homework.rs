@@ -56,7 +56,23 @@ pub struct AssignArgs {
 
 pub async fn assign(store: &Store, args: AssignArgs) -> Result<(), Failure> {
     let client = store.client_by_name(&args.client).await?;
-    let tz = client_tz(&client)?;
+    let row = assign_to(store, &client, &args).await?;
+    let (from, until) = (row.homework.from, row.homework.until);
+    let span = match until {
+        Some(u) => format!("{from} to {u}"),
+        None => format!("from {from}"),
+    };
+    println!("#{} {}: {} ({span})", row.homework.id, client.name, row.homework.text);
+    Ok(())
+}
+
+/// Parse and store a homework for `client` (the CLI's and the dashboard's assign).
+pub async fn assign_to(
+    store: &Store,
+    client: &Client,
+    args: &AssignArgs,
+) -> Result<crate::store::HomeworkRow, Failure> {
+    let tz = client_tz(client)?;
     let mut rule = phrase::parse(&args.phrase).map_err(Failure::Input)?;
     if let Some(days) = &args.days {
         if let Schedule::PerWeek(n) = rule.schedule {
@@ -88,13 +104,7 @@ pub async fn assign(store: &Store, args: AssignArgs) -> Result<(), Failure> {
     if until.is_some_and(|u| u < from) {
         return Err(Failure::Input(format!("--until {} is before --from {from}", until.unwrap_or(from))));
     }
-    let row = store.add_homework(client.id, &rule, from, until).await?;
-    let span = match until {
-        Some(u) => format!("{from} to {u}"),
-        None => format!("from {from}"),
-    };
-    println!("#{} {}: {} ({span})", row.homework.id, client.name, row.homework.text);
-    Ok(())
+    Ok(store.add_homework(client.id, &rule, from, until).await?)
 }
 
 #[derive(Serialize)]

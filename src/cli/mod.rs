@@ -8,7 +8,8 @@ use crate::{daemon, init};
 
 mod charts;
 mod devices;
-mod homework;
+pub(crate) mod homework;
+mod trainer;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -168,6 +169,15 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         gallery: Option<PathBuf>,
     },
+    /// Dashboard logins: add a trainer (or set a new password), list trainers
+    #[command(subcommand)]
+    Trainer(TrainerCommand),
+    /// Print a client's private link (their charts, this week, check-ins); --revoke ends every link
+    Share {
+        client: String,
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Bluetooth sensors: scan for them, pair them with clients, list them
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
@@ -212,6 +222,20 @@ enum HomeworkCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TrainerCommand {
+    /// Add a trainer with a password (asked twice at a terminal), or set a new one; the
+    /// trainer adopts every client that has none
+    Add {
+        name: String,
+        /// Read the password from the first line of standard input (for scripts)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List trainers and how many clients each has
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Report every problem in the configuration and the key file; exit 2 if there is any
     Check,
@@ -234,6 +258,9 @@ enum ClientCommand {
         /// Year of birth, for the HR max estimate
         #[arg(long, value_name = "Y")]
         birth_year: Option<i32>,
+        /// The trainer who sees this client in the dashboard [default: the only trainer, if there is one]
+        #[arg(long, value_name = "NAME")]
+        trainer: Option<String>,
     },
     /// List clients
     List {
@@ -352,6 +379,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                         .map_err(|p| Failure::Input(p.join("; ")))?;
                     store.add_client(&new).await?;
                 }
+                if let Some(password) = crate::demo::trainer(&store).await? {
+                    // Shown once, where the admin who started the demo looks.
+                    tracing::warn!("demo dashboard login: coach / {password} at {}/login", config.web.base_url());
+                }
                 sources.push(std::sync::Arc::new(crate::ble::simulated::SimulatedStrap::new(
                     "demo",
                     std::time::Duration::from_secs(1),
@@ -425,6 +456,11 @@ async fn with_store(store: &Store, config: &Config, command: Command) -> Result<
             let (from, to) = (range.from.as_deref(), range.to.as_deref());
             homework::status_cmd(store, config, client.as_deref(), from, to, range.json).await
         }
+        Command::Trainer(TrainerCommand::Add { name, password_stdin }) => {
+            trainer::add(store, &name, password_stdin).await
+        }
+        Command::Trainer(TrainerCommand::List) => trainer::list(store).await,
+        Command::Share { client, revoke } => trainer::share(store, config, &client, revoke).await,
         Command::Chart { kind, client, from, to, activity, out } => {
             charts::chart(store, config, charts::ChartArgs { kind, client, from, to, activity, out }).await
         }
@@ -475,10 +511,23 @@ fn config_check(
 
 async fn client(store: &Store, config: &Config, cmd: ClientCommand) -> Result<(), Failure> {
     match cmd {
-        ClientCommand::Add { name, tz, hr_max, birth_year } => {
+        ClientCommand::Add { name, tz, hr_max, birth_year, trainer } => {
             let tz = tz.unwrap_or_else(|| default_tz(config));
             let new = NewClient::parse(&name, &tz, hr_max, birth_year).map_err(|p| Failure::Input(p.join("\n")))?;
+            let trainers = store.trainers().await?;
+            let trainer = match trainer {
+                Some(t) => {
+                    Some(trainers.iter().find(|x| x.name.eq_ignore_ascii_case(t.trim())).cloned().ok_or_else(|| {
+                        Failure::Input(format!("no trainer {t:?}; add one with `coachd trainer add {t}`"))
+                    })?)
+                }
+                None if trainers.len() == 1 => trainers.first().cloned(),
+                None => None,
+            };
             let c = store.add_client(&new).await?;
+            if let Some(t) = &trainer {
+                store.set_client_trainer(c.id, Some(t.id)).await?;
+            }
             let hr = c.hr_max.map(|h| format!(", HR max {h}")).unwrap_or_default();
             println!("added client {} (#{}, {}{hr})", c.name, c.id, c.tz);
             Ok(())

@@ -68,10 +68,13 @@ pub struct Client {
     pub hr_max: Option<u16>,
     pub birth_year: Option<i32>,
     pub trainer: Option<String>,
+    /// The trainer who sees this client in the dashboard.
+    #[serde(skip)]
+    pub trainer_id: Option<i64>,
     pub created: DateTime<Utc>,
 }
 
-type ClientRow = (i64, String, String, Option<i64>, Option<i64>, Option<String>, i64);
+type ClientRow = (i64, String, String, Option<i64>, Option<i64>, Option<String>, i64, Option<i64>);
 
 fn from_row(r: ClientRow) -> Client {
     Client {
@@ -81,11 +84,12 @@ fn from_row(r: ClientRow) -> Client {
         hr_max: r.3.and_then(|v| u16::try_from(v).ok()),
         birth_year: r.4.and_then(|v| i32::try_from(v).ok()),
         trainer: r.5,
+        trainer_id: r.7,
         created: DateTime::from_timestamp_millis(r.6).unwrap_or_default(),
     }
 }
 
-const SELECT: &str = "SELECT c.id, c.name, c.tz, c.hr_max, c.birth_year, t.name, c.created_ms
+const SELECT: &str = "SELECT c.id, c.name, c.tz, c.hr_max, c.birth_year, t.name, c.created_ms, c.trainer_id
                       FROM clients c LEFT JOIN trainers t ON t.id = c.trainer_id";
 
 impl Store {

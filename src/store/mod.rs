@@ -15,6 +15,7 @@ pub mod devices;
 mod homework;
 mod ingest;
 mod push;
+pub mod web;
 
 pub use accounts::Tokens;
 pub use clients::{Client, NewClient};

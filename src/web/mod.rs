@@ -1,30 +1,115 @@
-//! The daemon's HTTP side (axum): `/healthz` and the Health Auto Export push endpoint.
-//! The dashboard and the OAuth callbacks mount here as they land.
+//! The daemon's HTTP side (axum): `/healthz`, the Health Auto Export push endpoint, the
+//! trainer's dashboard ([`dashboard`]), clients' private pages ([`share`]), the JSON API
+//! ([`api`]) and `/metrics`.
 
+// Handlers return a ready error page or JSON error (`Result<_, Response>`), the axum
+// way; the error value is large but short-lived and on the error path only.
+#[allow(clippy::result_large_err)]
+pub mod api;
+pub mod auth;
+#[allow(clippy::result_large_err)]
+pub mod dashboard;
+pub mod metrics;
+pub mod roster;
+#[allow(clippy::result_large_err)]
+pub mod share;
+pub mod view;
+
+use crate::charts::data::Judging;
+use crate::config::Config;
 use crate::source::{Health, SourceHealth};
 use crate::store::Store;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct WebState {
     pub store: Store,
     pub health: Health,
+    pub config: Arc<Config>,
+    pub throttle: Arc<auth::Throttle>,
+    pub roster: Arc<roster::RosterCache>,
+    /// Cookies get `Secure` when the public URL is https (TLS at a reverse proxy).
+    pub secure: bool,
+}
+
+impl WebState {
+    pub fn new(store: Store, health: Health, config: Arc<Config>) -> Self {
+        let secure = config.web.public_url.starts_with("https://");
+        Self { store, health, config, throttle: Arc::default(), roster: Arc::default(), secure }
+    }
+
+    pub fn judging(&self) -> Judging {
+        Judging {
+            cfg: self.config.homework.judge_config(),
+            attention_drop: self.config.homework.attention_drop_points / 100.0,
+        }
+    }
 }
 
 /// Pushes carry up to a day or a week of per-second heart rate.
 const PUSH_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Forms are small.
+const FORM_BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: WebState) -> Router {
+    use dashboard as d;
+    let pages = Router::new()
+        .route("/", get(d::home))
+        .route("/login", get(d::login_form).post(d::login))
+        .route("/logout", post(d::logout))
+        .route("/roster", get(d::roster))
+        .route("/charts/{file}", get(d::roster_chart))
+        .route("/clients", post(d::add_client))
+        .route("/clients/{id}", get(d::client_page))
+        .route("/clients/{id}/charts/{file}", get(d::chart))
+        .route("/clients/{id}/workouts/{aid}", get(d::workout_page))
+        .route("/clients/{id}/homework", post(d::assign))
+        .route("/clients/{id}/homework/{hw}/end", post(d::end_homework))
+        .route("/clients/{id}/excuse", post(d::excuse))
+        .route("/clients/{id}/devices", post(d::pair))
+        .route("/clients/{id}/share", post(d::share))
+        .route("/c/{token}", get(share::page))
+        .route("/c/{token}/charts/{file}", get(share::chart))
+        .route("/c/{token}/checkin", post(share::checkin))
+        .route("/c/{token}/reflection", post(share::reflection))
+        .route("/api/clients", get(api::clients))
+        .route("/api/clients/{id}/status", get(api::client_status))
+        .route("/api/clients/{id}/activities", get(api::activities))
+        .route("/api/clients/{id}/homework", get(api::homework))
+        .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
+        .layer(axum::middleware::map_response(security_headers));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/ingest/health-auto-export", post(health_auto_export).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)))
+        .merge(pages)
+        .fallback(|| async { dashboard::not_found() })
         .with_state(state)
+}
+
+/// No framing by other sites, no sniffing, no referrer (private links live in URLs), no
+/// scripts at all.
+async fn security_headers(mut r: axum::response::Response) -> axum::response::Response {
+    let h = r.headers_mut();
+    for (k, v) in [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    r
 }
 
 type Reply = (StatusCode, Json<serde_json::Value>);

@@ -1,0 +1,250 @@
+//! The dashboard's rows: trainers and their password hashes, login sessions, clients'
+//! private links and weekly reflections. Session and link tokens are random 256-bit
+//! values shown once; only their SHA-256 is stored, so a copy of the database opens
+//! nothing.
+
+use super::{Store, StoreError};
+use crate::model::ClientId;
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+
+pub type TrainerId = i64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trainer {
+    pub id: TrainerId,
+    pub name: String,
+}
+
+/// A live login session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub trainer: Trainer,
+    pub csrf: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Reflection {
+    pub week: NaiveDate,
+    pub rating: u8,
+    pub note: Option<String>,
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// 256 random bits as 64 hex digits.
+pub fn random_token() -> Result<String, StoreError> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| StoreError::Corrupt(format!("the OS random source failed: {e}")))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Store {
+    /// Create a trainer, or set a new password for an existing one. Returns the trainer
+    /// and whether it was created.
+    pub async fn upsert_trainer(&self, name: &str, password_hash: &str) -> Result<(Trainer, bool), StoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(StoreError::Invalid(vec![format!("trainer name {name:?}: 1-64 printable characters")]));
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existing: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM trainers WHERE name = ? COLLATE NOCASE")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (trainer, created) = match existing {
+            Some((id, name)) => {
+                sqlx::query("UPDATE trainers SET password_hash = ? WHERE id = ?")
+                    .bind(password_hash)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                // A new password ends every session of the old one.
+                sqlx::query("DELETE FROM sessions WHERE trainer_id = ?").bind(id).execute(&mut *tx).await?;
+                (Trainer { id, name }, false)
+            }
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO trainers (name, password_hash, created_ms) VALUES (?, ?, ?) RETURNING id",
+                )
+                .bind(name)
+                .bind(password_hash)
+                .bind(Store::now_ms())
+                .fetch_one(&mut *tx)
+                .await?;
+                (Trainer { id, name: name.to_string() }, true)
+            }
+        };
+        tx.commit().await?;
+        Ok((trainer, created))
+    }
+
+    pub async fn trainers(&self) -> Result<Vec<Trainer>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM trainers ORDER BY name").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(id, name)| Trainer { id, name }).collect())
+    }
+
+    /// The trainer and their password hash, for a login.
+    pub async fn trainer_login(&self, name: &str) -> Result<Option<(Trainer, Option<String>)>, StoreError> {
+        let row: Option<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT id, name, password_hash FROM trainers WHERE name = ? COLLATE NOCASE")
+                .bind(name.trim())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(id, name, hash)| (Trainer { id, name }, hash)))
+    }
+
+    /// Give every client without a trainer to this one; returns how many.
+    pub async fn adopt_unassigned(&self, trainer: TrainerId) -> Result<u64, StoreError> {
+        let r = sqlx::query("UPDATE clients SET trainer_id = ? WHERE trainer_id IS NULL")
+            .bind(trainer)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn set_client_trainer(&self, client: ClientId, trainer: Option<TrainerId>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE clients SET trainer_id = ? WHERE id = ?")
+            .bind(trainer)
+            .bind(client)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A new login session; returns the cookie's token (shown once) and the session.
+    pub async fn new_session(&self, trainer: &Trainer, ttl_ms: i64) -> Result<(String, Session), StoreError> {
+        let token = random_token()?;
+        let csrf = random_token()?;
+        let now = Store::now_ms();
+        sqlx::query("DELETE FROM sessions WHERE expires_ms < ?").bind(now).execute(&self.pool).await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, trainer_id, csrf, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(hash(&token))
+        .bind(trainer.id)
+        .bind(&csrf)
+        .bind(now)
+        .bind(now + ttl_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok((token, Session { trainer: trainer.clone(), csrf }))
+    }
+
+    /// The live session of a cookie token, if any.
+    pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        let row: Option<(i64, String, String)> = sqlx::query_as(
+            "SELECT t.id, t.name, s.csrf FROM sessions s JOIN trainers t ON t.id = s.trainer_id
+             WHERE s.token_hash = ? AND s.expires_ms > ?",
+        )
+        .bind(hash(token))
+        .bind(Store::now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id, name, csrf)| Session { trainer: Trainer { id, name }, csrf }))
+    }
+
+    pub async fn end_session(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(hash(token)).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The trainer's clients, by name.
+    pub async fn clients_of(&self, trainer: TrainerId) -> Result<Vec<super::Client>, StoreError> {
+        Ok(self.list_clients().await?.into_iter().filter(|c| c.trainer_id == Some(trainer)).collect())
+    }
+
+    /// A client, only if it is this trainer's (else NotFound, the same as a missing id).
+    pub async fn client_of(&self, trainer: TrainerId, client: ClientId) -> Result<super::Client, StoreError> {
+        match self.client_by_id(client).await {
+            Ok(c) if c.trainer_id == Some(trainer) => Ok(c),
+            _ => Err(StoreError::NotFound(format!("client #{client}"))),
+        }
+    }
+
+    /// A new private link token for a client (earlier links keep working until revoked).
+    pub async fn new_share_link(&self, client: ClientId) -> Result<String, StoreError> {
+        let token = random_token()?;
+        sqlx::query("INSERT INTO share_links (token_hash, client_id, created_ms) VALUES (?, ?, ?)")
+            .bind(hash(&token))
+            .bind(client)
+            .bind(Store::now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(token)
+    }
+
+    /// Revoke every link of a client; returns how many were live.
+    pub async fn revoke_share_links(&self, client: ClientId) -> Result<u64, StoreError> {
+        let r = sqlx::query("UPDATE share_links SET revoked_ms = ? WHERE client_id = ? AND revoked_ms IS NULL")
+            .bind(Store::now_ms())
+            .bind(client)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn live_share_links(&self, client: ClientId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM share_links WHERE client_id = ? AND revoked_ms IS NULL")
+            .bind(client)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    pub async fn client_for_share(&self, token: &str) -> Result<Option<ClientId>, StoreError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT client_id FROM share_links WHERE token_hash = ? AND revoked_ms IS NULL")
+                .bind(hash(token))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(id)
+    }
+
+    /// Save (or replace) the client's reflection for the week starting `week` (a Monday).
+    pub async fn save_reflection(&self, client: ClientId, r: &Reflection) -> Result<(), StoreError> {
+        if !(1..=10).contains(&r.rating) {
+            return Err(StoreError::Invalid(vec![format!("rating {}: 1 to 10", r.rating)]));
+        }
+        sqlx::query(
+            "INSERT INTO reflections (client_id, week, rating, note, created_ms) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (client_id, week) DO UPDATE SET rating = excluded.rating, note = excluded.note,
+             created_ms = excluded.created_ms",
+        )
+        .bind(client)
+        .bind(r.week.to_string())
+        .bind(i64::from(r.rating))
+        .bind(&r.note)
+        .bind(Store::now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The client's reflections, newest week first.
+    pub async fn reflections(&self, client: ClientId, limit: i64) -> Result<Vec<Reflection>, StoreError> {
+        let rows: Vec<(String, i64, Option<String>)> =
+            sqlx::query_as("SELECT week, rating, note FROM reflections WHERE client_id = ? ORDER BY week DESC LIMIT ?")
+                .bind(client)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(week, rating, note)| {
+                let week = week.parse().map_err(|_| StoreError::Corrupt(format!("reflection week {week:?}")))?;
+                Ok(Reflection { week, rating: u8::try_from(rating).unwrap_or(0), note })
+            })
+            .collect()
+    }
+
+    /// Verdict counts in the cache, for /metrics.
+    pub async fn verdict_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT verdict, COUNT(*) FROM verdicts GROUP BY verdict ORDER BY verdict")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}

@@ -1,0 +1,72 @@
+//! `GET /metrics` in the Prometheus text format: per source, batches, restarts, whether
+//! it is failing and the age of its last batch; verdicts in the cache by state; clients
+//! and trainers. No names of people, so it needs no login (bind `web.listen` to an
+//! address only the scraper reaches).
+
+use super::WebState;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use std::fmt::Write;
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub async fn metrics(State(state): State<WebState>) -> Response {
+    let mut out = String::new();
+    let now = Utc::now();
+    let sources = state.health.snapshot();
+    let mut family = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for l in lines {
+            let _ = writeln!(out, "{name}{l}");
+        }
+    };
+    let per_source = |f: &dyn Fn(&crate::source::SourceHealth) -> Option<String>| {
+        sources.iter().filter_map(|s| f(s).map(|v| format!("{{source=\"{}\"}} {v}", escape(&s.name)))).collect()
+    };
+    family("coachd_up", "gauge", "1 while the daemon serves requests.", vec![" 1".into()]);
+    family(
+        "coachd_source_batches_total",
+        "counter",
+        "Batches a source delivered since start.",
+        per_source(&|s| Some(s.batches.to_string())),
+    );
+    family(
+        "coachd_source_restarts_total",
+        "counter",
+        "Times a source failed and was restarted.",
+        per_source(&|s| Some(s.restarts.to_string())),
+    );
+    family(
+        "coachd_source_failing",
+        "gauge",
+        "1 while a source waits to restart after an error.",
+        per_source(&|s| Some(u8::from(s.state == crate::source::SourceState::Backoff).to_string())),
+    );
+    family(
+        "coachd_source_last_batch_age_seconds",
+        "gauge",
+        "Seconds since a source's last batch (absent before its first).",
+        per_source(&|s| s.last_batch.map(|t| format!("{:.0}", (now - t).num_milliseconds() as f64 / 1000.0))),
+    );
+    match state.store.verdict_counts().await {
+        Ok(counts) => family(
+            "coachd_verdicts",
+            "gauge",
+            "Final verdicts in the cache, by state.",
+            counts.iter().map(|(v, n)| format!("{{verdict=\"{}\"}} {n}", escape(v))).collect(),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: reading verdict counts failed");
+            return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
+        }
+    }
+    let clients = state.store.list_clients().await.map(|c| c.len()).unwrap_or(0);
+    let trainers = state.store.trainers().await.map(|t| t.len()).unwrap_or(0);
+    family("coachd_clients", "gauge", "Clients.", vec![format!(" {clients}")]);
+    family("coachd_trainers", "gauge", "Trainers with a dashboard login.", vec![format!(" {trainers}")]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}

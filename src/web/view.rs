@@ -1,0 +1,168 @@
+//! What the trainer's client page and the client's own page show of a week: one row
+//! per homework, a symbol per day, and the week's verdicts with their evidence.
+
+use super::WebState;
+use crate::engine::judge::{monday, EvidenceRef, Occurrence, Verdict};
+use crate::status::{self, client_tz};
+use crate::store::{Client, StoreError};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+pub struct Cell {
+    pub symbol: String,
+    pub class: &'static str,
+    pub title: String,
+    /// The evidence page, when the viewer may open it.
+    pub href: String,
+}
+
+pub struct WeekRow {
+    pub id: i64,
+    pub text: String,
+    pub cells: Vec<Cell>,
+}
+
+pub struct EvidenceLine {
+    pub text: String,
+    pub href: String,
+}
+
+pub struct OccurrenceLine {
+    pub date: String,
+    pub homework: String,
+    pub verdict: &'static str,
+    pub class: &'static str,
+    pub self_reported: bool,
+    pub achieved: String,
+    pub evidence: Vec<EvidenceLine>,
+}
+
+pub struct Week {
+    pub days: Vec<String>,
+    pub rows: Vec<WeekRow>,
+    pub occurrences: Vec<OccurrenceLine>,
+    pub report: status::StatusReport,
+}
+
+pub fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.0} %", v * 100.0)).unwrap_or_else(|| "–".into())
+}
+
+pub fn symbol(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Done => "✔",
+        Verdict::Partial => "◐",
+        Verdict::Missed => "✘",
+        Verdict::Excused => "–",
+        Verdict::Pending => "○",
+        Verdict::NoData => "·",
+    }
+}
+
+pub fn label(v: Verdict) -> &'static str {
+    match v {
+        Verdict::NoData => "no data",
+        other => other.as_str(),
+    }
+}
+
+fn amount(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// This Monday-Sunday week of a client. `links_for`: the client id whose workout pages
+/// the viewer may open (a trainer), or None (the client's own page).
+pub async fn week_view(
+    state: &WebState,
+    client: &Client,
+    now: DateTime<Utc>,
+    links_for: Option<i64>,
+) -> Result<Week, StoreError> {
+    let tz = client_tz(client)?;
+    let today = now.with_timezone(&tz).date_naive();
+    let from = monday(today);
+    let days: Vec<NaiveDate> = (0..7).map(|i| from + Duration::days(i)).collect();
+    let clients = std::slice::from_ref(client);
+    let j = state.judging();
+    let (report, _) = status::status(&state.store, &j.cfg, j.attention_drop, clients, from, today, now).await?;
+    let homework = state.store.list_homework(Some(client.id)).await?;
+    let mut rows = Vec::new();
+    for h in homework.iter().map(|r| &r.homework).filter(|h| days.iter().any(|d| h.active_on(*d))) {
+        let cells = days
+            .iter()
+            .map(|d| {
+                let o = report.occurrences.iter().filter(|o| o.homework_id == h.id).find(|o| {
+                    if o.period == "week" {
+                        *d >= o.date && *d < o.date + Duration::days(7) && *d <= today
+                    } else {
+                        o.date == *d
+                    }
+                });
+                match o {
+                    None => Cell { symbol: String::new(), class: "none", title: String::new(), href: String::new() },
+                    Some(o) => {
+                        let mut symbol = symbol(o.verdict).to_string();
+                        if o.self_reported {
+                            symbol.push('*');
+                        }
+                        let title =
+                            format!("{}: {} of {} {}", label(o.verdict), amount(o.achieved), amount(o.target), o.unit);
+                        let href = links_for
+                            .and_then(|c| {
+                                o.evidence.iter().find_map(|e| match e {
+                                    EvidenceRef::Activity { activity_id, .. } => {
+                                        Some(format!("/clients/{c}/workouts/{activity_id}"))
+                                    }
+                                    _ => None,
+                                })
+                            })
+                            .unwrap_or_default();
+                        Cell { symbol, class: o.verdict.as_str(), title, href }
+                    }
+                }
+            })
+            .collect();
+        rows.push(WeekRow { id: h.id, text: h.text.clone(), cells });
+    }
+    let mut occurrences: Vec<OccurrenceLine> =
+        report.occurrences.iter().map(|o| occurrence_line(o, links_for)).collect();
+    occurrences.reverse();
+    Ok(Week { days: days.iter().map(|d| d.format("%a %-d").to_string()).collect(), rows, occurrences, report })
+}
+
+fn occurrence_line(o: &Occurrence, links_for: Option<i64>) -> OccurrenceLine {
+    let evidence = o
+        .evidence
+        .iter()
+        .map(|e| match e {
+            EvidenceRef::Activity { activity_id, sources, amount: a } => EvidenceLine {
+                text: format!("workout {activity_id} ({}; {} {})", sources.join(", "), amount(*a), o.unit),
+                href: links_for.map(|c| format!("/clients/{c}/workouts/{activity_id}")).unwrap_or_default(),
+            },
+            EvidenceRef::Metric { metric, date, value, sources } => EvidenceLine {
+                text: format!("{metric} {} on {date} ({})", amount(*value), sources.join(", ")),
+                href: String::new(),
+            },
+            EvidenceRef::Checkin { checkin_id, date, value, .. } => EvidenceLine {
+                text: format!(
+                    "check-in #{checkin_id} for {date}{}",
+                    value.map(|v| format!(": {}", amount(v))).unwrap_or_default()
+                ),
+                href: String::new(),
+            },
+        })
+        .collect();
+    let date = if o.period == "week" { format!("week of {}", o.date) } else { o.date.to_string() };
+    OccurrenceLine {
+        date,
+        homework: o.homework.clone(),
+        verdict: label(o.verdict),
+        class: o.verdict.as_str(),
+        self_reported: o.self_reported,
+        achieved: format!("{} / {} {}", amount(o.achieved), amount(o.target), o.unit),
+        evidence,
+    }
+}
