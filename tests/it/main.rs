@@ -5,6 +5,7 @@ mod bluez;
 mod charts;
 mod cli;
 mod daemon;
+mod dashboard;
 mod files;
 mod fit_encoder;
 mod homework;
