@@ -7,6 +7,7 @@
 //! from PyPI into the cargo target dir (nothing outside it changes). If that fails, the
 //! test fails and says what to install.
 
+use crate::{apt_install, have, pip_install};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -39,45 +40,17 @@ impl Drop for Guard {
     }
 }
 
-fn have(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
 /// dbus-daemon and dbus-next, installed if missing; returns the PYTHONPATH to use.
 fn prerequisites() -> String {
     static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
         if !have(Command::new("dbus-daemon").arg("--version")) {
-            let root = std::env::var("USER").is_ok_and(|u| u == "root") || have(Command::new("test").args(["-w", "/"]));
-            let apt = |args: &[&str]| {
-                let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
-                if !root {
-                    cmd.args(["-n", "apt-get"]);
-                }
-                have(cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive"))
-            };
-            let _ = apt(&["update", "-qq"]);
             assert!(
-                apt(&["install", "-y", "-qq", "dbus-daemon"]),
+                apt_install(&["dbus-daemon"]),
                 "dbus-daemon is missing and could not be installed: apt-get install dbus-daemon"
             );
         }
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fake-bluez-python");
-        let path = target.display().to_string();
-        let importable = |p: &str| have(Command::new("python3").args(["-c", "import dbus_next"]).env("PYTHONPATH", p));
-        if !importable(&path) {
-            let installed = have(
-                Command::new("python3")
-                    .args(["-m", "pip", "install", "--quiet", "--target"])
-                    .arg(&target)
-                    .arg("dbus-next==0.2.3"),
-            );
-            assert!(
-                installed && importable(&path),
-                "could not install dbus-next: python3 -m pip install dbus-next==0.2.3"
-            );
-        }
-        path
+        pip_install("fake-bluez-python", "dbus-next==0.2.3", "dbus_next")
     })
     .clone()
 }

@@ -2,6 +2,7 @@
 
 mod apple;
 mod bluez;
+mod browser;
 mod charts;
 mod cli;
 mod daemon;
@@ -32,6 +33,43 @@ pub fn coachd(data: &std::path::Path) -> assert_cmd::Command {
         }
     }
     cmd
+}
+
+/// Whether a command runs and succeeds (its output discarded).
+pub fn have(cmd: &mut std::process::Command) -> bool {
+    use std::process::Stdio;
+    cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Install Debian packages (as root, else through `sudo -n`); whether it worked.
+pub fn apt_install(packages: &[&str]) -> bool {
+    use std::process::Command;
+    let root = std::env::var("USER").is_ok_and(|u| u == "root") || have(Command::new("test").args(["-w", "/"]));
+    let apt = |args: &[&str]| {
+        let mut cmd = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            cmd.args(["-n", "apt-get"]);
+        }
+        have(cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    let _ = apt(&["update", "-qq"]);
+    apt(&[&["install", "-y", "-qq", "--no-install-recommends"][..], packages].concat())
+}
+
+/// A Python package installed (if missing) into a folder under the target dir; returns
+/// the PYTHONPATH that imports it.
+pub fn pip_install(folder: &str, spec: &str, module: &str) -> String {
+    use std::process::Command;
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(folder);
+    let path = target.display().to_string();
+    let importable =
+        || have(Command::new("python3").args(["-c", &format!("import {module}")]).env("PYTHONPATH", &path));
+    if !importable() {
+        let installed =
+            have(Command::new("python3").args(["-m", "pip", "install", "--quiet", "--target"]).arg(&target).arg(spec));
+        assert!(installed && importable(), "could not install {spec}: python3 -m pip install {spec}");
+    }
+    path
 }
 
 /// Logs stay silent unless `TEST_LOG` is set.

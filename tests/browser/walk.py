@@ -1,0 +1,134 @@
+"""Walk the dashboard in headless Chromium (Selenium over Debian's chromedriver), as a
+trainer and as a client, and save a screenshot of every page.
+
+Usage: walk.py BASE_URL TRAINER PASSWORD CLIENT_LINK SCREENSHOT_DIR
+Prints one line per step; exits non-zero at the first thing that is not as expected."""
+import os
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+base, trainer, password, link, shots = sys.argv[1:6]
+os.makedirs(shots, exist_ok=True)
+
+options = webdriver.ChromeOptions()
+options.binary_location = "/usr/bin/chromium"
+for flag in [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--window-size=1280,900",
+]:
+    options.add_argument(flag)
+driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+wait = WebDriverWait(driver, 20)
+
+
+def check(cond, what):
+    if not cond:
+        print(f"FAILED: {what}\nat {driver.current_url}\n{driver.page_source[:3000]}", flush=True)
+        driver.quit()
+        sys.exit(1)
+    print(f"ok: {what}", flush=True)
+
+
+def shot(name):
+    # The whole page: grow the window to the document's height first.
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, max(900, min(height + 40, 8000)))
+    path = os.path.join(shots, f"{name}.png")
+    driver.save_screenshot(path)
+    driver.set_window_size(1280, 900)
+    print(f"screenshot: {path}", flush=True)
+
+
+def images_loaded():
+    imgs = driver.find_elements(By.TAG_NAME, "img")
+    for img in imgs:
+        driver.execute_script("arguments[0].scrollIntoView()", img)
+    wait.until(lambda d: all(d.execute_script("return arguments[0].complete", i) for i in imgs))
+    return imgs, [i.get_attribute("src") for i in imgs if driver.execute_script("return arguments[0].naturalWidth", i) == 0]
+
+
+try:
+    # Login.
+    driver.get(f"{base}/roster")
+    check(driver.current_url.endswith("/login"), "a page without a session leads to the login")
+    shot("login")
+    driver.find_element(By.NAME, "name").send_keys(trainer)
+    driver.find_element(By.NAME, "password").send_keys("wrong password!")
+    driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    check("Wrong name or password" in driver.page_source, "a wrong password is refused")
+    driver.find_element(By.NAME, "name").send_keys(trainer)
+    driver.find_element(By.NAME, "password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    wait.until(lambda d: d.current_url.endswith("/roster"))
+    check(True, "logged in, on the roster")
+
+    # Roster: needs-attention first.
+    rows = driver.find_elements(By.CSS_SELECTOR, "#roster tbody tr")
+    check(len(rows) >= 4, f"the roster lists the demo clients ({len(rows)} rows)")
+    flags = ["attention" in (r.get_attribute("class") or "") for r in rows]
+    check(flags == sorted(flags, reverse=True) and any(flags), f"needs-attention clients come first {flags}")
+    imgs, broken = images_loaded()
+    check(imgs and not broken, f"the roster chart draws ({broken})")
+    shot("roster")
+
+    # A client page with its charts.
+    driver.find_element(By.LINK_TEXT, "alex").click()
+    wait.until(lambda d: "alex" in d.find_element(By.TAG_NAME, "h1").text)
+    imgs, broken = images_loaded()
+    check(len(imgs) == 4 and not broken, f"alex's four charts draw ({len(imgs)} images, broken {broken})")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "#week tbody tr")) == 3, "this week shows alex's three homework")
+    shot("client")
+
+    # Assign homework by phrase.
+    form = driver.find_element(By.CSS_SELECTOR, "form[action$='/homework']")
+    form.find_element(By.NAME, "phrase").send_keys("20 minutes of mobility 3 times a week")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    wait.until(lambda d: "Assigned #" in d.page_source)
+    check("20 minutes of mobility 3 days a week" in driver.find_element(By.CSS_SELECTOR, ".msg").text
+          or "mobility" in driver.find_element(By.CSS_SELECTOR, ".msg").text, "homework assigned by phrase, echoed")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "#homework tbody tr")) == 4, "it is listed with the others")
+    shot("assigned")
+
+    # A workout, from the recent workouts.
+    driver.find_element(By.CSS_SELECTOR, "#workouts tbody tr a").click()
+    wait.until(lambda d: "/workouts/" in d.current_url)
+    imgs, broken = images_loaded()
+    check(len(imgs) == 1 and not broken, "the workout's heart-rate chart draws")
+    check(len(driver.find_elements(By.CSS_SELECTOR, "#parts tbody tr")) >= 1, "its sources are listed")
+    shot("workout")
+
+    # The client's own page: check in.
+    driver.delete_all_cookies()
+    driver.get(link)
+    check("Hi " in driver.find_element(By.TAG_NAME, "h1").text, "the private link opens without a login")
+    imgs, broken = images_loaded()
+    check(len(imgs) == 4 and not broken, "the client's charts draw")
+    form = driver.find_element(By.CSS_SELECTOR, "form[action$='/checkin']")
+    select = Select(form.find_element(By.NAME, "homework_id"))
+    pushups = [o.text for o in select.options if "push-ups" in o.text]
+    check(pushups, "the check-in offers the push-ups")
+    select.select_by_visible_text(pushups[0])
+    form.find_element(By.NAME, "value").send_keys("12")
+    form.find_element(By.NAME, "note").send_keys("before bed")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    wait.until(lambda d: "Thanks! Checked in" in d.page_source)
+    check(True, "the check-in is taken")
+    form = driver.find_element(By.CSS_SELECTOR, "form[action$='/reflection']")
+    rating = form.find_element(By.NAME, "rating")
+    rating.clear()
+    rating.send_keys("8")
+    form.find_element(By.NAME, "note").send_keys("good week, tired on Thursday")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    wait.until(lambda d: "Saved your week" in d.page_source)
+    check(True, "the weekly reflection is saved")
+    shot("client-link")
+    driver.get(f"{base}/roster")
+    check(driver.current_url.endswith("/login"), "the client link gives no way into the dashboard")
+finally:
+    driver.quit()
+print("walk complete", flush=True)
