@@ -98,7 +98,7 @@ fn check_renders(chart: &Chart, what: &str) {
     let png = render(chart, Format::Png).unwrap_or_else(|e| panic!("{what}: PNG: {e}"));
     let decoder = png::Decoder::new(std::io::Cursor::new(png));
     let mut reader = decoder.read_info().unwrap_or_else(|e| panic!("{what}: PNG decodes: {e}"));
-    let mut pixels = vec![0; reader.output_buffer_size()];
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a frame size")];
     let info = reader.next_frame(&mut pixels).unwrap_or_else(|e| panic!("{what}: PNG frame: {e}"));
     assert_eq!((info.width, info.height), (1000, charts::render::height(chart)), "{what}: PNG size");
     // Not a blank picture: some pixels are neither white nor near-white.
