@@ -29,6 +29,7 @@ pub struct Config {
     pub homework: HomeworkConfig,
     pub inbox: InboxConfig,
     pub ble: BleConfig,
+    pub providers: ProvidersConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,6 +144,58 @@ pub struct InboxConfig {
 impl Default for InboxConfig {
     fn default() -> Self {
         Self { enabled: true, poll_ms: 5000 }
+    }
+}
+
+/// Cloud providers: how often and how far back to sync, and per provider the trainer's
+/// app credentials and any manifest field to override (URLs above all).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProvidersConfig {
+    pub sync_interval_min: u64,
+    pub backfill_days: u32,
+    pub strava: ProviderSettings,
+    pub intervals: ProviderSettings,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        Self {
+            sync_interval_min: 15,
+            backfill_days: 90,
+            strava: ProviderSettings::default(),
+            intervals: ProviderSettings::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProviderSettings {
+    pub enabled: bool,
+    pub client_id: String,
+    /// Empty: read from `$CREDENTIALS_DIRECTORY/<provider>_client_secret` (systemd).
+    pub client_secret: crate::crypto::Secret<String>,
+    /// Overrides of the manifest's URLs; empty keeps the manifest's.
+    pub authorize_url: String,
+    pub token_url: String,
+    pub api_base: String,
+    /// The token Strava echoes when it checks the push-subscription callback; empty
+    /// means one derived from the data dir's key.
+    pub webhook_verify_token: crate::crypto::Secret<String>,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            client_id: String::new(),
+            client_secret: crate::crypto::Secret::default(),
+            authorize_url: String::new(),
+            token_url: String::new(),
+            api_base: String::new(),
+            webhook_verify_token: crate::crypto::Secret::default(),
+        }
     }
 }
 
@@ -304,9 +357,12 @@ impl Config {
             homework: section(&merged, "homework", &origins, &mut problems),
             inbox: section(&merged, "inbox", &origins, &mut problems),
             ble: section(&merged, "ble", &origins, &mut problems),
+            providers: section(&merged, "providers", &origins, &mut problems),
         };
         for key in merged.keys() {
-            if !["web", "log", "store", "supervisor", "clients", "homework", "inbox", "ble"].contains(&key.as_str()) {
+            if !["web", "log", "store", "supervisor", "clients", "homework", "inbox", "ble", "providers"]
+                .contains(&key.as_str())
+            {
                 problems.push(Problem { location: locate(&origins, key), message: format!("unknown section [{key}]") });
             }
         }
@@ -385,6 +441,22 @@ impl Config {
         }
         if !(100..=3_600_000).contains(&self.inbox.poll_ms) {
             bad("inbox.poll_ms", format!("{} must be between 100 and 3600000", self.inbox.poll_ms));
+        }
+        let p = &self.providers;
+        if !(1..=1440).contains(&p.sync_interval_min) {
+            bad("providers.sync_interval_min", format!("{} must be between 1 and 1440", p.sync_interval_min));
+        }
+        if !(1..=3650).contains(&p.backfill_days) {
+            bad("providers.backfill_days", format!("{} must be between 1 and 3650", p.backfill_days));
+        }
+        for (name, s) in [("strava", &p.strava), ("intervals", &p.intervals)] {
+            for (key, url) in
+                [("authorize_url", &s.authorize_url), ("token_url", &s.token_url), ("api_base", &s.api_base)]
+            {
+                if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                    bad(&format!("providers.{name}.{key}"), format!("{url:?} must start with http:// or https://"));
+                }
+            }
         }
         let tz = &self.clients.default_tz;
         if !tz.is_empty() && tz.parse::<chrono_tz::Tz>().is_err() {

@@ -33,6 +33,7 @@ pub mod inbox;
 pub mod init;
 pub mod model;
 pub mod paths;
+pub mod providers;
 pub mod source;
 pub mod sources;
 pub mod status;

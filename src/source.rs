@@ -56,6 +56,15 @@ impl SourceContext {
         Ok(report)
     }
 
+    /// Record in the source's health that it delivered, for sources that write through
+    /// their own store calls (the cloud sync ingests page by page).
+    pub fn note_batch(&self) {
+        self.health.update(&self.name, |h| {
+            h.batches += 1;
+            h.last_batch = Some(Utc::now());
+        });
+    }
+
     /// Sleep unless shutdown comes first; returns false on shutdown.
     pub async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod devices;
 mod homework;
 mod ingest;
+pub mod providers;
 mod push;
 pub mod web;
 

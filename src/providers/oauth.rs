@@ -1,0 +1,328 @@
+//! OAuth 2 on the `oauth2` crate: the authorization link (`coachd connect`), the
+//! callback (state checked, single use, PKCE where the provider supports it), the code
+//! exchange, and token refresh: before expiry, once at a time per account, the rotated
+//! refresh token stored before anything uses the new access token. A refused refresh
+//! token becomes the account state `needs_reauth`, not a retry loop.
+
+use super::{Auth, Registry};
+use crate::crypto::Secret;
+use crate::store::providers::{state, Account, OAuthState};
+use crate::store::{Store, StoreError, Tokens};
+use chrono::{DateTime, Duration, Utc};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+
+/// What providers add to the token response: Strava's athlete, Polar's user id.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Extra {
+    #[serde(default)]
+    pub athlete: Option<serde_json::Value>,
+    #[serde(default)]
+    pub x_user_id: Option<serde_json::Value>,
+}
+
+impl ExtraTokenFields for Extra {}
+
+type Token = StandardTokenResponse<Extra, BasicTokenType>;
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    Token,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Authorization links live this long.
+pub const LINK_TTL: Duration = Duration::minutes(30);
+/// Tokens are refreshed this long before they expire.
+const EARLY: Duration = Duration::minutes(5);
+
+fn oauth_client(reg: &Registry, provider: &str) -> Result<OAuthClient, String> {
+    let api = reg.api(provider)?;
+    let m = &api.manifest;
+    let app = reg.app(provider)?;
+    let bad = |what: &str, e: oauth2::url::ParseError| format!("{provider} {what}: {e}");
+    Ok(oauth2::Client::new(ClientId::new(app.client_id))
+        .set_client_secret(ClientSecret::new(app.client_secret.expose().clone()))
+        .set_auth_uri(AuthUrl::new(m.authorize_url.clone()).map_err(|e| bad("authorize_url", e))?)
+        .set_token_uri(TokenUrl::new(m.token_url.clone()).map_err(|e| bad("token_url", e))?)
+        .set_redirect_uri(RedirectUrl::new(reg.redirect_uri(provider)).map_err(|e| bad("redirect URL", e))?)
+        .set_auth_type(match m.client_auth {
+            super::ClientAuth::Body => AuthType::RequestBody,
+            super::ClientAuth::Basic => AuthType::BasicAuth,
+        }))
+}
+
+/// `coachd connect`: a single-use authorization link for one client.
+pub async fn authorization_link(reg: &Registry, store: &Store, provider: &str, client: i64) -> Result<String, String> {
+    let api = reg.api(provider)?;
+    let m = &api.manifest;
+    if m.auth != super::AuthKind::Oauth2 {
+        return Err(format!("{} uses API keys: coachd connect {provider} CLIENT --api-key KEY", m.display));
+    }
+    let oauth = oauth_client(reg, provider)?;
+    let state = crate::store::web::random_token().map_err(|e| e.to_string())?;
+    let mut req = oauth.authorize_url(|| CsrfToken::new(state.clone()));
+    // Scopes go in one parameter, joined the provider's way (Strava: commas).
+    req = req.add_scope(Scope::new(m.scopes.join(&m.scope_separator)));
+    for (k, v) in &m.authorize_params {
+        req = req.add_extra_param(k.clone(), v.clone());
+    }
+    let mut verifier = None;
+    if m.pkce {
+        let (challenge, v) = PkceCodeChallenge::new_random_sha256();
+        req = req.set_pkce_challenge(challenge);
+        verifier = Some(v.secret().clone());
+    }
+    let (url, _) = req.url();
+    let pending = OAuthState {
+        provider: provider.to_string(),
+        client_id: client,
+        verifier,
+        redirect: reg.redirect_uri(provider),
+    };
+    store.save_oauth_state(&state, &pending, Utc::now() + LINK_TTL).await.map_err(|e| e.to_string())?;
+    Ok(url.to_string())
+}
+
+/// The callback's query.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Callback {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub scope: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What the callback tells the trainer.
+#[derive(Debug)]
+pub struct Outcome {
+    pub client: String,
+    pub provider: String,
+    /// Connected, but coachd cannot read what it needs.
+    pub warning: Option<String>,
+}
+
+/// An HTTP client for oauth2 that remembers the last status code, so a refused token
+/// (400/401) is told apart from a provider that is down (5xx, network).
+fn recording_client(
+    http: reqwest::Client,
+    status: Arc<AtomicU16>,
+) -> impl Fn(
+    oauth2::HttpRequest,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>> {
+    move |req: oauth2::HttpRequest| {
+        let http = http.clone();
+        let status = status.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let mut builder = http.request(parts.method, parts.uri.to_string()).body(body);
+            for (k, v) in &parts.headers {
+                builder = builder.header(k, v);
+            }
+            let resp = builder.send().await?;
+            status.store(resp.status().as_u16(), Ordering::Relaxed);
+            let mut out = oauth2::http::Response::builder().status(resp.status());
+            for (k, v) in resp.headers() {
+                out = out.header(k, v);
+            }
+            let bytes = resp.bytes().await?;
+            Ok(out.body(bytes.to_vec()).unwrap_or_default())
+        })
+    }
+}
+
+fn tokens_of(t: &Token, now: DateTime<Utc>, scopes: String, old_refresh: Option<&Secret<String>>) -> Tokens {
+    Tokens {
+        access: Secret::new(t.access_token().secret().clone()),
+        // A provider that does not rotate keeps the old refresh token.
+        refresh: t.refresh_token().map(|r| Secret::new(r.secret().clone())).or_else(|| old_refresh.cloned()),
+        expires: t.expires_in().and_then(|d| Duration::from_std(d).ok()).map(|d| now + d),
+        scopes,
+    }
+}
+
+fn external_user(extra: &Extra) -> Option<String> {
+    let id = extra.athlete.as_ref().and_then(|a| a.get("id")).or(extra.x_user_id.as_ref())?;
+    Some(match id {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// `/oauth/PROVIDER/callback`: check the state, exchange the code, store the tokens.
+pub async fn finish(reg: &Registry, store: &Store, provider: &str, q: &Callback) -> Result<Outcome, String> {
+    let Some(state_token) = q.state.as_deref().filter(|s| !s.is_empty()) else {
+        return Err("the link has no state: start again with `coachd connect`".into());
+    };
+    let pending = store.take_oauth_state(state_token).await.map_err(|e| e.to_string())?;
+    let Some(pending) = pending.filter(|p| p.provider == provider) else {
+        return Err("this authorization link is unknown, used or expired: run `coachd connect` again".into());
+    };
+    let client_row = store.client_by_id(pending.client_id).await.map_err(|e| e.to_string())?;
+    let api = reg.api(provider)?;
+    if let Some(e) = &q.error {
+        return Err(format!("{} answered {e:?}: nothing was connected", api.manifest.display));
+    }
+    let code = q.code.clone().filter(|c| !c.is_empty()).ok_or("the provider sent no code")?;
+    let oauth = oauth_client(reg, provider)?;
+    let status = Arc::new(AtomicU16::new(0));
+    let http = recording_client(api.http.clone(), status.clone());
+    let mut exchange = oauth.exchange_code(AuthorizationCode::new(code));
+    if let Some(v) = pending.verifier {
+        exchange = exchange.set_pkce_verifier(PkceCodeVerifier::new(v));
+    }
+    let token = exchange.request_async(&http).await.map_err(|e| {
+        format!("{} refused the code (HTTP {}): {}", api.manifest.display, status.load(Ordering::Relaxed), describe(&e))
+    })?;
+    let m = &api.manifest;
+    // The scopes granted: the redirect says (Strava), else the token, else what was asked.
+    let granted = q
+        .scope
+        .clone()
+        .or_else(|| token.scopes().map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")))
+        .unwrap_or_else(|| m.scopes.join(","));
+    let have: Vec<&str> = granted.split([',', ' ']).filter(|s| !s.is_empty()).collect();
+    let enough = m.required_scopes.is_empty() || m.required_scopes.iter().any(|r| have.contains(&r.as_str()));
+    let tokens = tokens_of(&token, reg.clock.now(), granted.clone(), None);
+    store.save_tokens(pending.client_id, provider, &tokens).await.map_err(|e| e.to_string())?;
+    let account = store.account(pending.client_id, provider).await.map_err(|e| e.to_string())?;
+    if let Some(user) = external_user(token.extra_fields()) {
+        store.set_account_user(account.id, &user).await.map_err(|e| e.to_string())?;
+    }
+    let warning = if enough {
+        reg.poke(account.id);
+        None
+    } else {
+        let why = format!(
+            "{} granted only {granted:?}; coachd needs {} to read activities. Connect again and leave that box ticked.",
+            m.display,
+            m.required_scopes.join(" or ")
+        );
+        store.set_account_state(account.id, state::INSUFFICIENT_SCOPE, Some(&why)).await.map_err(|e| e.to_string())?;
+        Some(why)
+    };
+    tracing::info!(client = %client_row.name, provider, scopes = %granted, "account connected");
+    Ok(Outcome { client: client_row.name, provider: m.display.clone(), warning })
+}
+
+fn describe<E: std::error::Error>(e: &RequestTokenError<E, BasicErrorResponse>) -> String {
+    match e {
+        RequestTokenError::ServerResponse(r) => {
+            format!("{}{}", r.error(), r.error_description().map(|d| format!(": {d}")).unwrap_or_default())
+        }
+        RequestTokenError::Request(e) => format!("request failed: {e}"),
+        RequestTokenError::Parse(e, body) => {
+            format!("{e}: {}", String::from_utf8_lossy(body).chars().take(200).collect::<String>())
+        }
+        RequestTokenError::Other(s) => s.clone(),
+    }
+}
+
+/// Why there is no token to use.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The account needs the client to connect again (its state says so).
+    #[error("{0}")]
+    Reauth(String),
+    /// Try again later (the provider or the network failed).
+    #[error("{0}")]
+    Temporary(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Hands out access tokens, refreshing them one at a time per account.
+#[derive(Default)]
+pub struct Refresher {
+    locks: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Refreshes done (for tests and logs).
+    pub refreshes: std::sync::atomic::AtomicU64,
+}
+
+impl Refresher {
+    fn lock_of(&self, account: i64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(account).or_default().clone()
+    }
+
+    /// The credentials for a request of `account`: the stored token, refreshed first if
+    /// it expires within 5 minutes, or if `force` (the provider just answered 401).
+    pub async fn auth(
+        &self,
+        reg: &Registry,
+        store: &Store,
+        account: &Account,
+        force: bool,
+    ) -> Result<Auth, TokenError> {
+        let api = reg.api(&account.provider).map_err(TokenError::Temporary)?;
+        if api.manifest.auth == super::AuthKind::ApiKey {
+            let t = store.tokens(account.client_id, &account.provider).await?;
+            return Ok(Auth::Basic("API_KEY".into(), t.access));
+        }
+        let lock = self.lock_of(account.id);
+        let _one_at_a_time = lock.lock().await;
+        // Read under the lock: whoever held it may have refreshed already.
+        let t = store.tokens(account.client_id, &account.provider).await?;
+        let now = reg.clock.now();
+        let due = t.expires.is_some_and(|e| e - EARLY <= now);
+        if !(due || force) {
+            return Ok(Auth::Bearer(t.access));
+        }
+        let Some(refresh) = t.refresh.clone() else {
+            let why =
+                format!("the {} token expired and there is no refresh token: connect again", api.manifest.display);
+            store.set_account_state(account.id, state::NEEDS_REAUTH, Some(&why)).await?;
+            return Err(TokenError::Reauth(why));
+        };
+        let oauth = oauth_client(reg, &account.provider).map_err(TokenError::Temporary)?;
+        let status = Arc::new(AtomicU16::new(0));
+        let http = recording_client(api.http.clone(), status.clone());
+        let result =
+            oauth.exchange_refresh_token(&RefreshToken::new(refresh.expose().clone())).request_async(&http).await;
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(token) => {
+                let fresh = tokens_of(&token, reg.clock.now(), t.scopes.clone(), Some(&refresh));
+                // Stored before anything uses it: a crash from here on keeps the new pair.
+                store.save_tokens(account.client_id, &account.provider, &fresh).await?;
+                tracing::info!(client = %account.client, provider = %account.provider, "token refreshed");
+                Ok(Auth::Bearer(fresh.access))
+            }
+            Err(e) => {
+                let code = status.load(Ordering::Relaxed);
+                let refused = matches!(e, RequestTokenError::ServerResponse(_)) || matches!(code, 400 | 401 | 403);
+                let text = describe(&e);
+                if refused {
+                    let why = format!(
+                        "{} refused the refresh token (HTTP {code}: {text}); the authorization was revoked or expired: \
+                         connect again",
+                        api.manifest.display
+                    );
+                    store.set_account_state(account.id, state::NEEDS_REAUTH, Some(&why)).await?;
+                    Err(TokenError::Reauth(why))
+                } else {
+                    Err(TokenError::Temporary(format!(
+                        "refreshing the {} token failed (HTTP {code}): {text}",
+                        api.manifest.display
+                    )))
+                }
+            }
+        }
+    }
+}

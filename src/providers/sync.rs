@@ -1,0 +1,227 @@
+//! Syncing accounts: one provider-independent frame (a request budget per turn, 401 →
+//! refresh once → revoked, errors recorded on the account) around each provider's own
+//! sync, and [`CloudSource`], which the daemon runs: every account is synced every
+//! `providers.sync_interval_min` (sooner when a webhook pokes it), accounts take turns
+//! with a fair share of each provider's request budget, and a turn that runs out of
+//! budget resumes next turn from its committed cursor.
+
+use super::oauth::TokenError;
+use super::{ApiError, Auth, Registry};
+use crate::source::{Source, SourceContext, SourceFuture};
+use crate::store::providers::{state, Account};
+use crate::store::{Store, StoreError};
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub listed: usize,
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub deleted: usize,
+    pub requests: u32,
+    /// Everything up to now is synced (false: the turn's budget ran out first).
+    pub done: bool,
+}
+
+/// One account's turn: its request budget and its credentials.
+pub struct Turn<'a> {
+    pub reg: &'a Registry,
+    pub store: &'a Store,
+    pub account: &'a Account,
+    budget: u32,
+    pub used: u32,
+    auth: Option<Auth>,
+}
+
+impl<'a> Turn<'a> {
+    pub fn new(reg: &'a Registry, store: &'a Store, account: &'a Account, budget: u32) -> Self {
+        Self { reg, store, account, budget, used: 0, auth: None }
+    }
+
+    /// Count one request against the turn's budget.
+    pub fn take(&mut self) -> Result<(), ApiError> {
+        if self.used >= self.budget {
+            return Err(ApiError::Budget);
+        }
+        self.used += 1;
+        Ok(())
+    }
+
+    pub fn has_budget(&self) -> bool {
+        self.used < self.budget
+    }
+
+    async fn auth(&mut self, force: bool) -> Result<Auth, SyncError> {
+        if force || self.auth.is_none() {
+            self.auth = Some(self.reg.tokens.auth(self.reg, self.store, self.account, force).await?);
+        }
+        self.auth.clone().ok_or_else(|| SyncError::Other("no credentials".into()))
+    }
+
+    /// GET JSON for this account: a 401 refreshes the token once and retries; a second
+    /// 401 means the client revoked access (the account's state says so).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &mut self,
+        what: &str,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, SyncError> {
+        let api = self.reg.api(&self.account.provider).map_err(SyncError::Other)?.clone();
+        self.take()?;
+        let auth = self.auth(false).await?;
+        match api.get_json(what, &auth, url, query).await {
+            Err(ApiError::Unauthorized(_)) => {
+                let auth = self.auth(true).await?;
+                self.take()?;
+                match api.get_json(what, &auth, url, query).await {
+                    Err(ApiError::Unauthorized(w)) => {
+                        let why = format!(
+                            "{} refuses coachd's token: access was revoked; connect again",
+                            api.manifest.display
+                        );
+                        self.store.set_account_state(self.account.id, state::REVOKED, Some(&why)).await?;
+                        Err(SyncError::Api(ApiError::Unauthorized(w)))
+                    }
+                    other => Ok(other?),
+                }
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+/// Sync one account within `budget` requests.
+pub async fn sync_account(reg: &Registry, store: &Store, account: &Account, budget: u32) -> Result<Report, SyncError> {
+    let mut turn = Turn::new(reg, store, account, budget);
+    let result = match account.provider.as_str() {
+        "strava" => super::strava::sync(&mut turn).await,
+        "intervals" => super::intervals::sync(&mut turn).await,
+        other => Err(SyncError::Other(format!("no sync for provider {other:?}"))),
+    };
+    let now = reg.clock.now();
+    match result {
+        Ok(mut r) => {
+            r.requests = turn.used;
+            if r.done {
+                store.account_synced(account.id, now, None).await?;
+            }
+            Ok(r)
+        }
+        Err(SyncError::Api(ApiError::Budget)) => Ok(Report { requests: turn.used, ..Report::default() }),
+        Err(e) => {
+            store.account_synced(account.id, now, Some(&e.to_string())).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Sync the given accounts until each is done, taking turns with a fair share of each
+/// provider's current window. Returns each account's summed report.
+pub async fn sync_all(
+    reg: &Registry,
+    store: &Store,
+    accounts: &[Account],
+    stop: &tokio_util::sync::CancellationToken,
+) -> Vec<(Account, Result<Report, SyncError>)> {
+    let mut out: Vec<(Account, Result<Report, SyncError>)> =
+        accounts.iter().map(|a| (a.clone(), Ok(Report::default()))).collect();
+    let mut open: Vec<usize> = (0..accounts.len()).filter(|i| accounts[*i].syncable()).collect();
+    while !open.is_empty() && !stop.is_cancelled() {
+        let mut still = Vec::new();
+        for &i in &open {
+            let a = &accounts[i];
+            let Ok(api) = reg.api(&a.provider) else { continue };
+            let sharing = open.iter().filter(|j| accounts[**j].provider == a.provider).count().max(1) as u32;
+            let window = api.limiter.lock().await.remaining_now(reg.clock.now());
+            // A fair share of what is left in the window, at least a few requests so a
+            // turn makes progress (the limiter waits for the next window if needed).
+            let budget = (window / sharing).max(5);
+            let r = sync_account(reg, store, a, budget).await;
+            let finished = match (&r, &mut out[i].1) {
+                (Ok(r), Ok(sum)) => {
+                    sum.listed += r.listed;
+                    sum.inserted += r.inserted;
+                    sum.updated += r.updated;
+                    sum.unchanged += r.unchanged;
+                    sum.deleted += r.deleted;
+                    sum.requests += r.requests;
+                    sum.done = r.done;
+                    r.done
+                }
+                _ => true,
+            };
+            if let Err(e) = r {
+                out[i].1 = Err(e);
+            }
+            if !finished {
+                still.push(i);
+            }
+        }
+        open = still;
+    }
+    out
+}
+
+/// The daemon's cloud sync: every account every interval, sooner when poked.
+pub struct CloudSource {
+    pub reg: Arc<Registry>,
+}
+
+impl Source for CloudSource {
+    fn name(&self) -> &str {
+        "cloud"
+    }
+
+    fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
+        Box::pin(async move {
+            let reg = &self.reg;
+            loop {
+                let now = reg.clock.now();
+                let poked: std::collections::BTreeSet<i64> =
+                    std::mem::take(&mut *reg.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                let due: Vec<Account> = ctx
+                    .store
+                    .accounts()
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.syncable())
+                    .filter(|a| poked.contains(&a.id) || a.last_sync.is_none_or(|t| now - t >= reg.sync_interval))
+                    .collect();
+                if !due.is_empty() {
+                    for (a, r) in sync_all(reg, &ctx.store, &due, &ctx.shutdown).await {
+                        match r {
+                            Ok(r) => tracing::info!(
+                                client = %a.client, provider = %a.provider, new = r.inserted, updated = r.updated,
+                                deleted = r.deleted, requests = r.requests, "synced"
+                            ),
+                            Err(e) => {
+                                tracing::warn!(client = %a.client, provider = %a.provider, error = %e, "sync failed")
+                            }
+                        }
+                    }
+                    ctx.note_batch();
+                    ctx.set_detail(format!("{} account(s) synced at {}", due.len(), now.format("%H:%M")));
+                }
+                tokio::select! {
+                    () = ctx.shutdown.cancelled() => return Ok(()),
+                    () = reg.wake.notified() => {}
+                    () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                }
+            }
+        })
+    }
+}

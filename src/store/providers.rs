@@ -1,0 +1,240 @@
+//! Cloud accounts as the sync sees them: state, the provider's user id, sync times,
+//! pending authorizations, and what a provider already sent (to fetch only what changed
+//! and to notice deletions).
+
+use super::{Store, StoreError};
+use crate::engine::judge::local_dates;
+use crate::model::{ActivityId, ClientId};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// What an account can do, shown in `accounts list` and the dashboard.
+pub mod state {
+    pub const ACTIVE: &str = "active";
+    /// The refresh token is dead or the authorization was revoked: connect again.
+    pub const NEEDS_REAUTH: &str = "needs_reauth";
+    /// The client unticked a permission coachd needs: connect again and keep it ticked.
+    pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
+    /// The client revoked coachd's access at the provider.
+    pub const REVOKED: &str = "revoked";
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Account {
+    pub id: i64,
+    pub client_id: ClientId,
+    pub client: String,
+    pub provider: String,
+    pub external_user_id: Option<String>,
+    pub state: String,
+    pub last_error: Option<String>,
+    pub last_sync: Option<DateTime<Utc>>,
+    pub scopes: String,
+}
+
+impl Account {
+    pub fn syncable(&self) -> bool {
+        self.state == state::ACTIVE
+    }
+}
+
+type AccountRow = (i64, i64, String, String, Option<String>, String, Option<String>, Option<i64>, String);
+
+const SELECT: &str = "SELECT a.id, a.client_id, c.name, a.provider, a.external_user_id, a.state, a.last_error,
+                             a.last_sync_ms, a.scopes
+                      FROM accounts a JOIN clients c ON c.id = a.client_id";
+
+fn account(r: AccountRow) -> Account {
+    Account {
+        id: r.0,
+        client_id: r.1,
+        client: r.2,
+        provider: r.3,
+        external_user_id: r.4,
+        state: r.5,
+        last_error: r.6,
+        last_sync: r.7.and_then(DateTime::from_timestamp_millis),
+        scopes: r.8,
+    }
+}
+
+/// provider, client id, sealed verifier, redirect, expiry (ms).
+type StateRow = (String, i64, Option<Vec<u8>>, String, i64);
+
+/// A pending authorization.
+#[derive(Clone, Debug)]
+pub struct OAuthState {
+    pub provider: String,
+    pub client_id: ClientId,
+    pub verifier: Option<String>,
+    pub redirect: String,
+}
+
+impl Store {
+    pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows: Vec<AccountRow> =
+            sqlx::query_as(&format!("{SELECT} ORDER BY c.name, a.provider")).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(account).collect())
+    }
+
+    pub async fn account(&self, client: ClientId, provider: &str) -> Result<Account, StoreError> {
+        let row: Option<AccountRow> = sqlx::query_as(&format!("{SELECT} WHERE a.client_id = ? AND a.provider = ?"))
+            .bind(client)
+            .bind(provider)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(account).ok_or_else(|| StoreError::NotFound(format!("{provider} account of client #{client}")))
+    }
+
+    pub async fn account_by_external(&self, provider: &str, external: &str) -> Result<Option<Account>, StoreError> {
+        let row: Option<AccountRow> =
+            sqlx::query_as(&format!("{SELECT} WHERE a.provider = ? AND a.external_user_id = ?"))
+                .bind(provider)
+                .bind(external)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(account))
+    }
+
+    /// Set an account's state and the reason (None clears it).
+    pub async fn set_account_state(&self, id: i64, state: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET state = ?, last_error = ?, updated_ms = ? WHERE id = ?")
+            .bind(state)
+            .bind(reason)
+            .bind(Store::now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_account_user(&self, id: i64, external: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET external_user_id = ? WHERE id = ?")
+            .bind(external)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A finished sync: when, and the error if it failed (the account stays active).
+    pub async fn account_synced(&self, id: i64, at: DateTime<Utc>, error: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE accounts SET last_sync_ms = ?, last_error = ?, updated_ms = ? WHERE id = ?")
+            .bind(at.timestamp_millis())
+            .bind(error)
+            .bind(Store::now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn save_oauth_state(
+        &self,
+        state: &str,
+        s: &OAuthState,
+        expires: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sealed = s
+            .verifier
+            .as_ref()
+            .map(|v| self.cipher.seal(v.as_bytes()).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?;
+        sqlx::query("DELETE FROM oauth_states WHERE expires_ms < ?").bind(Store::now_ms()).execute(&self.pool).await?;
+        sqlx::query(
+            "INSERT INTO oauth_states (state, provider, client_id, verifier, redirect, expires_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(state)
+        .bind(&s.provider)
+        .bind(s.client_id)
+        .bind(sealed)
+        .bind(&s.redirect)
+        .bind(expires.timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Take (and delete) a pending authorization, if it exists and has not expired.
+    pub async fn take_oauth_state(&self, state: &str) -> Result<Option<OAuthState>, StoreError> {
+        let row: Option<StateRow> = sqlx::query_as(
+            "DELETE FROM oauth_states WHERE state = ? RETURNING provider, client_id, verifier, redirect, expires_ms",
+        )
+        .bind(state)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((provider, client_id, verifier, redirect, expires)) = row else { return Ok(None) };
+        if expires < Store::now_ms() {
+            return Ok(None);
+        }
+        let verifier = verifier
+            .map(|v| {
+                let plain = self.cipher.open(&v).map_err(|e| StoreError::Corrupt(format!("PKCE verifier: {e}")))?;
+                String::from_utf8(plain).map_err(|_| StoreError::Corrupt("PKCE verifier is not UTF-8".into()))
+            })
+            .transpose()?;
+        Ok(Some(OAuthState { provider, client_id, verifier, redirect }))
+    }
+
+    /// External id → content hash of what `source` stored for `client` with a start in
+    /// `[from, to)`.
+    pub async fn source_fingerprints(
+        &self,
+        source: &str,
+        client: ClientId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<HashMap<String, Option<Vec<u8>>>, StoreError> {
+        let rows: Vec<(String, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT external_id, content_hash FROM activities
+             WHERE source = ? AND client_id = ? AND start_ms >= ? AND start_ms < ?",
+        )
+        .bind(source)
+        .bind(client)
+        .bind(from.timestamp_millis())
+        .bind(to.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Delete what `source` sent as `external_id` (deleted at the provider): the activity,
+    /// its samples and sets; its dates are re-judged. Returns whether it existed.
+    pub async fn delete_source_activity(&self, source: &str, external_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row: Option<(ActivityId, ClientId, i64, i64, String)> = sqlx::query_as(
+            "SELECT a.id, a.client_id, a.start_ms, a.end_ms, c.tz FROM activities a JOIN clients c ON c.id = a.client_id
+             WHERE a.source = ? AND a.external_id = ?",
+        )
+        .bind(source)
+        .bind(external_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id, client, start, end, tz)) = row else { return Ok(false) };
+        sqlx::query("DELETE FROM activities WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        let tz: chrono_tz::Tz =
+            tz.parse().map_err(|_| StoreError::Corrupt(format!("client #{client} time zone {tz:?}")))?;
+        let (start, end) = (DateTime::from_timestamp_millis(start), DateTime::from_timestamp_millis(end));
+        if let (Some(start), Some(end)) = (start, end) {
+            for d in local_dates(tz, start, end) {
+                super::ingest::mark_dirty(&mut tx, client, d).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+impl Store {
+    /// A random secret kept in `meta` under `key`, made on first use.
+    pub async fn meta_secret(&self, key: &str) -> Result<String, StoreError> {
+        let fresh = super::web::random_token()?;
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(&fresh)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_one(&self.pool).await?)
+    }
+}
