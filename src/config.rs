@@ -173,6 +173,8 @@ impl Default for ProvidersConfig {
 #[serde(default)]
 pub struct ProviderSettings {
     pub enabled: bool,
+    /// Strava's client ids are numbers: written either way.
+    #[serde(deserialize_with = "string_or_number")]
     pub client_id: String,
     /// Empty: read from `$CREDENTIALS_DIRECTORY/<provider>_client_secret` (systemd).
     pub client_secret: crate::crypto::Secret<String>,
@@ -197,6 +199,19 @@ impl Default for ProviderSettings {
             webhook_verify_token: crate::crypto::Secret::default(),
         }
     }
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        Number(i64),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Text(s) => s,
+        Either::Number(n) => n.to_string(),
+    })
 }
 
 /// The Bluetooth collector.

@@ -22,9 +22,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let token = CancellationToken::new();
+    let providers = Arc::new(
+        crate::providers::Registry::new(&config, Arc::new(crate::providers::clock::SystemClock))
+            .map_err(|e| anyhow::anyhow!("providers: {e}"))?,
+    );
+    let mut sources = sources;
+    sources.push(Arc::new(crate::providers::sync::CloudSource { reg: providers.clone() }));
     let supervisor = Supervisor::start(sources, store.clone(), config.clone(), token.clone());
     let health = supervisor.health();
-    let app = web::router(WebState::new(store.clone(), health.clone(), config.clone()))
+    let app = web::router(WebState::new(store.clone(), health.clone(), config.clone(), providers))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let addr = listener.local_addr().context("reading the listening address")?;
     let mut server =

@@ -6,6 +6,7 @@ use crate::paths::DataDir;
 use crate::store::{NewClient, Store, StoreError};
 use crate::{daemon, init};
 
+mod accounts;
 mod charts;
 mod devices;
 pub(crate) mod homework;
@@ -178,6 +179,20 @@ enum Command {
         #[arg(long)]
         revoke: bool,
     },
+    /// Connect a client's cloud account: prints the authorization link to send them (Strava), or stores their API key (intervals.icu)
+    Connect {
+        /// strava or intervals
+        provider: String,
+        client: String,
+        /// intervals.icu: the client's API key
+        #[arg(long, value_name = "KEY")]
+        api_key: Option<String>,
+    },
+    /// Cloud accounts: provider, client, state, last and next sync, rate-limit headroom
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Sync cloud accounts now (all, one client's, or one provider's)
+    Sync { client: Option<String>, provider: Option<String> },
     /// Bluetooth sensors: scan for them, pair them with clients, list them
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
@@ -218,6 +233,15 @@ enum HomeworkCommand {
         /// First day without it [default: today]
         #[arg(long, value_name = "DATE")]
         from: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountsCommand {
+    /// List accounts
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -455,6 +479,13 @@ async fn with_store(store: &Store, config: &Config, command: Command) -> Result<
         Command::Status { client, range } => {
             let (from, to) = (range.from.as_deref(), range.to.as_deref());
             homework::status_cmd(store, config, client.as_deref(), from, to, range.json).await
+        }
+        Command::Connect { provider, client, api_key } => {
+            accounts::connect(store, config, &provider, &client, api_key.as_deref()).await
+        }
+        Command::Accounts(AccountsCommand::List { json }) => accounts::list(store, config, json).await,
+        Command::Sync { client, provider } => {
+            accounts::sync(store, config, client.as_deref(), provider.as_deref()).await
         }
         Command::Trainer(TrainerCommand::Add { name, password_stdin }) => {
             trainer::add(store, &name, password_stdin).await

@@ -242,6 +242,18 @@ impl Api {
         }
     }
 
+    /// Wait until the budget has room, without taking it (so credentials can be
+    /// checked after a long wait, right before the request).
+    pub async fn wait_for_budget(&self) {
+        loop {
+            let ready = self.limiter.lock().await.ready_at(self.clock.now());
+            match ready {
+                None => return,
+                Some(until) => self.clock.sleep_until(until).await,
+            }
+        }
+    }
+
     /// GET a JSON document. `what` names it in errors.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
@@ -321,6 +333,9 @@ impl Api {
     }
 }
 
+/// Where a page continues from, whether it was full, and its unprocessed activities.
+pub type Carry = (i64, bool, Vec<strava::Summary>);
+
 /// Everything the sync and the OAuth callback share: per provider its manifest, API
 /// budget and app credentials, and the token refresher.
 pub struct Registry {
@@ -334,6 +349,10 @@ pub struct Registry {
     /// Wakes the sync early for an account (webhook events).
     pub wake: tokio::sync::Notify,
     pub pending: std::sync::Mutex<std::collections::BTreeSet<i64>>,
+    /// Listed but unprocessed activities of an account whose turn ran out of budget,
+    /// with the cursor they continue from and whether the page was full: the next turn
+    /// goes on without listing again.
+    pub carry: std::sync::Mutex<std::collections::HashMap<i64, Carry>>,
 }
 
 impl Registry {
@@ -356,6 +375,7 @@ impl Registry {
             base_url: config.web.base_url(),
             wake: tokio::sync::Notify::new(),
             pending: Default::default(),
+            carry: Default::default(),
         })
     }
 

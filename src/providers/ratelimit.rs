@@ -71,19 +71,22 @@ impl Limiter {
         slot.limit.map_or(ours, |theirs| theirs.min(ours))
     }
 
-    /// Count one request now, or say until when to wait.
-    pub fn try_acquire(&mut self, now: DateTime<Utc>) -> Result<(), DateTime<Utc>> {
+    /// When a request could be sent, if not now (nothing is counted).
+    pub fn ready_at(&mut self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.roll(now);
         if let Some(b) = self.blocked_until {
-            return Err(b);
+            return Some(b);
         }
-        let full = self
-            .windows
+        self.windows
             .iter()
             .filter(|(w, s)| s.used >= self.limit_of(w, s))
             .map(|(w, s)| window_end(s.start, w.seconds))
-            .max();
-        if let Some(until) = full {
+            .max()
+    }
+
+    /// Count one request now, or say until when to wait.
+    pub fn try_acquire(&mut self, now: DateTime<Utc>) -> Result<(), DateTime<Utc>> {
+        if let Some(until) = self.ready_at(now) {
             return Err(until);
         }
         for (_, s) in &mut self.windows {

@@ -132,25 +132,37 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
     let cursor: Option<i64> = store.cursor(SOURCE, &stream).await?.and_then(|c| c.parse().ok());
     let first = (now - Duration::days(i64::from(turn.reg.backfill_days))).timestamp();
     let from = cursor.map_or(first, |c| c.min((now - RECONCILE).timestamp()).max(first));
-    let since = DateTime::from_timestamp(from, 0).unwrap_or(now);
+    // What is stored after `from` (Strava's `after` is exclusive).
+    let since = DateTime::from_timestamp(from + 1, 0).unwrap_or(now);
     let stored = store.source_fingerprints(SOURCE, turn.account.client_id, since, now + Duration::days(1)).await?;
     let mut report = Report::default();
     let mut seen: HashSet<String> = HashSet::new();
     let mut after = from;
     let mut committed = cursor.unwrap_or(from);
     loop {
-        if !turn.has_budget() {
-            return Ok(report);
-        }
-        let query = [("after", after.to_string()), ("per_page", PER_PAGE.to_string()), ("page", "1".to_string())];
-        let mut page: Vec<Summary> =
-            turn.get_json("the activity list", &api.manifest.url("/athlete/activities"), &query).await?;
-        page.sort_by_key(|s| (s.start_date, s.id));
-        let full = page.len() >= PER_PAGE;
-        report.listed += page.len();
+        let carried = {
+            let mut carry = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            carry.remove(&turn.account.id).filter(|(key, _, _)| *key == after)
+        };
+        let (page, full) = match carried {
+            Some((_, full, page)) => (page, full),
+            None => {
+                if !turn.has_budget() {
+                    return Ok(report);
+                }
+                let query =
+                    [("after", after.to_string()), ("per_page", PER_PAGE.to_string()), ("page", "1".to_string())];
+                let mut page: Vec<Summary> =
+                    turn.get_json("the activity list", &api.manifest.url("/athlete/activities"), &query).await?;
+                page.sort_by_key(|s| (s.start_date, s.id));
+                report.listed += page.len();
+                let full = page.len() >= PER_PAGE;
+                (page, full)
+            }
+        };
         let mut batch = Batch::new(SOURCE);
-        let mut out_of_budget = false;
-        for s in &page {
+        let mut rest: Vec<Summary> = Vec::new();
+        for (i, s) in page.iter().enumerate() {
             seen.insert(s.id.to_string());
             let fp = s.fingerprint();
             if stored.get(&s.id.to_string()).is_some_and(|h| h.as_deref() == Some(fp.as_slice())) {
@@ -160,7 +172,7 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
             }
             let hr = if s.has_heartrate {
                 if !turn.has_budget() {
-                    out_of_budget = true;
+                    rest = page[i..].to_vec();
                     break;
                 }
                 let url = api.manifest.url(&format!("/activities/{}/streams", s.id));
@@ -185,7 +197,9 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
         committed = committed.max(after);
         batch.cursor = Some(Cursor { stream: stream.clone(), value: committed.to_string() });
         store.ingest(&batch).await?;
-        if out_of_budget {
+        if !rest.is_empty() {
+            let mut carry = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            carry.insert(turn.account.id, (committed, full, rest));
             return Ok(report);
         }
         if !full {

@@ -44,12 +44,11 @@ pub struct Turn<'a> {
     pub account: &'a Account,
     budget: u32,
     pub used: u32,
-    auth: Option<Auth>,
 }
 
 impl<'a> Turn<'a> {
     pub fn new(reg: &'a Registry, store: &'a Store, account: &'a Account, budget: u32) -> Self {
-        Self { reg, store, account, budget, used: 0, auth: None }
+        Self { reg, store, account, budget, used: 0 }
     }
 
     /// Count one request against the turn's budget.
@@ -65,11 +64,10 @@ impl<'a> Turn<'a> {
         self.used < self.budget
     }
 
+    /// Asked before every request: a turn can outlast a token (it may wait hours for
+    /// the rate-limit window), and refreshing ahead of expiry costs no API request.
     async fn auth(&mut self, force: bool) -> Result<Auth, SyncError> {
-        if force || self.auth.is_none() {
-            self.auth = Some(self.reg.tokens.auth(self.reg, self.store, self.account, force).await?);
-        }
-        self.auth.clone().ok_or_else(|| SyncError::Other("no credentials".into()))
+        Ok(self.reg.tokens.auth(self.reg, self.store, self.account, force).await?)
     }
 
     /// GET JSON for this account: a 401 refreshes the token once and retries; a second
@@ -82,6 +80,8 @@ impl<'a> Turn<'a> {
     ) -> Result<T, SyncError> {
         let api = self.reg.api(&self.account.provider).map_err(SyncError::Other)?.clone();
         self.take()?;
+        // A request may wait hours for the rate-limit window: check the token after it.
+        api.wait_for_budget().await;
         let auth = self.auth(false).await?;
         match api.get_json(what, &auth, url, query).await {
             Err(ApiError::Unauthorized(_)) => {

@@ -10,6 +10,7 @@ pub mod auth;
 #[allow(clippy::result_large_err)]
 pub mod dashboard;
 pub mod metrics;
+pub mod oauth;
 pub mod roster;
 #[allow(clippy::result_large_err)]
 pub mod share;
@@ -35,14 +36,15 @@ pub struct WebState {
     pub config: Arc<Config>,
     pub throttle: Arc<auth::Throttle>,
     pub roster: Arc<roster::RosterCache>,
+    pub providers: Arc<crate::providers::Registry>,
     /// Cookies get `Secure` when the public URL is https (TLS at a reverse proxy).
     pub secure: bool,
 }
 
 impl WebState {
-    pub fn new(store: Store, health: Health, config: Arc<Config>) -> Self {
+    pub fn new(store: Store, health: Health, config: Arc<Config>, providers: Arc<crate::providers::Registry>) -> Self {
         let secure = config.web.public_url.starts_with("https://");
-        Self { store, health, config, throttle: Arc::default(), roster: Arc::default(), secure }
+        Self { store, health, config, throttle: Arc::default(), roster: Arc::default(), providers, secure }
     }
 
     pub fn judging(&self) -> Judging {
@@ -89,6 +91,11 @@ pub fn router(state: WebState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/ingest/health-auto-export", post(health_auto_export).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)))
+        .route("/oauth/{provider}/callback", get(oauth::callback))
+        .route(
+            "/webhooks/strava",
+            get(oauth::strava_challenge).post(oauth::strava_event).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
+        )
         .merge(pages)
         .fallback(|| async { dashboard::not_found() })
         .with_state(state)

@@ -44,7 +44,15 @@ pub async fn site() -> Site {
     store.ingest(&batch("fit", vec![run], None)).await.expect("ingest");
     let run = hour_run(b_client, "b-run", Utc::now() - Duration::days(2));
     store.ingest(&batch("fit", vec![run], None)).await.expect("ingest");
-    let state = WebState::new(store.clone(), Health::default(), Arc::new(ts.config.clone()));
+    let state = WebState::new(
+        store.clone(),
+        Health::default(),
+        Arc::new(ts.config.clone()),
+        Arc::new(
+            coachd::providers::Registry::new(&ts.config, Arc::new(coachd::providers::clock::SystemClock))
+                .expect("providers"),
+        ),
+    );
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -1,0 +1,359 @@
+//! A local server that answers like Strava's documented API v3 (and intervals.icu's
+//! activity endpoints under /intervals): the OAuth token endpoint with rotating refresh
+//! tokens, the activity list with `after`/`page`/`per_page`, key_by_type streams,
+//! single activities, the athlete; per-application read limits in windows aligned to
+//! :00/:15/:30/:45 and midnight UTC on a simulated clock, with Strava's usage headers
+//! and 429 body. It counts requests, and the requests it had to refuse for the limits.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use coachd::providers::clock::{Clock, SimClock};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+pub const CLIENT_ID: &str = "4711";
+pub const CLIENT_SECRET: &str = "app-secret";
+pub const ATHLETE: i64 = 9001;
+
+#[derive(Clone, Debug)]
+pub struct FakeActivity {
+    pub id: i64,
+    pub start: DateTime<Utc>,
+    pub minutes: i64,
+    pub sport: String,
+    pub hr: bool,
+    pub name: String,
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    pub activities: BTreeMap<i64, FakeActivity>,
+    /// Issued authorization codes → athlete.
+    pub codes: HashMap<String, i64>,
+    /// access token → expiry.
+    pub access: HashMap<String, DateTime<Utc>>,
+    /// The one valid refresh token (rotation kills the previous one).
+    pub refresh: Option<String>,
+    pub refreshes: u32,
+    pub serial: u32,
+    pub deauthorized: bool,
+    /// Responses to give instead of the real one, first first: (status, body).
+    pub faults: Vec<(u16, String)>,
+    /// Make the next API request hang (a "crash" right after a refresh).
+    pub hang_next_api: bool,
+    pub api_requests: u32,
+    pub list_requests: u32,
+    pub stream_requests: u32,
+    /// Requests refused with 429 because a window was full: coachd's own scheduling
+    /// must never cause one.
+    pub limited: u32,
+    /// (window start, used) for the 15-minute and the daily window.
+    pub q: (i64, u32),
+    pub d: (i64, u32),
+    pub intervals_key: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Fake {
+    pub state: Arc<Mutex<FakeState>>,
+    pub clock: Arc<SimClock>,
+    pub base: String,
+}
+
+impl Fake {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().expect("fake state")
+    }
+
+    /// Add `n` activities, one a day going back from `last`, all with heart rate.
+    pub fn add_activities(&self, n: i64, last: DateTime<Utc>) {
+        let mut s = self.lock();
+        for i in 0..n {
+            let id = 1_000_000 + i;
+            let start = last - Duration::hours(12 * i);
+            s.activities.insert(
+                id,
+                FakeActivity { id, start, minutes: 30, sport: "Run".into(), hr: true, name: format!("run {i}") },
+            );
+        }
+    }
+
+    pub fn issue_code(&self) -> String {
+        let mut s = self.lock();
+        s.serial += 1;
+        let code = format!("code-{}", s.serial);
+        s.codes.insert(code.clone(), ATHLETE);
+        code
+    }
+}
+
+fn token_pair(s: &mut FakeState, now: DateTime<Utc>, athlete: bool) -> serde_json::Value {
+    s.serial += 1;
+    let access = format!("access-{}", s.serial);
+    let refresh = format!("refresh-{}", s.serial);
+    let expires = now + Duration::hours(6);
+    s.access.insert(access.clone(), expires);
+    s.refresh = Some(refresh.clone());
+    let mut body = json!({
+        "token_type": "Bearer", "access_token": access, "refresh_token": refresh,
+        "expires_at": expires.timestamp(), "expires_in": 21600
+    });
+    if athlete {
+        body["athlete"] = json!({"id": ATHLETE, "firstname": "Alex", "lastname": "Demo"});
+    }
+    body
+}
+
+fn strava_error(code: StatusCode, message: &str, resource: &str, field: &str, what: &str) -> Response {
+    (code, Json(json!({"message": message, "errors": [{"resource": resource, "field": field, "code": what}]})))
+        .into_response()
+}
+
+async fn token(State(f): State<Fake>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let now = f.clock.now();
+    let mut s = f.lock();
+    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+    {
+        return strava_error(StatusCode::UNAUTHORIZED, "Authorization Error", "Application", "client_id", "invalid");
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let Some(code) = form.get("code") else {
+                return strava_error(StatusCode::BAD_REQUEST, "Bad Request", "AuthorizationCode", "code", "missing");
+            };
+            if s.codes.remove(code).is_none() {
+                return strava_error(StatusCode::BAD_REQUEST, "Bad Request", "AuthorizationCode", "code", "invalid");
+            }
+            Json(token_pair(&mut s, now, true)).into_response()
+        }
+        Some("refresh_token") => {
+            if s.deauthorized || form.get("refresh_token") != s.refresh.as_ref() {
+                return strava_error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request",
+                    "RefreshToken",
+                    "refresh_token",
+                    "invalid",
+                );
+            }
+            s.refreshes += 1;
+            Json(token_pair(&mut s, now, false)).into_response()
+        }
+        _ => strava_error(StatusCode::BAD_REQUEST, "Bad Request", "Grant", "grant_type", "invalid"),
+    }
+}
+
+/// Authorization, faults, rate limits and headers for an API request; Ok(headers) to serve it.
+async fn gate(f: &Fake, headers: &HeaderMap) -> Result<HeaderMap, Response> {
+    let hang = {
+        let mut s = f.lock();
+        std::mem::take(&mut s.hang_next_api)
+    };
+    if hang {
+        std::future::pending::<()>().await;
+    }
+    let now = f.clock.now();
+    let mut s = f.lock();
+    s.api_requests += 1;
+    let t = now.timestamp();
+    let (q0, d0) = (t - t.rem_euclid(900), t - t.rem_euclid(86400));
+    if s.q.0 != q0 {
+        s.q = (q0, 0);
+    }
+    if s.d.0 != d0 {
+        s.d = (d0, 0);
+    }
+    let full = s.q.1 >= 100 || s.d.1 >= 1000;
+    let mut h = HeaderMap::new();
+    let usage = |s: &FakeState| format!("{},{}", s.q.1, s.d.1);
+    h.insert("x-ratelimit-limit", "200,2000".parse().expect("header"));
+    h.insert("x-readratelimit-limit", "100,1000".parse().expect("header"));
+    if full {
+        s.limited += 1;
+        h.insert("x-readratelimit-usage", usage(&s).parse().expect("header"));
+        h.insert("x-ratelimit-usage", usage(&s).parse().expect("header"));
+        let body = json!({"message": "Rate Limit Exceeded", "errors": [{"resource": "Application", "field": "rate limit", "code": "exceeded"}]});
+        return Err((StatusCode::TOO_MANY_REQUESTS, h, Json(body)).into_response());
+    }
+    s.q.1 += 1;
+    s.d.1 += 1;
+    h.insert("x-readratelimit-usage", usage(&s).parse().expect("header"));
+    h.insert("x-ratelimit-usage", usage(&s).parse().expect("header"));
+    if !s.faults.is_empty() {
+        let (code, body) = s.faults.remove(0);
+        let code = StatusCode::from_u16(code).expect("status");
+        return Err((code, h, body).into_response());
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let valid = s.access.get(token).is_some_and(|e| *e > now) && !s.deauthorized;
+    if !valid {
+        return Err((StatusCode::UNAUTHORIZED, h, Json(json!({"message": "Authorization Error", "errors": [{"resource": "Athlete", "field": "access_token", "code": "invalid"}]}))).into_response());
+    }
+    Ok(h)
+}
+
+fn summary(a: &FakeActivity) -> serde_json::Value {
+    json!({
+        "resource_state": 2, "athlete": {"id": ATHLETE, "resource_state": 1}, "name": a.name,
+        "distance": 5000.0, "moving_time": a.minutes * 60 - 30, "elapsed_time": a.minutes * 60,
+        "total_elevation_gain": 12.0, "type": a.sport, "sport_type": a.sport, "id": a.id,
+        "start_date": a.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "start_date_local": a.start.naive_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "timezone": "(GMT+01:00) Europe/Berlin", "utc_offset": 3600.0, "trainer": false, "manual": false,
+        "has_heartrate": a.hr, "average_heartrate": if a.hr { json!(141.5) } else { json!(null) },
+        "max_heartrate": if a.hr { json!(171.0) } else { json!(null) }
+    })
+}
+
+async fn list(State(f): State<Fake>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let h = match gate(&f, &headers).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let mut s = f.lock();
+    s.list_requests += 1;
+    let after: i64 = q.get("after").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let per_page: usize = q.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(30).min(200);
+    let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let mut acts: Vec<&FakeActivity> = s.activities.values().filter(|a| a.start.timestamp() > after).collect();
+    acts.sort_by_key(|a| a.start);
+    let items: Vec<_> = acts.iter().skip((page - 1) * per_page).take(per_page).map(|a| summary(a)).collect();
+    (h, Json(items)).into_response()
+}
+
+async fn streams(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    let h = match gate(&f, &headers).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let mut s = f.lock();
+    s.stream_requests += 1;
+    let Some(a) = s.activities.get(&id).cloned() else {
+        return (StatusCode::NOT_FOUND, h, Json(json!({"message": "Record Not Found", "errors": [{"resource": "Activity", "field": "id", "code": "invalid"}]}))).into_response();
+    };
+    let n = a.minutes * 60;
+    let time: Vec<i64> = (0..n).step_by(5).collect();
+    let hr: Vec<i64> = time.iter().map(|t| 120 + (t / 30) % 40).collect();
+    let body = json!({
+        "time": {"data": time, "series_type": "distance", "original_size": time.len(), "resolution": "high"},
+        "heartrate": {"data": hr, "series_type": "distance", "original_size": hr.len(), "resolution": "high"}
+    });
+    (h, Json(body)).into_response()
+}
+
+async fn one(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    let h = match gate(&f, &headers).await {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    let s = f.lock();
+    match s.activities.get(&id) {
+        Some(a) => (h, Json(summary(a))).into_response(),
+        None => (StatusCode::NOT_FOUND, h, Json(json!({"message": "Record Not Found", "errors": []}))).into_response(),
+    }
+}
+
+async fn athlete(State(f): State<Fake>, headers: HeaderMap) -> Response {
+    match gate(&f, &headers).await {
+        Ok(h) => (h, Json(json!({"id": ATHLETE, "firstname": "Alex"}))).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// intervals.icu: Basic API_KEY:key.
+fn intervals_ok(f: &Fake, headers: &HeaderMap) -> bool {
+    use base64::Engine;
+    let want = f.lock().intervals_key.clone().unwrap_or_default();
+    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("API_KEY:{want}")));
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+async fn icu_athlete(State(f): State<Fake>, headers: HeaderMap) -> Response {
+    if !intervals_ok(&f, &headers) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"status": 401, "error": "Unauthorized"}))).into_response();
+    }
+    Json(json!({"id": "i12345", "name": "Alex"})).into_response()
+}
+
+async fn icu_activities(
+    State(f): State<Fake>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !intervals_ok(&f, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let (Some(oldest), Some(newest)) = (q.get("oldest"), q.get("newest")) else {
+        return (StatusCode::BAD_REQUEST, "oldest and newest are required").into_response();
+    };
+    let s = f.lock();
+    let items: Vec<_> = s
+        .activities
+        .values()
+        .filter(|a| {
+            let d = a.start.date_naive().to_string();
+            d >= *oldest && d <= *newest
+        })
+        .map(|a| {
+            json!({"id": format!("i{}", a.id), "type": a.sport, "start_date": a.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                   "start_date_local": (a.start + Duration::hours(1)).naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string(),
+                   "elapsed_time": a.minutes * 60, "moving_time": a.minutes * 60, "distance": 5000.0,
+                   "average_heartrate": if a.hr { json!(140) } else { json!(null) }, "max_heartrate": if a.hr { json!(170) } else { json!(null) }})
+        })
+        .collect();
+    Json(items).into_response()
+}
+
+async fn icu_streams(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !intervals_ok(&f, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let id = id.trim_start_matches('i').trim_end_matches(".json").parse::<i64>().unwrap_or(-1);
+    let s = f.lock();
+    let Some(a) = s.activities.get(&id) else { return StatusCode::NOT_FOUND.into_response() };
+    let time: Vec<i64> = (0..a.minutes * 60).collect();
+    let hr: Vec<i64> = time.iter().map(|t| 125 + t % 30).collect();
+    Json(json!([{"type": "time", "data": time}, {"type": "heartrate", "data": hr}])).into_response()
+}
+
+pub async fn start(now: DateTime<Utc>) -> Fake {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let fake = Fake { state: Arc::default(), clock: Arc::new(SimClock::new(now)), base };
+    let app = Router::new()
+        .route("/oauth/token", post(token))
+        .route("/api/v3/athlete/activities", get(list))
+        .route("/api/v3/athlete", get(athlete))
+        .route("/api/v3/activities/{id}/streams", get(streams))
+        .route("/api/v3/activities/{id}", get(one))
+        .route("/intervals/api/v1/athlete/0", get(icu_athlete))
+        .route("/intervals/api/v1/athlete/0/activities", get(icu_activities))
+        .route("/intervals/api/v1/activity/{id}/streams.json", get(icu_streams))
+        .with_state(fake.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    fake
+}
+
+/// coachd's config pointed at the fake.
+pub fn config(fake: &Fake, public_url: &str) -> coachd::config::Config {
+    let mut c = coachd::config::Config::default();
+    c.web.public_url = public_url.to_string();
+    let s = &mut c.providers.strava;
+    s.client_id = CLIENT_ID.into();
+    s.client_secret = coachd::crypto::Secret::new(CLIENT_SECRET.into());
+    s.authorize_url = format!("{}/oauth/authorize", fake.base);
+    s.token_url = format!("{}/oauth/token", fake.base);
+    s.api_base = format!("{}/api/v3", fake.base);
+    c.providers.intervals.api_base = format!("{}/intervals/api/v1", fake.base);
+    c
+}

@@ -1,0 +1,402 @@
+//! Cloud providers against local servers that answer like the providers' documented
+//! APIs (tests/it/fake_strava.rs): the connect flow, token refresh with rotation and a
+//! crash after it, 429s, 5xx and malformed JSON, a 1,000-activity backfill inside the
+//! limits with the fewest requests, webhook events, re-sync changing nothing.
+
+use crate::fake_strava::{self, Fake, ATHLETE};
+use crate::{coachd, TestStore};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use coachd::providers::clock::Clock;
+use coachd::providers::sync::{sync_account, sync_all};
+use coachd::providers::{oauth, Registry};
+use coachd::source::Health;
+use coachd::store::providers::{state, Account};
+use coachd::web::{router, WebState};
+use std::sync::Arc;
+
+pub struct Env {
+    pub ts: TestStore,
+    pub fake: Fake,
+    pub reg: Arc<Registry>,
+    pub base: String,
+    pub client: i64,
+    pub http: reqwest::Client,
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 10, 7, 0).single().expect("time")
+}
+
+pub async fn env_with(backfill_days: u32) -> Env {
+    let fake = fake_strava::start(t0()).await;
+    let ts = TestStore::new().await;
+    let client = ts.client("alex").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut config = fake_strava::config(&fake, &base);
+    config.providers.backfill_days = backfill_days;
+    let reg = Arc::new(Registry::new(&config, fake.clock.clone()).expect("registry"));
+    let state = WebState::new(ts.store.clone(), Health::default(), Arc::new(config), reg.clone());
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    Env { ts, fake, reg, base, client, http }
+}
+
+async fn env() -> Env {
+    env_with(30).await
+}
+
+fn param(url: &str, name: &str) -> Option<String> {
+    let u = url::Url::parse(url).expect("url");
+    u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+impl Env {
+    async fn callback(&self, query: &[(&str, &str)]) -> (u16, String) {
+        let r =
+            self.http.get(format!("{}/oauth/strava/callback", self.base)).query(query).send().await.expect("callback");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    /// The whole connect flow, as the client's browser does it.
+    async fn connect(&self) -> Account {
+        let link = oauth::authorization_link(&self.reg, &self.ts.store, "strava", self.client).await.expect("link");
+        let state = param(&link, "state").expect("state");
+        let code = self.fake.issue_code();
+        let (status, body) =
+            self.callback(&[("state", &state), ("code", &code), ("scope", "read,activity:read_all")]).await;
+        assert_eq!(status, 200, "{body}");
+        self.ts.store.account(self.client, "strava").await.expect("account")
+    }
+
+    async fn account(&self) -> Account {
+        self.ts.store.account(self.client, "strava").await.expect("account")
+    }
+
+    async fn activity_count(&self) -> i64 {
+        self.ts.store.row_counts().await.expect("counts").activities
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connect_flow_checks_state_and_scopes() {
+    let e = env().await;
+    let link = oauth::authorization_link(&e.reg, &e.ts.store, "strava", e.client).await.expect("link");
+    assert!(link.starts_with(&format!("{}/oauth/authorize?", e.fake.base)), "{link}");
+    assert_eq!(param(&link, "client_id").as_deref(), Some(fake_strava::CLIENT_ID));
+    assert_eq!(param(&link, "response_type").as_deref(), Some("code"));
+    assert_eq!(param(&link, "scope").as_deref(), Some("read,activity:read_all"));
+    assert_eq!(param(&link, "approval_prompt").as_deref(), Some("auto"));
+    assert_eq!(param(&link, "redirect_uri"), Some(format!("{}/oauth/strava/callback", e.base)));
+    let state = param(&link, "state").expect("state");
+    assert_eq!(state.len(), 64);
+    // A wrong or missing state: refused, nothing stored, the code not spent.
+    let code = e.fake.issue_code();
+    for q in [vec![("state", "0".repeat(64)), ("code", code.clone())], vec![("code", code.clone())]] {
+        let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, body) = e.callback(&q).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("Not connected"));
+    }
+    assert!(e.ts.store.accounts().await.expect("accounts").is_empty());
+    assert_eq!(e.fake.lock().codes.len(), 1, "the code was never sent to Strava");
+    // The right state: connected, athlete id kept, tokens sealed.
+    let (status, body) = e.callback(&[("state", &state), ("code", &code), ("scope", "read,activity:read_all")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Strava connected"));
+    let a = e.account().await;
+    assert_eq!((a.state.as_str(), a.external_user_id.as_deref()), (state::ACTIVE, Some(ATHLETE.to_string().as_str())));
+    let t = e.ts.store.tokens(e.client, "strava").await.expect("tokens");
+    assert!(t.access.expose().starts_with("access-") && t.refresh.is_some());
+    // The state is single use.
+    let (status, _) = e.callback(&[("state", &state), ("code", &e.fake.issue_code())]).await;
+    assert_eq!(status, 400);
+    // The client unticked "View data about your private activities" and more.
+    let link = oauth::authorization_link(&e.reg, &e.ts.store, "strava", e.client).await.expect("link");
+    let (status, body) = e
+        .callback(&[
+            ("state", &param(&link, "state").expect("state")),
+            ("code", &e.fake.issue_code()),
+            ("scope", "read"),
+        ])
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.contains("not enough"), "{body}");
+    let a = e.account().await;
+    assert_eq!(a.state, state::INSUFFICIENT_SCOPE);
+    assert!(a.last_error.unwrap_or_default().contains("activity:read_all or activity:read"));
+    // Declined at Strava.
+    let link = oauth::authorization_link(&e.reg, &e.ts.store, "strava", e.client).await.expect("link");
+    let (status, body) =
+        e.callback(&[("state", &param(&link, "state").expect("state")), ("error", "access_denied")]).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("nothing was connected"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_rotates_once_at_a_time_and_survives_a_crash() {
+    let e = env().await;
+    let account = e.connect().await;
+    e.fake.add_activities(3, t0() - Duration::hours(1));
+    e.fake.clock.advance(Duration::hours(7));
+    // Two users of the expired token at once: one refresh.
+    let (a, b) = tokio::join!(
+        e.reg.tokens.auth(&e.reg, &e.ts.store, &account, false),
+        e.reg.tokens.auth(&e.reg, &e.ts.store, &account, false)
+    );
+    assert!(a.is_ok() && b.is_ok());
+    assert_eq!(e.fake.lock().refreshes, 1);
+    let stored = e.ts.store.tokens(e.client, "strava").await.expect("tokens");
+    assert_eq!(
+        stored.refresh.as_ref().map(|r| r.expose().clone()),
+        e.fake.lock().refresh.clone(),
+        "the rotated refresh token is stored"
+    );
+    // Expire again; the sync refreshes, then "crashes" while its first request hangs.
+    e.fake.clock.advance(Duration::hours(7));
+    e.fake.lock().hang_next_api = true;
+    let (reg, store) = (e.reg.clone(), e.ts.store.clone());
+    let task = tokio::spawn(async move { sync_account(&reg, &store, &account, 50).await });
+    for _ in 0..200 {
+        if !e.fake.lock().hang_next_api {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!e.fake.lock().hang_next_api, "the request after the refresh arrived");
+    task.abort();
+    assert_eq!(e.fake.lock().refreshes, 2);
+    let stored = e.ts.store.tokens(e.client, "strava").await.expect("tokens");
+    assert_eq!(
+        stored.refresh.as_ref().map(|r| r.expose().clone()),
+        e.fake.lock().refresh.clone(),
+        "the new pair survived the crash"
+    );
+    // After the "restart": the stored token works, no further refresh needed.
+    let account = e.account().await;
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
+    assert_eq!(r.inserted, 3);
+    assert_eq!(e.fake.lock().refreshes, 2);
+    // A dead refresh token is an account state, not a retry loop.
+    e.fake.lock().refresh = Some("someone-else".into());
+    e.fake.clock.advance(Duration::hours(7));
+    let err = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect_err("cannot refresh");
+    assert!(err.to_string().contains("connect again"), "{err}");
+    let a = e.account().await;
+    assert_eq!(a.state, state::NEEDS_REAUTH);
+    let before = e.fake.lock().api_requests;
+    let results = sync_all(&e.reg, &e.ts.store, &[a], &tokio_util::sync::CancellationToken::new()).await;
+    assert!(results.iter().all(|(_, r)| matches!(r, Ok(r) if r.requests == 0)), "a needs_reauth account is not synced");
+    assert_eq!(e.fake.lock().api_requests, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_waits_for_the_next_window() {
+    let e = env().await;
+    let account = e.connect().await;
+    e.fake.add_activities(3, t0() - Duration::hours(1));
+    // Someone else (another install of the app) used the window up.
+    {
+        let mut s = e.fake.lock();
+        let t = t0().timestamp();
+        s.q = (t - t.rem_euclid(900), 100);
+        s.d = (t - t.rem_euclid(86400), 100);
+    }
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
+    assert_eq!(r.inserted, 3);
+    assert_eq!(e.fake.lock().limited, 1, "one 429, then coachd waited");
+    let quarter = Utc.with_ymd_and_hms(2026, 11, 20, 10, 15, 0).single().expect("time");
+    assert!(e.fake.clock.now() >= quarter, "waited until :15 ({})", e.fake.clock.now());
+    assert!(e.fake.clock.now() < quarter + Duration::minutes(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_and_malformed_json_changes_nothing() {
+    let e = env().await;
+    let account = e.connect().await;
+    e.fake.add_activities(2, t0() - Duration::hours(1));
+    e.fake.lock().faults = vec![(500, "Internal Server Error".into()), (503, String::new())];
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync after retries");
+    assert_eq!(r.inserted, 2);
+    let before = e.activity_count().await;
+    let cursor = e.ts.store.cursor("strava", &format!("account:{}", account.id)).await.expect("cursor");
+    let later = fake_strava::FakeActivity {
+        id: 42,
+        start: t0() + Duration::hours(2),
+        minutes: 20,
+        sport: "Ride".into(),
+        hr: false,
+        name: "later".into(),
+    };
+    e.fake.lock().activities.insert(42, later);
+    e.fake.clock.advance(Duration::hours(3));
+    e.fake.lock().faults = vec![(200, "[{\"id\": 1, \"start_date\": ".into())];
+    let err = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect_err("malformed");
+    assert!(err.to_string().contains("not what the provider documents"), "{err}");
+    let a = e.account().await;
+    assert_eq!(a.state, state::ACTIVE, "a bad response is not the account's fault");
+    assert!(a.last_error.unwrap_or_default().contains("not what the provider documents"));
+    assert_eq!(e.activity_count().await, before, "nothing stored from a broken page");
+    assert_eq!(e.ts.store.cursor("strava", &format!("account:{}", account.id)).await.expect("cursor"), cursor);
+    // Five failures in a row give up for this turn, with the reason.
+    e.fake.lock().faults = vec![(502, String::new()); 5];
+    let err = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect_err("keeps failing");
+    assert!(err.to_string().contains("keeps failing"), "{err}");
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("recovered");
+    assert_eq!(r.inserted, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_of_1000_stays_inside_the_limits_with_the_fewest_requests() {
+    let e = env_with(600).await;
+    let account = e.connect().await;
+    e.fake.add_activities(1000, t0() - Duration::hours(1));
+    let started = e.fake.clock.now();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let results = sync_all(&e.reg, &e.ts.store, std::slice::from_ref(&account), &stop).await;
+    let r = results[0].1.as_ref().expect("backfill");
+    assert_eq!(r.inserted, 1000);
+    let (lists, streams, all, limited) = {
+        let s = e.fake.lock();
+        (s.list_requests, s.stream_requests, s.api_requests, s.limited)
+    };
+    // 5 full pages of 200, one page that comes back empty, one stream per activity.
+    assert_eq!((lists, streams, all), (6, 1000, 1006));
+    assert_eq!(limited, 0, "coachd's own scheduling never hit a limit");
+    let took = e.fake.clock.now() - started;
+    // 1,000 reads fit a day's budget, so the last 6 wait for midnight UTC.
+    assert!(took > Duration::hours(13) && took < Duration::hours(15), "simulated time {took}");
+    assert_eq!(e.activity_count().await, 1000);
+    // Re-sync: one listing request, nothing written.
+    let counts = e.ts.store.row_counts().await.expect("counts");
+    let before = e.fake.lock().api_requests;
+    let results = sync_all(&e.reg, &e.ts.store, &[e.account().await], &stop).await;
+    let r = results[0].1.as_ref().expect("resync");
+    assert_eq!((r.inserted, r.updated, r.deleted), (0, 0, 0));
+    assert_eq!(e.fake.lock().api_requests - before, 1);
+    assert_eq!(e.ts.store.row_counts().await.expect("counts"), counts, "re-sync changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_events_delete_update_and_deauthorize() {
+    let e = env().await;
+    let account = e.connect().await;
+    e.fake.add_activities(3, t0() - Duration::hours(1));
+    sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
+    assert_eq!(e.activity_count().await, 3);
+    // The subscription handshake.
+    let token = e.ts.store.meta_secret("strava_webhook_verify_token").await.expect("token");
+    let r = e
+        .http
+        .get(format!("{}/webhooks/strava", e.base))
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.challenge", "15f7d1a91c1f40f8a748fd134752feb3"),
+            ("hub.verify_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.expect("json")["hub.challenge"], "15f7d1a91c1f40f8a748fd134752feb3");
+    let r = e
+        .http
+        .get(format!("{}/webhooks/strava", e.base))
+        .query(&[("hub.mode", "subscribe"), ("hub.challenge", "x"), ("hub.verify_token", "guess")])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 403);
+    let post = |body: serde_json::Value| {
+        let (http, url) = (e.http.clone(), format!("{}/webhooks/strava", e.base));
+        async move { http.post(url).json(&body).send().await.expect("post").status().as_u16() }
+    };
+    let event = |kind: &str, id: i64, aspect: &str, updates: serde_json::Value| {
+        serde_json::json!({"object_type": kind, "object_id": id, "aspect_type": aspect, "owner_id": ATHLETE,
+                           "subscription_id": 120475, "event_time": 1516126040, "updates": updates})
+    };
+    // A deletion claimed while Strava still has the activity: ignored.
+    assert_eq!(post(event("activity", 1_000_000, "delete", serde_json::json!({}))).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(e.activity_count().await, 3);
+    // Deleted at Strava: deleted here.
+    e.fake.lock().activities.remove(&1_000_000);
+    assert_eq!(post(event("activity", 1_000_000, "delete", serde_json::json!({}))).await, 200);
+    wait_for(|| async { e.activity_count().await == 2 }).await;
+    // A claimed deauthorization while the token still works: ignored.
+    let deauth = event("athlete", ATHLETE, "update", serde_json::json!({"authorized": "false"}));
+    assert_eq!(post(deauth.clone()).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(e.account().await.state, state::ACTIVE);
+    e.fake.lock().deauthorized = true;
+    assert_eq!(post(deauth).await, 200);
+    wait_for(|| async { e.account().await.state == state::REVOKED }).await;
+    assert!(e.account().await.last_error.unwrap_or_default().contains("connect again"));
+    // Garbage is refused.
+    let r = e.http.post(format!("{}/webhooks/strava", e.base)).body("{").send().await.expect("post");
+    assert_eq!(r.status(), 400);
+}
+
+async fn wait_for<F, Fut>(mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 3 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intervals_icu_with_an_api_key() {
+    let e = env().await;
+    e.fake.lock().intervals_key = Some("k3y".into());
+    e.fake.add_activities(4, t0() - Duration::hours(1));
+    let err = coachd::providers::intervals::connect(&e.reg, &e.ts.store, e.client, "wrong").await.expect_err("refused");
+    assert!(err.contains("refused the API key"), "{err}");
+    coachd::providers::intervals::connect(&e.reg, &e.ts.store, e.client, "k3y").await.expect("connected");
+    let account = e.ts.store.account(e.client, "intervals").await.expect("account");
+    assert_eq!(account.external_user_id.as_deref(), Some("i12345"));
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
+    assert_eq!((r.inserted, r.listed), (4, 4));
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("resync");
+    assert_eq!((r.inserted, r.updated, r.unchanged), (0, 0, 4));
+    let tz = chrono_tz::Europe::Berlin;
+    let ev =
+        e.ts.store
+            .evidence(e.client, tz, (t0() - Duration::days(3)).date_naive(), t0().date_naive())
+            .await
+            .expect("ev");
+    assert!(ev.workouts.iter().all(|w| w.hr_samples > 1000 && w.sources == vec!["intervals".to_string()]));
+}
+
+#[test]
+fn the_command_line_connects_and_lists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    coachd(&data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
+    let out = coachd(&data).args(["connect", "strava", "alex"]).assert().code(2).get_output().stderr.clone();
+    assert!(String::from_utf8_lossy(&out).contains("providers.strava.client_id"), "{}", String::from_utf8_lossy(&out));
+    let out = coachd(&data)
+        .args(["connect", "strava", "alex"])
+        .env("COACHD__PROVIDERS__STRAVA__CLIENT_ID", "4711")
+        .env("COACHD__PROVIDERS__STRAVA__CLIENT_SECRET", "s3cret")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let link = String::from_utf8_lossy(&out);
+    assert!(link.starts_with("https://www.strava.com/oauth/authorize?") && link.contains("client_id=4711"), "{link}");
+    assert!(!link.contains("s3cret"));
+    coachd(&data).args(["connect", "garmin", "alex"]).assert().code(2);
+    coachd(&data).args(["connect", "intervals", "alex"]).assert().code(2);
+    let out = coachd(&data).args(["accounts", "list"]).assert().success().get_output().stdout.clone();
+    assert!(String::from_utf8_lossy(&out).contains("no accounts yet"));
+    coachd(&data).args(["sync"]).assert().code(2);
+}
