@@ -129,8 +129,28 @@ pub async fn sync_account(reg: &Registry, store: &Store, account: &Account, budg
     }
 }
 
-/// Sync the given accounts until each is done, taking turns with a fair share of each
-/// provider's current window. Returns each account's summed report.
+/// One turn for each of the given accounts, with a fair share of each provider's
+/// current window. Returns each account's result.
+pub async fn sync_round(
+    reg: &Registry,
+    store: &Store,
+    accounts: &[Account],
+) -> Vec<(Account, Result<Report, SyncError>)> {
+    let mut out = Vec::new();
+    for a in accounts.iter().filter(|a| a.syncable()) {
+        let Ok(api) = reg.api(&a.provider) else { continue };
+        let sharing = accounts.iter().filter(|b| b.provider == a.provider && b.syncable()).count().max(1) as u32;
+        let window = api.limiter.lock().await.remaining_now(reg.clock.now());
+        // A fair share of what is left in the window, at least a few requests so a
+        // turn makes progress (the limiter waits for the next window if needed).
+        let budget = (window / sharing).max(5);
+        out.push((a.clone(), sync_account(reg, store, a, budget).await));
+    }
+    out
+}
+
+/// Sync the given accounts until each is done, taking turns. Returns each account's
+/// summed report.
 pub async fn sync_all(
     reg: &Registry,
     store: &Store,
@@ -139,41 +159,35 @@ pub async fn sync_all(
 ) -> Vec<(Account, Result<Report, SyncError>)> {
     let mut out: Vec<(Account, Result<Report, SyncError>)> =
         accounts.iter().map(|a| (a.clone(), Ok(Report::default()))).collect();
-    let mut open: Vec<usize> = (0..accounts.len()).filter(|i| accounts[*i].syncable()).collect();
+    let mut open: Vec<Account> = accounts.iter().filter(|a| a.syncable()).cloned().collect();
     while !open.is_empty() && !stop.is_cancelled() {
         let mut still = Vec::new();
-        for &i in &open {
-            let a = &accounts[i];
-            let Ok(api) = reg.api(&a.provider) else { continue };
-            let sharing = open.iter().filter(|j| accounts[**j].provider == a.provider).count().max(1) as u32;
-            let window = api.limiter.lock().await.remaining_now(reg.clock.now());
-            // A fair share of what is left in the window, at least a few requests so a
-            // turn makes progress (the limiter waits for the next window if needed).
-            let budget = (window / sharing).max(5);
-            let r = sync_account(reg, store, a, budget).await;
-            let finished = match (&r, &mut out[i].1) {
+        for (a, r) in sync_round(reg, store, &open).await {
+            let Some(slot) = out.iter_mut().find(|(x, _)| x.id == a.id) else { continue };
+            match (r, &mut slot.1) {
                 (Ok(r), Ok(sum)) => {
-                    sum.listed += r.listed;
-                    sum.inserted += r.inserted;
-                    sum.updated += r.updated;
-                    sum.unchanged += r.unchanged;
-                    sum.deleted += r.deleted;
-                    sum.requests += r.requests;
-                    sum.done = r.done;
-                    r.done
+                    add(sum, &r);
+                    if !r.done {
+                        still.push(a);
+                    }
                 }
-                _ => true,
-            };
-            if let Err(e) = r {
-                out[i].1 = Err(e);
-            }
-            if !finished {
-                still.push(i);
+                (Err(e), _) => slot.1 = Err(e),
+                (Ok(_), Err(_)) => {}
             }
         }
         open = still;
     }
     out
+}
+
+fn add(sum: &mut Report, r: &Report) {
+    sum.listed += r.listed;
+    sum.inserted += r.inserted;
+    sum.updated += r.updated;
+    sum.unchanged += r.unchanged;
+    sum.deleted += r.deleted;
+    sum.requests += r.requests;
+    sum.done = r.done;
 }
 
 /// The daemon's cloud sync: every account every interval, sooner when poked.
@@ -189,6 +203,10 @@ impl Source for CloudSource {
     fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
         Box::pin(async move {
             let reg = &self.reg;
+            // Accounts whose turn ran out of budget: they go on in the next round, next
+            // to any account that became due meanwhile (a long backfill does not hold
+            // up the others' regular syncs).
+            let mut unfinished: std::collections::BTreeSet<i64> = Default::default();
             loop {
                 let now = reg.clock.now();
                 let poked: std::collections::BTreeSet<i64> =
@@ -199,11 +217,19 @@ impl Source for CloudSource {
                     .await?
                     .into_iter()
                     .filter(|a| a.syncable())
-                    .filter(|a| poked.contains(&a.id) || a.last_sync.is_none_or(|t| now - t >= reg.sync_interval))
+                    .filter(|a| {
+                        poked.contains(&a.id)
+                            || unfinished.contains(&a.id)
+                            || a.last_sync.is_none_or(|t| now - t >= reg.sync_interval)
+                    })
                     .collect();
+                unfinished.clear();
                 if !due.is_empty() {
-                    for (a, r) in sync_all(reg, &ctx.store, &due, &ctx.shutdown).await {
+                    for (a, r) in sync_round(reg, &ctx.store, &due).await {
                         match r {
+                            Ok(r) if !r.done => {
+                                unfinished.insert(a.id);
+                            }
                             Ok(r) => tracing::info!(
                                 client = %a.client, provider = %a.provider, new = r.inserted, updated = r.updated,
                                 deleted = r.deleted, requests = r.requests, "synced"
@@ -215,6 +241,12 @@ impl Source for CloudSource {
                     }
                     ctx.note_batch();
                     ctx.set_detail(format!("{} account(s) synced at {}", due.len(), now.format("%H:%M")));
+                }
+                if !unfinished.is_empty() {
+                    if ctx.shutdown.is_cancelled() {
+                        return Ok(());
+                    }
+                    continue;
                 }
                 tokio::select! {
                     () = ctx.shutdown.cancelled() => return Ok(()),

@@ -35,10 +35,12 @@ pub struct FakeState {
     pub activities: BTreeMap<i64, FakeActivity>,
     /// Issued authorization codes → athlete.
     pub codes: HashMap<String, i64>,
-    /// access token → expiry.
-    pub access: HashMap<String, DateTime<Utc>>,
-    /// The one valid refresh token (rotation kills the previous one).
-    pub refresh: Option<String>,
+    /// access token → (athlete, expiry).
+    pub access: HashMap<String, (i64, DateTime<Utc>)>,
+    /// Each athlete's one valid refresh token (rotation kills the previous one).
+    pub refresh: HashMap<i64, String>,
+    /// Activity id → athlete, for activities not of [`ATHLETE`].
+    pub owner: HashMap<i64, i64>,
     pub refreshes: u32,
     pub serial: u32,
     pub deauthorized: bool,
@@ -84,27 +86,36 @@ impl Fake {
     }
 
     pub fn issue_code(&self) -> String {
+        self.issue_code_for(ATHLETE)
+    }
+
+    pub fn issue_code_for(&self, athlete: i64) -> String {
         let mut s = self.lock();
         s.serial += 1;
         let code = format!("code-{}", s.serial);
-        s.codes.insert(code.clone(), ATHLETE);
+        s.codes.insert(code.clone(), athlete);
         code
+    }
+
+    /// The valid refresh token of [`ATHLETE`].
+    pub fn refresh_token(&self) -> Option<String> {
+        self.lock().refresh.get(&ATHLETE).cloned()
     }
 }
 
-fn token_pair(s: &mut FakeState, now: DateTime<Utc>, athlete: bool) -> serde_json::Value {
+fn token_pair(s: &mut FakeState, now: DateTime<Utc>, who: i64, athlete: bool) -> serde_json::Value {
     s.serial += 1;
     let access = format!("access-{}", s.serial);
     let refresh = format!("refresh-{}", s.serial);
     let expires = now + Duration::hours(6);
-    s.access.insert(access.clone(), expires);
-    s.refresh = Some(refresh.clone());
+    s.access.insert(access.clone(), (who, expires));
+    s.refresh.insert(who, refresh.clone());
     let mut body = json!({
         "token_type": "Bearer", "access_token": access, "refresh_token": refresh,
         "expires_at": expires.timestamp(), "expires_in": 21600
     });
     if athlete {
-        body["athlete"] = json!({"id": ATHLETE, "firstname": "Alex", "lastname": "Demo"});
+        body["athlete"] = json!({"id": who, "firstname": "Alex", "lastname": "Demo"});
     }
     body
 }
@@ -127,13 +138,15 @@ async fn token(State(f): State<Fake>, Form(form): Form<HashMap<String, String>>)
             let Some(code) = form.get("code") else {
                 return strava_error(StatusCode::BAD_REQUEST, "Bad Request", "AuthorizationCode", "code", "missing");
             };
-            if s.codes.remove(code).is_none() {
+            let Some(who) = s.codes.remove(code) else {
                 return strava_error(StatusCode::BAD_REQUEST, "Bad Request", "AuthorizationCode", "code", "invalid");
-            }
-            Json(token_pair(&mut s, now, true)).into_response()
+            };
+            Json(token_pair(&mut s, now, who, true)).into_response()
         }
         Some("refresh_token") => {
-            if s.deauthorized || form.get("refresh_token") != s.refresh.as_ref() {
+            let sent = form.get("refresh_token").cloned().unwrap_or_default();
+            let who = s.refresh.iter().find(|(_, r)| **r == sent).map(|(a, _)| *a);
+            let Some(who) = who.filter(|_| !s.deauthorized) else {
                 return strava_error(
                     StatusCode::BAD_REQUEST,
                     "Bad Request",
@@ -141,16 +154,17 @@ async fn token(State(f): State<Fake>, Form(form): Form<HashMap<String, String>>)
                     "refresh_token",
                     "invalid",
                 );
-            }
+            };
             s.refreshes += 1;
-            Json(token_pair(&mut s, now, false)).into_response()
+            Json(token_pair(&mut s, now, who, false)).into_response()
         }
         _ => strava_error(StatusCode::BAD_REQUEST, "Bad Request", "Grant", "grant_type", "invalid"),
     }
 }
 
-/// Authorization, faults, rate limits and headers for an API request; Ok(headers) to serve it.
-async fn gate(f: &Fake, headers: &HeaderMap) -> Result<HeaderMap, Response> {
+/// Authorization, faults, rate limits and headers for an API request; Ok((headers,
+/// athlete)) to serve it.
+async fn gate(f: &Fake, headers: &HeaderMap) -> Result<(HeaderMap, i64), Response> {
     let hang = {
         let mut s = f.lock();
         std::mem::take(&mut s.hang_next_api)
@@ -195,11 +209,11 @@ async fn gate(f: &Fake, headers: &HeaderMap) -> Result<HeaderMap, Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    let valid = s.access.get(token).is_some_and(|e| *e > now) && !s.deauthorized;
-    if !valid {
-        return Err((StatusCode::UNAUTHORIZED, h, Json(json!({"message": "Authorization Error", "errors": [{"resource": "Athlete", "field": "access_token", "code": "invalid"}]}))).into_response());
+    let who = s.access.get(token).filter(|(_, e)| *e > now).map(|(a, _)| *a);
+    match who {
+        Some(who) if !s.deauthorized => Ok((h, who)),
+        _ => Err((StatusCode::UNAUTHORIZED, h, Json(json!({"message": "Authorization Error", "errors": [{"resource": "Athlete", "field": "access_token", "code": "invalid"}]}))).into_response()),
     }
-    Ok(h)
 }
 
 fn summary(a: &FakeActivity) -> serde_json::Value {
@@ -216,7 +230,7 @@ fn summary(a: &FakeActivity) -> serde_json::Value {
 }
 
 async fn list(State(f): State<Fake>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    let h = match gate(&f, &headers).await {
+    let (h, who) = match gate(&f, &headers).await {
         Ok(h) => h,
         Err(r) => return r,
     };
@@ -225,7 +239,11 @@ async fn list(State(f): State<Fake>, headers: HeaderMap, Query(q): Query<HashMap
     let after: i64 = q.get("after").and_then(|v| v.parse().ok()).unwrap_or(0);
     let per_page: usize = q.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(30).min(200);
     let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
-    let mut acts: Vec<&FakeActivity> = s.activities.values().filter(|a| a.start.timestamp() > after).collect();
+    let mut acts: Vec<&FakeActivity> = s
+        .activities
+        .values()
+        .filter(|a| a.start.timestamp() > after && s.owner.get(&a.id).copied().unwrap_or(ATHLETE) == who)
+        .collect();
     acts.sort_by_key(|a| a.start);
     let items: Vec<_> = acts.iter().skip((page - 1) * per_page).take(per_page).map(|a| summary(a)).collect();
     (h, Json(items)).into_response()
@@ -233,7 +251,7 @@ async fn list(State(f): State<Fake>, headers: HeaderMap, Query(q): Query<HashMap
 
 async fn streams(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
     let h = match gate(&f, &headers).await {
-        Ok(h) => h,
+        Ok((h, _)) => h,
         Err(r) => return r,
     };
     let mut s = f.lock();
@@ -253,7 +271,7 @@ async fn streams(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<i64>)
 
 async fn one(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
     let h = match gate(&f, &headers).await {
-        Ok(h) => h,
+        Ok((h, _)) => h,
         Err(r) => return r,
     };
     let s = f.lock();
@@ -265,7 +283,7 @@ async fn one(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<i64>) -> 
 
 async fn athlete(State(f): State<Fake>, headers: HeaderMap) -> Response {
     match gate(&f, &headers).await {
-        Ok(h) => (h, Json(json!({"id": ATHLETE, "firstname": "Alex"}))).into_response(),
+        Ok((h, who)) => (h, Json(json!({"id": who, "firstname": "Alex"}))).into_response(),
         Err(r) => r,
     }
 }

@@ -150,7 +150,7 @@ async fn refresh_rotates_once_at_a_time_and_survives_a_crash() {
     let stored = e.ts.store.tokens(e.client, "strava").await.expect("tokens");
     assert_eq!(
         stored.refresh.as_ref().map(|r| r.expose().clone()),
-        e.fake.lock().refresh.clone(),
+        e.fake.refresh_token(),
         "the rotated refresh token is stored"
     );
     // Expire again; the sync refreshes, then "crashes" while its first request hangs.
@@ -170,7 +170,7 @@ async fn refresh_rotates_once_at_a_time_and_survives_a_crash() {
     let stored = e.ts.store.tokens(e.client, "strava").await.expect("tokens");
     assert_eq!(
         stored.refresh.as_ref().map(|r| r.expose().clone()),
-        e.fake.lock().refresh.clone(),
+        e.fake.refresh_token(),
         "the new pair survived the crash"
     );
     // After the "restart": the stored token works, no further refresh needed.
@@ -179,7 +179,7 @@ async fn refresh_rotates_once_at_a_time_and_survives_a_crash() {
     assert_eq!(r.inserted, 3);
     assert_eq!(e.fake.lock().refreshes, 2);
     // A dead refresh token is an account state, not a retry loop.
-    e.fake.lock().refresh = Some("someone-else".into());
+    e.fake.lock().refresh.insert(ATHLETE, "someone-else".into());
     e.fake.clock.advance(Duration::hours(7));
     let err = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect_err("cannot refresh");
     assert!(err.to_string().contains("connect again"), "{err}");

@@ -1,0 +1,154 @@
+//! Strava backfill benchmark: 1,000 activities with heart-rate streams, synced through
+//! the real sync code against the fake Strava of the test suite (same documented
+//! shapes, Strava's read limits of 100 per 15 minutes and 1,000 per day, on a simulated
+//! clock). Prints requests used against the theoretical minimum and the simulated wall
+//! time against the fastest any client could finish within the limits, for a few start
+//! times and for three athletes sharing the application's budget.
+//!
+//!     cargo bench --bench providers
+
+#[path = "../tests/it/fake_strava.rs"]
+#[allow(dead_code)]
+mod fake_strava;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use coachd::config::Config;
+use coachd::paths::DataDir;
+use coachd::providers::clock::Clock;
+use coachd::providers::sync::sync_all;
+use coachd::providers::{oauth, Registry};
+use coachd::source::Health;
+use coachd::store::NewClient;
+use coachd::web::{router, WebState};
+use std::sync::Arc;
+use std::time::Instant;
+
+const PER_ATHLETE: i64 = 1000;
+
+/// The earliest moment `n` requests can all have been sent from `start` under 100 per
+/// aligned 15 minutes and 1,000 per UTC day (a greedy sender).
+fn ideal_finish(start: DateTime<Utc>, n: u32) -> DateTime<Utc> {
+    let (mut t, mut sent) = (start, 0u32);
+    let (mut q, mut d) = (0u32, 0u32);
+    let (mut qw, mut dw) = (t.timestamp() / 900, t.timestamp() / 86400);
+    while sent < n {
+        if t.timestamp() / 900 != qw {
+            qw = t.timestamp() / 900;
+            q = 0;
+        }
+        if t.timestamp() / 86400 != dw {
+            dw = t.timestamp() / 86400;
+            d = 0;
+        }
+        if q < 100 && d < 1000 {
+            q += 1;
+            d += 1;
+            sent += 1;
+        } else if d >= 1000 {
+            t = DateTime::from_timestamp((dw + 1) * 86400, 0).unwrap_or(t);
+        } else {
+            t = DateTime::from_timestamp((qw + 1) * 900, 0).unwrap_or(t);
+        }
+    }
+    t
+}
+
+async fn run(start: DateTime<Utc>, athletes: i64) -> anyhow::Result<()> {
+    let fake = fake_strava::start(start).await;
+    let dir = tempfile::tempdir()?;
+    let data = DataDir::new(dir.path().join("data"));
+    let (store, _) = coachd::init::init(&data, &data.default_config(), &Config::default()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut config = fake_strava::config(&fake, &base);
+    config.providers.backfill_days = 600;
+    let reg = Arc::new(Registry::new(&config, fake.clock.clone()).map_err(anyhow::Error::msg)?);
+    let app = router(WebState::new(store.clone(), Health::default(), Arc::new(config), reg.clone()))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    // Every athlete's activities (ids apart), each connected through the OAuth flow.
+    for a in 0..athletes {
+        let c = store
+            .add_client(
+                &NewClient::parse(&format!("athlete{a}"), "Europe/Berlin", None, None)
+                    .map_err(|p| anyhow::anyhow!(p.join("; ")))?,
+            )
+            .await?;
+        {
+            let mut s = fake.lock();
+            for i in 0..PER_ATHLETE {
+                let id = (a + 1) * 10_000_000 + i;
+                let start = start - Duration::hours(1 + 12 * i);
+                s.activities.insert(
+                    id,
+                    fake_strava::FakeActivity {
+                        id,
+                        start,
+                        minutes: 30,
+                        sport: "Run".into(),
+                        hr: true,
+                        name: String::new(),
+                    },
+                );
+                s.owner.insert(id, 100 + a);
+            }
+        }
+        let link = oauth::authorization_link(&reg, &store, "strava", c.id).await.map_err(anyhow::Error::msg)?;
+        let state = url::Url::parse(&link)?
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let code = fake.issue_code_for(100 + a);
+        http.get(format!("{base}/oauth/strava/callback"))
+            .query(&[("state", state.as_str()), ("code", code.as_str()), ("scope", "read,activity:read_all")])
+            .send()
+            .await?;
+    }
+    let accounts = store.accounts().await?;
+    let wall = Instant::now();
+    let results = sync_all(&reg, &store, &accounts, &tokio_util::sync::CancellationToken::new()).await;
+    let real = wall.elapsed();
+    let took = fake.clock.now() - start;
+    let (requests, limited) = {
+        let s = fake.lock();
+        (s.api_requests, s.limited)
+    };
+    let inserted: usize = results.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.inserted).sum();
+    let total = (PER_ATHLETE * athletes) as u32;
+    // Minimum: one stream per activity, pages of 200 (the page after a full last page is
+    // the only way to learn the list ended), per athlete.
+    let pages = (PER_ATHLETE as u32).div_ceil(200) + u32::from(PER_ATHLETE % 200 == 0);
+    let minimum = athletes as u32 * (PER_ATHLETE as u32 + pages);
+    let ideal = ideal_finish(start, minimum) - start;
+    let hours = |d: Duration| d.num_seconds() as f64 / 3600.0;
+    println!(
+        "{:<22} {:>8} {:>9} {:>9} {:>8} {:>12} {:>12} {:>9}",
+        format!("{} × {athletes}, start {}", PER_ATHLETE, start.format("%H:%M")),
+        inserted,
+        requests,
+        minimum,
+        limited,
+        format!("{:.2} h", hours(took)),
+        format!("{:.2} h", hours(ideal)),
+        format!("{:.1} s", real.as_secs_f64())
+    );
+    assert_eq!(inserted as u32, total.min(inserted as u32));
+    store.close().await;
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    println!("Strava backfill under Strava's read limits (100 / 15 min, 1,000 / day UTC), simulated clock");
+    println!(
+        "{:<22} {:>8} {:>9} {:>9} {:>8} {:>12} {:>12} {:>9}",
+        "run", "stored", "requests", "minimum", "429s", "sim. time", "ideal time", "real time"
+    );
+    for (h, m) in [(0, 0), (10, 7), (23, 50)] {
+        run(Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).single().expect("time"), 1).await?;
+    }
+    run(Utc.with_ymd_and_hms(2026, 11, 20, 10, 7, 0).single().expect("time"), 3).await?;
+    Ok(())
+}
