@@ -352,6 +352,13 @@ struct WorkoutLine {
     sources: String,
 }
 
+struct AccountLine {
+    provider: String,
+    state: String,
+    last_sync: String,
+    reason: String,
+}
+
 struct ReflectionLine {
     week: String,
     rating: u8,
@@ -370,6 +377,8 @@ struct ClientPage {
     tz: String,
     hr_max: String,
     new_link: String,
+    link_label: String,
+    accounts: Vec<AccountLine>,
     week: Vec<String>,
     week_rows: Vec<WeekRow>,
     occurrences: Vec<view::OccurrenceLine>,
@@ -392,10 +401,14 @@ pub async fn client_page(
 ) -> Page {
     let session = trainer(&state, &headers).await?;
     let client = my_client(&state, &session, id).await?;
-    render_client(&state, session, client, q.msg, String::new()).await
+    render_client(&state, session, client, q.msg, None).await
 }
 
-async fn render_client(state: &WebState, session: Session, client: Client, message: String, new_link: String) -> Page {
+/// A link shown once on the page: (what it is, the link).
+type OnceLink = Option<(String, String)>;
+
+async fn render_client(state: &WebState, session: Session, client: Client, message: String, link: OnceLink) -> Page {
+    let (link_label, new_link) = link.unwrap_or_default();
     let now = Utc::now();
     let tz = client_tz(&client).map_err(store_error)?;
     let today = now.with_timezone(&tz).date_naive();
@@ -448,6 +461,23 @@ async fn render_client(state: &WebState, session: Session, client: Client, messa
         .map(|p| p.address)
         .collect();
     let share_links = state.store.live_share_links(client.id).await.map_err(store_error)?;
+    let accounts = state
+        .store
+        .accounts()
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|a| a.client_id == client.id)
+        .map(|a| AccountLine {
+            provider: a.provider,
+            state: a.state.replace('_', " "),
+            last_sync: a
+                .last_sync
+                .map(|t| t.with_timezone(&tz).format("%b %-d, %H:%M").to_string())
+                .unwrap_or_default(),
+            reason: a.last_error.unwrap_or_default(),
+        })
+        .collect();
     Ok(html(ClientPage {
         message,
         error: String::new(),
@@ -458,6 +488,8 @@ async fn render_client(state: &WebState, session: Session, client: Client, messa
         tz: client.tz.clone(),
         hr_max: crate::status::hr_max(&client, today).map(|h| format!("{h:.0}")).unwrap_or_else(|| "unknown".into()),
         new_link,
+        link_label,
+        accounts,
         week: week.days,
         week_rows: week.rows,
         occurrences: week.occurrences,
@@ -621,7 +653,54 @@ pub async fn share(
     let token = state.store.new_share_link(client.id).await.map_err(store_error)?;
     let link = format!("{}/c/{token}", state.config.web.base_url());
     // Shown once, on this response; never in a URL the browser keeps in its history.
-    render_client(&state, session, client, String::new(), link).await
+    let label = format!("Private link for {}", client.name);
+    render_client(&state, session, client, String::new(), Some((label, link))).await
+}
+
+#[derive(Deserialize)]
+pub struct ConnectForm {
+    #[serde(default)]
+    csrf: String,
+    provider: String,
+    #[serde(default)]
+    api_key: String,
+}
+
+/// Connect a cloud account: Strava gives an authorization link to send the client;
+/// intervals.icu takes the client's API key.
+pub async fn connect(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<ConnectForm>,
+) -> Page {
+    let session = trainer(&state, &headers).await?;
+    check_csrf(&session, &form.csrf)?;
+    let client = my_client(&state, &session, id).await?;
+    let refused = |e: String| error_page(StatusCode::BAD_REQUEST, "Not connected", &e);
+    match form.provider.as_str() {
+        "intervals" => {
+            let athlete =
+                crate::providers::intervals::connect(&state.providers, &state.store, client.id, &form.api_key)
+                    .await
+                    .map_err(refused)?;
+            Ok(back(
+                &format!("/clients/{id}"),
+                &format!("Connected intervals.icu athlete {athlete}; the first sync starts within a minute."),
+            ))
+        }
+        "strava" => {
+            let link = crate::providers::oauth::authorization_link(&state.providers, &state.store, "strava", client.id)
+                .await
+                .map_err(refused)?;
+            let label = format!(
+                "Strava authorization link, valid {} minutes and once",
+                crate::providers::oauth::LINK_TTL.num_minutes()
+            );
+            render_client(&state, session, client, String::new(), Some((label, link))).await
+        }
+        other => Err(refused(format!("no provider {other:?}"))),
+    }
 }
 
 // ---- workout -----------------------------------------------------------------------

@@ -77,6 +77,7 @@ pub fn router(state: WebState) -> Router {
         .route("/clients/{id}/excuse", post(d::excuse))
         .route("/clients/{id}/devices", post(d::pair))
         .route("/clients/{id}/share", post(d::share))
+        .route("/clients/{id}/connect", post(d::connect))
         .route("/c/{token}", get(share::page))
         .route("/c/{token}/charts/{file}", get(share::chart))
         .route("/c/{token}/checkin", post(share::checkin))

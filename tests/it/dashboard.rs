@@ -382,3 +382,20 @@ async fn metrics_and_api_shapes() {
         assert!(m.contains(family), "{family} in\n{m}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_a_provider_from_the_client_page() {
+    let s = site().await;
+    let http = browser();
+    let csrf = login(&s, &http, "anna", PASSWORD_A).await;
+    let url = format!("{}/clients/{}/connect", s.base, s.a_client);
+    let r = http.post(&url).form(&[("provider", "strava")]).send().await.expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF token, no link");
+    // Without the trainer's Strava app configured, the page says what to set.
+    let r = http.post(&url).form(&[("csrf", csrf.as_str()), ("provider", "strava")]).send().await.expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.expect("body").contains("providers.strava.client_id"));
+    let other = format!("{}/clients/{}/connect", s.base, s.b_client);
+    let r = http.post(&other).form(&[("csrf", csrf.as_str()), ("provider", "strava")]).send().await.expect("post");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "not for another trainer's client");
+}
