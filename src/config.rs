@@ -155,6 +155,7 @@ pub struct ProvidersConfig {
     pub sync_interval_min: u64,
     pub backfill_days: u32,
     pub strava: ProviderSettings,
+    pub polar: ProviderSettings,
     pub intervals: ProviderSettings,
 }
 
@@ -164,6 +165,7 @@ impl Default for ProvidersConfig {
             sync_interval_min: 15,
             backfill_days: 90,
             strava: ProviderSettings::default(),
+            polar: ProviderSettings::default(),
             intervals: ProviderSettings::default(),
         }
     }
@@ -185,6 +187,9 @@ pub struct ProviderSettings {
     /// The token Strava echoes when it checks the push-subscription callback; empty
     /// means one derived from the data dir's key.
     pub webhook_verify_token: crate::crypto::Secret<String>,
+    /// Polar: the webhook's signature_secret_key (shown once when the webhook is made);
+    /// empty means Polar webhooks are refused and polling does the work.
+    pub webhook_secret: crate::crypto::Secret<String>,
 }
 
 impl Default for ProviderSettings {
@@ -197,6 +202,7 @@ impl Default for ProviderSettings {
             token_url: String::new(),
             api_base: String::new(),
             webhook_verify_token: crate::crypto::Secret::default(),
+            webhook_secret: crate::crypto::Secret::default(),
         }
     }
 }
@@ -464,7 +470,7 @@ impl Config {
         if !(1..=3650).contains(&p.backfill_days) {
             bad("providers.backfill_days", format!("{} must be between 1 and 3650", p.backfill_days));
         }
-        for (name, s) in [("strava", &p.strava), ("intervals", &p.intervals)] {
+        for (name, s) in [("strava", &p.strava), ("polar", &p.polar), ("intervals", &p.intervals)] {
             for (key, url) in
                 [("authorize_url", &s.authorize_url), ("token_url", &s.token_url), ("api_base", &s.api_base)]
             {

@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod intervals;
 pub mod oauth;
+pub mod polar;
 pub mod ratelimit;
 pub mod strava;
 pub mod sync;
@@ -82,8 +83,9 @@ fn space() -> String {
     " ".into()
 }
 
-pub const MANIFESTS: [(&str, &str); 2] = [
+pub const MANIFESTS: [(&str, &str); 3] = [
     ("strava", include_str!("../../providers/strava.toml")),
+    ("polar", include_str!("../../providers/polar.toml")),
     ("intervals", include_str!("../../providers/intervals.toml")),
 ];
 
@@ -124,6 +126,7 @@ impl Manifest {
 pub fn settings<'c>(config: &'c Config, name: &str) -> Option<&'c ProviderSettings> {
     match name {
         "strava" => Some(&config.providers.strava),
+        "polar" => Some(&config.providers.polar),
         "intervals" => Some(&config.providers.intervals),
         _ => None,
     }
@@ -252,6 +255,28 @@ impl Api {
                 Some(until) => self.clock.sleep_until(until).await,
             }
         }
+    }
+
+    /// POST a JSON body once (within the budget); the status and the body, whatever
+    /// the status (the caller decides what a 409 means).
+    pub async fn post_json(
+        &self,
+        what: &str,
+        auth: &Auth,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, Vec<u8>), ApiError> {
+        self.acquire().await;
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let req = self.http.post(url).json(body);
+        let req = match auth {
+            Auth::Bearer(t) => req.bearer_auth(t.expose()),
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p.expose())),
+        };
+        let resp = req.send().await.map_err(|e| ApiError::Server(what.into(), e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| ApiError::Server(what.into(), e.to_string()))?;
+        Ok((status, body.to_vec()))
     }
 
     /// GET a JSON document. `what` names it in errors.

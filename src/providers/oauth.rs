@@ -205,6 +205,10 @@ pub async fn finish(reg: &Registry, store: &Store, provider: &str, q: &Callback)
     if let Some(user) = external_user(token.extra_fields()) {
         store.set_account_user(account.id, &user).await.map_err(|e| e.to_string())?;
     }
+    if provider == "polar" {
+        let access = Auth::Bearer(tokens.access.clone());
+        super::polar::register(reg, store, account.id, pending.client_id, &access).await?;
+    }
     let warning = if enough {
         reg.poke(account.id);
         None

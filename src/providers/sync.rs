@@ -110,6 +110,7 @@ pub async fn sync_account(reg: &Registry, store: &Store, account: &Account, budg
     let result = match account.provider.as_str() {
         "strava" => super::strava::sync(&mut turn).await,
         "intervals" => super::intervals::sync(&mut turn).await,
+        "polar" => super::polar::sync(&mut turn).await,
         other => Err(SyncError::Other(format!("no sync for provider {other:?}"))),
     };
     let now = reg.clock.now();

@@ -97,6 +97,7 @@ pub fn router(state: WebState) -> Router {
             "/webhooks/strava",
             get(oauth::strava_challenge).post(oauth::strava_event).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
         )
+        .route("/webhooks/polar", post(oauth::polar_event).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)))
         .merge(pages)
         .fallback(|| async { dashboard::not_found() })
         .with_state(state)

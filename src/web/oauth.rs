@@ -102,3 +102,27 @@ pub async fn strava_event(State(state): State<WebState>, body: Bytes) -> Respons
     });
     StatusCode::OK.into_response()
 }
+
+/// `POST /webhooks/polar`: deliveries signed with the webhook's secret key; anything
+/// unsigned or signed wrongly is refused (401) and changes nothing.
+pub async fn polar_event(State(state): State<WebState>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+    let secret = state.config.providers.polar.webhook_secret.expose().clone();
+    if secret.is_empty() {
+        return (StatusCode::NOT_FOUND, "Polar webhooks are not configured (providers.polar.webhook_secret)")
+            .into_response();
+    }
+    let signature = headers.get("polar-webhook-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !crate::providers::polar::signature_ok(&secret, &body, signature.trim()) {
+        tracing::warn!("Polar webhook with a missing or wrong signature refused");
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+    }
+    let delivery: crate::providers::polar::Delivery = match serde_json::from_slice(&body) {
+        Ok(d) => d,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("not a Polar delivery: {e}")).into_response(),
+    };
+    match crate::providers::polar::on_delivery(&state.providers, &state.store, &delivery).await {
+        Ok(what) => tracing::info!(event = %delivery.event, what, "polar webhook"),
+        Err(e) => tracing::warn!(event = %delivery.event, error = %e, "polar webhook failed"),
+    }
+    StatusCode::OK.into_response()
+}

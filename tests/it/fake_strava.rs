@@ -58,6 +58,11 @@ pub struct FakeState {
     pub q: (i64, u32),
     pub d: (i64, u32),
     pub intervals_key: Option<String>,
+    /// Polar: exercises as AccessLink lists them, daily activity, registered users.
+    pub polar_exercises: Vec<serde_json::Value>,
+    pub polar_days: Vec<serde_json::Value>,
+    pub polar_registered: u32,
+    pub polar_access: Option<String>,
 }
 
 #[derive(Clone)]
@@ -344,6 +349,74 @@ async fn icu_streams(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<S
     Json(json!([{"type": "time", "data": time}, {"type": "heartrate", "data": hr}])).into_response()
 }
 
+async fn polar_token(State(f): State<Fake>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    use base64::Engine;
+    let basic =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}")));
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
+    }
+    let mut s = f.lock();
+    let Some(code) = form.get("code") else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_request"}))).into_response();
+    };
+    if form.get("grant_type").map(String::as_str) != Some("authorization_code") || s.codes.remove(code).is_none() {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response();
+    }
+    s.serial += 1;
+    let token = format!("polar-access-{}", s.serial);
+    s.polar_access = Some(token.clone());
+    Json(json!({"access_token": token, "token_type": "bearer", "expires_in": 31535999, "x_user_id": 475}))
+        .into_response()
+}
+
+fn polar_ok(f: &Fake, headers: &HeaderMap) -> bool {
+    let s = f.lock();
+    let want = s.polar_access.as_ref().map(|t| format!("Bearer {t}"));
+    want.is_some() && headers.get("authorization").and_then(|v| v.to_str().ok()) == want.as_deref()
+}
+
+async fn polar_register(State(f): State<Fake>, headers: HeaderMap, Json(body): Json<serde_json::Value>) -> Response {
+    if !polar_ok(&f, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if body.get("member-id").and_then(|v| v.as_str()).is_none_or(str::is_empty) {
+        return (StatusCode::BAD_REQUEST, "member-id is required").into_response();
+    }
+    let mut s = f.lock();
+    s.polar_registered += 1;
+    if s.polar_registered > 1 {
+        return (StatusCode::CONFLICT, "User already registered").into_response();
+    }
+    Json(json!({"polar-user-id": 475, "member-id": body["member-id"], "registration-date": "2026-11-20T10:07:00Z"}))
+        .into_response()
+}
+
+async fn polar_exercises(State(f): State<Fake>, headers: HeaderMap) -> Response {
+    if !polar_ok(&f, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let h = [("ratelimit-usage", "3, 40"), ("ratelimit-limit", "520, 5100")];
+    (h, Json(f.lock().polar_exercises.clone())).into_response()
+}
+
+async fn polar_exercise(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !polar_ok(&f, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    match f.lock().polar_exercises.iter().find(|e| e["id"] == id.as_str()) {
+        Some(e) => Json(e.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn polar_days(State(f): State<Fake>, headers: HeaderMap) -> Response {
+    if !polar_ok(&f, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    Json(f.lock().polar_days.clone()).into_response()
+}
+
 pub async fn start(now: DateTime<Utc>) -> Fake {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -354,6 +427,11 @@ pub async fn start(now: DateTime<Utc>) -> Fake {
         .route("/api/v3/athlete", get(athlete))
         .route("/api/v3/activities/{id}/streams", get(streams))
         .route("/api/v3/activities/{id}", get(one))
+        .route("/polar/oauth2/token", post(polar_token))
+        .route("/polar/v3/users", post(polar_register))
+        .route("/polar/v3/exercises", get(polar_exercises))
+        .route("/polar/v3/exercises/{id}", get(polar_exercise))
+        .route("/polar/v3/users/activities", get(polar_days))
         .route("/intervals/api/v1/athlete/0", get(icu_athlete))
         .route("/intervals/api/v1/athlete/0/activities", get(icu_activities))
         .route("/intervals/api/v1/activity/{id}/streams.json", get(icu_streams))
@@ -373,5 +451,12 @@ pub fn config(fake: &Fake, public_url: &str) -> coachd::config::Config {
     s.token_url = format!("{}/oauth/token", fake.base);
     s.api_base = format!("{}/api/v3", fake.base);
     c.providers.intervals.api_base = format!("{}/intervals/api/v1", fake.base);
+    let p = &mut c.providers.polar;
+    p.client_id = CLIENT_ID.into();
+    p.client_secret = coachd::crypto::Secret::new(CLIENT_SECRET.into());
+    p.authorize_url = format!("{}/polar/authorize", fake.base);
+    p.token_url = format!("{}/polar/oauth2/token", fake.base);
+    p.api_base = format!("{}/polar/v3", fake.base);
+    p.webhook_secret = coachd::crypto::Secret::new("polar-webhook-key".into());
     c
 }

@@ -400,3 +400,79 @@ fn the_command_line_connects_and_lists() {
     assert!(String::from_utf8_lossy(&out).contains("no accounts yet"));
     coachd(&data).args(["sync"]).assert().code(2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polar_registers_the_user_syncs_exercises_and_verifies_webhooks() {
+    let e = env().await;
+    {
+        let mut s = e.fake.lock();
+        s.polar_exercises = vec![serde_json::json!({
+            "id": "2AC312F", "upload_time": "2026-11-20T09:40:02Z", "polar_user": "https://www.polaraccesslink.com/v3/users/475",
+            "device": "Polar Vantage V3", "device_id": "1111AAAA", "start_time": "2026-11-20T08:10:00",
+            "start_time_utc_offset": 60, "duration": "PT45M", "calories": 530, "distance": 7600,
+            "heart_rate": {"average": 139, "maximum": 171}, "training_load": 143.22, "sport": "RUNNING",
+            "has_route": true, "detailed_sport_info": "RUNNING",
+            "samples": [{"recording_rate": 5, "sample_type": "0", "data": (0..540).map(|i| (120 + i % 40).to_string()).collect::<Vec<_>>().join(",")},
+                        {"recording_rate": 5, "sample_type": "1", "data": "10,11,12"}]
+        })];
+        s.polar_days = vec![
+            serde_json::json!({"start_time": "2026-11-19T00:00:00", "end_time": "2026-11-19T23:59:59", "steps": 9120}),
+            serde_json::json!({"start_time": "2026-11-20T00:00:00", "end_time": "2026-11-20T11:00:00", "steps": 3004}),
+        ];
+    }
+    let link = oauth::authorization_link(&e.reg, &e.ts.store, "polar", e.client).await.expect("link");
+    assert!(link.contains("scope=accesslink.read_all"), "{link}");
+    let code = e.fake.issue_code();
+    let r = e
+        .http
+        .get(format!("{}/oauth/polar/callback", e.base))
+        .query(&[("state", param(&link, "state").expect("state").as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(e.fake.lock().polar_registered, 1, "the user was registered after the token");
+    let account = e.ts.store.account(e.client, "polar").await.expect("account");
+    assert_eq!((account.state.as_str(), account.external_user_id.as_deref()), (state::ACTIVE, Some("475")));
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
+    assert_eq!((r.inserted, r.requests), (1, 2), "exercises with samples inline, plus the daily activity");
+    let ev =
+        e.ts.store
+            .evidence(e.client, chrono_tz::Europe::Berlin, (t0() - Duration::days(2)).date_naive(), t0().date_naive())
+            .await
+            .expect("ev");
+    let w = &ev.workouts[0];
+    assert_eq!((w.activity_type.as_str(), w.hr_samples, w.duration_s), ("run", 540, 2700.0));
+    assert_eq!(w.start, Utc.with_ymd_and_hms(2026, 11, 20, 7, 10, 0).single().expect("time"));
+    assert!(ev.daily.iter().any(|d| d.value == 9120.0), "daily steps");
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("resync");
+    assert_eq!((r.inserted, r.updated, r.unchanged), (0, 0, 1));
+    // Webhooks: signed deliveries only.
+    use hmac::Mac;
+    let sign = |body: &str, key: &str| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).expect("mac");
+        mac.update(body.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let url = format!("{}/webhooks/polar", e.base);
+    let ping = r#"{"timestamp":"2026-11-20T10:07:00Z","event":"PING"}"#;
+    let post = |body: &'static str, sig: String| {
+        let (http, url) = (e.http.clone(), url.clone());
+        async move {
+            http.post(url)
+                .header("Polar-Webhook-Signature", sig)
+                .body(body)
+                .send()
+                .await
+                .expect("post")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post(ping, sign(ping, "polar-webhook-key")).await, 200);
+    assert_eq!(post(ping, sign(ping, "wrong key")).await, 401);
+    assert_eq!(post(ping, String::new()).await, 401);
+    let exercise = r#"{"event":"EXERCISE","user_id":475,"entity_id":"aQlC83","timestamp":"2026-11-20T10:08:00Z","url":"https://www.polaraccesslink.com/v3/exercises/aQlC83"}"#;
+    assert_eq!(post(exercise, sign(exercise, "polar-webhook-key")).await, 200);
+    assert!(e.reg.pending.lock().expect("pending").contains(&account.id), "a signed EXERCISE event asks for a sync");
+}
