@@ -3,6 +3,7 @@
 use super::Failure;
 use crate::config::Config;
 use crate::providers::clock::SystemClock;
+use crate::providers::ratelimit::Headroom;
 use crate::providers::sync::sync_all;
 use crate::providers::{intervals, oauth, Registry};
 use crate::store::Store;
@@ -65,6 +66,11 @@ pub async fn connect(
     }
 }
 
+#[derive(serde::Deserialize)]
+struct Saved {
+    windows: Vec<Headroom>,
+}
+
 #[derive(Serialize)]
 struct AccountJson {
     client: String,
@@ -73,7 +79,7 @@ struct AccountJson {
     reason: Option<String>,
     last_sync: Option<chrono::DateTime<Utc>>,
     next_sync: Option<chrono::DateTime<Utc>>,
-    headroom: Vec<crate::providers::ratelimit::Headroom>,
+    headroom: Vec<Headroom>,
 }
 
 pub async fn list(store: &Store, config: &Config, json: bool) -> Result<(), Failure> {
@@ -81,10 +87,24 @@ pub async fn list(store: &Store, config: &Config, json: bool) -> Result<(), Fail
     let mut rows = Vec::new();
     for a in store.accounts().await? {
         let next = a.syncable().then(|| a.last_sync.map_or(Utc::now(), |t| t + reg.sync_interval));
-        let headroom = match reg.api(&a.provider) {
-            Ok(api) => api.limiter.lock().await.headroom(Utc::now()),
-            Err(_) => Vec::new(),
-        };
+        // As the last sync (daemon or CLI) left it; windows that have reset since are full again.
+        let now = Utc::now();
+        let headroom: Vec<Headroom> = store
+            .headroom(&a.provider)
+            .await?
+            .and_then(|j| serde_json::from_str::<Saved>(&j).ok())
+            .map(|s| {
+                s.windows.into_iter().map(|w| if w.resets <= now { Headroom { used: 0, ..w } } else { w }).collect()
+            })
+            .unwrap_or_else(|| match reg.api(&a.provider) {
+                Ok(api) => api
+                    .manifest
+                    .rate_limits
+                    .iter()
+                    .map(|w| Headroom { window: w.name.clone(), used: 0, limit: w.limit, resets: now })
+                    .collect(),
+                Err(_) => Vec::new(),
+            });
         rows.push(AccountJson {
             client: a.client,
             provider: a.provider,
@@ -104,7 +124,7 @@ pub async fn list(store: &Store, config: &Config, json: bool) -> Result<(), Fail
         return Ok(());
     }
     println!(
-        "{:<16} {:<10} {:<19} {:<17} {:<17} HEADROOM (this process)",
+        "{:<16} {:<10} {:<19} {:<17} {:<17} RATE-LIMIT HEADROOM (app-wide, as of the last sync)",
         "CLIENT", "PROVIDER", "STATE", "LAST SYNC", "NEXT SYNC"
     );
     let when = |t: Option<chrono::DateTime<Utc>>| t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string());
@@ -166,5 +186,20 @@ pub async fn sync(store: &Store, config: &Config, client: Option<&str>, provider
     if failed > 0 {
         return Err(Failure::Runtime(anyhow::anyhow!("{failed} account(s) failed to sync")));
     }
+    Ok(())
+}
+
+pub async fn subscribe(store: &Store, config: &Config, provider: &str) -> Result<(), Failure> {
+    if provider != "strava" {
+        return Err(Failure::Input(format!(
+            "push subscriptions are made here for strava only; {provider} webhooks are set up at the provider"
+        )));
+    }
+    let reg = registry(config)?;
+    let configured = config.providers.strava.webhook_verify_token.expose().clone();
+    let token =
+        if configured.is_empty() { store.meta_secret("strava_webhook_verify_token").await? } else { configured };
+    let id = crate::providers::strava::subscribe(&reg, &token).await.map_err(Failure::Input)?;
+    println!("Strava push subscription {id}: events arrive at {}/webhooks/strava", reg.base_url);
     Ok(())
 }

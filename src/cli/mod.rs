@@ -191,6 +191,11 @@ enum Command {
     /// Cloud accounts: provider, client, state, last and next sync, rate-limit headroom
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Ask Strava to push activity events to this server (the daemon must be running and reachable at web.public_url)
+    Subscribe {
+        /// strava
+        provider: String,
+    },
     /// Sync cloud accounts now (all, one client's, or one provider's)
     Sync { client: Option<String>, provider: Option<String> },
     /// Bluetooth sensors: scan for them, pair them with clients, list them
@@ -484,6 +489,7 @@ async fn with_store(store: &Store, config: &Config, command: Command) -> Result<
             accounts::connect(store, config, &provider, &client, api_key.as_deref()).await
         }
         Command::Accounts(AccountsCommand::List { json }) => accounts::list(store, config, json).await,
+        Command::Subscribe { provider } => accounts::subscribe(store, config, &provider).await,
         Command::Sync { client, provider } => {
             accounts::sync(store, config, client.as_deref(), provider.as_deref()).await
         }

@@ -35,7 +35,7 @@ pub struct Limiter {
 }
 
 /// Remaining requests in one window.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Headroom {
     pub window: String,
     pub used: u32,

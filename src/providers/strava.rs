@@ -277,3 +277,35 @@ pub async fn on_event(reg: &super::Registry, store: &Store, e: &Event) -> Result
     reg.poke(account.id);
     Ok("sync requested")
 }
+
+/// Create the push subscription (`POST /push_subscriptions`): Strava checks the callback
+/// at once with a `hub.challenge` GET, which the running daemon answers with
+/// `verify_token`. Returns the subscription id. Without a subscription (a server
+/// Strava cannot reach), the regular sync polls.
+pub async fn subscribe(reg: &super::Registry, verify_token: &str) -> Result<i64, String> {
+    let api = reg.api(SOURCE)?;
+    let app = reg.app(SOURCE)?;
+    let callback = format!("{}/webhooks/strava", reg.base_url);
+    let form = [
+        ("client_id", app.client_id.clone()),
+        ("client_secret", app.client_secret.expose().clone()),
+        ("callback_url", callback.clone()),
+        ("verify_token", verify_token.to_string()),
+    ];
+    let resp = api
+        .http
+        .post(api.manifest.url("/push_subscriptions"))
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| format!("Strava could not be reached: {e}"))?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!(
+            "Strava refused the subscription (HTTP {}): {body}. Is `coachd run` reachable from the internet at {callback}?",
+            status.as_u16()
+        ));
+    }
+    body.get("id").and_then(serde_json::Value::as_i64).ok_or_else(|| format!("Strava's answer has no id: {body}"))
+}

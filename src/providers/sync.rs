@@ -147,7 +147,22 @@ pub async fn sync_round(
         let budget = (window / sharing).max(5);
         out.push((a.clone(), sync_account(reg, store, a, budget).await));
     }
+    save_headroom(reg, store).await;
     out
+}
+
+/// Keep each provider's budget as last seen, for `accounts list`.
+pub async fn save_headroom(reg: &Registry, store: &Store) {
+    for (name, api) in &reg.providers {
+        let h = api.limiter.lock().await.headroom(reg.clock.now());
+        let recorded = (api.sent.load(std::sync::atomic::Ordering::Relaxed) > 0)
+            .then(|| serde_json::json!({"at": reg.clock.now(), "windows": h}).to_string());
+        if let Some(json) = recorded {
+            if let Err(e) = store.save_headroom(name, &json).await {
+                tracing::warn!(provider = %name, error = %e, "saving the rate-limit headroom failed");
+            }
+        }
+    }
 }
 
 /// Sync the given accounts until each is done, taking turns. Returns each account's

@@ -238,3 +238,25 @@ impl Store {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_one(&self.pool).await?)
     }
 }
+
+impl Store {
+    /// Remember a provider's rate-limit headroom (JSON), for `accounts list` in another
+    /// process than the daemon's.
+    pub async fn save_headroom(&self, provider: &str, json: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format!("headroom:{provider}"))
+        .bind(json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn headroom(&self, provider: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(format!("headroom:{provider}"))
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}

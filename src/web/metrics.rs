@@ -1,6 +1,7 @@
 //! `GET /metrics` in the Prometheus text format: per source, batches, restarts, whether
-//! it is failing and the age of its last batch; verdicts in the cache by state; clients
-//! and trainers. No names of people, so it needs no login (bind `web.listen` to an
+//! it is failing and the age of its last batch; cloud accounts by state and the age of
+//! each one's last sync (by account id); verdicts in the cache by state; clients and
+//! trainers. No names of people, so it needs no login (bind `web.listen` to an
 //! address only the scraper reaches).
 
 use super::WebState;
@@ -63,6 +64,31 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
             tracing::warn!(error = %e, "metrics: reading verdict counts failed");
             return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
         }
+    }
+    if let Ok(accounts) = state.store.accounts().await {
+        let mut counts: std::collections::BTreeMap<(String, String), u32> = Default::default();
+        let mut ages = Vec::new();
+        for a in &accounts {
+            *counts.entry((a.provider.clone(), a.state.clone())).or_default() += 1;
+            if let Some(t) = a.last_sync {
+                ages.push(format!(
+                    "{{provider=\"{}\",account=\"{}\"}} {}",
+                    escape(&a.provider),
+                    a.id,
+                    (now - t).num_seconds()
+                ));
+            }
+        }
+        family(
+            "coachd_accounts",
+            "gauge",
+            "Cloud accounts by provider and state (active, needs_reauth, insufficient_scope, revoked).",
+            counts
+                .iter()
+                .map(|((p, s), n)| format!("{{provider=\"{}\",state=\"{}\"}} {n}", escape(p), escape(s)))
+                .collect(),
+        );
+        family("coachd_account_last_sync_age_seconds", "gauge", "Seconds since an account's last complete sync.", ages);
     }
     let clients = state.store.list_clients().await.map(|c| c.len()).unwrap_or(0);
     let trainers = state.store.trainers().await.map(|t| t.len()).unwrap_or(0);

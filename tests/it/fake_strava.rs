@@ -417,6 +417,40 @@ async fn polar_days(State(f): State<Fake>, headers: HeaderMap) -> Response {
     Json(f.lock().polar_days.clone()).into_response()
 }
 
+/// `POST /push_subscriptions`: Strava checks the callback before answering.
+async fn subscribe(State(_f): State<Fake>, Form(form): Form<HashMap<String, String>>) -> Response {
+    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+    {
+        return strava_error(StatusCode::UNAUTHORIZED, "Authorization Error", "Application", "client_id", "invalid");
+    }
+    let (Some(callback), Some(verify)) = (form.get("callback_url"), form.get("verify_token")) else {
+        return strava_error(StatusCode::BAD_REQUEST, "Bad Request", "PushSubscription", "callback_url", "missing");
+    };
+    let challenge = "f3b5a7c9e1";
+    let check = reqwest::Client::new()
+        .get(callback)
+        .query(&[("hub.mode", "subscribe"), ("hub.challenge", challenge), ("hub.verify_token", verify.as_str())])
+        .send()
+        .await;
+    let echoed = match check {
+        Ok(r) if r.status().is_success() => {
+            r.json::<serde_json::Value>().await.ok().and_then(|v| v["hub.challenge"].as_str().map(str::to_string))
+        }
+        _ => None,
+    };
+    if echoed.as_deref() != Some(challenge) {
+        return strava_error(
+            StatusCode::BAD_REQUEST,
+            "Bad Request",
+            "PushSubscription",
+            "callback url",
+            "GET to callback URL does not return 200",
+        );
+    }
+    (StatusCode::CREATED, Json(json!({"id": 120475}))).into_response()
+}
+
 pub async fn start(now: DateTime<Utc>) -> Fake {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -425,6 +459,7 @@ pub async fn start(now: DateTime<Utc>) -> Fake {
         .route("/oauth/token", post(token))
         .route("/api/v3/athlete/activities", get(list))
         .route("/api/v3/athlete", get(athlete))
+        .route("/api/v3/push_subscriptions", post(subscribe))
         .route("/api/v3/activities/{id}/streams", get(streams))
         .route("/api/v3/activities/{id}", get(one))
         .route("/polar/oauth2/token", post(polar_token))

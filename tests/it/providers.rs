@@ -333,6 +333,11 @@ async fn webhook_events_delete_update_and_deauthorize() {
     assert_eq!(post(deauth).await, 200);
     wait_for(|| async { e.account().await.state == state::REVOKED }).await;
     assert!(e.account().await.last_error.unwrap_or_default().contains("connect again"));
+    // Creating the subscription: Strava's check reaches the callback and gets its challenge back.
+    let id = coachd::providers::strava::subscribe(&e.reg, &token).await.expect("subscribed");
+    assert_eq!(id, 120475);
+    let err = coachd::providers::strava::subscribe(&e.reg, "not the daemon's token").await.expect_err("refused");
+    assert!(err.contains("refused the subscription"), "{err}");
     // Garbage is refused.
     let r = e.http.post(format!("{}/webhooks/strava", e.base)).body("{").send().await.expect("post");
     assert_eq!(r.status(), 400);
