@@ -405,9 +405,19 @@ impl Registry {
     }
 
     pub fn api(&self, name: &str) -> Result<&Arc<Api>, String> {
-        self.providers
+        let api = self
+            .providers
             .get(name)
-            .ok_or_else(|| format!("no provider {name:?}; known: {}", names().collect::<Vec<_>>().join(", ")))
+            .ok_or_else(|| format!("no provider {name:?}; known: {}", names().collect::<Vec<_>>().join(", ")))?;
+        if !self.enabled(name) {
+            return Err(format!("{name} is disabled in the configuration (providers.{name}.enabled = false)"));
+        }
+        Ok(api)
+    }
+
+    /// Whether `providers.NAME.enabled` (a disabled provider neither connects nor syncs).
+    pub fn enabled(&self, name: &str) -> bool {
+        self.settings.get(name).is_some_and(|s| s.enabled)
     }
 
     pub fn app(&self, name: &str) -> Result<AppCredentials, String> {
