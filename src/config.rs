@@ -185,11 +185,15 @@ pub struct ProviderSettings {
     pub token_url: String,
     pub api_base: String,
     /// The token Strava echoes when it checks the push-subscription callback; empty
-    /// means one derived from the data dir's key.
+    /// means a random one kept in the database.
     pub webhook_verify_token: crate::crypto::Secret<String>,
     /// Polar: the webhook's signature_secret_key (shown once when the webhook is made);
     /// empty means Polar webhooks are refused and polling does the work.
     pub webhook_secret: crate::crypto::Secret<String>,
+    /// Any other manifest field (providers/NAME.toml), replacing the manifest's value:
+    /// `[providers.strava.manifest]` with e.g. `scopes = ["read", "activity:read"]` or
+    /// `rate_limits = [...]`.
+    pub manifest: toml::Table,
 }
 
 impl Default for ProviderSettings {
@@ -203,6 +207,7 @@ impl Default for ProviderSettings {
             api_base: String::new(),
             webhook_verify_token: crate::crypto::Secret::default(),
             webhook_secret: crate::crypto::Secret::default(),
+            manifest: toml::Table::new(),
         }
     }
 }
@@ -471,6 +476,9 @@ impl Config {
             bad("providers.backfill_days", format!("{} must be between 1 and 3650", p.backfill_days));
         }
         for (name, s) in [("strava", &p.strava), ("polar", &p.polar), ("intervals", &p.intervals)] {
+            if let Err(e) = crate::providers::Manifest::load(name, s) {
+                bad(&format!("providers.{name}.manifest"), e);
+            }
             for (key, url) in
                 [("authorize_url", &s.authorize_url), ("token_url", &s.token_url), ("api_base", &s.api_base)]
             {

@@ -94,13 +94,21 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 impl Manifest {
-    /// The embedded manifest with the config's URL overrides applied.
+    /// The embedded manifest with the config's overrides applied: any field from
+    /// `[providers.NAME.manifest]`, then the URL keys.
     pub fn load(name: &str, settings: &ProviderSettings) -> Result<Self, String> {
         let (_, text) = MANIFESTS
             .iter()
             .find(|(n, _)| *n == name)
             .ok_or_else(|| format!("no provider {name:?}; known: {}", names().collect::<Vec<_>>().join(", ")))?;
-        let mut m: Manifest = toml::from_str(text).map_err(|e| format!("providers/{name}.toml: {e}"))?;
+        let mut table: toml::Table = text.parse().map_err(|e| format!("providers/{name}.toml: {e}"))?;
+        for (k, v) in &settings.manifest {
+            table.insert(k.clone(), v.clone());
+        }
+        let mut m: Manifest = table.try_into().map_err(|e| format!("{}", e.to_string().trim()))?;
+        if m.name != name {
+            return Err(format!("the manifest's name is {:?}, not {name:?}", m.name));
+        }
         for (field, value) in [
             (&mut m.authorize_url, &settings.authorize_url),
             (&mut m.token_url, &settings.token_url),
@@ -433,5 +441,33 @@ impl Registry {
     pub fn poke(&self, account: i64) {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(account);
         self.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_manifest_loads_and_config_can_override_any_field() {
+        for name in names() {
+            let m = Manifest::load(name, &ProviderSettings::default()).expect("manifest");
+            assert_eq!(m.name, name);
+            assert!(!m.rate_limits.is_empty(), "{name} has rate limits");
+            for ty in m.types.values() {
+                assert!(crate::activity_types::is_known(ty), "{name}: {ty} is a coachd type");
+            }
+        }
+        let mut s = ProviderSettings { api_base: "http://127.0.0.1:9/api".into(), ..ProviderSettings::default() };
+        s.manifest.insert("scopes".into(), toml::Value::Array(vec!["read".into()]));
+        s.manifest.insert("display".into(), "Strava (proxy)".into());
+        let m = Manifest::load("strava", &s).expect("overridden");
+        assert_eq!(
+            (m.scopes, m.display.as_str(), m.api_base.as_str()),
+            (vec!["read".to_string()], "Strava (proxy)", "http://127.0.0.1:9/api")
+        );
+        s.manifest.insert("no_such_field".into(), true.into());
+        let err = Manifest::load("strava", &s).expect_err("unknown field");
+        assert!(err.contains("no_such_field"), "{err}");
     }
 }
