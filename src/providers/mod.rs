@@ -105,7 +105,7 @@ impl Manifest {
         for (k, v) in &settings.manifest {
             table.insert(k.clone(), v.clone());
         }
-        let mut m: Manifest = table.try_into().map_err(|e| format!("{}", e.to_string().trim()))?;
+        let mut m: Manifest = table.try_into().map_err(|e| e.to_string().trim().to_string())?;
         if m.name != name {
             return Err(format!("the manifest's name is {:?}, not {name:?}", m.name));
         }
