@@ -378,15 +378,7 @@ where
             .label(format!("target {t:.0} min"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], INK.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(4)
-        .legend_area_size(20)
-        .label_font(text(12))
-        .background_style(WHITE.mix(0.9))
-        .border_style(GRID)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
@@ -447,9 +439,21 @@ where
             .label(format!("target {t:.0}"))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], DONE.stroke_width(2)));
     }
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    Ok(())
+}
+
+/// The series legend, the same on every chart.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+) -> Draw
+where
+    DB::ErrorType: 'static,
+{
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(at)
         .margin(4)
         .legend_area_size(20)
         .label_font(text(12))
@@ -550,13 +554,6 @@ where
         .draw_series(LineSeries::new(d.samples.iter().copied(), MISSED.stroke_width(2)))?
         .label("heart rate")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], MISSED.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .margin(4)
-        .label_font(text(12))
-        .background_style(WHITE.mix(0.9))
-        .border_style(GRID)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }

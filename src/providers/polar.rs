@@ -245,20 +245,17 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
     }
     batch.cursor = Some(Cursor { stream: format!("account:{}", turn.account.id), value: now.to_rfc3339() });
     store.ingest(&batch).await?;
-    for id in stored.keys().filter(|id| !seen.contains(*id)) {
-        if !turn.has_budget() {
-            return Ok(report);
-        }
-        let url = api.manifest.url(&format!("/exercises/{id}"));
-        match turn.get_json::<serde_json::Value>("an exercise", &url, &[]).await {
-            Err(SyncError::Api(ApiError::NotFound(_))) => {
-                if store.delete_source_activity(SOURCE, id).await? {
-                    report.deleted += 1;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => return Err(e),
-        }
+    let vanished = stored.keys().filter(|id| !seen.contains(*id));
+    if !super::sync::delete_vanished(
+        turn,
+        SOURCE,
+        vanished,
+        |id| api.manifest.url(&format!("/exercises/{id}")),
+        &mut report,
+    )
+    .await?
+    {
+        return Ok(report);
     }
     report.done = true;
     Ok(report)

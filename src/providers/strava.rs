@@ -207,21 +207,10 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
         }
     }
     // Stored activities of the listed span that Strava no longer lists were deleted there.
-    let gone: Vec<&String> = stored.keys().filter(|id| !seen.contains(*id)).collect();
-    for id in gone {
-        if !turn.has_budget() {
-            return Ok(report);
-        }
-        let url = api.manifest.url(&format!("/activities/{id}"));
-        match turn.get_json::<serde_json::Value>("an activity", &url, &[]).await {
-            Err(SyncError::Api(ApiError::NotFound(_))) => {
-                if store.delete_source_activity(SOURCE, id).await? {
-                    report.deleted += 1;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => return Err(e),
-        }
+    let vanished = stored.keys().filter(|id| !seen.contains(*id));
+    let url_of = |id: &str| api.manifest.url(&format!("/activities/{id}"));
+    if !super::sync::delete_vanished(turn, SOURCE, vanished, url_of, &mut report).await? {
+        return Ok(report);
     }
     report.done = true;
     Ok(report)

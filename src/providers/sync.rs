@@ -104,6 +104,32 @@ impl<'a> Turn<'a> {
     }
 }
 
+/// Stored activities the provider no longer lists: each is checked (`url_of(id)` must
+/// answer 404) before it is deleted. Returns false when the turn's budget ran out first.
+pub async fn delete_vanished<'i>(
+    turn: &mut Turn<'_>,
+    source: &str,
+    vanished: impl Iterator<Item = &'i String>,
+    url_of: impl Fn(&str) -> String,
+    report: &mut Report,
+) -> Result<bool, SyncError> {
+    for id in vanished {
+        if !turn.has_budget() {
+            return Ok(false);
+        }
+        match turn.get_json::<serde_json::Value>("an activity", &url_of(id), &[]).await {
+            Err(SyncError::Api(ApiError::NotFound(_))) => {
+                if turn.store.delete_source_activity(source, id).await? {
+                    report.deleted += 1;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 /// Sync one account within `budget` requests.
 pub async fn sync_account(reg: &Registry, store: &Store, account: &Account, budget: u32) -> Result<Report, SyncError> {
     let mut turn = Turn::new(reg, store, account, budget);

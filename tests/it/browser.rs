@@ -6,11 +6,8 @@
 
 use crate::{apt_install, have, pip_install, TestStore};
 use chrono::Utc;
-use coachd::source::Health;
-use coachd::web::{router, WebState};
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
 fn prerequisites() -> String {
     if !(Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists()) {
@@ -31,19 +28,7 @@ async fn trainer_and_client_walk_through_the_dashboard() {
     let password = coachd::demo::trainer(&ts.store).await.expect("trainer").expect("a new trainer");
     let alex = ts.store.client_by_name("alex").await.expect("alex");
     let token = ts.store.new_share_link(alex.id).await.expect("link");
-    let state = WebState::new(
-        ts.store.clone(),
-        Health::default(),
-        Arc::new(ts.config.clone()),
-        Arc::new(
-            coachd::providers::Registry::new(&ts.config, Arc::new(coachd::providers::clock::SystemClock))
-                .expect("providers"),
-        ),
-    );
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = ts.serve().await;
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/walk.py");

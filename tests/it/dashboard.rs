@@ -4,11 +4,9 @@
 
 use crate::{batch, hour_run, TestStore};
 use chrono::{Duration, Utc};
-use coachd::source::Health;
-use coachd::web::{auth, router, WebState};
+use coachd::web::auth;
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
-use std::sync::Arc;
 
 pub struct Site {
     pub ts: TestStore,
@@ -44,19 +42,7 @@ pub async fn site() -> Site {
     store.ingest(&batch("fit", vec![run], None)).await.expect("ingest");
     let run = hour_run(b_client, "b-run", Utc::now() - Duration::days(2));
     store.ingest(&batch("fit", vec![run], None)).await.expect("ingest");
-    let state = WebState::new(
-        store.clone(),
-        Health::default(),
-        Arc::new(ts.config.clone()),
-        Arc::new(
-            coachd::providers::Registry::new(&ts.config, Arc::new(coachd::providers::clock::SystemClock))
-                .expect("providers"),
-        ),
-    );
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = ts.serve().await;
     Site { ts, base, a_client, b_client, a_homework, b_homework }
 }
 

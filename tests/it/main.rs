@@ -101,6 +101,24 @@ impl TestStore {
         Self { dir, store, config }
     }
 
+    /// The web server (dashboard, API, webhooks) on this store, on a random port; its base URL.
+    pub async fn serve(&self) -> String {
+        use std::sync::Arc;
+        let clock = Arc::new(coachd::providers::clock::SystemClock);
+        let providers = Arc::new(coachd::providers::Registry::new(&self.config, clock).expect("providers"));
+        let state = coachd::web::WebState::new(
+            self.store.clone(),
+            coachd::source::Health::default(),
+            Arc::new(self.config.clone()),
+            providers,
+        );
+        let app = coachd::web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
     pub async fn client(&self, name: &str) -> i64 {
         let new = NewClient::parse(name, "Europe/Berlin", Some(190), None).expect("valid client");
         self.store.add_client(&new).await.expect("add client").id
