@@ -440,7 +440,8 @@ impl Registry {
     /// Ask the sync to look at an account soon.
     pub fn poke(&self, account: i64) {
         self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(account);
-        self.wake.notify_one();
+        // Every provider's loop looks; the one the account belongs to takes it.
+        self.wake.notify_waiters();
     }
 }
 

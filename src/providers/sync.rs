@@ -242,60 +242,68 @@ impl Source for CloudSource {
         "cloud"
     }
 
+    /// One loop per provider, side by side: a provider waiting hours for its rate-limit
+    /// window does not hold up the others.
     fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
         Box::pin(async move {
-            let reg = &self.reg;
-            // Accounts whose turn ran out of budget: they go on in the next round, next
-            // to any account that became due meanwhile (a long backfill does not hold
-            // up the others' regular syncs).
-            let mut unfinished: std::collections::BTreeSet<i64> = Default::default();
-            loop {
-                let now = reg.clock.now();
-                let poked: std::collections::BTreeSet<i64> =
-                    std::mem::take(&mut *reg.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-                let due: Vec<Account> = ctx
-                    .store
-                    .accounts()
-                    .await?
-                    .into_iter()
-                    .filter(|a| a.syncable())
-                    .filter(|a| {
-                        poked.contains(&a.id)
-                            || unfinished.contains(&a.id)
-                            || a.last_sync.is_none_or(|t| now - t >= reg.sync_interval)
-                    })
-                    .collect();
-                unfinished.clear();
-                if !due.is_empty() {
-                    for (a, r) in sync_round(reg, &ctx.store, &due).await {
-                        match r {
-                            Ok(r) if !r.done => {
-                                unfinished.insert(a.id);
-                            }
-                            Ok(r) => tracing::info!(
-                                client = %a.client, provider = %a.provider, new = r.inserted, updated = r.updated,
-                                deleted = r.deleted, requests = r.requests, "synced"
-                            ),
-                            Err(e) => {
-                                tracing::warn!(client = %a.client, provider = %a.provider, error = %e, "sync failed")
-                            }
-                        }
+            let [a, b, c] = super::MANIFESTS.map(|(name, _)| provider_loop(&self.reg, ctx, name));
+            let (a, b, c) = tokio::join!(a, b, c);
+            a.and(b).and(c)
+        })
+    }
+}
+
+async fn provider_loop(reg: &Registry, ctx: &SourceContext, provider: &str) -> anyhow::Result<()> {
+    if !reg.enabled(provider) {
+        return Ok(());
+    }
+    // Accounts whose turn ran out of budget: they go on in the next round, next to any
+    // account that became due meanwhile (a long backfill does not hold up the others'
+    // regular syncs).
+    let mut unfinished: std::collections::BTreeSet<i64> = Default::default();
+    loop {
+        let now = reg.clock.now();
+        let accounts: Vec<Account> =
+            ctx.store.accounts().await?.into_iter().filter(|a| a.provider == provider && a.syncable()).collect();
+        let poked: std::collections::BTreeSet<i64> = {
+            let mut pending = reg.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            accounts.iter().filter_map(|a| pending.take(&a.id)).collect()
+        };
+        let due: Vec<Account> = accounts
+            .into_iter()
+            .filter(|a| {
+                poked.contains(&a.id)
+                    || unfinished.contains(&a.id)
+                    || a.last_sync.is_none_or(|t| now - t >= reg.sync_interval)
+            })
+            .collect();
+        unfinished.clear();
+        if !due.is_empty() {
+            for (a, r) in sync_round(reg, &ctx.store, &due).await {
+                match r {
+                    Ok(r) if !r.done => {
+                        unfinished.insert(a.id);
                     }
-                    ctx.note_batch();
-                    ctx.set_detail(format!("{} account(s) synced at {}", due.len(), now.format("%H:%M")));
-                }
-                if !unfinished.is_empty() {
-                    if ctx.shutdown.is_cancelled() {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                tokio::select! {
-                    () = ctx.shutdown.cancelled() => return Ok(()),
-                    () = reg.wake.notified() => {}
-                    () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                    Ok(r) => tracing::info!(
+                        client = %a.client, provider = %a.provider, new = r.inserted, updated = r.updated,
+                        deleted = r.deleted, requests = r.requests, "synced"
+                    ),
+                    Err(e) => tracing::warn!(client = %a.client, provider = %a.provider, error = %e, "sync failed"),
                 }
             }
-        })
+            ctx.note_batch();
+            ctx.set_detail(format!("{provider}: {} account(s) synced at {}", due.len(), now.format("%H:%M")));
+        }
+        if !unfinished.is_empty() {
+            if ctx.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            continue;
+        }
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return Ok(()),
+            () = reg.wake.notified() => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+        }
     }
 }

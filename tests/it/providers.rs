@@ -481,3 +481,37 @@ async fn polar_registers_the_user_syncs_exercises_and_verifies_webhooks() {
     assert_eq!(post(exercise, sign(exercise, "polar-webhook-key")).await, 200);
     assert!(e.reg.pending.lock().expect("pending").contains(&account.id), "a signed EXERCISE event asks for a sync");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_cloud_source_syncs_connected_accounts_and_follows_events() {
+    let e = env().await;
+    e.fake.add_activities(3, t0() - Duration::hours(1));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let source: Arc<dyn coachd::source::Source> = Arc::new(coachd::providers::sync::CloudSource { reg: e.reg.clone() });
+    let supervisor = coachd::source::Supervisor::start(
+        vec![source],
+        e.ts.store.clone(),
+        Arc::new(e.ts.config.clone()),
+        stop.clone(),
+    );
+    e.connect().await; // the callback asks for a first sync
+    wait_for(|| async { e.activity_count().await == 3 }).await;
+    // Strava pushes a new activity: synced without waiting for the interval.
+    let new = fake_strava::FakeActivity {
+        id: 77,
+        start: t0() + Duration::minutes(5),
+        minutes: 25,
+        sport: "Ride".into(),
+        hr: true,
+        name: "new".into(),
+    };
+    e.fake.lock().activities.insert(77, new);
+    let event = serde_json::json!({"object_type": "activity", "object_id": 77, "aspect_type": "create", "owner_id": ATHLETE,
+                                   "subscription_id": 120475, "event_time": 1516126040, "updates": {}});
+    let r = e.http.post(format!("{}/webhooks/strava", e.base)).json(&event).send().await.expect("post");
+    assert_eq!(r.status(), 200);
+    wait_for(|| async { e.activity_count().await == 4 }).await;
+    let health = supervisor.health().snapshot();
+    assert!(health.iter().any(|h| h.name == "cloud" && h.batches >= 2), "{health:?}");
+    stop.cancel();
+}
