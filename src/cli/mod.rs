@@ -179,9 +179,9 @@ enum Command {
         #[arg(long)]
         revoke: bool,
     },
-    /// Connect a client's cloud account: prints the authorization link to send them (Strava), or stores their API key (intervals.icu)
+    /// Connect a client's cloud account: prints the authorization link to send them (Strava, Polar), or stores their API key (intervals.icu)
     Connect {
-        /// strava or intervals
+        /// strava, polar or intervals
         provider: String,
         client: String,
         /// intervals.icu: the client's API key
