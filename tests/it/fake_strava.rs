@@ -35,6 +35,8 @@ pub struct FakeState {
     pub activities: BTreeMap<i64, FakeActivity>,
     /// Issued authorization codes → athlete.
     pub codes: HashMap<String, i64>,
+    /// The PKCE verifier of the last code exchange, if one was sent.
+    pub last_verifier: Option<String>,
     /// access token → (athlete, expiry).
     pub access: HashMap<String, (i64, DateTime<Utc>)>,
     /// Each athlete's one valid refresh token (rotation kills the previous one).
@@ -143,6 +145,7 @@ async fn token(State(f): State<Fake>, Form(form): Form<HashMap<String, String>>)
             let Some(code) = form.get("code") else {
                 return strava_error(StatusCode::BAD_REQUEST, "Bad Request", "AuthorizationCode", "code", "missing");
             };
+            s.last_verifier = form.get("code_verifier").cloned();
             let Some(who) = s.codes.remove(code) else {
                 return strava_error(StatusCode::BAD_REQUEST, "Bad Request", "AuthorizationCode", "code", "invalid");
             };

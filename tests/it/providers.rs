@@ -515,3 +515,33 @@ async fn the_daemons_cloud_source_syncs_connected_accounts_and_follows_events() 
     assert!(health.iter().any(|h| h.name == "cloud" && h.batches >= 2), "{health:?}");
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pkce_when_the_manifest_asks_for_it() {
+    // None of the three providers offers PKCE; a manifest override turns it on, as a
+    // provider that offers it would.
+    let fake = fake_strava::start(t0()).await;
+    let ts = TestStore::new().await;
+    let client = ts.client("alex").await;
+    let mut config = fake_strava::config(&fake, "http://127.0.0.1:9");
+    config.providers.strava.manifest.insert("pkce".into(), true.into());
+    let reg = Registry::new(&config, fake.clock.clone()).expect("registry");
+    let link = oauth::authorization_link(&reg, &ts.store, "strava", client).await.expect("link");
+    assert_eq!(param(&link, "code_challenge_method").as_deref(), Some("S256"));
+    let challenge = param(&link, "code_challenge").expect("challenge");
+    let q = oauth::Callback {
+        state: param(&link, "state"),
+        code: Some(fake.issue_code()),
+        scope: Some("read,activity:read_all".into()),
+        error: None,
+    };
+    oauth::finish(&reg, &ts.store, "strava", &q).await.expect("connected");
+    let verifier = fake.lock().last_verifier.clone().expect("a verifier was sent");
+    use base64::Engine;
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes());
+    assert_eq!(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest),
+        challenge,
+        "S256(verifier) = challenge"
+    );
+}
