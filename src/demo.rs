@@ -432,7 +432,7 @@ pub async fn trainer(store: &Store) -> Result<Option<String>, StoreError> {
     if !store.trainers().await?.is_empty() {
         return Ok(None);
     }
-    let password = crate::store::web::random_token()?[..20].to_string();
+    let password = crate::store::random_token()?[..20].to_string();
     let hash = crate::web::auth::hash_password(&password)?;
     let (t, _) = store.upsert_trainer("coach", &hash).await?;
     store.adopt_unassigned(t.id).await?;

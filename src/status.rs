@@ -113,8 +113,7 @@ pub async fn status(
             report.adherence.push(adherence(&client.name, h.id, &mine, today, attention_drop));
         }
         // A weekly occurrence (dated by its Monday) shows when its week overlaps the range.
-        let last_day = |o: &Occurrence| if o.period == "week" { o.date + Duration::days(6) } else { o.date };
-        shown.retain(|o| last_day(o) >= from && o.date <= to);
+        shown.retain(|o| o.last_day() >= from && o.date <= to);
         shown.sort_by_key(|o| (o.homework_id, o.date));
         report.occurrences.extend(shown);
     }

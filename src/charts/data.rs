@@ -133,13 +133,7 @@ async fn adherence(
                 // A weekly homework's verdict colours every day of its week.
                 occs.iter()
                     .filter(|o| o.homework_id == hw.id)
-                    .find(|o| {
-                        if o.period == "week" {
-                            *d >= o.date && *d < o.date + Duration::days(7)
-                        } else {
-                            o.date == *d
-                        }
-                    })
+                    .find(|o| o.covers(*d))
                     .map(|o| Cell { verdict: o.verdict, self_reported: o.self_reported })
             })
             .collect();

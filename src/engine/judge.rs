@@ -136,6 +136,21 @@ pub struct Occurrence {
     pub evidence: Vec<EvidenceRef>,
 }
 
+impl Occurrence {
+    /// The last date it covers: a weekly occurrence (dated by its Monday) covers the week.
+    pub fn last_day(&self) -> NaiveDate {
+        if self.period == "week" {
+            self.date + Duration::days(6)
+        } else {
+            self.date
+        }
+    }
+
+    pub fn covers(&self, d: NaiveDate) -> bool {
+        d >= self.date && d <= self.last_day()
+    }
+}
+
 /// The local dates an interval touches, first to last.
 pub fn local_dates(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> impl Iterator<Item = NaiveDate> {
     let (first, last) = (start.with_timezone(&tz).date_naive(), end.with_timezone(&tz).date_naive());

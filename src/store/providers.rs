@@ -229,7 +229,7 @@ impl Store {
 impl Store {
     /// A random secret kept in `meta` under `key`, made on first use.
     pub async fn meta_secret(&self, key: &str) -> Result<String, StoreError> {
-        let fresh = super::web::random_token()?;
+        let fresh = super::random_token()?;
         sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(&fresh)

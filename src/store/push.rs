@@ -1,19 +1,12 @@
 //! Push tokens: what a client's phone presents to push data. Only a SHA-256 is stored.
 
-use super::{Store, StoreError};
+use super::{random_token, token_hash as hash, Store, StoreError};
 use crate::model::ClientId;
-use sha2::{Digest, Sha256};
-
-fn hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
 
 impl Store {
     /// A new token for the client; earlier ones stop working. Returned once, never stored.
     pub async fn new_push_token(&self, client: ClientId) -> Result<String, StoreError> {
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).map_err(|e| StoreError::Corrupt(format!("the OS random source failed: {e}")))?;
-        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let token = random_token()?;
         let now = Store::now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("UPDATE push_tokens SET revoked_ms = ? WHERE client_id = ? AND revoked_ms IS NULL")

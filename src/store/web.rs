@@ -3,10 +3,9 @@
 //! values shown once; only their SHA-256 is stored, so a copy of the database opens
 //! nothing.
 
-use super::{Store, StoreError};
+use super::{random_token, token_hash as hash, Store, StoreError};
 use crate::model::ClientId;
 use chrono::NaiveDate;
-use sha2::{Digest, Sha256};
 
 pub type TrainerId = i64;
 
@@ -28,17 +27,6 @@ pub struct Reflection {
     pub week: NaiveDate,
     pub rating: u8,
     pub note: Option<String>,
-}
-
-fn hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
-/// 256 random bits as 64 hex digits.
-pub fn random_token() -> Result<String, StoreError> {
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| StoreError::Corrupt(format!("the OS random source failed: {e}")))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl Store {

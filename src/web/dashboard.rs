@@ -110,18 +110,10 @@ async fn my_client(state: &WebState, session: &Session, id: i64) -> Result<Clien
 }
 
 /// Redirect after a form, with a message for the next page.
-fn back(to: &str, message: &str) -> Response {
+pub fn back(to: &str, message: &str) -> Response {
     let sep = if to.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{to}{sep}msg={}", urlencode(message))).into_response()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let msg: String = url::form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    Redirect::to(&format!("{to}{sep}msg={msg}")).into_response()
 }
 
 #[derive(Deserialize, Default)]
@@ -141,7 +133,7 @@ struct LoginPage {
 }
 
 fn login_page(state: &WebState, error: &str, code: StatusCode) -> Response {
-    let Ok(csrf) = crate::store::web::random_token() else {
+    let Ok(csrf) = crate::store::random_token() else {
         return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "no random numbers");
     };
     let cookie = auth::set_cookie(LOGIN_CSRF_COOKIE, &csrf, std::time::Duration::from_secs(3600), state.secure);

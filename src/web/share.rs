@@ -3,7 +3,9 @@
 //! The token is the only key: it names one client, so nothing else is reachable, and a
 //! revoked or unknown token is a plain 404.
 
-use super::dashboard::{client_chart, error_page, html, not_found, store_error, ChartQuery, Msg, Page, CLIENT_CHARTS};
+use super::dashboard::{
+    back, client_chart, error_page, html, not_found, store_error, ChartQuery, Msg, Page, CLIENT_CHARTS,
+};
 use super::view::{week_view, WeekRow};
 use super::WebState;
 use crate::engine::judge::monday;
@@ -13,17 +15,15 @@ use crate::store::Client;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::Form;
 use chrono::{Duration, Utc};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 /// The forms' CSRF token of a link: derived from the link's own secret, so only a page
 /// served through the link has it.
 fn csrf(token: &str) -> String {
-    let digest = Sha256::digest(format!("coachd share form\0{token}").as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::files::hex(&crate::files::sha256(format!("coachd share form\0{token}").as_bytes()))
 }
 
 async fn client_of_link(state: &WebState, token: &str) -> Result<Client, Response> {
@@ -148,7 +148,7 @@ pub async fn checkin(State(state): State<WebState>, Path(token): Path<String>, F
         state.roster.clear(t);
     }
     tracing::info!(client = %client.name, homework = row.homework.id, %on, "check-in from the client's link");
-    Ok(back(&token, &format!("Thanks! Checked in for {on}: {}.", row.homework.text)))
+    Ok(back(&format!("/c/{token}"), &format!("Thanks! Checked in for {on}: {}.", row.homework.text)))
 }
 
 #[derive(Deserialize)]
@@ -175,13 +175,5 @@ pub async fn reflection(
     let note: String = form.note.trim().chars().take(2000).collect();
     let r = Reflection { week, rating, note: (!note.is_empty()).then_some(note) };
     state.store.save_reflection(client.id, &r).await.map_err(store_error)?;
-    Ok(back(&token, &format!("Saved your week of {week}: {rating}/10.")))
-}
-
-fn back(token: &str, message: &str) -> Response {
-    let q: String = message
-        .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect();
-    Redirect::to(&format!("/c/{token}?msg={q}")).into_response()
+    Ok(back(&format!("/c/{token}"), &format!("Saved your week of {week}: {rating}/10.")))
 }

@@ -94,13 +94,8 @@ pub async fn week_view(
         let cells = days
             .iter()
             .map(|d| {
-                let o = report.occurrences.iter().filter(|o| o.homework_id == h.id).find(|o| {
-                    if o.period == "week" {
-                        *d >= o.date && *d < o.date + Duration::days(7) && *d <= today
-                    } else {
-                        o.date == *d
-                    }
-                });
+                let o =
+                    report.occurrences.iter().filter(|o| o.homework_id == h.id).find(|o| o.covers(*d) && *d <= today);
                 match o {
                     None => Cell { symbol: String::new(), class: "none", title: String::new(), href: String::new() },
                     Some(o) => {
