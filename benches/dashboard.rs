@@ -13,7 +13,7 @@ use coachd::model::{Batch, DailyMetric, Metric, NewActivity, SetType, StrengthSe
 use coachd::paths::DataDir;
 use coachd::source::Health;
 use coachd::store::NewClient;
-use coachd::web::{auth, router, WebState};
+use coachd::web::{router, WebState};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let data = DataDir::new(dir.path().join("data"));
     let config = Config::default();
     let (store, _) = coachd::init::init(&data, &data.default_config(), &config).await?;
-    let (trainer, _) = store.upsert_trainer("coach", &auth::hash_password("bench password")?).await?;
+    let (trainer, _) = store.upsert_trainer("coach", &coachd::crypto::hash_password("bench password")?).await?;
     let now = Utc::now();
     let t = Instant::now();
     for i in 0..CLIENTS {

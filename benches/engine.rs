@@ -11,7 +11,7 @@ use coachd::config::{Config, Synchronous};
 use coachd::engine::judge::judge;
 use coachd::model::{Batch, DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind, SetType, StrengthSet};
 use coachd::paths::DataDir;
-use coachd::status::{client_tz, hr_max, status};
+use coachd::status::{hr_max, status};
 use coachd::store::{NewClient, Store};
 use std::time::Instant;
 
@@ -185,7 +185,7 @@ fn main() {
         let mut loaded = Vec::new();
         let t = Instant::now();
         for c in &all {
-            let tz = client_tz(c).expect("tz");
+            let tz = c.tz;
             let hw: Vec<_> = store.list_homework(Some(c.id)).await.expect("hw").into_iter().map(|r| r.homework).collect();
             loaded.push((c, tz, hw, store.evidence(c.id, tz, first, today + Duration::days(7)).await.expect("evidence")));
         }

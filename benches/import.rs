@@ -119,7 +119,7 @@ fn main() {
     let client = coachd::store::Client {
         id: 1,
         name: "bench".into(),
-        tz: "Europe/Berlin".into(),
+        tz: chrono_tz::Europe::Berlin,
         hr_max: None,
         birth_year: None,
         trainer: None,

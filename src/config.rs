@@ -259,15 +259,6 @@ impl Default for BleConfig {
     }
 }
 
-impl BleConfig {
-    pub fn session(&self) -> crate::ble::session::SessionConfig {
-        crate::ble::session::SessionConfig {
-            silence: Duration::from_secs(self.session_silence_s),
-            flush_every: Duration::from_secs(self.flush_s),
-        }
-    }
-}
-
 /// How verdicts are reached (defaults follow ../shared/reference/compliance.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -345,6 +336,17 @@ type Origins = BTreeMap<String, String>;
 impl Config {
     /// Load from `path` (a missing file means defaults) and the given environment.
     pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, Problems> {
+        Self::load_with(path, env, |_| Vec::new())
+    }
+
+    /// [`Config::load`], plus checks that need another module's knowledge (a provider's
+    /// manifest): `check` returns (dotted key, problem), located like the loader's own.
+    /// The application layer passes every module's check ([`crate::app::load_config`]).
+    pub fn load_with(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+        check: impl Fn(&Config) -> Vec<(String, String)>,
+    ) -> Result<Config, Problems> {
         let file_name = path.display().to_string();
         let mut problems = Vec::new();
         let mut origins = Origins::new();
@@ -393,6 +395,11 @@ impl Config {
             }
         }
         config.validate(&origins, &mut problems);
+        if problems.is_empty() {
+            for (key, message) in check(&config) {
+                problems.push(Problem { location: locate(&origins, &key), message });
+            }
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -476,9 +483,6 @@ impl Config {
             bad("providers.backfill_days", format!("{} must be between 1 and 3650", p.backfill_days));
         }
         for (name, s) in [("strava", &p.strava), ("polar", &p.polar), ("intervals", &p.intervals)] {
-            if let Err(e) = crate::providers::Manifest::load(name, s) {
-                bad(&format!("providers.{name}.manifest"), e);
-            }
             for (key, url) in
                 [("authorize_url", &s.authorize_url), ("token_url", &s.token_url), ("api_base", &s.api_base)]
             {

@@ -1,9 +1,13 @@
-//! The data dir's encryption key, sealing of secrets at rest, and [`Secret`].
+//! The data dir's encryption key, sealing of secrets at rest, [`Secret`], and the
+//! small primitives every other module shares: SHA-256 and hex, random tokens and
+//! their stored hashes, constant-time comparison, and trainers' password hashes.
 //!
 //! The key is 32 random bytes in `DATA/coachd.key` (mode 0600), created once by
 //! `coachd init` and never replaced: losing it makes stored provider tokens unreadable,
 //! so the store records the key's fingerprint and refuses to open with another key.
 
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
@@ -53,8 +57,7 @@ impl Cipher {
         let mut h = Sha256::new();
         h.update(b"coachd key fingerprint v1\0");
         h.update(key);
-        let digest = h.finalize();
-        let fingerprint = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let fingerprint = hex(&h.finalize()[..8]);
         Self { aead: XChaCha20Poly1305::new(Key::from_slice(key)), fingerprint }
     }
 
@@ -110,6 +113,75 @@ pub fn load_key(path: &Path) -> Result<Cipher, KeyError> {
     let key: [u8; KEY_LEN] =
         bytes.as_slice().try_into().map_err(|_| KeyError::BadLength { path: shown, len: bytes.len() })?;
     Ok(Cipher::from_key(&key))
+}
+
+/// The SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// Lower-case hex digits of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The OS random source failed (it practically never does).
+#[derive(Debug, Error)]
+#[error("the OS random source failed: {0}")]
+pub struct RandomError(String);
+
+/// 256 random bits as 64 hex digits: session, link, push and OAuth-state tokens.
+pub fn random_token() -> Result<String, RandomError> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| RandomError(e.to_string()))?;
+    Ok(hex(&raw))
+}
+
+/// Whether `s` has the shape of a [`random_token`]; anything else is refused unread.
+pub fn is_token(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What is stored of a bearer token: its SHA-256, so a copy of the database opens nothing.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    sha256(token.as_bytes()).to_vec()
+}
+
+/// Compare secrets in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An argon2id PHC string (the crate's defaults: 19 MiB, 2 passes, 1 lane; OWASP's
+/// recommended minimum) with a fresh 128-bit salt.
+pub fn hash_password(password: &str) -> Result<String, RandomError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| RandomError(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| RandomError(format!("password salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| RandomError(format!("hashing the password: {e}")))
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A password a trainer may set: 10 to 512 characters.
+pub fn check_password(password: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if n < 10 {
+        return Err(format!("the password has {n} characters; use at least 10"));
+    }
+    if n > 512 {
+        return Err("the password is longer than 512 characters".into());
+    }
+    Ok(())
 }
 
 /// A value that must never be printed: `Debug` and `Display` show `***`.
@@ -177,6 +249,26 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         std::fs::write(&path, b"short").expect("write");
         assert!(matches!(load_key(&path), Err(KeyError::BadLength { len: 5, .. })));
+    }
+
+    #[test]
+    fn hashes_verify_and_differ() {
+        let a = hash_password("correct horse battery").expect("hash");
+        let b = hash_password("correct horse battery").expect("hash");
+        assert!(a.starts_with("$argon2id$"));
+        assert_ne!(a, b, "salted");
+        assert!(verify_password("correct horse battery", &a));
+        assert!(!verify_password("wrong horse battery", &a));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn hex_tokens_and_comparison() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+        assert_eq!(hex(&sha256(b"abc")[..4]), "ba7816bf");
+        let t = random_token().expect("token");
+        assert!(is_token(&t) && !is_token(&t[1..]) && !is_token(&t.replace(|_: char| true, "z")));
+        assert!(same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "ab"));
     }
 
     #[test]

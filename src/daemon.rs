@@ -1,6 +1,6 @@
 //! `coachd run`: the supervisor, the web server, systemd notification and a clean stop.
 
-use crate::config::Config;
+use crate::app::App;
 use crate::source::{Source, Supervisor};
 use crate::store::Store;
 use crate::web::{self, WebState};
@@ -14,27 +14,23 @@ use tracing::{info, warn};
 
 /// Run until `shutdown` resolves, then drain: sources commit and stop, the web server
 /// finishes its requests, the database is closed. Returns once everything is down.
+/// `sources` come from [`crate::sources::build`] (or a test's own).
 pub async fn run(
-    config: Arc<Config>,
-    store: Store,
+    app: App,
     listener: TcpListener,
     sources: Vec<Arc<dyn Source>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let token = CancellationToken::new();
-    let providers = Arc::new(
-        crate::providers::Registry::new(&config, Arc::new(crate::providers::clock::SystemClock))
-            .map_err(|e| anyhow::anyhow!("providers: {e}"))?,
-    );
-    let mut sources = sources;
-    sources.push(Arc::new(crate::providers::sync::CloudSource { reg: providers.clone() }));
+    let (store, config): (Store, _) = (app.store.clone(), app.config.clone());
     let supervisor = Supervisor::start(sources, store.clone(), config.clone(), token.clone());
     let health = supervisor.health();
-    let app = web::router(WebState::new(store.clone(), health.clone(), config.clone(), providers))
+    let router = web::router(WebState::for_app(app, health.clone()))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let addr = listener.local_addr().context("reading the listening address")?;
-    let mut server =
-        tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(token.clone().cancelled_owned()).into_future());
+    let mut server = tokio::spawn(
+        axum::serve(listener, router).with_graceful_shutdown(token.clone().cancelled_owned()).into_future(),
+    );
     info!(listen = %addr, "coachd is running");
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&health.summary())]);
     let watchdog = tokio::spawn(watchdog(store.clone(), health.clone(), token.clone()));

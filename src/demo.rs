@@ -14,7 +14,7 @@ use crate::engine::phrase;
 use crate::engine::rule::Schedule;
 use crate::model::{Batch, Cursor, DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind};
 use crate::model::{SetType, StrengthSet};
-use crate::status::{client_tz, hr_max};
+use crate::status::hr_max;
 use crate::store::{Client, NewClient, Store, StoreError};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Offset, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
@@ -118,7 +118,7 @@ impl Demo<'_> {
     }
 
     fn today(&self, c: &Client) -> Result<NaiveDate, StoreError> {
-        Ok(self.now.with_timezone(&client_tz(c)?).date_naive())
+        Ok(self.now.with_timezone(&c.tz).date_naive())
     }
 
     async fn homework(
@@ -139,7 +139,7 @@ impl Demo<'_> {
     /// A workout recorded by `sources` (the first keeps the full HR series; the others
     /// are the same session seen by a cloud: a few seconds off, summary only).
     async fn workout(&mut self, c: &Client, sources: &[&str], plan: Plan<'_>) -> Result<(), StoreError> {
-        let tz = client_tz(c)?;
+        let tz = c.tz;
         let (day, h, m) = plan.local_start;
         let Some(start) = local(tz, day, h, m) else { return Ok(()) };
         let end = start + Duration::milliseconds((plan.minutes * 60_000.0) as i64);
@@ -432,8 +432,8 @@ pub async fn trainer(store: &Store) -> Result<Option<String>, StoreError> {
     if !store.trainers().await?.is_empty() {
         return Ok(None);
     }
-    let password = crate::store::random_token()?[..20].to_string();
-    let hash = crate::web::auth::hash_password(&password)?;
+    let password = crate::crypto::random_token()?[..20].to_string();
+    let hash = crate::crypto::hash_password(&password)?;
     let (t, _) = store.upsert_trainer("coach", &hash).await?;
     store.adopt_unassigned(t.id).await?;
     Ok(Some(password))

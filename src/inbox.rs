@@ -10,7 +10,6 @@
 
 use crate::files::{import_file, Outcome};
 use crate::source::{Source, SourceContext, SourceFuture};
-use crate::status::client_tz;
 use anyhow::Context;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -83,7 +82,7 @@ impl Inbox {
                 .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| in_progress(&n.to_string_lossy())))
                 .collect();
             entries.sort();
-            let tz = client_tz(client)?;
+            let tz = client.tz;
             for path in entries {
                 let Ok(meta) = std::fs::metadata(&path) else { continue };
                 let stamp = (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));

@@ -20,6 +20,7 @@
 //! - [`cli`]: the command line; [`init`] and [`paths`]: the data dir.
 
 pub mod activity_types;
+pub mod app;
 pub mod ble;
 pub mod charts;
 pub mod cli;
@@ -38,4 +39,5 @@ pub mod source;
 pub mod sources;
 pub mod status;
 pub mod store;
+pub mod time;
 pub mod web;

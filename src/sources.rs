@@ -1,15 +1,18 @@
-//! The one place that turns configuration into the daemon's sources.
+//! The one place that assembles the daemon's sources from the configuration: the
+//! inbox, the Bluetooth collector, the cloud sync and, for `run --demo`, the simulated
+//! strap. [`crate::daemon::run`] runs whatever it is given.
 
-use crate::config::Config;
+use crate::app::App;
 use crate::inbox::Inbox;
 use crate::paths::DataDir;
 use crate::source::Source;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every source the configuration enables. The cloud providers add their arms here
-/// when they land.
-pub fn build(config: &Config, data: &DataDir) -> Vec<Arc<dyn Source>> {
+/// Every source the configuration enables; `demo` adds a simulated heart-rate strap
+/// worn by the client "demo".
+pub fn build(app: &App, data: &DataDir, demo: bool) -> Vec<Arc<dyn Source>> {
+    let config = &app.config;
     let mut sources: Vec<Arc<dyn Source>> = Vec::new();
     if config.inbox.enabled {
         sources.push(Arc::new(Inbox::new(data.root(), Duration::from_millis(config.inbox.poll_ms))));
@@ -21,6 +24,15 @@ pub fn build(config: &Config, data: &DataDir) -> Vec<Arc<dyn Source>> {
     #[cfg(not(feature = "ble"))]
     if config.ble.enabled {
         tracing::warn!("[ble] is enabled, but this build has no Bluetooth support (cargo feature `ble`)");
+    }
+    // One source for every cloud provider; it idles while no account is connected.
+    sources.push(Arc::new(crate::providers::sync::CloudSource { reg: app.providers.clone() }));
+    if demo {
+        sources.push(Arc::new(crate::ble::simulated::SimulatedStrap::new(
+            "demo",
+            Duration::from_secs(1),
+            crate::ble::session::SessionConfig::from_config(&config.ble),
+        )));
     }
     sources
 }

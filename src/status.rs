@@ -9,9 +9,7 @@ use crate::engine::judge::{judge, Occurrence, Verdict};
 use crate::engine::judge::{Homework, JudgeConfig};
 use crate::store::{Client, Store, StoreError};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 /// Adherence looks back 90 days and compares with the 90 before.
@@ -31,10 +29,6 @@ pub struct RunStats {
     pub invalidated: usize,
 }
 
-pub fn client_tz(c: &Client) -> Result<Tz, StoreError> {
-    c.tz.parse().map_err(|_| StoreError::Corrupt(format!("client {} has time zone {:?}", c.name, c.tz)))
-}
-
 /// The client's HR max: measured, else 208 − 0.7 × age (Tanaka), else unknown.
 pub fn hr_max(c: &Client, today: NaiveDate) -> Option<f64> {
     c.hr_max.map(f64::from).or_else(|| c.birth_year.map(|y| 208.0 - 0.7 * f64::from(today.year() - y)))
@@ -50,16 +44,13 @@ pub async fn status(
     to: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<(StatusReport, RunStats), StoreError> {
-    let fingerprint = {
-        let json = serde_json::to_string(cfg).unwrap_or_default();
-        let digest = Sha256::digest(json.as_bytes());
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
+    let json = serde_json::to_string(cfg).unwrap_or_default();
+    let fingerprint = crate::crypto::hex(&crate::crypto::sha256(json.as_bytes())[..8]);
     store.check_verdict_settings(&fingerprint).await?;
     let mut report = StatusReport::default();
     let mut stats = RunStats::default();
     for client in clients {
-        let tz = client_tz(client)?;
+        let tz = client.tz;
         let today = now.with_timezone(&tz).date_naive();
         let homework: Vec<Homework> =
             store.list_homework(Some(client.id)).await?.into_iter().map(|r| r.homework).collect();
@@ -73,7 +64,7 @@ pub async fn status(
             .await?;
         // Weekly occurrences are dated by their Monday, up to 6 days before the span: start
         // the span on a Monday so every occurrence in it finds its cached verdict.
-        let span_from = crate::engine::judge::monday(from.min(today - Duration::days(LOOKBACK_DAYS - 1)));
+        let span_from = crate::time::monday(from.min(today - Duration::days(LOOKBACK_DAYS - 1)));
         let span_to = to.max(today);
         // Adherence needs only verdicts; the displayed range needs whole occurrences. A
         // weekly occurrence is dated by its Monday, up to 6 days before `from`.

@@ -406,14 +406,18 @@ fn spawn_device(
     let cancel = ctx.shutdown.child_token();
     let (link, link_rx) = mpsc::unbounded_channel();
     let connected = Arc::new(AtomicBool::new(false));
-    let tz: Tz = pairing.tz.parse().unwrap_or(Tz::UTC);
+    let tz: Tz = pairing.tz;
     let device = Device {
         address: pairing.address.clone(),
         peripheral,
-        recorder: parked
-            .remove(&pairing.address)
-            .filter(|r| r.client() == pairing.client_id)
-            .unwrap_or_else(|| Recorder::new(pairing.address.clone(), pairing.client_id, offset(tz), cfg.session())),
+        recorder: parked.remove(&pairing.address).filter(|r| r.client() == pairing.client_id).unwrap_or_else(|| {
+            Recorder::new(
+                pairing.address.clone(),
+                pairing.client_id,
+                offset(tz),
+                crate::ble::session::SessionConfig::from_config(cfg),
+            )
+        }),
         tz,
         decoder: Decoder::default(),
         cfg: cfg.clone(),

@@ -21,6 +21,13 @@ pub struct SessionConfig {
     pub flush_every: Duration,
 }
 
+impl SessionConfig {
+    /// From `[ble]`.
+    pub fn from_config(b: &crate::config::BleConfig) -> Self {
+        Self { silence: Duration::from_secs(b.session_silence_s), flush_every: Duration::from_secs(b.flush_s) }
+    }
+}
+
 impl Default for SessionConfig {
     fn default() -> Self {
         Self { silence: Duration::from_secs(120), flush_every: Duration::from_secs(5) }

@@ -57,7 +57,7 @@ impl Source for SimulatedStrap {
     fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
         Box::pin(async move {
             let client = ctx.store.client_by_name(&self.client).await?;
-            let tz = crate::status::client_tz(&client)?;
+            let tz = client.tz;
             let offset = tz.offset_from_utc_datetime(&Utc::now().naive_utc()).fix().local_minus_utc();
             let mut recorder = Recorder::new(DEVICE, client.id, offset, self.cfg.clone());
             ctx.set_detail(format!("simulating a strap for {}", client.name));

@@ -6,11 +6,12 @@ use super::{render::ZONE_NAMES, TrendData};
 use super::{AdherenceData, Body, CardioData, Cell, Chart, Kind, RepsData, RosterData, RosterRow, Row, SessionData};
 use crate::engine::adherence::rate;
 use crate::engine::evidence::Workout;
-use crate::engine::judge::{monday, JudgeConfig, Occurrence, Verdict};
+use crate::engine::judge::{JudgeConfig, Occurrence, Verdict};
 use crate::engine::rule::{Measure, Schedule};
 use crate::model::{ActivityId, Category, SeriesKind};
-use crate::status::{self, client_tz, hr_max};
+use crate::status::{self, hr_max};
 use crate::store::{Client, Store, StoreError};
+use crate::time::monday;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// What a chart is asked for. Dates are the client's local dates; None takes the kind's
@@ -36,6 +37,12 @@ pub struct Judging {
     pub attention_drop: f64,
 }
 
+impl Judging {
+    pub fn from_config(h: &crate::config::HomeworkConfig) -> Self {
+        Self { cfg: h.judge_config(), attention_drop: h.attention_drop_points / 100.0 }
+    }
+}
+
 impl Request<'_> {
     /// Default span per kind: 12 weeks for calendars and trends, 4 weeks of cardio, a
     /// year to look for a workout.
@@ -57,7 +64,7 @@ pub async fn build(store: &Store, judging: &Judging, req: &Request<'_>) -> Resul
         return roster(store, judging, req).await;
     }
     let client = req.client.ok_or_else(|| invalid(format!("the {} chart needs a client", req.kind.as_str())))?;
-    let tz = client_tz(client)?;
+    let tz = client.tz;
     let today = req.now.with_timezone(&tz).date_naive();
     let to = req.to.unwrap_or(today);
     let from = req.from.unwrap_or(to - Duration::days(req.default_days() - 1));
@@ -189,7 +196,7 @@ async fn cardio(
     to: NaiveDate,
     today: NaiveDate,
 ) -> Result<Body, StoreError> {
-    let tz = client_tz(client)?;
+    let tz = client.tz;
     let days: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
     let mut minutes = vec![[0.0; 6]; days.len()];
     let evidence = store.evidence(client.id, tz, from, to).await?;
@@ -292,7 +299,7 @@ async fn session(
     today: NaiveDate,
     activity: Option<ActivityId>,
 ) -> Result<Chart, StoreError> {
-    let tz = client_tz(client)?;
+    let tz = client.tz;
     let evidence = store.evidence(client.id, tz, from, to).await?;
     let workout = match activity {
         Some(id) => {

@@ -1,12 +1,9 @@
 //! `coachd chart` and `coachd demo`.
 
-use super::homework::parse_date;
+use super::homework::day;
 use super::Failure;
-use crate::charts::data::{build, Judging, Request};
+use crate::app::App;
 use crate::charts::{self, Format, Kind};
-use crate::config::Config;
-use crate::status::client_tz;
-use crate::store::Store;
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
 
@@ -17,10 +14,6 @@ pub struct ChartArgs {
     pub to: Option<String>,
     pub activity: Option<i64>,
     pub out: PathBuf,
-}
-
-pub fn judging(config: &Config) -> Judging {
-    Judging { cfg: config.homework.judge_config(), attention_drop: config.homework.attention_drop_points / 100.0 }
 }
 
 fn format_of(path: &Path) -> Result<Format, Failure> {
@@ -36,51 +29,36 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display())))
 }
 
-pub async fn chart(store: &Store, config: &Config, args: ChartArgs) -> Result<(), Failure> {
+pub async fn chart(app: &App, args: ChartArgs) -> Result<(), Failure> {
     let format = format_of(&args.out)?;
-    let clients = store.list_clients().await?;
-    let client = match (&args.client, args.kind.per_client()) {
-        (Some(name), _) => Some(store.client_by_name(name).await?),
-        (None, false) => None,
-        (None, true) => {
-            return Err(Failure::Input(format!(
-                "the {} chart is about one client: coachd chart {} CLIENT --out FILE",
-                args.kind.as_str(),
-                args.kind.as_str()
-            )))
+    let client = match &args.client {
+        Some(name) => Some(app.client(name).await?),
+        None => None,
+    };
+    let (from, to) = match &client {
+        Some(c) => (day(args.from.as_deref(), c, "the first day")?, day(args.to.as_deref(), c, "the last day")?),
+        None => {
+            let utc = |s: Option<&str>, what: &str| {
+                s.map(|s| crate::time::parse_day(s, chrono_tz::UTC, Utc::now(), what))
+                    .transpose()
+                    .map_err(Failure::Input)
+            };
+            (utc(args.from.as_deref(), "the first day")?, utc(args.to.as_deref(), "the last day")?)
         }
     };
-    if args.activity.is_some() && args.kind != Kind::Session {
-        return Err(Failure::Input("--activity belongs to the session chart".into()));
-    }
-    let tz = match &client {
-        Some(c) => client_tz(c)?,
-        None => chrono_tz::UTC,
-    };
-    let from = args.from.as_deref().map(|s| parse_date(s, tz, "--from")).transpose()?;
-    let to = args.to.as_deref().map(|s| parse_date(s, tz, "--to")).transpose()?;
     // The roster is about every client; a named client narrows it to that one.
     let roster_clients: Vec<_> = match (&client, args.kind) {
         (Some(c), Kind::Roster) => vec![c.clone()],
-        _ => clients,
+        _ => app.clients().await?,
     };
-    let req = Request {
-        kind: args.kind,
-        client: client.as_ref(),
-        clients: &roster_clients,
-        from,
-        to,
-        activity: args.activity,
-        now: Utc::now(),
-    };
-    let chart = build(store, &judging(config), &req).await?;
+    let chart = app.chart(args.kind, client.as_ref(), &roster_clients, (from, to), args.activity).await?;
     let bytes = charts::render(&chart, format)?;
     write_file(&args.out, &bytes)?;
     println!("wrote {} ({}, {} bytes)", args.out.display(), chart.title, bytes.len());
     Ok(())
 }
 
-pub async fn demo(store: &Store, config: &Config, now: Option<&str>, gallery: Option<&Path>) -> Result<(), Failure> {
+pub async fn demo(app: &App, now: Option<&str>, gallery: Option<&Path>) -> Result<(), Failure> {
     let now = match now {
         Some(s) => DateTime::parse_from_rfc3339(s)
             .map_err(|e| Failure::Input(format!("--now {s:?} is not an RFC 3339 time (2026-11-20T19:00:00Z): {e}")))?
@@ -91,24 +69,21 @@ pub async fn demo(store: &Store, config: &Config, now: Option<&str>, gallery: Op
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
     }
-    if crate::demo::present(store).await? && gallery.is_some() {
+    if app.demo_present().await? && gallery.is_some() {
         println!("demo data present; drawing the gallery from it");
     } else {
-        let r = crate::demo::create(store, now).await?;
+        let r = app.create_demo(now).await?;
         println!(
             "demo: {} clients, {} homework, {} activity records ({} HR samples), {} check-ins, {} excused days",
             r.clients, r.homework, r.activities, r.samples, r.checkins, r.excused
         );
-        if let Some(password) = crate::demo::trainer(store).await? {
-            println!(
-                "dashboard login: coach / {password}  (at {}/login while `coachd run` runs)",
-                config.web.base_url()
-            );
+        if let Some(password) = app.demo_trainer().await? {
+            println!("dashboard login: coach / {password}  (at {}/login while `coachd run` runs)", app.base_url());
         }
         println!("see it with: coachd status  ·  coachd chart roster --out roster.svg  ·  coachd run");
     }
     if let Some(dir) = gallery {
-        for (stem, chart) in charts::gallery(store, &judging(config), now).await? {
+        for (stem, chart) in app.gallery(now).await? {
             for (ext, format) in [("svg", Format::Svg), ("png", Format::Png)] {
                 let path = dir.join(format!("{stem}.{ext}"));
                 write_file(&path, &charts::render(&chart, format)?)?;

@@ -1,8 +1,7 @@
 //! `coachd devices`: find Bluetooth sensors nearby, bind them to clients, list bindings.
 
 use super::Failure;
-use crate::config::Config;
-use crate::store::Store;
+use crate::app::App;
 use chrono::{DateTime, Local};
 
 #[derive(Debug, clap::Subcommand)]
@@ -36,26 +35,26 @@ fn when(ms: Option<i64>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-pub async fn devices(store: &Store, config: &Config, cmd: DevicesCommand) -> Result<(), Failure> {
+pub async fn devices(app: &App, cmd: DevicesCommand) -> Result<(), Failure> {
     match cmd {
-        DevicesCommand::Scan { seconds, json } => scan(store, config, seconds, json).await,
+        DevicesCommand::Scan { seconds, json } => scan(app, seconds, json).await,
         DevicesCommand::Pair { address, client } => {
-            let client = store.client_by_name(&client).await?;
-            let d = store.pair_device(&address, client.id).await?;
+            let client = app.client(&client).await?;
+            let d = app.pair_device(&address, &client, None).await?;
             let name = d.name.map(|n| format!(" ({n})")).unwrap_or_default();
             println!("paired {}{name} with {}; a running daemon picks it up within seconds", d.address, client.name);
-            if !config.ble.enabled {
+            if !app.config.ble.enabled {
                 println!("note: [ble] enabled = false, so nothing is recorded until it is turned on");
             }
             Ok(())
         }
         DevicesCommand::Unpair { address } => {
-            store.unpair_device(&address).await?;
-            println!("unpaired {}; its recordings are kept", address.trim().to_ascii_uppercase());
+            let address = app.unpair_device(&address).await?;
+            println!("unpaired {address}; its recordings are kept");
             Ok(())
         }
         DevicesCommand::List { json } => {
-            let devices = store.devices().await?;
+            let devices = app.devices().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&devices).map_err(anyhow::Error::new)?);
             } else if devices.is_empty() {
@@ -82,23 +81,10 @@ pub async fn devices(store: &Store, config: &Config, cmd: DevicesCommand) -> Res
     }
 }
 
-#[cfg(feature = "ble")]
-async fn scan(store: &Store, config: &Config, seconds: u64, json: bool) -> Result<(), Failure> {
-    let seen =
-        crate::ble::collector::scan(&config.ble.adapter, std::time::Duration::from_secs(seconds)).await.map_err(
-            |e| Failure::Runtime(e.context("Bluetooth scan failed (is bluetoothd running, and may this user use it?)")),
-        )?;
-    for s in &seen {
-        store.device_seen(&s.address, s.name.as_deref(), &s.services.join(",")).await?;
-    }
-    let paired = store.devices().await?;
-    let client_of = |a: &str| paired.iter().find(|d| d.address.eq_ignore_ascii_case(a)).and_then(|d| d.client.clone());
+async fn scan(app: &App, seconds: u64, json: bool) -> Result<(), Failure> {
+    let seen = app.scan_devices(std::time::Duration::from_secs(seconds)).await?;
     if json {
-        let rows: Vec<_> = seen
-            .iter()
-            .map(|s| serde_json::json!({"address": s.address, "name": s.name, "services": s.services, "rssi": s.rssi, "client": client_of(&s.address)}))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).map_err(anyhow::Error::new)?);
+        println!("{}", serde_json::to_string_pretty(&seen).map_err(anyhow::Error::new)?);
     } else if seen.is_empty() {
         println!("no fitness sensors heard in {seconds} s; wake the sensor (wear the strap, pedal, start the belt) and scan again");
     } else {
@@ -110,15 +96,10 @@ async fn scan(store: &Store, config: &Config, seconds: u64, json: bool) -> Resul
                 s.name.as_deref().unwrap_or("-"),
                 s.services.join(","),
                 s.rssi.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
-                client_of(&s.address).unwrap_or_else(|| "(not paired)".into())
+                s.client.clone().unwrap_or_else(|| "(not paired)".into())
             );
         }
         println!("pair one with `coachd devices pair ADDRESS CLIENT`");
     }
     Ok(())
-}
-
-#[cfg(not(feature = "ble"))]
-async fn scan(_: &Store, _: &Config, _: u64, _: bool) -> Result<(), Failure> {
-    Err(Failure::Runtime(anyhow::anyhow!("this coachd was built without Bluetooth support (cargo feature `ble`)")))
 }

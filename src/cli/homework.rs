@@ -1,46 +1,21 @@
 //! Homework commands: assign, homework list/end, log, checkin, excuse, activities, status.
+//! Each parses its flags, calls the application layer and prints the result.
 
 use super::Failure;
-use crate::activity_types;
-use crate::config::Config;
-use crate::engine::evidence::MANUAL_SOURCE;
+use crate::app::{App, Assignment, ManualActivity};
 use crate::engine::judge::{Occurrence, Verdict};
-use crate::engine::phrase;
-use crate::engine::rule::{Bands, Schedule, Window};
-use crate::model::{Batch, NewActivity, SetType, StrengthSet};
-use crate::status::{self, client_tz};
-use crate::store::{Client, Store};
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
-use chrono_tz::Tz;
+use crate::status;
+use crate::store::Client;
+use chrono::{Duration, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-/// `YYYY-MM-DD`, `today` or `yesterday` (in the given time zone).
-pub fn parse_date(s: &str, tz: Tz, what: &str) -> Result<NaiveDate, Failure> {
-    let today = Utc::now().with_timezone(&tz).date_naive();
-    match s.trim().to_ascii_lowercase().as_str() {
-        "today" => Ok(today),
-        "yesterday" => Ok(today - Duration::days(1)),
-        other => NaiveDate::parse_from_str(other, "%Y-%m-%d")
-            .map_err(|_| Failure::Input(format!("{what} {s:?} is not a date: use YYYY-MM-DD, today or yesterday"))),
-    }
+/// A day flag in the client's zone: `YYYY-MM-DD`, `today` or `yesterday`.
+pub(super) fn day(s: Option<&str>, client: &Client, what: &str) -> Result<Option<NaiveDate>, Failure> {
+    s.map(|s| crate::time::parse_day(s, client.tz, Utc::now(), what)).transpose().map_err(Failure::Input)
 }
 
-fn parse_days(s: &str) -> Result<Vec<Weekday>, Failure> {
-    let mut days = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let day = part.parse::<Weekday>().map_err(|_| {
-            Failure::Input(format!("--days: {part:?} is not a weekday; use mon,tue,wed,thu,fri,sat,sun"))
-        })?;
-        if !days.contains(&day) {
-            days.push(day);
-        }
-    }
-    if days.is_empty() {
-        return Err(Failure::Input("--days is empty; for example --days mon,wed,fri".into()));
-    }
-    days.sort_by_key(Weekday::num_days_from_monday);
-    Ok(days)
+fn today(client: &Client) -> NaiveDate {
+    crate::time::today(client.tz, Utc::now())
 }
 
 pub struct AssignArgs {
@@ -54,9 +29,18 @@ pub struct AssignArgs {
     pub partial_at: Option<f64>,
 }
 
-pub async fn assign(store: &Store, args: AssignArgs) -> Result<(), Failure> {
-    let client = store.client_by_name(&args.client).await?;
-    let row = assign_to(store, &client, &args).await?;
+pub async fn assign(app: &App, args: AssignArgs) -> Result<(), Failure> {
+    let client = app.client(&args.client).await?;
+    let assignment = Assignment {
+        phrase: args.phrase,
+        days: args.days,
+        window: args.window,
+        from: day(args.from.as_deref(), &client, "the first day")?,
+        until: day(args.until.as_deref(), &client, "the last day")?,
+        done_at: args.done_at,
+        partial_at: args.partial_at,
+    };
+    let row = app.assign(&client, &assignment).await?;
     let (from, until) = (row.homework.from, row.homework.until);
     let span = match until {
         Some(u) => format!("{from} to {u}"),
@@ -64,47 +48,6 @@ pub async fn assign(store: &Store, args: AssignArgs) -> Result<(), Failure> {
     };
     println!("#{} {}: {} ({span})", row.homework.id, client.name, row.homework.text);
     Ok(())
-}
-
-/// Parse and store a homework for `client` (the CLI's and the dashboard's assign).
-pub async fn assign_to(
-    store: &Store,
-    client: &Client,
-    args: &AssignArgs,
-) -> Result<crate::store::HomeworkRow, Failure> {
-    let tz = client_tz(client)?;
-    let mut rule = phrase::parse(&args.phrase).map_err(Failure::Input)?;
-    if let Some(days) = &args.days {
-        if let Schedule::PerWeek(n) = rule.schedule {
-            return Err(Failure::Input(format!(
-                "{:?} is already {n} times a week; --days would contradict it",
-                args.phrase
-            )));
-        }
-        rule.schedule = Schedule::Days(parse_days(days)?);
-    }
-    if let Some(w) = &args.window {
-        rule.window = Some(Window::parse(w).map_err(Failure::Input)?);
-    }
-    if args.done_at.is_some() || args.partial_at.is_some() {
-        let done = args.done_at.unwrap_or(100.0);
-        let partial = args.partial_at.unwrap_or(done / 2.0);
-        if !(done > 0.0 && done <= 200.0 && partial > 0.0 && partial <= done) {
-            return Err(Failure::Input(format!(
-                "--done-at {done} / --partial-at {partial}: need 0 < partial <= done <= 200 (percent)"
-            )));
-        }
-        rule.bands = Some(Bands { done: done / 100.0, partial: partial / 100.0 });
-    }
-    let from = match &args.from {
-        Some(s) => parse_date(s, tz, "--from")?,
-        None => Utc::now().with_timezone(&tz).date_naive(),
-    };
-    let until = args.until.as_deref().map(|s| parse_date(s, tz, "--until")).transpose()?;
-    if until.is_some_and(|u| u < from) {
-        return Err(Failure::Input(format!("--until {} is before --from {from}", until.unwrap_or(from))));
-    }
-    Ok(store.add_homework(client.id, &rule, from, until).await?)
 }
 
 #[derive(Serialize)]
@@ -117,12 +60,12 @@ struct HomeworkJson<'a> {
     until: Option<NaiveDate>,
 }
 
-pub async fn list(store: &Store, client: Option<&str>, json: bool) -> Result<(), Failure> {
+pub async fn list(app: &App, client: Option<&str>, json: bool) -> Result<(), Failure> {
     let client = match client {
-        Some(name) => Some(store.client_by_name(name).await?.id),
+        Some(name) => Some(app.client(name).await?),
         None => None,
     };
-    let rows = store.list_homework(client).await?;
+    let rows = app.homework_list(client.as_ref()).await?;
     if json {
         let items: Vec<HomeworkJson> = rows
             .iter()
@@ -144,16 +87,12 @@ pub async fn list(store: &Store, client: Option<&str>, json: bool) -> Result<(),
     Ok(())
 }
 
-pub async fn end(store: &Store, id: i64, from: Option<&str>) -> Result<(), Failure> {
-    let row = store.homework(id).await?;
-    let client = store.client_by_id(row.client_id).await?;
-    let tz = client_tz(&client)?;
-    let first_day_without = match from {
-        Some(s) => parse_date(s, tz, "--from")?,
-        None => Utc::now().with_timezone(&tz).date_naive(),
-    };
+/// `homework end ID --from DATE`: DATE is the first day without it [default: today].
+pub async fn end(app: &App, id: i64, from: Option<&str>) -> Result<(), Failure> {
+    let (row, client) = app.homework(id).await?;
+    let first_day_without = day(from, &client, "the first day without it")?.unwrap_or_else(|| today(&client));
     let until = first_day_without - Duration::days(1);
-    store.end_homework(id, until).await?;
+    app.end_homework(&row, until).await?;
     println!("#{id} {}: {} ends; last day {until}", client.name, row.homework.text);
     Ok(())
 }
@@ -168,134 +107,58 @@ pub struct LogArgs {
     pub reps: Option<u32>,
 }
 
-pub async fn log(store: &Store, args: LogArgs) -> Result<(), Failure> {
-    let client = store.client_by_name(&args.client).await?;
-    let tz = client_tz(&client)?;
-    let ty = args.activity_type.trim().to_ascii_lowercase().replace(['-', ' '], "_");
-    if !activity_types::is_known(&ty) {
-        let known: Vec<&str> = activity_types::names().collect();
-        return Err(Failure::Input(format!("--type {ty:?} is not known; use one of: {}", known.join(", "))));
-    }
-    let naive = NaiveDateTime::parse_from_str(args.start.trim(), "%Y-%m-%d %H:%M")
+pub async fn log(app: &App, args: LogArgs) -> Result<(), Failure> {
+    let client = app.client(&args.client).await?;
+    let start = NaiveDateTime::parse_from_str(args.start.trim(), "%Y-%m-%d %H:%M")
         .map_err(|_| Failure::Input(format!("--start {:?} is not \"YYYY-MM-DD HH:MM\"", args.start)))?;
-    let start = tz.from_local_datetime(&naive).earliest().ok_or_else(|| {
-        Failure::Input(format!("--start {naive} does not exist in {} (a daylight-saving gap)", client.tz))
-    })?;
-    if !(args.minutes.is_finite() && args.minutes > 0.0 && args.minutes <= 24.0 * 60.0) {
-        return Err(Failure::Input(format!("--minutes {} must be between 0 and 1440", args.minutes)));
-    }
-    if let Some(hr) = args.avg_hr {
-        if !(30..=250).contains(&hr) {
-            return Err(Failure::Input(format!("--avg-hr {hr} is not plausible (30-250 bpm)")));
-        }
-    }
-    let exercise = args.exercise.as_deref().map(|e| e.trim().to_ascii_lowercase().replace('-', "_"));
-    let sets = match (&exercise, args.reps) {
-        (Some(e), Some(reps)) if !e.is_empty() && e.chars().all(|c| c.is_ascii_lowercase() || c == '_') => {
-            Some(vec![StrengthSet {
-                start: Some(start.with_timezone(&Utc)),
-                duration_s: None,
-                exercise: e.clone(),
-                set_type: SetType::Active,
-                reps: Some(reps),
-                weight_kg: None,
-            }])
-        }
-        (Some(e), Some(_)) => return Err(Failure::Input(format!("--exercise {e:?}: use a name like push_up"))),
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(Failure::Input("--exercise and --reps go together, e.g. --exercise push_up --reps 10".into()))
-        }
-        (None, None) => None,
+    let m = ManualActivity {
+        activity_type: args.activity_type,
+        start,
+        minutes: args.minutes,
+        avg_hr: args.avg_hr,
+        exercise: args.exercise,
+        reps: args.reps,
     };
-    let start_utc = start.with_timezone(&Utc);
-    let end = start_utc + Duration::milliseconds((args.minutes * 60_000.0).round() as i64);
-    // The same command twice is the same activity: the id is derived from what was typed.
-    let mut h = Sha256::new();
-    h.update(format!(
-        "{}|{ty}|{}|{}|{:?}|{:?}|{:?}",
-        client.id,
-        start_utc.timestamp(),
-        args.minutes,
-        args.avg_hr,
-        exercise,
-        args.reps
-    ));
-    let external_id: String = h.finalize()[..12].iter().map(|b| format!("{b:02x}")).collect();
-    let activity = NewActivity {
-        client_id: client.id,
-        external_id: external_id.clone(),
-        start: start_utc,
-        end,
-        utc_offset_s: start.offset().fix().local_minus_utc(),
-        category: activity_types::category(&ty),
-        activity_type: ty.clone(),
-        duration_s: args.minutes * 60.0,
-        distance_m: None,
-        avg_hr: args.avg_hr.map(f64::from),
-        max_hr: None,
-        energy_kj: None,
-        content_hash: None,
-        series: Vec::new(),
-        sets,
-    };
-    let report = store.ingest(&Batch { activities: vec![activity], ..Batch::new(MANUAL_SOURCE) }).await?;
-    let id = store.activity_id(MANUAL_SOURCE, &external_id).await?.unwrap_or_default();
-    let what = match (&exercise, args.reps) {
-        (Some(e), Some(r)) => format!(", {r} × {e}"),
+    let logged = app.log_activity(&client, &m).await?;
+    let what = match (&m.exercise, m.reps) {
+        (Some(e), Some(r)) => format!(", {r} × {}", e.trim().to_ascii_lowercase().replace('-', "_")),
         _ => String::new(),
     };
-    let note = if report.activities_inserted == 0 { " (already logged; nothing changed)" } else { "" };
-    println!("#{id} {}: {ty} {} for {} min{what}{note}", client.name, start.format("%Y-%m-%d %H:%M %Z"), args.minutes);
+    let note = if logged.inserted { "" } else { " (already logged; nothing changed)" };
+    println!(
+        "#{} {}: {} {} for {} min{what}{note}",
+        logged.id,
+        client.name,
+        logged.activity_type,
+        logged.start.format("%Y-%m-%d %H:%M %Z"),
+        args.minutes
+    );
     Ok(())
 }
 
-use chrono::Offset;
-
-async fn homework_of(store: &Store, client: &Client, id: i64) -> Result<crate::store::HomeworkRow, Failure> {
-    let row = store.homework(id).await?;
-    if row.client_id != client.id {
-        return Err(Failure::Input(format!("homework #{id} belongs to {}, not {}", row.homework.client, client.name)));
-    }
-    Ok(row)
-}
-
 pub async fn checkin(
-    store: &Store,
+    app: &App,
     client: &str,
     homework: i64,
     date: Option<&str>,
     value: Option<f64>,
     note: Option<&str>,
 ) -> Result<(), Failure> {
-    let client = store.client_by_name(client).await?;
-    let tz = client_tz(&client)?;
-    let row = homework_of(store, &client, homework).await?;
-    let on = match date {
-        Some(s) => parse_date(s, tz, "--date")?,
-        None => Utc::now().with_timezone(&tz).date_naive(),
-    };
-    if value.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
-        return Err(Failure::Input("--value must be a number of at least 0".into()));
-    }
-    let id = store.add_checkin(client.id, homework, on, value, note, "cli").await?;
+    let client = app.client(client).await?;
+    let row = app.homework_of(&client, homework).await?;
+    let on = day(date, &client, "the date")?.unwrap_or_else(|| today(&client));
+    let id = app.check_in(&client, &row, on, value, note, "cli").await?;
     let (_, unit) = row.homework.rule.day_target();
     let amount = value.map(|v| format!(" {v} {unit}")).unwrap_or_else(|| " done".into());
     println!("check-in #{id} (self-reported) {} {on}: {}{amount}", client.name, row.homework.text);
     Ok(())
 }
 
-pub async fn excuse(
-    store: &Store,
-    client: &str,
-    homework: i64,
-    date: &str,
-    reason: Option<&str>,
-) -> Result<(), Failure> {
-    let client = store.client_by_name(client).await?;
-    let tz = client_tz(&client)?;
-    let row = homework_of(store, &client, homework).await?;
-    let on = parse_date(date, tz, "--date")?;
-    store.excuse(client.id, homework, on, reason).await?;
+pub async fn excuse(app: &App, client: &str, homework: i64, date: &str, reason: Option<&str>) -> Result<(), Failure> {
+    let client = app.client(client).await?;
+    let row = app.homework_of(&client, homework).await?;
+    let on = day(Some(date), &client, "the date")?.unwrap_or_else(|| today(&client));
+    app.excuse(&client, &row, on, reason).await?;
     println!("excused {} {on}: {}", client.name, row.homework.text);
     Ok(())
 }
@@ -325,28 +188,25 @@ struct ActivityJson {
 }
 
 pub async fn activities(
-    store: &Store,
+    app: &App,
     client: &str,
     from: Option<&str>,
     to: Option<&str>,
     json: bool,
 ) -> Result<(), Failure> {
-    let client = store.client_by_name(client).await?;
-    let tz = client_tz(&client)?;
-    let today = Utc::now().with_timezone(&tz).date_naive();
-    let to = to.map(|s| parse_date(s, tz, "--to")).transpose()?.unwrap_or(today);
-    let from = from.map(|s| parse_date(s, tz, "--from")).transpose()?.unwrap_or(to - Duration::days(29));
-    let evidence = store.evidence(client.id, tz, from, to).await?;
-    let local = |t: DateTime<Utc>| t.with_timezone(&tz);
-    let items: Vec<ActivityJson> = evidence
-        .workouts
+    let client = app.client(client).await?;
+    let tz = client.tz;
+    let to = day(to, &client, "the last day")?.unwrap_or_else(|| today(&client));
+    let from = day(from, &client, "the first day")?.unwrap_or(to - Duration::days(29));
+    let items: Vec<ActivityJson> = app
+        .workouts(&client, from, to)
+        .await?
         .into_iter()
-        .filter(|w| (from..=to).contains(&local(w.start).date_naive()))
         .map(|w| ActivityJson {
             id: w.id,
             client: client.name.clone(),
-            start: local(w.start).to_rfc3339(),
-            end: local(w.end).to_rfc3339(),
+            start: w.start.with_timezone(&tz).to_rfc3339(),
+            end: w.end.with_timezone(&tz).to_rfc3339(),
             members: w.member_ids(),
             activity_type: w.activity_type,
             category: w.category,
@@ -402,28 +262,22 @@ fn percent(x: Option<f64>) -> String {
 }
 
 pub async fn status_cmd(
-    store: &Store,
-    config: &Config,
+    app: &App,
     client: Option<&str>,
     from: Option<&str>,
     to: Option<&str>,
     json: bool,
 ) -> Result<(), Failure> {
-    let clients = match client {
-        Some(name) => vec![store.client_by_name(name).await?],
-        None => store.list_clients().await?,
-    };
+    let clients = app.clients_named(client).await?;
     // Dates are read in the first client's zone (or UTC); each client is judged in its own.
-    let tz = clients.first().map(client_tz).transpose()?.unwrap_or(chrono_tz::UTC);
-    let today = Utc::now().with_timezone(&tz).date_naive();
-    let to = to.map(|s| parse_date(s, tz, "--to")).transpose()?.unwrap_or(today);
-    let from = from.map(|s| parse_date(s, tz, "--from")).transpose()?.unwrap_or(to - Duration::days(6));
-    if from > to {
-        return Err(Failure::Input(format!("--from {from} is after --to {to}")));
-    }
-    let cfg = config.homework.judge_config();
-    let drop = config.homework.attention_drop_points / 100.0;
-    let (report, _) = status::status(store, &cfg, drop, &clients, from, to, Utc::now()).await?;
+    let tz = clients.first().map_or(chrono_tz::UTC, |c| c.tz);
+    let now = Utc::now();
+    let parse = |s: Option<&str>, what: &str| {
+        s.map(|s| crate::time::parse_day(s, tz, now, what)).transpose().map_err(Failure::Input)
+    };
+    let to = parse(to, "the last day")?.unwrap_or_else(|| crate::time::today(tz, now));
+    let from = parse(from, "the first day")?.unwrap_or(to - Duration::days(6));
+    let report = app.status(&clients, from, to, now).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(anyhow::Error::new)?);
         return Ok(());

@@ -1,15 +1,16 @@
 //! The command line (clap). Exit codes: 0 success, 1 runtime failure, 2 bad usage or
 //! bad input. Every error names what was wrong and what to do.
 
+use crate::app::{App, AppError, NewClientInput, Owner};
 use crate::config::{Config, LogFormat};
 use crate::paths::DataDir;
-use crate::store::{NewClient, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::{daemon, init};
 
 mod accounts;
 mod charts;
 mod devices;
-pub(crate) mod homework;
+mod homework;
 mod trainer;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -314,14 +315,18 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Input(m) | AppError::NotFound(m) => Self::Input(m),
+            AppError::Runtime(e) => Self::Runtime(e),
+        }
+    }
+}
+
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(_) | StoreError::Duplicate(_) | StoreError::Invalid(_) | StoreError::Conflict(_) => {
-                Self::Input(e.to_string())
-            }
-            other => Self::Runtime(other.into()),
-        }
+        AppError::from(e).into()
     }
 }
 
@@ -359,7 +364,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     if let Command::Config(ConfigCommand::Check) = cli.command {
         return config_check(&data, &config_path, env);
     }
-    let config = Config::load(&config_path, env).map_err(|p| Failure::Input(p.to_string()))?;
+    let config = crate::app::load_config(&config_path, env).map_err(|p| Failure::Input(p.to_string()))?;
     let is_run = matches!(cli.command, Command::Run { .. });
     init_logging(&config, cli.log_format, is_run);
     match cli.command {
@@ -397,34 +402,18 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 ))
             })?;
             tracing::info!(data_dir = %data.root().display(), "data dir");
-            let mut sources = crate::sources::build(&config, &data);
+            let app = App::new(store, Arc::new(config))?;
             if demo {
-                if !crate::demo::present(&store).await? {
-                    let r = crate::demo::create(&store, chrono::Utc::now()).await?;
-                    tracing::info!(clients = r.clients, activities = r.activities, "created the demo data set");
-                }
-                if store.client_by_name("demo").await.is_err() {
-                    let new = NewClient::parse("demo", &default_tz(&config), Some(190), None)
-                        .map_err(|p| Failure::Input(p.join("; ")))?;
-                    store.add_client(&new).await?;
-                }
-                if let Some(password) = crate::demo::trainer(&store).await? {
-                    // Shown once, where the admin who started the demo looks.
-                    tracing::warn!("demo dashboard login: coach / {password} at {}/login", config.web.base_url());
-                }
-                sources.push(std::sync::Arc::new(crate::ble::simulated::SimulatedStrap::new(
-                    "demo",
-                    std::time::Duration::from_secs(1),
-                    config.ble.session(),
-                )));
+                prepare_demo(&app).await?;
             }
+            let sources = crate::sources::build(&app, &data, demo);
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
             let signal = async move {
                 if let Err(e) = daemon::shutdown_signal().await {
                     let _ = stop_tx.send(e);
                 }
             };
-            daemon::run(Arc::new(config), store, listener, sources, signal).await?;
+            daemon::run(app, listener, sources, signal).await?;
             if let Ok(e) = { stop_rx }.try_recv() {
                 return Err(Failure::Runtime(e));
             }
@@ -432,76 +421,77 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         command => {
             let store = open(&data, &config_path, &config).await?;
-            let result = with_store(&store, &config, command).await;
+            let result = match App::new(store.clone(), Arc::new(config)) {
+                Ok(app) => with_app(&app, command).await,
+                Err(e) => Err(e.into()),
+            };
             store.close().await;
             result
         }
     }
 }
 
+/// `run --demo`: the demo data set if missing, the client "demo" who wears the
+/// simulated strap, and the demo trainer's login (shown once, where the admin looks).
+async fn prepare_demo(app: &App) -> Result<(), Failure> {
+    if !app.demo_present().await? {
+        let r = app.create_demo(chrono::Utc::now()).await?;
+        tracing::info!(clients = r.clients, activities = r.activities, "created the demo data set");
+    }
+    if app.client("demo").await.is_err() {
+        let input = NewClientInput { name: "demo".into(), hr_max: Some(190), ..Default::default() };
+        app.add_client(&input, Owner::OnlyTrainer).await?;
+    }
+    if let Some(password) = app.demo_trainer().await? {
+        tracing::warn!("demo dashboard login: coach / {password} at {}/login", app.base_url());
+    }
+    Ok(())
+}
 /// The commands that work on the database.
-async fn with_store(store: &Store, config: &Config, command: Command) -> Result<(), Failure> {
+async fn with_app(app: &App, command: Command) -> Result<(), Failure> {
     match command {
-        Command::Client(cmd) => client(store, config, cmd).await,
-        Command::Devices(cmd) => devices::devices(store, config, cmd).await,
+        Command::Client(cmd) => client(app, cmd).await,
+        Command::Devices(cmd) => devices::devices(app, cmd).await,
         Command::Assign { client, phrase, days, window, from, until, done_at, partial_at } => {
             let args = homework::AssignArgs { client, phrase, days, window, from, until, done_at, partial_at };
-            homework::assign(store, args).await
+            homework::assign(app, args).await
         }
-        Command::Homework(HomeworkCommand::List { client, json }) => {
-            homework::list(store, client.as_deref(), json).await
-        }
-        Command::Homework(HomeworkCommand::End { id, from }) => homework::end(store, id, from.as_deref()).await,
+        Command::Homework(HomeworkCommand::List { client, json }) => homework::list(app, client.as_deref(), json).await,
+        Command::Homework(HomeworkCommand::End { id, from }) => homework::end(app, id, from.as_deref()).await,
         Command::Log { client, activity_type, start, minutes, avg_hr, exercise, reps } => {
             let args = homework::LogArgs { client, activity_type, start, minutes, avg_hr, exercise, reps };
-            homework::log(store, args).await
+            homework::log(app, args).await
         }
         Command::Checkin { client, homework_id, date, value, note } => {
-            homework::checkin(store, &client, homework_id, date.as_deref(), value, note.as_deref()).await
+            homework::checkin(app, &client, homework_id, date.as_deref(), value, note.as_deref()).await
         }
         Command::Excuse { client, homework_id, date, reason } => {
-            homework::excuse(store, &client, homework_id, &date, reason.as_deref()).await
+            homework::excuse(app, &client, homework_id, &date, reason.as_deref()).await
         }
         Command::Activities { client, range } => {
-            homework::activities(store, &client, range.from.as_deref(), range.to.as_deref(), range.json).await
+            homework::activities(app, &client, range.from.as_deref(), range.to.as_deref(), range.json).await
         }
-        Command::Import { client, paths } => import(store, &client, &paths).await,
-        Command::PushToken { client, revoke } => {
-            let client = store.client_by_name(&client).await?;
-            if revoke {
-                let n = store.revoke_push_tokens(client.id).await?;
-                println!("revoked {n} push token(s) of {}", client.name);
-            } else {
-                let token = store.new_push_token(client.id).await?;
-                println!("In Health Auto Export on {}'s iPhone: Automations → new → REST API", client.name);
-                println!("  URL:     {}/ingest/health-auto-export", config.web.base_url());
-                println!("  Header:  Authorization: Bearer {token}");
-                println!("  Format:  JSON; data: Health Metrics (step_count, sleep_analysis, heart_rate) and Workouts");
-                println!("Earlier tokens of {} no longer work. The token is shown only now.", client.name);
-            }
-            Ok(())
-        }
+        Command::Import { client, paths } => import(app, &client, &paths).await,
+        Command::PushToken { client, revoke } => trainer::push_token(app, &client, revoke).await,
         Command::Status { client, range } => {
             let (from, to) = (range.from.as_deref(), range.to.as_deref());
-            homework::status_cmd(store, config, client.as_deref(), from, to, range.json).await
+            homework::status_cmd(app, client.as_deref(), from, to, range.json).await
         }
         Command::Connect { provider, client, api_key } => {
-            accounts::connect(store, config, &provider, &client, api_key.as_deref()).await
+            accounts::connect(app, &provider, &client, api_key.as_deref()).await
         }
-        Command::Accounts(AccountsCommand::List { json }) => accounts::list(store, config, json).await,
-        Command::Subscribe { provider } => accounts::subscribe(store, config, &provider).await,
-        Command::Sync { client, provider } => {
-            accounts::sync(store, config, client.as_deref(), provider.as_deref()).await
-        }
+        Command::Accounts(AccountsCommand::List { json }) => accounts::list(app, json).await,
+        Command::Subscribe { provider } => accounts::subscribe(app, &provider).await,
+        Command::Sync { client, provider } => accounts::sync(app, client.as_deref(), provider.as_deref()).await,
         Command::Trainer(TrainerCommand::Add { name, password_stdin }) => {
-            trainer::add(store, &name, password_stdin).await
+            trainer::add(app, &name, password_stdin).await
         }
-        Command::Trainer(TrainerCommand::List) => trainer::list(store).await,
-        Command::Share { client, revoke } => trainer::share(store, config, &client, revoke).await,
+        Command::Trainer(TrainerCommand::List) => trainer::list(app).await,
+        Command::Share { client, revoke } => trainer::share(app, &client, revoke).await,
         Command::Chart { kind, client, from, to, activity, out } => {
-            charts::chart(store, config, charts::ChartArgs { kind, client, from, to, activity, out }).await
+            charts::chart(app, charts::ChartArgs { kind, client, from, to, activity, out }).await
         }
-        Command::Demo { now, gallery } => charts::demo(store, config, now.as_deref(), gallery.as_deref()).await,
+        Command::Demo { now, gallery } => charts::demo(app, now.as_deref(), gallery.as_deref()).await,
         Command::Init | Command::Config(_) | Command::Run { .. } => {
             unreachable!("handled by dispatch without an open store")
         }
@@ -523,7 +513,7 @@ fn config_check(
     config_path: &std::path::Path,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(), Failure> {
-    let mut problems = match Config::load(config_path, env) {
+    let mut problems = match crate::app::load_config(config_path, env) {
         Ok(_) => Vec::new(),
         Err(p) => p.0.iter().map(ToString::to_string).collect(),
     };
@@ -546,31 +536,17 @@ fn config_check(
     }
 }
 
-async fn client(store: &Store, config: &Config, cmd: ClientCommand) -> Result<(), Failure> {
+async fn client(app: &App, cmd: ClientCommand) -> Result<(), Failure> {
     match cmd {
         ClientCommand::Add { name, tz, hr_max, birth_year, trainer } => {
-            let tz = tz.unwrap_or_else(|| default_tz(config));
-            let new = NewClient::parse(&name, &tz, hr_max, birth_year).map_err(|p| Failure::Input(p.join("\n")))?;
-            let trainers = store.trainers().await?;
-            let trainer = match trainer {
-                Some(t) => {
-                    Some(trainers.iter().find(|x| x.name.eq_ignore_ascii_case(t.trim())).cloned().ok_or_else(|| {
-                        Failure::Input(format!("no trainer {t:?}; add one with `coachd trainer add {t}`"))
-                    })?)
-                }
-                None if trainers.len() == 1 => trainers.first().cloned(),
-                None => None,
-            };
-            let c = store.add_client(&new).await?;
-            if let Some(t) = &trainer {
-                store.set_client_trainer(c.id, Some(t.id)).await?;
-            }
+            let owner = trainer.map_or(Owner::OnlyTrainer, Owner::Named);
+            let c = app.add_client(&NewClientInput { name, tz, hr_max, birth_year }, owner).await?;
             let hr = c.hr_max.map(|h| format!(", HR max {h}")).unwrap_or_default();
             println!("added client {} (#{}, {}{hr})", c.name, c.id, c.tz);
             Ok(())
         }
         ClientCommand::List { json } => {
-            let clients = store.list_clients().await?;
+            let clients = app.clients().await?;
             if json {
                 let text = serde_json::to_string_pretty(&clients).map_err(anyhow::Error::new)?;
                 println!("{text}");
@@ -595,10 +571,9 @@ async fn client(store: &Store, config: &Config, cmd: ClientCommand) -> Result<()
 }
 
 /// `coachd import`: one line per file; exit 2 if any file was rejected (the good ones are stored).
-async fn import(store: &Store, client: &str, paths: &[PathBuf]) -> Result<(), Failure> {
-    use crate::files::{collect, import_file, Outcome};
-    let client = store.client_by_name(client).await?;
-    let tz = crate::status::client_tz(&client)?;
+async fn import(app: &App, client: &str, paths: &[PathBuf]) -> Result<(), Failure> {
+    use crate::files::{collect, Outcome};
+    let client = app.client(client).await?;
     let files = collect(paths).map_err(|e| Failure::Input(format!("cannot read {}: {e}", paths_text(paths))))?;
     let mut rejected = 0;
     let progress: crate::files::Progress = if std::io::stderr().is_terminal() {
@@ -614,7 +589,7 @@ async fn import(store: &Store, client: &str, paths: &[PathBuf]) -> Result<(), Fa
         crate::files::quiet()
     };
     for path in &files {
-        match import_file(store, &client, tz, path, progress.clone()).await? {
+        match app.import_file(&client, path, progress.clone()).await? {
             Outcome::Imported { format, activities, samples } => {
                 println!("imported   {} ({format}: {activities} activities, {samples} samples)", path.display())
             }
@@ -634,14 +609,6 @@ async fn import(store: &Store, client: &str, paths: &[PathBuf]) -> Result<(), Fa
 
 fn paths_text(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-}
-
-/// The configured default time zone, else the server's, else UTC.
-fn default_tz(config: &Config) -> String {
-    if !config.clients.default_tz.is_empty() {
-        return config.clients.default_tz.clone();
-    }
-    iana_time_zone::get_timezone().ok().filter(|tz| tz.parse::<chrono_tz::Tz>().is_ok()).unwrap_or_else(|| "UTC".into())
 }
 
 /// Logs go to stderr: human (no timestamps under journald, which adds its own) or JSON.

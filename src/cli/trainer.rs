@@ -1,9 +1,7 @@
-//! `coachd trainer add/list` and `coachd share`.
+//! `coachd trainer add/list`, `coachd share` and `coachd push-token`.
 
 use super::Failure;
-use crate::config::Config;
-use crate::store::Store;
-use crate::web::auth::{check_password, hash_password};
+use crate::app::App;
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Read a line from the terminal without echoing it.
@@ -31,7 +29,7 @@ fn read_hidden(prompt: &str) -> Result<String, Failure> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-pub async fn add(store: &Store, name: &str, password_stdin: bool) -> Result<(), Failure> {
+pub async fn add(app: &App, name: &str, password_stdin: bool) -> Result<(), Failure> {
     let password = if password_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
         std::io::stdin()
@@ -41,61 +39,70 @@ pub async fn add(store: &Store, name: &str, password_stdin: bool) -> Result<(), 
         line.trim_end_matches(['\n', '\r']).to_string()
     } else {
         let first = read_hidden(&format!("password for {name}: "))?;
-        check_password(&first).map_err(Failure::Input)?;
+        crate::crypto::check_password(&first).map_err(Failure::Input)?;
         let again = read_hidden("again: ")?;
         if again != first {
             return Err(Failure::Input("the two passwords differ; nothing changed".into()));
         }
         first
     };
-    check_password(&password).map_err(Failure::Input)?;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!("hashing the password: {e}")))??;
-    let (trainer, created) = store.upsert_trainer(name, &hash).await?;
-    let adopted = store.adopt_unassigned(trainer.id).await?;
-    if created {
-        println!("added trainer {} (#{})", trainer.name, trainer.id);
+    let added = app.add_trainer(name, password).await?;
+    let t = &added.trainer;
+    if added.created {
+        println!("added trainer {} (#{})", t.name, t.id);
     } else {
-        println!("new password for trainer {}; their other sessions are logged out", trainer.name);
+        println!("new password for trainer {}; their other sessions are logged out", t.name);
     }
-    if adopted > 0 {
-        println!("{} now sees {adopted} client(s) that had no trainer", trainer.name);
+    if added.adopted > 0 {
+        println!("{} now sees {} client(s) that had no trainer", t.name, added.adopted);
     }
     Ok(())
 }
 
-pub async fn list(store: &Store) -> Result<(), Failure> {
-    let trainers = store.trainers().await?;
+pub async fn list(app: &App) -> Result<(), Failure> {
+    let (trainers, orphans) = app.trainer_lines().await?;
     if trainers.is_empty() {
         println!("no trainers yet; add one with `coachd trainer add NAME`");
         return Ok(());
     }
-    let clients = store.list_clients().await?;
     println!("{:<24} {:>8}", "TRAINER", "CLIENTS");
     for t in trainers {
-        println!("{:<24} {:>8}", t.name, clients.iter().filter(|c| c.trainer_id == Some(t.id)).count());
+        println!("{:<24} {:>8}", t.name, t.clients);
     }
-    let orphans = clients.iter().filter(|c| c.trainer_id.is_none()).count();
     if orphans > 0 {
         println!("{orphans} client(s) have no trainer and show in no dashboard");
     }
     Ok(())
 }
 
-pub async fn share(store: &Store, config: &Config, client: &str, revoke: bool) -> Result<(), Failure> {
-    let client = store.client_by_name(client).await?;
+pub async fn share(app: &App, client: &str, revoke: bool) -> Result<(), Failure> {
+    let client = app.client(client).await?;
     if revoke {
-        let n = store.revoke_share_links(client.id).await?;
+        let n = app.revoke_share_links(&client).await?;
         println!("revoked {n} link(s) of {}", client.name);
         return Ok(());
     }
-    let token = store.new_share_link(client.id).await?;
-    println!("{}/c/{token}", config.web.base_url());
+    println!("{}", app.new_share_link(&client).await?);
     eprintln!(
         "{}'s private page: their charts, this week's homework and check-ins. Shown only now; \
          `coachd share {} --revoke` ends it.",
         client.name, client.name
     );
+    Ok(())
+}
+
+pub async fn push_token(app: &App, client: &str, revoke: bool) -> Result<(), Failure> {
+    let client = app.client(client).await?;
+    if revoke {
+        let n = app.revoke_push_tokens(&client).await?;
+        println!("revoked {n} push token(s) of {}", client.name);
+        return Ok(());
+    }
+    let token = app.new_push_token(&client).await?;
+    println!("In Health Auto Export on {}'s iPhone: Automations → new → REST API", client.name);
+    println!("  URL:     {}", app.push_url());
+    println!("  Header:  Authorization: Bearer {token}");
+    println!("  Format:  JSON; data: Health Metrics (step_count, sleep_analysis, heart_rate) and Workouts");
+    println!("Earlier tokens of {} no longer work. The token is shown only now.", client.name);
     Ok(())
 }

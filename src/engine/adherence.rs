@@ -4,7 +4,8 @@
 //! computes compliance; `needs_attention` when any window drops by the configured points
 //! (default 20) against the window just before it.
 
-use super::judge::{monday, Verdict};
+use super::judge::Verdict;
+use crate::time::monday;
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 

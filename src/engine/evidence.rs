@@ -122,7 +122,7 @@ impl Evidence {
     ) -> Self {
         let mut passive_days = BTreeSet::new();
         for a in activities.iter().filter(|a| a.source != MANUAL_SOURCE) {
-            passive_days.extend(super::judge::local_dates(tz, a.start, a.end));
+            passive_days.extend(crate::time::local_dates(tz, a.start, a.end));
         }
         for v in &daily {
             passive_days.insert(v.date);

@@ -4,7 +4,8 @@ use super::evidence::{ActivityRec, Evidence, Workout};
 use super::rule::{Bands, Effort, Measure, Rule, Schedule, Window};
 use crate::activity_types;
 use crate::model::{Category, Metric};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
+use crate::time::{local, monday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -105,10 +106,6 @@ impl Homework {
     }
 }
 
-pub fn monday(d: NaiveDate) -> NaiveDate {
-    d - Duration::days(i64::from(d.weekday().num_days_from_monday()))
-}
-
 /// One piece of evidence behind a verdict.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -148,27 +145,6 @@ impl Occurrence {
 
     pub fn covers(&self, d: NaiveDate) -> bool {
         d >= self.date && d <= self.last_day()
-    }
-}
-
-/// The local dates an interval touches, first to last.
-pub fn local_dates(tz: Tz, start: DateTime<Utc>, end: DateTime<Utc>) -> impl Iterator<Item = NaiveDate> {
-    let (first, last) = (start.with_timezone(&tz).date_naive(), end.with_timezone(&tz).date_naive());
-    first.iter_days().take_while(move |d| *d <= last)
-}
-
-/// The instant a local date and time maps to; in a DST gap, the first instant after it.
-pub fn local(tz: Tz, d: NaiveDate, t: NaiveTime) -> DateTime<Utc> {
-    let naive = d.and_time(t);
-    match tz.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(x) => x.with_timezone(&Utc),
-        chrono::LocalResult::Ambiguous(a, _) => a.with_timezone(&Utc),
-        chrono::LocalResult::None => {
-            // Gaps are at most a few hours: step forward until local time exists again.
-            (1..=6)
-                .find_map(|h| tz.from_local_datetime(&(naive + Duration::minutes(30 * h))).earliest())
-                .map_or_else(|| naive.and_utc(), |x| x.with_timezone(&Utc))
-        }
     }
 }
 

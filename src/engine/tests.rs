@@ -165,7 +165,7 @@ fn zone_minutes_come_from_heart_rate() {
     b.end = b.start + Duration::minutes(60);
     b.hr_hist = vec![(120, 20.0 * 60.0), (150, 40.0 * 60.0)];
     let ev = evidence(tz, vec![a, b], Vec::new());
-    let o = verdict(&h, tz, super::judge::monday(d), &ev);
+    let o = verdict(&h, tz, crate::time::monday(d), &ev);
     assert_eq!(o.period, "week");
     assert_eq!((o.achieved, o.target, o.verdict), (1.0, 2.0, Verdict::Partial), "{o:?}");
     // Cardio minutes at >= 64 % (122 bpm) count only the 150 bpm part of the first one.

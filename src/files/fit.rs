@@ -276,7 +276,7 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
         });
     }
     sessions.sort_by_key(|s| s.start);
-    let key = file_key.unwrap_or_else(|| super::hex(&super::sha256(bytes)[..12]));
+    let key = file_key.unwrap_or_else(|| crate::crypto::hex(&crate::crypto::sha256(bytes)[..12]));
     let mut activities = Vec::new();
     let n = sessions.len();
     for (i, s) in sessions.iter().enumerate() {

@@ -11,6 +11,7 @@ pub mod fit;
 pub mod hae;
 pub mod xml;
 
+use crate::crypto::hex;
 use crate::model::{Batch, Cursor, DailyMetric, NewActivity};
 use crate::store::{Client, Store, StoreError};
 use chrono::{DateTime, Offset, TimeZone, Utc};
@@ -74,14 +75,6 @@ impl Format {
             Self::Apple { .. } => "apple",
         }
     }
-}
-
-pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Recognise a file by its first bytes.

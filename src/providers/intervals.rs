@@ -7,10 +7,8 @@
 use super::sync::{Report, SyncError, Turn};
 use super::ApiError;
 use crate::model::{Batch, Cursor, NewActivity, Sample, Series, SeriesKind};
-use crate::status::client_tz;
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
 pub const SOURCE: &str = "intervals";
@@ -59,7 +57,7 @@ impl Summary {
 
     fn fingerprint(&self) -> Vec<u8> {
         let text = format!("{self:?}");
-        Sha256::digest(text.as_bytes())[..16].to_vec()
+        crate::crypto::sha256(text.as_bytes())[..16].to_vec()
     }
 }
 
@@ -67,7 +65,7 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
     let api = turn.reg.api(SOURCE).map_err(SyncError::Other)?.clone();
     let store = turn.store;
     let client = store.client_by_id(turn.account.client_id).await?;
-    let tz = client_tz(&client)?;
+    let tz = client.tz;
     let now = turn.reg.clock.now();
     let today = now.with_timezone(&tz).date_naive();
     let stream = format!("account:{}", turn.account.id);

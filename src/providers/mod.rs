@@ -131,6 +131,17 @@ impl Manifest {
     }
 }
 
+/// `[providers]` problems only this module can see: each manifest, with the config's
+/// overrides applied, must still load. For [`Config::load_with`].
+pub fn config_problems(config: &Config) -> Vec<(String, String)> {
+    names()
+        .filter_map(|name| {
+            let s = settings(config, name)?;
+            Manifest::load(name, s).err().map(|e| (format!("providers.{name}.manifest"), e))
+        })
+        .collect()
+}
+
 pub fn settings<'c>(config: &'c Config, name: &str) -> Option<&'c ProviderSettings> {
     match name {
         "strava" => Some(&config.providers.strava),

@@ -76,7 +76,7 @@ pub async fn authorization_link(reg: &Registry, store: &Store, provider: &str, c
         return Err(format!("{} uses API keys: coachd connect {provider} CLIENT --api-key KEY", m.display));
     }
     let oauth = oauth_client(reg, provider)?;
-    let state = crate::store::random_token().map_err(|e| e.to_string())?;
+    let state = crate::crypto::random_token().map_err(|e| e.to_string())?;
     let mut req = oauth.authorize_url(|| CsrfToken::new(state.clone()));
     // Scopes go in one parameter, joined the provider's way (Strava: commas).
     req = req.add_scope(Scope::new(m.scopes.join(&m.scope_separator)));

@@ -7,13 +7,12 @@
 use super::sync::{Report, SyncError, Turn};
 use super::{ApiError, Auth, Registry};
 use crate::model::{Batch, Cursor, DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind};
-use crate::status::client_tz;
 use crate::store::providers::state;
 use crate::store::Store;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::collections::HashSet;
 
 pub const SOURCE: &str = "polar";
@@ -101,7 +100,7 @@ impl Exercise {
             self.detailed_sport_info,
             self.samples.iter().map(|s| s.data.len()).sum::<usize>()
         );
-        Sha256::digest(text.as_bytes())[..16].to_vec()
+        crate::crypto::sha256(text.as_bytes())[..16].to_vec()
     }
 
     fn heart_rate_samples(&self, start: DateTime<Utc>) -> Vec<Sample> {
@@ -167,7 +166,7 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
     let api = turn.reg.api(SOURCE).map_err(SyncError::Other)?.clone();
     let store = turn.store;
     let client = store.client_by_id(turn.account.client_id).await?;
-    let tz = client_tz(&client)?;
+    let tz = client.tz;
     let now = turn.reg.clock.now();
     let users = store.accounts().await?.iter().filter(|a| a.provider == SOURCE && a.syncable()).count() as u32;
     api.limiter.lock().await.set_users(users);
@@ -312,7 +311,7 @@ mod tests {
         assert_eq!(iso_duration("PT5"), None);
         let mut mac = Hmac::<Sha256>::new_from_slice(b"key").expect("mac");
         mac.update(b"{\"event\":\"PING\"}");
-        let sig: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let sig = crate::crypto::hex(&mac.finalize().into_bytes());
         assert!(signature_ok("key", b"{\"event\":\"PING\"}", &sig));
         assert!(!signature_ok("key", b"{\"event\":\"PONG\"}", &sig));
         assert!(!signature_ok("other", b"{\"event\":\"PING\"}", &sig));

@@ -16,7 +16,6 @@ use crate::store::providers::state;
 use crate::store::Store;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 
 pub const SOURCE: &str = "strava";
@@ -68,7 +67,7 @@ impl Summary {
             self.average_heartrate,
             self.max_heartrate
         );
-        Sha256::digest(text.as_bytes())[..16].to_vec()
+        crate::crypto::sha256(text.as_bytes())[..16].to_vec()
     }
 }
 

@@ -64,7 +64,8 @@ impl NewClient {
 pub struct Client {
     pub id: ClientId,
     pub name: String,
-    pub tz: String,
+    /// Checked when read: a zone chrono-tz does not know is a corrupt row, not a panic.
+    pub tz: Tz,
     pub hr_max: Option<u16>,
     pub birth_year: Option<i32>,
     pub trainer: Option<String>,
@@ -76,17 +77,18 @@ pub struct Client {
 
 type ClientRow = (i64, String, String, Option<i64>, Option<i64>, Option<String>, i64, Option<i64>);
 
-fn from_row(r: ClientRow) -> Client {
-    Client {
+fn from_row(r: ClientRow) -> Result<Client, StoreError> {
+    let tz = r.2.parse().map_err(|_| StoreError::Corrupt(format!("client {} has time zone {:?}", r.1, r.2)))?;
+    Ok(Client {
         id: r.0,
         name: r.1,
-        tz: r.2,
+        tz,
         hr_max: r.3.and_then(|v| u16::try_from(v).ok()),
         birth_year: r.4.and_then(|v| i32::try_from(v).ok()),
         trainer: r.5,
         trainer_id: r.7,
         created: DateTime::from_timestamp_millis(r.6).unwrap_or_default(),
-    }
+    })
 }
 
 const SELECT: &str = "SELECT c.id, c.name, c.tz, c.hr_max, c.birth_year, t.name, c.created_ms, c.trainer_id
@@ -117,7 +119,7 @@ impl Store {
     pub async fn client_by_id(&self, id: ClientId) -> Result<Client, StoreError> {
         let row: Option<ClientRow> =
             sqlx::query_as(&format!("{SELECT} WHERE c.id = ?")).bind(id).fetch_optional(&self.pool).await?;
-        row.map(from_row).ok_or_else(|| StoreError::NotFound(format!("client #{id}")))
+        row.map(from_row).ok_or_else(|| StoreError::NotFound(format!("client #{id}")))?
     }
 
     /// Look a client up by name, ignoring case.
@@ -126,13 +128,13 @@ impl Store {
             .bind(name.trim())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(from_row).ok_or_else(|| StoreError::NotFound(format!("client {name:?}")))
+        row.map(from_row).ok_or_else(|| StoreError::NotFound(format!("client {name:?}")))?
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         let rows: Vec<ClientRow> =
             sqlx::query_as(&format!("{SELECT} ORDER BY c.name COLLATE NOCASE")).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(from_row).collect())
+        rows.into_iter().map(from_row).collect()
     }
 }
 

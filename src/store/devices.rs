@@ -33,7 +33,7 @@ pub struct Device {
 pub struct Pairing {
     pub address: String,
     pub client_id: ClientId,
-    pub tz: String,
+    pub tz: chrono_tz::Tz,
 }
 
 impl Store {
@@ -112,7 +112,13 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|(address, client_id, tz)| Pairing { address, client_id, tz }).collect())
+        rows.into_iter()
+            .map(|(address, client_id, tz): (String, i64, String)| {
+                let tz =
+                    tz.parse().map_err(|_| StoreError::Corrupt(format!("client #{client_id} has time zone {tz:?}")))?;
+                Ok(Pairing { address, client_id, tz })
+            })
+            .collect()
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::codec;
 use super::{Store, StoreError};
-use crate::engine::judge::{local, local_dates};
 use crate::model::{ActivityId, Batch, IngestReport, NewActivity, Sample, Series, SeriesKind, StrengthSet};
+use crate::time::{local, local_dates};
 use sqlx::{Sqlite, Transaction};
 use std::collections::BTreeMap;
 

@@ -77,16 +77,10 @@ pub struct Store {
     cipher: Cipher,
 }
 
-/// 256 random bits as 64 hex digits: session, link, push and OAuth-state tokens.
-pub fn random_token() -> Result<String, StoreError> {
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| StoreError::Corrupt(format!("the OS random source failed: {e}")))?;
-    Ok(crate::files::hex(&raw))
-}
-
-/// What is stored of a bearer token: its SHA-256, so a copy of the database opens nothing.
-pub(crate) fn token_hash(token: &str) -> Vec<u8> {
-    crate::files::sha256(token.as_bytes()).to_vec()
+impl From<crate::crypto::RandomError> for StoreError {
+    fn from(e: crate::crypto::RandomError) -> Self {
+        Self::Corrupt(e.to_string())
+    }
 }
 
 /// Row counts of the main tables, for health reports and tests.

@@ -3,8 +3,8 @@
 //! and to notice deletions).
 
 use super::{Store, StoreError};
-use crate::engine::judge::local_dates;
 use crate::model::{ActivityId, ClientId};
+use crate::time::local_dates;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -229,7 +229,7 @@ impl Store {
 impl Store {
     /// A random secret kept in `meta` under `key`, made on first use.
     pub async fn meta_secret(&self, key: &str) -> Result<String, StoreError> {
-        let fresh = super::random_token()?;
+        let fresh = crate::crypto::random_token()?;
         sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
             .bind(key)
             .bind(&fresh)

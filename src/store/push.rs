@@ -1,6 +1,7 @@
 //! Push tokens: what a client's phone presents to push data. Only a SHA-256 is stored.
 
-use super::{random_token, token_hash as hash, Store, StoreError};
+use super::{Store, StoreError};
+use crate::crypto::{random_token, token_hash as hash};
 use crate::model::ClientId;
 
 impl Store {

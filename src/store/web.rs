@@ -3,7 +3,8 @@
 //! values shown once; only their SHA-256 is stored, so a copy of the database opens
 //! nothing.
 
-use super::{random_token, token_hash as hash, Store, StoreError};
+use super::{Store, StoreError};
+use crate::crypto::{random_token, token_hash as hash};
 use crate::model::ClientId;
 use chrono::NaiveDate;
 

@@ -8,45 +8,68 @@
 //! | `GET /api/clients/{id}/activities?from=&to=` | workouts merged across sources |
 //! | `GET /api/clients/{id}/homework` | the client's homework |
 
-use super::auth;
+use super::session;
 use super::WebState;
-use crate::status::{self, client_tz};
-use crate::store::{Client, StoreError};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::app::AppError;
+use crate::store::Client;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-type Api = Result<Response, Response>;
+type Api = Result<Response, ApiError>;
 
-fn error(code: StatusCode, msg: &str) -> Response {
-    (code, Json(json!({ "error": msg }))).into_response()
+/// An API error as JSON: `{"error": "..."}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
 }
 
-fn store_error(e: StoreError) -> Response {
-    match e {
-        StoreError::NotFound(_) => error(StatusCode::NOT_FOUND, "not found"),
-        StoreError::Invalid(p) => error(StatusCode::BAD_REQUEST, &p.join("; ")),
-        other => {
-            tracing::error!(error = %other, "API request failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server's log")
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(_) => Self(StatusCode::NOT_FOUND, "not found".into()),
+            AppError::Input(m) => Self(StatusCode::BAD_REQUEST, m),
+            AppError::Runtime(e) => {
+                tracing::error!(error = %format!("{e:#}"), "API request failed");
+                Self(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server's log".into())
+            }
         }
     }
 }
 
-async fn trainer(state: &WebState, headers: &HeaderMap) -> Result<i64, Response> {
-    match auth::session(&state.store, headers).await.map_err(store_error)? {
-        Some((_, s)) => Ok(s.trainer.id),
-        None => Err(error(StatusCode::UNAUTHORIZED, "log in at /login first (session cookie)")),
+impl From<super::WebError> for ApiError {
+    fn from(e: super::WebError) -> Self {
+        match e {
+            super::WebError::Input { detail, .. } => Self(StatusCode::BAD_REQUEST, detail),
+            super::WebError::NotFound => Self(StatusCode::NOT_FOUND, "not found".into()),
+            other => {
+                tracing::error!(error = ?other, "API request failed");
+                Self(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server's log".into())
+            }
+        }
     }
 }
 
-async fn my_client(state: &WebState, headers: &HeaderMap, id: i64) -> Result<Client, Response> {
-    let t = trainer(state, headers).await?;
-    state.store.client_of(t, id).await.map_err(store_error)
+/// The trainer of an API request; without a session, 401 (no redirect, it is not a page).
+pub struct ApiTrainer(pub crate::store::web::TrainerId);
+
+impl FromRequestParts<WebState> for ApiTrainer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, ApiError> {
+        match session::session(state, &parts.headers).await? {
+            Some((_, s)) => Ok(Self(s.trainer.id)),
+            None => Err(ApiError(StatusCode::UNAUTHORIZED, "log in at /login first (session cookie)".into())),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -61,16 +84,15 @@ struct RosterJson {
     needs_attention: bool,
 }
 
-pub async fn clients(State(state): State<WebState>, headers: HeaderMap) -> Api {
-    let t = trainer(&state, &headers).await?;
-    let roster = state.roster.get(&state, t).await.map_err(store_error)?;
+pub async fn clients(State(state): State<WebState>, ApiTrainer(t): ApiTrainer) -> Api {
+    let roster = state.roster.get(&state, t).await?;
     let rows: Vec<RosterJson> = roster
         .rows
         .iter()
         .map(|e| RosterJson {
             id: e.client.id,
             name: e.client.name.clone(),
-            tz: e.client.tz.clone(),
+            tz: e.client.tz.name().to_string(),
             homework: e.homework,
             days7: e.row.as_ref().and_then(|r| r.days7),
             days30: e.row.as_ref().and_then(|r| r.days30),
@@ -87,41 +109,30 @@ pub struct Span {
     to: Option<String>,
 }
 
-fn span(client: &Client, q: &Span, default_days: i64) -> Result<(NaiveDate, NaiveDate), Response> {
-    let tz = client_tz(client).map_err(store_error)?;
+fn span(client: &Client, q: &Span, default_days: i64) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let now = Utc::now();
     let parse = |s: &Option<String>, what: &str| {
         s.as_deref()
-            .map(|s| {
-                crate::cli::homework::parse_date(s, tz, what).map_err(|_| {
-                    error(
-                        StatusCode::BAD_REQUEST,
-                        &format!("{what}={s:?} is not a date (YYYY-MM-DD, today, yesterday)"),
-                    )
-                })
-            })
+            .map(|s| crate::time::parse_day(s, client.tz, now, what).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e)))
             .transpose()
     };
-    let to = parse(&q.to, "to")?.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive());
+    let to = parse(&q.to, "to")?.unwrap_or_else(|| crate::time::today(client.tz, now));
     let from = parse(&q.from, "from")?.unwrap_or(to - Duration::days(default_days - 1));
     if from > to || (to - from).num_days() > 3 * 366 {
-        return Err(error(StatusCode::BAD_REQUEST, "from must be before to, at most three years apart"));
+        return Err(ApiError(StatusCode::BAD_REQUEST, "from must be before to, at most three years apart".into()));
     }
     Ok((from, to))
 }
 
 pub async fn client_status(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    ApiTrainer(t): ApiTrainer,
     Path(id): Path<i64>,
     Query(q): Query<Span>,
 ) -> Api {
-    let client = my_client(&state, &headers, id).await?;
+    let client = state.app.client_of(t, id).await?;
     let (from, to) = span(&client, &q, 7)?;
-    let j = state.judging();
-    let clients = std::slice::from_ref(&client);
-    let (report, _) = status::status(&state.store, &j.cfg, j.attention_drop, clients, from, to, Utc::now())
-        .await
-        .map_err(store_error)?;
+    let report = state.app.status(std::slice::from_ref(&client), from, to, Utc::now()).await?;
     Ok(Json(report).into_response())
 }
 
@@ -143,16 +154,16 @@ struct WorkoutJson {
 
 pub async fn activities(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    ApiTrainer(t): ApiTrainer,
     Path(id): Path<i64>,
     Query(q): Query<Span>,
 ) -> Api {
-    let client = my_client(&state, &headers, id).await?;
+    let client = state.app.client_of(t, id).await?;
     let (from, to) = span(&client, &q, 30)?;
-    let tz = client_tz(&client).map_err(store_error)?;
-    let ev = state.store.evidence(client.id, tz, from, to).await.map_err(store_error)?;
-    let items: Vec<WorkoutJson> = ev
-        .workouts
+    let items: Vec<WorkoutJson> = state
+        .app
+        .workouts(&client, from, to)
+        .await?
         .into_iter()
         .map(|w| WorkoutJson {
             id: w.id,
@@ -171,9 +182,9 @@ pub async fn activities(
     Ok(Json(items).into_response())
 }
 
-pub async fn homework(State(state): State<WebState>, headers: HeaderMap, Path(id): Path<i64>) -> Api {
-    let client = my_client(&state, &headers, id).await?;
-    let rows = state.store.list_homework(Some(client.id)).await.map_err(store_error)?;
+pub async fn homework(State(state): State<WebState>, ApiTrainer(t): ApiTrainer, Path(id): Path<i64>) -> Api {
+    let client = state.app.client_of(t, id).await?;
+    let rows = state.app.homework_list(Some(&client)).await?;
     let items: Vec<_> = rows
         .iter()
         .map(|r| {

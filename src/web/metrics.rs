@@ -53,46 +53,43 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
         "Seconds since a source's last batch (absent before its first).",
         per_source(&|s| s.last_batch.map(|t| format!("{:.0}", (now - t).num_milliseconds() as f64 / 1000.0))),
     );
-    match state.store.verdict_counts().await {
-        Ok(counts) => family(
-            "coachd_verdicts",
-            "gauge",
-            "Final verdicts in the cache, by state.",
-            counts.iter().map(|(v, n)| format!("{{verdict=\"{}\"}} {n}", escape(v))).collect(),
-        ),
+    let counts = match state.app.counts().await {
+        Ok(c) => c,
         Err(e) => {
-            tracing::warn!(error = %e, "metrics: reading verdict counts failed");
+            tracing::warn!(error = %e, "metrics: reading counts failed");
             return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response();
         }
-    }
-    if let Ok(accounts) = state.store.accounts().await {
-        let mut counts: std::collections::BTreeMap<(String, String), u32> = Default::default();
-        let mut ages = Vec::new();
-        for a in &accounts {
-            *counts.entry((a.provider.clone(), a.state.clone())).or_default() += 1;
-            if let Some(t) = a.last_sync {
-                ages.push(format!(
-                    "{{provider=\"{}\",account=\"{}\"}} {}",
-                    escape(&a.provider),
-                    a.id,
-                    (now - t).num_seconds()
-                ));
-            }
+    };
+    family(
+        "coachd_verdicts",
+        "gauge",
+        "Final verdicts in the cache, by state.",
+        counts.verdicts.iter().map(|(v, n)| format!("{{verdict=\"{}\"}} {n}", escape(v))).collect(),
+    );
+    let mut by_state: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
+    let mut ages = Vec::new();
+    for a in &counts.accounts {
+        *by_state.entry((&a.provider, &a.state)).or_default() += 1;
+        if let Some(t) = a.last_sync {
+            ages.push(format!(
+                "{{provider=\"{}\",account=\"{}\"}} {}",
+                escape(&a.provider),
+                a.id,
+                (now - t).num_seconds()
+            ));
         }
-        family(
-            "coachd_accounts",
-            "gauge",
-            "Cloud accounts by provider and state (active, needs_reauth, insufficient_scope, revoked).",
-            counts
-                .iter()
-                .map(|((p, s), n)| format!("{{provider=\"{}\",state=\"{}\"}} {n}", escape(p), escape(s)))
-                .collect(),
-        );
-        family("coachd_account_last_sync_age_seconds", "gauge", "Seconds since an account's last complete sync.", ages);
     }
-    let clients = state.store.list_clients().await.map(|c| c.len()).unwrap_or(0);
-    let trainers = state.store.trainers().await.map(|t| t.len()).unwrap_or(0);
-    family("coachd_clients", "gauge", "Clients.", vec![format!(" {clients}")]);
-    family("coachd_trainers", "gauge", "Trainers with a dashboard login.", vec![format!(" {trainers}")]);
+    family(
+        "coachd_accounts",
+        "gauge",
+        "Cloud accounts by provider and state (active, needs_reauth, insufficient_scope, revoked).",
+        by_state
+            .iter()
+            .map(|((p, s), n)| format!("{{provider=\"{}\",state=\"{}\"}} {n}", escape(p), escape(s)))
+            .collect(),
+    );
+    family("coachd_account_last_sync_age_seconds", "gauge", "Seconds since an account's last complete sync.", ages);
+    family("coachd_clients", "gauge", "Clients.", vec![format!(" {}", counts.clients)]);
+    family("coachd_trainers", "gauge", "Trainers with a dashboard login.", vec![format!(" {}", counts.trainers)]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }

@@ -1,57 +1,61 @@
-//! The daemon's HTTP side (axum): `/healthz`, the Health Auto Export push endpoint, the
-//! trainer's dashboard ([`dashboard`]), clients' private pages ([`share`]), the JSON API
-//! ([`api`]) and `/metrics`.
+//! The daemon's HTTP side (axum). Every module is a thin front end over
+//! [`crate::app`]: it turns a request into an application call and the answer (or
+//! [`page::WebError`]) into a response. Nothing here imports `cli/`.
+//!
+//! - [`page`]: templates, error pages, redirects with a message, [`page::WebError`].
+//! - [`session`]: the session cookie, the [`session::LoggedIn`] and [`session::CsrfForm`]
+//!   extractors, login throttling.
+//! - pages: [`login`], [`roster`] (with its cache), [`client`] (and its forms),
+//!   [`workout`], [`charts`], [`share`] (a client's private link), [`view`] (the week
+//!   both client pages show).
+//! - machines: [`api`] (JSON behind the session), [`push`] (Health Auto Export),
+//!   [`oauth`] (authorization callback, webhooks), [`metrics`], `/healthz` here.
 
-// Handlers return a ready error page or JSON error (`Result<_, Response>`), the axum
-// way; the error value is large but short-lived and on the error path only.
-#[allow(clippy::result_large_err)]
 pub mod api;
-pub mod auth;
-#[allow(clippy::result_large_err)]
-pub mod dashboard;
+pub mod charts;
+pub mod client;
+pub mod login;
 pub mod metrics;
 pub mod oauth;
+pub mod page;
+pub mod push;
 pub mod roster;
-#[allow(clippy::result_large_err)]
+pub mod session;
 pub mod share;
 pub mod view;
+pub mod workout;
 
-use crate::charts::data::Judging;
+pub use page::WebError;
+
+use crate::app::App;
 use crate::config::Config;
 use crate::source::{Health, SourceHealth};
 use crate::store::Store;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::json;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct WebState {
-    pub store: Store,
+    pub app: App,
     pub health: Health,
-    pub config: Arc<Config>,
-    pub throttle: Arc<auth::Throttle>,
+    pub throttle: Arc<session::Throttle>,
     pub roster: Arc<roster::RosterCache>,
-    pub providers: Arc<crate::providers::Registry>,
     /// Cookies get `Secure` when the public URL is https (TLS at a reverse proxy).
     pub secure: bool,
 }
 
 impl WebState {
     pub fn new(store: Store, health: Health, config: Arc<Config>, providers: Arc<crate::providers::Registry>) -> Self {
-        let secure = config.web.public_url.starts_with("https://");
-        Self { store, health, config, throttle: Arc::default(), roster: Arc::default(), providers, secure }
+        Self::for_app(App::from_parts(store, config, providers), health)
     }
 
-    pub fn judging(&self) -> Judging {
-        Judging {
-            cfg: self.config.homework.judge_config(),
-            attention_drop: self.config.homework.attention_drop_points / 100.0,
-        }
+    pub fn for_app(app: App, health: Health) -> Self {
+        let secure = app.config.web.public_url.starts_with("https://");
+        Self { app, health, throttle: Arc::default(), roster: Arc::default(), secure }
     }
 }
 
@@ -61,23 +65,22 @@ const PUSH_BODY_LIMIT: usize = 64 * 1024 * 1024;
 const FORM_BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(state: WebState) -> Router {
-    use dashboard as d;
     let pages = Router::new()
-        .route("/", get(d::home))
-        .route("/login", get(d::login_form).post(d::login))
-        .route("/logout", post(d::logout))
-        .route("/roster", get(d::roster))
-        .route("/charts/{file}", get(d::roster_chart))
-        .route("/clients", post(d::add_client))
-        .route("/clients/{id}", get(d::client_page))
-        .route("/clients/{id}/charts/{file}", get(d::chart))
-        .route("/clients/{id}/workouts/{aid}", get(d::workout_page))
-        .route("/clients/{id}/homework", post(d::assign))
-        .route("/clients/{id}/homework/{hw}/end", post(d::end_homework))
-        .route("/clients/{id}/excuse", post(d::excuse))
-        .route("/clients/{id}/devices", post(d::pair))
-        .route("/clients/{id}/share", post(d::share))
-        .route("/clients/{id}/connect", post(d::connect))
+        .route("/", get(login::home))
+        .route("/login", get(login::login_form).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/roster", get(roster::page))
+        .route("/charts/{file}", get(charts::roster))
+        .route("/clients", post(roster::add_client))
+        .route("/clients/{id}", get(client::page))
+        .route("/clients/{id}/charts/{file}", get(charts::client))
+        .route("/clients/{id}/workouts/{aid}", get(workout::page))
+        .route("/clients/{id}/homework", post(client::assign))
+        .route("/clients/{id}/homework/{hw}/end", post(client::end_homework))
+        .route("/clients/{id}/excuse", post(client::excuse))
+        .route("/clients/{id}/devices", post(client::pair))
+        .route("/clients/{id}/share", post(client::share))
+        .route("/clients/{id}/connect", post(client::connect))
         .route("/c/{token}", get(share::page))
         .route("/c/{token}/charts/{file}", get(share::chart))
         .route("/c/{token}/checkin", post(share::checkin))
@@ -91,7 +94,10 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))
-        .route("/ingest/health-auto-export", post(health_auto_export).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)))
+        .route(
+            "/ingest/health-auto-export",
+            post(push::health_auto_export).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)),
+        )
         .route("/oauth/{provider}/callback", get(oauth::callback))
         .route(
             "/webhooks/strava",
@@ -99,7 +105,7 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/webhooks/polar", post(oauth::polar_event).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)))
         .merge(pages)
-        .fallback(|| async { dashboard::not_found() })
+        .fallback(|| async { page::not_found() })
         .with_state(state)
 }
 
@@ -121,58 +127,6 @@ async fn security_headers(mut r: axum::response::Response) -> axum::response::Re
     r
 }
 
-type Reply = (StatusCode, Json<serde_json::Value>);
-
-fn reply(code: StatusCode, error: impl Into<String>) -> Reply {
-    (code, Json(json!({ "status": "error", "error": error.into() })))
-}
-
-/// `POST /ingest/health-auto-export` with `Authorization: Bearer TOKEN` from `coachd push-token`.
-async fn health_auto_export(State(state): State<WebState>, headers: HeaderMap, body: Bytes) -> Reply {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else {
-        return reply(
-            StatusCode::UNAUTHORIZED,
-            "missing header Authorization: Bearer TOKEN (coachd push-token CLIENT prints it)",
-        );
-    };
-    let client = match state.store.client_for_push_token(token).await {
-        Ok(Some(id)) => match state.store.client_by_id(id).await {
-            Ok(c) => c,
-            Err(e) => return reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        },
-        Ok(None) => return reply(StatusCode::UNAUTHORIZED, "unknown or revoked token"),
-        Err(e) => return reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let tz = match crate::status::client_tz(&client) {
-        Ok(tz) => tz,
-        Err(e) => return reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let batch = match crate::files::hae::parse(&body, client.id, tz) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(client = %client.name, error = %e, "health auto export push refused");
-            return reply(StatusCode::BAD_REQUEST, e);
-        }
-    };
-    match state.store.ingest(&batch).await {
-        Ok(r) => {
-            tracing::info!(client = %client.name, activities = batch.activities.len(), days = r.daily_written, "health auto export push");
-            (
-                StatusCode::OK,
-                Json(json!({"status": "ok", "activities": batch.activities.len(), "days_updated": r.daily_written})),
-            )
-        }
-        Err(crate::store::StoreError::Invalid(p)) => reply(StatusCode::BAD_REQUEST, p.join("; ")),
-        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
-}
-
 #[derive(Serialize)]
 struct HealthReport {
     /// `ok` when the database answers; `degraded` when it answers but a source is failing;
@@ -185,7 +139,7 @@ struct HealthReport {
 
 async fn healthz(State(state): State<WebState>) -> (StatusCode, Json<HealthReport>) {
     let sources = state.health.snapshot();
-    let (code, status, database) = match state.store.ping().await {
+    let (code, status, database) = match state.app.ping().await {
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, "error", e.to_string()),
         Ok(()) if sources.iter().any(|s| s.state == crate::source::SourceState::Backoff) => {
             (StatusCode::OK, "degraded", "ok".to_string())

@@ -2,9 +2,9 @@
 //! connect` (shown in the browser of whoever authorized, usually the client) and
 //! Strava's push-subscription endpoint.
 
-use super::dashboard::html;
+use super::page::html;
 use super::WebState;
-use crate::providers::oauth::{self, Callback};
+use crate::providers::oauth::Callback;
 use crate::providers::strava;
 use askama::Template;
 use axum::body::Bytes;
@@ -37,7 +37,7 @@ pub async fn callback(
     Path(provider): Path<String>,
     Query(q): Query<Callback>,
 ) -> Response {
-    match oauth::finish(&state.providers, &state.store, &provider, &q).await {
+    match state.app.finish_authorization(&provider, &q).await {
         Ok(o) => match o.warning {
             None => page(
                 StatusCode::OK,
@@ -67,20 +67,13 @@ pub struct Challenge {
     verify_token: Option<String>,
 }
 
-/// The token Strava must echo: configured, else a random one kept in the database.
-pub async fn strava_verify_token(state: &WebState) -> Option<String> {
-    let configured = state.config.providers.strava.webhook_verify_token.expose().clone();
-    if !configured.is_empty() {
-        return Some(configured);
-    }
-    state.store.meta_secret("strava_webhook_verify_token").await.ok()
-}
-
 /// `GET /webhooks/strava`: the subscription handshake.
 pub async fn strava_challenge(State(state): State<WebState>, Query(q): Query<Challenge>) -> Response {
-    let expected = strava_verify_token(&state).await;
+    let expected = state.app.strava_verify_token().await;
     let ok = q.mode.as_deref() == Some("subscribe")
-        && expected.as_deref().is_some_and(|e| q.verify_token.as_deref().is_some_and(|t| super::auth::same(e, t)));
+        && expected
+            .as_deref()
+            .is_some_and(|e| q.verify_token.as_deref().is_some_and(|t| crate::crypto::same_secret(e, t)));
     match (ok, q.challenge) {
         (true, Some(c)) => Json(HashMap::from([("hub.challenge", c)])).into_response(),
         _ => (StatusCode::FORBIDDEN, "verify token mismatch").into_response(),
@@ -95,7 +88,7 @@ pub async fn strava_event(State(state): State<WebState>, body: Bytes) -> Respons
         Err(e) => return (StatusCode::BAD_REQUEST, format!("not a Strava event: {e}")).into_response(),
     };
     tokio::spawn(async move {
-        match strava::on_event(&state.providers, &state.store, &event).await {
+        match state.app.strava_event(&event).await {
             Ok(what) => tracing::info!(owner = event.owner_id, object = event.object_id, what, "strava event"),
             Err(e) => tracing::warn!(owner = event.owner_id, error = %e, "strava event failed"),
         }
@@ -106,11 +99,10 @@ pub async fn strava_event(State(state): State<WebState>, body: Bytes) -> Respons
 /// `POST /webhooks/polar`: deliveries signed with the webhook's secret key; anything
 /// unsigned or signed wrongly is refused (401) and changes nothing.
 pub async fn polar_event(State(state): State<WebState>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
-    let secret = state.config.providers.polar.webhook_secret.expose().clone();
-    if secret.is_empty() {
+    let Some(secret) = state.app.polar_webhook_secret() else {
         return (StatusCode::NOT_FOUND, "Polar webhooks are not configured (providers.polar.webhook_secret)")
             .into_response();
-    }
+    };
     let signature = headers.get("polar-webhook-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
     if !crate::providers::polar::signature_ok(&secret, &body, signature.trim()) {
         tracing::warn!("Polar webhook with a missing or wrong signature refused");
@@ -120,7 +112,7 @@ pub async fn polar_event(State(state): State<WebState>, headers: axum::http::Hea
         Ok(d) => d,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("not a Polar delivery: {e}")).into_response(),
     };
-    match crate::providers::polar::on_delivery(&state.providers, &state.store, &delivery).await {
+    match state.app.polar_delivery(&delivery).await {
         Ok(what) => tracing::info!(event = %delivery.event, what, "polar webhook"),
         Err(e) => tracing::warn!(event = %delivery.event, error = %e, "polar webhook failed"),
     }

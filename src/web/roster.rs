@@ -1,16 +1,25 @@
-//! The roster, kept per trainer: judging every client's homework takes milliseconds per
+//! The roster page (`/roster`, adding a client) and the roster cache behind it and the
+//! API.
+//!
+//! The roster is kept per trainer: judging every client's homework takes milliseconds per
 //! client, too slow to repeat for every page view of a large roster. A roster is served
 //! from memory for 30 s; an older one is still served while a fresh one is computed in
 //! the background (one at a time per trainer), and the dashboard's own changes mark it
 //! stale. So the roster page is at most one refresh behind the data.
 
+use super::page::{back, html, Msg, Page, WebError};
+use super::session::{CsrfForm, LoggedIn};
+use super::view;
 use super::WebState;
+use crate::app::{AppResult, NewClientInput, Owner};
 use crate::charts::data::{roster_rows, sort_roster};
 use crate::charts::RosterRow;
-use crate::status;
 use crate::store::web::TrainerId;
-use crate::store::{Client, StoreError};
+use crate::store::Client;
+use askama::Template;
+use axum::extract::{Query, State};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -37,7 +46,7 @@ pub struct RosterCache {
 }
 
 impl RosterCache {
-    pub async fn get(&self, state: &WebState, trainer: TrainerId) -> Result<Arc<Roster>, StoreError> {
+    pub async fn get(&self, state: &WebState, trainer: TrainerId) -> AppResult<Arc<Roster>> {
         let cached = self.rosters.lock().unwrap_or_else(PoisonError::into_inner).get(&trainer).cloned();
         match cached {
             Some((at, roster)) if at.elapsed() < FRESH => Ok(roster),
@@ -77,15 +86,14 @@ impl RosterCache {
     }
 }
 
-async fn compute(state: &WebState, trainer: TrainerId) -> Result<Roster, StoreError> {
+async fn compute(state: &WebState, trainer: TrainerId) -> AppResult<Roster> {
     let now = Utc::now();
-    let clients = state.store.clients_of(trainer).await?;
-    let j = state.judging();
+    let clients = state.app.clients_of(trainer).await?;
     let today = now.date_naive();
-    let (report, _) = status::status(&state.store, &j.cfg, j.attention_drop, &clients, today, today, now).await?;
+    let report = state.app.status(&clients, today, today, now).await?;
     let mut rows = roster_rows(&report, &clients);
     sort_roster(&mut rows);
-    let homework = state.store.list_homework(None).await?;
+    let homework = state.app.homework_list(None).await?;
     let count = |c: &Client| homework.iter().filter(|h| h.client_id == c.id).count();
     let mut entries: Vec<Entry> = rows
         .into_iter()
@@ -101,4 +109,88 @@ async fn compute(state: &WebState, trainer: TrainerId) -> Result<Roster, StoreEr
         }
     }
     Ok(Roster { computed: now, rows: entries })
+}
+
+// ---- the page ------------------------------------------------------------------------
+
+struct RosterLine {
+    id: i64,
+    name: String,
+    needs_attention: bool,
+    days7: String,
+    days30: String,
+    days90: String,
+    homework: usize,
+}
+
+#[derive(Template)]
+#[template(path = "roster.html")]
+struct RosterPage {
+    message: String,
+    error: String,
+    trainer: String,
+    csrf: String,
+    rows: Vec<RosterLine>,
+    as_of: String,
+    default_tz: String,
+}
+
+pub async fn page(State(state): State<WebState>, me: LoggedIn, Query(q): Query<Msg>) -> Page {
+    let session = me.session;
+    let roster = state.roster.get(&state, session.trainer.id).await?;
+    let rows = roster
+        .rows
+        .iter()
+        .map(|r| RosterLine {
+            id: r.client.id,
+            name: r.client.name.clone(),
+            needs_attention: r.row.as_ref().is_some_and(|x| x.needs_attention),
+            days7: view::pct(r.row.as_ref().and_then(|x| x.days7)),
+            days30: view::pct(r.row.as_ref().and_then(|x| x.days30)),
+            days90: view::pct(r.row.as_ref().and_then(|x| x.days90)),
+            homework: r.homework,
+        })
+        .collect();
+    Ok(html(RosterPage {
+        message: q.msg,
+        error: String::new(),
+        trainer: session.trainer.name,
+        csrf: session.csrf,
+        rows,
+        as_of: format!("As of {} UTC.", roster.computed.format("%Y-%m-%d %H:%M")),
+        default_tz: state.app.default_tz().name().to_string(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct AddClientForm {
+    name: String,
+    #[serde(default)]
+    tz: String,
+    #[serde(default)]
+    hr_max: String,
+    #[serde(default)]
+    birth_year: String,
+}
+
+fn optional_number<T: std::str::FromStr>(s: &str, what: &str) -> Result<Option<T>, WebError> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| WebError::input(format!("{what} {s:?} is not a whole number")))
+}
+
+pub async fn add_client(State(state): State<WebState>, f: CsrfForm<AddClientForm>) -> Page {
+    let trainer = f.session.trainer;
+    let input = NewClientInput {
+        name: f.form.name,
+        tz: Some(f.form.tz),
+        hr_max: optional_number(&f.form.hr_max, "HR max")?,
+        birth_year: optional_number(&f.form.birth_year, "year of birth")?,
+    };
+    let client = state.app.add_client(&input, Owner::Trainer(trainer.id)).await?;
+    state.roster.clear(trainer.id);
+    tracing::info!(trainer = %trainer.name, client = %client.name, "client added");
+    Ok(back(&format!("/clients/{}", client.id), &format!("Added {}.", client.name)))
 }

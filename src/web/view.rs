@@ -2,9 +2,11 @@
 //! per homework, a symbol per day, and the week's verdicts with their evidence.
 
 use super::WebState;
-use crate::engine::judge::{monday, EvidenceRef, Occurrence, Verdict};
-use crate::status::{self, client_tz};
-use crate::store::{Client, StoreError};
+use crate::app::AppResult;
+use crate::engine::judge::{EvidenceRef, Occurrence, Verdict};
+use crate::status;
+use crate::store::Client;
+use crate::time::monday;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 pub struct Cell {
@@ -80,15 +82,12 @@ pub async fn week_view(
     client: &Client,
     now: DateTime<Utc>,
     links_for: Option<i64>,
-) -> Result<Week, StoreError> {
-    let tz = client_tz(client)?;
-    let today = now.with_timezone(&tz).date_naive();
+) -> AppResult<Week> {
+    let today = crate::time::today(client.tz, now);
     let from = monday(today);
     let days: Vec<NaiveDate> = (0..7).map(|i| from + Duration::days(i)).collect();
-    let clients = std::slice::from_ref(client);
-    let j = state.judging();
-    let (report, _) = status::status(&state.store, &j.cfg, j.attention_drop, clients, from, today, now).await?;
-    let homework = state.store.list_homework(Some(client.id)).await?;
+    let report = state.app.status(std::slice::from_ref(client), from, today, now).await?;
+    let homework = state.app.homework_list(Some(client)).await?;
     let mut rows = Vec::new();
     for h in homework.iter().map(|r| &r.homework).filter(|h| days.iter().any(|d| h.active_on(*d))) {
         let cells = days

@@ -205,7 +205,7 @@ async fn the_demo_has_every_verdict_state_and_merged_sources() {
     assert!(status.adherence.iter().any(|a| a.needs_attention), "someone needs attention");
     assert!(status.adherence.iter().any(|a| !a.needs_attention), "someone does not");
     let sam = clients.iter().find(|c| c.name == "sam").expect("sam");
-    let tz = coachd::status::client_tz(sam).expect("tz");
+    let tz = sam.tz;
     let ev =
         ts.store.evidence(sam.id, tz, now.date_naive() - Duration::days(14), now.date_naive()).await.expect("evidence");
     let merged =

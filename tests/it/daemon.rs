@@ -44,15 +44,17 @@ async fn in_process_daemon_reports_health_and_drains_on_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(coachd::daemon::run(
-        Arc::new(t.config.clone()),
-        t.store.clone(),
-        listener,
-        vec![source],
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    // The daemon's own assembly (inbox and Bluetooth off here), plus the test's source.
+    let mut config = t.config.clone();
+    config.inbox.enabled = false;
+    config.ble.enabled = false;
+    let app = coachd::app::App::new(t.store.clone(), Arc::new(config)).expect("app");
+    let data = coachd::paths::DataDir::new(t.dir.path().join("data"));
+    let mut sources = coachd::sources::build(&app, &data, false);
+    sources.push(source);
+    let daemon = tokio::spawn(coachd::daemon::run(app, listener, sources, async move {
+        let _ = stopped.await;
+    }));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let health: serde_json::Value =
         reqwest::get(format!("http://{addr}/healthz")).await.expect("healthz answers").json().await.expect("json");

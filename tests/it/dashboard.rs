@@ -4,7 +4,6 @@
 
 use crate::{batch, hour_run, TestStore};
 use chrono::{Duration, Utc};
-use coachd::web::auth;
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 
@@ -25,8 +24,10 @@ pub const PASSWORD_B: &str = "second trainer's password";
 pub async fn site() -> Site {
     let ts = TestStore::new().await;
     let store = &ts.store;
-    let (a, _) = store.upsert_trainer("anna", &auth::hash_password(PASSWORD_A).expect("hash")).await.expect("trainer");
-    let (b, _) = store.upsert_trainer("ben", &auth::hash_password(PASSWORD_B).expect("hash")).await.expect("trainer");
+    let (a, _) =
+        store.upsert_trainer("anna", &coachd::crypto::hash_password(PASSWORD_A).expect("hash")).await.expect("trainer");
+    let (b, _) =
+        store.upsert_trainer("ben", &coachd::crypto::hash_password(PASSWORD_B).expect("hash")).await.expect("trainer");
     let a_client = ts.client("alex").await;
     let b_client = ts.client("bea").await;
     store.set_client_trainer(a_client, Some(a.id)).await.expect("assign");

@@ -16,15 +16,10 @@ async fn start(t: &TestStore) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(coachd::daemon::run(
-        Arc::new(t.config.clone()),
-        t.store.clone(),
-        listener,
-        Vec::new(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let app = coachd::app::App::new(t.store.clone(), Arc::new(t.config.clone())).expect("app");
+    let task = tokio::spawn(coachd::daemon::run(app, listener, Vec::new(), async move {
+        let _ = stopped.await;
+    }));
     Running { base, stop, task }
 }
 

@@ -1,11 +1,16 @@
-//! Trainer authentication: argon2id password hashes, session cookies, CSRF tokens and
-//! login throttling.
+//! Who is asking: the session cookie, the extractors that make a handler take a
+//! logged-in trainer ([`LoggedIn`]) or a form with the session's CSRF token
+//! ([`CsrfForm`]), so no handler can forget either check; cookies; and login throttling.
 
-use crate::store::web::{Session, Trainer};
-use crate::store::{Store, StoreError};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use super::page::WebError;
+use super::WebState;
+use crate::crypto::same_secret;
+use crate::store::web::Session;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -14,35 +19,7 @@ use std::time::{Duration, Instant};
 pub const SESSION_COOKIE: &str = "coachd_session";
 /// The login form's double-submit token, before there is a session.
 pub const LOGIN_CSRF_COOKIE: &str = "coachd_login";
-pub const SESSION_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
-
-/// An argon2id PHC string (the crate's defaults: 19 MiB, 2 passes, 1 lane; OWASP's
-/// recommended minimum) with a fresh 128-bit salt.
-pub fn hash_password(password: &str) -> Result<String, StoreError> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| StoreError::Corrupt(format!("the OS random source failed: {e}")))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| StoreError::Corrupt(format!("password salt: {e}")))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| StoreError::Corrupt(format!("hashing the password: {e}")))
-}
-
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-}
-
-/// A password a trainer may set: 10 to 512 characters.
-pub fn check_password(password: &str) -> Result<(), String> {
-    let n = password.chars().count();
-    if n < 10 {
-        return Err(format!("the password has {n} characters; use at least 10"));
-    }
-    if n > 512 {
-        return Err("the password is longer than 512 characters".into());
-    }
-    Ok(())
-}
+pub use crate::app::trainers::SESSION_TTL;
 
 /// A cookie's value from the request's Cookie headers.
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -70,18 +47,74 @@ pub fn clear_cookie(name: &str, secure: bool) -> String {
     set_cookie(name, "", Duration::ZERO, secure)
 }
 
-/// Compare secrets in time independent of where they differ.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The session a request's cookie names, if it is live.
+pub async fn session(state: &WebState, headers: &HeaderMap) -> Result<Option<(String, Session)>, WebError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    Ok(state.app.session(token).await?.map(|s| (token.to_string(), s)))
 }
 
-/// The session a request's cookie names, if it is live.
-pub async fn session(store: &Store, headers: &HeaderMap) -> Result<Option<(String, Session)>, StoreError> {
-    let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(None);
+/// A logged-in trainer; without a live session the request goes to the login page.
+pub struct LoggedIn {
+    /// The cookie's token (logout ends it).
+    pub token: String,
+    pub session: Session,
+}
+
+impl FromRequestParts<WebState> for LoggedIn {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> Result<Self, WebError> {
+        match session(state, &parts.headers).await? {
+            Some((token, session)) => Ok(Self { token, session }),
+            None => Err(WebError::Login),
+        }
     }
-    Ok(store.session(token).await?.map(|s| (token.to_string(), s)))
+}
+
+/// A form from a logged-in trainer whose `csrf` field is the session's token; any
+/// other form is refused (403) before the handler runs.
+pub struct CsrfForm<T> {
+    pub token: String,
+    pub session: Session,
+    pub form: T,
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Refuse a form whose token is not `expected`.
+pub fn check_csrf(expected: &str, sent: &str, why: &'static str) -> Result<(), WebError> {
+    if !sent.is_empty() && same_secret(expected, sent) {
+        Ok(())
+    } else {
+        Err(WebError::Forbidden(why))
+    }
+}
+
+/// What a stale or forged dashboard form is told.
+pub const STALE_FORM: &str = "the form's security token is missing or stale: reload the page and send it again";
+
+/// A urlencoded body as `T`, or a 400 naming what is wrong with it.
+pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebError> {
+    serde_urlencoded::from_bytes(body).map_err(|e| WebError::input(format!("the form is incomplete: {e}")))
+}
+
+impl<T: DeserializeOwned + Send> FromRequest<WebState> for CsrfForm<T> {
+    type Rejection = WebError;
+
+    async fn from_request(req: Request, state: &WebState) -> Result<Self, WebError> {
+        let (mut parts, body) = req.into_parts();
+        let LoggedIn { token, session } = LoggedIn::from_request_parts(&mut parts, state).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| WebError::input(format!("the form could not be read: {e}")))?;
+        let sent: CsrfField = parse_form(&body)?;
+        check_csrf(&session.csrf, &sent.csrf, STALE_FORM)?;
+        Ok(Self { token, session, form: parse_form(&body)? })
+    }
 }
 
 /// Failed logins per trainer name and per client address: after `FREE` failures each
@@ -137,43 +170,9 @@ impl Throttle {
     }
 }
 
-/// Check a login: the trainer, if the name and password match.
-pub async fn login(store: &Store, name: &str, password: &str) -> Result<Option<Trainer>, StoreError> {
-    let found = store.trainer_login(name).await?;
-    let password = password.to_string();
-    // Hash even for an unknown name, so timing does not tell which names exist.
-    let phc = match &found {
-        Some((_, Some(h))) => h.clone(),
-        _ => DUMMY_HASH.to_string(),
-    };
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("password check failed: {e}")))?;
-    Ok(match found {
-        Some((t, Some(_))) if ok => Some(t),
-        _ => None,
-    })
-}
-
-/// An argon2id hash of a random password nobody knows, with the same parameters.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2iL0TAyR1ILxHS5aZ1s3Tj8pXzQQ1h/3lJfh7CPZ3nk";
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hashes_verify_and_differ() {
-        let a = hash_password("correct horse battery").expect("hash");
-        let b = hash_password("correct horse battery").expect("hash");
-        assert!(a.starts_with("$argon2id$"));
-        assert_ne!(a, b, "salted");
-        assert!(verify_password("correct horse battery", &a));
-        assert!(!verify_password("wrong horse battery", &a));
-        assert!(!verify_password("x", "not a hash"));
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok(), "the dummy hash parses, so unknown names cost the same");
-    }
 
     #[test]
     fn throttle_waits_after_free_attempts() {
@@ -197,6 +196,5 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&h, "b"), None);
         assert!(set_cookie("x", "y", SESSION_TTL, true).contains("HttpOnly; SameSite=Strict; Max-Age=1209600; Secure"));
-        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
     }
 }

@@ -1,0 +1,169 @@
+//! Cloud accounts: connect a client's Strava, Polar or intervals.icu, list accounts
+//! with their rate-limit headroom, sync now, and subscribe to push events.
+
+use super::{App, AppError, AppResult};
+use crate::providers::ratelimit::Headroom;
+use crate::providers::sync::{sync_all, Report as SyncReport};
+use crate::providers::{intervals, oauth};
+use crate::store::providers::Account;
+use crate::store::Client;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// What connecting gave.
+pub enum Connected {
+    /// An API-key provider is connected: its athlete id.
+    Athlete { provider: &'static str, athlete: String },
+    /// An OAuth provider: the link to send the client (valid for `valid_minutes`, once),
+    /// and where their browser returns.
+    Link { url: String, valid_minutes: i64, redirect_uri: String },
+}
+
+#[derive(Serialize)]
+pub struct AccountView {
+    pub client: String,
+    #[serde(skip)]
+    pub client_id: i64,
+    pub provider: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub last_sync: Option<DateTime<Utc>>,
+    pub next_sync: Option<DateTime<Utc>>,
+    pub headroom: Vec<Headroom>,
+}
+
+/// One account's result of [`App::sync_now`].
+pub struct SyncLine {
+    pub account: Account,
+    /// None: skipped (the account needs the client to connect again).
+    pub result: Option<Result<SyncReport, String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Saved {
+    windows: Vec<Headroom>,
+}
+
+impl App {
+    fn known_provider(provider: &str) -> AppResult<String> {
+        let p = provider.trim().to_ascii_lowercase();
+        if crate::providers::names().any(|n| n == p) {
+            Ok(p)
+        } else {
+            let all: Vec<_> = crate::providers::names().collect();
+            Err(AppError::input(format!("no provider {provider:?}; coachd knows {}", all.join(", "))))
+        }
+    }
+
+    /// Connect a client's account: intervals.icu takes the client's API key; Strava and
+    /// Polar give an authorization link to send the client.
+    pub async fn connect(&self, provider: &str, client: &Client, api_key: Option<&str>) -> AppResult<Connected> {
+        let provider = Self::known_provider(provider)?;
+        let reg = &self.providers;
+        match (provider.as_str(), api_key.map(str::trim).filter(|k| !k.is_empty())) {
+            ("intervals", Some(key)) => {
+                let athlete = intervals::connect(reg, &self.store, client.id, key).await.map_err(AppError::Input)?;
+                Ok(Connected::Athlete { provider: "intervals.icu", athlete })
+            }
+            ("intervals", None) => Err(AppError::input(
+                "intervals.icu uses the client's own API key (intervals.icu → Settings → Developer Settings): \
+                 coachd connect intervals CLIENT --api-key KEY, or the API key field on the client's page",
+            )),
+            (_, Some(_)) => Err(AppError::input(format!("{provider} connects through its own login, not an API key"))),
+            (_, None) => {
+                let url =
+                    oauth::authorization_link(reg, &self.store, &provider, client.id).await.map_err(AppError::Input)?;
+                Ok(Connected::Link {
+                    url,
+                    valid_minutes: oauth::LINK_TTL.num_minutes(),
+                    redirect_uri: reg.redirect_uri(&provider),
+                })
+            }
+        }
+    }
+
+    /// Every account, with its next sync and the app-wide rate-limit headroom as the last
+    /// sync (daemon or command line) left it; windows that have reset since are full again.
+    pub async fn accounts(&self, client: Option<&Client>) -> AppResult<Vec<AccountView>> {
+        let reg = &self.providers;
+        let now = Utc::now();
+        let mut rows = Vec::new();
+        for a in self.store.accounts().await? {
+            if client.is_some_and(|c| c.id != a.client_id) {
+                continue;
+            }
+            let next = a.syncable().then(|| a.last_sync.map_or(now, |t| t + reg.sync_interval));
+            let headroom: Vec<Headroom> = self
+                .store
+                .headroom(&a.provider)
+                .await?
+                .and_then(|j| serde_json::from_str::<Saved>(&j).ok())
+                .map(|s| {
+                    s.windows.into_iter().map(|w| if w.resets <= now { Headroom { used: 0, ..w } } else { w }).collect()
+                })
+                .unwrap_or_else(|| match reg.api(&a.provider) {
+                    Ok(api) => api
+                        .manifest
+                        .rate_limits
+                        .iter()
+                        .map(|w| Headroom { window: w.name.clone(), used: 0, limit: w.limit, resets: now })
+                        .collect(),
+                    Err(_) => Vec::new(),
+                });
+            rows.push(AccountView {
+                client: a.client,
+                client_id: a.client_id,
+                provider: a.provider,
+                state: a.state,
+                reason: a.last_error,
+                last_sync: a.last_sync,
+                next_sync: next,
+                headroom,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Sync the matching accounts now (all, one client's, one provider's).
+    pub async fn sync_now(&self, client: Option<&Client>, provider: Option<&str>) -> AppResult<Vec<SyncLine>> {
+        let provider = provider.map(Self::known_provider).transpose()?;
+        let accounts: Vec<_> = self
+            .store
+            .accounts()
+            .await?
+            .into_iter()
+            .filter(|a| {
+                client.is_none_or(|c| a.client_id == c.id) && provider.as_deref().is_none_or(|p| a.provider == p)
+            })
+            .collect();
+        if accounts.is_empty() {
+            return Err(AppError::input("no matching accounts; see `coachd accounts list`"));
+        }
+        let stop = tokio_util::sync::CancellationToken::new();
+        Ok(sync_all(&self.providers, &self.store, &accounts, &stop)
+            .await
+            .into_iter()
+            .map(|(account, r)| {
+                let result = account.syncable().then(|| r.map_err(|e| e.to_string()));
+                SyncLine { account, result }
+            })
+            .collect())
+    }
+
+    /// Ask Strava to push activity events to this server; the subscription id.
+    pub async fn subscribe(&self, provider: &str) -> AppResult<String> {
+        if provider.trim() != "strava" {
+            return Err(AppError::input(format!(
+                "push subscriptions are made here for strava only; {provider} webhooks are set up at the provider"
+            )));
+        }
+        let configured = self.config.providers.strava.webhook_verify_token.expose().clone();
+        let token = if configured.is_empty() {
+            self.store.meta_secret("strava_webhook_verify_token").await?
+        } else {
+            configured
+        };
+        let id = crate::providers::strava::subscribe(&self.providers, &token).await.map_err(AppError::Input)?;
+        Ok(id.to_string())
+    }
+}

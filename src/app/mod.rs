@@ -1,0 +1,133 @@
+//! The application layer: every use case the command line and the dashboard offer, in
+//! the domain's terms. Callers hand in typed values (a [`Client`] with its parsed time
+//! zone, dates already parsed with [`crate::time::parse_day`]); raw text is taken only
+//! where the trainer's words are the input (a homework phrase, weekdays, a window), and
+//! then parsed here, once, so both front ends give the same message for the same input.
+//!
+//! Errors are [`AppError`]: bad input with a message written for a person, something
+//! that is not there (or not the caller's: the same answer, so nothing leaks), or a
+//! failure at run time. `cli/` turns them into exit codes, `web/` into pages.
+
+mod accounts;
+mod charts;
+mod clients;
+mod devices;
+mod homework;
+mod inbound;
+mod links;
+pub mod trainers;
+
+pub use accounts::{AccountView, Connected, SyncLine};
+pub use clients::{NewClientInput, Owner};
+pub use devices::SeenDevice;
+pub use homework::parse_weekdays;
+pub use homework::{Assignment, Logged, ManualActivity};
+pub use inbound::{Counts, PushRefused, Pushed};
+pub use trainers::{TrainerAdded, TrainerLine};
+
+use crate::config::Config;
+use crate::providers::clock::{Clock, SystemClock};
+use crate::providers::Registry;
+use crate::status::{self, StatusReport};
+use crate::store::{Client, Store, StoreError};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::sync::Arc;
+
+/// Load the configuration with every module's own checks (today: the providers'
+/// manifests), so `config check`, each command and the daemon refuse the same files.
+pub fn load_config(
+    path: &std::path::Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, crate::config::Problems> {
+    Config::load_with(path, env, crate::providers::config_problems)
+}
+
+/// What went wrong, in the three kinds a front end answers differently.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The input cannot be used; nothing changed. Exit 2, or a 400 page.
+    #[error("{0}")]
+    Input(String),
+    /// The thing asked for does not exist, or is not the caller's. Exit 2, or a 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// Something failed at run time. Exit 1, or a 500 (logged).
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn input(msg: impl Into<String>) -> Self {
+        Self::Input(msg.into())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) => Self::NotFound(e.to_string()),
+            StoreError::Invalid(p) => Self::Input(p.join("\n")),
+            StoreError::Duplicate(_) | StoreError::Conflict(_) => Self::Input(e.to_string()),
+            other => Self::Runtime(other.into()),
+        }
+    }
+}
+
+impl From<crate::crypto::RandomError> for AppError {
+    fn from(e: crate::crypto::RandomError) -> Self {
+        Self::Runtime(e.into())
+    }
+}
+
+/// The application: the store, the configuration and the cloud providers. Cheap to
+/// clone; the daemon, the dashboard and each CLI command hold one.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub providers: Arc<Registry>,
+}
+
+impl App {
+    /// On the system clock.
+    pub fn new(store: Store, config: Arc<Config>) -> AppResult<Self> {
+        Self::with_clock(store, config, Arc::new(SystemClock))
+    }
+
+    /// On a given clock (the provider fakes and benches run on a simulated one).
+    pub fn with_clock(store: Store, config: Arc<Config>, clock: Arc<dyn Clock>) -> AppResult<Self> {
+        let providers = Registry::new(&config, clock).map_err(AppError::Input)?;
+        Ok(Self::from_parts(store, config, Arc::new(providers)))
+    }
+
+    pub fn from_parts(store: Store, config: Arc<Config>, providers: Arc<Registry>) -> Self {
+        Self { store, config, providers }
+    }
+
+    /// How verdicts are reached, from `[homework]`.
+    pub fn judging(&self) -> crate::charts::data::Judging {
+        crate::charts::data::Judging::from_config(&self.config.homework)
+    }
+
+    /// Verdicts in `[from, to]` and adherence as of `now`, for each client.
+    pub async fn status(
+        &self,
+        clients: &[Client],
+        from: NaiveDate,
+        to: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> AppResult<StatusReport> {
+        if from > to {
+            return Err(AppError::input(format!("the first day {from} is after the last day {to}")));
+        }
+        let j = self.judging();
+        Ok(status::status(&self.store, &j.cfg, j.attention_drop, clients, from, to, now).await?.0)
+    }
+
+    /// The public base URL links are made from.
+    pub fn base_url(&self) -> String {
+        self.config.web.base_url()
+    }
+}

@@ -1,0 +1,280 @@
+//! A client's page for their trainer (`/clients/{id}`) and the forms on it: assign and
+//! end homework, excuse a day, pair a sensor, share the private link, connect a cloud
+//! account. Another trainer's client is a 404, the same as a missing one.
+
+use super::page::{back, html, Msg, Page};
+use super::session::{CsrfForm, LoggedIn};
+use super::view::{self, week_view, WeekRow};
+use super::WebState;
+use crate::app::{Assignment, Connected};
+use crate::store::web::Session;
+use crate::store::Client;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+
+struct HomeworkLine {
+    id: i64,
+    text: String,
+    span: String,
+    active: bool,
+}
+
+struct WorkoutLine {
+    id: i64,
+    when: String,
+    ty: String,
+    minutes: String,
+    avg_hr: String,
+    sources: String,
+}
+
+struct AccountLine {
+    provider: String,
+    state: String,
+    last_sync: String,
+    reason: String,
+}
+
+struct ReflectionLine {
+    week: String,
+    rating: u8,
+    note: String,
+}
+
+#[derive(Template)]
+#[template(path = "client.html")]
+struct ClientPage {
+    message: String,
+    error: String,
+    trainer: String,
+    csrf: String,
+    id: i64,
+    name: String,
+    tz: String,
+    hr_max: String,
+    new_link: String,
+    link_label: String,
+    accounts: Vec<AccountLine>,
+    week: Vec<String>,
+    week_rows: Vec<WeekRow>,
+    occurrences: Vec<view::OccurrenceLine>,
+    charts: Vec<&'static str>,
+    workouts: Vec<WorkoutLine>,
+    reflections: Vec<ReflectionLine>,
+    homework: Vec<HomeworkLine>,
+    today: String,
+    devices: Vec<String>,
+    share_links: u64,
+}
+
+/// The four progress charts a client page shows (the private link shows the same).
+pub const CLIENT_CHARTS: [&str; 4] = ["adherence", "trend", "cardio", "reps"];
+
+pub async fn page(State(state): State<WebState>, me: LoggedIn, Path(id): Path<i64>, Query(q): Query<Msg>) -> Page {
+    let client = state.app.client_of(me.session.trainer.id, id).await?;
+    render(&state, me.session, client, q.msg, None).await
+}
+
+/// A link shown once on the page: (what it is, the link).
+type OnceLink = Option<(String, String)>;
+
+async fn render(state: &WebState, session: Session, client: Client, message: String, link: OnceLink) -> Page {
+    let app = &state.app;
+    let (link_label, new_link) = link.unwrap_or_default();
+    let now = Utc::now();
+    let tz = client.tz;
+    let today = crate::time::today(tz, now);
+    let week = week_view(state, &client, now, Some(client.id)).await?;
+    let homework = app
+        .homework_list(Some(&client))
+        .await?
+        .into_iter()
+        .map(|r| {
+            let h = r.homework;
+            let span = match h.until {
+                Some(u) => format!("{} to {u}", h.from),
+                None => format!("from {}", h.from),
+            };
+            HomeworkLine { id: h.id, text: h.text.clone(), span, active: h.until.is_none_or(|u| u >= today) }
+        })
+        .collect();
+    let workouts = app
+        .workouts(&client, today - Duration::days(13), today)
+        .await?
+        .iter()
+        .rev()
+        .take(15)
+        .map(|w| WorkoutLine {
+            id: w.id,
+            when: w.start.with_timezone(&tz).format("%a %b %-d, %H:%M").to_string(),
+            ty: w.activity_type.clone(),
+            minutes: format!("{:.0}", w.duration_s / 60.0),
+            avg_hr: w.avg_hr.map(|h| format!("{h:.0}")).unwrap_or_else(|| "–".into()),
+            sources: w.sources.join(", "),
+        })
+        .collect();
+    let reflections = app
+        .reflections(&client, 6)
+        .await?
+        .into_iter()
+        .map(|r| ReflectionLine { week: r.week.to_string(), rating: r.rating, note: r.note.unwrap_or_default() })
+        .collect();
+    let accounts = app
+        .accounts(Some(&client))
+        .await?
+        .into_iter()
+        .map(|a| AccountLine {
+            provider: a.provider,
+            state: a.state.replace('_', " "),
+            last_sync: a
+                .last_sync
+                .map(|t| t.with_timezone(&tz).format("%b %-d, %H:%M").to_string())
+                .unwrap_or_default(),
+            reason: a.reason.unwrap_or_default(),
+        })
+        .collect();
+    Ok(html(ClientPage {
+        message,
+        error: String::new(),
+        trainer: session.trainer.name,
+        csrf: session.csrf,
+        id: client.id,
+        name: client.name.clone(),
+        tz: client.tz.name().to_string(),
+        hr_max: crate::status::hr_max(&client, today).map(|h| format!("{h:.0}")).unwrap_or_else(|| "unknown".into()),
+        new_link,
+        link_label,
+        accounts,
+        week: week.days,
+        week_rows: week.rows,
+        occurrences: week.occurrences,
+        charts: CLIENT_CHARTS.to_vec(),
+        workouts,
+        reflections,
+        homework,
+        today: today.to_string(),
+        devices: app.devices_of(&client).await?,
+        share_links: app.live_share_links(&client).await?,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    phrase: String,
+    #[serde(default)]
+    days: String,
+    #[serde(default)]
+    window: String,
+}
+
+pub async fn assign(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<AssignForm>) -> Page {
+    let trainer = f.session.trainer.id;
+    let client = state.app.client_of(trainer, id).await?;
+    let a = Assignment {
+        phrase: f.form.phrase,
+        days: Some(f.form.days),
+        window: Some(f.form.window),
+        ..Default::default()
+    };
+    let row = state.app.assign(&client, &a).await?;
+    state.roster.clear(trainer);
+    Ok(back(&format!("/clients/{id}"), &format!("Assigned #{} {}.", row.homework.id, row.homework.text)))
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+pub async fn end_homework(State(state): State<WebState>, Path((id, hw)): Path<(i64, i64)>, f: CsrfForm<Empty>) -> Page {
+    let trainer = f.session.trainer.id;
+    let client = state.app.client_of(trainer, id).await?;
+    let row = state.app.homework_of(&client, hw).await?;
+    // Ended today: today is its last day, as the button says.
+    let today = crate::time::today(client.tz, Utc::now());
+    state.app.end_homework(&row, today).await?;
+    state.roster.clear(trainer);
+    Ok(back(&format!("/clients/{id}"), &format!("#{hw} {} ends; last day {today}.", row.homework.text)))
+}
+
+#[derive(Deserialize)]
+pub struct ExcuseForm {
+    homework_id: i64,
+    date: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn excuse(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<ExcuseForm>) -> Page {
+    let trainer = f.session.trainer.id;
+    let client = state.app.client_of(trainer, id).await?;
+    let row = state.app.homework_of(&client, f.form.homework_id).await?;
+    let on = crate::time::parse_day(&f.form.date, client.tz, Utc::now(), "the date").map_err(super::WebError::input)?;
+    state.app.excuse(&client, &row, on, Some(&f.form.reason)).await?;
+    state.roster.clear(trainer);
+    Ok(back(&format!("/clients/{id}"), &format!("Excused {on}: {}.", row.homework.text)))
+}
+
+#[derive(Deserialize)]
+pub struct PairForm {
+    address: String,
+}
+
+pub async fn pair(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<PairForm>) -> Page {
+    let trainer = f.session.trainer.id;
+    let client = state.app.client_of(trainer, id).await?;
+    let d = state.app.pair_device(&f.form.address, &client, Some(trainer)).await?;
+    Ok(back(&format!("/clients/{id}"), &format!("Paired {} with {}.", d.address, client.name)))
+}
+
+#[derive(Deserialize)]
+pub struct ShareForm {
+    #[serde(default)]
+    action: String,
+}
+
+pub async fn share(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<ShareForm>) -> Page {
+    let client = state.app.client_of(f.session.trainer.id, id).await?;
+    if f.form.action == "revoke" {
+        let n = state.app.revoke_share_links(&client).await?;
+        return Ok(back(&format!("/clients/{id}"), &format!("Revoked {n} link(s) of {}.", client.name)));
+    }
+    let link = state.app.new_share_link(&client).await?;
+    // Shown once, on this response; never in a URL the browser keeps in its history.
+    let label = format!("Private link for {}", client.name);
+    render(&state, f.session, client, String::new(), Some((label, link))).await
+}
+
+#[derive(Deserialize)]
+pub struct ConnectForm {
+    provider: String,
+    #[serde(default)]
+    api_key: String,
+}
+
+/// Connect a cloud account: Strava and Polar give an authorization link to send the
+/// client; intervals.icu takes the client's API key.
+pub async fn connect(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<ConnectForm>) -> Page {
+    let client = state.app.client_of(f.session.trainer.id, id).await?;
+    let connected = state.app.connect(&f.form.provider, &client, Some(&f.form.api_key)).await.map_err(|e| match e {
+        crate::app::AppError::Input(detail) => super::WebError::Input { title: "Not connected", detail },
+        other => other.into(),
+    })?;
+    match connected {
+        Connected::Athlete { provider, athlete } => Ok(back(
+            &format!("/clients/{id}"),
+            &format!("Connected {provider} athlete {athlete}; the first sync starts within a minute."),
+        )),
+        Connected::Link { url, valid_minutes, .. } => {
+            let label =
+                format!("{} authorization link, valid {valid_minutes} minutes and once", title(&f.form.provider));
+            render(&state, f.session, client, String::new(), Some((label, url))).await
+        }
+    }
+}
+
+fn title(provider: &str) -> String {
+    let p = provider.trim();
+    let mut c = p.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
