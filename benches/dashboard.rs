@@ -85,15 +85,8 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("data: {CLIENTS} clients × 3 homework × 90 days written in {:.1} s", t.elapsed().as_secs_f64());
 
-    let state = WebState::new(
-        store.clone(),
-        Health::default(),
-        Arc::new(config.clone()),
-        Arc::new(
-            coachd::providers::Registry::new(&config, Arc::new(coachd::providers::clock::SystemClock))
-                .expect("providers"),
-        ),
-    );
+    let app = coachd::app::App::new(store.clone(), Arc::new(config.clone())).expect("providers");
+    let state = WebState::for_app(app, Health::default());
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

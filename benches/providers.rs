@@ -63,8 +63,11 @@ async fn run(start: DateTime<Utc>, athletes: i64) -> anyhow::Result<()> {
     let mut config = fake_strava::config(&fake, &base);
     config.providers.backfill_days = 600;
     let reg = Arc::new(Registry::new(&config, fake.clock.clone()).map_err(anyhow::Error::msg)?);
-    let app = router(WebState::new(store.clone(), Health::default(), Arc::new(config), reg.clone()))
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = router(WebState::for_app(
+        coachd::app::App::from_parts(store.clone(), Arc::new(config), reg.clone()),
+        Health::default(),
+    ))
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     // Every athlete's activities (ids apart), each connected through the OAuth flow.

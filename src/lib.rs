@@ -4,20 +4,42 @@
 //! # Map
 //!
 //! ```text
-//!  sources ──Batch──► store::ingest ──► SQLite (store) ──► homework engine, charts, web
+//!  sources ─Batch─► store::ingest ─► store (SQLite) ─► status (engine + verdict cache) ─► charts
+//!  (ble, files,                                              ▲
+//!   inbox, cloud)                      app: every use case ──┘◄── cli (clap)  ◄── a person at a shell
+//!                                                            ◄── web (axum)   ◄── a browser, an app, a webhook
 //! ```
 //!
-//! - [`model`]: the normalized shapes every source produces (a [`model::Batch`] of
-//!   activities with sample series and strength sets, daily metrics and a cursor).
-//! - [`source`]: the [`source::Source`] trait, its [`source::SourceContext`] and the
-//!   supervisor that runs each source as a task and restarts failing ones with backoff.
-//! - [`store`]: every SQL statement; ingest writes a batch and its cursor in one
-//!   transaction, sample series are kept as compact chunks ([`store::codec`]).
-//! - [`config`]: defaults → `coachd.toml` → `COACHD__SECTION__KEY`, typed and validated.
-//! - [`crypto`]: the data dir's key, sealing of tokens at rest, [`crypto::Secret`].
-//! - [`daemon`]: `coachd run`: supervisor + web server, SIGTERM drain, sd_notify.
-//! - [`web`]: the axum router (`/healthz`).
-//! - [`cli`]: the command line; [`init`] and [`paths`]: the data dir.
+//! A source turns the outside world into a [`model::Batch`] and hands it to ingest
+//! through its [`source::SourceContext`]; ingest writes it and its cursor in one
+//! transaction. The pure [`engine`] judges homework from the evidence [`store`] reads;
+//! [`status`] caches final verdicts. [`app`] owns every use case; [`cli`] and [`web`]
+//! are two thin front ends over it and never import each other. ARCHITECTURE.md at the
+//! root says which module may call which and where new things go.
+//!
+//! Layers, from the outside in:
+//! - [`cli`]: the command line (clap): flags in, [`app`] calls, text or JSON and exit codes out.
+//! - [`web`]: the HTTP side (axum): dashboard pages, the client's private link, the JSON
+//!   API, Health Auto Export pushes, OAuth callbacks and webhooks, `/healthz`, `/metrics`.
+//! - [`daemon`]: `coachd run`: runs the sources it is given and the web server; SIGTERM drain, sd_notify.
+//! - [`sources`]: the one place that assembles the daemon's sources from the configuration.
+//! - [`app`]: the application layer: typed use cases and [`app::AppError`].
+//! - [`status`]: verdicts and adherence for a span, with the verdict cache.
+//! - [`charts`]: chart data from the store and verdicts, drawn with plotters to SVG/PNG.
+//! - [`demo`]: the deterministic demo data set, written through ingest.
+//! - [`source`]: the [`source::Source`] trait, its context and the supervisor.
+//! - [`ble`]: Bluetooth sensors: GATT decoders, session recorder, btleplug collector, simulated strap.
+//! - [`providers`]: cloud providers (Strava, Polar, intervals.icu): manifests, OAuth, rate limits, sync.
+//! - [`files`]: FIT, TCX, GPX, Apple Health and Health Auto Export parsers; file import.
+//! - [`inbox`]: the watched inbox folder source.
+//! - [`store`]: every SQL statement, behind a small API with [`store::StoreError`].
+//! - [`engine`]: pure: homework phrases and rules, evidence, verdicts, adherence.
+//! - [`model`]: the normalized shapes every source produces.
+//! - [`activity_types`]: coachd's activity types, their families and categories.
+//! - [`config`]: defaults → `coachd.toml` → `COACHD__SECTION__KEY`, typed, every problem located.
+//! - [`crypto`]: the data dir's key, sealed secrets, [`crypto::Secret`], digests, tokens, password hashes.
+//! - [`time`]: local dates in a client's zone, DST-aware day bounds, `parse_day`.
+//! - [`init`] and [`paths`]: the data dir and its first use.
 
 pub mod activity_types;
 pub mod app;

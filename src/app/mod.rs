@@ -102,6 +102,28 @@ impl App {
         Ok(Self::from_parts(store, config, Arc::new(providers)))
     }
 
+    /// Open the data dir's store, initialising the data dir first if this is its first
+    /// use (`coachd init` does the same and reports what it created).
+    pub async fn open(
+        data: &crate::paths::DataDir,
+        config_path: &std::path::Path,
+        config: Config,
+    ) -> AppResult<(Self, crate::init::InitReport)> {
+        let (store, report) = crate::init::init(data, config_path, &config).await?;
+        match Self::new(store.clone(), Arc::new(config)) {
+            Ok(app) => Ok((app, report)),
+            Err(e) => {
+                store.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Close the store: every connection finishes, the WAL is checkpointed.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
     pub fn from_parts(store: Store, config: Arc<Config>, providers: Arc<Registry>) -> Self {
         Self { store, config, providers }
     }

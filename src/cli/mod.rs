@@ -3,9 +3,8 @@
 
 use crate::app::{App, AppError, NewClientInput, Owner};
 use crate::config::{Config, LogFormat};
+use crate::daemon;
 use crate::paths::DataDir;
-use crate::store::{Store, StoreError};
-use crate::{daemon, init};
 
 mod accounts;
 mod charts;
@@ -17,7 +16,6 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -324,12 +322,6 @@ impl From<AppError> for Failure {
     }
 }
 
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        AppError::from(e).into()
-    }
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Everything coachd writes (database, WAL, key, exports) is personal health data:
@@ -374,8 +366,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Init => {
-            let (store, report) = init::init(&data, &config_path, &config).await?;
-            store.close().await;
+            let (app, report) = App::open(&data, &config_path, config).await?;
+            app.close().await;
             println!("data dir  {}", data.root().display());
             println!("config    {}{}", config_path.display(), if report.wrote_config { " (created)" } else { "" });
             println!("key       {}{}", data.key().display(), if report.created_key { " (created)" } else { "" });
@@ -394,15 +386,18 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             if let Some(listen) = listen {
                 config.web.listen = listen;
             }
-            let store = open(&data, &config_path, &config).await?;
-            let listener = tokio::net::TcpListener::bind(config.web.listen).await.map_err(|e| {
-                Failure::Runtime(anyhow::anyhow!(
-                    "cannot listen on {}: {e}; choose another address with --listen or web.listen",
-                    config.web.listen
-                ))
-            })?;
+            let listen = config.web.listen;
+            let app = open(&data, &config_path, config).await?;
+            let listener = match tokio::net::TcpListener::bind(listen).await {
+                Ok(l) => l,
+                Err(e) => {
+                    app.close().await;
+                    return Err(Failure::Runtime(anyhow::anyhow!(
+                        "cannot listen on {listen}: {e}; choose another address with --listen or web.listen"
+                    )));
+                }
+            };
             tracing::info!(data_dir = %data.root().display(), "data dir");
-            let app = App::new(store, Arc::new(config))?;
             if demo {
                 prepare_demo(&app).await?;
             }
@@ -420,12 +415,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         command => {
-            let store = open(&data, &config_path, &config).await?;
-            let result = match App::new(store.clone(), Arc::new(config)) {
-                Ok(app) => with_app(&app, command).await,
-                Err(e) => Err(e.into()),
-            };
-            store.close().await;
+            let app = open(&data, &config_path, config).await?;
+            let result = with_app(&app, command).await;
+            app.close().await;
             result
         }
     }
@@ -498,14 +490,14 @@ async fn with_app(app: &App, command: Command) -> Result<(), Failure> {
     }
 }
 
-/// Open the store, initialising the data dir first if this is its first use.
-async fn open(data: &DataDir, config_path: &std::path::Path, config: &Config) -> Result<Store, Failure> {
-    let (store, report) = init::init(data, config_path, config).await?;
+/// The application on the data dir, initialising it first if this is its first use.
+async fn open(data: &DataDir, config_path: &std::path::Path, config: Config) -> Result<App, Failure> {
+    let (app, report) = App::open(data, config_path, config).await?;
     if report.created_database {
         // A warning, so it shows for short commands too: a new data dir may be the wrong one.
         tracing::warn!(data_dir = %data.root().display(), "initialised a new data dir");
     }
-    Ok(store)
+    Ok(app)
 }
 
 fn config_check(

@@ -28,9 +28,7 @@ pub mod workout;
 pub use page::WebError;
 
 use crate::app::App;
-use crate::config::Config;
 use crate::source::{Health, SourceHealth};
-use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::routing::{get, post};
@@ -49,10 +47,6 @@ pub struct WebState {
 }
 
 impl WebState {
-    pub fn new(store: Store, health: Health, config: Arc<Config>, providers: Arc<crate::providers::Registry>) -> Self {
-        Self::for_app(App::from_parts(store, config, providers), health)
-    }
-
     pub fn for_app(app: App, health: Health) -> Self {
         let secure = app.config.web.public_url.starts_with("https://");
         Self { app, health, throttle: Arc::default(), roster: Arc::default(), secure }

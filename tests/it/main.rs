@@ -13,6 +13,7 @@ mod fit_encoder;
 mod homework;
 mod inbox;
 mod ingest;
+mod layers;
 mod providers;
 mod push;
 mod strap;
@@ -104,14 +105,8 @@ impl TestStore {
     /// The web server (dashboard, API, webhooks) on this store, on a random port; its base URL.
     pub async fn serve(&self) -> String {
         use std::sync::Arc;
-        let clock = Arc::new(coachd::providers::clock::SystemClock);
-        let providers = Arc::new(coachd::providers::Registry::new(&self.config, clock).expect("providers"));
-        let state = coachd::web::WebState::new(
-            self.store.clone(),
-            coachd::source::Health::default(),
-            Arc::new(self.config.clone()),
-            providers,
-        );
+        let app = coachd::app::App::new(self.store.clone(), Arc::new(self.config.clone())).expect("providers");
+        let state = coachd::web::WebState::for_app(app, coachd::source::Health::default());
         let app = coachd::web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));

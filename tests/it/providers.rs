@@ -36,7 +36,8 @@ pub async fn env_with(backfill_days: u32) -> Env {
     let mut config = fake_strava::config(&fake, &base);
     config.providers.backfill_days = backfill_days;
     let reg = Arc::new(Registry::new(&config, fake.clock.clone()).expect("registry"));
-    let state = WebState::new(ts.store.clone(), Health::default(), Arc::new(config), reg.clone());
+    let app = coachd::app::App::from_parts(ts.store.clone(), Arc::new(config), reg.clone());
+    let state = WebState::for_app(app, Health::default());
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
