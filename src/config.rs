@@ -341,7 +341,7 @@ impl Config {
 
     /// [`Config::load`], plus checks that need another module's knowledge (a provider's
     /// manifest): `check` returns (dotted key, problem), located like the loader's own.
-    /// The application layer passes every module's check ([`crate::app::load_config`]).
+    /// The application layer passes every module's check (`app::load_config`).
     pub fn load_with(
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,

@@ -2,7 +2,7 @@
 //!
 //! A [`Source`] turns the outside world (a Bluetooth strap, a provider's API, a folder)
 //! into [`Batch`]es. It is built from its typed settings by the one `match` in
-//! [`crate::sources::build`], and run with a [`SourceContext`]: the store, the shutdown
+//! `sources::build`, and run with a [`SourceContext`]: the store, the shutdown
 //! signal and the daemon's configuration. The supervisor runs each source as its own
 //! task, restarts one that fails or panics with capped exponential backoff, and lets
 //! no source stop the others or the web server.

@@ -1,6 +1,6 @@
 //! The one place that assembles the daemon's sources from the configuration: the
 //! inbox, the Bluetooth collector, the cloud sync and, for `run --demo`, the simulated
-//! strap. [`crate::daemon::run`] runs whatever it is given.
+//! strap. `daemon::run` runs whatever it is given.
 
 use crate::app::App;
 use crate::inbox::Inbox;

@@ -1,5 +1,11 @@
 //! The command line (clap). Exit codes: 0 success, 1 runtime failure, 2 bad usage or
 //! bad input. Every error names what was wrong and what to do.
+//!
+//! A thin front end over [`crate::app`]: each command parses its flags, calls the
+//! application layer and prints. This file is longer than the others because it holds
+//! the whole command-line contract (every command, flag and help text, which scripts
+//! rely on) in one place, where it is read and reviewed as one; the commands' bodies
+//! live in the files beside it.
 
 use crate::app::{App, AppError, NewClientInput, Owner};
 use crate::config::{Config, LogFormat};

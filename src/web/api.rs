@@ -34,17 +34,11 @@ impl IntoResponse for ApiError {
 
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
-        match e {
-            AppError::NotFound(_) => Self(StatusCode::NOT_FOUND, "not found".into()),
-            AppError::Input(m) => Self(StatusCode::BAD_REQUEST, m),
-            AppError::Runtime(e) => {
-                tracing::error!(error = %format!("{e:#}"), "API request failed");
-                Self(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server's log".into())
-            }
-        }
+        super::WebError::from(e).into()
     }
 }
 
+/// The same kinds as a page's error, as JSON.
 impl From<super::WebError> for ApiError {
     fn from(e: super::WebError) -> Self {
         match e {

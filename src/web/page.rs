@@ -4,7 +4,6 @@
 //! with the detail in the log only).
 
 use crate::app::AppError;
-use crate::store::StoreError;
 use askama::Template;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -86,12 +85,6 @@ impl From<AppError> for WebError {
             AppError::NotFound(_) => Self::NotFound,
             AppError::Runtime(e) => Self::Internal(format!("{e:#}")),
         }
-    }
-}
-
-impl From<StoreError> for WebError {
-    fn from(e: StoreError) -> Self {
-        AppError::from(e).into()
     }
 }
 
