@@ -262,6 +262,11 @@ async fn provider_loop(reg: &Registry, ctx: &SourceContext, provider: &str) -> a
     // regular syncs).
     let mut unfinished: std::collections::BTreeSet<i64> = Default::default();
     loop {
+        // Listen for pokes before reading what is pending: a poke that lands while this
+        // round runs wakes the wait below instead of being lost until the next tick.
+        let poke = reg.wake.notified();
+        tokio::pin!(poke);
+        poke.as_mut().enable();
         let now = reg.clock.now();
         let accounts: Vec<Account> =
             ctx.store.accounts().await?.into_iter().filter(|a| a.provider == provider && a.syncable()).collect();
@@ -302,7 +307,7 @@ async fn provider_loop(reg: &Registry, ctx: &SourceContext, provider: &str) -> a
         }
         tokio::select! {
             () = ctx.shutdown.cancelled() => return Ok(()),
-            () = reg.wake.notified() => {}
+            () = poke => {}
             () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
         }
     }

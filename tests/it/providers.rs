@@ -512,6 +512,9 @@ async fn the_daemons_cloud_source_syncs_connected_accounts_and_follows_events() 
     let r = e.http.post(format!("{}/webhooks/strava", e.base)).json(&event).send().await.expect("post");
     assert_eq!(r.status(), 200);
     wait_for(|| async { e.activity_count().await == 4 }).await;
+    // The round notes its batch after it has stored the activity: wait for that too.
+    let noted = || supervisor.health().snapshot().iter().any(|h| h.name == "cloud" && h.batches >= 2);
+    wait_for(|| async { noted() }).await;
     let health = supervisor.health().snapshot();
     assert!(health.iter().any(|h| h.name == "cloud" && h.batches >= 2), "{health:?}");
     stop.cancel();
