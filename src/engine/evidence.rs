@@ -36,6 +36,10 @@ pub struct ActivityRec {
     pub hr_hist: Vec<(u16, f64)>,
     pub hr_samples: u32,
     pub sets: Vec<SetRec>,
+    /// The activity file (FIT, TCX, GPX) it came from: the sessions of one multi-sport
+    /// file share it and are separate workouts by construction. None for other sources
+    /// (an Apple Health export holds many apps' records of the same workout).
+    pub origin: Option<Vec<u8>>,
 }
 
 impl ActivityRec {
@@ -165,6 +169,10 @@ pub fn merge(mut activities: Vec<ActivityRec>) -> Vec<Workout> {
 }
 
 fn same_effort(a: &ActivityRec, b: &ActivityRec) -> bool {
+    if a.source == b.source && a.origin.is_some() && a.origin == b.origin {
+        // Two sessions of one file (a triathlon's swim, transition and ride).
+        return false;
+    }
     if (a.start - b.start).num_seconds().abs() <= SAME_START_S {
         return true;
     }
@@ -228,6 +236,7 @@ pub(crate) mod tests {
             hr_hist: Vec::new(),
             hr_samples: 0,
             sets: Vec::new(),
+            origin: None,
         }
     }
 
@@ -258,6 +267,16 @@ pub(crate) mod tests {
         ]);
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].member_ids(), [1, 3]);
+    }
+
+    #[test]
+    fn sessions_of_one_file_stay_apart() {
+        let mut transition = rec(1, "fit", "workout", 0, 3);
+        let mut ride = rec(2, "fit", "ride", 3, 60);
+        (transition.origin, ride.origin) = (Some(vec![7]), Some(vec![7]));
+        assert_eq!(merge(vec![transition.clone(), ride.clone()]).len(), 2, "one triathlon file, two sessions");
+        ride.origin = Some(vec![8]);
+        assert_eq!(merge(vec![transition, ride]).len(), 1, "from two files, the same workout");
     }
 
     #[test]

@@ -47,6 +47,7 @@ fn act(id: i64, source: &str, ty: &str, start: DateTime<Utc>, minutes: i64) -> A
         hr_hist: Vec::new(),
         hr_samples: 0,
         sets: Vec::new(),
+        origin: None,
     }
 }
 

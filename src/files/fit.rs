@@ -106,7 +106,13 @@ fn exercise(category: Option<String>) -> String {
 
 struct Session {
     start: DateTime<Utc>,
+    /// Set once every session is known (see [`session_end`]).
     end: DateTime<Utc>,
+    /// `total_elapsed_time`, when plausible.
+    elapsed_s: Option<f64>,
+    /// The session message's own `timestamp`: when it was written, which devices set
+    /// to the start, to the save time, or to the next session's start.
+    stamp: Option<DateTime<Utc>>,
     moving_s: Option<f64>,
     distance_m: Option<f64>,
     avg_hr: Option<f64>,
@@ -139,6 +145,30 @@ fn timer_seconds(events: &[(i64, bool)], lo: i64, hi: i64) -> Option<f64> {
     Some(total as f64 / 1000.0)
 }
 
+/// No session lasts longer than a week; a larger elapsed or timer time is not believed.
+const MAX_SESSION_S: f64 = 7.0 * 86_400.0;
+
+/// A session ends at its start + `total_elapsed_time`, or at its last record or timer
+/// stop (before the next session) when that is later. The session message's own
+/// `timestamp` is used only when nothing else is known, and never before the start.
+fn session_end(s: &Session, next_ms: Option<i64>, records: &[i64], timer: &[(i64, bool)]) -> DateTime<Utc> {
+    let lo = s.start.timestamp_millis();
+    let inside = |t: i64| t >= lo && next_ms.is_none_or(|n| t < n);
+    let by_elapsed = s.elapsed_s.map(|e| lo + (e * 1000.0).round() as i64);
+    let last_record = records.iter().copied().filter(|t| inside(*t)).max();
+    let last_stop = timer.iter().filter(|(t, running)| !running && inside(*t)).map(|(t, _)| *t).max();
+    let end_ms = [by_elapsed, last_record, last_stop]
+        .into_iter()
+        .flatten()
+        .max()
+        .or_else(|| s.stamp.map(|t| t.timestamp_millis()))
+        .unwrap_or(lo);
+    // A session never reaches into the next one (elapsed times are rounded up by some
+    // devices, which would make a triathlon's transition overlap the ride after it).
+    let end_ms = next_ms.map_or(end_ms, |n| end_ms.min(n)).max(lo);
+    DateTime::from_timestamp_millis(end_ms).unwrap_or(s.start)
+}
+
 /// Decode a FIT file into activities for `client`.
 pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32) -> Result<Parsed, FileError> {
     if !looks_like_fit(bytes) {
@@ -156,15 +186,16 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
     }
     // fitparser has panicked on malformed input (found by fuzz/run: an arithmetic
     // underflow in its header parser); a bad file must be an error, never a crash.
-    let decoded = std::panic::catch_unwind(|| fitparser::from_bytes(bytes))
-        .map_err(|_| FileError::Invalid("FIT: the decoder failed on malformed data".into()))?;
-    let records = decoded.map_err(|e| FileError::Invalid(format!("FIT: {e}")))?;
+    let (decoded, diagnostics) = quiet_stderr(|| std::panic::catch_unwind(|| fitparser::from_bytes(bytes)));
+    let decoded = decoded.map_err(|_| FileError::Invalid("FIT: the decoder failed on malformed data".into()))?;
+    let records = decoded.map_err(|e| FileError::Invalid(decode_error(&e, bytes.len())))?;
     let mut sessions = Vec::new();
     let mut hr = Vec::new();
     let mut speed = Vec::new();
     let mut cadence = Vec::new();
     let mut power = Vec::new();
     let mut sets = Vec::new();
+    let mut record_ms: Vec<i64> = Vec::new();
     let mut file_key = None;
     let mut local_offset = None;
     let mut fallback_sport = ("generic".to_string(), "generic".to_string());
@@ -203,16 +234,14 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
             }
             MesgNum::Session => {
                 let Some(start) = time(r, "start_time") else { continue };
-                let elapsed = number(r, "total_elapsed_time").unwrap_or(0.0);
-                let end = time(r, "timestamp")
-                    .filter(|e| *e >= start)
-                    .unwrap_or(start + chrono::Duration::milliseconds((elapsed * 1000.0) as i64));
                 let sport = text(r, "sport").unwrap_or_default();
                 let sub = text(r, "sub_sport").unwrap_or_default();
                 sessions.push(Session {
                     start,
-                    end,
-                    moving_s: number(r, "total_timer_time"),
+                    end: start,
+                    elapsed_s: number(r, "total_elapsed_time").filter(|s| *s > 0.0 && *s <= MAX_SESSION_S),
+                    stamp: time(r, "timestamp"),
+                    moving_s: number(r, "total_timer_time").filter(|s| *s <= MAX_SESSION_S),
                     distance_m: number(r, "total_distance"),
                     avg_hr: number(r, "avg_heart_rate").filter(|h| (1.0..=300.0).contains(h)),
                     max_hr: number(r, "max_heart_rate").filter(|h| (1.0..=300.0).contains(h)),
@@ -223,6 +252,7 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
             MesgNum::Record => {
                 let Some(t) = time(r, "timestamp") else { continue };
                 let t_ms = t.timestamp_millis();
+                record_ms.push(t_ms);
                 let push = |v: &mut Vec<Sample>, value: Option<f64>, ok: fn(f64) -> bool| {
                     if let Some(value) = value.filter(|x| ok(*x)) {
                         v.push(Sample { t_ms, value });
@@ -253,10 +283,9 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
     }
     if sessions.is_empty() {
         // Some devices write no session: the records (or sets) span the activity.
-        let times: Vec<i64> = hr
+        let times: Vec<i64> = record_ms
             .iter()
-            .chain(&speed)
-            .map(|s| s.t_ms)
+            .copied()
             .chain(sets.iter().filter_map(|s| s.start.map(|t| t.timestamp_millis())))
             .chain(timer.iter().map(|e| e.0))
             .collect();
@@ -267,6 +296,8 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
         sessions.push(Session {
             start: at(*lo),
             end: at(*hi),
+            elapsed_s: None,
+            stamp: None,
             moving_s: None,
             distance_m: None,
             avg_hr: None,
@@ -276,6 +307,14 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
         });
     }
     sessions.sort_by_key(|s| s.start);
+    for i in 0..sessions.len() {
+        let next = sessions.get(i + 1).map(|x| x.start.timestamp_millis());
+        let s = &sessions[i];
+        if s.elapsed_s.is_some() || s.stamp.is_some() || !record_ms.is_empty() {
+            let end = session_end(s, next, &record_ms, &timer);
+            sessions[i].end = end;
+        }
+    }
     let key = file_key.unwrap_or_else(|| crate::crypto::hex(&crate::crypto::sha256(bytes)[..12]));
     let mut activities = Vec::new();
     let n = sessions.len();
@@ -342,5 +381,76 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
             sets: if my_sets.is_empty() { None } else { Some(my_sets) },
         });
     }
-    Ok(Parsed { activities, daily: Vec::new() })
+    Ok(Parsed { activities, daily: Vec::new(), diagnostics })
+}
+
+/// What a decoder error means, in a person's words.
+fn decode_error(e: &fitparser::Error, len: usize) -> String {
+    use fitparser::ErrorKind;
+    match &**e {
+        ErrorKind::UnexpectedEof(needed) => {
+            // nom's `Needed` (Size(n) or Unknown), read off its Debug form so the
+            // decoder's parser crate need not be a dependency of ours.
+            let n: String = format!("{needed:?}").chars().filter(char::is_ascii_digit).collect();
+            let more = if n.is_empty() { "more bytes".to_string() } else { format!("{n} more bytes") };
+            format!(
+                "FIT: truncated: the file ({len} bytes) ends inside a message that needs {more}; it was cut short \
+                 while saving or copying: copy it from the device again"
+            )
+        }
+        ErrorKind::MissingDefinitionMessage(local, at) => format!(
+            "FIT: damaged at byte {at}: message type {local} is used but was never defined (the file is corrupt or \
+             was cut and joined)"
+        ),
+        ErrorKind::ParseError(at, _) => format!("FIT: damaged data at byte {at}: not a valid FIT message"),
+        ErrorKind::InvalidCrc(_) => "FIT: the CRC (checksum) does not match: the file is damaged; copy it again".into(),
+        ErrorKind::TrailingBytes(n) => format!("FIT: {n} unexpected bytes after the data"),
+        other => format!("FIT: {other}"),
+    }
+}
+
+/// Run `f` with this process's stderr captured: the FIT decoder prints diagnostics of
+/// its own (`ERROR: field size …` for fields it reads anyway), which must not reach the
+/// user's terminal or the journal raw. Returns what was printed, one entry per line, for
+/// the caller to log at debug with the file's name.
+///
+/// The capture swaps file descriptor 2 for a pipe, so it is process-wide: one decode at
+/// a time holds it (decodes take milliseconds), and anything another thread writes to
+/// stderr meanwhile is logged at debug with the decoder's lines instead of shown.
+fn quiet_stderr<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut fds = [0; 2];
+    // SAFETY: plain fd calls on descriptors this function owns; stderr is restored from
+    // its saved copy before returning, on every path.
+    let saved = unsafe { libc::dup(libc::STDERR_FILENO) };
+    if saved < 0 || unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        if saved >= 0 {
+            unsafe { libc::close(saved) };
+        }
+        return (f(), Vec::new());
+    }
+    let (read_end, write_end) = (fds[0], fds[1]);
+    // A reader drains the pipe while the decoder runs, so a full pipe never blocks it.
+    let reader = std::thread::spawn(move || {
+        // SAFETY: read_end is ours alone from here on; File closes it.
+        let mut pipe = unsafe { std::fs::File::from_raw_fd(read_end) };
+        let mut text = Vec::new();
+        let _ = pipe.read_to_end(&mut text);
+        text
+    });
+    unsafe {
+        libc::dup2(write_end, libc::STDERR_FILENO);
+        libc::close(write_end);
+    }
+    let out = f();
+    unsafe {
+        libc::dup2(saved, libc::STDERR_FILENO);
+        libc::close(saved);
+    }
+    let text = reader.join().unwrap_or_default();
+    let lines = String::from_utf8_lossy(&text).lines().map(str::to_string).filter(|l| !l.is_empty()).collect();
+    (out, lines)
 }

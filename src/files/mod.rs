@@ -41,6 +41,8 @@ pub enum FileError {
 pub struct Parsed {
     pub activities: Vec<NewActivity>,
     pub daily: Vec<DailyMetric>,
+    /// What a decoder said about the file without failing on it (logged at debug).
+    pub diagnostics: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +160,9 @@ pub async fn import_file(
         Ok(p) => p,
         Err(e) => return Ok(Outcome::Rejected(e.to_string())),
     };
+    for line in &parsed.diagnostics {
+        tracing::debug!(file = %path.display(), "decoder: {line}");
+    }
     let mut batch = Batch::new(format.source());
     batch.activities = parsed.activities;
     for a in &mut batch.activities {

@@ -74,6 +74,9 @@ struct Track {
     speed: Vec<Sample>,
     power: Vec<Sample>,
     times: Vec<i64>,
+    /// GPX `<trkseg>` spans (first and last point time, ms): the receiver was off
+    /// between two segments, so a gap is a pause, not activity time.
+    segments: Vec<(i64, i64)>,
 }
 
 #[derive(Default)]
@@ -123,6 +126,10 @@ pub fn parse<R: BufRead>(
                     tracks.push(t);
                 } else if name == point_tag {
                     point = Point::default();
+                } else if kind == XmlKind::Gpx && name == b"trkseg" {
+                    if let Some(t) = tracks.last_mut() {
+                        t.segments.push((i64::MAX, i64::MIN));
+                    }
                 }
                 path.push(name);
                 text.clear();
@@ -176,6 +183,9 @@ pub fn parse<R: BufRead>(
                     (_, n, _) if n == point_tag => {
                         if let (Some(t_ms), Some(track)) = (point.t, tracks.last_mut()) {
                             track.times.push(t_ms);
+                            if let Some(seg) = track.segments.last_mut() {
+                                *seg = (seg.0.min(t_ms), seg.1.max(t_ms));
+                            }
                             let push = |v: &mut Vec<Sample>, x: Option<f64>, ok: fn(f64) -> bool| {
                                 if let Some(value) = x.filter(|x| ok(*x)) {
                                     v.push(Sample { t_ms, value });
@@ -210,6 +220,9 @@ pub fn parse<R: BufRead>(
         let ty = sport_type(t.ty.as_deref().or(gpx_type.as_deref()).unwrap_or(""));
         let (start, end) = (at(lo), at(hi));
         let elapsed = (hi - lo) as f64 / 1000.0;
+        // GPX: the segments' spans, summed; gaps between segments are pauses.
+        let in_segments: i64 = t.segments.iter().filter(|(a, b)| a <= b).map(|(a, b)| b - a).sum();
+        let moving = if t.segments.len() > 1 { in_segments as f64 / 1000.0 } else { elapsed };
         let avg = (!t.hr.is_empty()).then(|| t.hr.iter().map(|s| s.value).sum::<f64>() / t.hr.len() as f64);
         let max = t.hr.iter().map(|s| s.value).fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
         let mut series = Vec::new();
@@ -232,7 +245,7 @@ pub fn parse<R: BufRead>(
             utc_offset_s: offset_s(start),
             activity_type: ty.into(),
             category: activity_types::category(ty),
-            duration_s: if t.laps_s > 0.0 { t.laps_s } else { elapsed },
+            duration_s: if t.laps_s > 0.0 { t.laps_s } else { moving },
             distance_m: t.distance_m,
             avg_hr: avg.map(|h| (h * 10.0).round() / 10.0),
             max_hr: max.map(|h| h as u16),
@@ -245,5 +258,5 @@ pub fn parse<R: BufRead>(
     if activities.is_empty() {
         return Err(FileError::Invalid(format!("{kind}: no track points with times: nothing to import")));
     }
-    Ok(Parsed { activities, daily: Vec::new() })
+    Ok(Parsed { activities, daily: Vec::new(), diagnostics: Vec::new() })
 }

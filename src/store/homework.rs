@@ -45,7 +45,8 @@ const HOMEWORK_SELECT: &str = "SELECT h.id, h.client_id, c.name, h.text, h.rule,
 /// id, homework id, date, value, note.
 type CheckinSql = (i64, Option<i64>, String, Option<f64>, Option<String>);
 
-type ActivitySql = (i64, String, i64, i64, i64, String, String, f64, Option<f64>, Option<i64>, Option<Vec<u8>>, i64);
+type ActivitySql =
+    (i64, String, i64, i64, i64, String, String, f64, Option<f64>, Option<i64>, Option<Vec<u8>>, i64, Option<Vec<u8>>);
 
 impl Store {
     pub async fn add_homework(
@@ -177,7 +178,7 @@ impl Store {
         let (lo_ms, hi_ms) = (lo.timestamp_millis(), hi.timestamp_millis());
         let rows: Vec<ActivitySql> = sqlx::query_as(
             "SELECT id, source, start_ms, end_ms, utc_offset_s, type, category, duration_s, avg_hr, max_hr, hr_hist,
-                    hr_samples
+                    hr_samples, CASE WHEN source IN ('fit', 'tcx', 'gpx') THEN content_hash END
              FROM activities WHERE client_id = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
         )
         .bind(client)
@@ -231,6 +232,7 @@ impl Store {
                 hr_hist,
                 hr_samples: u32::try_from(r.11).unwrap_or(0),
                 sets: sets_by.remove(&r.0).unwrap_or_default(),
+                origin: r.12,
             });
         }
         let (d_lo, d_hi) = ((from - Duration::days(2)).to_string(), (to + Duration::days(2)).to_string());

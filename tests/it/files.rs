@@ -261,3 +261,112 @@ fn write_fuzz_seeds() {
         std::fs::write(root.join(dir).join(name), bytes).expect("write");
     }
 }
+
+fn session(start: i64, elapsed_s: u32, sport: u64) -> SessionSpec {
+    SessionSpec { start, elapsed_s, timer_s: elapsed_s, sport, sub_sport: 0, avg_hr: 140, max_hr: 160 }
+}
+
+/// (start, end, duration) of each activity of a FIT file, in seconds from `t0()`.
+fn spans(bytes: &[u8]) -> Vec<(i64, i64, f64)> {
+    let parsed = coachd::files::fit::parse(bytes, 1, |_| 3600).expect("parses");
+    parsed.activities.iter().map(|a| (a.start.timestamp() - t0(), a.end.timestamp() - t0(), a.duration_s)).collect()
+}
+
+#[test]
+fn a_fit_session_ends_at_start_plus_elapsed_whatever_its_timestamp_says() {
+    let start = t0();
+    let records = |w: &mut FitWriter, from: i64, to: i64| {
+        for s in (from..to).step_by(5) {
+            w.record(start + s, 140, 80);
+        }
+    };
+    // Garmin devices that stamp the session with its start.
+    let mut w = FitWriter::default();
+    w.file_id(1, start);
+    records(&mut w, 0, 600);
+    w.session_stamped(&session(start, 600, SPORT_RUNNING), start);
+    assert_eq!(spans(&w.finish()), vec![(0, 600, 600.0)], "timestamp = start");
+    // Devices that stamp it with the save time, minutes after the last record.
+    let mut w = FitWriter::default();
+    w.file_id(2, start);
+    records(&mut w, 0, 600);
+    w.session_stamped(&session(start, 600, SPORT_RUNNING), start + 900);
+    assert_eq!(spans(&w.finish()), vec![(0, 600, 600.0)], "timestamp = save time");
+    // Two sessions: the first stamped with the second's start.
+    let mut w = FitWriter::default();
+    w.file_id(3, start);
+    records(&mut w, 0, 600);
+    records(&mut w, 3600, 4500);
+    w.session_stamped(&session(start, 600, SPORT_RUNNING), start + 3600);
+    w.session(&session(start + 3600, 900, SPORT_CYCLING));
+    assert_eq!(spans(&w.finish()), vec![(0, 600, 600.0), (3600, 4500, 900.0)], "two sessions");
+    // Records past the elapsed time (a device that lost its final lap): the last record ends it.
+    let mut w = FitWriter::default();
+    w.file_id(4, start);
+    records(&mut w, 0, 905);
+    w.session_stamped(&session(start, 600, SPORT_RUNNING), start);
+    assert_eq!(spans(&w.finish()), vec![(0, 900, 600.0)], "the later last record");
+}
+
+#[test]
+fn gaps_between_gpx_segments_are_pauses() {
+    let point = |t: &str| format!("<trkpt lat=\"52.5\" lon=\"13.4\"><time>{t}</time></trkpt>");
+    let gpx = format!(
+        r#"<?xml version="1.0"?><gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1"><trk><type>running</type>
+<trkseg>{}{}</trkseg><trkseg>{}{}</trkseg></trk></gpx>"#,
+        point("2026-11-20T17:00:00Z"),
+        point("2026-11-20T17:30:00Z"),
+        point("2026-11-20T18:30:00Z"),
+        point("2026-11-20T18:50:00Z")
+    );
+    let parsed =
+        coachd::files::xml::parse(gpx.as_bytes(), coachd::files::xml::XmlKind::Gpx, 1, "k", |_| 0).expect("parses");
+    let a = &parsed.activities[0];
+    assert_eq!(a.duration_s, 50.0 * 60.0, "30 + 20 minutes, the hour between the segments excluded");
+    assert_eq!((a.end - a.start).num_minutes(), 110, "the span still runs first point to last");
+}
+
+#[test]
+fn the_fit_decoders_own_complaints_never_reach_the_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    coachd(&data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
+    let start = t0();
+    let mut w = FitWriter::default();
+    w.file_id(77, start);
+    w.record(start, 140, 80);
+    for s in 1..300 {
+        w.misaligned_record(start + s, 141);
+    }
+    w.session(&session(start, 300, SPORT_RUNNING));
+    let path = dir.path().join("coros.fit");
+    std::fs::write(&path, w.finish()).expect("write");
+    // With debug logging the decoder's complaint is there, with the file's name.
+    let out =
+        coachd(&data).env("RUST_LOG", "coachd=debug").arg("import").arg("alex").arg(&path).output().expect("import");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("decoder: ERROR: field size") && stderr.contains("coros.fit"), "{stderr}");
+    // By default, nothing of it (a fresh data dir, so the file is decoded again).
+    let data = dir.path().join("data2");
+    coachd(&data).args(["client", "add", "bo", "--tz", "Europe/Berlin"]).assert().success();
+    let out = coachd(&data).arg("import").arg("bo").arg(&path).output().expect("import");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("imported") && !stdout.contains("ERROR"), "{stdout}");
+    assert!(stderr.trim().is_empty(), "nothing of the decoder's on stderr: {stderr}");
+}
+
+#[test]
+fn a_fit_file_cut_inside_a_message_is_refused_in_plain_words() {
+    let start = t0();
+    let mut w = FitWriter::default();
+    w.file_id(5, start);
+    for s in 0..60 {
+        w.record(start + s, 140, 80);
+    }
+    let bytes = w.finish_cut(3);
+    let err = coachd::files::fit::parse(&bytes, 1, |_| 0).expect_err("truncated");
+    let msg = err.to_string();
+    assert!(msg.contains("truncated") && msg.contains("ends inside a message"), "{msg}");
+    assert!(!msg.contains("parser error"), "{msg}");
+}

@@ -190,7 +190,13 @@ impl FitWriter {
     }
 
     pub fn session(&mut self, s: &SessionSpec) {
-        let end = s.start + i64::from(s.elapsed_s);
+        self.session_stamped(s, s.start + i64::from(s.elapsed_s));
+    }
+
+    /// A session whose own `timestamp` is `stamp`: devices write its start, the save
+    /// time, or the next session's start there.
+    pub fn session_stamped(&mut self, s: &SessionSpec, stamp: i64) {
+        let end = stamp;
         self.message(
             3,
             18,
@@ -226,6 +232,31 @@ impl FitWriter {
                 (7, Base::U16, if set_type == 1 { category } else { 0xFFFF }),
             ],
         );
+    }
+
+    /// A record whose heart-rate field is defined as a 1-byte uint32 (as a COROS watch
+    /// writes some fields): the decoder reads it, and complains on its own stderr.
+    pub fn misaligned_record(&mut self, unix: i64, hr: u8) {
+        let local = 6u8;
+        self.data.push(0x40 | local);
+        self.data.extend_from_slice(&[0, 0]);
+        self.data.extend_from_slice(&20u16.to_le_bytes());
+        self.data.push(2);
+        self.data.extend_from_slice(&[253, 4, Base::U32.code()]);
+        self.data.extend_from_slice(&[3, 1, Base::U32.code()]);
+        self.defs[local as usize] = None;
+        self.data.push(local);
+        self.data.extend_from_slice(&fit_time(unix).to_le_bytes());
+        self.data.push(hr);
+        self.last_timestamp = Some(fit_time(unix));
+    }
+
+    /// The file cut inside its last message, with the header and CRC made to agree
+    /// (as a device that stopped writing mid-message leaves it).
+    pub fn finish_cut(mut self, cut: usize) -> Vec<u8> {
+        let keep = self.data.len().saturating_sub(cut);
+        self.data.truncate(keep);
+        self.finish()
     }
 
     pub fn activity(&mut self, unix: i64, offset_s: i64) {
