@@ -101,6 +101,16 @@ impl Inbox {
                         info!(file = %name, client = %client.name, %format, "already imported; archived");
                         move_into(&path, &self.archive.join(&client.name))?;
                     }
+                    Outcome::Export(r) => {
+                        for (member, why) in &r.rejected {
+                            warn!(file = %name, client = %client.name, %member, reason = %why, "export member rejected");
+                        }
+                        info!(
+                            file = %name, client = %client.name, imported = r.imported, duplicates = r.duplicates,
+                            rejected = r.rejected.len(), activities = r.activities, "export imported"
+                        );
+                        move_into(&path, &self.archive.join(&client.name))?;
+                    }
                     Outcome::Rejected(reason) => {
                         warn!(file = %name, client = %client.name, %reason, "rejected; quarantined");
                         let dir = self.quarantine.join(&client.name);

@@ -16,6 +16,7 @@ mod accounts;
 mod charts;
 mod devices;
 mod homework;
+mod import;
 mod trainer;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -422,7 +423,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         command => {
             let app = open(&data, &config_path, config).await?;
-            let result = with_app(&app, command).await;
+            let result = with_app(&app, &data, command).await;
             app.close().await;
             result
         }
@@ -446,7 +447,7 @@ async fn prepare_demo(app: &App) -> Result<(), Failure> {
     Ok(())
 }
 /// The commands that work on the database.
-async fn with_app(app: &App, command: Command) -> Result<(), Failure> {
+async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Failure> {
     match command {
         Command::Client(cmd) => client(app, cmd).await,
         Command::Devices(cmd) => devices::devices(app, cmd).await,
@@ -469,7 +470,7 @@ async fn with_app(app: &App, command: Command) -> Result<(), Failure> {
         Command::Activities { client, range } => {
             homework::activities(app, &client, range.from.as_deref(), range.to.as_deref(), range.json).await
         }
-        Command::Import { client, paths } => import(app, &client, &paths).await,
+        Command::Import { client, paths } => import::import(app, data, &client, &paths).await,
         Command::PushToken { client, revoke } => trainer::push_token(app, &client, revoke).await,
         Command::Status { client, range } => {
             let (from, to) = (range.from.as_deref(), range.to.as_deref());
@@ -566,47 +567,6 @@ async fn client(app: &App, cmd: ClientCommand) -> Result<(), Failure> {
             Ok(())
         }
     }
-}
-
-/// `coachd import`: one line per file; exit 2 if any file was rejected (the good ones are stored).
-async fn import(app: &App, client: &str, paths: &[PathBuf]) -> Result<(), Failure> {
-    use crate::files::{collect, Outcome};
-    let client = app.client(client).await?;
-    let files = collect(paths).map_err(|e| Failure::Input(format!("cannot read {}: {e}", paths_text(paths))))?;
-    let mut rejected = 0;
-    let progress: crate::files::Progress = if std::io::stderr().is_terminal() {
-        std::sync::Arc::new(|done, all| {
-            if all > 64 << 20 {
-                eprint!("\r  reading: {:>3}% of {} MB ", done * 100 / all.max(1), all >> 20);
-                if done >= all {
-                    eprintln!();
-                }
-            }
-        })
-    } else {
-        crate::files::quiet()
-    };
-    for path in &files {
-        match app.import_file(&client, path, progress.clone()).await? {
-            Outcome::Imported { format, activities, samples } => {
-                println!("imported   {} ({format}: {activities} activities, {samples} samples)", path.display())
-            }
-            Outcome::Duplicate { format } => println!("duplicate  {} ({format}: already imported)", path.display()),
-            Outcome::Rejected(reason) => {
-                rejected += 1;
-                println!("rejected   {}: {reason}", path.display());
-            }
-        }
-    }
-    if rejected > 0 {
-        let rest = if rejected < files.len() { "; the others were stored" } else { "" };
-        return Err(Failure::Input(format!("{rejected} of {} files rejected{rest}", files.len())));
-    }
-    Ok(())
-}
-
-fn paths_text(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// Logs go to stderr: human (no timestamps under journald, which adds its own) or JSON.

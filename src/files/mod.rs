@@ -7,6 +7,7 @@
 //! another file (FIT and TCX of one run) is merged by the engine's cross-source dedup.
 
 pub mod apple;
+pub mod export;
 pub mod fit;
 pub mod hae;
 pub mod xml;
@@ -54,6 +55,10 @@ pub enum Format {
     Apple {
         zipped: bool,
     },
+    /// A gzip-compressed file (`.fit.gz`): what it holds is read as that file.
+    Gzip,
+    /// A Strava or Garmin account export, or another zip of activity files.
+    Export(export::ExportKind),
 }
 
 impl std::fmt::Display for Format {
@@ -64,6 +69,8 @@ impl std::fmt::Display for Format {
             Self::Gpx => "GPX",
             Self::Apple { zipped: true } => "Apple Health export.zip",
             Self::Apple { zipped: false } => "Apple Health export.xml",
+            Self::Gzip => "gzip",
+            Self::Export(kind) => return write!(f, "{kind}"),
         })
     }
 }
@@ -75,6 +82,8 @@ impl Format {
             Self::Tcx => "tcx",
             Self::Gpx => "gpx",
             Self::Apple { .. } => "apple",
+            Self::Gzip => "gzip",
+            Self::Export(_) => "export",
         }
     }
 }
@@ -86,6 +95,9 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, FileError> {
     }
     if bytes.starts_with(b"PK\x03\x04") {
         return Ok(Format::Apple { zipped: true });
+    }
+    if bytes.starts_with(b"\x1f\x8b") {
+        return Ok(Format::Gzip);
     }
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
@@ -118,15 +130,36 @@ pub fn parse(bytes: &[u8], format: Format, client: &Client, tz: Tz) -> Result<Pa
         Format::Fit => fit::parse(bytes, client.id, offset),
         Format::Tcx => xml::parse(bytes, xml::XmlKind::Tcx, client.id, &key, offset),
         Format::Gpx => xml::parse(bytes, xml::XmlKind::Gpx, client.id, &key, offset),
-        Format::Apple { .. } => Err(FileError::Unsupported("Apple Health exports are streamed from their file".into())),
+        Format::Apple { .. } | Format::Export(_) | Format::Gzip => {
+            Err(FileError::Unsupported(format!("a {format} file is streamed from its file")))
+        }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Imported { format: Format, activities: usize, samples: usize },
-    Duplicate { format: Format },
+    Imported {
+        format: Format,
+        activities: usize,
+        samples: usize,
+    },
+    Duplicate {
+        format: Format,
+    },
     Rejected(String),
+    /// An account export: each member imported on its own.
+    Export(ExportReport),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    pub kind: Option<export::ExportKind>,
+    /// Members imported, already there, and refused (path inside the archive, why).
+    pub imported: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<(String, String)>,
+    pub activities: usize,
+    pub samples: usize,
 }
 
 /// Import one file: parse, then store it and its content hash in one transaction.
@@ -146,11 +179,19 @@ pub async fn import_file(
     if store.cursor(format.source(), &stream).await?.is_some() {
         return Ok(Outcome::Duplicate { format });
     }
+    if let Format::Export(kind) = format {
+        return import_export(store, client, path, kind, stream, progress).await;
+    }
+    if format == Format::Gzip {
+        return import_gzip(store, client, path).await;
+    }
     // Parsing is CPU and file work: keep it off the async runtime's threads.
     let parsed = {
         let (path, client) = (path.to_path_buf(), client.clone());
         tokio::task::spawn_blocking(move || match format {
-            Format::Apple { zipped } => apple::parse(&path, zipped, client.id, tz, &*progress),
+            Format::Apple { zipped } => {
+                apple::parse(&path, zipped, client.id, tz, &|done, all| progress(Tick { done, all, ..Tick::default() }))
+            }
             _ => parse(&read_limited(&path)?, format, &client, tz),
         })
         .await
@@ -163,29 +204,155 @@ pub async fn import_file(
     for line in &parsed.diagnostics {
         tracing::debug!(file = %path.display(), "decoder: {line}");
     }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(match store_parsed(store, format, hash, parsed, stream, &name).await? {
+        Ok((activities, samples)) => Outcome::Imported { format, activities, samples },
+        Err(why) => Outcome::Rejected(why),
+    })
+}
+
+/// How far an import is: bytes of the file read and in all; for an export, also the
+/// members handled and activities found so far.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tick {
+    pub done: u64,
+    pub all: u64,
+    pub files: u64,
+    pub activities: u64,
+}
+
+/// Hears [`Tick`]s while a large export is read.
+pub type Progress = std::sync::Arc<dyn Fn(Tick) + Send + Sync>;
+
+/// No progress reports.
+pub fn quiet() -> Progress {
+    std::sync::Arc::new(|_| {})
+}
+
+/// Import every member of an account export, each as its own file: a member already
+/// imported (here or as a file of its own) is a duplicate, a bad one is named and the
+/// rest go on. The export's own hash is recorded last, so importing it again is one
+/// lookup; after a crash half-way, the members already stored are duplicates.
+async fn import_export(
+    store: &Store,
+    client: &Client,
+    path: &Path,
+    kind: export::ExportKind,
+    stream: String,
+    progress: Progress,
+) -> Result<Outcome, StoreError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<export::Member>(4);
+    let walker = {
+        let (path, client) = (path.to_path_buf(), client.clone());
+        tokio::task::spawn_blocking(move || export::walk(&path, kind, &client, |m| tx.blocking_send(m).is_ok()))
+    };
+    let mut report = ExportReport { kind: Some(kind), ..Default::default() };
+    let mut files = 0;
+    while let Some(m) = rx.recv().await {
+        files += 1;
+        match m.result {
+            Err(e) => report.rejected.push((m.path, e.to_string())),
+            Ok((format, hash, parsed)) => {
+                let member_stream = format!("sha256:{}", hex(&hash));
+                for line in &parsed.diagnostics {
+                    tracing::debug!(file = %path.display(), member = %m.path, "decoder: {line}");
+                }
+                if store.cursor(format.source(), &member_stream).await?.is_some() {
+                    report.duplicates += 1;
+                } else {
+                    match store_parsed(store, format, hash, parsed, member_stream, &m.path).await? {
+                        Ok((activities, samples)) => {
+                            report.imported += 1;
+                            report.activities += activities;
+                            report.samples += samples;
+                        }
+                        Err(why) => report.rejected.push((m.path, why)),
+                    }
+                }
+            }
+        }
+        progress(Tick { done: m.done, all: m.all, files, activities: report.activities as u64 });
+    }
+    match walker.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if files == 0 => return Ok(Outcome::Rejected(e.to_string())),
+        Ok(Err(e)) => report.rejected.push(("(the archive)".into(), e.to_string())),
+        Err(e) => report.rejected.push(("(the archive)".into(), format!("reading it failed: {e}"))),
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut done = Batch::new(Format::Export(kind).source());
+    done.cursor = Some(Cursor { stream, value: name });
+    store.ingest(&done).await?;
+    Ok(Outcome::Export(report))
+}
+
+/// A gzip-compressed activity file, read as the file it holds: its hash, source and
+/// cursor are those of the plain file, so `run.fit.gz` and `run.fit` are one import.
+async fn import_gzip(store: &Store, client: &Client, path: &Path) -> Result<Outcome, StoreError> {
+    let read = {
+        let (path, client) = (path.to_path_buf(), client.clone());
+        tokio::task::spawn_blocking(move || -> Result<(Format, [u8; 32], Vec<u8>), FileError> {
+            let inner = export::read_member(&mut std::fs::File::open(&path)?, true)?;
+            match sniff(&inner)? {
+                f @ (Format::Fit | Format::Tcx | Format::Gpx) => Ok((f, crate::crypto::sha256(&inner), inner)),
+                other => {
+                    let _ = client;
+                    Err(FileError::Unsupported(format!("a compressed {other} is not read; unpack it first")))
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(FileError::Invalid(format!("reading failed: {e}"))))
+    };
+    let (format, hash, bytes) = match read {
+        Ok(x) => x,
+        Err(e) => return Ok(Outcome::Rejected(e.to_string())),
+    };
+    let stream = format!("sha256:{}", hex(&hash));
+    if store.cursor(format.source(), &stream).await?.is_some() {
+        return Ok(Outcome::Duplicate { format });
+    }
+    let parsed = {
+        let client = client.clone();
+        tokio::task::spawn_blocking(move || parse(&bytes, format, &client, client.tz))
+            .await
+            .unwrap_or_else(|e| Err(FileError::Invalid(format!("the parser failed: {e}"))))
+    };
+    let parsed = match parsed {
+        Ok(p) => p,
+        Err(e) => return Ok(Outcome::Rejected(e.to_string())),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(match store_parsed(store, format, hash, parsed, stream, &name).await? {
+        Ok((activities, samples)) => Outcome::Imported { format, activities, samples },
+        Err(why) => Outcome::Rejected(why),
+    })
+}
+
+/// Store one parsed file and its hash in one transaction: (activities, samples), or why
+/// the store refused it.
+async fn store_parsed(
+    store: &Store,
+    format: Format,
+    hash: [u8; 32],
+    parsed: Parsed,
+    stream: String,
+    name: &str,
+) -> Result<Result<(usize, usize), String>, StoreError> {
     let mut batch = Batch::new(format.source());
     batch.activities = parsed.activities;
     for a in &mut batch.activities {
         a.content_hash = Some(hash.to_vec());
     }
     batch.daily = parsed.daily;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    batch.cursor = Some(Cursor { stream, value: name });
+    batch.cursor = Some(Cursor { stream, value: name.to_string() });
     let samples = batch.activities.iter().flat_map(|a| &a.series).map(|s| s.samples.len()).sum();
     match store.ingest(&batch).await {
-        Ok(_) => Ok(Outcome::Imported { format, activities: batch.activities.len(), samples }),
-        Err(StoreError::Invalid(p)) => Ok(Outcome::Rejected(p.join("; "))),
-        Err(StoreError::Conflict(c)) => Ok(Outcome::Rejected(c)),
+        Ok(_) => Ok(Ok((batch.activities.len(), samples))),
+        Err(StoreError::Invalid(p)) => Ok(Err(p.join("; "))),
+        Err(StoreError::Conflict(c)) => Ok(Err(c)),
         Err(e) => Err(e),
     }
-}
-
-/// Hears (bytes done, bytes in all) while a large export is read.
-pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
-
-/// No progress reports.
-pub fn quiet() -> Progress {
-    std::sync::Arc::new(|_, _| {})
 }
 
 pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {
@@ -214,8 +381,14 @@ fn identify(path: &Path) -> Result<(Format, [u8; 32]), FileError> {
         filled += n;
     }
     head.truncate(filled);
-    let format = sniff(&head)?;
-    if !matches!(format, Format::Apple { .. }) && std::fs::metadata(path)?.len() > MAX_FILE_BYTES {
+    let format = match sniff(&head)? {
+        Format::Apple { zipped: true } => match export::zip_kind(path)? {
+            export::ZipKind::Apple => Format::Apple { zipped: true },
+            export::ZipKind::Export(kind) => Format::Export(kind),
+        },
+        other => other,
+    };
+    if !matches!(format, Format::Apple { .. } | Format::Export(_)) && std::fs::metadata(path)?.len() > MAX_FILE_BYTES {
         return Err(FileError::Unsupported(format!(
             "more than {} MB is not an activity file",
             MAX_FILE_BYTES / 1_000_000

@@ -7,6 +7,7 @@ mod charts;
 mod cli;
 mod daemon;
 mod dashboard;
+mod exports;
 mod fake_strava;
 mod files;
 mod fit_encoder;
