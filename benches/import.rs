@@ -6,6 +6,11 @@
 //!    `pip install fitdecode`).
 //! 2. Peak memory (max RSS) of `coachd import` on a synthetic Apple Health export.xml of
 //!    `COACHD_BENCH_APPLE_MB` MB (default 1024; 0 skips it).
+//! 3. A Strava-shaped account export of `COACHD_BENCH_EXPORT` one-hour activities
+//!    (default 2000; 0 skips it; FIT, GPX and TCX in turn, each gzipped, per-second
+//!    points): `coachd import` of the zip (wall time, peak RSS, activities/s) beside the
+//!    bare parse of the same members in this process (gunzip + parse, nothing stored),
+//!    and the peak RSS of a tenth of the export, to show memory does not grow with it.
 //!
 //!     cargo build --release && cargo bench --bench import
 
@@ -178,15 +183,19 @@ print(time.perf_counter() - t, n)
         _ => println!("python fitdecode: not available (pip install fitdecode) — skipped"),
     }
 
+    let bin = std::env::var("CARGO_BIN_EXE_coachd")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/coachd"));
+    let exports: u32 = std::env::var("COACHD_BENCH_EXPORT").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    if exports > 0 {
+        export_bench(&bin, dir.path(), exports, &client);
+    }
     let mb: u64 = std::env::var("COACHD_BENCH_APPLE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     if mb == 0 {
         return;
     }
     let export = dir.path().join("export.xml");
     let bytes = write_apple_export(&export, mb);
-    let bin = std::env::var("CARGO_BIN_EXE_coachd")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/coachd"));
     let data = dir.path().join("apple-data");
     Command::new(&bin)
         .env("COACHD_DATA_DIR", &data)
@@ -206,4 +215,119 @@ print(time.perf_counter() - t, n)
         rss as f64 / 1024.0,
         String::from_utf8_lossy(&out.stdout).trim()
     );
+}
+
+fn iso(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).expect("time").format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Member `i` of the export: (path inside the zip, uncompressed bytes).
+fn export_member(i: u32) -> (String, Vec<u8>) {
+    let start = (Utc.with_ymd_and_hms(2024, 1, 1, 7, 0, 0).single().expect("t") + Duration::hours(i64::from(i) * 9))
+        .timestamp();
+    let id = 10_000 + i;
+    match i % 3 {
+        0 => (format!("activities/{id}.fit.gz"), hour_fit(100_000 + i)),
+        1 => {
+            let mut x = String::from(
+                r#"<?xml version="1.0"?><gpx version="1.1" creator="StravaGPX" xmlns="http://www.topografix.com/GPX/1/1" xmlns:gpxtpx="http://www.garmin.com/xmlschemas/TrackPointExtension/v1"><trk><type>running</type><trkseg>"#,
+            );
+            for s in 0..3600 {
+                x.push_str(&format!(
+                    "<trkpt lat=\"52.{s:04}\" lon=\"13.4\"><time>{}</time><extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>{}</gpxtpx:hr></gpxtpx:TrackPointExtension></extensions></trkpt>",
+                    iso(start + s),
+                    120 + s % 50
+                ));
+            }
+            x.push_str("</trkseg></trk></gpx>");
+            (format!("activities/{id}.gpx.gz"), x.into_bytes())
+        }
+        _ => {
+            let mut x = format!(
+                r#"<?xml version="1.0"?><TrainingCenterDatabase><Activities><Activity Sport="Biking"><Id>{}</Id><Lap><TotalTimeSeconds>3600</TotalTimeSeconds><Track>"#,
+                iso(start)
+            );
+            for s in 0..3600 {
+                x.push_str(&format!(
+                    "<Trackpoint><Time>{}</Time><HeartRateBpm><Value>{}</Value></HeartRateBpm></Trackpoint>",
+                    iso(start + s),
+                    120 + s % 50
+                ));
+            }
+            x.push_str("</Track></Lap></Activity></Activities></TrainingCenterDatabase>");
+            (format!("activities/{id}.tcx.gz"), x.into_bytes())
+        }
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+/// The zip as Strava writes it: gzipped members stored as they are, and activities.csv.
+fn write_export(path: &Path, members: &[(String, Vec<u8>)]) -> u64 {
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(path).expect("create")));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut csv = String::from("Activity ID,Activity Date,Activity Name,Activity Type,Filename\n");
+    for (i, (name, packed)) in members.iter().enumerate() {
+        zip.start_file(name.as_str(), stored).expect("member");
+        zip.write_all(packed).expect("write");
+        csv.push_str(&format!("{},\"Jan 1, 2024\",Bench,Run,{name}\n", 10_000 + i));
+    }
+    zip.start_file("activities.csv", zip::write::SimpleFileOptions::default()).expect("csv");
+    zip.write_all(csv.as_bytes()).expect("csv");
+    zip.finish().expect("zip");
+    std::fs::metadata(path).expect("meta").len()
+}
+
+fn export_bench(bin: &Path, dir: &Path, n: u32, client: &coachd::store::Client) {
+    let members: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let (name, raw) = export_member(i);
+            (name, gzip(&raw))
+        })
+        .collect();
+    let tenth = (n / 10).max(1);
+    let small = dir.join("export-small.zip");
+    let big = dir.join("export.zip");
+    write_export(&small, &members[..tenth as usize]);
+    let bytes = write_export(&big, &members);
+    println!("\nStrava-shaped export: {n} one-hour activities (FIT, GPX, TCX in turn, gzipped), {} MB", bytes >> 20);
+    println!("{:<52} {:>10} {:>14} {:>12}", "", "time", "activities/s", "peak RSS");
+    // The bare parse: every member gunzipped and parsed here, nothing stored.
+    let t = Instant::now();
+    let mut parsed = 0usize;
+    for (_, packed) in &members {
+        let raw = coachd::files::export::read_member(&mut packed.as_slice(), true).expect("gunzip");
+        let format = coachd::files::sniff(&raw).expect("sniff");
+        parsed += coachd::files::parse(&raw, format, client, client.tz).expect("parse").activities.len();
+    }
+    let bare = t.elapsed().as_secs_f64();
+    assert_eq!(parsed, n as usize);
+    println!(
+        "{:<52} {bare:>8.2} s {:>14.0} {:>12}",
+        "bare parse: gunzip + parse each member, no store",
+        f64::from(n) / bare,
+        "-"
+    );
+    for (label, path, count) in
+        [("coachd import, a tenth of the export", &small, tenth), ("coachd import, the whole export", &big, n)]
+    {
+        let data = dir.join(format!("export-data-{count}"));
+        Command::new(bin)
+            .env("COACHD_DATA_DIR", &data)
+            .args(["client", "add", "bench", "--tz", "UTC"])
+            .output()
+            .expect("coachd");
+        let mut cmd = Command::new(bin);
+        cmd.env("COACHD_DATA_DIR", &data).arg("import").arg("bench").arg(path);
+        let t = Instant::now();
+        let (out, rss) = run_measuring_peak(cmd);
+        let secs = t.elapsed().as_secs_f64();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(&format!("{count} files imported")), "{text}");
+        println!("{label:<52} {secs:>8.2} s {:>14.0} {:>9.1} MB", f64::from(count) / secs, rss as f64 / 1024.0);
+    }
 }
