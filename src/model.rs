@@ -329,10 +329,17 @@ pub struct IngestReport {
     /// Sample points that were new or changed.
     pub samples_written: usize,
     pub daily_written: usize,
+    /// Timed metric pieces (a minute of steps) that were new or changed.
+    pub buckets_written: usize,
 }
 
 impl IngestReport {
     pub fn changed_anything(&self) -> bool {
-        self.activities_inserted + self.activities_updated + self.samples_written + self.daily_written > 0
+        self.activities_inserted
+            + self.activities_updated
+            + self.samples_written
+            + self.daily_written
+            + self.buckets_written
+            > 0
     }
 }

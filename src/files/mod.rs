@@ -9,6 +9,7 @@
 pub mod apple;
 pub mod export;
 pub mod fit;
+pub mod gadgetbridge;
 pub mod hae;
 pub mod xml;
 
@@ -59,6 +60,8 @@ pub enum Format {
     Gzip,
     /// A Strava or Garmin account export, or another zip of activity files.
     Export(export::ExportKind),
+    /// Gadgetbridge's database export (`Gadgetbridge.db`).
+    Gadgetbridge,
 }
 
 impl std::fmt::Display for Format {
@@ -70,6 +73,7 @@ impl std::fmt::Display for Format {
             Self::Apple { zipped: true } => "Apple Health export.zip",
             Self::Apple { zipped: false } => "Apple Health export.xml",
             Self::Gzip => "gzip",
+            Self::Gadgetbridge => "Gadgetbridge",
             Self::Export(kind) => return write!(f, "{kind}"),
         })
     }
@@ -84,6 +88,7 @@ impl Format {
             Self::Apple { .. } => "apple",
             Self::Gzip => "gzip",
             Self::Export(_) => "export",
+            Self::Gadgetbridge => "gadgetbridge",
         }
     }
 }
@@ -98,6 +103,9 @@ pub fn sniff(bytes: &[u8]) -> Result<Format, FileError> {
     }
     if bytes.starts_with(b"\x1f\x8b") {
         return Ok(Format::Gzip);
+    }
+    if bytes.starts_with(b"SQLite format 3\0") {
+        return Ok(Format::Gadgetbridge);
     }
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
@@ -130,7 +138,7 @@ pub fn parse(bytes: &[u8], format: Format, client: &Client, tz: Tz) -> Result<Pa
         Format::Fit => fit::parse(bytes, client.id, offset),
         Format::Tcx => xml::parse(bytes, xml::XmlKind::Tcx, client.id, &key, offset),
         Format::Gpx => xml::parse(bytes, xml::XmlKind::Gpx, client.id, &key, offset),
-        Format::Apple { .. } | Format::Export(_) | Format::Gzip => {
+        Format::Apple { .. } | Format::Export(_) | Format::Gzip | Format::Gadgetbridge => {
             Err(FileError::Unsupported(format!("a {format} file is streamed from its file")))
         }
     }
@@ -184,6 +192,17 @@ pub async fn import_file(
     }
     if format == Format::Gzip {
         return import_gzip(store, client, path).await;
+    }
+    if format == Format::Gadgetbridge {
+        let outcome = gadgetbridge::import(store, client, path).await?;
+        if matches!(outcome, Outcome::Imported { .. }) {
+            // The same export again is one lookup; a newer one reads only what is new.
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut done = Batch::new(format.source());
+            done.cursor = Some(Cursor { stream, value: name });
+            store.ingest(&done).await?;
+        }
+        return Ok(outcome);
     }
     // Parsing is CPU and file work: keep it off the async runtime's threads.
     let parsed = {
@@ -388,7 +407,9 @@ fn identify(path: &Path) -> Result<(Format, [u8; 32]), FileError> {
         },
         other => other,
     };
-    if !matches!(format, Format::Apple { .. } | Format::Export(_)) && std::fs::metadata(path)?.len() > MAX_FILE_BYTES {
+    if !matches!(format, Format::Apple { .. } | Format::Export(_) | Format::Gadgetbridge)
+        && std::fs::metadata(path)?.len() > MAX_FILE_BYTES
+    {
         return Err(FileError::Unsupported(format!(
             "more than {} MB is not an activity file",
             MAX_FILE_BYTES / 1_000_000

@@ -139,6 +139,7 @@ impl Store {
             .await
             .map_err(|e| fk_context(e, format!("{} bucket of client #{}", b.metric.as_str(), b.client_id)))?;
             if done.rows_affected() > 0 {
+                report.buckets_written += 1;
                 let tz = zones.get(&mut tx, b.client_id).await?;
                 let at = chrono::DateTime::from_timestamp_millis(b.t_ms).unwrap_or_default();
                 touched.insert((b.client_id, b.metric, at.with_timezone(&tz).date_naive()));

@@ -12,6 +12,7 @@ mod accounts;
 mod clients;
 pub mod codec;
 pub mod devices;
+pub mod gadgetbridge;
 mod homework;
 mod ingest;
 pub mod providers;

@@ -11,6 +11,7 @@ mod exports;
 mod fake_strava;
 mod files;
 mod fit_encoder;
+mod gadgetbridge;
 mod homework;
 mod inbox;
 mod ingest;
