@@ -30,9 +30,11 @@
 //! - [`source`]: the [`source::Source`] trait, its context and the supervisor.
 //! - [`ble`]: Bluetooth sensors: GATT decoders, session recorder, btleplug collector, simulated strap.
 //! - [`providers`]: cloud providers (Strava, Polar, intervals.icu): manifests, OAuth, rate limits, sync.
-//! - [`files`]: FIT, TCX, GPX, Apple Health and Health Auto Export parsers; file import.
+//! - [`files`]: FIT, TCX, GPX, Apple Health, Health Auto Export and Gadgetbridge readers;
+//!   account exports (Strava, Garmin Connect) and gzip; file import.
 //! - [`inbox`]: the watched inbox folder source.
-//! - [`store`]: every SQL statement, behind a small API with [`store::StoreError`].
+//! - [`store`]: every SQL statement, behind a small API with [`store::StoreError`] (and the
+//!   read-only reader of a Gadgetbridge database, the one foreign database coachd reads).
 //! - [`engine`]: pure: homework phrases and rules, evidence, verdicts, adherence.
 //! - [`model`]: the normalized shapes every source produces.
 //! - [`activity_types`]: coachd's activity types, their families and categories.

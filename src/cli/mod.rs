@@ -130,7 +130,7 @@ enum Command {
         #[command(flatten)]
         range: Range,
     },
-    /// Import FIT, TCX, GPX files and Apple Health export.zip/export.xml (or folders of them), recognised by content
+    /// Import FIT, TCX, GPX files (or .gz), Strava/Garmin account exports, Apple Health export.zip/export.xml and Gadgetbridge.db (or folders of them), recognised by content
     Import {
         client: String,
         #[arg(required = true, value_name = "PATH")]

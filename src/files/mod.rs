@@ -1,5 +1,7 @@
-//! Files: `coachd import` reads FIT, TCX, GPX and Apple Health exports (`export.zip` or
-//! `export.xml`), recognised by content, not extension.
+//! Files: `coachd import` reads FIT, TCX, GPX (plain or gzipped), account exports
+//! ([`export`]: Strava, Garmin Connect, any zip of activity files), Apple Health exports
+//! (`export.zip` or `export.xml`) and Gadgetbridge databases ([`gadgetbridge`]),
+//! recognised by content, not extension.
 //!
 //! Each file is one batch, stored all or nothing. Its SHA-256 is recorded as a cursor
 //! (source = format, stream = `sha256:…`) in the same transaction, so importing the same
