@@ -197,6 +197,7 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
     let mut sets = Vec::new();
     let mut record_ms: Vec<i64> = Vec::new();
     let mut file_key = None;
+    let mut file_type: Option<String> = None;
     let mut local_offset = None;
     let mut fallback_sport = ("generic".to_string(), "generic".to_string());
     // Timer start/stop events, and laps' (start, timer seconds).
@@ -205,6 +206,7 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
     for r in &records {
         match r.kind() {
             MesgNum::FileId => {
+                file_type = text(r, "type");
                 let serial = number(r, "serial_number").map(|n| n as u64);
                 let created = time(r, "time_created").map(|t| t.timestamp());
                 if let (Some(s), Some(c)) = (serial, created) {
@@ -290,7 +292,18 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
             .chain(timer.iter().map(|e| e.0))
             .collect();
         let (Some(lo), Some(hi)) = (times.iter().min(), times.iter().max()) else {
-            return Err(FileError::Invalid("FIT: no session, record or set messages: not an activity file".into()));
+            return Err(FileError::Invalid(match file_type.as_deref().filter(|t| *t != "activity") {
+                Some(t) => format!(
+                    "FIT: not an activity file: it is a {} file (the watch keeps those beside its activities; \
+                     import the files from its Activity folder)",
+                    if t.starts_with("monitoring") {
+                        "monitoring (all-day steps and heart rate)".to_string()
+                    } else {
+                        t.replace('_', " ")
+                    }
+                ),
+                None => "FIT: no session, record or set messages: not an activity file".into(),
+            }));
         };
         let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
         sessions.push(Session {

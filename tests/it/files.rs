@@ -370,3 +370,16 @@ fn a_fit_file_cut_inside_a_message_is_refused_in_plain_words() {
     assert!(msg.contains("truncated") && msg.contains("ends inside a message"), "{msg}");
     assert!(!msg.contains("parser error"), "{msg}");
 }
+
+#[test]
+fn a_monitoring_file_is_named_for_what_it_is() {
+    let mut w = FitWriter::default();
+    // file_id with type 32 (monitoring_b), as a watch's Monitor folder holds.
+    w.message(
+        0,
+        0,
+        &[(0, Base::Enum, 32), (1, Base::U16, 1), (3, Base::U32, 7), (4, Base::U32, u64::from(fit_time(t0())))],
+    );
+    let err = coachd::files::fit::parse(&w.finish(), 1, |_| 0).expect_err("not an activity");
+    assert!(err.to_string().contains("not an activity file: it is a monitoring"), "{err}");
+}
