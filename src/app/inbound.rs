@@ -12,6 +12,8 @@ pub struct Pushed {
     pub client: String,
     pub activities: usize,
     pub days_updated: usize,
+    /// Items left out, each with why.
+    pub rejected: Vec<crate::files::hae::Rejected>,
 }
 
 /// Why a push was refused.
@@ -20,6 +22,8 @@ pub enum PushRefused {
     Unauthorized(&'static str),
     /// The body is not what the app sends (400).
     BadBody(String),
+    /// Every item was unusable: nothing stored (400).
+    AllRejected(Vec<crate::files::hae::Rejected>),
     /// Ours (500).
     Failed(AppError),
 }
@@ -65,14 +69,26 @@ impl App {
             Err(e) => return Err(failed(e)),
         };
         let client = self.store.client_by_id(id).await.map_err(failed)?;
-        let batch = crate::files::hae::parse(body, client.id, client.tz).map_err(|e| {
-            tracing::warn!(client = %client.name, error = %e, "health auto export push refused");
-            PushRefused::BadBody(e.to_string())
-        })?;
+        let (batch, rejected) = crate::files::hae::parse_checked(body, client.id, client.tz, chrono::Utc::now())
+            .map_err(|e| {
+                tracing::warn!(client = %client.name, error = %e, "health auto export push refused");
+                PushRefused::BadBody(e.to_string())
+            })?;
+        let usable = batch.activities.len() + batch.buckets.len() + batch.daily.len();
+        if usable == 0 && !rejected.is_empty() {
+            tracing::warn!(client = %client.name, rejected = rejected.len(), "health auto export push: nothing usable");
+            return Err(PushRefused::AllRejected(rejected));
+        }
+        if !rejected.is_empty() {
+            tracing::warn!(client = %client.name, rejected = rejected.len(), "health auto export push: items left out");
+        }
         match self.store.ingest(&batch).await {
-            Ok(r) => {
-                Ok(Pushed { client: client.name, activities: batch.activities.len(), days_updated: r.daily_written })
-            }
+            Ok(r) => Ok(Pushed {
+                client: client.name,
+                activities: batch.activities.len(),
+                days_updated: r.daily_written,
+                rejected,
+            }),
             Err(StoreError::Invalid(p)) => Err(PushRefused::BadBody(p.join("; "))),
             Err(e) => Err(failed(e)),
         }

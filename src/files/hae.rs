@@ -24,6 +24,35 @@ fn qty(v: Option<&Value>) -> Option<f64> {
     v.as_f64().or_else(|| v.get("qty").and_then(Value::as_f64)).filter(|x| x.is_finite() && *x >= 0.0)
 }
 
+/// An item of a push that could not be used, named in the answer so the phone's app
+/// does not report success for data that was dropped.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Rejected {
+    /// `step_count`, `sleep_analysis`, `heart_rate` or `workouts`.
+    pub metric: String,
+    /// Its position in that list.
+    pub index: usize,
+    pub why: String,
+}
+
+/// A date of the item under `key`: present, in the app's format, and plausible (from
+/// 2000 to a day ahead of now).
+fn checked_time(v: &Value, key: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let raw = v.get(key).ok_or_else(|| format!("{key} is missing"))?;
+    let t = time(raw).ok_or_else(|| format!("{key} {raw} is not \"YYYY-MM-DD HH:MM:SS +ZZZZ\""))?;
+    let earliest = DateTime::from_timestamp(946_684_800, 0).unwrap_or_default();
+    if t < earliest || t > now + chrono::Duration::days(1) {
+        return Err(format!("{key} {raw} is outside 2000 to tomorrow"));
+    }
+    Ok(t)
+}
+
+/// The quantity under `key`, a number of at least 0 (or `{"qty": n}`).
+fn checked_qty(v: &Value, key: &str) -> Result<f64, String> {
+    let raw = v.get(key).ok_or_else(|| format!("{key} is missing"))?;
+    qty(Some(raw)).ok_or_else(|| format!("{key} {raw} is not a number of at least 0"))
+}
+
 fn workout_type(name: &str) -> &'static str {
     let n = name.to_ascii_lowercase();
     let has = |w: &str| n.contains(w);
@@ -66,30 +95,42 @@ fn workout_type(name: &str) -> &'static str {
     }
 }
 
-/// Turn a push into a batch for `client`; the error names what was wrong.
+/// Turn a push into a batch for `client`; the error names what was wrong with the push
+/// as a whole.
 pub fn parse(body: &[u8], client: i64, tz: Tz) -> Result<Batch, String> {
+    parse_checked(body, client, tz, Utc::now()).map(|(batch, _)| batch)
+}
+
+/// [`parse`], with every item that could not be used (a quantity that is not a number, a
+/// date that is malformed or implausible) left out and named; the rest is kept.
+pub fn parse_checked(body: &[u8], client: i64, tz: Tz, now: DateTime<Utc>) -> Result<(Batch, Vec<Rejected>), String> {
     let root: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
     let data = root.get("data").ok_or("the JSON has no \"data\" object: is this a Health Auto Export push?")?;
     let mut batch = Batch::new(SOURCE);
+    let mut rejected = Vec::new();
+    let mut reject = |metric: &str, index: usize, why: String| {
+        rejected.push(Rejected { metric: metric.into(), index, why });
+    };
     let mut hr: Vec<Sample> = Vec::new();
     for m in data.get("metrics").and_then(Value::as_array).into_iter().flatten() {
         let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
         let points = m.get("data").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         match name {
             "step_count" => {
-                for p in points {
-                    if let (Some(t), Some(q)) = (p.get("date").and_then(time), qty(p.get("qty"))) {
-                        batch.buckets.push(MetricBucket {
+                for (i, p) in points.iter().enumerate() {
+                    match checked_time(p, "date", now).and_then(|t| Ok((t, checked_qty(p, "qty")?))) {
+                        Ok((t, q)) => batch.buckets.push(MetricBucket {
                             client_id: client,
                             metric: Metric::Steps,
                             t_ms: t.timestamp_millis(),
                             value: q,
-                        });
+                        }),
+                        Err(why) => reject(name, i, why),
                     }
                 }
             }
             "sleep_analysis" => {
-                for p in points {
+                for (i, p) in points.iter().enumerate() {
                     // Aggregated: one entry per night; unaggregated: one per stage.
                     let asleep_hours = match p.get("value").and_then(Value::as_str) {
                         Some(stage) => {
@@ -109,23 +150,33 @@ pub fn parse(body: &[u8], client: i64, tz: Tz) -> Result<Batch, String> {
                         let day = NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?;
                         tz.from_local_datetime(&day.and_hms_opt(8, 0, 0)?).earliest().map(|t| t.with_timezone(&Utc))
                     });
-                    if let (Some(h), Some(end)) = (asleep_hours, end) {
-                        batch.buckets.push(MetricBucket {
+                    let plausible = |t: &DateTime<Utc>| {
+                        *t >= DateTime::from_timestamp(946_684_800, 0).unwrap_or_default()
+                            && *t <= now + chrono::Duration::days(1)
+                    };
+                    match (asleep_hours, end) {
+                        (Some(h), Some(end)) if plausible(&end) && h <= 24.0 => batch.buckets.push(MetricBucket {
                             client_id: client,
                             metric: Metric::SleepS,
                             t_ms: end.timestamp_millis(),
                             value: h * 3600.0,
-                        });
+                        }),
+                        (Some(h), Some(_)) if h > 24.0 => reject(name, i, format!("{h} hours asleep in one piece")),
+                        (Some(_), Some(_)) => reject(name, i, "its end is outside 2000 to tomorrow".into()),
+                        (Some(_), None) => reject(name, i, "it has no valid endDate, sleepEnd or date".into()),
+                        // Awake or in-bed stages are not sleep: nothing to store, nothing wrong.
+                        (None, _) if p.get("value").and_then(Value::as_str).is_some() => {}
+                        (None, _) => reject(name, i, "totalSleep/asleep is not a number of at least 0".into()),
                     }
                 }
             }
             "heart_rate" => {
-                for p in points {
+                for (i, p) in points.iter().enumerate() {
                     let bpm = qty(p.get("Avg")).or_else(|| qty(p.get("qty")));
-                    if let (Some(t), Some(bpm)) =
-                        (p.get("date").and_then(time), bpm.filter(|b| (1.0..=300.0).contains(b)))
-                    {
-                        hr.push(Sample { t_ms: t.timestamp_millis(), value: bpm.round() });
+                    match (checked_time(p, "date", now), bpm.filter(|b| (1.0..=300.0).contains(b))) {
+                        (Ok(t), Some(bpm)) => hr.push(Sample { t_ms: t.timestamp_millis(), value: bpm.round() }),
+                        (Err(why), _) => reject(name, i, why),
+                        (_, None) => reject(name, i, "Avg/qty is not a heart rate (1-300 bpm)".into()),
                     }
                 }
             }
@@ -133,9 +184,17 @@ pub fn parse(body: &[u8], client: i64, tz: Tz) -> Result<Batch, String> {
         }
     }
     hr.sort_by_key(|s| s.t_ms);
-    for w in data.get("workouts").and_then(Value::as_array).into_iter().flatten() {
-        let (Some(start), Some(end)) = (w.get("start").and_then(time), w.get("end").and_then(time)) else {
-            return Err(format!("a workout without a valid start and end: {}", truncate(w)));
+    for (i, w) in data.get("workouts").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let (start, end) = match (checked_time(w, "start", now), checked_time(w, "end", now)) {
+            (Ok(s), Ok(e)) if e >= s && e - s <= chrono::Duration::days(2) => (s, e),
+            (Ok(_), Ok(_)) => {
+                reject("workouts", i, format!("its end is before its start or two days after it: {}", truncate(w)));
+                continue;
+            }
+            (Err(why), _) | (_, Err(why)) => {
+                reject("workouts", i, why);
+                continue;
+            }
         };
         let name = w.get("name").and_then(Value::as_str).unwrap_or("Workout");
         let ty = workout_type(name);
@@ -178,7 +237,9 @@ pub fn parse(body: &[u8], client: i64, tz: Tz) -> Result<Batch, String> {
             utc_offset_s: tz.offset_from_utc_datetime(&start.naive_utc()).fix().local_minus_utc(),
             activity_type: ty.into(),
             category: activity_types::category(ty),
-            duration_s: qty(w.get("duration")).unwrap_or((end - start).num_seconds().max(0) as f64),
+            duration_s: qty(w.get("duration"))
+                .filter(|d| *d <= 2.0 * 86_400.0)
+                .unwrap_or((end - start).num_seconds().max(0) as f64),
             distance_m: distance,
             avg_hr: avg.filter(|h| (1.0..=300.0).contains(h)).map(|h| (h * 10.0).round() / 10.0),
             max_hr: max.filter(|h| (1.0..=300.0).contains(h)).map(|h| h as u16),
@@ -188,7 +249,7 @@ pub fn parse(body: &[u8], client: i64, tz: Tz) -> Result<Batch, String> {
             sets: None,
         });
     }
-    Ok(batch)
+    Ok((batch, rejected))
 }
 
 /// The first 200 characters of a JSON value, for error messages.

@@ -32,8 +32,17 @@ pub async fn health_auto_export(State(state): State<WebState>, headers: HeaderMa
     match state.app.health_auto_export(token, &body).await {
         Ok(p) => {
             tracing::info!(client = %p.client, activities = p.activities, days = p.days_updated, "health auto export push");
-            (StatusCode::OK, Json(json!({"status": "ok", "activities": p.activities, "days_updated": p.days_updated})))
+            let body = json!({"status": "ok", "activities": p.activities, "days_updated": p.days_updated, "rejected": p.rejected});
+            (StatusCode::OK, Json(body))
         }
+        Err(PushRefused::AllRejected(items)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "status": "error",
+                "error": format!("nothing could be stored: all {} items were rejected", items.len()),
+                "rejected": items,
+            })),
+        ),
         Err(PushRefused::Unauthorized(why)) => reply(StatusCode::UNAUTHORIZED, why),
         Err(PushRefused::BadBody(why)) => reply(StatusCode::BAD_REQUEST, why),
         Err(PushRefused::Failed(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

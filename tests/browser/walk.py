@@ -9,6 +9,7 @@ import sys
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 base, trainer, password, link, shots = sys.argv[1:6]
@@ -44,6 +45,18 @@ def shot(name):
     print(f"screenshot: {path}", flush=True)
 
 
+def submit(button, until, what):
+    """Click, wait until the old page is gone, then until the new page shows `until`: on a
+    busy machine the answer can take a while, and reading the page at once would see the
+    page the click came from."""
+    button.click()
+    wait.until(EC.staleness_of(button))
+    try:
+        wait.until(until)
+    except Exception:
+        check(False, what)
+
+
 def images_loaded():
     imgs = driver.find_elements(By.TAG_NAME, "img")
     for img in imgs:
@@ -59,12 +72,13 @@ try:
     shot("login")
     driver.find_element(By.NAME, "name").send_keys(trainer)
     driver.find_element(By.NAME, "password").send_keys("wrong password!")
-    driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    submit(driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button"),
+           lambda d: "Wrong name or password" in d.page_source, "a wrong password is refused")
     check("Wrong name or password" in driver.page_source, "a wrong password is refused")
     driver.find_element(By.NAME, "name").send_keys(trainer)
     driver.find_element(By.NAME, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
-    wait.until(lambda d: d.current_url.endswith("/roster"))
+    submit(driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button"),
+           lambda d: d.current_url.endswith("/roster"), "logged in, on the roster")
     check(True, "logged in, on the roster")
 
     # Roster: needs-attention first.
@@ -77,8 +91,8 @@ try:
     shot("roster")
 
     # A client page with its charts.
-    driver.find_element(By.LINK_TEXT, "alex").click()
-    wait.until(lambda d: "alex" in d.find_element(By.TAG_NAME, "h1").text)
+    submit(driver.find_element(By.LINK_TEXT, "alex"),
+           lambda d: "alex" in d.find_element(By.TAG_NAME, "h1").text, "alex's page opens")
     imgs, broken = images_loaded()
     check(len(imgs) == 4 and not broken, f"alex's four charts draw ({len(imgs)} images, broken {broken})")
     check(len(driver.find_elements(By.CSS_SELECTOR, "#week tbody tr")) == 3, "this week shows alex's three homework")
@@ -87,16 +101,16 @@ try:
     # Assign homework by phrase.
     form = driver.find_element(By.CSS_SELECTOR, "form[action$='/homework']")
     form.find_element(By.NAME, "phrase").send_keys("20 minutes of mobility 3 times a week")
-    form.find_element(By.CSS_SELECTOR, "button").click()
-    wait.until(lambda d: "Assigned #" in d.page_source)
+    submit(form.find_element(By.CSS_SELECTOR, "button"), lambda d: "Assigned #" in d.page_source,
+           "the homework form answers")
     check("20 minutes of mobility 3 days a week" in driver.find_element(By.CSS_SELECTOR, ".msg").text
           or "mobility" in driver.find_element(By.CSS_SELECTOR, ".msg").text, "homework assigned by phrase, echoed")
     check(len(driver.find_elements(By.CSS_SELECTOR, "#homework tbody tr")) == 4, "it is listed with the others")
     shot("assigned")
 
     # A workout, from the recent workouts.
-    driver.find_element(By.CSS_SELECTOR, "#workouts tbody tr a").click()
-    wait.until(lambda d: "/workouts/" in d.current_url)
+    submit(driver.find_element(By.CSS_SELECTOR, "#workouts tbody tr a"), lambda d: "/workouts/" in d.current_url,
+           "a workout opens")
     imgs, broken = images_loaded()
     check(len(imgs) == 1 and not broken, "the workout's heart-rate chart draws")
     check(len(driver.find_elements(By.CSS_SELECTOR, "#parts tbody tr")) >= 1, "its sources are listed")
@@ -115,16 +129,16 @@ try:
     select.select_by_visible_text(pushups[0])
     form.find_element(By.NAME, "value").send_keys("12")
     form.find_element(By.NAME, "note").send_keys("before bed")
-    form.find_element(By.CSS_SELECTOR, "button").click()
-    wait.until(lambda d: "Thanks! Checked in" in d.page_source)
+    submit(form.find_element(By.CSS_SELECTOR, "button"), lambda d: "Thanks! Checked in" in d.page_source,
+           "the check-in answers")
     check(True, "the check-in is taken")
     form = driver.find_element(By.CSS_SELECTOR, "form[action$='/reflection']")
     rating = form.find_element(By.NAME, "rating")
     rating.clear()
     rating.send_keys("8")
     form.find_element(By.NAME, "note").send_keys("good week, tired on Thursday")
-    form.find_element(By.CSS_SELECTOR, "button").click()
-    wait.until(lambda d: "Saved your week" in d.page_source)
+    submit(form.find_element(By.CSS_SELECTOR, "button"), lambda d: "Saved your week" in d.page_source,
+           "the reflection answers")
     check(True, "the weekly reflection is saved")
     shot("client-link")
     driver.get(f"{base}/roster")

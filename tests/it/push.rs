@@ -93,3 +93,70 @@ async fn pushes_are_authorised_idempotent_and_land_like_the_export() {
     app.stop.send(()).expect("stop");
     app.task.await.expect("task").expect("daemon");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_names_what_it_could_not_use_and_never_says_ok_to_nothing() {
+    let t = TestStore::new().await;
+    let alex = t.client("alex").await;
+    let app = start(&t).await;
+    let url = format!("{}/ingest/health-auto-export", app.base);
+    let token = t.store.new_push_token(alex).await.expect("token");
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| http.post(&url).bearer_auth(&token).json(&body).send();
+    let items =
+        |data: serde_json::Value| json!({"data": {"metrics": [{"name": "step_count", "data": data}], "workouts": []}});
+    // Mixed: the good items are stored, the bad ones named.
+    let mixed = items(json!([
+        {"date": "2026-11-20 08:00:00 +0100", "qty": 3000},
+        {"date": "2026-11-20 09:00:00 +0100", "qty": "x"},
+        {"date": "2026-11-20 10:00:00 +0100", "qty": -5},
+        {"date": "9999-12-31 23:59:59 +0000", "qty": 10},
+        {"date": "yesterday", "qty": 10},
+    ]));
+    let r = post(mixed).await.expect("post");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    let rejected = body["rejected"].as_array().expect("rejected");
+    assert_eq!(rejected.len(), 4, "{body}");
+    assert_eq!(rejected[0]["metric"], "step_count");
+    assert_eq!(rejected[0]["index"], 1);
+    assert!(rejected[0]["why"].as_str().is_some_and(|w| w.contains("qty") && w.contains("not a number")), "{body}");
+    assert!(rejected[2]["why"].as_str().is_some_and(|w| w.contains("outside 2000 to tomorrow")), "{body}");
+    let day = NaiveDate::from_ymd_opt(2026, 11, 20).expect("date");
+    let ev = t.store.evidence(alex, chrono_tz::Europe::Berlin, day, day).await.expect("evidence");
+    let steps: Vec<f64> =
+        ev.daily.iter().filter(|d| d.metric == Metric::Steps && d.date == day).map(|d| d.value).collect();
+    assert_eq!(steps, vec![3000.0], "only the good item");
+    // Everything bad: 400 with the reasons, nothing stored.
+    let r = post(items(json!([{"date": "9999-12-31 23:59:59 +0000", "qty": 10}, {"qty": 5}]))).await.expect("post");
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["rejected"].as_array().map(Vec::len), Some(2), "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("nothing could be stored")), "{body}");
+    let far = t
+        .store
+        .evidence(
+            alex,
+            chrono_tz::UTC,
+            NaiveDate::from_ymd_opt(9999, 12, 30).expect("d"),
+            NaiveDate::from_ymd_opt(9999, 12, 31).expect("d"),
+        )
+        .await
+        .expect("evidence");
+    assert!(far.daily.is_empty(), "the far-future bucket was not stored");
+    // A workout with a broken date is named too; the push's good workout is kept.
+    let workouts = json!({"data": {"metrics": [], "workouts": [
+        {"name": "Outdoor Run", "start": "2026-11-21 07:00:00 +0100", "end": "2026-11-21 07:30:00 +0100"},
+        {"name": "Outdoor Run", "start": "tomorrow", "end": "2026-11-21 08:30:00 +0100"},
+    ]}});
+    let r = post(workouts).await.expect("post");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        (body["activities"].as_u64(), body["rejected"][0]["metric"].as_str()),
+        (Some(1), Some("workouts")),
+        "{body}"
+    );
+    app.stop.send(()).expect("stop");
+    app.task.await.expect("task").expect("daemon");
+}
