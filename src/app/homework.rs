@@ -75,7 +75,7 @@ impl App {
     pub async fn assign(&self, client: &Client, a: &Assignment) -> AppResult<HomeworkRow> {
         let mut rule = phrase::parse(&a.phrase).map_err(AppError::Input)?;
         if let Some(days) = a.days.as_deref().filter(|d| !d.trim().is_empty()) {
-            if let Schedule::PerWeek(n) = rule.schedule {
+            if let Some(n) = rule.schedule.per_week() {
                 return Err(AppError::input(format!(
                     "{:?} is already {n} times a week; naming weekdays would contradict it",
                     a.phrase

@@ -116,7 +116,7 @@ async fn occurrences(
 
 fn label(id: i64, text: &str, schedule: &Schedule) -> String {
     match schedule {
-        Schedule::PerWeek(_) => format!("#{id} {text} (weekly)"),
+        Schedule::PerWeek(_) | Schedule::DaysPerWeek(_) => format!("#{id} {text} (weekly)"),
         _ => format!("#{id} {text}"),
     }
 }
@@ -210,7 +210,7 @@ async fn cardio(
     }
     // The daily target of the first cardio-minutes homework (weekly ones have no daily line).
     let target = store.list_homework(Some(client.id)).await?.into_iter().find_map(|r| match r.homework.rule.measure {
-        Measure::Minutes { minutes, .. } if !matches!(r.homework.rule.schedule, Schedule::PerWeek(_)) => Some(minutes),
+        Measure::Minutes { minutes, .. } if r.homework.rule.schedule.per_week().is_none() => Some(minutes),
         _ => None,
     });
     Ok(Body::Cardio(CardioData { days, minutes, target }))

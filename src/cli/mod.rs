@@ -439,7 +439,11 @@ async fn prepare_demo(app: &App) -> Result<(), Failure> {
     }
     if app.client("demo").await.is_err() {
         let input = NewClientInput { name: "demo".into(), hr_max: Some(190), ..Default::default() };
-        app.add_client(&input, Owner::OnlyTrainer).await?;
+        let demo = app.add_client(&input, Owner::OnlyTrainer).await?;
+        // Something the simulated strap can satisfy, so the roster shows a live client
+        // being judged rather than a row of dashes.
+        let cardio = crate::app::Assignment { phrase: "20 minutes of cardio".into(), ..Default::default() };
+        app.assign(&demo, &cardio).await?;
     }
     if let Some(password) = app.demo_trainer().await? {
         tracing::warn!("demo dashboard login: coach / {password} at {}/login", app.base_url());

@@ -68,7 +68,7 @@ impl Homework {
     pub fn occurrence_dates(&self, from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
         let mut out = Vec::new();
         match &self.rule.schedule {
-            Schedule::PerWeek(_) => {
+            Schedule::PerWeek(_) | Schedule::DaysPerWeek(_) => {
                 let mut m = monday(from);
                 while m <= to {
                     if (0..7).any(|i| self.active_on(m + Duration::days(i))) {
@@ -99,7 +99,7 @@ impl Homework {
         // the wake-up day: a change on `d` can move the occurrence of `d - 1` as well.
         let (a, b) = (d - Duration::days(1), d + Duration::days(1));
         let mut dates = self.occurrence_dates(a, b);
-        if let Schedule::PerWeek(_) = self.rule.schedule {
+        if self.rule.schedule.per_week().is_some() {
             dates.dedup();
         }
         dates
@@ -346,7 +346,7 @@ pub fn judge(
         evidence: Vec::new(),
     };
     let (days, closes): (Vec<NaiveDate>, DateTime<Utc>) = match hw.rule.schedule {
-        Schedule::PerWeek(_) => {
+        Schedule::PerWeek(_) | Schedule::DaysPerWeek(_) => {
             occ.period = "week".into();
             let days: Vec<NaiveDate> = (0..7).map(|i| date + Duration::days(i)).filter(|d| hw.active_on(*d)).collect();
             let last = days.last().copied().unwrap_or(date);
@@ -366,8 +366,18 @@ pub fn judge(
         let r = judge_day(hw, cfg, tz, hr_max, *d, ev);
         any_checkin |= r.has_checkin;
         any_passive |= has_passive(ev, &hw.rule, *d);
+        let sessions = matches!(hw.rule.measure, Measure::Session { .. });
         match hw.rule.schedule {
-            Schedule::PerWeek(_) => {
+            // "2 runs a week": every run counts, two on one day as two.
+            Schedule::PerWeek(_) if sessions => {
+                if r.achieved > 0.0 {
+                    achieved += r.achieved;
+                    occ.self_reported |= r.self_reported;
+                    occ.evidence.extend(r.refs);
+                }
+            }
+            // An amount N times a week, or sessions on N different days: days count.
+            Schedule::PerWeek(_) | Schedule::DaysPerWeek(_) => {
                 if r.achieved > 0.0 && r.achieved / day_target >= bands.done {
                     achieved += 1.0;
                     occ.self_reported |= r.self_reported;
@@ -381,7 +391,7 @@ pub fn judge(
             }
         }
     }
-    if let Schedule::PerWeek(n) = hw.rule.schedule {
+    if let Some(n) = hw.rule.schedule.per_week() {
         // A week the homework only partly covers asks for no more days than it has.
         occ.target = f64::from(n).min(days.len() as f64);
     }

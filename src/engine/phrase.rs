@@ -229,6 +229,8 @@ enum Fragment {
     PerWeek(u8),
     /// "per week" after a count of sessions: the amount is the weekly count.
     Weekly,
+    /// "on different days" / "on separate days": a weekly count of days, not sessions.
+    DifferentDays,
 }
 
 fn weekday(input: &mut Toks<'_>) -> PResult<Vec<Weekday>> {
@@ -267,6 +269,7 @@ fn fragment(input: &mut Toks<'_>) -> PResult<Fragment> {
         (number, word(&["times", "time", "x", "days"]), every(), week()).verify_map(|(n, ..)| per_week(n)),
         (word(&["twice"]), every(), week()).value(Fragment::PerWeek(2)),
         (word(&["once"]), every(), week()).value(Fragment::PerWeek(1)),
+        (opt(word(&["on"])), word(&["different", "separate"]), word(&["days"])).value(Fragment::DifferentDays),
         (every(), week()).value(Fragment::Weekly),
         word(&["weekly"]).value(Fragment::Weekly),
         preceded(opt(word(&["on", "every"])), day_list),
@@ -291,6 +294,7 @@ fn build(amount: f64, subject: Subject, fragments: &[Fragment]) -> Option<Rule> 
     let mut schedule: Option<Schedule> = None;
     let mut nightly = false;
     let mut weekly = false;
+    let mut different_days = false;
     for f in fragments {
         let next = match f {
             Fragment::Daily => Schedule::Daily,
@@ -307,6 +311,10 @@ fn build(amount: f64, subject: Subject, fragments: &[Fragment]) -> Option<Rule> 
             Fragment::PerWeek(n) => Schedule::PerWeek(*n),
             Fragment::Weekly => {
                 weekly = true;
+                continue;
+            }
+            Fragment::DifferentDays => {
+                different_days = true;
                 continue;
             }
         };
@@ -338,6 +346,15 @@ fn build(amount: f64, subject: Subject, fragments: &[Fragment]) -> Option<Rule> 
         // "3 runs" with no week: a count per day is not a thing trainers assign.
         Subject::Sessions(_) => return None,
     };
+    if different_days {
+        // Only a weekly count can be on different days.
+        match schedule {
+            // Once a week is one day whatever it is called.
+            Some(Schedule::PerWeek(1)) => {}
+            Some(Schedule::PerWeek(n)) => schedule = Some(Schedule::DaysPerWeek(n)),
+            _ => return None,
+        }
+    }
     if let Measure::Sleep { .. } = measure {
         nightly = true;
     }
@@ -383,6 +400,8 @@ mod tests {
             ("45 minutes of strength training on tuesdays and thursdays", "45 minutes of strength on Tue and Thu"),
             ("7.5 hours of sleep", "7.5 hours of sleep every night"),
             ("3 workouts a week", "a workout, 3 times a week"),
+            ("2 runs per week on different days", "a run, twice a week on different days"),
+            ("3 workouts a week on separate days", "a workout, 3 times a week on different days"),
         ];
         for (phrase, expected) in table {
             assert_eq!(norm(phrase), expected, "{phrase:?}");

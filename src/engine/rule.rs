@@ -50,8 +50,21 @@ pub enum Schedule {
     Daily,
     /// Only on these weekdays.
     Days(Vec<Weekday>),
-    /// N days a week, judged per Monday-Sunday week.
+    /// N times a week, judged per Monday-Sunday week: N sessions for session homework
+    /// ("2 runs a week": two runs on one day count two), N days for an amount.
     PerWeek(u8),
+    /// N different days a week ("2 runs a week on different days").
+    DaysPerWeek(u8),
+}
+
+impl Schedule {
+    /// N, for either weekly schedule.
+    pub fn per_week(&self) -> Option<u8> {
+        match self {
+            Self::PerWeek(n) | Self::DaysPerWeek(n) => Some(*n),
+            _ => None,
+        }
+    }
 }
 
 /// A daily window in local time; `end <= start` means it crosses midnight and belongs to
@@ -119,7 +132,8 @@ impl Rule {
     /// The occurrence-level target and unit: for weekly homework, days in the week.
     pub fn target(&self) -> (f64, &'static str) {
         match self.schedule {
-            Schedule::PerWeek(n) => (f64::from(n), "days"),
+            Schedule::PerWeek(n) if matches!(self.measure, Measure::Session { .. }) => (f64::from(n), "sessions"),
+            Schedule::PerWeek(n) | Schedule::DaysPerWeek(n) => (f64::from(n), "days"),
             _ => self.day_target(),
         }
     }
@@ -206,6 +220,9 @@ impl fmt::Display for Rule {
             Schedule::PerWeek(1) => f.write_str(", once a week")?,
             Schedule::PerWeek(2) => f.write_str(", twice a week")?,
             Schedule::PerWeek(n) => write!(f, ", {n} times a week")?,
+            Schedule::DaysPerWeek(1) => f.write_str(", once a week")?,
+            Schedule::DaysPerWeek(2) => f.write_str(", twice a week on different days")?,
+            Schedule::DaysPerWeek(n) => write!(f, ", {n} times a week on different days")?,
         }
         if let Some(w) = self.window {
             write!(f, " ({w})")?;

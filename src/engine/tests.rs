@@ -175,6 +175,26 @@ fn zone_minutes_come_from_heart_rate() {
 }
 
 #[test]
+fn runs_a_week_count_runs_and_on_different_days_count_days() {
+    for tz in [chrono_tz::Europe::Berlin, chrono_tz::America::Los_Angeles] {
+        let week = date(2026, 11, 16); // a Monday
+                                       // Two separate runs on Tuesday, morning and evening.
+        let morning = act(1, "fit", "run", at(tz, 2026, 11, 17, 7, 0), 30);
+        let evening = act(2, "fit", "run", at(tz, 2026, 11, 17, 19, 0), 30);
+        let ev = evidence(tz, vec![morning, evening], Vec::new());
+        let runs = verdict(&hw("2 runs per week"), tz, week, &ev);
+        assert_eq!((runs.achieved, runs.target, runs.verdict), (2.0, 2.0, Verdict::Done), "{runs:?}");
+        assert_eq!(runs.unit, "sessions");
+        let days = verdict(&hw("2 runs per week on different days"), tz, week, &ev);
+        assert_eq!((days.achieved, days.target, days.verdict), (1.0, 2.0, Verdict::Partial), "{days:?}");
+        assert_eq!(days.unit, "days");
+        // An amount N times a week still counts days.
+        let minutes = verdict(&hw("20 minutes of running 2 times a week"), tz, week, &ev);
+        assert_eq!((minutes.achieved, minutes.verdict), (1.0, Verdict::Partial), "{minutes:?}");
+    }
+}
+
+#[test]
 fn a_workout_seen_by_three_sources_counts_once() {
     let tz = chrono_tz::Europe::Berlin;
     let h = hw("15 minutes of cardio");

@@ -146,3 +146,54 @@ fn the_binary_answers_healthz_and_exits_0_on_sigterm() {
     assert!(rest.iter().any(|l| l.contains("SIGTERM")), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_roster_judges_the_strap_wearer_too() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let bin = assert_cmd::cargo::cargo_bin("coachd");
+    let mut child = std::process::Command::new(bin)
+        .env("COACHD_DATA_DIR", dir.path().join("data"))
+        .env("COACHD__BLE__ENABLED", "false")
+        .env_remove("RUST_LOG")
+        .args(["run", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Read the daemon's log to its end (a closed pipe would fail its writes).
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(p) = line.split("coach / ").nth(1).and_then(|r| r.split_whitespace().next()) {
+                let _ = tx.send(p.to_string());
+            }
+        }
+    });
+    let password = tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(60)))
+        .await
+        .expect("join")
+        .expect("the demo login is shown once");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = crate::dashboard::browser();
+    let login = http.get(format!("{base}/login")).send().await.expect("login page").text().await.expect("body");
+    let r = http
+        .post(format!("{base}/login"))
+        .form(&[("csrf", crate::dashboard::csrf_of(&login).as_str()), ("name", "coach"), ("password", &password)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    let roster: serde_json::Value =
+        http.get(format!("{base}/api/clients")).send().await.expect("api").json().await.expect("json");
+    let demo = roster["clients"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "demo"))
+        .unwrap_or_else(|| panic!("the strap wearer is on the roster: {roster}"));
+    assert_eq!(demo["homework"], 1, "with homework the strap can satisfy: {demo}");
+    // SAFETY: a plain signal to the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success());
+}
