@@ -251,13 +251,29 @@ pub enum TokenError {
     Store(#[from] StoreError),
 }
 
-/// Hands out access tokens, refreshing them one at a time per account.
-#[derive(Default)]
+/// Hands out access tokens, refreshing them one at a time per account: one task at a
+/// time in this process (a mutex), and one process at a time across the daemon and every
+/// `coachd` command (a lease in the store, see [`Store::try_lease`]).
 pub struct Refresher {
     locks: std::sync::Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Refreshes done (for tests and logs).
     pub refreshes: std::sync::atomic::AtomicU64,
+    /// This process's name on the store's leases.
+    holder: String,
 }
+
+impl Default for Refresher {
+    fn default() -> Self {
+        let holder = crate::crypto::random_token()
+            .map(|t| t[..16].to_string())
+            .unwrap_or_else(|_| format!("pid{}", std::process::id()));
+        Self { locks: Default::default(), refreshes: Default::default(), holder }
+    }
+}
+
+/// How long a lease holds if its holder dies mid-refresh, and how long to wait for one.
+const LEASE_MS: i64 = 60_000;
+const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 impl Refresher {
     fn lock_of(&self, account: i64) -> Arc<tokio::sync::Mutex<()>> {
@@ -281,7 +297,36 @@ impl Refresher {
         }
         let lock = self.lock_of(account.id);
         let _one_at_a_time = lock.lock().await;
-        // Read under the lock: whoever held it may have refreshed already.
+        // Across processes: a lease on the account's token in the store.
+        let lease = format!("refresh:{}", account.id);
+        let waited = std::time::Instant::now();
+        while !store.try_lease(&lease, &self.holder, LEASE_MS).await? {
+            if waited.elapsed() > LEASE_WAIT {
+                return Err(TokenError::Temporary(format!(
+                    "another coachd process has been refreshing the {} token for {} s; trying again later",
+                    api.manifest.display,
+                    LEASE_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let result = self.auth_leased(reg, store, account, force, api).await;
+        if let Err(e) = store.release_lease(&lease, &self.holder).await {
+            tracing::warn!(error = %e, "releasing the token lease failed; it expires by itself");
+        }
+        result
+    }
+
+    /// [`Refresher::auth`] under both locks.
+    async fn auth_leased(
+        &self,
+        reg: &Registry,
+        store: &Store,
+        account: &Account,
+        force: bool,
+        api: &super::Api,
+    ) -> Result<Auth, TokenError> {
+        // Read under the lease: whoever held it may have refreshed already.
         let t = store.tokens(account.client_id, &account.provider).await?;
         let now = reg.clock.now();
         let due = t.expires.is_some_and(|e| e - EARLY <= now);
@@ -312,6 +357,14 @@ impl Refresher {
                 let code = status.load(Ordering::Relaxed);
                 let refused = matches!(e, RequestTokenError::ServerResponse(_)) || matches!(code, 400 | 401 | 403);
                 let text = describe(&e);
+                // Only a refusal of the token stored now means the authorization is gone:
+                // if the pair changed meanwhile (a process that did not take the lease, an
+                // older coachd), use the new one.
+                let now_stored = store.tokens(account.client_id, &account.provider).await?;
+                if refused && now_stored.refresh.as_ref().map(|r| r.expose()) != Some(refresh.expose()) {
+                    tracing::info!(client = %account.client, provider = %account.provider, "token rotated elsewhere; using the new one");
+                    return Ok(Auth::Bearer(now_stored.access));
+                }
                 if refused {
                     let why = format!(
                         "{} refused the refresh token (HTTP {code}: {text}); the authorization was revoked or expired: \

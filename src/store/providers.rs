@@ -240,6 +240,44 @@ impl Store {
 }
 
 impl Store {
+    /// Take the lease `name` for `holder` until `ttl_ms` from now, if nobody else holds a
+    /// live one: the lock that makes one process at a time spend an account's refresh
+    /// token, whichever coachd process (daemon or command) asks. `BEGIN IMMEDIATE` takes
+    /// the database's write lock first, so two processes cannot both see it free.
+    pub async fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
+        let key = format!("lease:{name}");
+        let now = Store::now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(&key).fetch_optional(&mut *tx).await?;
+        let live = current
+            .as_deref()
+            .and_then(|v| v.split_once(' '))
+            .is_some_and(|(who, until)| who != holder && until.parse::<i64>().is_ok_and(|u| u > now));
+        if live {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(&key)
+        .bind(format!("{holder} {}", now + ttl_ms))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Give a lease back (only the holder's own).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM meta WHERE key = ? AND value LIKE ? || ' %'")
+            .bind(format!("lease:{name}"))
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Remember a provider's rate-limit headroom (JSON), for `accounts list` in another
     /// process than the daemon's.
     pub async fn save_headroom(&self, provider: &str, json: &str) -> Result<(), StoreError> {

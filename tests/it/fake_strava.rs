@@ -44,6 +44,8 @@ pub struct FakeState {
     /// Activity id → athlete, for activities not of [`ATHLETE`].
     pub owner: HashMap<i64, i64>,
     pub refreshes: u32,
+    /// Refresh tokens sent that were not (or no longer) valid: a stale one spent.
+    pub stale_refreshes: u32,
     pub serial: u32,
     pub deauthorized: bool,
     /// Responses to give instead of the real one, first first: (status, body).
@@ -154,6 +156,9 @@ async fn token(State(f): State<Fake>, Form(form): Form<HashMap<String, String>>)
         Some("refresh_token") => {
             let sent = form.get("refresh_token").cloned().unwrap_or_default();
             let who = s.refresh.iter().find(|(_, r)| **r == sent).map(|(a, _)| *a);
+            if who.is_none() {
+                s.stale_refreshes += 1;
+            }
             let Some(who) = who.filter(|_| !s.deauthorized) else {
                 return strava_error(
                     StatusCode::BAD_REQUEST,

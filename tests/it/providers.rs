@@ -549,3 +549,71 @@ async fn pkce_when_the_manifest_asks_for_it() {
         "S256(verifier) = challenge"
     );
 }
+
+/// The configuration file a `coachd` command process reads to reach the fake.
+fn config_file(e: &Env) -> String {
+    format!(
+        "[web]\npublic_url = \"{}\"\n[ble]\nenabled = false\n[providers.strava]\nclient_id = \"{}\"\nclient_secret = \"{}\"\n\
+         authorize_url = \"{f}/oauth/authorize\"\ntoken_url = \"{f}/oauth/token\"\napi_base = \"{f}/api/v3\"\n",
+        e.base,
+        fake_strava::CLIENT_ID,
+        fake_strava::CLIENT_SECRET,
+        f = e.fake.base
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_and_coachd_sync_side_by_side_never_spend_a_stale_refresh_token() {
+    let e = env().await;
+    e.fake.add_activities(6, t0() - Duration::hours(1));
+    e.connect().await;
+    let data = e.ts.dir.path().join("data");
+    std::fs::write(data.join("coachd.toml"), config_file(&e)).expect("config");
+    // The daemon's cloud sync, on the fake's clock.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let source: Arc<dyn coachd::source::Source> = Arc::new(coachd::providers::sync::CloudSource { reg: e.reg.clone() });
+    let supervisor = coachd::source::Supervisor::start(
+        vec![source],
+        e.ts.store.clone(),
+        Arc::new(e.ts.config.clone()),
+        stop.clone(),
+    );
+    // `coachd sync` in a loop beside it: on the real clock every token it reads looks
+    // expired, so every run refreshes, racing the daemon's refreshes.
+    let cli = {
+        let data = data.clone();
+        tokio::task::spawn_blocking(move || {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(12);
+            let mut runs = Vec::new();
+            while std::time::Instant::now() < until {
+                let out = coachd(&data).args(["sync", "alex", "strava"]).output().expect("sync");
+                runs.push((
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+                ));
+            }
+            runs
+        })
+    };
+    // Meanwhile the daemon's token falls due every 300 ms, and it is asked to sync.
+    let account = e.account().await;
+    while !cli.is_finished() {
+        e.fake.clock.advance(Duration::hours(6));
+        e.reg.poke(account.id);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let runs = cli.await.expect("cli");
+    stop.cancel();
+    supervisor.join().await;
+    let failed: Vec<_> = runs.iter().filter(|(code, _)| *code != Some(0)).collect();
+    assert!(failed.is_empty(), "every `coachd sync` succeeded ({} runs): {failed:?}", runs.len());
+    assert!(runs.len() >= 3, "the race ran ({} command runs)", runs.len());
+    let (refreshes, stale) = {
+        let s = e.fake.lock();
+        (s.refreshes, s.stale_refreshes)
+    };
+    assert_eq!(stale, 0, "no refresh token was spent twice ({refreshes} refreshes)");
+    assert!(refreshes >= 10, "the token rotated again and again meanwhile ({refreshes} refreshes)");
+    assert_eq!(e.account().await.state, state::ACTIVE, "{:?}", e.account().await.last_error);
+    assert_eq!(e.activity_count().await, 6, "every activity stored once");
+}
