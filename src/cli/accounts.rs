@@ -75,10 +75,23 @@ pub async fn sync(app: &App, client: Option<&str>, provider: Option<&str>) -> Re
                     a.last_error.unwrap_or_default()
                 )
             }
-            Some(Ok(r)) => println!(
-                "{:<16} {:<10} {} listed, {} new, {} updated, {} deleted, {} unchanged; {} requests",
-                a.client, a.provider, r.listed, r.inserted, r.updated, r.deleted, r.unchanged, r.requests
-            ),
+            Some(Ok(r)) => {
+                println!(
+                    "{:<16} {:<10} {} listed, {} new, {} updated, {} deleted, {} unchanged, {} skipped; {} requests",
+                    a.client,
+                    a.provider,
+                    r.listed,
+                    r.inserted,
+                    r.updated,
+                    r.deleted,
+                    r.unchanged,
+                    r.skipped.len(),
+                    r.requests
+                );
+                for why in &r.skipped {
+                    println!("    skipped {why}");
+                }
+            }
             Some(Err(e)) => {
                 failed += 1;
                 println!("{:<16} {:<10} failed: {e}", a.client, a.provider);

@@ -16,6 +16,10 @@ pub const SOURCE: &str = "intervals";
 #[derive(Clone, Debug, Deserialize)]
 pub struct Summary {
     pub id: String,
+    /// Where the activity came from: "STRAVA" marks the stubs intervals.icu lists for
+    /// activities it may not hand on (Strava's API terms): no type, no duration, no streams.
+    #[serde(default)]
+    pub source: Option<String>,
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
     /// UTC, e.g. "2026-11-20T17:00:00Z".
@@ -93,7 +97,30 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
         }
         let Some(start) = s.start(tz) else {
             tracing::warn!(client = %client.name, id = %s.id, "intervals.icu activity without a start time; skipped");
+            report.skipped.push(format!("activity {}: no start time", s.id));
             continue;
+        };
+        // A listed item that is not delivered is not a workout, and must not make its
+        // day count as having data.
+        if s.source.as_deref() == Some("STRAVA") {
+            report.skipped.push(format!(
+                "activity {}: came to intervals.icu from Strava and is not readable there: connect Strava directly",
+                s.id
+            ));
+            continue;
+        }
+        let elapsed = s.elapsed_time.or(s.moving_time).unwrap_or(0.0);
+        let end = match super::span_end(start, elapsed) {
+            Ok(end) if elapsed > 0.0 => end,
+            Ok(_) => {
+                report.skipped.push(format!("activity {}: no duration", s.id));
+                continue;
+            }
+            Err(why) => {
+                tracing::warn!(client = %client.name, id = %s.id, %why, "intervals.icu activity skipped");
+                report.skipped.push(format!("activity {}: {why}", s.id));
+                continue;
+            }
         };
         let mut hr = Vec::new();
         if s.average_heartrate.is_some() {
@@ -116,7 +143,7 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
                         .zip(get("heartrate"))
                         .filter_map(|(t, v)| Some((t?, v?)))
                         .filter(|(_, v)| range.contains(v))
-                        .map(|(t, v)| Sample { t_ms: start.timestamp_millis() + (t * 1000.0) as i64, value: v })
+                        .filter_map(|(t, v)| Some(Sample { t_ms: super::sample_ms(start, t)?, value: v }))
                         .collect();
                 }
                 Err(SyncError::Api(ApiError::NotFound(_))) => {}
@@ -129,12 +156,11 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
             report.inserted += 1;
         }
         let ty = api.manifest.activity_type(s.kind.as_deref().unwrap_or("Workout"));
-        let elapsed = s.elapsed_time.or(s.moving_time).unwrap_or(0.0).max(0.0);
         batch.activities.push(NewActivity {
             client_id: client.id,
             external_id: s.id.clone(),
             start,
-            end: start + Duration::milliseconds((elapsed * 1000.0) as i64),
+            end,
             utc_offset_s: tz.offset_from_utc_datetime(&start.naive_utc()).fix().local_minus_utc(),
             category: crate::activity_types::category(&ty),
             activity_type: ty,

@@ -142,6 +142,29 @@ pub fn config_problems(config: &Config) -> Vec<(String, String)> {
         .collect()
 }
 
+/// No activity from a provider lasts longer than this; a longer one is rejected.
+pub const MAX_ACTIVITY_S: f64 = 7.0 * 86_400.0;
+
+/// The end of an activity that lasted `secs` from `start`, when both are plausible: a
+/// start from 2000 to 2100, a finite duration of 0 to [`MAX_ACTIVITY_S`]. None: the item
+/// is rejected (values from outside are checked before any date arithmetic, which would
+/// panic out of range).
+pub fn span_end(start: chrono::DateTime<chrono::Utc>, secs: f64) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::Datelike;
+    if !(2000..2100).contains(&start.year()) {
+        return Err(format!("its start {start} is not between 2000 and 2100"));
+    }
+    if !(secs.is_finite() && (0.0..=MAX_ACTIVITY_S).contains(&secs)) {
+        return Err(format!("its duration of {secs} s is not between 0 and a week"));
+    }
+    Ok(start + chrono::Duration::milliseconds((secs * 1000.0).round() as i64))
+}
+
+/// A sample `t` seconds into an activity that began at `start`, in ms; None past a week.
+pub fn sample_ms(start: chrono::DateTime<chrono::Utc>, t: f64) -> Option<i64> {
+    (t.is_finite() && (0.0..=MAX_ACTIVITY_S).contains(&t)).then(|| start.timestamp_millis() + (t * 1000.0) as i64)
+}
+
 pub fn settings<'c>(config: &'c Config, name: &str) -> Option<&'c ProviderSettings> {
     match name {
         "strava" => Some(&config.providers.strava),
@@ -345,7 +368,8 @@ impl Api {
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<i64>().ok())
-                        .map(chrono::Duration::seconds);
+                        // A day at most: a larger value is not believed (and would not fit).
+                        .map(|s| chrono::Duration::seconds(s.clamp(0, 86_400)));
                     tracing::warn!(provider = %self.manifest.name, what, "rate limited (429): waiting for the window");
                     self.limiter.lock().await.exhausted(self.clock.now(), retry_after);
                     if limited >= ATTEMPTS_429 {

@@ -111,7 +111,7 @@ impl Exercise {
             .flat_map(|s| {
                 s.data.split(',').enumerate().filter_map(move |(i, v)| {
                     let bpm: f64 = v.trim().parse().ok()?;
-                    let t_ms = start.timestamp_millis() + (i as f64 * s.recording_rate * 1000.0) as i64;
+                    let t_ms = super::sample_ms(start, i as f64 * s.recording_rate)?;
                     Some(Sample { t_ms, value: bpm })
                 })
             })
@@ -187,7 +187,18 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
         }
         let (Some(start), Some(secs)) = (e.start(), iso_duration(&e.duration)) else {
             tracing::warn!(client = %client.name, id = %e.id, start = %e.start_time, duration = %e.duration, "Polar exercise with an unreadable start or duration; skipped");
+            report
+                .skipped
+                .push(format!("exercise {}: unreadable start {:?} or duration {:?}", e.id, e.start_time, e.duration));
             continue;
+        };
+        let end = match super::span_end(start, secs) {
+            Ok(end) => end,
+            Err(why) => {
+                tracing::warn!(client = %client.name, id = %e.id, %why, "Polar exercise skipped");
+                report.skipped.push(format!("exercise {}: {why}", e.id));
+                continue;
+            }
         };
         let hr = e.heart_rate_samples(start);
         let ty = api.manifest.activity_type(e.detailed_sport_info.as_deref().or(e.sport.as_deref()).unwrap_or("OTHER"));
@@ -205,7 +216,7 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
             client_id: client.id,
             external_id: e.id.clone(),
             start,
-            end: start + Duration::milliseconds((secs * 1000.0) as i64),
+            end,
             utc_offset_s: e.start_time_utc_offset.unwrap_or(0).clamp(-18 * 60, 18 * 60) * 60,
             category: crate::activity_types::category(&ty),
             activity_type: ty,

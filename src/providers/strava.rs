@@ -92,19 +92,19 @@ fn heart_rate(start: DateTime<Utc>, s: Streams) -> Vec<Sample> {
         .iter()
         .zip(hr.data)
         .filter(|(_, bpm)| range.contains(bpm))
-        .map(|(t, bpm)| Sample { t_ms: start.timestamp_millis() + (t * 1000.0) as i64, value: bpm })
+        .filter_map(|(t, bpm)| Some(Sample { t_ms: super::sample_ms(start, *t)?, value: bpm }))
         .collect()
 }
 
-fn activity(turn: &Turn<'_>, s: &Summary, hr: Vec<Sample>) -> Result<NewActivity, SyncError> {
+fn activity(turn: &Turn<'_>, s: &Summary, end: DateTime<Utc>, hr: Vec<Sample>) -> Result<NewActivity, SyncError> {
     let api = turn.reg.api(SOURCE).map_err(SyncError::Other)?;
     let ty = api.manifest.activity_type(s.sport());
-    let elapsed = s.elapsed_time.max(0.0);
+    let elapsed = (end - s.start_date).num_milliseconds() as f64 / 1000.0;
     Ok(NewActivity {
         client_id: turn.account.client_id,
         external_id: s.id.to_string(),
         start: s.start_date,
-        end: s.start_date + Duration::milliseconds((elapsed * 1000.0) as i64),
+        end,
         utc_offset_s: s.utc_offset.map_or(0, |o| o as i32).clamp(-18 * 3600, 18 * 3600),
         category: crate::activity_types::category(&ty),
         activity_type: ty,
@@ -169,6 +169,15 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
                 after = after.max(s.start_date.timestamp());
                 continue;
             }
+            let end = match super::span_end(s.start_date, s.elapsed_time.max(0.0)) {
+                Ok(end) => end,
+                Err(why) => {
+                    tracing::warn!(client = %turn.account.client, id = s.id, %why, "Strava activity skipped");
+                    report.skipped.push(format!("activity {}: {why}", s.id));
+                    after = after.max(s.start_date.timestamp());
+                    continue;
+                }
+            };
             let hr = if s.has_heartrate {
                 if !turn.has_budget() {
                     rest = page[i..].to_vec();
@@ -189,7 +198,7 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
             } else {
                 report.inserted += 1;
             }
-            batch.activities.push(activity(turn, s, hr)?);
+            batch.activities.push(activity(turn, s, end, hr)?);
             after = after.max(s.start_date.timestamp());
         }
         // The cursor never moves back, and moves only with the data it covers.

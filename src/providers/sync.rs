@@ -32,6 +32,8 @@ pub struct Report {
     pub updated: usize,
     pub unchanged: usize,
     pub deleted: usize,
+    /// Items the provider listed that were not stored, with why (out-of-range values).
+    pub skipped: Vec<String>,
     pub requests: u32,
     /// Everything up to now is synced (false: the turn's budget ran out first).
     pub done: bool,

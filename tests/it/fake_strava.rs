@@ -50,6 +50,12 @@ pub struct FakeState {
     pub deauthorized: bool,
     /// Responses to give instead of the real one, first first: (status, body).
     pub faults: Vec<(u16, String)>,
+    /// A `Retry-After` value sent with 429 faults.
+    pub retry_after: Option<String>,
+    /// Activity id → the elapsed time (s) to claim instead of its own.
+    pub elapsed_override: HashMap<i64, f64>,
+    /// intervals.icu: (id, start) of stubs for activities that came from Strava.
+    pub icu_stubs: Vec<(String, DateTime<Utc>)>,
     /// Make the next API request hang (a "crash" right after a refresh).
     pub hang_next_api: bool,
     pub api_requests: u32,
@@ -214,6 +220,9 @@ async fn gate(f: &Fake, headers: &HeaderMap) -> Result<(HeaderMap, i64), Respons
     h.insert("x-ratelimit-usage", usage(&s).parse().expect("header"));
     if !s.faults.is_empty() {
         let (code, body) = s.faults.remove(0);
+        if let (429, Some(r)) = (code, s.retry_after.as_deref()) {
+            h.insert("retry-after", r.parse().expect("header"));
+        }
         let code = StatusCode::from_u16(code).expect("status");
         return Err((code, h, body).into_response());
     }
@@ -258,7 +267,18 @@ async fn list(State(f): State<Fake>, headers: HeaderMap, Query(q): Query<HashMap
         .filter(|a| a.start.timestamp() > after && s.owner.get(&a.id).copied().unwrap_or(ATHLETE) == who)
         .collect();
     acts.sort_by_key(|a| a.start);
-    let items: Vec<_> = acts.iter().skip((page - 1) * per_page).take(per_page).map(|a| summary(a)).collect();
+    let items: Vec<_> = acts
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|a| {
+            let mut v = summary(a);
+            if let Some(e) = s.elapsed_override.get(&a.id) {
+                v["elapsed_time"] = json!(e);
+            }
+            v
+        })
+        .collect();
     (h, Json(items)).into_response()
 }
 
@@ -341,6 +361,14 @@ async fn icu_activities(
                    "elapsed_time": a.minutes * 60, "moving_time": a.minutes * 60, "distance": 5000.0,
                    "average_heartrate": if a.hr { json!(140) } else { json!(null) }, "max_heartrate": if a.hr { json!(170) } else { json!(null) }})
         })
+        .chain(s.icu_stubs.iter().filter(|(_, t)| {
+            let d = t.date_naive().to_string();
+            d >= *oldest && d <= *newest
+        }).map(|(id, t)| {
+            // As intervals.icu lists an activity that reached it from Strava.
+            json!({"id": id, "start_date_local": t.naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string(), "source": "STRAVA",
+                   "_note": "STRAVA activities are not available via the API"})
+        }))
         .collect();
     Json(items).into_response()
 }

@@ -617,3 +617,81 @@ async fn the_daemon_and_coachd_sync_side_by_side_never_spend_a_stale_refresh_tok
     assert_eq!(e.account().await.state, state::ACTIVE, "{:?}", e.account().await.last_error);
     assert_eq!(e.activity_count().await, 6, "every activity stored once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intervals_stubs_from_strava_are_no_workouts_and_no_data() {
+    let e = env().await;
+    e.fake.lock().intervals_key = Some("k3y".into());
+    // Two real activities, and two days whose only item is a stub of a Strava activity.
+    e.fake.add_activities(2, t0() - Duration::hours(1));
+    e.fake.lock().icu_stubs =
+        vec![("i900".into(), t0() - Duration::days(3)), ("i901".into(), t0() - Duration::days(4))];
+    coachd::providers::intervals::connect(&e.reg, &e.ts.store, e.client, "k3y").await.expect("connected");
+    let account = e.ts.store.account(e.client, "intervals").await.expect("account");
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
+    assert_eq!((r.listed, r.inserted, r.skipped.len()), (4, 2, 2), "{:?}", r.skipped);
+    assert!(
+        r.skipped[0].contains("from Strava") && r.skipped[0].contains("connect Strava directly"),
+        "{:?}",
+        r.skipped
+    );
+    let tz = chrono_tz::Europe::Berlin;
+    let stub_day = (t0() - Duration::days(3)).date_naive();
+    let ev = e.ts.store.evidence(e.client, tz, stub_day - Duration::days(1), stub_day).await.expect("ev");
+    let on_stub_days: Vec<_> =
+        ev.workouts.iter().filter(|w| w.start.with_timezone(&tz).date_naive() <= stub_day).collect();
+    assert!(on_stub_days.is_empty(), "no zero-length workout stored: {on_stub_days:?}");
+    assert!(!ev.passive_days.contains(&stub_day), "a day whose only item is a stub has no data");
+    // Judged: no_data, never missed.
+    let rule = coachd::engine::phrase::parse("15 minutes of cardio").expect("phrase");
+    let hw = e.ts.store.add_homework(e.client, &rule, stub_day - Duration::days(2), None).await.expect("hw");
+    let cfg = e.ts.config.homework.judge_config();
+    let o = coachd::engine::judge::judge(&hw.homework, &cfg, tz, Some(190.0), stub_day, &ev, t0() + Duration::days(2));
+    assert_eq!(o.verdict, coachd::engine::judge::Verdict::NoData, "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_values_from_each_provider_are_rejected_with_a_reason_and_never_panic() {
+    let e = env().await;
+    // Strava: one activity claims an elapsed time of 10^12 s; and a 429 asks to wait 10^15 s.
+    e.fake.add_activities(3, t0() - Duration::hours(1));
+    e.fake.lock().elapsed_override.insert(1_000_001, 1e12);
+    {
+        let mut s = e.fake.lock();
+        s.faults = vec![(429, "{\"message\": \"Rate Limit Exceeded\"}".into())];
+        s.retry_after = Some("1000000000000000".into());
+    }
+    let account = e.connect().await;
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
+    assert_eq!((r.inserted, r.skipped.len()), (2, 1), "{:?}", r.skipped);
+    assert!(r.skipped[0].contains("1000001") && r.skipped[0].contains("not between 0 and a week"), "{:?}", r.skipped);
+    assert_eq!(e.activity_count().await, 2);
+    // Polar: a duration of PT9999999999999H beside a good exercise.
+    let good = serde_json::json!({"id": "ok1", "upload_time": "2026-11-20T09:00:00Z", "polar_user": "https://www.polaraccesslink.com/v3/users/475",
+        "device": "Polar Vantage V3", "start_time": "2026-11-20T08:10:00", "start_time_utc_offset": 60, "duration": "PT45M",
+        "sport": "RUNNING", "detailed_sport_info": "RUNNING", "has_route": false});
+    let mut huge = good.clone();
+    huge["id"] = "huge".into();
+    huge["start_time"] = "2026-11-19T08:10:00".into();
+    huge["duration"] = "PT9999999999999H".into();
+    e.fake.lock().polar_exercises = vec![good, huge];
+    let polar = polar_account(&e).await;
+    let r = sync_account(&e.reg, &e.ts.store, &polar, 50).await.expect("polar sync");
+    assert_eq!((r.inserted, r.skipped.len()), (1, 1), "{:?}", r.skipped);
+    assert!(r.skipped[0].contains("huge"), "{:?}", r.skipped);
+}
+
+/// Connect Polar through its OAuth callback, as the client's browser does.
+async fn polar_account(e: &Env) -> Account {
+    let link = oauth::authorization_link(&e.reg, &e.ts.store, "polar", e.client).await.expect("link");
+    let code = e.fake.issue_code();
+    let r = e
+        .http
+        .get(format!("{}/oauth/polar/callback", e.base))
+        .query(&[("state", param(&link, "state").expect("state").as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    e.ts.store.account(e.client, "polar").await.expect("account")
+}
