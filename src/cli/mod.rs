@@ -337,6 +337,15 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::umask(0o077);
     }
+    if !matches!(cli.command, Command::Run { .. }) {
+        // A short command whose reader went away (`coachd activities … | head`) ends
+        // quietly, as Unix tools do, instead of panicking in `println!`. Sockets are
+        // unaffected (they are written with MSG_NOSIGNAL). The daemon keeps ignoring it.
+        // SAFETY: restores the default disposition of one signal; no handler runs.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

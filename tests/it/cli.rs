@@ -116,3 +116,29 @@ fn secrets_and_help_texts() {
         .success()
         .stdout(contains("listen = \"127.0.0.1:9999\""));
 }
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    coachd(&data).args(["demo", "--now", "2026-11-20T19:00:00Z"]).assert().success();
+    // `coachd activities alex --json | head -c 300`: far more than a pipe holds.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+        .env("COACHD_DATA_DIR", &data)
+        .args(["activities", "alex", "--from", "2026-08-01", "--to", "2026-11-30", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut head = [0u8; 300];
+    out.read_exact(&mut head).expect("the first 300 bytes");
+    drop(out);
+    let mut err = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut err).expect("stderr");
+    let status = child.wait().expect("wait");
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "ended by SIGPIPE like any Unix tool: {status:?} {err}");
+}
