@@ -25,8 +25,9 @@ pub fn build(app: &App, data: &DataDir, demo: bool) -> Vec<Arc<dyn Source>> {
     if config.ble.enabled {
         tracing::warn!("[ble] is enabled, but this build has no Bluetooth support (cargo feature `ble`)");
     }
-    // One source for every cloud provider; it idles while no account is connected.
-    sources.push(Arc::new(crate::providers::sync::CloudSource { reg: app.providers.clone() }));
+    // One source per cloud provider, each supervised on its own; each idles while no
+    // account of it is connected, and stops at once when the provider is disabled.
+    sources.extend(crate::providers::sync::CloudSource::all(app.providers.clone()));
     if demo {
         sources.push(Arc::new(crate::ble::simulated::SimulatedStrap::new(
             "demo",

@@ -234,24 +234,35 @@ fn add(sum: &mut Report, r: &Report) {
     sum.done = r.done;
 }
 
-/// The daemon's cloud sync: every account every interval, sooner when poked.
+/// The daemon's cloud sync of one provider: every account every interval, sooner when
+/// poked. One source per provider, each supervised on its own: a provider whose loop
+/// fails or panics is restarted with backoff and shown failing (in `/healthz` and
+/// `/metrics`, as `cloud.NAME`) while the others go on, and a provider waiting hours
+/// for its rate-limit window holds up nobody else.
 pub struct CloudSource {
     pub reg: Arc<Registry>,
+    provider: &'static str,
+    name: String,
+}
+
+impl CloudSource {
+    pub fn new(reg: Arc<Registry>, provider: &'static str) -> Self {
+        Self { reg, provider, name: format!("cloud.{provider}") }
+    }
+
+    /// One source for every provider coachd knows.
+    pub fn all(reg: Arc<Registry>) -> Vec<Arc<dyn Source>> {
+        super::names().map(|p| Arc::new(Self::new(reg.clone(), p)) as Arc<dyn Source>).collect()
+    }
 }
 
 impl Source for CloudSource {
     fn name(&self) -> &str {
-        "cloud"
+        &self.name
     }
 
-    /// One loop per provider, side by side: a provider waiting hours for its rate-limit
-    /// window does not hold up the others.
     fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
-        Box::pin(async move {
-            let [a, b, c] = super::MANIFESTS.map(|(name, _)| provider_loop(&self.reg, ctx, name));
-            let (a, b, c) = tokio::join!(a, b, c);
-            a.and(b).and(c)
-        })
+        Box::pin(provider_loop(&self.reg, ctx, self.provider))
     }
 }
 

@@ -66,8 +66,10 @@ async fn in_process_daemon_reports_health_and_drains_on_shutdown() {
     assert_eq!(steady["state"], "running");
     assert!(steady["batches"].as_u64().unwrap_or(0) > 0, "{health}");
     assert!(
-        health["sources"].as_array().is_some_and(|all| all.iter().any(|s| s["name"] == "cloud")),
-        "the cloud sync runs"
+        ["cloud.strava", "cloud.polar", "cloud.intervals"]
+            .iter()
+            .all(|name| health["sources"].as_array().is_some_and(|all| all.iter().any(|s| s["name"] == *name))),
+        "the cloud sync runs, one source per provider: {health}"
     );
 
     let asked = Instant::now();

@@ -488,13 +488,9 @@ async fn the_daemons_cloud_source_syncs_connected_accounts_and_follows_events() 
     let e = env().await;
     e.fake.add_activities(3, t0() - Duration::hours(1));
     let stop = tokio_util::sync::CancellationToken::new();
-    let source: Arc<dyn coachd::source::Source> = Arc::new(coachd::providers::sync::CloudSource { reg: e.reg.clone() });
-    let supervisor = coachd::source::Supervisor::start(
-        vec![source],
-        e.ts.store.clone(),
-        Arc::new(e.ts.config.clone()),
-        stop.clone(),
-    );
+    let sources = coachd::providers::sync::CloudSource::all(e.reg.clone());
+    let supervisor =
+        coachd::source::Supervisor::start(sources, e.ts.store.clone(), Arc::new(e.ts.config.clone()), stop.clone());
     e.connect().await; // the callback asks for a first sync
     wait_for(|| async { e.activity_count().await == 3 }).await;
     // Strava pushes a new activity: synced without waiting for the interval.
@@ -513,10 +509,10 @@ async fn the_daemons_cloud_source_syncs_connected_accounts_and_follows_events() 
     assert_eq!(r.status(), 200);
     wait_for(|| async { e.activity_count().await == 4 }).await;
     // The round notes its batch after it has stored the activity: wait for that too.
-    let noted = || supervisor.health().snapshot().iter().any(|h| h.name == "cloud" && h.batches >= 2);
+    let noted = || supervisor.health().snapshot().iter().any(|h| h.name == "cloud.strava" && h.batches >= 2);
     wait_for(|| async { noted() }).await;
     let health = supervisor.health().snapshot();
-    assert!(health.iter().any(|h| h.name == "cloud" && h.batches >= 2), "{health:?}");
+    assert!(health.iter().any(|h| h.name == "cloud.strava" && h.batches >= 2), "{health:?}");
     stop.cancel();
 }
 
@@ -571,13 +567,9 @@ async fn the_daemon_and_coachd_sync_side_by_side_never_spend_a_stale_refresh_tok
     std::fs::write(data.join("coachd.toml"), config_file(&e)).expect("config");
     // The daemon's cloud sync, on the fake's clock.
     let stop = tokio_util::sync::CancellationToken::new();
-    let source: Arc<dyn coachd::source::Source> = Arc::new(coachd::providers::sync::CloudSource { reg: e.reg.clone() });
-    let supervisor = coachd::source::Supervisor::start(
-        vec![source],
-        e.ts.store.clone(),
-        Arc::new(e.ts.config.clone()),
-        stop.clone(),
-    );
+    let sources = coachd::providers::sync::CloudSource::all(e.reg.clone());
+    let supervisor =
+        coachd::source::Supervisor::start(sources, e.ts.store.clone(), Arc::new(e.ts.config.clone()), stop.clone());
     // `coachd sync` in a loop beside it: on the real clock every token it reads looks
     // expired, so every run refreshes, racing the daemon's refreshes.
     let cli = {
