@@ -28,6 +28,15 @@ pub async fn run(
     let router = web::router(WebState::for_app(app, health.clone()))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let addr = listener.local_addr().context("reading the listening address")?;
+    // Commands in other processes make their links from where this daemon serves.
+    let served = if config.web.public_url.is_empty() {
+        format!("http://{addr}")
+    } else {
+        config.web.public_url.trim_end_matches('/').to_string()
+    };
+    if let Err(e) = store.set_served_url(&served).await {
+        warn!(error = %e, "recording the served URL failed; links from commands use web.listen");
+    }
     let mut server = tokio::spawn(
         axum::serve(listener, router).with_graceful_shutdown(token.clone().cancelled_owned()).into_future(),
     );

@@ -103,13 +103,25 @@ impl App {
     }
 
     /// Open the data dir's store, initialising the data dir first if this is its first
-    /// use (`coachd init` does the same and reports what it created).
+    /// use (`coachd init` does the same and reports what it created). `beside_daemon`:
+    /// a command whose links must reach the daemon, so without `web.public_url` they
+    /// use the address the daemon last served at (not for the daemon itself).
     pub async fn open(
         data: &crate::paths::DataDir,
         config_path: &std::path::Path,
         config: Config,
+        beside_daemon: bool,
     ) -> AppResult<(Self, crate::init::InitReport)> {
         let (store, report) = crate::init::init(data, config_path, &config).await?;
+        let mut config = config;
+        if beside_daemon && config.web.public_url.is_empty() {
+            // Links made here must reach the daemon: where it last served, if it has run.
+            match store.served_url().await {
+                Ok(Some(url)) => config.web.public_url = url,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the served URL failed"),
+            }
+        }
         match Self::new(store.clone(), Arc::new(config)) {
             Ok(app) => Ok((app, report)),
             Err(e) => {
@@ -148,8 +160,21 @@ impl App {
         Ok(status::status(&self.store, &j.cfg, j.attention_drop, clients, from, to, now).await?.0)
     }
 
-    /// The public base URL links are made from.
+    /// The public base URL links are made from: `web.public_url`, else where the daemon
+    /// last served, else its configured listen address.
     pub fn base_url(&self) -> String {
         self.config.web.base_url()
+    }
+
+    /// Whether links can reach this server from elsewhere; else what to configure.
+    pub fn link_warning(&self) -> Option<String> {
+        let url = self.base_url();
+        let local = ["http://127.", "http://localhost", "http://[::1]"].iter().any(|p| url.starts_with(p));
+        local.then(|| {
+            format!(
+                "links point at {url}, which only this machine reaches; set web.public_url to the address clients \
+                 (and the provider's redirect) use"
+            )
+        })
     }
 }

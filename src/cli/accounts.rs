@@ -18,6 +18,9 @@ pub async fn connect(app: &App, provider: &str, client: &str, api_key: Option<&s
                  comes back to {redirect_uri}, which must reach this server.",
                 client.name,
             );
+            if let Some(w) = app.link_warning() {
+                eprintln!("note: {w}");
+            }
         }
     }
     Ok(())

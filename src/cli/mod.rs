@@ -382,7 +382,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Init => {
-            let (app, report) = App::open(&data, &config_path, config).await?;
+            let (app, report) = App::open(&data, &config_path, config, false).await?;
             app.close().await;
             println!("data dir  {}", data.root().display());
             println!("config    {}{}", config_path.display(), if report.wrote_config { " (created)" } else { "" });
@@ -403,7 +403,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
                 config.web.listen = listen;
             }
             let listen = config.web.listen;
-            let app = open(&data, &config_path, config).await?;
+            let app = open(&data, &config_path, config, false).await?;
             let listener = match tokio::net::TcpListener::bind(listen).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -431,7 +431,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         command => {
-            let app = open(&data, &config_path, config).await?;
+            let app = open(&data, &config_path, config, true).await?;
             let result = with_app(&app, &data, command).await;
             app.close().await;
             result
@@ -511,8 +511,13 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
 }
 
 /// The application on the data dir, initialising it first if this is its first use.
-async fn open(data: &DataDir, config_path: &std::path::Path, config: Config) -> Result<App, Failure> {
-    let (app, report) = App::open(data, config_path, config).await?;
+async fn open(
+    data: &DataDir,
+    config_path: &std::path::Path,
+    config: Config,
+    beside_daemon: bool,
+) -> Result<App, Failure> {
+    let (app, report) = App::open(data, config_path, config, beside_daemon).await?;
     if report.created_database {
         // A warning, so it shows for short commands too: a new data dir may be the wrong one.
         tracing::warn!(data_dir = %data.root().display(), "initialised a new data dir");

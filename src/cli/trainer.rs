@@ -83,6 +83,9 @@ pub async fn share(app: &App, client: &str, revoke: bool) -> Result<(), Failure>
         return Ok(());
     }
     println!("{}", app.new_share_link(&client).await?);
+    if let Some(w) = app.link_warning() {
+        eprintln!("note: {w}");
+    }
     eprintln!(
         "{}'s private page: their charts, this week's homework and check-ins. Shown only now; \
          `coachd share {} --revoke` ends it.",
@@ -104,5 +107,8 @@ pub async fn push_token(app: &App, client: &str, revoke: bool) -> Result<(), Fai
     println!("  Header:  Authorization: Bearer {token}");
     println!("  Format:  JSON; data: Health Metrics (step_count, sleep_analysis, heart_rate) and Workouts");
     println!("Earlier tokens of {} no longer work. The token is shown only now.", client.name);
+    if let Some(w) = app.link_warning() {
+        eprintln!("note: {w}");
+    }
     Ok(())
 }

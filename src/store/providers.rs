@@ -278,6 +278,20 @@ impl Store {
         Ok(())
     }
 
+    /// The base URL the daemon last served at (its `--listen`, or `web.public_url`), so a
+    /// command in another process makes links that reach it.
+    pub async fn set_served_url(&self, url: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('served_url', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(url)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn served_url(&self) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = 'served_url'").fetch_optional(&self.pool).await?)
+    }
+
     /// Remember a provider's rate-limit headroom (JSON), for `accounts list` in another
     /// process than the daemon's.
     pub async fn save_headroom(&self, provider: &str, json: &str) -> Result<(), StoreError> {

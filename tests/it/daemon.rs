@@ -199,3 +199,45 @@ async fn the_demo_roster_judges_the_strap_wearer_too() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().expect("wait").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_made_beside_a_daemon_reach_the_port_it_serves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    crate::coachd(&data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
+    std::fs::write(
+        data.join("coachd.toml"),
+        "[ble]\nenabled = false\n[providers.strava]\nclient_id = \"4711\"\nclient_secret = \"app-secret\"\n",
+    )
+    .expect("config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+        .env("COACHD_DATA_DIR", &data)
+        .env_remove("RUST_LOG")
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let up = async {
+        for _ in 0..200 {
+            if reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(up.await, "the daemon answers");
+    let out = crate::coachd(&data).args(["connect", "strava", "alex"]).output().expect("connect");
+    let link = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{link}{}", String::from_utf8_lossy(&out.stderr));
+    let callback = format!("redirect_uri=http%3A%2F%2F127.0.0.1%3A{port}%2Foauth%2Fstrava%2Fcallback");
+    assert!(link.contains(&callback), "the callback is the daemon's port {port}: {link}");
+    let share = crate::coachd(&data).args(["share", "alex"]).output().expect("share");
+    assert!(String::from_utf8_lossy(&share.stdout).starts_with(&format!("http://127.0.0.1:{port}/c/")));
+    assert!(String::from_utf8_lossy(&share.stderr).contains("set web.public_url"), "it says what to configure");
+    // SAFETY: a plain signal to the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success());
+}
