@@ -94,6 +94,9 @@ pub async fn sync(app: &App, client: Option<&str>, provider: Option<&str>) -> Re
                 for why in &r.skipped {
                     println!("    skipped {why}");
                 }
+                if r.samples_pending > 0 {
+                    println!("    {} activities stored without their heart rate (the provider kept failing); asked again next sync", r.samples_pending);
+                }
             }
             Some(Err(e)) => {
                 failed += 1;

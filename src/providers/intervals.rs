@@ -123,6 +123,7 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
             }
         };
         let mut hr = Vec::new();
+        let mut samples_pending = false;
         if s.average_heartrate.is_some() {
             if !turn.has_budget() {
                 // What is listed so far is stored; the rest comes next turn.
@@ -147,6 +148,12 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
                         .collect();
                 }
                 Err(SyncError::Api(ApiError::NotFound(_))) => {}
+                // Streams that keep failing: stored with what is known, asked again next round.
+                Err(SyncError::Api(e @ (ApiError::Server(..) | ApiError::Malformed(..)))) => {
+                    tracing::warn!(client = %client.name, id = %s.id, error = %e, "heart rate not read; asking again next round");
+                    report.samples_pending += 1;
+                    samples_pending = true;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -169,7 +176,8 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
             avg_hr: s.average_heartrate.filter(|h| h.is_finite() && *h > 0.0),
             max_hr: s.max_heartrate.filter(|h| h.is_finite() && *h > 0.0 && *h < 300.0).map(|h| h as u16),
             energy_kj: None,
-            content_hash: Some(fp),
+            // Not its fingerprint while samples are pending: the next round fetches again.
+            content_hash: Some(if samples_pending { b"samples pending".to_vec() } else { fp }),
             series: if hr.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples: hr }] },
             sets: None,
         });

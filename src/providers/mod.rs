@@ -329,8 +329,25 @@ impl Api {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<T, ApiError> {
-        let body = self.get(what, auth, url, query).await?;
-        serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(what.into(), e.to_string()))
+        // A body that does not parse (cut short in transit, most often) is transient like a
+        // 5xx: asked again with the same backoff, then given up with the reason.
+        let mut failures = 0u32;
+        loop {
+            let body = self.get(what, auth, url, query).await?;
+            match serde_json::from_slice(&body) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    failures += 1;
+                    if failures >= ATTEMPTS_5XX {
+                        return Err(ApiError::Malformed(what.into(), e.to_string()));
+                    }
+                    let wait = 2f64.powi(failures as i32) * jitter();
+                    tracing::warn!(provider = %self.manifest.name, what, error = %e, wait_s = wait, "unreadable response; asking again");
+                    let until = self.clock.now() + chrono::Duration::milliseconds((wait * 1000.0) as i64);
+                    self.clock.sleep_until(until).await;
+                }
+            }
+        }
     }
 
     pub async fn get(&self, what: &str, auth: &Auth, url: &str, query: &[(&str, String)]) -> Result<Vec<u8>, ApiError> {

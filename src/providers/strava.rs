@@ -161,6 +161,7 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
         };
         let mut batch = Batch::new(SOURCE);
         let mut rest: Vec<Summary> = Vec::new();
+        let mut pending = std::collections::HashSet::new();
         for (i, s) in page.iter().enumerate() {
             seen.insert(s.id.to_string());
             let fp = s.fingerprint();
@@ -188,6 +189,14 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
                 match turn.get_json::<Streams>("an activity's heart-rate stream", &url, &q).await {
                     Ok(streams) => heart_rate(s.start_date, streams),
                     Err(SyncError::Api(ApiError::NotFound(_))) => Vec::new(),
+                    // A stream that keeps failing: the activity is stored with what is
+                    // known, and its samples are asked for again next round.
+                    Err(SyncError::Api(e @ (ApiError::Server(..) | ApiError::Malformed(..)))) => {
+                        tracing::warn!(client = %turn.account.client, id = s.id, error = %e, "heart rate not read; asking again next round");
+                        report.samples_pending += 1;
+                        pending.insert(s.id);
+                        Vec::new()
+                    }
                     Err(e) => return Err(e),
                 }
             } else {
@@ -198,7 +207,12 @@ pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
             } else {
                 report.inserted += 1;
             }
-            batch.activities.push(activity(turn, s, end, hr)?);
+            let mut a = activity(turn, s, end, hr)?;
+            if pending.contains(&s.id) {
+                // Not its fingerprint: the next round sees it as changed and fetches again.
+                a.content_hash = Some(b"samples pending".to_vec());
+            }
+            batch.activities.push(a);
             after = after.max(s.start_date.timestamp());
         }
         // The cursor never moves back, and moves only with the data it covers.

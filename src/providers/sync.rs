@@ -34,6 +34,9 @@ pub struct Report {
     pub deleted: usize,
     /// Items the provider listed that were not stored, with why (out-of-range values).
     pub skipped: Vec<String>,
+    /// Activities stored without their samples (the stream kept failing); fetched again
+    /// next round.
+    pub samples_pending: usize,
     pub requests: u32,
     /// Everything up to now is synced (false: the turn's budget ran out first).
     pub done: bool,

@@ -218,7 +218,10 @@ async fn gate(f: &Fake, headers: &HeaderMap) -> Result<(HeaderMap, i64), Respons
     s.d.1 += 1;
     h.insert("x-readratelimit-usage", usage(&s).parse().expect("header"));
     h.insert("x-ratelimit-usage", usage(&s).parse().expect("header"));
-    if !s.faults.is_empty() {
+    // A fault of code 0 is a request served normally (to place faults at points).
+    if s.faults.first().is_some_and(|f| f.0 == 0) {
+        s.faults.remove(0);
+    } else if !s.faults.is_empty() {
         let (code, body) = s.faults.remove(0);
         if let (429, Some(r)) = (code, s.retry_after.as_deref()) {
             h.insert("retry-after", r.parse().expect("header"));

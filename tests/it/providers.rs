@@ -232,7 +232,8 @@ async fn server_errors_are_retried_and_malformed_json_changes_nothing() {
     };
     e.fake.lock().activities.insert(42, later);
     e.fake.clock.advance(Duration::hours(3));
-    e.fake.lock().faults = vec![(200, "[{\"id\": 1, \"start_date\": ".into())];
+    // One body cut short is asked again; the same broken body every time gives up.
+    e.fake.lock().faults = vec![(200, "[{\"id\": 1, \"start_date\": ".into()); 5];
     let err = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect_err("malformed");
     assert!(err.to_string().contains("not what the provider documents"), "{err}");
     let a = e.account().await;
@@ -686,4 +687,69 @@ async fn polar_account(e: &Env) -> Account {
         .expect("callback");
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
     e.ts.store.account(e.client, "polar").await.expect("account")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_through_cut_bodies_and_server_errors_stores_everything_in_one_run() {
+    let e = env_with(400).await;
+    let account = e.connect().await;
+    e.fake.add_activities(300, t0() - Duration::hours(1));
+    // Faults at scattered points of the backfill: bodies cut short (lists and streams),
+    // 500s and 503s; never five in a row.
+    let mut faults: Vec<(u16, String)> = Vec::new();
+    let mut x: u64 = 0x5eed;
+    for _ in 0..900 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        if faults.iter().rev().take(2).filter(|f| f.0 != 0).count() == 2 {
+            faults.push((0, String::new()));
+            continue;
+        }
+        faults.push(match (x >> 33) % 10 {
+            0 => (200, "[{\"id\": 1, \"start_date\": ".to_string()),
+            1 => (200, "{\"time\": {\"data\": [0, 1".to_string()),
+            2 => (500, "Internal Server Error".to_string()),
+            3 => (503, String::new()),
+            _ => (0, String::new()),
+        });
+    }
+    let injected = faults.iter().filter(|f| f.0 != 0).count();
+    e.fake.lock().faults = faults;
+    let r = sync_account(&e.reg, &e.ts.store, &account, 5000).await.expect("one run through the faults");
+    assert!(r.done, "the whole backfill in this run: {r:?}");
+    assert_eq!((r.inserted, r.samples_pending), (300, 0), "{r:?}");
+    assert_eq!(e.activity_count().await, 300);
+    let tz = chrono_tz::Europe::Berlin;
+    let ev =
+        e.ts.store
+            .evidence(e.client, tz, (t0() - Duration::days(160)).date_naive(), t0().date_naive())
+            .await
+            .expect("ev");
+    assert_eq!(ev.workouts.len(), 300);
+    assert!(ev.workouts.iter().all(|w| w.hr_samples == 360), "every activity with all its heart rate");
+    assert!(injected > 150, "the faults were there ({injected})");
+    let r = sync_account(&e.reg, &e.ts.store, &account, 5000).await.expect("again");
+    assert_eq!((r.inserted, r.updated), (0, 0), "a second sync changes nothing: {r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_keeps_failing_is_stored_without_samples_and_fetched_next_round() {
+    let e = env().await;
+    let account = e.connect().await;
+    e.fake.add_activities(1, t0() - Duration::hours(1));
+    // The list answers; the activity's stream is cut short five times in a row.
+    let mut faults = vec![(0, String::new())];
+    faults.extend(vec![(200, "{\"time\": {\"data\": [0, 1".to_string()); 5]);
+    e.fake.lock().faults = faults;
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync goes on");
+    assert_eq!((r.inserted, r.samples_pending), (1, 1), "{r:?}");
+    let tz = chrono_tz::Europe::Berlin;
+    let day = t0().date_naive();
+    let ev = e.ts.store.evidence(e.client, tz, day - Duration::days(1), day).await.expect("ev");
+    assert_eq!((ev.workouts.len(), ev.workouts[0].hr_samples), (1, 0), "the summary, no samples yet");
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("next round");
+    assert_eq!((r.updated, r.samples_pending), (1, 0), "{r:?}");
+    let ev = e.ts.store.evidence(e.client, tz, day - Duration::days(1), day).await.expect("ev");
+    assert_eq!(ev.workouts[0].hr_samples, 360, "the samples arrived");
+    let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("then");
+    assert_eq!((r.updated, r.unchanged), (0, 1));
 }
