@@ -27,7 +27,13 @@ pub struct AccountView {
     pub provider: String,
     pub state: String,
     pub reason: Option<String>,
+    /// The last complete, successful sync.
     pub last_sync: Option<DateTime<Utc>>,
+    /// The last sync tried, and when its error (if any) happened.
+    pub last_attempt: Option<DateTime<Utc>>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Active, but the last attempt failed.
+    pub failing: bool,
     pub next_sync: Option<DateTime<Utc>>,
     pub headroom: Vec<Headroom>,
 }
@@ -92,7 +98,7 @@ impl App {
             if client.is_some_and(|c| c.id != a.client_id) {
                 continue;
             }
-            let next = a.syncable().then(|| a.last_sync.map_or(now, |t| t + reg.sync_interval));
+            let next = a.syncable().then(|| a.last_attempt.or(a.last_sync).map_or(now, |t| t + reg.sync_interval));
             let headroom: Vec<Headroom> = self
                 .store
                 .headroom(&a.provider)
@@ -110,7 +116,11 @@ impl App {
                         .collect(),
                     Err(_) => Vec::new(),
                 });
+            let failing = a.failing();
             rows.push(AccountView {
+                failing,
+                last_attempt: a.last_attempt,
+                last_error_at: a.last_error_at,
                 client: a.client,
                 client_id: a.client_id,
                 provider: a.provider,

@@ -38,7 +38,7 @@ pub async fn list(app: &App, json: bool) -> Result<(), Failure> {
     }
     println!(
         "{:<16} {:<10} {:<19} {:<17} {:<17} RATE-LIMIT HEADROOM (app-wide, as of the last sync)",
-        "CLIENT", "PROVIDER", "STATE", "LAST SYNC", "NEXT SYNC"
+        "CLIENT", "PROVIDER", "STATE", "LAST SUCCESS", "NEXT SYNC"
     );
     let when = |t: Option<chrono::DateTime<Utc>>| t.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string());
     for r in rows {
@@ -48,13 +48,19 @@ pub async fn list(app: &App, json: bool) -> Result<(), Failure> {
             "{:<16} {:<10} {:<19} {:<17} {:<17} {}",
             r.client,
             r.provider,
-            r.state,
+            if r.failing { format!("{} (failing)", r.state) } else { r.state.clone() },
             when(r.last_sync),
             if r.next_sync.is_some() { when(r.next_sync) } else { "-".into() },
             room.join(", ")
         );
-        if let Some(reason) = r.reason {
-            println!("    {reason}");
+        match (&r.reason, r.failing) {
+            (Some(reason), true) => println!(
+                "    the sync at {} failed: {reason} (last success: {})",
+                when(r.last_error_at),
+                when(r.last_sync)
+            ),
+            (Some(reason), false) => println!("    {reason}"),
+            (None, _) => {}
         }
     }
     Ok(())

@@ -295,7 +295,7 @@ async fn provider_loop(reg: &Registry, ctx: &SourceContext, provider: &str) -> a
             .filter(|a| {
                 poked.contains(&a.id)
                     || unfinished.contains(&a.id)
-                    || a.last_sync.is_none_or(|t| now - t >= reg.sync_interval)
+                    || a.last_attempt.or(a.last_sync).is_none_or(|t| now - t >= reg.sync_interval)
             })
             .collect();
         unfinished.clear();

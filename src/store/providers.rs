@@ -29,20 +29,33 @@ pub struct Account {
     pub external_user_id: Option<String>,
     pub state: String,
     pub last_error: Option<String>,
+    /// The last complete, successful sync.
     pub last_sync: Option<DateTime<Utc>>,
     pub scopes: String,
+    /// The last sync tried, whatever came of it (what "due" counts from).
+    pub last_attempt: Option<DateTime<Utc>>,
+    /// When `last_error` happened; an error newer than the last success means failing.
+    pub last_error_at: Option<DateTime<Utc>>,
 }
 
 impl Account {
     pub fn syncable(&self) -> bool {
         self.state == state::ACTIVE
     }
+
+    /// Active, but its last attempt failed.
+    pub fn failing(&self) -> bool {
+        self.syncable()
+            && self.last_error.is_some()
+            && self.last_error_at.is_some_and(|e| self.last_sync.is_none_or(|s| e >= s))
+    }
 }
 
-type AccountRow = (i64, i64, String, String, Option<String>, String, Option<String>, Option<i64>, String);
+type AccountRow =
+    (i64, i64, String, String, Option<String>, String, Option<String>, Option<i64>, String, Option<i64>, Option<i64>);
 
 const SELECT: &str = "SELECT a.id, a.client_id, c.name, a.provider, a.external_user_id, a.state, a.last_error,
-                             a.last_sync_ms, a.scopes
+                             a.last_sync_ms, a.scopes, a.last_attempt_ms, a.last_error_ms
                       FROM accounts a JOIN clients c ON c.id = a.client_id";
 
 fn account(r: AccountRow) -> Account {
@@ -56,6 +69,8 @@ fn account(r: AccountRow) -> Account {
         last_error: r.6,
         last_sync: r.7.and_then(DateTime::from_timestamp_millis),
         scopes: r.8,
+        last_attempt: r.9.and_then(DateTime::from_timestamp_millis),
+        last_error_at: r.10.and_then(DateTime::from_timestamp_millis),
     }
 }
 
@@ -118,9 +133,15 @@ impl Store {
         Ok(())
     }
 
-    /// A finished sync: when, and the error if it failed (the account stays active).
+    /// A finished sync: when, and the error if it failed (the account stays active). A
+    /// failure moves the last attempt and the last error, never the last success.
     pub async fn account_synced(&self, id: i64, at: DateTime<Utc>, error: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE accounts SET last_sync_ms = ?, last_error = ?, updated_ms = ? WHERE id = ?")
+        let sql = if error.is_none() {
+            "UPDATE accounts SET last_attempt_ms = ?1, last_sync_ms = ?1, last_error = ?2, updated_ms = ?3 WHERE id = ?4"
+        } else {
+            "UPDATE accounts SET last_attempt_ms = ?1, last_error_ms = ?1, last_error = ?2, updated_ms = ?3 WHERE id = ?4"
+        };
+        sqlx::query(sql)
             .bind(at.timestamp_millis())
             .bind(error)
             .bind(Store::now_ms())

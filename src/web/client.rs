@@ -127,7 +127,11 @@ async fn render(state: &WebState, session: Session, client: Client, message: Str
         .into_iter()
         .map(|a| AccountLine {
             provider: a.provider,
-            state: a.state.replace('_', " "),
+            state: if a.failing {
+                format!("{}, failing", a.state.replace('_', " "))
+            } else {
+                a.state.replace('_', " ")
+            },
             last_sync: a
                 .last_sync
                 .map(|t| t.with_timezone(&tz).format("%b %-d, %H:%M").to_string())

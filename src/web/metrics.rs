@@ -68,7 +68,14 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
     );
     let mut by_state: std::collections::BTreeMap<(&str, &str), u32> = Default::default();
     let mut ages = Vec::new();
+    let mut failing = Vec::new();
     for a in &counts.accounts {
+        failing.push(format!(
+            "{{provider=\"{}\",account=\"{}\"}} {}",
+            escape(&a.provider),
+            a.id,
+            u8::from(a.failing())
+        ));
         *by_state.entry((&a.provider, &a.state)).or_default() += 1;
         if let Some(t) = a.last_sync {
             ages.push(format!(
@@ -88,7 +95,19 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
             .map(|((p, s), n)| format!("{{provider=\"{}\",state=\"{}\"}} {n}", escape(p), escape(s)))
             .collect(),
     );
-    family("coachd_account_last_sync_age_seconds", "gauge", "Seconds since an account's last complete sync.", ages);
+    family(
+        "coachd_account_last_sync_age_seconds",
+        "gauge",
+        "Seconds since an account's last complete sync.",
+        ages.clone(),
+    );
+    family(
+        "coachd_account_last_success_age_seconds",
+        "gauge",
+        "Seconds since an account's last successful sync (failed attempts do not count).",
+        ages,
+    );
+    family("coachd_account_failing", "gauge", "1 while an active account's last sync attempt failed.", failing);
     family("coachd_clients", "gauge", "Clients.", vec![format!(" {}", counts.clients)]);
     family("coachd_trainers", "gauge", "Trainers with a dashboard login.", vec![format!(" {}", counts.trainers)]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()

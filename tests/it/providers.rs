@@ -753,3 +753,42 @@ async fn a_stream_that_keeps_failing_is_stored_without_samples_and_fetched_next_
     let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("then");
     assert_eq!((r.updated, r.unchanged), (0, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_account_shows_failing_and_never_looks_fresh() {
+    let e = env().await;
+    let account = e.connect().await;
+    e.fake.add_activities(2, t0() - Duration::hours(1));
+    sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("first sync");
+    let ok = e.account().await;
+    let success = ok.last_sync.expect("a success");
+    assert!(!ok.failing());
+    // Then every attempt fails.
+    e.fake.clock.advance(Duration::hours(1));
+    e.fake.lock().faults = vec![(502, String::new()); 5];
+    sync_account(&e.reg, &e.ts.store, &account, 50).await.expect_err("keeps failing");
+    let bad = e.account().await;
+    assert!(bad.failing(), "{bad:?}");
+    assert_eq!(bad.last_sync, Some(success), "a failed attempt does not move the last success");
+    assert!(bad.last_attempt > Some(success) && bad.last_error_at == bad.last_attempt, "{bad:?}");
+    let metrics = e.http.get(format!("{}/metrics", e.base)).send().await.expect("metrics").text().await.expect("text");
+    let failing = metrics.lines().find(|l| l.starts_with("coachd_account_failing{")).unwrap_or_default().to_string();
+    assert!(failing.ends_with(" 1"), "{failing}\n{metrics}");
+    let age = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("coachd_account_last_success_age_seconds{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<i64>().ok())
+        .expect("a success age");
+    assert!(age >= 0, "{metrics}");
+    // The list says so.
+    let data = e.ts.dir.path().join("data");
+    std::fs::write(data.join("coachd.toml"), config_file(&e)).expect("config");
+    let out = coachd(&data).args(["accounts", "list"]).output().expect("list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("active (failing)") && text.contains("failed:") && text.contains("last success"), "{text}");
+    // A good sync clears it.
+    sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("recovered");
+    let good = e.account().await;
+    assert!(!good.failing() && good.last_sync > Some(success), "{good:?}");
+}
