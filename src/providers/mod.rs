@@ -44,6 +44,9 @@ pub enum ClientAuth {
 pub struct UsageHeaders {
     pub limit: String,
     pub usage: String,
+    /// Seconds until each window resets, where the provider says (Polar).
+    #[serde(default)]
+    pub reset: Option<String>,
 }
 
 /// One provider's facts (providers/NAME.toml).
@@ -366,8 +369,9 @@ impl Api {
                     let headers = resp.headers().clone();
                     if let Some(h) = &self.manifest.usage_headers {
                         let (limits, usage) = (numbers(&headers, &h.limit), numbers(&headers, &h.usage));
+                        let resets = h.reset.as_deref().map(|r| numbers(&headers, r)).unwrap_or_default();
                         if !usage.is_empty() {
-                            self.limiter.lock().await.observe(self.clock.now(), &limits, &usage);
+                            self.limiter.lock().await.observe(self.clock.now(), &limits, &usage, &resets);
                         }
                     }
                     match resp.bytes().await {

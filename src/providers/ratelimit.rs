@@ -1,6 +1,8 @@
-//! A provider application's request budget: fixed windows aligned to the epoch (so
-//! Strava's 15-minute windows reset at :00/:15/:30/:45 and its daily one at midnight
-//! UTC), shared by every account of the provider. A request is only sent when every
+//! A provider application's request budget: fixed windows aligned to the epoch where
+//! the provider documents that (Strava's 15-minute windows reset at :00/:15/:30/:45 and
+//! its daily one at midnight UTC), else starting at the first request and ending when
+//! the provider's reset header says (Polar: `RateLimit-Reset`), shared by every account
+//! of the provider. A request is only sent when every
 //! window has room; the provider's usage headers correct the counts (other processes
 //! and other installs of the same app use the same budget); a 429 blocks until the
 //! window ends or the provider's Retry-After.
@@ -17,6 +19,14 @@ pub struct Window {
     /// Added per connected user (Polar scales its limits with the users).
     #[serde(default)]
     pub per_user: u32,
+    /// Windows reset on the epoch's multiples (Strava); false: `seconds` after the first
+    /// request of the window, or when the provider's reset header says (Polar).
+    #[serde(default = "aligned")]
+    pub aligned: bool,
+}
+
+fn aligned() -> bool {
+    true
 }
 
 #[derive(Clone, Debug)]
@@ -25,6 +35,8 @@ struct Slot {
     used: u32,
     /// The provider's own figure, from its limit header.
     limit: Option<u32>,
+    /// When a window that is not aligned ends (unix s); None before its first request.
+    end: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -45,7 +57,7 @@ pub struct Headroom {
 
 impl Limiter {
     pub fn new(windows: &[Window]) -> Self {
-        let slots = windows.iter().map(|w| (w.clone(), Slot { start: 0, used: 0, limit: None })).collect();
+        let slots = windows.iter().map(|w| (w.clone(), Slot { start: 0, used: 0, limit: None, end: None })).collect();
         Self { windows: slots, users: 0, blocked_until: None }
     }
 
@@ -56,9 +68,15 @@ impl Limiter {
     fn roll(&mut self, now: DateTime<Utc>) {
         let t = now.timestamp();
         for (w, slot) in &mut self.windows {
+            if !w.aligned {
+                if slot.end.is_some_and(|e| t >= e) {
+                    *slot = Slot { start: t, used: 0, limit: slot.limit, end: None };
+                }
+                continue;
+            }
             let start = t - t.rem_euclid(w.seconds.max(1));
             if start != slot.start {
-                *slot = Slot { start, used: 0, limit: slot.limit };
+                *slot = Slot { start, used: 0, limit: slot.limit, end: None };
             }
         }
         if self.blocked_until.is_some_and(|b| b <= now) {
@@ -77,11 +95,7 @@ impl Limiter {
         if let Some(b) = self.blocked_until {
             return Some(b);
         }
-        self.windows
-            .iter()
-            .filter(|(w, s)| s.used >= self.limit_of(w, s))
-            .map(|(w, s)| window_end(s.start, w.seconds))
-            .max()
+        self.windows.iter().filter(|(w, s)| s.used >= self.limit_of(w, s)).map(|(w, s)| end_of(w, s, now)).max()
     }
 
     /// Count one request now, or say until when to wait.
@@ -89,21 +103,31 @@ impl Limiter {
         if let Some(until) = self.ready_at(now) {
             return Err(until);
         }
-        for (_, s) in &mut self.windows {
+        let t = now.timestamp();
+        for (w, s) in &mut self.windows {
             s.used += 1;
+            if !w.aligned && s.end.is_none() {
+                s.end = Some(t + w.seconds);
+            }
         }
         Ok(())
     }
 
-    /// The provider's usage figures, one per window in order (e.g. Strava's "15,300").
-    pub fn observe(&mut self, now: DateTime<Utc>, limits: &[u32], usage: &[u32]) {
+    /// The provider's usage figures, one per window in order (e.g. Strava's "15,300"),
+    /// and, where it sends them, the seconds until each window resets.
+    pub fn observe(&mut self, now: DateTime<Utc>, limits: &[u32], usage: &[u32], resets: &[u32]) {
         self.roll(now);
-        for (i, (_, slot)) in self.windows.iter_mut().enumerate() {
+        let t = now.timestamp();
+        for (i, (w, slot)) in self.windows.iter_mut().enumerate() {
             if let Some(u) = usage.get(i) {
                 slot.used = slot.used.max(*u);
             }
             if let Some(l) = limits.get(i) {
                 slot.limit = Some(*l);
+            }
+            if let Some(r) = resets.get(i).filter(|_| !w.aligned) {
+                // The provider's word over our guess; never more than a window ahead.
+                slot.end = Some(t + i64::from(*r).min(w.seconds));
             }
         }
     }
@@ -113,12 +137,7 @@ impl Limiter {
         self.roll(now);
         let until = match retry_after {
             Some(d) => now + d,
-            None => self
-                .windows
-                .iter()
-                .map(|(w, s)| window_end(s.start, w.seconds))
-                .min()
-                .unwrap_or(now + Duration::seconds(60)),
+            None => self.windows.iter().map(|(w, s)| end_of(w, s, now)).min().unwrap_or(now + Duration::seconds(60)),
         };
         self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
     }
@@ -131,7 +150,7 @@ impl Limiter {
                 window: w.name.clone(),
                 used: s.used,
                 limit: self.limit_of(w, s),
-                resets: window_end(s.start, w.seconds),
+                resets: end_of(w, s, now),
             })
             .collect()
     }
@@ -142,8 +161,11 @@ impl Limiter {
     }
 }
 
-fn window_end(start: i64, seconds: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(start + seconds, 0).unwrap_or_else(Utc::now)
+/// When a window ends: its aligned end, or (not aligned) the end the first request or
+/// the provider's reset header set, else a whole window from now.
+fn end_of(w: &Window, s: &Slot, now: DateTime<Utc>) -> DateTime<Utc> {
+    let end = if w.aligned { s.start + w.seconds } else { s.end.unwrap_or(now.timestamp() + w.seconds) };
+    DateTime::from_timestamp(end, 0).unwrap_or_else(Utc::now)
 }
 
 #[cfg(test)]
@@ -153,8 +175,8 @@ mod tests {
 
     fn strava() -> Limiter {
         Limiter::new(&[
-            Window { name: "15min".into(), seconds: 900, limit: 100, per_user: 0 },
-            Window { name: "daily".into(), seconds: 86400, limit: 1000, per_user: 0 },
+            Window { name: "15min".into(), seconds: 900, limit: 100, per_user: 0, aligned: true },
+            Window { name: "daily".into(), seconds: 86400, limit: 1000, per_user: 0, aligned: true },
         ])
     }
 
@@ -174,7 +196,7 @@ mod tests {
     fn the_daily_window_binds_and_usage_headers_correct_counts() {
         let mut l = strava();
         let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 23, 1, 0).single().expect("time");
-        l.observe(t0, &[100, 1000], &[10, 1000]);
+        l.observe(t0, &[100, 1000], &[10, 1000], &[]);
         let midnight = Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).single().expect("time");
         assert_eq!(l.try_acquire(t0), Err(midnight));
         assert!(l.try_acquire(midnight).is_ok());
@@ -189,8 +211,27 @@ mod tests {
         assert_eq!(l.try_acquire(t0), Err(quarter));
         l.exhausted(quarter, Some(Duration::seconds(30)));
         assert_eq!(l.try_acquire(quarter), Err(quarter + Duration::seconds(30)));
-        let mut p = Limiter::new(&[Window { name: "15min".into(), seconds: 900, limit: 500, per_user: 20 }]);
+        let mut p =
+            Limiter::new(&[Window { name: "15min".into(), seconds: 900, limit: 500, per_user: 20, aligned: true }]);
         p.set_users(3);
         assert_eq!(p.headroom(t0)[0].limit, 560, "Polar's limits grow with users");
+    }
+
+    #[test]
+    fn polar_windows_start_at_the_first_request_and_end_when_the_header_says() {
+        let mut l = Limiter::new(&[
+            Window { name: "15min".into(), seconds: 900, limit: 2, per_user: 0, aligned: false },
+            Window { name: "daily".into(), seconds: 86400, limit: 100, per_user: 0, aligned: false },
+        ]);
+        let at = |h, m, s| Utc.with_ymd_and_hms(2026, 11, 20, h, m, s).single().expect("time");
+        // First request at 10:07: the 15-minute window runs to 10:22, not to 10:15.
+        assert_eq!(l.try_acquire(at(10, 7, 0)), Ok(()));
+        assert_eq!(l.try_acquire(at(10, 8, 0)), Ok(()));
+        assert_eq!(l.try_acquire(at(10, 15, 30)), Err(at(10, 22, 0)), "still the window that began at 10:07");
+        // The provider says the window resets in 60 s.
+        l.observe(at(10, 16, 0), &[2, 100], &[2, 2], &[60, 80_000]);
+        assert_eq!(l.try_acquire(at(10, 16, 30)), Err(at(10, 17, 0)));
+        assert_eq!(l.try_acquire(at(10, 17, 0)), Ok(()), "a new window from its reset");
+        assert_eq!(l.headroom(at(10, 17, 1))[0].resets, at(10, 32, 0));
     }
 }
