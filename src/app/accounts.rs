@@ -34,6 +34,8 @@ pub struct AccountView {
     pub last_error_at: Option<DateTime<Utc>>,
     /// Active, but the last attempt failed.
     pub failing: bool,
+    /// What the last complete sync left out, with why.
+    pub skipped: Vec<String>,
     pub next_sync: Option<DateTime<Utc>>,
     pub headroom: Vec<Headroom>,
 }
@@ -117,7 +119,9 @@ impl App {
                     Err(_) => Vec::new(),
                 });
             let failing = a.failing();
+            let skipped = self.store.skipped(a.id).await?;
             rows.push(AccountView {
+                skipped,
                 failing,
                 last_attempt: a.last_attempt,
                 last_error_at: a.last_error_at,

@@ -62,6 +62,12 @@ pub async fn list(app: &App, json: bool) -> Result<(), Failure> {
             (Some(reason), false) => println!("    {reason}"),
             (None, _) => {}
         }
+        if !r.skipped.is_empty() {
+            println!("    {} item(s) left out at the last sync:", r.skipped.len());
+            for why in r.skipped.iter().take(5) {
+                println!("      {why}");
+            }
+        }
     }
     Ok(())
 }

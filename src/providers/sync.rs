@@ -150,6 +150,7 @@ pub async fn sync_account(reg: &Registry, store: &Store, account: &Account, budg
             r.requests = turn.used;
             if r.done {
                 store.account_synced(account.id, now, None).await?;
+                store.set_skipped(account.id, &r.skipped).await?;
             }
             Ok(r)
         }

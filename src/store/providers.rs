@@ -299,6 +299,33 @@ impl Store {
         Ok(())
     }
 
+    /// What the last complete sync of an account left out, with why (shown by `accounts
+    /// list` in any process).
+    pub async fn set_skipped(&self, account: i64, skipped: &[String]) -> Result<(), StoreError> {
+        let key = format!("skipped:{account}");
+        if skipped.is_empty() {
+            sqlx::query("DELETE FROM meta WHERE key = ?").bind(&key).execute(&self.pool).await?;
+            return Ok(());
+        }
+        let json = serde_json::to_string(skipped).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(&key)
+        .bind(json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn skipped(&self, account: i64) -> Result<Vec<String>, StoreError> {
+        let json: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(format!("skipped:{account}"))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+    }
+
     /// The base URL the daemon last served at (its `--listen`, or `web.public_url`), so a
     /// command in another process makes links that reach it.
     pub async fn set_served_url(&self, url: &str) -> Result<(), StoreError> {

@@ -635,6 +635,12 @@ async fn intervals_stubs_from_strava_are_no_workouts_and_no_data() {
         ev.workouts.iter().filter(|w| w.start.with_timezone(&tz).date_naive() <= stub_day).collect();
     assert!(on_stub_days.is_empty(), "no zero-length workout stored: {on_stub_days:?}");
     assert!(!ev.passive_days.contains(&stub_day), "a day whose only item is a stub has no data");
+    // accounts list names them, in any process.
+    let data = e.ts.dir.path().join("data");
+    std::fs::write(data.join("coachd.toml"), config_file(&e)).expect("config");
+    let out = coachd(&data).args(["accounts", "list"]).output().expect("list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 item(s) left out at the last sync") && text.contains("connect Strava directly"), "{text}");
     // Judged: no_data, never missed.
     let rule = coachd::engine::phrase::parse("15 minutes of cardio").expect("phrase");
     let hw = e.ts.store.add_homework(e.client, &rule, stub_day - Duration::days(2), None).await.expect("hw");
