@@ -218,9 +218,19 @@ async fn gate(f: &Fake, headers: &HeaderMap) -> Result<(HeaderMap, i64), Respons
     s.d.1 += 1;
     h.insert("x-readratelimit-usage", usage(&s).parse().expect("header"));
     h.insert("x-ratelimit-usage", usage(&s).parse().expect("header"));
-    // A fault of code 0 is a request served normally (to place faults at points).
+    // A fault of code 0 is a request served normally (to place faults at points); code 1
+    // cuts the connection mid-body (a 200 that promises more than it sends).
     if s.faults.first().is_some_and(|f| f.0 == 0) {
         s.faults.remove(0);
+    } else if s.faults.first().is_some_and(|f| f.0 == 1) {
+        s.faults.remove(0);
+        let cut = Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .header("content-length", "100000")
+            .body(axum::body::Body::from("[{\"id\": 1"))
+            .expect("response");
+        return Err(cut);
     } else if !s.faults.is_empty() {
         let (code, body) = s.faults.remove(0);
         if let (429, Some(r)) = (code, s.retry_after.as_deref()) {
@@ -359,9 +369,10 @@ async fn icu_activities(
             d >= *oldest && d <= *newest
         })
         .map(|a| {
+            let elapsed = s.elapsed_override.get(&a.id).copied().unwrap_or((a.minutes * 60) as f64);
             json!({"id": format!("i{}", a.id), "type": a.sport, "start_date": a.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                    "start_date_local": (a.start + Duration::hours(1)).naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string(),
-                   "elapsed_time": a.minutes * 60, "moving_time": a.minutes * 60, "distance": 5000.0,
+                   "elapsed_time": elapsed, "moving_time": a.minutes * 60, "distance": 5000.0,
                    "average_heartrate": if a.hr { json!(140) } else { json!(null) }, "max_heartrate": if a.hr { json!(170) } else { json!(null) }})
         })
         .chain(s.icu_stubs.iter().filter(|(_, t)| {

@@ -678,6 +678,13 @@ async fn out_of_range_values_from_each_provider_are_rejected_with_a_reason_and_n
     let r = sync_account(&e.reg, &e.ts.store, &polar, 50).await.expect("polar sync");
     assert_eq!((r.inserted, r.skipped.len()), (1, 1), "{:?}", r.skipped);
     assert!(r.skipped[0].contains("huge"), "{:?}", r.skipped);
+    // intervals.icu: an elapsed time of 10^12 s beside good activities.
+    e.fake.lock().intervals_key = Some("k3y".into());
+    coachd::providers::intervals::connect(&e.reg, &e.ts.store, e.client, "k3y").await.expect("connected");
+    let icu = e.ts.store.account(e.client, "intervals").await.expect("account");
+    let r = sync_account(&e.reg, &e.ts.store, &icu, 50).await.expect("intervals sync");
+    assert_eq!((r.inserted, r.skipped.len()), (2, 1), "{:?}", r.skipped);
+    assert!(r.skipped[0].contains("i1000001") && r.skipped[0].contains("not between 0 and a week"), "{:?}", r.skipped);
 }
 
 /// Connect Polar through its OAuth callback, as the client's browser does.
@@ -701,7 +708,7 @@ async fn a_backfill_through_cut_bodies_and_server_errors_stores_everything_in_on
     let account = e.connect().await;
     e.fake.add_activities(300, t0() - Duration::hours(1));
     // Faults at scattered points of the backfill: bodies cut short (lists and streams),
-    // 500s and 503s; never five in a row.
+    // connections cut mid-body, 500s and 503s; never more than two in a row.
     let mut faults: Vec<(u16, String)> = Vec::new();
     let mut x: u64 = 0x5eed;
     for _ in 0..900 {
@@ -715,6 +722,7 @@ async fn a_backfill_through_cut_bodies_and_server_errors_stores_everything_in_on
             1 => (200, "{\"time\": {\"data\": [0, 1".to_string()),
             2 => (500, "Internal Server Error".to_string()),
             3 => (503, String::new()),
+            4 => (1, String::new()),
             _ => (0, String::new()),
         });
     }
