@@ -596,7 +596,10 @@ fn init_logging(config: &Config, format: Option<LogFormat>, daemon: bool) {
         default.push_str(",bluez_async=warn"); // it logs routine steps at info
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A log line that cannot be written (stderr closed: the reader of a pipe went away)
+    // is dropped; the subscriber's own report of that would `eprintln!` and panic.
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     let result = match format.unwrap_or(config.log.format) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Human if std::env::var_os("JOURNAL_STREAM").is_some() => {

@@ -311,15 +311,12 @@ async fn import_export(
 /// cursor are those of the plain file, so `run.fit.gz` and `run.fit` are one import.
 async fn import_gzip(store: &Store, client: &Client, path: &Path) -> Result<Outcome, StoreError> {
     let read = {
-        let (path, client) = (path.to_path_buf(), client.clone());
+        let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || -> Result<(Format, [u8; 32], Vec<u8>), FileError> {
             let inner = export::read_member(&mut std::fs::File::open(&path)?, true)?;
             match sniff(&inner)? {
                 f @ (Format::Fit | Format::Tcx | Format::Gpx) => Ok((f, crate::crypto::sha256(&inner), inner)),
-                other => {
-                    let _ = client;
-                    Err(FileError::Unsupported(format!("a compressed {other} is not read; unpack it first")))
-                }
+                other => Err(FileError::Unsupported(format!("a compressed {other} is not read; unpack it first"))),
             }
         })
         .await

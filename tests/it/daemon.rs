@@ -241,3 +241,38 @@ async fn links_made_beside_a_daemon_reach_the_port_it_serves() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().expect("wait").success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_outlives_a_closed_log_pipe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+        .env("COACHD_DATA_DIR", &data)
+        .env("COACHD__BLE__ENABLED", "false")
+        .env("RUST_LOG", "coachd=debug")
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the daemon answers");
+    // The reader of its log goes away (`coachd run 2>&1 | head`): every log line now fails.
+    drop(child.stderr.take());
+    for path in ["/healthz", "/login", "/metrics", "/nope"] {
+        let r = reqwest::get(format!("{base}{path}")).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(r.status().as_u16() < 500, "{path}: {}", r.status());
+    }
+    // SAFETY: a plain signal to the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success(), "a clean stop, not a panic");
+}
