@@ -51,8 +51,24 @@ pub fn parse(phrase: &str) -> Result<Rule, String> {
         Ok(_) | Err(_) => {
             let consumed = tokens.len() - input.len();
             let (ok, rest) = tokens.split_at(consumed.min(tokens.len()));
+            // "150 minutes a week": a week with no count of times.
+            let weekly = tokens.iter().any(|t| matches!(*t, "week" | "weekly" | "wk"))
+                && !tokens.iter().any(|t| matches!(*t, "times" | "time" | "twice" | "once" | "x"));
             let at = if ok.is_empty() {
                 format!("could not read {:?} as homework", phrase.trim())
+            } else if rest.is_empty() && weekly {
+                // Every word was read, but they make no homework coachd judges (yet).
+                format!(
+                    "read every word of {:?}, but a weekly total of an amount is not judged yet: say how often \
+                     instead, e.g. \"30 minutes of cardio 5 times a week\"",
+                    phrase.trim()
+                )
+            } else if rest.is_empty() {
+                format!(
+                    "read every word of {:?}, but they do not make one homework (two schedules that contradict \
+                     each other, or an amount out of range)",
+                    phrase.trim()
+                )
             } else {
                 format!("understood {:?} but not {:?}", ok.join(" "), rest.join(" "))
             };
@@ -74,6 +90,11 @@ fn tokenize(s: &str) -> Vec<String> {
             && raw.split(',').skip(1).all(|g| g.len() == 3)
         {
             out.push(digits);
+            continue;
+        }
+        // "10k": ten thousand (as people write steps).
+        if let Some(n) = raw.strip_suffix('k').and_then(|n| n.parse::<f64>().ok()).filter(|n| n.is_finite()) {
+            out.push(format!("{}", n * 1000.0));
             continue;
         }
         for (i, part) in raw.split(',').enumerate() {
@@ -401,6 +422,8 @@ mod tests {
             ("7.5 hours of sleep", "7.5 hours of sleep every night"),
             ("3 workouts a week", "a workout, 3 times a week"),
             ("2 runs per week on different days", "a run, twice a week on different days"),
+            ("10k steps daily", "10000 steps every day"),
+            ("7.5k steps a day", "7500 steps every day"),
             ("3 workouts a week on separate days", "a workout, 3 times a week on different days"),
         ];
         for (phrase, expected) in table {
@@ -428,6 +451,11 @@ mod tests {
         }
         let err = parse("8000 steps a day and also some cake").expect_err("bad");
         assert!(err.contains("not \"and also some cake\""), "{err}");
+        // Every word read, but no homework: the message says why, never `but not ""`.
+        let err = parse("150 minutes of cardio a week").expect_err("a weekly total");
+        assert!(err.contains("weekly total") && err.contains("times a week") && !err.contains("not \"\""), "{err}");
+        let err = parse("10 push-ups on mon twice a week").expect_err("contradiction");
+        assert!(err.contains("do not make one homework"), "{err}");
     }
 
     #[test]
