@@ -427,19 +427,8 @@ async fn polar_registers_the_user_syncs_exercises_and_verifies_webhooks() {
             serde_json::json!({"start_time": "2026-11-20T00:00:00", "end_time": "2026-11-20T11:00:00", "steps": 3004}),
         ];
     }
-    let link = oauth::authorization_link(&e.reg, &e.ts.store, "polar", e.client).await.expect("link");
-    assert!(link.contains("scope=accesslink.read_all"), "{link}");
-    let code = e.fake.issue_code();
-    let r = e
-        .http
-        .get(format!("{}/oauth/polar/callback", e.base))
-        .query(&[("state", param(&link, "state").expect("state").as_str()), ("code", code.as_str())])
-        .send()
-        .await
-        .expect("callback");
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let account = polar_account(&e).await;
     assert_eq!(e.fake.lock().polar_registered, 1, "the user was registered after the token");
-    let account = e.ts.store.account(e.client, "polar").await.expect("account");
     assert_eq!((account.state.as_str(), account.external_user_id.as_deref()), (state::ACTIVE, Some("475")));
     let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
     assert_eq!((r.inserted, r.requests), (1, 2), "exercises with samples inline, plus the daily activity");
@@ -690,6 +679,7 @@ async fn out_of_range_values_from_each_provider_are_rejected_with_a_reason_and_n
 /// Connect Polar through its OAuth callback, as the client's browser does.
 async fn polar_account(e: &Env) -> Account {
     let link = oauth::authorization_link(&e.reg, &e.ts.store, "polar", e.client).await.expect("link");
+    assert!(link.contains("scope=accesslink.read_all"), "{link}");
     let code = e.fake.issue_code();
     let r = e
         .http
