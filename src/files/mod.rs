@@ -199,10 +199,7 @@ pub async fn import_file(
         let outcome = gadgetbridge::import(store, client, path).await?;
         if matches!(outcome, Outcome::Imported { .. }) {
             // The same export again is one lookup; a newer one reads only what is new.
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let mut done = Batch::new(format.source());
-            done.cursor = Some(Cursor { stream, value: name });
-            store.ingest(&done).await?;
+            record_whole(store, format, stream, path).await?;
         }
         return Ok(outcome);
     }
@@ -225,7 +222,7 @@ pub async fn import_file(
     for line in &parsed.diagnostics {
         tracing::debug!(file = %path.display(), "decoder: {line}");
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file_name(path);
     Ok(match store_parsed(store, format, hash, parsed, stream, &name).await? {
         Ok((activities, samples)) => Outcome::Imported { format, activities, samples },
         Err(why) => Outcome::Rejected(why),
@@ -300,11 +297,21 @@ async fn import_export(
         Ok(Err(e)) => report.rejected.push(("(the archive)".into(), e.to_string())),
         Err(e) => report.rejected.push(("(the archive)".into(), format!("reading it failed: {e}"))),
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut done = Batch::new(Format::Export(kind).source());
-    done.cursor = Some(Cursor { stream, value: name });
-    store.ingest(&done).await?;
+    record_whole(store, Format::Export(kind), stream, path).await?;
     Ok(Outcome::Export(report))
+}
+
+/// A file's name, for its cursor.
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Record that a whole file was read (its hash as the cursor, nothing else), so the same
+/// file again is one lookup; its parts were stored with cursors of their own.
+async fn record_whole(store: &Store, format: Format, stream: String, path: &Path) -> Result<(), StoreError> {
+    let mut done = Batch::new(format.source());
+    done.cursor = Some(Cursor { stream, value: file_name(path) });
+    store.ingest(&done).await.map(drop)
 }
 
 /// A gzip-compressed activity file, read as the file it holds: its hash, source and
@@ -340,7 +347,7 @@ async fn import_gzip(store: &Store, client: &Client, path: &Path) -> Result<Outc
         Ok(p) => p,
         Err(e) => return Ok(Outcome::Rejected(e.to_string())),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file_name(path);
     Ok(match store_parsed(store, format, hash, parsed, stream, &name).await? {
         Ok((activities, samples)) => Outcome::Imported { format, activities, samples },
         Err(why) => Outcome::Rejected(why),

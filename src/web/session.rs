@@ -97,6 +97,14 @@ pub fn check_csrf(expected: &str, sent: &str, why: &'static str) -> Result<(), W
 /// What a stale or forged dashboard form is told.
 pub const STALE_FORM: &str = "the form's security token is missing or stale: reload the page and send it again";
 
+/// A form whose `csrf` field must be `expected`: checked before anything else of it is
+/// used (`why` is what a refused sender is told), then read as `T`.
+pub fn checked_form<T: DeserializeOwned>(body: &[u8], expected: &str, why: &'static str) -> Result<T, WebError> {
+    let sent: CsrfField = parse_form(body)?;
+    check_csrf(expected, &sent.csrf, why)?;
+    parse_form(body)
+}
+
 /// A urlencoded body as `T`, or a 400 naming what is wrong with it.
 pub fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, WebError> {
     serde_urlencoded::from_bytes(body).map_err(|e| WebError::input(format!("the form is incomplete: {e}")))
@@ -111,9 +119,8 @@ impl<T: DeserializeOwned + Send> FromRequest<WebState> for CsrfForm<T> {
         let body = Bytes::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|e| WebError::input(format!("the form could not be read: {e}")))?;
-        let sent: CsrfField = parse_form(&body)?;
-        check_csrf(&session.csrf, &sent.csrf, STALE_FORM)?;
-        Ok(Self { token, session, form: parse_form(&body)? })
+        let form = checked_form(&body, &session.csrf, STALE_FORM)?;
+        Ok(Self { token, session, form })
     }
 }
 

@@ -6,7 +6,7 @@
 use super::charts::{client_chart, ChartQuery};
 use super::client::CLIENT_CHARTS;
 use super::page::{back, html, Msg, Page, WebError};
-use super::session::{check_csrf, parse_form};
+use super::session::checked_form;
 use super::view::{week_view, WeekRow};
 use super::WebState;
 use crate::store::Client;
@@ -29,14 +29,7 @@ async fn client_of_link(state: &WebState, token: &str) -> Result<Client, WebErro
 
 /// A form sent through the link: its token checked before anything else is read.
 fn link_form<T: serde::de::DeserializeOwned>(token: &str, body: &[u8]) -> Result<T, WebError> {
-    #[derive(Deserialize)]
-    struct Csrf {
-        #[serde(default)]
-        csrf: String,
-    }
-    let sent: Csrf = parse_form(body)?;
-    check_csrf(&csrf(token), &sent.csrf, "the form is stale: reload the page and send it again")?;
-    parse_form(body)
+    checked_form(body, &csrf(token), "the form is stale: reload the page and send it again")
 }
 
 #[derive(Template)]
