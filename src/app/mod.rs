@@ -9,6 +9,7 @@
 //! failure at run time. `cli/` turns them into exit codes, `web/` into pages.
 
 mod accounts;
+mod benchmarks;
 mod charts;
 mod clients;
 mod devices;
@@ -18,6 +19,7 @@ mod links;
 pub mod trainers;
 
 pub use accounts::{AccountView, Connected, SyncLine};
+pub use benchmarks::{infer_unit, BenchmarkInput, UNITS};
 pub use clients::{NewClientInput, Owner};
 pub use devices::SeenDevice;
 pub use homework::parse_weekdays;

@@ -9,6 +9,7 @@
 //! statement here is exercised by the test suite against a freshly migrated database.
 
 mod accounts;
+pub mod benchmarks;
 mod clients;
 pub mod codec;
 pub mod devices;
@@ -20,6 +21,7 @@ mod push;
 pub mod web;
 
 pub use accounts::Tokens;
+pub use benchmarks::{Benchmark, NewBenchmark};
 pub use clients::{Client, NewClient};
 pub use homework::HomeworkRow;
 
