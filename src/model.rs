@@ -176,16 +176,23 @@ pub enum Metric {
     RestingHr,
     /// Seconds asleep in the night that ended on the date (the wake-up date).
     SleepS,
+    /// When that night's sleep began (in bed asleep): Unix seconds, UTC. Dated by the
+    /// wake-up date like `SleepS`; a source with several pieces gives the first start.
+    SleepStart,
+    /// When that night's sleep ended (woke up for the day): Unix seconds, UTC.
+    SleepEnd,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 3] = [Self::Steps, Self::RestingHr, Self::SleepS];
+    pub const ALL: [Metric; 5] = [Self::Steps, Self::RestingHr, Self::SleepS, Self::SleepStart, Self::SleepEnd];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Steps => "steps",
             Self::RestingHr => "resting_hr",
             Self::SleepS => "sleep_s",
+            Self::SleepStart => "sleep_start",
+            Self::SleepEnd => "sleep_end",
         }
     }
 

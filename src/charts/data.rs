@@ -4,6 +4,7 @@
 
 use super::{render::ZONE_NAMES, TrendData};
 use super::{AdherenceData, Body, CardioData, Cell, Chart, Kind, RepsData, RosterData, RosterRow, Row, SessionData};
+use super::{LinkedHomework, ProgressData, ProgressTest};
 use crate::engine::adherence::rate;
 use crate::engine::evidence::Workout;
 use crate::engine::judge::{JudgeConfig, Occurrence, Verdict};
@@ -97,6 +98,7 @@ pub async fn build(store: &Store, judging: &Judging, req: &Request<'_>) -> Resul
             Ok(Chart { title: format!("{}: {name}", client.name), subtitle: span, body })
         }
         Kind::Session => session(store, client, from, to, today, req.activity).await,
+        Kind::Progress => progress(store, judging, client, req, from, to).await,
         Kind::Roster => unreachable!("handled above"),
     }
 }
@@ -116,7 +118,7 @@ async fn occurrences(
 
 fn label(id: i64, text: &str, schedule: &Schedule) -> String {
     match schedule {
-        Schedule::PerWeek(_) | Schedule::DaysPerWeek(_) => format!("#{id} {text} (weekly)"),
+        s if s.weekly() => format!("#{id} {text} (weekly)"),
         _ => format!("#{id} {text}"),
     }
 }
@@ -239,6 +241,81 @@ async fn reps(store: &Store, client: &Client, occs: &[Occurrence]) -> Result<(St
         .map(|o| (o.date, o.achieved, o.self_reported))
         .collect();
     Ok((format!("#{} {}", hw.id, hw.text), Body::Reps(RepsData { points, target })))
+}
+
+/// How many tests the progress chart draws, one panel each.
+pub const PROGRESS_PANELS: usize = 4;
+
+/// Each benchmark test's results over the span, and the weekly adherence of the homework
+/// linked to it. Without `--from`, the span reaches back to the first result of the last
+/// year when that is earlier than the default 12 weeks, so a monthly test shows its history.
+async fn progress(
+    store: &Store,
+    judging: &Judging,
+    client: &Client,
+    req: &Request<'_>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Chart, StoreError> {
+    let all = store.benchmarks(client.id, None).await?;
+    let from = match req.from {
+        Some(f) => f,
+        None => {
+            all.iter().map(|b| b.date).filter(|d| *d >= to - Duration::days(365) && *d < from).min().unwrap_or(from)
+        }
+    };
+    let span = format!("{} – {}", from.format("%b %-d, %Y"), to.format("%b %-d, %Y"));
+    // One test per name (any case); the store orders by name, then date.
+    let mut tests: Vec<(ProgressTest, Option<i64>)> = Vec::new();
+    for b in all.iter().filter(|b| (from..=to).contains(&b.date)) {
+        let same = |t: &(ProgressTest, Option<i64>)| t.0.name.to_lowercase() == b.name.to_lowercase();
+        let i = match tests.iter().position(same) {
+            Some(i) => i,
+            None => {
+                let test = ProgressTest { name: b.name.clone(), unit: b.unit, points: Vec::new(), homework: None };
+                tests.push((test, None));
+                tests.len() - 1
+            }
+        };
+        tests[i].0.points.push((b.date, b.value));
+        if b.homework_id.is_some() {
+            tests[i].1 = b.homework_id;
+        }
+    }
+    // The most recently measured tests, if there are more than fit.
+    tests.sort_by_key(|t| std::cmp::Reverse(t.0.points.last().map(|p| p.0)));
+    let hidden = tests.len().saturating_sub(PROGRESS_PANELS);
+    tests.truncate(PROGRESS_PANELS);
+    tests.sort_by_key(|t| t.0.name.to_lowercase());
+    if tests.iter().any(|t| t.1.is_some()) {
+        let occs = occurrences(store, judging, client, from, to, req.now).await?;
+        let homework = store.list_homework(Some(client.id)).await?;
+        let weeks: Vec<NaiveDate> = std::iter::successors(Some(monday(from)), |m| Some(*m + Duration::days(7)))
+            .take_while(|m| *m <= to)
+            .collect();
+        for (test, link) in &mut tests {
+            let Some(hw) = link.and_then(|id| homework.iter().find(|h| h.homework.id == id)).map(|h| &h.homework)
+            else {
+                continue;
+            };
+            let mine: Vec<(NaiveDate, Verdict)> =
+                occs.iter().filter(|o| o.homework_id == hw.id).map(|o| (o.date, o.verdict)).collect();
+            test.homework = Some(LinkedHomework {
+                label: label(hw.id, &hw.text, &hw.rule.schedule),
+                weeks: weeks.iter().map(|m| (*m, rate(&mine, *m, *m + Duration::days(6)))).collect(),
+            });
+        }
+    }
+    let tests: Vec<ProgressTest> = tests.into_iter().map(|t| t.0).collect();
+    let subtitle = if tests.is_empty() {
+        span
+    } else if hidden > 0 {
+        format!("{span} · the {} most recently measured of {} tests", tests.len(), tests.len() + hidden)
+    } else {
+        format!("{span} · benchmark results; bars: weekly adherence of the homework linked to the test")
+    };
+    let body = Body::Progress(ProgressData { from, to, tests, hidden });
+    Ok(Chart { title: format!("{}: progress", client.name), subtitle, body })
 }
 
 async fn roster(store: &Store, judging: &Judging, req: &Request<'_>) -> Result<Chart, StoreError> {

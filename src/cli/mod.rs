@@ -13,6 +13,7 @@ use crate::daemon;
 use crate::paths::DataDir;
 
 mod accounts;
+mod benchmarks;
 mod charts;
 mod devices;
 mod homework;
@@ -55,11 +56,12 @@ enum Command {
     #[command(subcommand)]
     Client(ClientCommand),
     /// Assign homework in plain words, e.g. "15 minutes of cardio" or "10 push-ups every night"
-    #[command(after_help = crate::engine::phrase::FORMS)]
+    #[command(after_help = crate::engine::phrase::forms_help())]
     Assign {
         client: String,
-        /// The homework, as a trainer would say it
-        phrase: String,
+        /// The homework, as a trainer would say it (or --questions FILE instead)
+        #[arg(required_unless_present = "questions", conflicts_with = "questions")]
+        phrase: Option<String>,
         /// Only on these weekdays, e.g. mon,wed,sat
         #[arg(long, value_name = "DAYS")]
         days: Option<String>,
@@ -78,6 +80,12 @@ enum Command {
         /// Partial at this percent of the target [default: homework.partial_percent]
         #[arg(long, value_name = "PCT")]
         partial_at: Option<f64>,
+        /// Questions the client answers on their private page, one per line: "[1-10] ...", "[yes/no] ...", other lines free text; done when answered
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["window", "done_at", "partial_at"])]
+        questions: Option<PathBuf>,
+        /// With --questions: ask them every day or every week [default: week; day with --days]
+        #[arg(long, value_name = "day|week", requires = "questions")]
+        every: Option<String>,
     },
     /// List or end homework
     #[command(subcommand)]
@@ -123,6 +131,43 @@ enum Command {
         date: String,
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+    },
+    /// Record a test done in a session (max push-ups, a plank, a 1RM, a sprint speed, a 1-5 form score)
+    #[command(after_help = benchmarks::BENCHMARK_HELP)]
+    Benchmark {
+        client: String,
+        /// The test, e.g. "max push-ups" (a test keeps its first spelling and its unit)
+        name: String,
+        /// The result: 18, 12.5, or 1:30 (minutes:seconds)
+        #[arg(allow_negative_numbers = true)]
+        value: String,
+        /// reps, s, kg, km/h or score (1-5) [default: the test's earlier unit, else read from its name]
+        #[arg(long, value_name = "UNIT")]
+        unit: Option<String>,
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+        /// The homework this test should show the effect of (an id from `coachd homework list`)
+        #[arg(long = "for", value_name = "HOMEWORK_ID")]
+        for_homework: Option<i64>,
+        /// The session's date [default: today]
+        #[arg(long, value_name = "DATE")]
+        date: Option<String>,
+        /// Record it as this dashboard trainer's (the client must be theirs) [default: no trainer named]
+        #[arg(long, value_name = "NAME")]
+        trainer: Option<String>,
+    },
+    /// A client's benchmarks by test, oldest first, with each test's change; or remove one
+    Benchmarks {
+        client: String,
+        /// Only this test (any case)
+        #[arg(long, value_name = "TEST")]
+        test: Option<String>,
+        /// Remove this benchmark (an id from the list), e.g. one recorded by mistake
+        #[arg(long, value_name = "ID", conflicts_with_all = ["json", "test"])]
+        remove: Option<i64>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
     },
     /// Workouts of a client, merged across sources [default: the last 30 days]
     Activities {
@@ -464,7 +509,11 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
     match command {
         Command::Client(cmd) => client(app, cmd).await,
         Command::Devices(cmd) => devices::devices(app, cmd).await,
-        Command::Assign { client, phrase, days, window, from, until, done_at, partial_at } => {
+        Command::Assign { client, questions: Some(file), every, days, from, until, .. } => {
+            homework::assign_questions(app, homework::QuestionsArgs { client, file, every, days, from, until }).await
+        }
+        Command::Assign { client, phrase, days, window, from, until, done_at, partial_at, questions: None, .. } => {
+            let phrase = phrase.unwrap_or_default();
             let args = homework::AssignArgs { client, phrase, days, window, from, until, done_at, partial_at };
             homework::assign(app, args).await
         }
@@ -476,6 +525,14 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
         }
         Command::Checkin { client, homework_id, date, value, note } => {
             homework::checkin(app, &client, homework_id, date.as_deref(), value, note.as_deref()).await
+        }
+        Command::Benchmark { client, name, value, unit, note, for_homework, date, trainer } => {
+            let args = benchmarks::RecordArgs { client, name, value, unit, note, for_homework, date, trainer };
+            benchmarks::record(app, args).await
+        }
+        Command::Benchmarks { client, remove: Some(id), .. } => benchmarks::remove(app, &client, id).await,
+        Command::Benchmarks { client, test, remove: None, json } => {
+            benchmarks::list(app, &client, test.as_deref(), json).await
         }
         Command::Excuse { client, homework_id, date, reason } => {
             homework::excuse(app, &client, homework_id, &date, reason.as_deref()).await

@@ -11,12 +11,13 @@ use std::collections::BTreeSet;
 /// Sources a person types in; everything else is passive (a device or a cloud recorded it).
 pub const MANUAL_SOURCE: &str = "manual";
 
-/// An active strength set.
+/// An active strength set (a hold has a duration and no reps).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SetRec {
     pub start: Option<DateTime<Utc>>,
     pub exercise: String,
     pub reps: u32,
+    pub duration_s: Option<f64>,
 }
 
 /// One activity as one source recorded it (no samples: the HR histogram stands in).
@@ -30,6 +31,7 @@ pub struct ActivityRec {
     pub activity_type: String,
     pub category: Category,
     pub duration_s: f64,
+    pub distance_m: Option<f64>,
     pub avg_hr: Option<f64>,
     pub max_hr: Option<u16>,
     /// (bpm, seconds spent at it), ascending bpm.
@@ -231,6 +233,7 @@ pub(crate) mod tests {
             activity_type: ty.into(),
             category: activity_types::category(ty),
             duration_s: (minutes * 60) as f64,
+            distance_m: None,
             avg_hr: None,
             max_hr: None,
             hr_hist: Vec::new(),

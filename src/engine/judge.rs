@@ -1,11 +1,11 @@
 //! Judging: one occurrence of one homework, from evidence, at a given moment.
 
 use super::evidence::{ActivityRec, Evidence, Workout};
-use super::rule::{Bands, Effort, Measure, Rule, Schedule, Window};
+use super::rule::{Bands, Effort, JudgedBy, Measure, Rule, Schedule, Window};
 use crate::activity_types;
 use crate::model::{Category, Metric};
 use crate::time::{local, monday};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -67,27 +67,22 @@ impl Homework {
     /// The dates of its occurrences in `[from, to]` (for weekly homework, week Mondays).
     pub fn occurrence_dates(&self, from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
         let mut out = Vec::new();
-        match &self.rule.schedule {
-            Schedule::PerWeek(_) | Schedule::DaysPerWeek(_) => {
-                let mut m = monday(from);
-                while m <= to {
-                    if (0..7).any(|i| self.active_on(m + Duration::days(i))) {
-                        out.push(m);
-                    }
-                    m += Duration::days(7);
+        if self.rule.schedule.weekly() {
+            let mut m = monday(from);
+            while m <= to {
+                if (0..7).any(|i| self.active_on(m + Duration::days(i))) {
+                    out.push(m);
                 }
+                m += Duration::days(7);
             }
-            schedule => {
-                let mut d = from.max(self.from);
-                let last = self.until.map_or(to, |u| u.min(to));
-                while d <= last {
-                    if matches!(schedule, Schedule::Daily)
-                        || matches!(schedule, Schedule::Days(days) if days.contains(&d.weekday()))
-                    {
-                        out.push(d);
-                    }
-                    d += Duration::days(1);
+        } else {
+            let mut d = from.max(self.from);
+            let last = self.until.map_or(to, |u| u.min(to));
+            while d <= last {
+                if self.rule.occurs_on(self.from, d) {
+                    out.push(d);
                 }
+                d += Duration::days(1);
             }
         }
         out
@@ -99,7 +94,7 @@ impl Homework {
         // the wake-up day: a change on `d` can move the occurrence of `d - 1` as well.
         let (a, b) = (d - Duration::days(1), d + Duration::days(1));
         let mut dates = self.occurrence_dates(a, b);
-        if self.rule.schedule.per_week().is_some() {
+        if self.rule.schedule.weekly() {
             dates.dedup();
         }
         dates
@@ -188,6 +183,18 @@ fn record_minutes(w: &ActivityRec, of: &Effort, hr_max: Option<f64>) -> f64 {
     }
 }
 
+/// The day's share of a bedtime or wake-up time kept: 1 on time, less by the minute late,
+/// 0 an hour or more late.
+fn on_time(at: DateTime<Utc>, by: DateTime<Utc>) -> f64 {
+    let late_min = (at - by).num_seconds() as f64 / 60.0;
+    (1.0 - late_min.max(0.0) / 60.0).max(0.0)
+}
+
+/// A clock-time metric (Unix seconds) as an instant; None when it is not one.
+fn instant(v: f64) -> Option<DateTime<Utc>> {
+    (v.is_finite() && v > 0.0 && v < 1e11).then(|| DateTime::from_timestamp(v as i64, 0)).flatten()
+}
+
 fn session_matches(w: &ActivityRec, of: &Effort) -> bool {
     match of {
         Effort::Category(c) => w.category == *c,
@@ -250,6 +257,50 @@ fn day_amount(
                 }
             }
         }
+        Measure::Distance { of, unit, .. } => {
+            for w in near.into_iter().filter(starts_inside) {
+                let most =
+                    w.parts.iter().filter(|p| session_matches(p, of)).filter_map(|p| p.distance_m).fold(0.0, f64::max);
+                add(w, most / unit.meters(), &mut refs);
+            }
+        }
+        Measure::Sets { exercise, reps, .. } => {
+            // Each set counts as the share of the reps it reached, at most one set.
+            let per_set = f64::from((*reps).max(1));
+            for w in near {
+                let in_window = |p: &ActivityRec| -> f64 {
+                    p.sets
+                        .iter()
+                        .filter(|s| s.exercise == *exercise && s.reps > 0)
+                        .filter(|s| s.start.unwrap_or(p.start) >= a && s.start.unwrap_or(p.start) < b)
+                        .map(|s| (f64::from(s.reps) / per_set).min(1.0))
+                        .sum()
+                };
+                let most = w.parts.iter().map(in_window).fold(0.0, f64::max);
+                add(w, most, &mut refs);
+            }
+        }
+        Measure::Hold { exercise, .. } => {
+            // The longest single hold counts: a 2-minute plank is one plank.
+            let mut best: Option<(&Workout, f64)> = None;
+            for w in near {
+                let longest = w
+                    .parts
+                    .iter()
+                    .flat_map(|p| p.sets.iter().map(move |s| (p, s)))
+                    .filter(|(p, s)| {
+                        s.exercise == *exercise && s.start.unwrap_or(p.start) >= a && s.start.unwrap_or(p.start) < b
+                    })
+                    .filter_map(|(_, s)| s.duration_s)
+                    .fold(0.0, f64::max);
+                if longest > best.map_or(0.0, |b| b.1) {
+                    best = Some((w, longest));
+                }
+            }
+            if let Some((w, secs)) = best {
+                add(w, secs, &mut refs);
+            }
+        }
         Measure::Steps { .. } => {
             if let Some(r) = metric(ev, Metric::Steps, d, 1.0) {
                 total = r.1;
@@ -262,6 +313,29 @@ fn day_amount(
                 refs.push(r.0);
             }
         }
+        Measure::BedBy { time } => {
+            // The night that starts on `d` is dated by its wake-up day. A bedtime before
+            // noon is after midnight ("in bed by 00:30").
+            let by_day = if *time < NaiveTime::from_hms_opt(12, 0, 0).unwrap_or(NaiveTime::MIN) {
+                d + Duration::days(1)
+            } else {
+                d
+            };
+            let by = local(tz, by_day, *time);
+            if let Some((r, at)) = clock_metric(ev, Metric::SleepStart, d + Duration::days(1), tz) {
+                total = on_time(at, by);
+                refs.push(r);
+            }
+        }
+        Measure::UpBy { time } => {
+            let by = local(tz, d, *time);
+            if let Some((r, at)) = clock_metric(ev, Metric::SleepEnd, d, tz) {
+                total = on_time(at, by);
+                refs.push(r);
+            }
+        }
+        // Only the client can tell.
+        Measure::Habit { .. } | Measure::Questions { .. } => {}
     }
     (round2(total), refs)
 }
@@ -278,6 +352,22 @@ fn metric(ev: &Evidence, m: Metric, date: NaiveDate, per_unit: f64) -> Option<(E
     Some((EvidenceRef::Metric { metric: m.as_str().into(), date, value: round2(value), sources }, value))
 }
 
+/// The earliest instant any source gave for a clock-time metric (the one most in the
+/// client's favour: sources that saw the night start or end differently never make a
+/// bedtime late), with its evidence showing the local clock time as hours (23.5 is 23:30,
+/// 24.5 is 00:30 the next morning).
+fn clock_metric(ev: &Evidence, m: Metric, date: NaiveDate, tz: Tz) -> Option<(EvidenceRef, DateTime<Utc>)> {
+    let values: Vec<_> = ev.daily.iter().filter(|v| v.metric == m && v.date == date).collect();
+    let at = values.iter().filter_map(|v| instant(v.value)).min()?;
+    let mut sources: Vec<String> = values.iter().map(|v| v.source.clone()).collect();
+    sources.sort();
+    sources.dedup();
+    let localized = at.with_timezone(&tz);
+    let evening = if m == Metric::SleepStart { date - Duration::days(1) } else { date };
+    let hours = (localized.naive_local() - evening.and_time(NaiveTime::MIN)).num_seconds() as f64 / 3600.0;
+    Some((EvidenceRef::Metric { metric: m.as_str().into(), date, value: round2(hours), sources }, at))
+}
+
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
@@ -291,7 +381,7 @@ struct DayResult {
 
 fn judge_day(hw: &Homework, cfg: &JudgeConfig, tz: Tz, hr_max: Option<f64>, d: NaiveDate, ev: &Evidence) -> DayResult {
     let (device, mut refs) = day_amount(&hw.rule, cfg, tz, hr_max, d, ev);
-    let (target, _) = hw.rule.day_target();
+    let target = hw.rule.day_target_on(hw.from, d);
     let mut reported = 0.0;
     let mut has_checkin = false;
     for c in ev.checkins.iter().filter(|c| c.date == d && c.homework_id == Some(hw.id)) {
@@ -331,7 +421,6 @@ pub fn judge(
     now: DateTime<Utc>,
 ) -> Occurrence {
     let bands = hw.rule.bands.unwrap_or(cfg.bands);
-    let (target, unit) = hw.rule.target();
     let mut occ = Occurrence {
         client: hw.client.clone(),
         homework_id: hw.id,
@@ -340,36 +429,35 @@ pub fn judge(
         period: "day".into(),
         verdict: Verdict::Pending,
         achieved: 0.0,
-        target,
-        unit: unit.into(),
+        target: hw.rule.target_on(hw.from, date),
+        unit: hw.rule.unit().into(),
         self_reported: false,
         evidence: Vec::new(),
     };
-    let (days, closes): (Vec<NaiveDate>, DateTime<Utc>) = match hw.rule.schedule {
-        Schedule::PerWeek(_) | Schedule::DaysPerWeek(_) => {
-            occ.period = "week".into();
-            let days: Vec<NaiveDate> = (0..7).map(|i| date + Duration::days(i)).filter(|d| hw.active_on(*d)).collect();
-            let last = days.last().copied().unwrap_or(date);
-            (days, window(&hw.rule, cfg, tz, last).1)
-        }
-        _ => (vec![date], window(&hw.rule, cfg, tz, date).1),
+    let (days, closes): (Vec<NaiveDate>, DateTime<Utc>) = if hw.rule.schedule.weekly() {
+        occ.period = "week".into();
+        let days: Vec<NaiveDate> = (0..7).map(|i| date + Duration::days(i)).filter(|d| hw.active_on(*d)).collect();
+        let last = days.last().copied().unwrap_or(date);
+        (days, window(&hw.rule, cfg, tz, last).1)
+    } else {
+        (vec![date], window(&hw.rule, cfg, tz, date).1)
     };
     if days.iter().any(|d| ev.excused.contains(&(hw.id, *d))) {
         occ.verdict = Verdict::Excused;
         return occ;
     }
-    let (day_target, _) = hw.rule.day_target();
     let mut any_checkin = false;
     let mut any_passive = false;
     let mut achieved = 0.0;
+    let sessions = matches!(hw.rule.measure, Measure::Session { .. });
     for d in &days {
         let r = judge_day(hw, cfg, tz, hr_max, *d, ev);
         any_checkin |= r.has_checkin;
         any_passive |= has_passive(ev, &hw.rule, *d);
-        let sessions = matches!(hw.rule.measure, Measure::Session { .. });
         match hw.rule.schedule {
-            // "2 runs a week": every run counts, two on one day as two.
-            Schedule::PerWeek(_) if sessions => {
+            // "2 runs a week": every run counts, two on one day as two. A weekly total
+            // adds up what each day brought.
+            Schedule::PerWeek(_) | Schedule::WeekTotal if sessions || hw.rule.schedule == Schedule::WeekTotal => {
                 if r.achieved > 0.0 {
                     achieved += r.achieved;
                     occ.self_reported |= r.self_reported;
@@ -378,7 +466,8 @@ pub fn judge(
             }
             // An amount N times a week, or sessions on N different days: days count.
             Schedule::PerWeek(_) | Schedule::DaysPerWeek(_) => {
-                if r.achieved > 0.0 && r.achieved / day_target >= bands.done {
+                let day_target = hw.rule.day_target_on(hw.from, *d);
+                if r.achieved > 0.0 && (day_target <= 0.0 || r.achieved / day_target >= bands.done) {
                     achieved += 1.0;
                     occ.self_reported |= r.self_reported;
                     occ.evidence.extend(r.refs);
@@ -394,14 +483,26 @@ pub fn judge(
     if let Some(n) = hw.rule.schedule.per_week() {
         // A week the homework only partly covers asks for no more days than it has.
         occ.target = f64::from(n).min(days.len() as f64);
+    } else if hw.rule.schedule == Schedule::WeekTotal && days.len() < 7 {
+        // A weekly total in a week the homework only partly covers: its share of the days.
+        occ.target = round2(occ.target * days.len() as f64 / 7.0);
     }
     occ.achieved = round2(achieved);
     let ratio = if occ.target > 0.0 { occ.achieved / occ.target } else { 1.0 };
-    occ.verdict = if ratio >= bands.done && occ.achieved > 0.0 {
+    // "7-9 hours of sleep": more than the range is not done, but it is no miss either.
+    let over = match hw.rule.measure {
+        Measure::Sleep { up_to: Some(most), .. } => occ.achieved > most,
+        _ => false,
+    };
+    let by_checkins = hw.rule.judged_by() == JudgedBy::CheckIns;
+    occ.verdict = if ratio >= bands.done && occ.achieved > 0.0 && !over {
         Verdict::Done
     } else if now < closes + cfg.grace {
         Verdict::Pending
-    } else if occ.achieved == 0.0 && !any_checkin && !any_passive && occ.evidence.is_empty() {
+    } else if over {
+        Verdict::Partial
+    } else if occ.achieved == 0.0 && !any_checkin && !any_passive && occ.evidence.is_empty() && !by_checkins {
+        // No device saw anything. A habit's devices are the client's check-ins: none is a miss.
         Verdict::NoData
     } else {
         grade(ratio, &bands)

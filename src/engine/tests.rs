@@ -42,6 +42,7 @@ fn act(id: i64, source: &str, ty: &str, start: DateTime<Utc>, minutes: i64) -> A
         activity_type: ty.into(),
         category: activity_types::category(ty),
         duration_s: (minutes * 60) as f64,
+        distance_m: None,
         avg_hr: None,
         max_hr: None,
         hr_hist: Vec::new(),
@@ -81,7 +82,7 @@ fn nightly_push_ups_after_midnight_count_for_the_evening_before() {
     let h = hw("10 push-ups every night");
     let t = at(tz, 2026, 11, 21, 0, 40);
     let mut a = act(1, "fit", "strength", t, 5);
-    a.sets = vec![SetRec { start: Some(t), exercise: "push_up".into(), reps: 10 }];
+    a.sets = vec![SetRec { start: Some(t), exercise: "push_up".into(), reps: 10, duration_s: None }];
     let ev = evidence(tz, vec![a], Vec::new());
     assert_eq!(verdict(&h, tz, date(2026, 11, 20), &ev).verdict, Verdict::Done);
     assert_eq!(verdict(&h, tz, date(2026, 11, 21), &ev).achieved, 0.0);
@@ -230,7 +231,7 @@ fn arb_activity(id: i64) -> impl Strategy<Value = ActivityRec> {
             let t0 = Utc.with_ymd_and_hms(2026, 11, 9, 0, 0, 0).single().expect("time");
             let mut a = act(id, source, ty, t0 + Duration::minutes(start_min), minutes);
             if reps > 0 && ty == "strength" {
-                a.sets = vec![SetRec { start: None, exercise: "push_up".into(), reps }];
+                a.sets = vec![SetRec { start: None, exercise: "push_up".into(), reps, duration_s: None }];
             }
             if let Some(bpm) = hr {
                 a.hr_hist = vec![(bpm, (minutes * 60) as f64)];

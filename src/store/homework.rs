@@ -45,8 +45,22 @@ const HOMEWORK_SELECT: &str = "SELECT h.id, h.client_id, c.name, h.text, h.rule,
 /// id, homework id, date, value, note.
 type CheckinSql = (i64, Option<i64>, String, Option<f64>, Option<String>);
 
-type ActivitySql =
-    (i64, String, i64, i64, i64, String, String, f64, Option<f64>, Option<i64>, Option<Vec<u8>>, i64, Option<Vec<u8>>);
+type ActivitySql = (
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    f64,
+    Option<f64>,
+    Option<i64>,
+    Option<Vec<u8>>,
+    i64,
+    Option<Vec<u8>>,
+    Option<f64>,
+);
 
 impl Store {
     pub async fn add_homework(
@@ -178,7 +192,7 @@ impl Store {
         let (lo_ms, hi_ms) = (lo.timestamp_millis(), hi.timestamp_millis());
         let rows: Vec<ActivitySql> = sqlx::query_as(
             "SELECT id, source, start_ms, end_ms, utc_offset_s, type, category, duration_s, avg_hr, max_hr, hr_hist,
-                    hr_samples, CASE WHEN source IN ('fit', 'tcx', 'gpx') THEN content_hash END
+                    hr_samples, CASE WHEN source IN ('fit', 'tcx', 'gpx') THEN content_hash END, distance_m
              FROM activities WHERE client_id = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
         )
         .bind(client)
@@ -186,10 +200,11 @@ impl Store {
         .bind(hi_ms)
         .fetch_all(&self.pool)
         .await?;
-        let sets: Vec<(i64, Option<i64>, String, i64)> = sqlx::query_as(
-            "SELECT s.activity_id, s.start_ms, s.exercise, s.reps FROM strength_sets s
+        let sets: Vec<(i64, Option<i64>, String, Option<i64>, Option<f64>)> = sqlx::query_as(
+            "SELECT s.activity_id, s.start_ms, s.exercise, s.reps, s.duration_s FROM strength_sets s
              JOIN activities a ON a.id = s.activity_id
-             WHERE a.client_id = ? AND a.start_ms >= ? AND a.start_ms < ? AND s.set_type = 'active' AND s.reps > 0
+             WHERE a.client_id = ? AND a.start_ms >= ? AND a.start_ms < ? AND s.set_type = 'active'
+               AND (s.reps > 0 OR s.duration_s > 0)
              ORDER BY s.activity_id, s.seq",
         )
         .bind(client)
@@ -198,11 +213,12 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut sets_by: HashMap<i64, Vec<SetRec>> = HashMap::new();
-        for (id, start, exercise, reps) in sets {
+        for (id, start, exercise, reps, duration_s) in sets {
             sets_by.entry(id).or_default().push(SetRec {
                 start: start.and_then(DateTime::from_timestamp_millis),
                 exercise,
-                reps: u32::try_from(reps).unwrap_or(0),
+                reps: reps.and_then(|r| u32::try_from(r).ok()).unwrap_or(0),
+                duration_s: duration_s.filter(|d| d.is_finite() && *d > 0.0),
             });
         }
         let mut activities = Vec::with_capacity(rows.len());
@@ -227,6 +243,7 @@ impl Store {
                 category: Category::parse(&r.6).unwrap_or(Category::Other),
                 activity_type: r.5,
                 duration_s: r.7,
+                distance_m: r.13.filter(|d| d.is_finite() && *d >= 0.0),
                 avg_hr: r.8,
                 max_hr: r.9.and_then(|v| u16::try_from(v).ok()),
                 hr_hist,
