@@ -13,4 +13,6 @@ pub mod phrase;
 pub mod rule;
 
 #[cfg(test)]
+mod language_tests;
+#[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
-fn cfg() -> JudgeConfig {
+pub(super) fn cfg() -> JudgeConfig {
     JudgeConfig {
         bands: Bands { done: 1.0, partial: 0.5 },
         grace: Duration::hours(6),
@@ -19,20 +19,20 @@ fn cfg() -> JudgeConfig {
     }
 }
 
-fn hw(phrase: &str) -> Homework {
+pub(super) fn hw(phrase: &str) -> Homework {
     let rule = phrase::parse(phrase).expect("phrase");
     Homework { id: 1, client: "alex".into(), text: rule.to_string(), rule, from: date(2026, 1, 1), until: None }
 }
 
-fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+pub(super) fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("date")
 }
 
-fn at(tz: Tz, y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+pub(super) fn at(tz: Tz, y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     tz.with_ymd_and_hms(y, m, d, h, min, 0).earliest().expect("local time").with_timezone(&Utc)
 }
 
-fn act(id: i64, source: &str, ty: &str, start: DateTime<Utc>, minutes: i64) -> ActivityRec {
+pub(super) fn act(id: i64, source: &str, ty: &str, start: DateTime<Utc>, minutes: i64) -> ActivityRec {
     ActivityRec {
         id,
         source: source.into(),
@@ -52,15 +52,15 @@ fn act(id: i64, source: &str, ty: &str, start: DateTime<Utc>, minutes: i64) -> A
     }
 }
 
-fn evidence(tz: Tz, acts: Vec<ActivityRec>, daily: Vec<DailyValue>) -> Evidence {
+pub(super) fn evidence(tz: Tz, acts: Vec<ActivityRec>, daily: Vec<DailyValue>) -> Evidence {
     Evidence::build(tz, acts, daily, Vec::new(), BTreeSet::new())
 }
 
-fn later() -> DateTime<Utc> {
+pub(super) fn later() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).single().expect("time")
 }
 
-fn verdict(h: &Homework, tz: Tz, d: NaiveDate, ev: &Evidence) -> Occurrence {
+pub(super) fn verdict(h: &Homework, tz: Tz, d: NaiveDate, ev: &Evidence) -> Occurrence {
     judge(h, &cfg(), tz, Some(190.0), d, ev, later())
 }
 
