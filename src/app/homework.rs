@@ -29,6 +29,40 @@ pub struct Assignment {
     pub partial_at: Option<f64>,
 }
 
+/// A homework read but not stored (`assign --dry-run`, and the first step of `assign`).
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub rule: crate::engine::rule::Rule,
+    pub from: NaiveDate,
+    pub until: Option<NaiveDate>,
+}
+
+impl Plan {
+    /// The first `n` occurrences from `today` on (or from the first day, if later), with
+    /// each one's target: a progression shows in them.
+    pub fn next_occurrences(&self, today: NaiveDate, n: usize) -> Vec<(NaiveDate, f64)> {
+        let hw = crate::engine::judge::Homework {
+            id: 0,
+            client: String::new(),
+            text: self.rule.to_string(),
+            rule: self.rule.clone(),
+            from: self.from,
+            until: self.until,
+        };
+        let mut out = Vec::new();
+        let mut start = today.max(self.from);
+        if self.rule.schedule.weekly() {
+            start = crate::time::monday(start);
+        }
+        // A year ahead is far enough to find five of any schedule.
+        let end = start + Duration::days(366);
+        for d in hw.occurrence_dates(start, end).into_iter().take(n) {
+            out.push((d, self.rule.target_on(self.from, d)));
+        }
+        out
+    }
+}
+
 /// An activity the client tells of (no device recorded it).
 #[derive(Clone, Debug)]
 pub struct ManualActivity {
@@ -71,13 +105,13 @@ pub fn parse_weekdays(s: &str) -> AppResult<Vec<Weekday>> {
 }
 
 impl App {
-    /// Parse and store a homework for `client`.
-    pub async fn assign(&self, client: &Client, a: &Assignment) -> AppResult<HomeworkRow> {
-        let mut rule = phrase::parse(&a.phrase).map_err(AppError::Input)?;
+    /// Read a homework for `client` without storing it: the rule and the days it covers.
+    pub fn plan(&self, client: &Client, a: &Assignment) -> AppResult<Plan> {
+        let (mut rule, timing) = phrase::parse_with_timing(&a.phrase).map_err(AppError::Input)?;
         if let Some(days) = a.days.as_deref().filter(|d| !d.trim().is_empty()) {
-            if let Some(n) = rule.schedule.per_week() {
+            if rule.schedule.weekly() || matches!(rule.schedule, Schedule::EveryNDays(_)) {
                 return Err(AppError::input(format!(
-                    "{:?} is already {n} times a week; naming weekdays would contradict it",
+                    "{:?} already says how often ({rule}); naming weekdays would contradict it",
                     a.phrase
                 )));
             }
@@ -96,11 +130,38 @@ impl App {
             }
             rule.bands = Some(Bands { done: done / 100.0, partial: partial / 100.0 });
         }
-        let from = a.from.unwrap_or_else(|| crate::time::today(client.tz, Utc::now()));
-        if let Some(until) = a.until.filter(|u| *u < from) {
+        let today = crate::time::today(client.tz, Utc::now());
+        let from = match (a.from, timing.from) {
+            (Some(flag), Some(words)) if flag != words.resolve(today) => {
+                return Err(AppError::input(format!(
+                    "the phrase starts on {} but --from says {flag}; give one of them",
+                    words.resolve(today)
+                )))
+            }
+            (Some(flag), _) => flag,
+            (None, Some(words)) => words.resolve(today),
+            (None, None) => today,
+        };
+        let until = match (a.until, timing.weeks) {
+            (Some(_), Some(weeks)) => {
+                return Err(AppError::input(format!(
+                    "the phrase runs for {weeks} weeks and --until names a last day; give one of them"
+                )))
+            }
+            (Some(u), None) => Some(u),
+            (None, Some(weeks)) => Some(from + Duration::days(7 * i64::from(weeks) - 1)),
+            (None, None) => None,
+        };
+        if let Some(until) = until.filter(|u| *u < from) {
             return Err(AppError::input(format!("the last day {until} is before the first day {from}")));
         }
-        Ok(self.store.add_homework(client.id, &rule, from, a.until).await?)
+        Ok(Plan { rule, from, until })
+    }
+
+    /// Parse and store a homework for `client`.
+    pub async fn assign(&self, client: &Client, a: &Assignment) -> AppResult<HomeworkRow> {
+        let plan = self.plan(client, a)?;
+        Ok(self.store.add_homework(client.id, &plan.rule, plan.from, plan.until).await?)
     }
 
     /// A homework by id, with its client. For a front end that names no client.

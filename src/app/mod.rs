@@ -16,6 +16,7 @@ mod devices;
 mod homework;
 mod inbound;
 mod links;
+pub mod questions;
 pub mod trainers;
 
 pub use accounts::{AccountView, Connected, SyncLine};
@@ -23,8 +24,9 @@ pub use benchmarks::{infer_unit, BenchmarkInput, UNITS};
 pub use clients::{NewClientInput, Owner};
 pub use devices::SeenDevice;
 pub use homework::parse_weekdays;
-pub use homework::{Assignment, Logged, ManualActivity};
+pub use homework::{Assignment, Logged, ManualActivity, Plan};
 pub use inbound::{Counts, PushRefused, Pushed};
+pub use questions::{parse_questions, Answered, Every, QuestionsAssignment};
 pub use trainers::{TrainerAdded, TrainerLine};
 
 use crate::config::Config;

@@ -27,6 +27,7 @@ pub struct AssignArgs {
     pub until: Option<String>,
     pub done_at: Option<f64>,
     pub partial_at: Option<f64>,
+    pub dry_run: bool,
 }
 
 pub async fn assign(app: &App, args: AssignArgs) -> Result<(), Failure> {
@@ -40,13 +41,114 @@ pub async fn assign(app: &App, args: AssignArgs) -> Result<(), Failure> {
         done_at: args.done_at,
         partial_at: args.partial_at,
     };
+    let span = |from: NaiveDate, until: Option<NaiveDate>| match until {
+        Some(u) => format!("{from} to {u}"),
+        None => format!("from {from}"),
+    };
+    if args.dry_run {
+        let plan = app.plan(&client, &assignment)?;
+        println!("{}: {} ({}) — not saved", client.name, plan.rule, span(plan.from, plan.until));
+        print_judged_by(&client, &plan.rule);
+        let today = crate::time::today(client.tz, chrono::Utc::now());
+        let unit = plan.rule.unit();
+        let next = plan.next_occurrences(today, 5);
+        if next.is_empty() {
+            println!("no occurrence in the year ahead");
+        }
+        // A yes/no kind of target ("on time", "answered") needs no number.
+        let counted = !matches!(unit, "nights" | "mornings" | "check-ins" | "answered");
+        println!("next occurrences:");
+        for (d, target) in next {
+            let what =
+                if plan.rule.schedule.weekly() { format!("week of {d}") } else { d.format("%a %Y-%m-%d").to_string() };
+            if counted {
+                println!("  {what}: {} {unit}", crate::engine::rule::number(target));
+            } else {
+                println!("  {what}");
+            }
+        }
+        if plan.rule.progression.is_some() {
+            let monday = crate::time::monday(today.max(plan.from));
+            let weeks: Vec<String> = (0..6)
+                .map(|w| {
+                    let d = monday + Duration::days(7 * w);
+                    format!(
+                        "week of {d}: {} {unit}",
+                        crate::engine::rule::number(plan.rule.day_target_on(plan.from, d))
+                    )
+                })
+                .collect();
+            println!("target by week:\n  {}", weeks.join("\n  "));
+        }
+        return Ok(());
+    }
     let row = app.assign(&client, &assignment).await?;
+    println!(
+        "#{} {}: {} ({})",
+        row.homework.id,
+        client.name,
+        row.homework.text,
+        span(row.homework.from, row.homework.until)
+    );
+    print_judged_by(&client, &row.homework.rule);
+    Ok(())
+}
+
+/// Say plainly when no device can judge a homework.
+fn print_judged_by(client: &crate::store::Client, rule: &crate::engine::rule::Rule) {
+    if rule.judged_by() == crate::engine::rule::JudgedBy::CheckIns {
+        println!(
+            "judged from the client's check-ins: {} ticks it on their private page (`coachd share {}`) or you run \
+             `coachd checkin`",
+            client.name, client.name
+        );
+    }
+}
+
+pub struct QuestionsArgs {
+    pub client: String,
+    pub file: std::path::PathBuf,
+    pub every: Option<String>,
+    pub days: Option<String>,
+    pub from: Option<String>,
+    pub until: Option<String>,
+}
+
+/// `assign CLIENT --questions FILE`: questions the client answers on their private page.
+pub async fn assign_questions(app: &App, args: QuestionsArgs) -> Result<(), Failure> {
+    let client = app.client(&args.client).await?;
+    let shown = args.file.display();
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| Failure::Input(format!("cannot read the questions file {shown}: {e}")))?;
+    let questions = crate::app::parse_questions(&text).map_err(|e| match e {
+        crate::app::AppError::Input(m) => {
+            let lines: Vec<String> = m.lines().map(|l| format!("{shown}: {l}")).collect();
+            Failure::Input(lines.join("\n"))
+        }
+        other => other.into(),
+    })?;
+    let every = args.every.as_deref().map(crate::app::Every::parse).transpose()?;
+    let assignment = crate::app::QuestionsAssignment {
+        questions,
+        every,
+        days: args.days,
+        from: day(args.from.as_deref(), &client, "the first day")?,
+        until: day(args.until.as_deref(), &client, "the last day")?,
+    };
+    let row = app.assign_questions(&client, &assignment).await?;
     let (from, until) = (row.homework.from, row.homework.until);
     let span = match until {
         Some(u) => format!("{from} to {u}"),
         None => format!("from {from}"),
     };
     println!("#{} {}: {} ({span})", row.homework.id, client.name, row.homework.text);
+    for (i, q) in assignment.questions.iter().enumerate() {
+        println!("  {}. {}{}", i + 1, crate::app::questions::kind_prefix(q.kind), q.text);
+    }
+    println!(
+        "judged from {}'s answers on their private page (`coachd share {}` prints the link); done when answered",
+        client.name, client.name
+    );
     Ok(())
 }
 

@@ -84,8 +84,11 @@ enum Command {
         #[arg(long, value_name = "FILE", conflicts_with_all = ["window", "done_at", "partial_at"])]
         questions: Option<PathBuf>,
         /// With --questions: ask them every day or every week [default: week; day with --days]
-        #[arg(long, value_name = "day|week", requires = "questions")]
+        #[arg(long, value_name = "day|week")]
         every: Option<String>,
+        /// Show the rule and its next five occurrences without saving anything
+        #[arg(long, conflicts_with = "questions")]
+        dry_run: bool,
     },
     /// List or end homework
     #[command(subcommand)]
@@ -512,9 +515,24 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
         Command::Assign { client, questions: Some(file), every, days, from, until, .. } => {
             homework::assign_questions(app, homework::QuestionsArgs { client, file, every, days, from, until }).await
         }
-        Command::Assign { client, phrase, days, window, from, until, done_at, partial_at, questions: None, .. } => {
+        Command::Assign { questions: None, every: Some(_), .. } => Err(Failure::Input(
+            "--every goes with --questions FILE; a phrase says how often itself (\"10 push-ups every day\")".into(),
+        )),
+        Command::Assign {
+            client,
+            phrase,
+            days,
+            window,
+            from,
+            until,
+            done_at,
+            partial_at,
+            questions: None,
+            dry_run,
+            ..
+        } => {
             let phrase = phrase.unwrap_or_default();
-            let args = homework::AssignArgs { client, phrase, days, window, from, until, done_at, partial_at };
+            let args = homework::AssignArgs { client, phrase, days, window, from, until, done_at, partial_at, dry_run };
             homework::assign(app, args).await
         }
         Command::Homework(HomeworkCommand::List { client, json }) => homework::list(app, client.as_deref(), json).await,

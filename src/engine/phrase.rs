@@ -101,6 +101,15 @@ pub fn forms_help() -> String {
     out
 }
 
+/// The forms as a Markdown table (the README's homework section holds exactly this).
+pub fn forms_markdown() -> String {
+    let mut out = String::from("| a trainer writes | coachd judges | kind |\n|---|---|---|\n");
+    for (phrase, echo, what) in FORMS {
+        out.push_str(&format!("| `{phrase}` | {echo} | {what} |\n"));
+    }
+    out
+}
+
 /// When a homework starts and how long it runs, in words ("from next monday", "for 4 weeks").
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Timing {

@@ -319,7 +319,7 @@ impl Rule {
     }
 }
 
-pub(crate) fn number(x: f64) -> String {
+pub fn number(x: f64) -> String {
     let r = (x * 1000.0).round() / 1000.0;
     if r.fract() == 0.0 {
         format!("{r:.0}")

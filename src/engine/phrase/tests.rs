@@ -194,6 +194,15 @@ fn every_documented_form_parses_to_its_echo() {
 }
 
 #[test]
+fn the_readme_lists_exactly_the_forms_table() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let start = readme.find("<!-- forms:start -->").expect("README has the forms:start marker");
+    let end = readme.find("<!-- forms:end -->").expect("README has the forms:end marker");
+    let block = readme[start + "<!-- forms:start -->".len()..end].trim();
+    assert_eq!(block, forms_markdown().trim(), "README's forms table is stale: paste phrase::forms_markdown()");
+}
+
+#[test]
 fn every_echo_parses_back_to_the_same_rule() {
     let phrases = TABLE.iter().map(|(p, _)| *p).chain(FORMS.iter().map(|(p, ..)| *p));
     for phrase in phrases {
@@ -394,4 +403,10 @@ proptest! {
             prop_assert_eq!(parse(&rule.to_string()).ok(), Some(rule.clone()), "{}", p);
         }
     }
+}
+
+#[test]
+#[ignore = "prints the README's forms table"]
+fn print_forms_markdown() {
+    print!("{}", forms_markdown());
 }
