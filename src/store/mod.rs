@@ -9,6 +9,7 @@
 //! statement here is exercised by the test suite against a freshly migrated database.
 
 mod accounts;
+pub mod answers;
 pub mod benchmarks;
 mod clients;
 pub mod codec;
@@ -21,6 +22,7 @@ mod push;
 pub mod web;
 
 pub use accounts::Tokens;
+pub use answers::{AnswerSet, StoredAnswer};
 pub use benchmarks::{Benchmark, NewBenchmark};
 pub use clients::{Client, NewClient};
 pub use homework::HomeworkRow;
