@@ -4,9 +4,10 @@
 //! | route | gives |
 //! |---|---|
 //! | `GET /api/clients` | the roster: each client's 7/30/90-day adherence and needs-attention |
-//! | `GET /api/clients/{id}/status?from=&to=` | the `coachd status --json` shape for one client |
+//! | `GET /api/clients/{id}/status?from=&to=` | the `coachd status --json` shape for one client; an answered questions occurrence also carries `answered_on` and `answers` |
 //! | `GET /api/clients/{id}/activities?from=&to=` | workouts merged across sources |
 //! | `GET /api/clients/{id}/homework` | the client's homework |
+//! | `GET /api/clients/{id}/answers?from=&to=` | answers to questions homework, per occurrence, newest first |
 
 use super::session;
 use super::WebState;
@@ -127,7 +128,47 @@ pub async fn client_status(
     let client = state.app.client_of(t, id).await?;
     let (from, to) = span(&client, &q, 7)?;
     let report = state.app.status(std::slice::from_ref(&client), from, to, Utc::now()).await?;
-    Ok(Json(report).into_response())
+    // A weekly occurrence is dated by its Monday, up to 6 days before `from`.
+    let answered = state.app.answers(&client, from - Duration::days(6), to).await?;
+    let occurrences = report
+        .occurrences
+        .iter()
+        .map(|o| {
+            let a = answered.iter().find(|a| a.homework_id == o.homework_id && a.occurrence == o.date);
+            OccurrenceJson { occurrence: o, answered_on: a.map(|a| a.answered_on), answers: a.map(|a| &a.answers[..]) }
+        })
+        .collect();
+    Ok(Json(StatusJson { occurrences, adherence: &report.adherence }).into_response())
+}
+
+/// An occurrence as `status --json` has it; with the answers when it is an answered
+/// questions occurrence.
+#[derive(Serialize)]
+struct OccurrenceJson<'a> {
+    #[serde(flatten)]
+    occurrence: &'a crate::engine::judge::Occurrence,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered_on: Option<NaiveDate>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answers: Option<&'a [crate::app::questions::AnswerItem]>,
+}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    occurrences: Vec<OccurrenceJson<'a>>,
+    adherence: &'a [crate::engine::adherence::Adherence],
+}
+
+/// Answers to the client's questions homework, by occurrence [default: the last 28 days].
+pub async fn answers(
+    State(state): State<WebState>,
+    ApiTrainer(t): ApiTrainer,
+    Path(id): Path<i64>,
+    Query(q): Query<Span>,
+) -> Api {
+    let client = state.app.client_of(t, id).await?;
+    let (from, to) = span(&client, &q, 28)?;
+    Ok(Json(state.app.answers(&client, from, to).await?).into_response())
 }
 
 #[derive(Serialize)]

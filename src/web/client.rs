@@ -37,6 +37,15 @@ struct AccountLine {
     reason: String,
 }
 
+/// A client's answers to one occurrence of a questions homework.
+struct AnswersLine {
+    homework: String,
+    occurrence: String,
+    answered: String,
+    /// Question, answer.
+    items: Vec<(String, String)>,
+}
+
 struct ReflectionLine {
     week: String,
     rating: u8,
@@ -63,6 +72,7 @@ struct ClientPage {
     charts: Vec<&'static str>,
     workouts: Vec<WorkoutLine>,
     reflections: Vec<ReflectionLine>,
+    answers: Vec<AnswersLine>,
     homework: Vec<HomeworkLine>,
     today: String,
     devices: Vec<String>,
@@ -121,6 +131,17 @@ async fn render(state: &WebState, session: Session, client: Client, message: Str
         .into_iter()
         .map(|r| ReflectionLine { week: r.week.to_string(), rating: r.rating, note: r.note.unwrap_or_default() })
         .collect();
+    let answers = app
+        .answers(&client, today - Duration::days(ANSWER_DAYS), today)
+        .await?
+        .into_iter()
+        .map(|a| AnswersLine {
+            homework: format!("#{} {}", a.homework_id, a.homework),
+            occurrence: if a.period == "week" { format!("week of {}", a.occurrence) } else { a.occurrence.to_string() },
+            answered: a.answered_at.with_timezone(&tz).format("%a %b %-d, %H:%M").to_string(),
+            items: a.answers.into_iter().map(|i| (i.question, i.answer.to_string())).collect(),
+        })
+        .collect();
     let accounts = app
         .accounts(Some(&client))
         .await?
@@ -157,6 +178,7 @@ async fn render(state: &WebState, session: Session, client: Client, message: Str
         charts: CLIENT_CHARTS.to_vec(),
         workouts,
         reflections,
+        answers,
         homework,
         today: today.to_string(),
         devices: app.devices_of(&client).await?,
@@ -185,6 +207,38 @@ pub async fn assign(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfF
     let row = state.app.assign(&client, &a).await?;
     state.roster.clear(trainer);
     Ok(back(&format!("/clients/{id}"), &format!("Assigned #{} {}.", row.homework.id, row.homework.text)))
+}
+
+/// How far back the page lists a client's answers.
+const ANSWER_DAYS: i64 = 8 * 7;
+
+#[derive(Deserialize)]
+pub struct QuestionsForm {
+    questions: String,
+    #[serde(default)]
+    every: String,
+}
+
+/// Assign questions, written one per line as in a questions file.
+pub async fn assign_questions(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<QuestionsForm>) -> Page {
+    let trainer = f.session.trainer.id;
+    let client = state.app.client_of(trainer, id).await?;
+    let every = match f.form.every.trim() {
+        "" => None,
+        s => Some(crate::app::Every::parse(s)?),
+    };
+    let a = crate::app::QuestionsAssignment {
+        questions: crate::app::parse_questions(&f.form.questions)?,
+        every,
+        days: None,
+        from: None,
+        until: None,
+    };
+    let row = state.app.assign_questions(&client, &a).await?;
+    state.roster.clear(trainer);
+    let msg =
+        format!("Assigned #{} {}; {} answers on their private link.", row.homework.id, row.homework.text, client.name);
+    Ok(back(&format!("/clients/{id}"), &msg))
 }
 
 #[derive(Deserialize)]

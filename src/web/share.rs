@@ -1,5 +1,6 @@
 //! A client's private page (`coachd share CLIENT`): `/c/TOKEN`. It shows that client's
-//! own charts and this week's homework, and takes check-ins and the weekly reflection.
+//! own charts and this week's homework, and takes check-ins, answers to a questions
+//! homework and the weekly reflection.
 //! The token is the only key: it names one client, so nothing else is reachable, and a
 //! revoked or unknown token is a plain 404.
 
@@ -9,6 +10,8 @@ use super::page::{back, html, Msg, Page, WebError};
 use super::session::checked_form;
 use super::view::{week_view, WeekRow};
 use super::WebState;
+use crate::app::questions::{questions_of, OpenQuestions};
+use crate::engine::rule::QuestionKind;
 use crate::store::Client;
 use crate::time::monday;
 use askama::Template;
@@ -32,6 +35,70 @@ fn link_form<T: serde::de::DeserializeOwned>(token: &str, body: &[u8]) -> Result
     checked_form(body, &csrf(token), "the form is stale: reload the page and send it again")
 }
 
+/// One question on the page, with what the client answered so far.
+struct QuestionField {
+    /// The form field: q0, q1, ...
+    name: String,
+    text: String,
+    /// text, scale or yes_no.
+    kind: &'static str,
+    value: String,
+    /// 1 to 10, and whether it is the chosen one.
+    scale: Vec<(u8, bool)>,
+}
+
+/// A questions homework open to answer: this week's or today's.
+struct QuestionsBox {
+    homework_id: i64,
+    homework: String,
+    when: &'static str,
+    answered: String,
+    fields: Vec<QuestionField>,
+    /// Question, answer, once answered.
+    answers: Vec<(String, String)>,
+}
+
+fn questions_box(o: OpenQuestions, client: &Client) -> QuestionsBox {
+    let given: Vec<String> = match &o.answered {
+        Some(a) => a.answers.iter().map(|i| i.answer.form_value()).collect(),
+        None => Vec::new(),
+    };
+    let fields = o
+        .questions
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let value = given.get(i).cloned().unwrap_or_default();
+            let kind = match q.kind {
+                QuestionKind::Text => "text",
+                QuestionKind::Scale => "scale",
+                QuestionKind::YesNo => "yes_no",
+            };
+            let scale = if q.kind == QuestionKind::Scale {
+                (1..=10u8).map(|n| (n, value == n.to_string())).collect()
+            } else {
+                Vec::new()
+            };
+            QuestionField { name: format!("q{i}"), text: q.text.clone(), kind, value, scale }
+        })
+        .collect();
+    QuestionsBox {
+        homework_id: o.homework_id,
+        homework: o.homework,
+        when: if o.period == "week" { "this week" } else { "today" },
+        answered: o
+            .answered
+            .as_ref()
+            .map(|a| a.answered_at.with_timezone(&client.tz).format("%a %b %-d, %H:%M").to_string())
+            .unwrap_or_default(),
+        answers: o
+            .answered
+            .map(|a| a.answers.into_iter().map(|i| (i.question, i.answer.to_string())).collect())
+            .unwrap_or_default(),
+        fields,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "share.html")]
 struct SharePage {
@@ -43,6 +110,7 @@ struct SharePage {
     week: Vec<String>,
     week_rows: Vec<WeekRow>,
     homework: Vec<(i64, String)>,
+    questions: Vec<QuestionsBox>,
     charts: Vec<&'static str>,
     rating: String,
     note: String,
@@ -59,8 +127,12 @@ pub async fn page(State(state): State<WebState>, Path(token): Path<String>, Quer
         .await?
         .into_iter()
         .filter(|r| r.homework.active_on(today) || r.homework.active_on(today - Duration::days(1)))
+        // A questions homework is answered in its own form, not checked in for.
+        .filter(|r| questions_of(r).is_none())
         .map(|r| (r.homework.id, r.homework.text))
         .collect();
+    let questions =
+        state.app.open_questions(&client, now).await?.into_iter().map(|o| questions_box(o, &client)).collect();
     let this_week = state.app.reflections(&client, 1).await?.into_iter().find(|r| r.week == monday(today));
     let msg = q.msg.clone();
     Ok(html(SharePage {
@@ -72,6 +144,7 @@ pub async fn page(State(state): State<WebState>, Path(token): Path<String>, Quer
         week: week.days,
         week_rows: week.rows,
         homework,
+        questions,
         charts: CLIENT_CHARTS.to_vec(),
         rating: this_week.as_ref().map(|r| r.rating.to_string()).unwrap_or_default(),
         note: this_week.and_then(|r| r.note).unwrap_or_default(),
@@ -134,4 +207,25 @@ pub async fn reflection(State(state): State<WebState>, Path(token): Path<String>
     let week = monday(crate::time::today(client.tz, Utc::now()));
     let rating = state.app.reflect(&client, week, &form.rating, &form.note).await?;
     Ok(back(&format!("/c/{token}"), &format!("Saved your week of {week}: {rating}/10.")))
+}
+
+/// The answers to a questions homework: `homework_id` and `q0`, `q1`, ... Every answer
+/// is checked before anything is stored; sending again replaces the earlier answers.
+pub async fn answers(State(state): State<WebState>, Path(token): Path<String>, body: Bytes) -> Page {
+    let form: std::collections::HashMap<String, String> = link_form(&token, &body)?;
+    let client = client_of_link(&state, &token).await?;
+    let id = form
+        .get("homework_id")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .ok_or_else(|| WebError::input("the form names no homework: reload the page and send it again"))?;
+    let row = state.app.homework_of(&client, id).await?;
+    let asked = questions_of(&row).map_or(0, <[_]>::len);
+    let raw: Vec<Option<String>> = (0..asked).map(|i| form.get(&format!("q{i}")).cloned()).collect();
+    let answered = state.app.answer_questions(&client, &row, &raw, Utc::now(), "client_page").await?;
+    if let Some(t) = client.trainer_id {
+        state.roster.clear(t);
+    }
+    tracing::info!(client = %client.name, homework = row.homework.id, occurrence = %answered.occurrence, "answers from the client's link");
+    let when = if answered.period == "week" { "this week" } else { "today" };
+    Ok(back(&format!("/c/{token}"), &format!("Thanks! Your answers are saved: done for {when}.")))
 }
