@@ -5,7 +5,7 @@
 //!
 //! | client | homework | story |
 //! |---|---|---|
-//! | alex | cardio on off-days, nightly push-ups, 8,000 steps | steady; push-ups rising; three sick days excused |
+//! | alex | cardio on off-days, nightly push-ups, 8,000 steps | steady; push-ups rising; three sick days excused; monthly push-up tests |
 //! | sam | zone 2 twice a week, 7 h sleep, mobility 3×/week | reliable |
 //! | jordan | daily cardio, nightly squats, steps | good for two months, slipping for two weeks |
 //! | riley | recovery routine daily, 2 runs a week | started three weeks ago |
@@ -15,7 +15,8 @@ use crate::engine::rule::Schedule;
 use crate::model::{Batch, Cursor, DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind};
 use crate::model::{SetType, StrengthSet};
 use crate::status::hr_max;
-use crate::store::{Client, NewClient, Store, StoreError};
+use crate::store::benchmarks::Unit;
+use crate::store::{Client, NewBenchmark, NewClient, Store, StoreError};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Offset, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
@@ -33,6 +34,7 @@ pub struct DemoReport {
     pub samples: usize,
     pub checkins: usize,
     pub excused: usize,
+    pub benchmarks: usize,
 }
 
 /// A small deterministic generator (SplitMix64), so the demo and the chart gallery are
@@ -237,6 +239,32 @@ impl Demo<'_> {
         Ok(())
     }
 
+    /// A test recorded in a session (values fixed, so the generator's sequence and every
+    /// other chart of the gallery stay as they were).
+    async fn benchmark(
+        &mut self,
+        c: &Client,
+        name: &str,
+        unit: Unit,
+        value: f64,
+        date: NaiveDate,
+        homework: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.report.benchmarks += 1;
+        let b = NewBenchmark {
+            client_id: c.id,
+            name: name.into(),
+            unit,
+            value,
+            note: None,
+            homework_id: homework,
+            date,
+            trainer_id: None,
+        };
+        self.store.add_benchmark(&b).await?;
+        Ok(())
+    }
+
     async fn excuse(&mut self, c: &Client, hw: i64, day: NaiveDate, reason: &str) -> Result<(), StoreError> {
         self.report.excused += 1;
         self.store.excuse(c.id, hw, day, Some(reason)).await
@@ -316,6 +344,16 @@ impl Demo<'_> {
             } else if roll < 0.85 {
                 self.checkin(&c, pushups, day, f64::from(reps), None).await?;
             }
+        }
+        // Every four weeks in a session: max push-ups and their form, for the push-up
+        // homework; a plank between them, for no homework.
+        for (i, (reps, form)) in [(9.0, 3.0), (11.0, 3.0), (14.0, 4.0), (16.0, 4.0)].into_iter().enumerate() {
+            let day = first + Duration::days(28 * i as i64);
+            self.benchmark(&c, "max push-ups", Unit::Reps, reps, day, Some(pushups)).await?;
+            self.benchmark(&c, "push-up form", Unit::Score, form, day, Some(pushups)).await?;
+        }
+        for (i, secs) in [45.0, 60.0, 70.0].into_iter().enumerate() {
+            self.benchmark(&c, "plank", Unit::Seconds, secs, first + Duration::days(14 + 28 * i as i64), None).await?;
         }
         self.steps(&c, first, 0.93, 9000.0, None).await
     }

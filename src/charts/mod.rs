@@ -9,6 +9,7 @@
 //! | reps | reps per occurrence with a least-squares trend line |
 //! | roster | every client's 7/30/90-day adherence, needs-attention first |
 //! | session | one workout's HR curve with zone bands and its sources |
+//! | progress | each benchmark over time, beside the weekly adherence of the homework linked to it |
 
 pub mod data;
 pub mod render;
@@ -28,10 +29,12 @@ pub enum Kind {
     Reps,
     Roster,
     Session,
+    Progress,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [Self::Adherence, Self::Trend, Self::Cardio, Self::Reps, Self::Roster, Self::Session];
+    pub const ALL: [Kind; 7] =
+        [Self::Adherence, Self::Trend, Self::Cardio, Self::Reps, Self::Roster, Self::Session, Self::Progress];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +44,7 @@ impl Kind {
             Self::Reps => "reps",
             Self::Roster => "roster",
             Self::Session => "session",
+            Self::Progress => "progress",
         }
     }
 
@@ -94,6 +98,7 @@ pub enum Body {
     Reps(RepsData),
     Roster(RosterData),
     Session(SessionData),
+    Progress(ProgressData),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -159,6 +164,35 @@ pub struct SessionData {
     pub sources: Vec<String>,
 }
 
+/// A panel per benchmark test over `[from, to]`: its results and, when a homework is
+/// linked to it, that homework's weekly adherence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgressData {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub tests: Vec<ProgressTest>,
+    /// Tests with results in the span that did not fit (the least recently measured).
+    pub hidden: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgressTest {
+    /// The test, e.g. "max push-ups".
+    pub name: String,
+    pub unit: crate::store::benchmarks::Unit,
+    /// (date, result), oldest first.
+    pub points: Vec<(NaiveDate, f64)>,
+    /// The homework of the test's latest linked result.
+    pub homework: Option<LinkedHomework>,
+}
+
+/// A homework's adherence per Monday-Sunday week (0..=1; None where nothing counted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkedHomework {
+    pub label: String,
+    pub weeks: Vec<(NaiveDate, Option<f64>)>,
+}
+
 /// The chart gallery (charts/ in the repository): every kind, drawn from the demo data
 /// set as of `now`. Returns (file stem, chart).
 pub async fn gallery(
@@ -179,6 +213,7 @@ pub async fn gallery(
         ("reps", Kind::Reps, Some(&alex)),
         ("roster", Kind::Roster, None),
         ("session", Kind::Session, Some(&sam)),
+        ("progress", Kind::Progress, Some(&alex)),
     ] {
         let req = data::Request { kind, client, clients: &clients, from: None, to: None, activity: None, now };
         out.push((stem, data::build(store, judging, &req).await?));

@@ -60,6 +60,7 @@ pub fn height(chart: &Chart) -> u32 {
     match &chart.body {
         Body::Adherence(d) => adherence_height(d),
         Body::Roster(d) => 110 + 30 * d.rows.len().max(1) as u32,
+        Body::Progress(d) => (100 + PANEL_H * d.tests.len() as u32).max(480),
         _ => 480,
     }
 }
@@ -114,6 +115,7 @@ where
         Body::Reps(d) => reps(&body, d),
         Body::Roster(d) => roster(&body, d),
         Body::Session(d) => session(&body, d),
+        Body::Progress(d) => progress(&body, d),
     }
 }
 
@@ -555,5 +557,143 @@ where
         .label("heart rate")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], MISSED.stroke_width(2)));
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+/// The height of one test's panel in the progress chart.
+const PANEL_H: u32 = 250;
+
+fn progress<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &super::ProgressData) -> Draw
+where
+    DB::ErrorType: 'static,
+{
+    if d.tests.is_empty() {
+        empty(area, &format!("no benchmarks recorded from {} to {}", d.from, d.to))?;
+        let how = "record one on the client page, or: coachd benchmark CLIENT \"max push-ups\" 18";
+        area.draw(&Text::new(how, (8, 68), text(13).color(&FAINT.mix(1.0))))?;
+        return Ok(());
+    }
+    let (w, h) = area.dim_in_pixel();
+    let panel_h = (h / d.tests.len() as u32).min(PANEL_H) as i32;
+    for (i, test) in d.tests.iter().enumerate() {
+        let top = i as i32 * panel_h;
+        let panel = area.clone().shrink((0, top), (w, panel_h as u32));
+        progress_panel(&panel, d, test)?;
+    }
+    Ok(())
+}
+
+/// A result's axis name: "reps", "seconds", "kg", "km/h", "score (1-5)".
+fn unit_desc(u: crate::store::benchmarks::Unit) -> &'static str {
+    use crate::store::benchmarks::Unit;
+    match u {
+        Unit::Reps => "reps",
+        Unit::Seconds => "seconds",
+        Unit::Kg => "kg",
+        Unit::Kmh => "km/h",
+        Unit::Score => "score (1-5)",
+    }
+}
+
+fn progress_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    d: &super::ProgressData,
+    t: &super::ProgressTest,
+) -> Draw
+where
+    DB::ErrorType: 'static,
+{
+    use crate::store::benchmarks::{number, Unit};
+    // Room either side, so the first and last results' labels are not cut.
+    const PAD: f64 = 2.0;
+    let span = (d.to - d.from).num_days().max(1) as f64;
+    let x = |day: NaiveDate| (day - d.from).num_days() as f64;
+    // The test and how it moved: first result to latest.
+    let (first, last) = (t.points[0], t.points[t.points.len() - 1]);
+    let change = if t.points.len() > 1 {
+        let delta = last.1 - first.1;
+        let sign = if delta > 0.0 {
+            "+"
+        } else if delta < 0.0 {
+            "−"
+        } else {
+            "±"
+        };
+        format!(
+            ": {} → {} ({sign}{}) since {}",
+            number(first.1),
+            t.unit.show(last.1),
+            number(delta.abs()),
+            first.0.format("%b %-d")
+        )
+    } else {
+        format!(": {} on {}", t.unit.show(first.1), first.0.format("%b %-d"))
+    };
+    area.draw(&Text::new(format!("{}{change}", short(&t.name, 40)), (0, 0), bold(14)))?;
+    let max = t.points.iter().map(|p| p.1).fold(0.0, f64::max);
+    let hi = match t.unit {
+        Unit::Score => 5.5,
+        _ => (max * 1.25).max(1.0).ceil(),
+    };
+    let linked = t.homework.as_ref();
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(24)
+        .margin_bottom(6)
+        .x_label_area_size(30)
+        .y_label_area_size(56)
+        // The same on every panel, so their dates line up.
+        .right_y_label_area_size(56)
+        .build_cartesian_2d(-PAD..span + PAD, 0f64..hi)?
+        .set_secondary_coord(-PAD..span + PAD, 0f64..100f64);
+    let from = d.from;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .x_labels(8)
+        .y_labels(if t.unit == Unit::Score { 6 } else { 5 })
+        .x_label_formatter(&|v| (from + chrono::Duration::days(v.round() as i64)).format("%b %-d").to_string())
+        .y_label_formatter(&|y| number(*y))
+        .y_desc(unit_desc(t.unit))
+        .label_style(text(12))
+        .axis_desc_style(text(13))
+        .draw()?;
+    if let Some(hw) = linked {
+        chart
+            .configure_secondary_axes()
+            .y_labels(5)
+            .y_label_formatter(&|y| format!("{y:.0} %"))
+            .y_desc("adherence")
+            .label_style(text(12))
+            .axis_desc_style(text(13))
+            .draw()?;
+        // A bar per Monday-Sunday week, behind the results, cut to the span.
+        let bars = hw.weeks.iter().filter_map(|(monday, v)| {
+            let v = (*v)?;
+            let (x0, x1) = (x(*monday).max(-PAD), (x(*monday) + 7.0).min(span + PAD));
+            Some(Rectangle::new([(x0 + 0.4, 0.0), (x1 - 0.4, (v * 100.0).max(1.0))], EXCUSED.mix(0.45).filled()))
+        });
+        chart
+            .draw_secondary_series(bars)?
+            .label(format!("weekly adherence of {}", short(&hw.label, 60)))
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], EXCUSED.mix(0.45).filled()));
+    }
+    let points: Vec<(f64, f64)> = t.points.iter().map(|(day, v)| (x(*day), *v)).collect();
+    chart
+        .draw_series(LineSeries::new(points.clone(), ACCENT.stroke_width(2)))?
+        .label(format!("{} ({})", short(&t.name, 40), t.unit.as_str()))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], ACCENT.stroke_width(2)));
+    chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, ACCENT.filled())))?;
+    // Each result's value above its point (the first and latest only when crowded).
+    let base = area.get_base_pixel();
+    let crowded = points.len() > 12;
+    for (i, p) in points.iter().enumerate() {
+        if crowded && i != 0 && i != points.len() - 1 {
+            continue;
+        }
+        let at = chart.backend_coord(p);
+        area.draw(&Text::new(number(p.1), (at.0 - base.0 - 6, at.1 - base.1 - 20), text(12)))?;
+    }
+    legend(&mut *chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }

@@ -74,8 +74,8 @@ pub async fn demo(app: &App, now: Option<&str>, gallery: Option<&Path>) -> Resul
     } else {
         let r = app.create_demo(now).await?;
         println!(
-            "demo: {} clients, {} homework, {} activity records ({} HR samples), {} check-ins, {} excused days",
-            r.clients, r.homework, r.activities, r.samples, r.checkins, r.excused
+            "demo: {} clients, {} homework, {} activity records ({} HR samples), {} check-ins, {} excused days, {} benchmarks",
+            r.clients, r.homework, r.activities, r.samples, r.checkins, r.excused, r.benchmarks
         );
         if let Some(password) = app.demo_trainer().await? {
             println!("dashboard login: coach / {password}  (at {}/login while `coachd run` runs)", app.base_url());
