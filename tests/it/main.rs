@@ -18,6 +18,7 @@ mod ingest;
 mod layers;
 mod providers;
 mod push;
+mod questions;
 mod strap;
 mod supervisor;
 
