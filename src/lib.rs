@@ -38,6 +38,7 @@
 //! - [`engine`]: pure: homework phrases and rules, evidence, verdicts, adherence.
 //! - [`model`]: the normalized shapes every source produces.
 //! - [`activity_types`]: coachd's activity types, their families and categories.
+//! - [`sleep`]: nights from stretches asleep, dated by the wake-up day, with bed and wake times.
 //! - [`config`]: defaults → `coachd.toml` → `COACHD__SECTION__KEY`, typed, every problem located.
 //! - [`crypto`]: the data dir's key, sealed secrets, [`crypto::Secret`], digests, tokens, password hashes.
 //! - [`time`]: local dates in a client's zone, DST-aware day bounds, `parse_day`.
@@ -59,6 +60,7 @@ pub mod init;
 pub mod model;
 pub mod paths;
 pub mod providers;
+pub mod sleep;
 pub mod source;
 pub mod sources;
 pub mod status;
