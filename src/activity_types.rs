@@ -31,6 +31,9 @@ const TYPES: &[(&str, &str, Category)] = &[
     ("mobility", "mobility", Category::Mobility),
     ("stretching", "mobility", Category::Mobility),
     ("recovery", "mobility", Category::Mobility),
+    ("meditation", "mindfulness", Category::Mobility),
+    ("mindfulness", "mindfulness", Category::Mobility),
+    ("breathwork", "mindfulness", Category::Mobility),
     ("workout", "workout", Category::Other),
     ("other", "other", Category::Other),
 ];
@@ -79,5 +82,10 @@ mod tests {
         assert!(!compatible("run", "strength"));
         assert!(!compatible("yoga", "run"));
         assert_eq!(category("unknown_sport"), Category::Other);
+        for ty in ["meditation", "mindfulness", "breathwork"] {
+            assert_eq!((family(ty), category(ty)), ("mindfulness", Category::Mobility), "{ty}");
+        }
+        assert_eq!(family("yoga"), "yoga", "yoga stays its own family");
+        assert!(!compatible("meditation", "run"));
     }
 }
