@@ -1,15 +1,16 @@
 //! Apple Health exports (`export.zip` or `export.xml`), streamed in constant memory.
 //!
 //! Real exports are hundreds of MB to several GB, so the XML is read twice as a stream
-//! rather than held: the first pass collects workouts, daily step counts, sleep and
-//! resting heart rate (all small), the second only the heart-rate records that fall
-//! inside a workout. A malformed record makes the whole file rejected with its byte
+//! rather than held: the first pass collects workouts, mindful sessions, daily step
+//! counts, sleep and resting heart rate (all small), the second only the heart-rate
+//! records that fall inside a workout. A malformed record makes the whole file rejected with its byte
 //! position: nothing partial is stored.
 
 use super::{FileError, Parsed};
 use crate::activity_types;
 use crate::model::{DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind};
-use chrono::{DateTime, NaiveDate, Utc};
+use crate::sleep;
+use chrono::{DateTime, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -196,7 +197,10 @@ fn walk(
 pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<'_>) -> Result<Parsed, FileError> {
     // Pass 1: workouts and daily metrics.
     let mut steps: HashMap<(NaiveDate, String), f64> = HashMap::new();
-    let mut sleep: HashMap<(NaiveDate, String), f64> = HashMap::new();
+    // Stretches asleep (ms) per recording device, made into nights once all are read.
+    let mut asleep: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    // Mindful sessions by start: two apps writing the same session keep the longer.
+    let mut mindful: BTreeMap<DateTime<Utc>, DateTime<Utc>> = BTreeMap::new();
     let mut resting: BTreeMap<NaiveDate, f64> = BTreeMap::new();
     let mut workouts: Vec<Workout> = Vec::new();
     let mut in_workout = false;
@@ -220,11 +224,22 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
                                 when(&a, "startDate", "a sleep record", pos)?,
                                 when(&a, "endDate", "a sleep record", pos)?,
                             );
-                            let asleep =
+                            let is_asleep =
                                 a.get("value").is_some_and(|v| v.starts_with("HKCategoryValueSleepAnalysisAsleep"));
-                            if asleep && t > s {
+                            if is_asleep && t > s {
                                 let source = a.get("sourceName").cloned().unwrap_or_default();
-                                *sleep.entry((local(t), source)).or_default() += (t - s).num_seconds() as f64;
+                                asleep.entry(source).or_default().push((s.timestamp_millis(), t.timestamp_millis()));
+                            }
+                        }
+                        "HKCategoryTypeIdentifierMindfulSession" => {
+                            let (s, t) = (
+                                when(&a, "startDate", "a mindful session", pos)?,
+                                when(&a, "endDate", "a mindful session", pos)?,
+                            );
+                            // A session without length, or longer than a day, is a recording fault.
+                            if t > s && t - s <= chrono::Duration::days(1) {
+                                let end = mindful.entry(s).or_insert(t);
+                                *end = (*end).max(t);
                             }
                         }
                         "HKQuantityTypeIdentifierRestingHeartRate" => {
@@ -326,8 +341,21 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
     for (date, value) in most(steps) {
         parsed.daily.push(DailyMetric { client_id: client, date, metric: Metric::Steps, value: value.round() });
     }
-    for (date, value) in most(sleep) {
-        parsed.daily.push(DailyMetric { client_id: client, date, metric: Metric::SleepS, value });
+    // Each device's nights by wake-up day (a night across midnight belongs to the morning
+    // it ends); the device with the most sleep on a day gives that day's time asleep and
+    // its main night's bed and wake times, never a mix of two devices.
+    let now = Utc::now();
+    let mut nights: BTreeMap<NaiveDate, sleep::WakeDay> = BTreeMap::new();
+    for stretches in asleep.values() {
+        for day in sleep::wake_days(&sleep::nights(stretches), tz) {
+            let best = nights.entry(day.date).or_insert(day);
+            if day.asleep_ms > best.asleep_ms {
+                *best = day;
+            }
+        }
+    }
+    for day in nights.values() {
+        parsed.daily.extend(day.metrics(client, now));
     }
     for (date, value) in resting {
         parsed.daily.push(DailyMetric { client_id: client, date, metric: Metric::RestingHr, value });
@@ -344,10 +372,7 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
             external_id: format!("c{client}:{}:{}", w.start.timestamp(), w.ty),
             start: w.start,
             end: w.end,
-            utc_offset_s: {
-                use chrono::{Offset, TimeZone};
-                tz.offset_from_utc_datetime(&w.start.naive_utc()).fix().local_minus_utc()
-            },
+            utc_offset_s: offset(tz, w.start),
             activity_type: w.ty.into(),
             category: activity_types::category(w.ty),
             duration_s: w.duration_s,
@@ -360,5 +385,99 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
             sets: None,
         });
     }
+    for (start, end) in mindful {
+        let ty = "meditation";
+        parsed.activities.push(NewActivity {
+            client_id: client,
+            external_id: format!("c{client}:{}:{ty}", start.timestamp()),
+            start,
+            end,
+            utc_offset_s: offset(tz, start),
+            activity_type: ty.into(),
+            category: activity_types::category(ty),
+            duration_s: (end - start).num_seconds() as f64,
+            distance_m: None,
+            avg_hr: None,
+            max_hr: None,
+            energy_kj: None,
+            content_hash: None,
+            series: Vec::new(),
+            sets: None,
+        });
+    }
     Ok(parsed)
+}
+
+/// The client's UTC offset at `t`, in seconds.
+fn offset(tz: Tz, t: DateTime<Utc>) -> i32 {
+    tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_xml(records: &str, tz: Tz) -> Parsed {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("export.xml");
+        let xml = format!("<?xml version=\"1.0\"?>\n<HealthData locale=\"en_US\">\n{records}</HealthData>\n");
+        std::fs::write(&path, xml).expect("write");
+        parse(&path, false, 3, tz, &|_, _| {}).expect("parse")
+    }
+
+    fn sleep_record(source: &str, start: &str, end: &str, value: &str) -> String {
+        format!(
+            "<Record type=\"HKCategoryTypeIdentifierSleepAnalysis\" sourceName=\"{source}\" startDate=\"{start}\" \
+             endDate=\"{end}\" value=\"HKCategoryValueSleepAnalysis{value}\"/>\n"
+        )
+    }
+
+    fn daily(p: &Parsed, metric: Metric) -> Vec<(String, f64)> {
+        p.daily.iter().filter(|d| d.metric == metric).map(|d| (d.date.to_string(), d.value)).collect()
+    }
+
+    #[test]
+    fn a_night_across_midnight_gives_bed_and_wake_times_of_the_wake_up_day_and_a_nap_none() {
+        let records = [
+            sleep_record("Watch", "2026-11-20 22:40:00 -0500", "2026-11-20 23:05:00 -0500", "InBed"),
+            sleep_record("Watch", "2026-11-20 23:05:00 -0500", "2026-11-21 01:30:00 -0500", "AsleepCore"),
+            sleep_record("Watch", "2026-11-21 01:30:00 -0500", "2026-11-21 01:50:00 -0500", "Awake"),
+            sleep_record("Watch", "2026-11-21 01:50:00 -0500", "2026-11-21 06:35:00 -0500", "AsleepDeep"),
+            // An afternoon nap: sleep on the 21st, but not its bedtime.
+            sleep_record("Watch", "2026-11-21 14:00:00 -0500", "2026-11-21 14:30:00 -0500", "AsleepCore"),
+            // The phone saw less of the same night: the watch's night counts, not a mix.
+            sleep_record("Phone", "2026-11-21 00:30:00 -0500", "2026-11-21 06:00:00 -0500", "AsleepUnspecified"),
+        ]
+        .concat();
+        let p = parse_xml(&records, chrono_tz::America::New_York);
+        let bed = Utc.with_ymd_and_hms(2026, 11, 21, 4, 5, 0).single().expect("t").timestamp() as f64;
+        let wake = Utc.with_ymd_and_hms(2026, 11, 21, 11, 35, 0).single().expect("t").timestamp() as f64;
+        assert_eq!(daily(&p, Metric::SleepStart), vec![("2026-11-21".to_string(), bed)]);
+        assert_eq!(daily(&p, Metric::SleepEnd), vec![("2026-11-21".to_string(), wake)]);
+        let asleep = (2.0 * 60.0 + 25.0 + 4.0 * 60.0 + 45.0 + 30.0) * 60.0;
+        assert_eq!(daily(&p, Metric::SleepS), vec![("2026-11-21".to_string(), asleep)]);
+    }
+
+    #[test]
+    fn mindful_sessions_are_meditations_with_a_stable_id() {
+        let session = |source: &str, start: &str, end: &str| {
+            format!(
+                "<Record type=\"HKCategoryTypeIdentifierMindfulSession\" sourceName=\"{source}\" \
+                 startDate=\"{start}\" endDate=\"{end}\" value=\"HKCategoryValueNotApplicable\"/>\n"
+            )
+        };
+        let records = [
+            session("Calm", "2026-11-20 07:00:00 +0100", "2026-11-20 07:12:00 +0100"),
+            session("Watch", "2026-11-20 07:00:00 +0100", "2026-11-20 07:10:00 +0100"),
+            session("Watch", "2026-11-20 21:00:00 +0100", "2026-11-20 21:00:00 +0100"),
+        ]
+        .concat();
+        let p = parse_xml(&records, chrono_tz::Europe::Berlin);
+        assert_eq!(p.activities.len(), 1, "the empty session is left out, the doubled one kept once");
+        let a = &p.activities[0];
+        assert_eq!((a.activity_type.as_str(), a.duration_s, a.utc_offset_s), ("meditation", 720.0, 3600));
+        assert_eq!(activity_types::family(&a.activity_type), "mindfulness");
+        let again = parse_xml(&records, chrono_tz::Europe::Berlin);
+        assert_eq!(again.activities[0].external_id, a.external_id);
+    }
 }

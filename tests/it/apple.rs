@@ -1,6 +1,8 @@
 //! Apple Health exports through `coachd import`.
 
 use crate::coachd;
+use chrono::{NaiveDate, TimeZone};
+use coachd::model::Metric;
 use predicates::str::contains;
 use std::path::Path;
 
@@ -187,4 +189,75 @@ fn a_malformed_record_or_a_lying_zip_rejects_the_file_and_stores_nothing() {
     );
     let json = status(&data);
     assert!(json["occurrences"].as_array().expect("occ").iter().all(|o| o["achieved"] == 0.0), "{json}");
+}
+
+/// One stored daily value of a source, by metric and date.
+fn stored(ev: &coachd::engine::evidence::Evidence, metric: Metric, date: &str, source: &str) -> Option<f64> {
+    ev.daily.iter().find(|d| d.metric == metric && d.date.to_string() == date && d.source == source).map(|d| d.value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_night_across_midnight_gives_bed_and_wake_times_and_a_mindful_session_is_a_meditation() {
+    let t = crate::TestStore::new().await;
+    let alex = t.client("alex").await;
+    let client = t.store.client_by_id(alex).await.expect("client");
+    let tz = chrono_tz::Europe::Berlin;
+    let sleep = |start: &str, end: &str, value: &str| {
+        format!(
+            " <Record type=\"HKCategoryTypeIdentifierSleepAnalysis\" sourceName=\"Alex’s Apple Watch\" \
+             startDate=\"{start}\" endDate=\"{end}\" value=\"HKCategoryValueSleepAnalysis{value}\"/>\n"
+        )
+    };
+    // In bed at 22:50, asleep 23:10 to 06:40 with a quarter of an hour awake after midnight
+    // (00:30 in Berlin is 23:30 UTC of the day before); an afternoon nap; a morning meditation.
+    let records = [
+        sleep("2026-11-20 22:50:00 +0100", "2026-11-20 23:10:00 +0100", "InBed"),
+        sleep("2026-11-20 23:10:00 +0100", "2026-11-21 00:30:00 +0100", "AsleepCore"),
+        sleep("2026-11-21 00:30:00 +0100", "2026-11-21 00:45:00 +0100", "Awake"),
+        sleep("2026-11-21 00:45:00 +0100", "2026-11-21 06:40:00 +0100", "AsleepDeep"),
+        sleep("2026-11-21 15:00:00 +0100", "2026-11-21 15:40:00 +0100", "AsleepCore"),
+        " <Record type=\"HKCategoryTypeIdentifierMindfulSession\" sourceName=\"Headspace\" \
+         startDate=\"2026-11-21 07:00:00 +0100\" endDate=\"2026-11-21 07:15:00 +0100\"/>\n"
+            .to_string(),
+    ]
+    .concat();
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<HealthData locale=\"en_DE\">\n \
+         <ExportDate value=\"2026-11-22 08:00:00 +0100\"/>\n{records}</HealthData>\n"
+    );
+    let path = t.dir.path().join("export.xml");
+    std::fs::write(&path, &xml).expect("write");
+    let outcome =
+        coachd::files::import_file(&t.store, &client, tz, &path, coachd::files::quiet()).await.expect("import");
+    assert!(matches!(outcome, coachd::files::Outcome::Imported { activities: 1, .. }), "{outcome:?}");
+
+    let day = NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
+    let ev = t.store.evidence(alex, tz, day, day).await.expect("evidence");
+    let at = |h: u32, m: u32, d: u32| tz.with_ymd_and_hms(2026, 11, d, h, m, 0).single().expect("t").timestamp() as f64;
+    assert_eq!(stored(&ev, Metric::SleepStart, "2026-11-21", "apple"), Some(at(23, 10, 20)), "{:?}", ev.daily);
+    assert_eq!(stored(&ev, Metric::SleepEnd, "2026-11-21", "apple"), Some(at(6, 40, 21)));
+    // The whole night (and the nap) is the 21st's sleep; nothing is dated the 20th.
+    let asleep = (80.0 + 355.0 + 40.0) * 60.0;
+    assert_eq!(stored(&ev, Metric::SleepS, "2026-11-21", "apple"), Some(asleep));
+    assert!(ev.daily.iter().all(|d| d.date == day), "{:?}", ev.daily);
+
+    let meditation = ev.workouts.iter().find(|w| w.activity_type == "meditation").expect("a meditation");
+    assert_eq!((meditation.duration_s, meditation.sources.clone()), (900.0, vec!["apple".to_string()]));
+    assert_eq!(coachd::activity_types::family(&meditation.activity_type), "mindfulness");
+
+    // A newer export (another file, the same records and one more step count) changes none of it.
+    let before = t.store.row_counts().await.expect("counts");
+    let newer = xml.replace(
+        "</HealthData>",
+        " <Record type=\"HKQuantityTypeIdentifierStepCount\" sourceName=\"Alex’s iPhone\" unit=\"count\" \
+         startDate=\"2026-11-21 09:00:00 +0100\" endDate=\"2026-11-21 09:30:00 +0100\" value=\"500\"/>\n</HealthData>",
+    );
+    let path = t.dir.path().join("export-newer.xml");
+    std::fs::write(&path, newer).expect("write");
+    coachd::files::import_file(&t.store, &client, tz, &path, coachd::files::quiet()).await.expect("import");
+    let after = t.store.row_counts().await.expect("counts");
+    assert_eq!((after.activities, after.daily_metrics), (before.activities, before.daily_metrics + 1), "steps only");
+    let again = t.store.evidence(alex, tz, day, day).await.expect("evidence");
+    assert_eq!(stored(&again, Metric::SleepStart, "2026-11-21", "apple"), Some(at(23, 10, 20)));
+    assert_eq!(stored(&again, Metric::SleepEnd, "2026-11-21", "apple"), Some(at(6, 40, 21)));
 }
