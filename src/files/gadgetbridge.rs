@@ -5,24 +5,23 @@
 //!
 //! Per device: per-sample steps become the day's steps (as timed buckets, so a day is
 //! summed once however often it is imported), sleep kinds or sleep stages become time
-//! asleep dated by the wake-up day, and the device's workouts become activities with the
-//! heart rate sampled during them. Each device has a cursor (its last sample), so the
+//! asleep dated by the wake-up day, with the bed and wake times of that day's main night
+//! (its first and last stretch asleep), and the device's workouts become activities with
+//! the heart rate sampled during them. Each device has a cursor (its last sample), so the
 //! nightly re-export reads only the last three days again and stores only what changed.
 
 use super::Outcome;
 use crate::activity_types;
-use crate::model::{Batch, Cursor, DailyMetric, Metric, MetricBucket, NewActivity, Sample, Series, SeriesKind};
+use crate::model::{Batch, Cursor, Metric, MetricBucket, NewActivity, Sample, Series, SeriesKind};
+use crate::sleep;
 use crate::store::gadgetbridge::{Family, GadgetbridgeDb, GbDevice, GbSample, GbWorkout};
 use crate::store::{Client, Store, StoreError};
 use chrono::{DateTime, Duration, NaiveDate, Offset, TimeZone};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 /// What is read again on each import, behind a device's cursor: a night that was still
 /// going on at the last export, and late-synced samples.
 const REREAD_S: i64 = 72 * 3600;
-/// Sleep pieces this close together are one night.
-const SAME_NIGHT_MS: i64 = 60 * 60 * 1000;
 /// Plausible values: anything else from the file is ignored, never stored.
 const MAX_STEPS_PER_SAMPLE: i64 = 5_000;
 const HR: std::ops::RangeInclusive<i64> = 10..=250;
@@ -101,10 +100,11 @@ async fn import_open(store: &Store, client: &Client, db: &GadgetbridgeDb) -> Res
         }
         // Nights that end before the re-read window's first full day may be cut: leave them.
         let first_full_day = cursor.map(|c| local_date(client, (c - 24 * 3600) * 1000));
-        batch.daily = nights(&asleep, client)
+        let now = chrono::Utc::now();
+        batch.daily = sleep_days(&asleep, client)
             .into_iter()
-            .filter(|(d, _)| first_full_day.is_none_or(|f| *d >= f))
-            .map(|(date, secs)| DailyMetric { client_id: client.id, date, metric: Metric::SleepS, value: secs })
+            .filter(|d| first_full_day.is_none_or(|f| d.date >= f))
+            .flat_map(|d| d.metrics(client.id, now))
             .collect();
         with_hr.sort_by_key(|s| s.t_s);
         for w in db.workouts(device.id, since_ms).await? {
@@ -218,33 +218,10 @@ fn xiaomi_sleep(nights: &[(i64, i64)], stages: &[(i64, i64)]) -> Vec<(i64, i64)>
     out
 }
 
-/// Seconds asleep per wake-up date: stretches less than an hour apart are one night,
-/// dated by the local date it ends.
-fn nights(asleep: &[(i64, i64)], client: &Client) -> BTreeMap<NaiveDate, f64> {
-    let mut pieces: Vec<(i64, i64)> = asleep.iter().copied().filter(|(a, b)| b > a).collect();
-    pieces.sort_unstable();
-    let mut out: BTreeMap<NaiveDate, f64> = BTreeMap::new();
-    let mut night: Option<(i64, i64)> = None; // (end so far, asleep ms)
-    let close = |n: Option<(i64, i64)>, out: &mut BTreeMap<NaiveDate, f64>| {
-        if let Some((end, ms)) = n {
-            *out.entry(local_date(client, end)).or_default() += ms as f64 / 1000.0;
-        }
-    };
-    for (a, b) in pieces {
-        night = match night {
-            Some((end, ms)) if a - end <= SAME_NIGHT_MS => {
-                // Overlapping pieces (two tables saying the same) count once.
-                let new = (b - a.max(end)).max(0);
-                Some((end.max(b), ms + new))
-            }
-            other => {
-                close(other, &mut out);
-                Some((b, b - a))
-            }
-        };
-    }
-    close(night, &mut out);
-    out
+/// Nights by wake-up date: stretches less than an hour apart are one night, dated by the
+/// local date it ends; overlapping stretches (two tables saying the same) count once.
+fn sleep_days(asleep: &[(i64, i64)], client: &Client) -> Vec<sleep::WakeDay> {
+    sleep::wake_days(&sleep::nights(asleep), client.tz)
 }
 
 /// coachd's activity type for Gadgetbridge's ActivityKind code.
@@ -326,9 +303,14 @@ mod tests {
         };
         // 22:00 to 06:00 Berlin, with a 20-minute wake-up; the same hour twice.
         let asleep = [(at(0), at(4)), (at(4) + 1_200_000, at(8)), (at(1), at(2))];
-        let n = nights(&asleep, &client());
+        let days = sleep_days(&asleep, &client());
         let wake = NaiveDate::from_ymd_opt(2026, 11, 21).expect("date");
-        assert_eq!(n.get(&wake).copied(), Some(8.0 * 3600.0 - 1200.0), "{n:?}");
+        assert_eq!(days.len(), 1, "{days:?}");
+        let metrics = days[0].metrics(1, Utc::now());
+        let value = |m: Metric| metrics.iter().find(|d| d.metric == m && d.date == wake).map(|d| d.value);
+        assert_eq!(value(Metric::SleepS), Some(8.0 * 3600.0 - 1200.0), "{metrics:?}");
+        assert_eq!(value(Metric::SleepStart), Some(at(0) as f64 / 1000.0), "bed at 22:00 the evening before");
+        assert_eq!(value(Metric::SleepEnd), Some(at(8) as f64 / 1000.0));
     }
 
     #[test]

@@ -261,3 +261,51 @@ async fn a_database_written_while_it_is_imported_is_never_read_half_way() {
     let runs = list.as_array().expect("list").iter().filter(|a| a["type"] == "run").count();
     assert_eq!(runs, 12, "every day's run once ({} imports during the writes)", outcomes.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_device_gives_its_nights_bed_and_wake_times_dated_by_the_morning() {
+    use coachd::model::Metric;
+    let t = crate::TestStore::new().await;
+    let alex = t.client("alex").await;
+    let client = t.store.client_by_id(alex).await.expect("client");
+    let tz = chrono_tz::Europe::Berlin;
+    let db = t.dir.path().join("Gadgetbridge.db");
+    make_db(&db, 3).await;
+    let import = |path: std::path::PathBuf| {
+        let (store, client) = (t.store.clone(), client.clone());
+        async move { coachd::files::import_file(&store, &client, tz, &path, coachd::files::quiet()).await }
+    };
+    import(db.clone()).await.expect("import");
+    let (from, to) = (
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 10).expect("d"),
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 12).expect("d"),
+    );
+    let times = || async {
+        let ev = t.store.evidence(alex, tz, from, to).await.expect("evidence");
+        let mut out: Vec<(String, String, f64, f64)> = Vec::new();
+        for d in ev.daily.iter().filter(|d| d.metric == Metric::SleepStart && d.date >= from && d.date <= to) {
+            let end =
+                ev.daily.iter().find(|e| e.metric == Metric::SleepEnd && e.date == d.date && e.source == d.source);
+            out.push((d.date.to_string(), d.source.clone(), d.value, end.map_or(-1.0, |e| e.value)));
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    };
+    let found = times().await;
+    let mut expected = Vec::new();
+    for day in 0..3 {
+        let m = morning(day) as f64;
+        let date = format!("2026-11-{}", 10 + day);
+        // The band: asleep from 23:00 to 06:30; the watch's stages: asleep from midnight
+        // (23:00 UTC the day before) to 06:30, after half an hour awake.
+        expected.push((date.clone(), "gadgetbridge.c80f10112233".to_string(), m - 8.0 * 3600.0, m - 1800.0));
+        expected.push((date, "gadgetbridge.e45f01445566".to_string(), m - 7.0 * 3600.0, m - 1800.0));
+    }
+    assert_eq!(found, expected);
+    // Tonight's export, with a day more: the nights already stored stay as they were.
+    let mut c = open(&db).await;
+    add_days(&mut c, 3, 1).await;
+    c.close().await.expect("close");
+    import(db.clone()).await.expect("import");
+    assert_eq!(times().await, expected);
+}
