@@ -3,10 +3,14 @@
 //! Steps and sleep arrive as timed pieces (per minute, per sleep stage, or per day when
 //! aggregated); they are stored as buckets keyed by time, so the app's "since last sync"
 //! and "previous 7 days" modes both give the right day totals and a repeated push changes
-//! nothing. Heart rate is kept where it falls inside a workout.
+//! nothing. Each stretch asleep with known times is also kept as a `sleep_start` bucket
+//! (its start as the value, at its end), from which ingest derives the night's bed and
+//! wake times across pushes. Heart rate is kept where it falls inside a workout; mindful
+//! minutes become meditation activities.
 
 use crate::activity_types;
 use crate::model::{Batch, Metric, MetricBucket, NewActivity, Sample, Series, SeriesKind};
+use crate::sleep::Night;
 use chrono::{DateTime, NaiveDate, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
@@ -28,7 +32,7 @@ fn qty(v: Option<&Value>) -> Option<f64> {
 /// does not report success for data that was dropped.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Rejected {
-    /// `step_count`, `sleep_analysis`, `heart_rate` or `workouts`.
+    /// `step_count`, `sleep_analysis`, `heart_rate`, `mindful_minutes` or `workouts`.
     pub metric: String,
     /// Its position in that list.
     pub index: usize,
@@ -155,18 +159,45 @@ pub fn parse_checked(body: &[u8], client: i64, tz: Tz, now: DateTime<Utc>) -> Re
                             && *t <= now + chrono::Duration::days(1)
                     };
                     match (asleep_hours, end) {
-                        (Some(h), Some(end)) if plausible(&end) && h <= 24.0 => batch.buckets.push(MetricBucket {
-                            client_id: client,
-                            metric: Metric::SleepS,
-                            t_ms: end.timestamp_millis(),
-                            value: h * 3600.0,
-                        }),
+                        (Some(h), Some(end)) if plausible(&end) && h <= 24.0 => {
+                            batch.buckets.push(MetricBucket {
+                                client_id: client,
+                                metric: Metric::SleepS,
+                                t_ms: end.timestamp_millis(),
+                                value: h * 3600.0,
+                            });
+                            // Times only where the app gave them; an implausible span keeps
+                            // its sleep but gives no bed or wake time.
+                            if let Some((n, (start, _))) = asleep_span(p, h).and_then(|n| Some((n, n.times(now)?))) {
+                                batch.buckets.push(MetricBucket {
+                                    client_id: client,
+                                    metric: Metric::SleepStart,
+                                    t_ms: n.end_ms,
+                                    value: start,
+                                });
+                            }
+                        }
                         (Some(h), Some(_)) if h > 24.0 => reject(name, i, format!("{h} hours asleep in one piece")),
                         (Some(_), Some(_)) => reject(name, i, "its end is outside 2000 to tomorrow".into()),
                         (Some(_), None) => reject(name, i, "it has no valid endDate, sleepEnd or date".into()),
                         // Awake or in-bed stages are not sleep: nothing to store, nothing wrong.
                         (None, _) if p.get("value").and_then(Value::as_str).is_some() => {}
                         (None, _) => reject(name, i, "totalSleep/asleep is not a number of at least 0".into()),
+                    }
+                }
+            }
+            "mindful_minutes" => {
+                for (i, p) in points.iter().enumerate() {
+                    let key =
+                        if p.get("date").is_none() && p.get("startDate").is_some() { "startDate" } else { "date" };
+                    match checked_time(p, key, now).and_then(|t| Ok((t, checked_qty(p, "qty")?))) {
+                        Ok((_, minutes)) if minutes > 24.0 * 60.0 => {
+                            reject(name, i, format!("{minutes} mindful minutes in one entry"));
+                        }
+                        // A period without a session: nothing to store, nothing wrong.
+                        Ok((_, 0.0)) => {}
+                        Ok((start, minutes)) => batch.activities.push(meditation(client, tz, start, minutes)),
+                        Err(why) => reject(name, i, why),
                     }
                 }
             }
@@ -252,11 +283,123 @@ pub fn parse_checked(body: &[u8], client: i64, tz: Tz, now: DateTime<Utc>) -> Re
     Ok((batch, rejected))
 }
 
+/// The stretch asleep a sleep entry covers, from the times the app gave: a stage's
+/// `startDate`/`endDate` (its start from its length when only the end is there), an
+/// aggregated night's `sleepStart`/`sleepEnd`, else its `inBedStart`/`inBedEnd`. Never
+/// guessed from a date alone.
+fn asleep_span(p: &Value, hours: f64) -> Option<Night> {
+    let at = |key: &str| p.get(key).and_then(time).map(|t| t.timestamp_millis());
+    let (start, end) = if p.get("value").and_then(Value::as_str).is_some() {
+        let end = at("endDate")?;
+        (at("startDate").unwrap_or(end.saturating_sub((hours * 3_600_000.0) as i64)), end)
+    } else {
+        match (at("sleepStart"), at("sleepEnd")) {
+            (Some(s), Some(e)) => (s, e),
+            _ => (at("inBedStart")?, at("inBedEnd")?),
+        }
+    };
+    Some(Night { start_ms: start, end_ms: end, asleep_ms: end.saturating_sub(start) })
+}
+
+/// A mindful-minutes entry as a meditation: it starts at the entry's date and lasts its
+/// minutes. Its id is the start, so a day's entry pushed again with more minutes (the
+/// app's aggregated modes) updates the same activity.
+fn meditation(client: i64, tz: Tz, start: DateTime<Utc>, minutes: f64) -> NewActivity {
+    let ty = "meditation";
+    let duration_s = minutes * 60.0;
+    NewActivity {
+        client_id: client,
+        external_id: format!("c{client}:mindful:{}", start.timestamp()),
+        start,
+        end: start + chrono::Duration::milliseconds((duration_s * 1000.0).round() as i64),
+        utc_offset_s: tz.offset_from_utc_datetime(&start.naive_utc()).fix().local_minus_utc(),
+        activity_type: ty.into(),
+        category: activity_types::category(ty),
+        duration_s,
+        distance_m: None,
+        avg_hr: None,
+        max_hr: None,
+        energy_kj: None,
+        content_hash: None,
+        series: Vec::new(),
+        sets: None,
+    }
+}
+
 /// The first 200 characters of a JSON value, for error messages.
 fn truncate(v: &Value) -> String {
     let s = v.to_string();
     match s.char_indices().nth(200) {
         Some((cut, _)) => format!("{}…", &s[..cut]),
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn push(metrics: Value) -> (Batch, Vec<Rejected>) {
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).single().expect("now");
+        let body = json!({"data": {"metrics": metrics, "workouts": []}}).to_string();
+        parse_checked(body.as_bytes(), 4, chrono_tz::Europe::Berlin, now).expect("a push")
+    }
+
+    fn stretches(b: &Batch) -> Vec<(i64, f64)> {
+        b.buckets.iter().filter(|b| b.metric == Metric::SleepStart).map(|b| (b.t_ms, b.value)).collect()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        time(&json!(s)).expect("a time")
+    }
+
+    #[test]
+    fn sleep_stages_and_nights_give_stretches_with_the_times_the_app_sent() {
+        let (b, rejected) = push(json!([{"name": "sleep_analysis", "data": [
+            {"startDate": "2026-11-20 23:10:00 +0100", "endDate": "2026-11-21 02:00:00 +0100", "qty": 2.8333, "value": "Core"},
+            {"startDate": "2026-11-21 02:00:00 +0100", "endDate": "2026-11-21 02:20:00 +0100", "qty": 0.3333, "value": "Awake"},
+            {"endDate": "2026-11-21 06:40:00 +0100", "qty": 4.25, "value": "Deep"},
+            {"date": "2026-11-19", "totalSleep": 7.0, "sleepStart": "2026-11-18 23:00:00 +0100",
+             "sleepEnd": "2026-11-19 06:30:00 +0100", "inBedStart": "2026-11-18 22:30:00 +0100"},
+            {"date": "2026-11-18", "totalSleep": 6.5, "inBedStart": "2026-11-17 22:45:00 +0100",
+             "inBedEnd": "2026-11-18 06:00:00 +0100"},
+            // A night with only its date: sleep, but no invented bed or wake time.
+            {"date": "2026-11-17", "totalSleep": 6.0},
+            // An implausible span (ends before it starts): its sleep counts, its times do not.
+            {"date": "2026-11-16", "totalSleep": 6.0, "sleepStart": "2026-11-16 07:00:00 +0100",
+             "sleepEnd": "2026-11-16 06:00:00 +0100"},
+        ]}]));
+        assert!(rejected.is_empty(), "{rejected:?}");
+        let secs = |s: &str| at(s).timestamp() as f64;
+        let ms = |s: &str| at(s).timestamp_millis();
+        assert_eq!(
+            stretches(&b),
+            vec![
+                (ms("2026-11-21 02:00:00 +0100"), secs("2026-11-20 23:10:00 +0100")),
+                // Its start from its length: 4 h 15 min before its end.
+                (ms("2026-11-21 06:40:00 +0100"), secs("2026-11-21 02:25:00 +0100")),
+                (ms("2026-11-19 06:30:00 +0100"), secs("2026-11-18 23:00:00 +0100")),
+                (ms("2026-11-18 06:00:00 +0100"), secs("2026-11-17 22:45:00 +0100")),
+            ]
+        );
+        assert_eq!(b.buckets.iter().filter(|b| b.metric == Metric::SleepS).count(), 6, "every night's sleep");
+    }
+
+    #[test]
+    fn mindful_minutes_become_meditations_and_bad_entries_are_named() {
+        let (b, rejected) = push(json!([{"name": "mindful_minutes", "units": "min", "data": [
+            {"date": "2026-11-20 07:00:00 +0100", "qty": 10},
+            {"date": "2026-11-20 12:00:00 +0100", "qty": 0},
+            {"date": "2026-11-20 13:00:00 +0100", "qty": 5000},
+            {"date": "soon", "qty": 5},
+        ]}]));
+        assert_eq!(b.activities.len(), 1);
+        let a = &b.activities[0];
+        assert_eq!((a.activity_type.as_str(), a.duration_s, a.utc_offset_s), ("meditation", 600.0, 3600));
+        assert_eq!(a.end - a.start, chrono::Duration::minutes(10));
+        assert_eq!(a.external_id, format!("c4:mindful:{}", at("2026-11-20 07:00:00 +0100").timestamp()));
+        assert_eq!(rejected.iter().map(|r| r.index).collect::<Vec<_>>(), vec![2, 3], "{rejected:?}");
+        assert!(rejected.iter().all(|r| r.metric == "mindful_minutes"));
     }
 }

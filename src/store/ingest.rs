@@ -1,9 +1,16 @@
 //! Ingest: one batch and its cursor in one transaction, upserting by
 //! (source, external id). Replaying a batch writes nothing; a failure leaves nothing.
+//!
+//! Buckets are summed into their local day, except `sleep_start` buckets: each is a
+//! stretch asleep (stored at its end, its start in Unix seconds as the value), and the
+//! nights they make give the wake-up day's `sleep_start` and `sleep_end`, derived again
+//! from every stored stretch of the source, so pushes that each carry part of a night
+//! give the whole night's bed and wake times.
 
 use super::codec;
 use super::{Store, StoreError};
-use crate::model::{ActivityId, Batch, IngestReport, NewActivity, Sample, Series, SeriesKind, StrengthSet};
+use crate::model::{ActivityId, Batch, IngestReport, Metric, NewActivity, Sample, Series, SeriesKind, StrengthSet};
+use crate::sleep;
 use crate::time::{local, local_dates};
 use sqlx::{Sqlite, Transaction};
 use std::collections::BTreeMap;
@@ -61,7 +68,13 @@ impl Store {
     /// Store a batch and its cursor atomically.
     #[tracing::instrument(skip_all, fields(source = %batch.source, activities = batch.activities.len()))]
     pub async fn ingest(&self, batch: &Batch) -> Result<IngestReport, StoreError> {
-        let problems = batch.problems();
+        let mut problems = batch.problems();
+        if batch.buckets.iter().any(|b| b.metric == Metric::SleepEnd) {
+            problems.push(format!(
+                "{}: a sleep_end bucket; a stretch asleep is one sleep_start bucket (at its end, its start as the value)",
+                batch.source
+            ));
+        }
         if !problems.is_empty() {
             return Err(StoreError::Invalid(problems));
         }
@@ -145,7 +158,21 @@ impl Store {
                 touched.insert((b.client_id, b.metric, at.with_timezone(&tz).date_naive()));
             }
         }
-        for (client, metric, day) in touched {
+        // A stretch ending on a day belongs to a night ending that day or the next, and may
+        // carry on a night that so far ended the day before.
+        let nights: std::collections::BTreeSet<(i64, chrono::NaiveDate)> = touched
+            .iter()
+            .filter(|(_, m, _)| *m == Metric::SleepStart)
+            .flat_map(|&(c, _, d)| [d.pred_opt(), Some(d), d.succ_opt()].into_iter().flatten().map(move |d| (c, d)))
+            .collect();
+        for (client, wake) in nights {
+            let tz = zones.get(&mut tx, client).await?;
+            if derive_night(&mut tx, client, &batch.source, tz, wake, now).await? {
+                report.daily_written += 1;
+                mark_dirty(&mut tx, client, wake).await?;
+            }
+        }
+        for (client, metric, day) in touched.into_iter().filter(|(_, m, _)| *m != Metric::SleepStart) {
             // The day's total is the sum of its distinct buckets, in the client's local day.
             let tz = zones.get(&mut tx, client).await?;
             let bound = |d: chrono::NaiveDate| local(tz, d, chrono::NaiveTime::MIN).timestamp_millis();
@@ -496,6 +523,81 @@ async fn refresh_hr_summary(tx: &mut Tx<'_>, id: ActivityId) -> Result<(), Store
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Derive a wake-up day's bed and wake times from the source's stored stretches asleep:
+/// the main night ending that day, or none (a night that a later stretch carried on into
+/// the next day). Returns whether anything changed.
+async fn derive_night(
+    tx: &mut Tx<'_>,
+    client: i64,
+    source: &str,
+    tz: chrono_tz::Tz,
+    wake: chrono::NaiveDate,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    // Every stretch of a night ending on `wake`, and those that would carry it on: a
+    // plausible night lasts at most a day, so a day and a bit either side is enough.
+    let margin = sleep::LONGEST_NIGHT_MS + 2 * sleep::SAME_NIGHT_MS;
+    let bound = |d: chrono::NaiveDate| local(tz, d, chrono::NaiveTime::MIN).timestamp_millis();
+    let next = wake.succ_opt().unwrap_or(wake);
+    let (lo, hi) = (bound(wake).saturating_sub(margin), bound(next).saturating_add(margin));
+    let rows: Vec<(i64, f64)> = sqlx::query_as(
+        "SELECT t_ms, value FROM metric_buckets
+         WHERE client_id = ? AND metric = ? AND source = ? AND t_ms >= ? AND t_ms < ?",
+    )
+    .bind(client)
+    .bind(Metric::SleepStart.as_str())
+    .bind(source)
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(&mut **tx)
+    .await?;
+    // `as` saturates: a stored value far out of range makes an implausible night, not a panic.
+    let stretches: Vec<(i64, i64)> =
+        rows.into_iter().map(|(end, start_s)| ((start_s * 1000.0).round() as i64, end)).collect();
+    let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+    let times = sleep::wake_days(&sleep::nights(&stretches), tz)
+        .into_iter()
+        .find(|d| d.date == wake)
+        .and_then(|d| d.main.times(now));
+    let mut changed = false;
+    match times {
+        Some((start, end)) => {
+            for (metric, value) in [(Metric::SleepStart, start), (Metric::SleepEnd, end)] {
+                let done = sqlx::query(
+                    "INSERT INTO daily_metrics (client_id, date, metric, source, value, updated_ms)
+                     VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (client_id, date, metric, source)
+                     DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms
+                     WHERE value IS NOT excluded.value",
+                )
+                .bind(client)
+                .bind(wake.to_string())
+                .bind(metric.as_str())
+                .bind(source)
+                .bind(value)
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await?;
+                changed |= done.rows_affected() > 0;
+            }
+        }
+        None => {
+            let done = sqlx::query(
+                "DELETE FROM daily_metrics WHERE client_id = ? AND date = ? AND source = ? AND metric IN (?, ?)",
+            )
+            .bind(client)
+            .bind(wake.to_string())
+            .bind(source)
+            .bind(Metric::SleepStart.as_str())
+            .bind(Metric::SleepEnd.as_str())
+            .execute(&mut **tx)
+            .await?;
+            changed = done.rows_affected() > 0;
+        }
+    }
+    Ok(changed)
 }
 
 /// Remember that a client's evidence on a local date changed, so its verdicts are re-judged.

@@ -160,3 +160,85 @@ async fn a_push_names_what_it_could_not_use_and_never_says_ok_to_nothing() {
     app.stop.send(()).expect("stop");
     app.task.await.expect("task").expect("daemon");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_of_parts_of_a_night_give_its_bed_and_wake_times_and_mindful_minutes_a_meditation() {
+    let t = TestStore::new().await;
+    let alex = t.client("alex").await;
+    let app = start(&t).await;
+    let url = format!("{}/ingest/health-auto-export", app.base);
+    let token = t.store.new_push_token(alex).await.expect("token");
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| http.post(&url).bearer_auth(&token).json(&body).send();
+    let stage = |start: &str, end: &str, value: &str, hours: f64| {
+        json!({"startDate": format!("2026-11-{start} +0100"), "endDate": format!("2026-11-{end} +0100"),
+               "qty": hours, "value": value, "source": "Alex’s Apple Watch"})
+    };
+    let night = |stages: Vec<serde_json::Value>| json!({"data": {"metrics": [{"name": "sleep_analysis", "units": "hr", "data": stages}], "workouts": []}});
+    let tz = chrono_tz::Europe::Berlin;
+    let (evening, morning) =
+        (NaiveDate::from_ymd_opt(2026, 11, 20).expect("d"), NaiveDate::from_ymd_opt(2026, 11, 21).expect("d"));
+    let at = |d: u32, h: u32, m: u32| tz.with_ymd_and_hms(2026, 11, d, h, m, 0).single().expect("t").timestamp() as f64;
+    let times = |date: NaiveDate| {
+        let store = t.store.clone();
+        async move {
+            let ev = store.evidence(alex, tz, date, date).await.expect("evidence");
+            let get = |m: Metric| ev.daily.iter().find(|d| d.metric == m && d.date == date).map(|d| d.value);
+            (get(Metric::SleepStart), get(Metric::SleepEnd))
+        }
+    };
+    let ok = |r: reqwest::Response| assert_eq!(r.status(), 200);
+
+    // "Since last sync" at 23:55: the night so far ends on the 20th, so it is the 20th's for now.
+    let first = night(vec![stage("20 23:10:00", "20 23:50:00", "Core", 40.0 / 60.0)]);
+    ok(post(first.clone()).await.expect("post"));
+    assert_eq!(times(evening).await, (Some(at(20, 23, 10)), Some(at(20, 23, 50))));
+    // At 03:00, past midnight and an awake spell: the night now ends on the 21st.
+    let second = night(vec![
+        stage("20 23:50:00", "21 00:30:00", "Core", 40.0 / 60.0),
+        stage("21 00:30:00", "21 00:45:00", "Awake", 0.25),
+        stage("21 00:45:00", "21 02:50:00", "Deep", 125.0 / 60.0),
+    ]);
+    ok(post(second.clone()).await.expect("post"));
+    assert_eq!(times(evening).await, (None, None), "the 20th's part-night is gone");
+    assert_eq!(times(morning).await, (Some(at(20, 23, 10)), Some(at(21, 2, 50))));
+    // The same push again changes nothing.
+    let before = t.store.row_counts().await.expect("counts");
+    ok(post(second.clone()).await.expect("post"));
+    assert_eq!(t.store.row_counts().await.expect("counts"), before);
+    // After waking: only the rest of the night; the bedtime stays, the wake time moves.
+    let third = night(vec![stage("21 03:00:00", "21 06:40:00", "REM", 220.0 / 60.0)]);
+    ok(post(third.clone()).await.expect("post"));
+    assert_eq!(times(morning).await, (Some(at(20, 23, 10)), Some(at(21, 6, 40))));
+    // "Previous 7 days": the whole night again, now with a nap: nothing changes but the
+    // nap's own sleep, and the nap never becomes the bedtime.
+    let before = t.store.row_counts().await.expect("counts");
+    let mut all: Vec<serde_json::Value> = [first, second, third]
+        .iter()
+        .flat_map(|n| n["data"]["metrics"][0]["data"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let whole = night(all.clone());
+    ok(post(whole).await.expect("post"));
+    assert_eq!(t.store.row_counts().await.expect("counts"), before);
+    all.push(stage("21 14:00:00", "21 14:30:00", "Core", 0.5));
+    ok(post(night(all)).await.expect("post"));
+    assert_eq!(times(morning).await, (Some(at(20, 23, 10)), Some(at(21, 6, 40))));
+
+    // Mindful minutes: a meditation of that length, the same one when pushed again.
+    let mindful = json!({"data": {"metrics": [{"name": "mindful_minutes", "units": "min",
+        "data": [{"date": "2026-11-21 07:00:00 +0100", "qty": 12}]}], "workouts": []}});
+    let r = post(mindful.clone()).await.expect("post");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["activities"], 1, "{body}");
+    let before = t.store.row_counts().await.expect("counts");
+    ok(post(mindful).await.expect("post"));
+    assert_eq!(t.store.row_counts().await.expect("counts"), before);
+    let ev = t.store.evidence(alex, tz, morning, morning).await.expect("evidence");
+    let m = ev.workouts.iter().find(|w| w.activity_type == "meditation").expect("a meditation");
+    assert_eq!((m.duration_s, m.sources.clone()), (720.0, vec!["hae".to_string()]));
+    assert_eq!(m.start.timestamp() as f64, at(21, 7, 0));
+
+    app.stop.send(()).expect("stop");
+    app.task.await.expect("task").expect("daemon");
+}
