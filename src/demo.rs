@@ -391,7 +391,16 @@ impl Demo<'_> {
                 sleep.push((day, self.rng.range(6.3, 8.4) * 3600.0));
             }
         }
+        let (mut beds, mut wakes) = (Vec::new(), Vec::new());
+        for (day, asleep_s) in &sleep {
+            if let Some((bed, wake)) = night_times(c.tz, *day, *asleep_s, self.now) {
+                beds.push((*day, bed));
+                wakes.push((*day, wake));
+            }
+        }
         self.daily(&c, "oura", Metric::SleepS, sleep).await?;
+        self.daily(&c, "oura", Metric::SleepStart, beds).await?;
+        self.daily(&c, "oura", Metric::SleepEnd, wakes).await?;
         self.steps(&c, first, 0.97, 7000.0, None).await
     }
 
@@ -459,6 +468,20 @@ impl Demo<'_> {
     }
 }
 
+/// Bed and wake times (Unix seconds) of a night with `asleep_s` asleep that ends on `day`:
+/// up by about 06:00 before the 06:30 ride on Mondays and Thursdays, 06:20-07:45 on other
+/// days, with 10-35 minutes awake in the night; none for a wake-up still to come. From a
+/// generator of their own, so every other number of the demo stays as it was.
+fn night_times(tz: Tz, day: NaiveDate, asleep_s: f64, now: DateTime<Utc>) -> Option<(f64, f64)> {
+    let mut rng = Rng(0x51EE_9000 ^ u64::from(day.num_days_from_ce().unsigned_abs()));
+    let early = matches!(day.weekday(), Weekday::Mon | Weekday::Thu);
+    let minute = if early { rng.range(355.0, 370.0) } else { rng.range(380.0, 465.0) } as u32;
+    let wake = local(tz, day, minute / 60, minute % 60)?;
+    let awake_s = rng.range(600.0, 2100.0);
+    let bed = wake - Duration::seconds((asleep_s + awake_s) as i64);
+    (wake <= now).then(|| (bed.timestamp() as f64, wake.timestamp() as f64))
+}
+
 fn local(tz: Tz, day: NaiveDate, h: u32, m: u32) -> Option<DateTime<Utc>> {
     let t = NaiveTime::from_hms_opt(h, m, 0)?;
     tz.from_local_datetime(&day.and_time(t)).earliest().map(|d| d.with_timezone(&Utc))
@@ -475,4 +498,27 @@ pub async fn trainer(store: &Store) -> Result<Option<String>, StoreError> {
     let (t, _) = store.upsert_trainer("coach", &hash).await?;
     store.adopt_unassigned(t.id).await?;
     Ok(Some(password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_nights_end_in_the_morning_before_the_ride_and_never_in_the_future() {
+        let tz = chrono_tz::America::New_York;
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).single().expect("now");
+        let first = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+        for day in first.iter_days().take(30) {
+            let (bed, wake) = night_times(tz, day, 7.0 * 3600.0, now).expect("a past night");
+            let wake_at = DateTime::from_timestamp(wake as i64, 0).expect("t").with_timezone(&tz);
+            assert_eq!(wake_at.date_naive(), day, "dated by its wake-up day");
+            assert!(wake - bed >= 7.0 * 3600.0 && wake - bed <= 8.0 * 3600.0, "{day}: {}", wake - bed);
+            if matches!(day.weekday(), Weekday::Mon | Weekday::Thu) {
+                assert!(wake_at.time() < NaiveTime::from_hms_opt(6, 30, 0).expect("t"), "{day}: up before the ride");
+            }
+            assert_eq!(night_times(tz, day, 7.0 * 3600.0, now), Some((bed, wake)), "deterministic");
+        }
+        assert_eq!(night_times(tz, now.date_naive() + Duration::days(1), 7.0 * 3600.0, now), None);
+    }
 }
