@@ -193,7 +193,7 @@ async fn forms_need_the_csrf_token() {
     // A bad phrase is explained, not stored.
     let r = http.post(&url).form(&[("csrf", csrf.as_str()), ("phrase", "juggle a lot")]).send().await.expect("post");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.text().await.expect("body").contains("understood forms"));
+    assert!(r.text().await.expect("body").contains("forms that work"));
     // Logout needs it too.
     let r = http.post(format!("{}/logout", s.base)).form(&[("csrf", "wrong")]).send().await.expect("post");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);

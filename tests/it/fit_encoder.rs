@@ -139,6 +139,7 @@ pub const SPORT_CYCLING: u64 = 2;
 pub const SPORT_TRAINING: u64 = 10;
 pub const SUB_STRENGTH: u64 = 20;
 pub const EXERCISE_PUSH_UP: u64 = 22;
+pub const EXERCISE_PLANK: u64 = 19;
 
 pub struct SessionSpec {
     pub start: i64,
@@ -209,6 +210,23 @@ impl FitWriter {
                 (6, Base::Enum, s.sub_sport),
                 (16, Base::U8, u64::from(s.avg_hr)),
                 (17, Base::U8, u64::from(s.max_hr)),
+            ],
+        );
+    }
+
+    /// A session with its total distance (field 9, centimetres), on local message 5.
+    pub fn session_with_distance(&mut self, s: &SessionSpec, meters: f64) {
+        self.message(
+            5,
+            18,
+            &[
+                (253, Base::U32, u64::from(fit_time(s.start + i64::from(s.elapsed_s)))),
+                (2, Base::U32, u64::from(fit_time(s.start))),
+                (7, Base::U32, u64::from(s.elapsed_s) * 1000),
+                (8, Base::U32, u64::from(s.timer_s) * 1000),
+                (5, Base::Enum, s.sport),
+                (6, Base::Enum, s.sub_sport),
+                (9, Base::U32, (meters * 100.0).round() as u64),
             ],
         );
     }

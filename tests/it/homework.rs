@@ -207,7 +207,7 @@ fn the_cli_contract() {
         .success()
         .stdout(contains("#2 alex: 10 push-ups every night"));
     for bad in ["do more", "15 minutes of juggling", "3 runs", "10 push-ups on mon twice a week"] {
-        coachd(&data).args(["assign", "alex", bad]).assert().code(2).stderr(contains("understood forms"));
+        coachd(&data).args(["assign", "alex", bad]).assert().code(2).stderr(contains("forms that work"));
     }
     coachd(&data).args(["assign", "nobody", "15 minutes of cardio"]).assert().code(2).stderr(contains("not found"));
     coachd(&data).args(["assign", "alex", "2 runs per week", "--days", "mon"]).assert().code(2);

@@ -1,6 +1,7 @@
 //! coachd's integration tests: one binary, helpers here, one module per area.
 
 mod apple;
+mod benchmarks;
 mod bluez;
 mod browser;
 mod charts;
@@ -15,6 +16,7 @@ mod gadgetbridge;
 mod homework;
 mod inbox;
 mod ingest;
+mod language;
 mod layers;
 mod providers;
 mod push;
