@@ -8,6 +8,7 @@
 //! | `GET /api/clients/{id}/activities?from=&to=` | workouts merged across sources |
 //! | `GET /api/clients/{id}/homework` | the client's homework |
 //! | `GET /api/clients/{id}/answers?from=&to=` | answers to questions homework, per occurrence, newest first |
+//! | `GET /api/clients/{id}/benchmarks?test=` | the client's benchmarks, as `coachd benchmarks --json` |
 
 use super::session;
 use super::WebState;
@@ -228,4 +229,19 @@ pub async fn homework(State(state): State<WebState>, ApiTrainer(t): ApiTrainer, 
         })
         .collect();
     Ok(Json(items).into_response())
+}
+
+#[derive(Deserialize, Default)]
+pub struct TestQuery {
+    test: Option<String>,
+}
+
+pub async fn benchmarks(
+    State(state): State<WebState>,
+    ApiTrainer(t): ApiTrainer,
+    Path(id): Path<i64>,
+    Query(q): Query<TestQuery>,
+) -> Api {
+    let client = state.app.client_of(t, id).await?;
+    Ok(Json(state.app.benchmarks(&client, q.test.as_deref()).await?).into_response())
 }

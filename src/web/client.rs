@@ -1,12 +1,13 @@
 //! A client's page for their trainer (`/clients/{id}`) and the forms on it: assign and
-//! end homework, excuse a day, pair a sensor, share the private link, connect a cloud
-//! account. Another trainer's client is a 404, the same as a missing one.
+//! end homework, excuse a day, record or remove a benchmark, pair a sensor, share the
+//! private link, connect a cloud account. Another trainer's client is a 404, the same as
+//! a missing one.
 
 use super::page::{back, html, Msg, Page};
 use super::session::{CsrfForm, LoggedIn};
 use super::view::{self, week_view, WeekRow};
 use super::WebState;
-use crate::app::{Assignment, Connected};
+use crate::app::{Assignment, BenchmarkInput, Connected};
 use crate::store::web::Session;
 use crate::store::Client;
 use askama::Template;
@@ -35,6 +36,15 @@ struct AccountLine {
     state: String,
     last_sync: String,
     reason: String,
+}
+
+struct BenchmarkLine {
+    id: i64,
+    date: String,
+    test: String,
+    result: String,
+    homework: String,
+    note: String,
 }
 
 /// A client's answers to one occurrence of a questions homework.
@@ -73,6 +83,10 @@ struct ClientPage {
     workouts: Vec<WorkoutLine>,
     reflections: Vec<ReflectionLine>,
     answers: Vec<AnswersLine>,
+    benchmarks: Vec<BenchmarkLine>,
+    /// The client's tests so far, offered when recording another result.
+    tests: Vec<String>,
+    units: Vec<&'static str>,
     homework: Vec<HomeworkLine>,
     today: String,
     devices: Vec<String>,
@@ -86,6 +100,9 @@ pub async fn page(State(state): State<WebState>, me: LoggedIn, Path(id): Path<i6
     let client = state.app.client_of(me.session.trainer.id, id).await?;
     render(&state, me.session, client, q.msg, None).await
 }
+
+/// How many of the latest benchmarks the page lists (the progress chart shows them all).
+const RECENT_BENCHMARKS: usize = 10;
 
 /// A link shown once on the page: (what it is, the link).
 type OnceLink = Option<(String, String)>;
@@ -142,6 +159,25 @@ async fn render(state: &WebState, session: Session, client: Client, message: Str
             items: a.answers.into_iter().map(|i| (i.question, i.answer.to_string())).collect(),
         })
         .collect();
+    let mut recorded = app.benchmarks(&client, None).await?;
+    let mut tests: Vec<String> = recorded.iter().map(|b| b.name.clone()).collect();
+    tests.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    recorded.sort_by_key(|b| std::cmp::Reverse((b.date, b.id)));
+    let benchmarks = recorded
+        .into_iter()
+        .take(RECENT_BENCHMARKS)
+        .map(|b| BenchmarkLine {
+            id: b.id,
+            date: b.date.to_string(),
+            result: b.unit.show(b.value),
+            test: b.name,
+            homework: match (b.homework_id, b.homework) {
+                (Some(id), Some(text)) => format!("#{id} {text}"),
+                _ => String::new(),
+            },
+            note: b.note.unwrap_or_default(),
+        })
+        .collect();
     let accounts = app
         .accounts(Some(&client))
         .await?
@@ -179,6 +215,9 @@ async fn render(state: &WebState, session: Session, client: Client, message: Str
         workouts,
         reflections,
         answers,
+        benchmarks,
+        tests,
+        units: crate::store::benchmarks::Unit::ALL.iter().map(|u| u.as_str()).collect(),
         homework,
         today: today.to_string(),
         devices: app.devices_of(&client).await?,
@@ -271,6 +310,56 @@ pub async fn excuse(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfF
     state.app.excuse(&client, &row, on, Some(&f.form.reason)).await?;
     state.roster.clear(trainer);
     Ok(back(&format!("/clients/{id}"), &format!("Excused {on}: {}.", row.homework.text)))
+}
+
+#[derive(Deserialize)]
+pub struct BenchmarkForm {
+    name: String,
+    value: String,
+    #[serde(default)]
+    unit: String,
+    #[serde(default)]
+    date: String,
+    /// A homework id, or empty for none.
+    #[serde(default)]
+    homework_id: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// Record a benchmark done in the session, as the logged-in trainer.
+pub async fn record_benchmark(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<BenchmarkForm>) -> Page {
+    let trainer = &f.session.trainer;
+    let client = state.app.client_of(trainer.id, id).await?;
+    let form = f.form;
+    let for_homework = match form.homework_id.trim() {
+        "" => None,
+        s => Some(s.parse::<i64>().map_err(|_| super::WebError::input(format!("{s:?} is not a homework id")))?),
+    };
+    let date = match form.date.trim() {
+        "" => None,
+        s => Some(crate::time::parse_day(s, client.tz, Utc::now(), "the date").map_err(super::WebError::input)?),
+    };
+    let input = BenchmarkInput {
+        name: form.name,
+        value: form.value,
+        unit: Some(form.unit),
+        note: Some(form.note),
+        for_homework,
+        date,
+    };
+    let b = state.app.record_benchmark(&client, Some(trainer), &input).await?;
+    Ok(back(&format!("/clients/{id}"), &format!("Recorded {} {} on {}.", b.name, b.unit.show(b.value), b.date)))
+}
+
+pub async fn remove_benchmark(
+    State(state): State<WebState>,
+    Path((id, bid)): Path<(i64, i64)>,
+    f: CsrfForm<Empty>,
+) -> Page {
+    let client = state.app.client_of(f.session.trainer.id, id).await?;
+    let b = state.app.remove_benchmark(&client, bid).await?;
+    Ok(back(&format!("/clients/{id}"), &format!("Removed {} {} of {}.", b.name, b.unit.show(b.value), b.date)))
 }
 
 #[derive(Deserialize)]

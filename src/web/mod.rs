@@ -73,6 +73,8 @@ pub fn router(state: WebState) -> Router {
         .route("/clients/{id}/homework/{hw}/end", post(client::end_homework))
         .route("/clients/{id}/questions", post(client::assign_questions))
         .route("/clients/{id}/excuse", post(client::excuse))
+        .route("/clients/{id}/benchmarks", post(client::record_benchmark))
+        .route("/clients/{id}/benchmarks/{bid}/remove", post(client::remove_benchmark))
         .route("/clients/{id}/devices", post(client::pair))
         .route("/clients/{id}/share", post(client::share))
         .route("/clients/{id}/connect", post(client::connect))
@@ -86,6 +88,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/clients/{id}/activities", get(api::activities))
         .route("/api/clients/{id}/homework", get(api::homework))
         .route("/api/clients/{id}/answers", get(api::answers))
+        .route("/api/clients/{id}/benchmarks", get(api::benchmarks))
         .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT))
         .layer(axum::middleware::map_response(security_headers));
     Router::new()
