@@ -31,9 +31,10 @@ const TYPES: &[(&str, &str, Category)] = &[
     ("mobility", "mobility", Category::Mobility),
     ("stretching", "mobility", Category::Mobility),
     ("recovery", "mobility", Category::Mobility),
-    ("meditation", "mindfulness", Category::Mobility),
-    ("mindfulness", "mindfulness", Category::Mobility),
-    ("breathwork", "mindfulness", Category::Mobility),
+    // Not mobility: a meditation never counts as "20 minutes of mobility".
+    ("meditation", "mindfulness", Category::Other),
+    ("mindfulness", "mindfulness", Category::Other),
+    ("breathwork", "mindfulness", Category::Other),
     ("workout", "workout", Category::Other),
     ("other", "other", Category::Other),
 ];
@@ -83,7 +84,7 @@ mod tests {
         assert!(!compatible("yoga", "run"));
         assert_eq!(category("unknown_sport"), Category::Other);
         for ty in ["meditation", "mindfulness", "breathwork"] {
-            assert_eq!((family(ty), category(ty)), ("mindfulness", Category::Mobility), "{ty}");
+            assert_eq!((family(ty), category(ty)), ("mindfulness", Category::Other), "{ty}");
         }
         assert_eq!(family("yoga"), "yoga", "yoga stays its own family");
         assert!(!compatible("meditation", "run"));

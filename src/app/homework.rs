@@ -158,6 +158,12 @@ impl App {
         Ok(Plan { rule, from, until })
     }
 
+    /// Why a phrase is not understood (what was not, what was expected, a suggestion), or
+    /// None when it is.
+    pub fn explain_phrase(&self, phrase: &str) -> Option<String> {
+        phrase::parse(phrase).err()
+    }
+
     /// Parse and store a homework for `client`.
     pub async fn assign(&self, client: &Client, a: &Assignment) -> AppResult<HomeworkRow> {
         let plan = self.plan(client, a)?;

@@ -19,6 +19,8 @@ mod links;
 pub mod questions;
 pub mod trainers;
 
+/// Every homework form, as (what a trainer writes, what coachd echoes, what it is).
+pub use crate::engine::phrase::FORMS as PHRASE_FORMS;
 pub use accounts::{AccountView, Connected, SyncLine};
 pub use benchmarks::{infer_unit, BenchmarkInput, UNITS};
 pub use clients::{NewClientInput, Owner};

@@ -105,7 +105,9 @@ pub async fn push_token(app: &App, client: &str, revoke: bool) -> Result<(), Fai
     println!("In Health Auto Export on {}'s iPhone: Automations → new → REST API", client.name);
     println!("  URL:     {}", app.push_url());
     println!("  Header:  Authorization: Bearer {token}");
-    println!("  Format:  JSON; data: Health Metrics (step_count, sleep_analysis, heart_rate) and Workouts");
+    println!(
+        "  Format:  JSON; data: Health Metrics (step_count, sleep_analysis, heart_rate, mindful_minutes) and Workouts"
+    );
     println!("Earlier tokens of {} no longer work. The token is shown only now.", client.name);
     if let Some(w) = app.link_warning() {
         eprintln!("note: {w}");

@@ -132,7 +132,7 @@ impl Evidence {
         }
         for v in &daily {
             passive_days.insert(v.date);
-            if v.metric == Metric::SleepS {
+            if matches!(v.metric, Metric::SleepS | Metric::SleepStart | Metric::SleepEnd) {
                 // A night's sleep is dated by the wake-up day and covers the evening before.
                 if let Some(prev) = v.date.pred_opt() {
                     passive_days.insert(prev);

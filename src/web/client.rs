@@ -3,15 +3,16 @@
 //! private link, connect a cloud account. Another trainer's client is a 404, the same as
 //! a missing one.
 
-use super::page::{back, html, Msg, Page};
+use super::page::{back, html, Page};
 use super::session::{CsrfForm, LoggedIn};
 use super::view::{self, week_view, WeekRow};
 use super::WebState;
-use crate::app::{Assignment, BenchmarkInput, Connected};
+use crate::app::{AppError, Assignment, BenchmarkInput, Connected};
 use crate::store::web::Session;
 use crate::store::Client;
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 
@@ -91,14 +92,60 @@ struct ClientPage {
     today: String,
     devices: Vec<String>,
     share_links: u64,
+    /// A phrase the assign form refused, back in the field with why and a suggestion.
+    retry: AssignRetry,
+    /// Examples under the assign form and every form in a fold (the engine's one table).
+    examples: Vec<&'static str>,
+    forms: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+/// The `?phrase=&assign_error=` a refused assign form comes back with.
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    #[serde(default)]
+    msg: String,
+    #[serde(default)]
+    phrase: String,
+    #[serde(default)]
+    assign_error: String,
+}
+
+#[derive(Default)]
+struct AssignRetry {
+    phrase: String,
+    /// The refusal's first line (what was not understood, what was expected).
+    error: String,
+    /// More lines of the refusal (why, when the parser knows).
+    detail: Vec<String>,
+    /// A phrase that would work, when a word looked misspelled.
+    suggestion: String,
 }
 
 /// The four progress charts a client page shows (the private link shows the same).
 pub const CLIENT_CHARTS: [&str; 4] = ["adherence", "trend", "cardio", "reps"];
 
-pub async fn page(State(state): State<WebState>, me: LoggedIn, Path(id): Path<i64>, Query(q): Query<Msg>) -> Page {
+pub async fn page(
+    State(state): State<WebState>,
+    me: LoggedIn,
+    Path(id): Path<i64>,
+    Query(q): Query<PageQuery>,
+) -> Page {
     let client = state.app.client_of(me.session.trainer.id, id).await?;
-    render(&state, me.session, client, q.msg, None).await
+    let retry = if q.assign_error.is_empty() {
+        AssignRetry::default()
+    } else {
+        // Only what the parser says about this phrase is shown: the text in the link is
+        // not trusted, the phrase is read again.
+        let why = state.app.explain_phrase(&q.phrase).unwrap_or_default();
+        let mut lines = why.lines().take_while(|l| !l.starts_with("forms that work")).filter(|l| !l.is_empty());
+        let error = lines.next().unwrap_or_default().to_string();
+        let rest: Vec<&str> = lines.collect();
+        let suggestion =
+            rest.iter().find_map(|l| l.strip_prefix("did you mean: ")).map(|l| l.trim_end_matches('?').to_string());
+        let detail = rest.iter().filter(|l| !l.starts_with("did you mean")).map(|l| l.to_string()).collect();
+        AssignRetry { phrase: q.phrase, error, detail, suggestion: suggestion.unwrap_or_default() }
+    };
+    render_with(&state, me.session, client, q.msg, None, retry).await
 }
 
 /// How many of the latest benchmarks the page lists (the progress chart shows them all).
@@ -108,6 +155,17 @@ const RECENT_BENCHMARKS: usize = 10;
 type OnceLink = Option<(String, String)>;
 
 async fn render(state: &WebState, session: Session, client: Client, message: String, link: OnceLink) -> Page {
+    render_with(state, session, client, message, link, AssignRetry::default()).await
+}
+
+async fn render_with(
+    state: &WebState,
+    session: Session,
+    client: Client,
+    message: String,
+    link: OnceLink,
+    retry: AssignRetry,
+) -> Page {
     let app = &state.app;
     let (link_label, new_link) = link.unwrap_or_default();
     let now = Utc::now();
@@ -222,6 +280,9 @@ async fn render(state: &WebState, session: Session, client: Client, message: Str
         today: today.to_string(),
         devices: app.devices_of(&client).await?,
         share_links: app.live_share_links(&client).await?,
+        retry,
+        examples: crate::app::PHRASE_FORMS.iter().take(10).map(|(p, ..)| *p).collect(),
+        forms: crate::app::PHRASE_FORMS.to_vec(),
     }))
 }
 
@@ -243,7 +304,16 @@ pub async fn assign(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfF
         window: Some(f.form.window),
         ..Default::default()
     };
-    let row = state.app.assign(&client, &a).await?;
+    let row = match state.app.assign(&client, &a).await {
+        Ok(row) => row,
+        Err(AppError::Input(_)) if state.app.explain_phrase(&a.phrase).is_some() => {
+            // Back to the form with the phrase in it, why, and what would work.
+            let q =
+                serde_urlencoded::to_string([("phrase", a.phrase.as_str()), ("assign_error", "1")]).unwrap_or_default();
+            return Ok(axum::response::Redirect::to(&format!("/clients/{id}?{q}#assign")).into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
     state.roster.clear(trainer);
     Ok(back(&format!("/clients/{id}"), &format!("Assigned #{} {}.", row.homework.id, row.homework.text)))
 }

@@ -11,7 +11,7 @@ use super::session::checked_form;
 use super::view::{week_view, WeekRow};
 use super::WebState;
 use crate::app::questions::{questions_of, OpenQuestions};
-use crate::engine::rule::QuestionKind;
+use crate::engine::rule::{JudgedBy, Measure, QuestionKind};
 use crate::store::Client;
 use crate::time::monday;
 use askama::Template;
@@ -110,6 +110,8 @@ struct SharePage {
     week: Vec<String>,
     week_rows: Vec<WeekRow>,
     homework: Vec<(i64, String)>,
+    /// Today's habits, each a one-tap tick: (id, text, the amount's unit if it has one).
+    habits: Vec<(i64, String, String)>,
     questions: Vec<QuestionsBox>,
     charts: Vec<&'static str>,
     rating: String,
@@ -121,7 +123,7 @@ pub async fn page(State(state): State<WebState>, Path(token): Path<String>, Quer
     let now = Utc::now();
     let week = week_view(&state, &client, now, None).await?;
     let today = crate::time::today(client.tz, now);
-    let homework = state
+    let open: Vec<_> = state
         .app
         .homework_list(Some(&client))
         .await?
@@ -129,8 +131,22 @@ pub async fn page(State(state): State<WebState>, Path(token): Path<String>, Quer
         .filter(|r| r.homework.active_on(today) || r.homework.active_on(today - Duration::days(1)))
         // A questions homework is answered in its own form, not checked in for.
         .filter(|r| questions_of(r).is_none())
-        .map(|r| (r.homework.id, r.homework.text))
         .collect();
+    let habits = open
+        .iter()
+        .filter(|r| {
+            r.homework.rule.judged_by() == JudgedBy::CheckIns && r.homework.rule.occurs_on(r.homework.from, today)
+        })
+        .filter(|r| r.homework.active_on(today))
+        .map(|r| {
+            let unit = match &r.homework.rule.measure {
+                Measure::Habit { amount: Some(_), unit, .. } => unit.clone().unwrap_or_else(|| "amount".into()),
+                _ => String::new(),
+            };
+            (r.homework.id, r.homework.text.clone(), unit)
+        })
+        .collect();
+    let homework = open.into_iter().map(|r| (r.homework.id, r.homework.text)).collect();
     let questions =
         state.app.open_questions(&client, now).await?.into_iter().map(|o| questions_box(o, &client)).collect();
     let this_week = state.app.reflections(&client, 1).await?.into_iter().find(|r| r.week == monday(today));
@@ -144,6 +160,7 @@ pub async fn page(State(state): State<WebState>, Path(token): Path<String>, Quer
         week: week.days,
         week_rows: week.rows,
         homework,
+        habits,
         questions,
         charts: CLIENT_CHARTS.to_vec(),
         rating: this_week.as_ref().map(|r| r.rating.to_string()).unwrap_or_default(),

@@ -127,6 +127,12 @@ pub async fn week_view(
     Ok(Week { days: days.iter().map(|d| d.format("%a %-d").to_string()).collect(), rows, occurrences, report })
 }
 
+/// Hours after midnight as a clock time: 23.5 is 23:30, 24.5 is 00:30.
+fn clock(hours: f64) -> String {
+    let minutes = (hours * 60.0).round().rem_euclid(24.0 * 60.0) as u32;
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
 fn occurrence_line(o: &Occurrence, links_for: Option<i64>) -> OccurrenceLine {
     let evidence = o
         .evidence
@@ -137,7 +143,12 @@ fn occurrence_line(o: &Occurrence, links_for: Option<i64>) -> OccurrenceLine {
                 href: links_for.map(|c| format!("/clients/{c}/workouts/{activity_id}")).unwrap_or_default(),
             },
             EvidenceRef::Metric { metric, date, value, sources } => EvidenceLine {
-                text: format!("{metric} {} on {date} ({})", amount(*value), sources.join(", ")),
+                text: match metric.as_str() {
+                    // Clock times come as hours after the evening's midnight (24.5 is 00:30).
+                    "sleep_start" => format!("asleep at {} (night to {date}; {})", clock(*value), sources.join(", ")),
+                    "sleep_end" => format!("awake at {} on {date} ({})", clock(*value), sources.join(", ")),
+                    _ => format!("{metric} {} on {date} ({})", amount(*value), sources.join(", ")),
+                },
                 href: String::new(),
             },
             EvidenceRef::Checkin { checkin_id, date, value, .. } => EvidenceLine {

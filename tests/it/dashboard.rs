@@ -190,10 +190,45 @@ async fn forms_need_the_csrf_token() {
     let hw = s.ts.store.list_homework(Some(a)).await.expect("hw");
     assert_eq!(hw.len(), 2);
     assert_eq!(hw[1].homework.text, "8000 steps every day");
-    // A bad phrase is explained, not stored.
+    // A bad phrase is explained, not stored: back to the form with the phrase in it, why,
+    // and (for a misspelling) a one-click fix.
     let r = http.post(&url).form(&[("csrf", csrf.as_str()), ("phrase", "juggle a lot")]).send().await.expect("post");
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.text().await.expect("body").contains("forms that work"));
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = r.headers()["location"].to_str().expect("location").to_string();
+    assert!(back.starts_with(&format!("/clients/{a}?")), "{back}");
+    let page = http.get(format!("{}{back}", s.base)).send().await.expect("get").text().await.expect("body");
+    assert!(
+        page.contains("Not understood:") && page.contains("could not read") && page.contains("value=\"juggle a lot\""),
+        "{page}"
+    );
+    let r = http
+        .post(&url)
+        .form(&[("csrf", csrf.as_str()), ("phrase", "150 minutes of cadio a week")])
+        .send()
+        .await
+        .expect("post");
+    let back = r.headers()["location"].to_str().expect("location").to_string();
+    let page = http.get(format!("{}{back}", s.base)).send().await.expect("get").text().await.expect("body");
+    assert!(page.contains("Did you mean") && page.contains("value=\"150 minutes of cardio per week\""), "{page}");
+    // A forged error text in the link is never shown: the page reads the phrase again.
+    let page = http
+        .get(format!("{}/clients/{a}?phrase=8000%20steps%20a%20day&assign_error=<b>owned</b>", s.base))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(!page.contains("owned") && !page.contains("Not understood:"));
+    assert_eq!(s.ts.store.list_homework(Some(a)).await.expect("hw").len(), 2, "nothing stored from refused phrases");
+    let r = http
+        .post(&url)
+        .form(&[("csrf", csrf.as_str()), ("phrase", "150 minutes of cardio per week")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(s.ts.store.list_homework(Some(a)).await.expect("hw")[2].homework.text, "150 minutes of cardio per week");
     // Logout needs it too.
     let r = http.post(format!("{}/logout", s.base)).form(&[("csrf", "wrong")]).send().await.expect("post");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -310,6 +345,28 @@ async fn a_client_link_reaches_only_its_client() {
         .expect("status");
     assert!(report.occurrences.iter().any(|o| o.self_reported && o.achieved >= 20.0), "{:?}", report.occurrences);
     assert!(s.ts.store.list_homework(Some(s.b_client)).await.expect("hw").iter().all(|h| h.homework.until.is_none()));
+    // A habit no device sees is a one-tap tick on the link's page.
+    let rule = coachd::engine::phrase::parse("no alcohol every day").expect("phrase");
+    let today = Utc::now().with_timezone(&chrono_tz::Europe::Berlin).date_naive();
+    let habit =
+        s.ts.store.add_homework(s.a_client, &rule, today - Duration::days(3), None).await.expect("hw").homework.id;
+    let page = http.get(format!("{}/c/{token}", s.base)).send().await.expect("get").text().await.expect("body");
+    let habits = &page[page.find("id=\"habits\"").expect("a habits section")..];
+    assert!(habits.contains("no alcohol every day") && habits.contains(&format!("value=\"{habit}\"")), "{habits}");
+    assert!(
+        !habits[..habits.find("</section>").expect("end")].contains("15 minutes of cardio"),
+        "only habits are ticks"
+    );
+    let tick = [("csrf", csrf.as_str()), ("homework_id", &habit.to_string()), ("day", "today")];
+    assert_eq!(http.post(&url).form(&tick).send().await.expect("post").status(), StatusCode::SEE_OTHER);
+    let alex = s.ts.store.client_by_id(s.a_client).await.expect("client");
+    let (report, _) =
+        coachd::status::status(&s.ts.store, &cfg, 0.2, &[alex], today - Duration::days(1), today, Utc::now())
+            .await
+            .expect("status");
+    let verdict = |d| report.occurrences.iter().find(|o| o.homework_id == habit && o.date == d).map(|o| o.verdict);
+    assert_eq!(verdict(today), Some(coachd::engine::judge::Verdict::Done), "ticked today");
+    assert_eq!(verdict(today - Duration::days(1)), Some(coachd::engine::judge::Verdict::Missed), "no tick yesterday");
     // The weekly reflection.
     let r = http
         .post(format!("{}/c/{token}/reflection", s.base))
