@@ -171,9 +171,8 @@ impl App {
             (None, None) => match infer_unit(&name) {
                 Some(u) => (name, u),
                 None => {
-                    return Err(AppError::input(format!(
-                        "the unit of {name:?} is not clear from its name: give it with --unit ({UNITS})"
-                    )))
+                    let what = format!("the unit of {name:?} is not clear from its name");
+                    return Err(AppError::input(format!("{what}: give it (--unit, or the form's Unit) as {UNITS}")));
                 }
             },
         };
