@@ -227,20 +227,25 @@ async fn reps(store: &Store, client: &Client, occs: &[Occurrence]) -> Result<(St
         .filter(|h| matches!(h.rule.measure, Measure::Reps { .. }))
         .max_by_key(|h| h.id);
     let Some(hw) = hw else {
-        let body = Body::Reps(RepsData { points: Vec::new(), target: None });
+        let body = Body::Reps(RepsData { points: Vec::new(), target: None, targets: Vec::new() });
         return Ok(("repetitions".into(), body));
     };
+    let mine: Vec<&Occurrence> = occs.iter().filter(|o| o.homework_id == hw.id).collect();
+    // With a progression the target moves week by week: each occurrence carries its own.
+    let targets: Vec<(NaiveDate, f64)> = match hw.rule.progression {
+        Some(_) => mine.iter().map(|o| (o.date, o.target)).collect(),
+        None => Vec::new(),
+    };
     let target = match hw.rule.measure {
-        Measure::Reps { reps, .. } => Some(f64::from(reps)),
+        Measure::Reps { .. } => Some(targets.last().map_or_else(|| hw.rule.day_target().0, |t| t.1)),
         _ => None,
     };
-    let points = occs
+    let points = mine
         .iter()
-        .filter(|o| o.homework_id == hw.id)
         .filter(|o| matches!(o.verdict, Verdict::Done | Verdict::Partial | Verdict::Missed))
         .map(|o| (o.date, o.achieved, o.self_reported))
         .collect();
-    Ok((format!("#{} {}", hw.id, hw.text), Body::Reps(RepsData { points, target })))
+    Ok((format!("#{} {}", hw.id, hw.text), Body::Reps(RepsData { points, target, targets })))
 }
 
 /// How many tests the progress chart draws, one panel each.

@@ -140,6 +140,8 @@ pub struct CardioData {
 pub struct RepsData {
     pub points: Vec<(NaiveDate, f64, bool)>,
     pub target: Option<f64>,
+    /// Each occurrence's own target, when a progression makes them differ.
+    pub targets: Vec<(NaiveDate, f64)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -393,7 +393,8 @@ where
     }
     let first = d.points[0].0;
     let span = (d.points[d.points.len() - 1].0 - first).num_days().max(1) as f64;
-    let max = d.points.iter().map(|p| p.1).fold(d.target.unwrap_or(0.0), f64::max).max(5.0);
+    let highest_target = d.targets.iter().map(|t| t.1).fold(d.target.unwrap_or(0.0), f64::max);
+    let max = d.points.iter().map(|p| p.1).fold(highest_target, f64::max).max(5.0);
     let mut chart = ChartBuilder::on(area)
         .x_label_area_size(36)
         .y_label_area_size(52)
@@ -435,7 +436,27 @@ where
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], INK.stroke_width(2)));
         }
     }
-    if let Some(t) = d.target {
+    let last_day = d.points[d.points.len() - 1].0;
+    let shown: Vec<&(NaiveDate, f64)> = d.targets.iter().filter(|t| t.0 >= first && t.0 <= last_day).collect();
+    if shown.len() >= 2 {
+        // A progression: the target as steps, one per occurrence.
+        let mut steps = Vec::with_capacity(shown.len() * 2);
+        for (i, (day, t)) in shown.iter().map(|t| (t.0, t.1)).enumerate() {
+            let x = (day - first).num_days() as f64;
+            if i > 0 {
+                steps.push((x - 0.5, steps.last().map_or(t, |p: &(f64, f64)| p.1)));
+            }
+            steps.push((x - 0.5, t));
+        }
+        if let Some(last) = shown.last() {
+            steps.push(((last.0 - first).num_days() as f64 + 0.5, last.1));
+        }
+        let (lo, hi) = (shown[0].1, shown[shown.len() - 1].1);
+        chart
+            .draw_series(DashedLineSeries::new(steps, 6, 4, DONE.stroke_width(2)))?
+            .label(format!("target {lo:.0} → {hi:.0}"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], DONE.stroke_width(2)));
+    } else if let Some(t) = d.target {
         chart
             .draw_series(DashedLineSeries::new([(-0.5, t), (span + 0.5, t)], 6, 4, DONE.stroke_width(2)))?
             .label(format!("target {t:.0}"))
@@ -696,4 +717,28 @@ where
     }
     legend(&mut *chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::charts::RepsData;
+
+    #[test]
+    fn a_progression_draws_its_target_as_steps() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).expect("date");
+        let points: Vec<(NaiveDate, f64, bool)> =
+            (2..=22).map(|d| (day(d), 10.0 + f64::from(d) / 3.0, false)).collect();
+        let targets: Vec<(NaiveDate, f64)> = (2..=22).map(|d| (day(d), 10.0 + 2.0 * f64::from((d - 2) / 7))).collect();
+        let chart = Chart {
+            title: "#1 10 push-ups every night, +2 each week".into(),
+            subtitle: String::new(),
+            body: Body::Reps(RepsData { points: points.clone(), target: Some(14.0), targets }),
+        };
+        let svg = String::from_utf8(render(&chart, Format::Svg).expect("render")).expect("utf-8");
+        assert!(svg.contains("target 10 → 14"), "the progression's legend");
+        let flat = Chart { body: Body::Reps(RepsData { points, target: Some(10.0), targets: Vec::new() }), ..chart };
+        let svg = String::from_utf8(render(&flat, Format::Svg).expect("render")).expect("utf-8");
+        assert!(svg.contains("target 10") && !svg.contains("→"), "a flat target");
+    }
 }

@@ -216,7 +216,7 @@ fn attempt(tokens: &[&str]) -> Result<(Rule, Timing), Failure> {
     }
     if best.consumed <= lead {
         // Nothing past the amount was understood: maybe a habit no device sees.
-        if let Some(parsed) = habit(&input) {
+        if let Some(parsed) = habit(input) {
             return Ok(parsed);
         }
         let mut rest = input;
@@ -248,7 +248,12 @@ fn explain(phrase: &str, tokens: &[&str], failure: Failure) -> String {
         msg = format!("{msg}\n{reason}");
     }
     match did_you_mean(tokens) {
-        Some(fixed) => msg.push_str(&format!("\ndid you mean: {fixed}?\n")),
+        Some((fixed, words)) => {
+            for (typed, known) in words {
+                msg.push_str(&format!("\n{typed:?} is not a word coachd knows; {known:?} is"));
+            }
+            msg.push_str(&format!("\ndid you mean: {fixed}?\n"));
+        }
         None => msg.push('\n'),
     }
     msg.push_str(&short_forms(tokens));
@@ -295,24 +300,25 @@ fn short_forms(tokens: &[&str]) -> String {
     out
 }
 
-/// The phrase with unknown words replaced by the nearest known ones, if that parses.
-fn did_you_mean(tokens: &[&str]) -> Option<String> {
-    let mut changed = false;
+/// The phrase with unknown words replaced by the nearest known ones, if that parses, and
+/// the words replaced.
+fn did_you_mean(tokens: &[&str]) -> Option<(String, Vec<(String, &'static str)>)> {
+    let mut changed = Vec::new();
     let fixed: Vec<String> = tokens
         .iter()
         .map(|t| match nearest_word(t, 4) {
             Some(w) => {
-                changed = true;
+                changed.push(((*t).to_string(), w));
                 w.to_string()
             }
             None => (*t).to_string(),
         })
         .collect();
-    if !changed {
+    if changed.is_empty() {
         return None;
     }
     let refs: Vec<&str> = fixed.iter().map(String::as_str).collect();
-    attempt(&refs).ok().map(|(rule, _)| rule.to_string())
+    attempt(&refs).ok().map(|(rule, _)| (rule.to_string(), changed))
 }
 
 /// Every word the grammar knows (for spelling suggestions and to keep habits honest).
@@ -684,7 +690,7 @@ fn number_word(t: &str) -> Option<f64> {
             // forty-five
             let (tens, ones) = t.split_once('-')?;
             let (tens, ones) = (number_word(tens)?, number_word(ones)?);
-            if tens >= 20.0 && tens < 100.0 && (1.0..10.0).contains(&ones) && tens.fract() == 0.0 {
+            if (20.0..100.0).contains(&tens) && (1.0..10.0).contains(&ones) && tens.fract() == 0.0 {
                 return Some(tens + ones);
             }
             return None;
@@ -700,7 +706,7 @@ fn number(input: &mut Toks<'_>) -> PResult<f64> {
     // "forty five", "a hundred"
     let compound = (any, any).verify_map(|(a, b): (&str, &str)| {
         let (a, b) = (number_word(a)?, number_word(b)?);
-        if a >= 20.0 && a < 100.0 && (2.0..10.0).contains(&b) {
+        if (20.0..100.0).contains(&a) && (2.0..10.0).contains(&b) {
             Some(a + b)
         } else if a == 1.0 && b == 100.0 {
             Some(100.0)
@@ -914,7 +920,7 @@ fn amount_subject(input: &mut Toks<'_>) -> PResult<Head> {
             None => Head::Measure(Measure::Sleep { hours: minutes / 60.0, up_to: None }),
             Some(of) => Head::Measure(Measure::Minutes { of, minutes }),
         });
-    let counted = (number, alt((exercise.map(|e| Ok(e)), word(&["step", "steps"]).map(|_| Err(()))))).verify_map(
+    let counted = (number, alt((exercise.map(Ok), word(&["step", "steps"]).map(|_| Err(()))))).verify_map(
         |(n, what): (f64, Result<&str, ()>)| {
             Some(Head::Measure(match what {
                 Ok(e) => Measure::Reps { exercise: e.into(), reps: whole(n, 1.0, 100_000.0)? },

@@ -45,6 +45,9 @@ const HOMEWORK_SELECT: &str = "SELECT h.id, h.client_id, c.name, h.text, h.rule,
 /// id, homework id, date, value, note.
 type CheckinSql = (i64, Option<i64>, String, Option<f64>, Option<String>);
 
+/// activity id, start, exercise, reps, duration.
+type SetSql = (i64, Option<i64>, String, Option<i64>, Option<f64>);
+
 type ActivitySql = (
     i64,
     String,
@@ -200,7 +203,7 @@ impl Store {
         .bind(hi_ms)
         .fetch_all(&self.pool)
         .await?;
-        let sets: Vec<(i64, Option<i64>, String, Option<i64>, Option<f64>)> = sqlx::query_as(
+        let sets: Vec<SetSql> = sqlx::query_as(
             "SELECT s.activity_id, s.start_ms, s.exercise, s.reps, s.duration_s FROM strength_sets s
              JOIN activities a ON a.id = s.activity_id
              WHERE a.client_id = ? AND a.start_ms >= ? AND a.start_ms < ? AND s.set_type = 'active'

@@ -45,6 +45,17 @@ def shot(name):
     print(f"screenshot: {path}", flush=True)
 
 
+def phone_shot(name):
+    # A phone's width (an iPhone's 390 CSS pixels), the whole page's height.
+    driver.set_window_size(390, 844)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(390, max(844, min(height + 40, 8000)))
+    path = os.path.join(shots, f"{name}.png")
+    driver.save_screenshot(path)
+    driver.set_window_size(1280, 900)
+    print(f"screenshot: {path}", flush=True)
+
+
 def submit(button, until, what):
     """Click, wait until the old page is gone, then until the new page shows `until`: on a
     busy machine the answer can take a while, and reading the page at once would see the
@@ -94,9 +105,10 @@ try:
     submit(driver.find_element(By.LINK_TEXT, "alex"),
            lambda d: "alex" in d.find_element(By.TAG_NAME, "h1").text, "alex's page opens")
     imgs, broken = images_loaded()
-    check(len(imgs) == 4 and not broken, f"alex's four charts draw ({len(imgs)} images, broken {broken})")
+    check(len(imgs) == 5 and not broken, f"alex's four charts and the progress chart draw ({len(imgs)} images, broken {broken})")
     check(len(driver.find_elements(By.CSS_SELECTOR, "#week tbody tr")) == 3, "this week shows alex's three homework")
     shot("client")
+    client_page = driver.current_url.split("?")[0]
 
     # Assign homework by phrase.
     form = driver.find_element(By.CSS_SELECTOR, "form[action$='/homework']")
@@ -107,6 +119,41 @@ try:
           or "mobility" in driver.find_element(By.CSS_SELECTOR, ".msg").text, "homework assigned by phrase, echoed")
     check(len(driver.find_elements(By.CSS_SELECTOR, "#homework tbody tr")) == 4, "it is listed with the others")
     shot("assigned")
+
+    # A misspelled phrase comes back in the form, with why and a one-click fix.
+    form = driver.find_element(By.CSS_SELECTOR, "form#assign")
+    form.find_element(By.NAME, "phrase").send_keys("150 minutes of cadio a week")
+    submit(form.find_element(By.CSS_SELECTOR, "button"), lambda d: "Not understood" in d.page_source,
+           "a refused phrase is explained in the form")
+    check(driver.find_element(By.CSS_SELECTOR, "form#assign input[name='phrase']").get_attribute("value")
+          == "150 minutes of cadio a week", "the refused phrase is back in the field")
+    suggestion = driver.find_element(By.CSS_SELECTOR, "form.suggestion")
+    check("150 minutes of cardio per week" in suggestion.text, f"a suggestion is offered ({suggestion.text})")
+    driver.execute_script("arguments[0].scrollIntoView()", suggestion)
+    forms = driver.find_element(By.CSS_SELECTOR, "div.forms")
+    path = os.path.join(shots, "assign-error.png")
+    forms.screenshot(path)
+    print(f"screenshot: {path}", flush=True)
+    submit(suggestion.find_element(By.CSS_SELECTOR, "button"), lambda d: "Assigned #" in d.page_source,
+           "the suggestion assigns in one click")
+    check("150 minutes of cardio per week" in driver.find_element(By.CSS_SELECTOR, ".msg").text,
+          "the suggested homework is assigned")
+
+    # Questions for the week, from the client page.
+    form = driver.find_element(By.CSS_SELECTOR, "form[action$='/questions']")
+    form.find_element(By.NAME, "questions").send_keys(
+        "[1-10] On a scale of 1-10, how do you choose to make this week work for you?\n"
+        "What will you do to make that happen?\n"
+        "[yes/no] Did you sleep 7 hours most nights?")
+    submit(form.find_element(By.CSS_SELECTOR, "button"), lambda d: "Assigned #" in d.page_source,
+           "the questions form answers")
+    check("answer 3 questions" in driver.find_element(By.CSS_SELECTOR, ".msg").text, "three questions assigned")
+
+    # The progress chart: benchmarks beside the adherence of their homework.
+    driver.get(f"{client_page}/charts/progress.svg")
+    check("<svg" in driver.page_source or driver.find_elements(By.TAG_NAME, "svg"), "the progress chart is an SVG")
+    shot("progress")
+    driver.get(client_page)
 
     # A workout, from the recent workouts.
     submit(driver.find_element(By.CSS_SELECTOR, "#workouts tbody tr a"), lambda d: "/workouts/" in d.current_url,
@@ -122,6 +169,20 @@ try:
     check("Hi " in driver.find_element(By.TAG_NAME, "h1").text, "the private link opens without a login")
     imgs, broken = images_loaded()
     check(len(imgs) == 4 and not broken, "the client's charts draw")
+
+    # The week's questions, answered at a phone's width.
+    driver.set_window_size(390, 844)
+    form = driver.find_element(By.CSS_SELECTOR, "form.questions")
+    for sel in form.find_elements(By.TAG_NAME, "select"):
+        Select(sel).select_by_visible_text("8")
+    for radio in form.find_elements(By.CSS_SELECTOR, "input[type='radio'][value='yes']"):
+        radio.click()
+    for area in form.find_elements(By.TAG_NAME, "textarea"):
+        area.send_keys("Train before work on Tuesday and Thursday.")
+    submit(form.find_element(By.CSS_SELECTOR, "button"), lambda d: "Done" in d.find_element(By.CSS_SELECTOR, "form.questions").text,
+           "the answers are taken")
+    check("Train before work" in driver.find_element(By.CSS_SELECTOR, "form.questions").text, "the answers are shown back")
+    phone_shot("questions-phone")
     form = driver.find_element(By.CSS_SELECTOR, "form[action$='/checkin']")
     select = Select(form.find_element(By.NAME, "homework_id"))
     pushups = [o.text for o in select.options if "push-ups" in o.text]

@@ -49,7 +49,17 @@ async fn trainer_and_client_walk_through_the_dashboard() {
     println!("{stdout}");
     assert!(out.status.success(), "the browser walk failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("walk complete"));
-    for name in ["login", "roster", "client", "assigned", "workout", "client-link"] {
+    for name in [
+        "login",
+        "roster",
+        "client",
+        "assigned",
+        "assign-error",
+        "progress",
+        "workout",
+        "questions-phone",
+        "client-link",
+    ] {
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("screenshots/{name}.png"));
         assert!(std::fs::metadata(&path).is_ok_and(|m| m.len() > 10_000), "screenshot {}", path.display());
     }
