@@ -68,6 +68,11 @@ impl AppError {
     pub fn input(msg: impl Into<String>) -> Self {
         Self::Input(msg.into())
     }
+
+    /// The write failed because the disk is full (nothing was stored).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Self::Runtime(e) if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::DiskFull)))
+    }
 }
 
 impl From<StoreError> for AppError {

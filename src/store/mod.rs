@@ -56,8 +56,32 @@ pub enum StoreError {
     KeyMismatch { stored: String, found: String },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// SQLite could not grow the database or its journal: nothing of the write was stored.
+    #[error(
+        "the disk holding coachd's data is full: nothing of this was stored; free some space (`df` on the data \
+         dir) and coachd carries on by itself"
+    )]
+    DiskFull,
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        // SQLITE_FULL (13) from the database, ENOSPC (28) from the file system.
+        let full = match &e {
+            sqlx::Error::Database(d) => {
+                d.code().is_some_and(|c| c == "13" || c.parse::<i32>().is_ok_and(|c| c & 0xff == 13))
+            }
+            sqlx::Error::Io(io) => io.raw_os_error() == Some(28),
+            _ => false,
+        };
+        if full {
+            Self::DiskFull
+        } else {
+            Self::Db(e)
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -115,6 +139,16 @@ impl Store {
             .max_connections(opts.max_connections.max(1))
             .min_connections(0)
             .idle_timeout(Duration::from_secs(300))
+            // A write that failed on a full disk leaves its connection believing it is
+            // still in a transaction (SQLite already rolled it back, so the queued ROLLBACK
+            // fails): once the queue has run (the ping), such a connection is closed rather
+            // than handed to the next writer.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    Ok(conn.ping().await.is_ok() && !conn.is_in_transaction())
+                })
+            })
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;

@@ -45,6 +45,11 @@ pub async fn health_auto_export(State(state): State<WebState>, headers: HeaderMa
         ),
         Err(PushRefused::Unauthorized(why)) => reply(StatusCode::UNAUTHORIZED, why),
         Err(PushRefused::BadBody(why)) => reply(StatusCode::BAD_REQUEST, why),
+        // A full disk: nothing stored; the phone sends it again later.
+        Err(PushRefused::Failed(e)) if e.is_disk_full() => {
+            tracing::error!(error = %e, "health auto export push refused: the disk is full");
+            reply(StatusCode::INSUFFICIENT_STORAGE, e.to_string())
+        }
         Err(PushRefused::Failed(e)) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

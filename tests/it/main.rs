@@ -6,6 +6,7 @@ mod bluez;
 mod browser;
 mod charts;
 mod cli;
+mod crash;
 mod daemon;
 mod dashboard;
 mod exports;
