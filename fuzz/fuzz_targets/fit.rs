@@ -1,8 +1,6 @@
 #![no_main]
-//! FIT decoding (fitparser plus coachd's mapping) must never panic on any bytes.
-use libfuzzer_sys::fuzz_target;
+//! FIT decoding and sniffing must never panic on any input: the body is `entries::fit`.
+#[path = "../entries.rs"]
+mod entries;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = coachd::files::sniff(data);
-    let _ = coachd::files::fit::parse(data, 1, |_| 0);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entries::fit(data));

@@ -1,7 +1,6 @@
 #![no_main]
-//! Health Auto Export push bodies come from the network: never panic.
-use libfuzzer_sys::fuzz_target;
+//! Health Auto Export push bodies must never panic on any input: the body is `entries::hae`.
+#[path = "../entries.rs"]
+mod entries;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = coachd::files::hae::parse(data, 1, chrono_tz::Europe::Berlin);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entries::hae(data));

@@ -1,11 +1,6 @@
 #![no_main]
-//! TCX and GPX parsing, and format sniffing, must never panic on any bytes.
-use coachd::files::xml::{parse, root, XmlKind};
-use libfuzzer_sys::fuzz_target;
+//! TCX and GPX parsing must never panic on any input: the body is `entries::xml`.
+#[path = "../entries.rs"]
+mod entries;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = root(data);
-    for kind in [XmlKind::Tcx, XmlKind::Gpx] {
-        let _ = parse(data, kind, 1, "c1", |_| 0);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| entries::xml(data));

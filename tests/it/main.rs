@@ -13,6 +13,7 @@ mod exports;
 mod fake_strava;
 mod files;
 mod fit_encoder;
+mod fuzz_seeds;
 mod gadgetbridge;
 mod homework;
 mod inbox;
