@@ -39,11 +39,79 @@ pub struct WebConfig {
     /// The address phones and browsers reach coachd at (behind a reverse proxy, say);
     /// empty means `http://` + `listen`.
     pub public_url: String,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded`
+    /// headers name the client; from any other peer those headers are ignored.
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 7878)), public_url: String::new() }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            public_url: String::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// An address or a CIDR block (`10.0.0.1`, `192.168.1.0/24`, `fd00::/8`), written as
+/// text in the file; an IPv4 block also matches its IPv4-mapped IPv6 addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TrustedProxy {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl TrustedProxy {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(V6(v6), V4),
+            v4 => v4,
+        };
+        let (net, addr, bits) = match (self.network, ip) {
+            (V4(n), V4(a)) => (u128::from(n.to_bits()), u128::from(a.to_bits()), 32),
+            (V6(n), V6(a)) => (n.to_bits(), a.to_bits(), 128),
+            _ => return false,
+        };
+        let shift = bits - u32::from(self.prefix);
+        shift >= bits || (net >> shift) == (addr >> shift)
+    }
+}
+
+impl std::str::FromStr for TrustedProxy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not an IP address or a CIDR block like 10.0.0.0/8 or fd00::/8");
+        let (addr, prefix) = text.trim().split_once('/').map_or((text.trim(), None), |(a, p)| (a, Some(p)));
+        let network: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl TryFrom<String> for TrustedProxy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl From<TrustedProxy> for String {
+    fn from(p: TrustedProxy) -> Self {
+        let max = if p.network.is_ipv4() { 32 } else { 128 };
+        if p.prefix == max {
+            p.network.to_string()
+        } else {
+            format!("{}/{}", p.network, p.prefix)
+        }
     }
 }
 
@@ -632,6 +700,23 @@ mod tests {
         .expect("loads");
         assert_eq!(c.web.listen.port(), 9000);
         assert_eq!(c.store.busy_timeout_ms, 250);
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_blocks() {
+        let c = load("[web]\ntrusted_proxies = [\"127.0.0.1\", \"10.1.0.0/16\", \"fd00::/8\"]\n", &[]).expect("loads");
+        let inside = |ip: &str| c.web.trusted_proxies.iter().any(|p| p.contains(ip.parse().expect("ip")));
+        assert!(inside("127.0.0.1") && inside("10.1.255.3") && inside("fd12::1") && inside("::ffff:10.1.0.9"));
+        assert!(!inside("127.0.0.2") && !inside("10.2.0.1") && !inside("fe80::1"));
+        let all: TrustedProxy = "0.0.0.0/0".parse().expect("cidr");
+        assert!(all.contains("203.0.113.9".parse().expect("ip")) && !all.contains("::2".parse().expect("ip")));
+        assert_eq!(String::from(c.web.trusted_proxies[1]), "10.1.0.0/16");
+        for bad in ["10.0.0.0/33", "proxy.lan", "::/129", "10.0.0.1/"] {
+            let err = load(&format!("[web]\ntrusted_proxies = [\"{bad}\"]\n"), &[]).expect_err(bad).to_string();
+            assert!(err.contains("web.trusted_proxies[0]") && err.contains("CIDR"), "{bad}: {err}");
+        }
+        let c = load("", &[("COACHD__WEB__TRUSTED_PROXIES", "[\"192.168.0.0/24\"]")]).expect("from the environment");
+        assert_eq!(c.web.trusted_proxies.len(), 1);
     }
 
     #[test]

@@ -1,15 +1,15 @@
 //! `/login`, `/logout` and `/`: the trainer's way in and out.
 
 use super::page::{html, Page, WebError};
+use super::proxy::ClientAddr;
 use super::session::{self, clear_cookie, cookie, set_cookie, CsrfForm, LoggedIn, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 use super::WebState;
 use askama::Template;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
-use std::net::SocketAddr;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -57,7 +57,7 @@ pub struct LoginForm {
 
 pub async fn login(
     State(state): State<WebState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Page {
@@ -66,9 +66,8 @@ pub async fn login(
     if session::check_csrf(cookie_token, &form.csrf, "").is_err() {
         return Ok(login_page(&state, "The form expired; please log in again.", StatusCode::FORBIDDEN));
     }
-    let ip = Some(peer.ip());
     if let Some(wait) = state.throttle.wait(&form.name, ip) {
-        tracing::warn!(name = %form.name, ip = %peer.ip(), "login throttled");
+        tracing::warn!(name = %form.name, %ip, "login throttled");
         let msg = format!("Too many failed attempts; try again in {} s.", wait.as_secs() + 1);
         let mut r = login_page(&state, &msg, StatusCode::TOO_MANY_REQUESTS);
         if let Ok(v) = (wait.as_secs() + 1).to_string().parse() {
@@ -78,12 +77,12 @@ pub async fn login(
     }
     let Some(trainer) = state.app.check_login(&form.name, &form.password).await? else {
         state.throttle.failed(&form.name, ip);
-        tracing::warn!(name = %form.name, ip = %peer.ip(), "login failed");
+        tracing::warn!(name = %form.name, %ip, "login failed");
         return Ok(login_page(&state, "Wrong name or password.", StatusCode::UNAUTHORIZED));
     };
-    state.throttle.succeeded(&form.name);
+    state.throttle.succeeded(&form.name, ip);
     let (token, _) = state.app.start_session(&trainer).await?;
-    tracing::info!(trainer = %trainer.name, "logged in");
+    tracing::info!(trainer = %trainer.name, %ip, "logged in");
     Ok(with_cookies(
         Redirect::to("/roster").into_response(),
         &[

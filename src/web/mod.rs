@@ -4,7 +4,7 @@
 //!
 //! - [`page`]: templates, error pages, redirects with a message, [`page::WebError`].
 //! - [`session`]: the session cookie, the [`session::LoggedIn`] and [`session::CsrfForm`]
-//!   extractors, login throttling.
+//!   extractors, login throttling; [`proxy`]: the client's address behind trusted proxies.
 //! - pages: [`login`], [`roster`] (with its cache), [`client`] (and its forms),
 //!   [`workout`], [`charts`], [`share`] (a client's private link), [`view`] (the week
 //!   both client pages show).
@@ -18,6 +18,7 @@ pub mod login;
 pub mod metrics;
 pub mod oauth;
 pub mod page;
+pub mod proxy;
 pub mod push;
 pub mod roster;
 pub mod session;

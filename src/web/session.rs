@@ -124,56 +124,129 @@ impl<T: DeserializeOwned + Send> FromRequest<WebState> for CsrfForm<T> {
     }
 }
 
-/// Failed logins per trainer name and per client address: after `FREE` failures each
-/// further attempt waits twice as long as the last (1 s, 2 s, 4 s, ... up to 15 minutes)
-/// and is refused without checking the password until then. A success clears the name.
+/// Failed logins, counted three ways, each refusing further attempts (without checking
+/// the password) for a while once it has had its free failures, the wait doubling with
+/// every failure after them (1 s, 2 s, 4 s, ... up to 15 minutes):
+/// - per (trainer name, client address): 5 free. Someone guessing anna's password from
+///   one address waits; anna at another address does not, so one address cannot lock a
+///   trainer out, let alone all of them.
+/// - per client address, whatever the names: 20 free, against one address trying many
+///   names (it only ever slows itself).
+/// - all failures together: at most [`Limits::global`] a minute, then every login waits
+///   for the minute to end, except from a (name, address) pair that has logged in
+///   before (since the start): many addresses guessing at once (which the pairs cannot
+///   see) meet this ceiling, a trainer at their usual address does not. It also bounds
+///   how fast the map can grow.
+///
+/// A success clears its (name, address) pair and remembers it. The addresses are [`super::proxy::ClientAddr`]s.
 /// Kept in memory: a restart forgives, which costs an attacker a restart of the server.
-#[derive(Default)]
 pub struct Throttle {
-    state: Mutex<HashMap<String, (u32, Instant)>>,
+    limits: Limits,
+    state: Mutex<State>,
 }
 
-const FREE: u32 = 5;
+/// The throttle's numbers (the defaults above; tests use smaller ones).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub pair_free: u32,
+    pub address_free: u32,
+    /// Failures, from anyone, within [`Limits::window`] before everyone waits.
+    pub global: u32,
+    pub window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { pair_free: 5, address_free: 20, global: 100, window: Duration::from_secs(60) }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// `pair:NAME|ADDRESS` and `ip:ADDRESS` → (failures, last failure).
+    counts: HashMap<String, (u32, Instant)>,
+    /// The current global window's start and its failures.
+    window: Option<(Instant, u32)>,
+    /// Pairs that logged in before (bounded by [`KNOWN_MAX`]).
+    known: std::collections::HashSet<String>,
+}
+
+const KNOWN_MAX: usize = 10_000;
+
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 
+impl Default for Throttle {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
 impl Throttle {
-    fn keys(name: &str, ip: Option<IpAddr>) -> Vec<String> {
-        let mut keys = vec![format!("name:{}", name.trim().to_lowercase())];
-        if let Some(ip) = ip {
-            keys.push(format!("ip:{ip}"));
-        }
-        keys
+    pub fn new(limits: Limits) -> Self {
+        Self { limits, state: Mutex::default() }
+    }
+
+    fn pair_key(name: &str, ip: IpAddr) -> String {
+        format!("pair:{}|{ip}", name.trim().to_lowercase())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How long the caller must still wait, if at all.
-    pub fn wait(&self, name: &str, ip: Option<IpAddr>) -> Option<Duration> {
-        let state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        Self::keys(name, ip)
-            .iter()
-            .filter_map(|k| state.get(k))
-            .filter(|(n, _)| *n >= FREE)
-            .filter_map(|(n, last)| {
-                let wait = Duration::from_secs(1u64 << (n - FREE).min(10)).min(MAX_WAIT);
-                (last.elapsed() < wait).then(|| wait - now.duration_since(*last))
-            })
+    pub fn wait(&self, name: &str, ip: IpAddr) -> Option<Duration> {
+        self.wait_at(name, ip, Instant::now())
+    }
+
+    fn wait_at(&self, name: &str, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let state = self.lock();
+        let backoff = |key: String, free: u32| {
+            let (n, last) = state.counts.get(&key).copied()?;
+            (n >= free).then_some(())?;
+            let wait = Duration::from_secs(1u64 << (n - free).min(10)).min(MAX_WAIT);
+            let passed = now.saturating_duration_since(last);
+            (passed < wait).then(|| wait - passed)
+        };
+        let pair = Self::pair_key(name, ip);
+        let global = state.window.filter(|_| !state.known.contains(&pair)).and_then(|(start, n)| {
+            let passed = now.saturating_duration_since(start);
+            (n >= self.limits.global && passed < self.limits.window).then(|| self.limits.window - passed)
+        });
+        [backoff(pair, self.limits.pair_free), backoff(format!("ip:{ip}"), self.limits.address_free), global]
+            .into_iter()
+            .flatten()
             .max()
     }
 
-    pub fn failed(&self, name: &str, ip: Option<IpAddr>) {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        // Forget entries idle for longer than the longest wait, so the map stays small.
-        state.retain(|_, (_, last)| now.duration_since(*last) < MAX_WAIT * 2);
-        for k in Self::keys(name, ip) {
-            let e = state.entry(k).or_insert((0, now));
-            *e = (e.0.saturating_add(1), now);
-        }
+    pub fn failed(&self, name: &str, ip: IpAddr) {
+        self.failed_at(name, ip, Instant::now());
     }
 
-    pub fn succeeded(&self, name: &str) {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.remove(&format!("name:{}", name.trim().to_lowercase()));
+    fn failed_at(&self, name: &str, ip: IpAddr, now: Instant) {
+        let mut state = self.lock();
+        // Forget entries idle for longer than the longest wait, so the map stays small.
+        state.counts.retain(|_, (_, last)| now.saturating_duration_since(*last) < MAX_WAIT * 2);
+        for key in [Self::pair_key(name, ip), format!("ip:{ip}")] {
+            let e = state.counts.entry(key).or_insert((0, now));
+            *e = (e.0.saturating_add(1), now);
+        }
+        state.window = match state.window {
+            Some((start, n)) if now.saturating_duration_since(start) < self.limits.window => {
+                Some((start, n.saturating_add(1)))
+            }
+            _ => Some((now, 1)),
+        };
+    }
+
+    /// A right password: that name at that address starts afresh.
+    pub fn succeeded(&self, name: &str, ip: IpAddr) {
+        let pair = Self::pair_key(name, ip);
+        let mut state = self.lock();
+        state.counts.remove(&pair);
+        if state.known.len() < KNOWN_MAX {
+            state.known.insert(pair);
+        }
     }
 }
 
@@ -181,19 +254,65 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
     #[test]
-    fn throttle_waits_after_free_attempts() {
+    fn a_pair_waits_after_its_free_attempts_and_nobody_else_does() {
         let t = Throttle::default();
-        let ip = Some(IpAddr::from([10, 0, 0, 1]));
-        for _ in 0..FREE {
-            assert!(t.wait("Ann", ip).is_none());
-            t.failed("ann", ip);
+        let now = Instant::now();
+        for _ in 0..5 {
+            assert!(t.wait_at("Ann", ip(1), now).is_none());
+            t.failed_at("ann", ip(1), now);
         }
-        assert!(t.wait("ANN", None).is_some(), "the name is throttled whatever the address");
-        assert!(t.wait("bob", ip).is_some(), "the address is throttled whatever the name");
-        assert!(t.wait("bob", Some(IpAddr::from([10, 0, 0, 2]))).is_none());
-        t.succeeded("ann");
-        assert!(t.wait("ann", None).is_none());
+        assert_eq!(t.wait_at("ANN ", ip(1), now), Some(Duration::from_secs(1)), "the pair waits, any case");
+        assert!(t.wait_at("ann", ip(2), now).is_none(), "ann from elsewhere is not locked out");
+        assert!(t.wait_at("bob", ip(1), now).is_none(), "the address may still try another name");
+        // Each further failure doubles the wait.
+        let later = now + Duration::from_secs(1);
+        t.failed_at("ann", ip(1), later);
+        assert_eq!(t.wait_at("ann", ip(1), later), Some(Duration::from_secs(2)));
+        assert!(t.wait_at("ann", ip(1), later + Duration::from_secs(2)).is_none(), "until it has passed");
+        t.succeeded("Ann", ip(1));
+        assert!(t.wait_at("ann", ip(1), later).is_none(), "a success clears the pair");
+    }
+
+    #[test]
+    fn one_address_trying_many_names_slows_only_itself() {
+        let t = Throttle::default();
+        let now = Instant::now();
+        for i in 0..20 {
+            t.failed_at(&format!("name{i}"), ip(1), now);
+        }
+        assert!(t.wait_at("fresh", ip(1), now).is_some(), "the address waits for any name");
+        assert!(t.wait_at("fresh", ip(2), now).is_none(), "others do not");
+        t.succeeded("name3", ip(1));
+        assert!(t.wait_at("fresh", ip(1), now).is_some(), "one right guess does not clear the address");
+    }
+
+    #[test]
+    fn many_addresses_failing_at_once_meet_the_global_ceiling() {
+        let limits = Limits { global: 30, ..Limits::default() };
+        let t = Throttle::new(limits);
+        let now = Instant::now();
+        for i in 0..29u8 {
+            t.failed_at("ann", IpAddr::from([192, 0, 2, i]), now);
+        }
+        assert!(t.wait_at("ben", ip(9), now).is_none(), "below the ceiling");
+        t.failed_at("ann", IpAddr::from([192, 0, 2, 200]), now);
+        let half = now + Duration::from_secs(20);
+        assert_eq!(t.wait_at("ben", ip(9), half), Some(Duration::from_secs(40)), "everyone waits out the minute");
+        assert!(t.wait_at("ben", ip(9), now + Duration::from_secs(60)).is_none(), "a new minute starts afresh");
+        t.failed_at("ann", ip(7), now + Duration::from_secs(61));
+        assert!(t.wait_at("ben", ip(9), now + Duration::from_secs(61)).is_none());
+        // A pair that logged in before passes the ceiling.
+        t.succeeded("ben", ip(9));
+        for i in 0..30u8 {
+            t.failed_at("ann", IpAddr::from([198, 51, 100, i]), now + Duration::from_secs(62));
+        }
+        assert!(t.wait_at("cid", ip(8), now + Duration::from_secs(63)).is_some());
+        assert!(t.wait_at("Ben", ip(9), now + Duration::from_secs(63)).is_none(), "a known pair is let through");
     }
 
     #[test]

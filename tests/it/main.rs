@@ -21,6 +21,7 @@ mod ingest;
 mod language;
 mod layers;
 mod providers;
+mod proxy;
 mod push;
 mod questions;
 mod strap;
