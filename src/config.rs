@@ -30,6 +30,7 @@ pub struct Config {
     pub inbox: InboxConfig,
     pub ble: BleConfig,
     pub providers: ProvidersConfig,
+    pub backup: BackupConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -197,6 +198,22 @@ impl Default for SupervisorConfig {
 pub struct ClientsConfig {
     /// IANA name; empty means the server's own time zone.
     pub default_tz: String,
+}
+
+/// The daemon's daily backups into `DATA/backups/`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupConfig {
+    /// Make one a day while `coachd run` runs.
+    pub daily: bool,
+    /// How many daily backups to keep; older ones are deleted.
+    pub retention: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self { daily: true, retention: 7 }
+    }
 }
 
 /// The watched folder `DATA/inbox/<client>/`.
@@ -454,9 +471,10 @@ impl Config {
             inbox: section(&merged, "inbox", &origins, &mut problems),
             ble: section(&merged, "ble", &origins, &mut problems),
             providers: section(&merged, "providers", &origins, &mut problems),
+            backup: section(&merged, "backup", &origins, &mut problems),
         };
         for key in merged.keys() {
-            if !["web", "log", "store", "supervisor", "clients", "homework", "inbox", "ble", "providers"]
+            if !["web", "log", "store", "supervisor", "clients", "homework", "inbox", "ble", "providers", "backup"]
                 .contains(&key.as_str())
             {
                 problems.push(Problem { location: locate(&origins, key), message: format!("unknown section [{key}]") });
@@ -558,6 +576,12 @@ impl Config {
                     bad(&format!("providers.{name}.{key}"), format!("{url:?} must start with http:// or https://"));
                 }
             }
+        }
+        if !(1..=365).contains(&self.backup.retention) {
+            bad(
+                "backup.retention",
+                format!("{} must be between 1 and 365 (daily backups kept)", self.backup.retention),
+            );
         }
         let tz = &self.clients.default_tz;
         if !tz.is_empty() && tz.parse::<chrono_tz::Tz>().is_err() {

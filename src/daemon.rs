@@ -21,8 +21,25 @@ pub async fn run(
     sources: Vec<Arc<dyn Source>>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // One daemon per data dir, and none beside a restore: an flock the kernel drops
+    // however this process ends. An app built from parts (tests) has no data dir.
+    let _lock = match &app.files {
+        Some(files) => {
+            let path = files.data.lock_file();
+            match crate::paths::try_lock(&path, "daemon").with_context(|| format!("locking {}", path.display()))? {
+                Ok(lock) => Some(lock),
+                Err(holder) => anyhow::bail!(
+                    "{} is held by {holder}: another coachd daemon (or a restore) is using {}; stop it first",
+                    path.display(),
+                    files.data.root().display()
+                ),
+            }
+        }
+        None => None,
+    };
     let token = CancellationToken::new();
     let (store, config): (Store, _) = (app.store.clone(), app.config.clone());
+    let backups = (app.files.is_some() && config.backup.daily).then(|| app.clone());
     let supervisor = Supervisor::start(sources, store.clone(), config.clone(), token.clone());
     let health = supervisor.health();
     let router = web::router(WebState::for_app(app, health.clone()))
@@ -43,6 +60,7 @@ pub async fn run(
     info!(listen = %addr, "coachd is running");
     notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&health.summary())]);
     let watchdog = tokio::spawn(watchdog(store.clone(), health.clone(), token.clone()));
+    let backups = backups.map(|app| tokio::spawn(daily_backups(app, token.clone())));
 
     let server_failure = tokio::select! {
         () = shutdown => None,
@@ -56,6 +74,10 @@ pub async fn run(
     notify(&[sd_notify::NotifyState::Stopping]);
     token.cancel();
     watchdog.abort();
+    if let Some(b) = backups {
+        // A backup cut short leaves only temporary files, which the next one removes.
+        b.abort();
+    }
     // Sources get their grace period inside the supervisor; requests get the same.
     let grace = Duration::from_millis(config.supervisor.shutdown_grace_ms);
     let drain_web = async {
@@ -105,6 +127,26 @@ async fn watchdog(store: Store, health: crate::source::Health, token: Cancellati
             Ok(()) if enabled => notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&status)]),
             Ok(()) => notify(&[sd_notify::NotifyState::Status(&status)]),
             Err(e) => warn!(error = %e, "database does not answer; withholding the watchdog ping"),
+        }
+    }
+}
+
+/// The daily backup: looked at shortly after start and then hourly; one is made when the
+/// newest in `DATA/backups/` is a day old (see [`App::daily_backup_if_due`]).
+async fn daily_backups(app: App, token: CancellationToken) {
+    let mut wait = Duration::from_secs(3);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = token.cancelled() => return,
+        }
+        wait = Duration::from_secs(3600);
+        match app.daily_backup_if_due(chrono::Utc::now()).await {
+            Ok(Some(made)) => info!(
+                file = %made.path.display(), bytes = made.bytes, pruned = made.pruned.len(), "daily backup written"
+            ),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "the daily backup failed; trying again in an hour"),
         }
     }
 }

@@ -51,6 +51,55 @@ impl DataDir {
     pub fn default_config(&self) -> PathBuf {
         self.root.join("coachd.toml")
     }
+
+    /// Held (flock) by a running daemon and by a restore, so neither runs beside the other.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("coachd.lock")
+    }
+
+    /// Where the daemon's daily backups (and `coachd backup` without a file) go.
+    pub fn backups(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+
+    /// A client's inbox, archive and quarantine folders.
+    pub fn client_folders(&self, client: &str) -> [PathBuf; 3] {
+        ["inbox", "archive", "quarantine"].map(|f| self.root.join(f).join(client))
+    }
+}
+
+/// An exclusive lock on the data dir's lock file, released when dropped (or when the
+/// process dies, however it dies: it is an `flock`, not a pid file).
+#[derive(Debug)]
+pub struct DataLock {
+    _file: std::fs::File,
+}
+
+/// Take the data dir's lock for `who` ("daemon", "restore") without waiting. `Ok(Err(text))`
+/// when another process holds it: the text is what that process wrote there (its pid
+/// and what it is).
+pub fn try_lock(path: &Path, who: &str) -> std::io::Result<Result<DataLock, String>> {
+    use std::io::{Read, Seek};
+    use std::os::fd::AsRawFd;
+    let mut file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    // SAFETY: flock on a descriptor this function owns; no memory is shared.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !locked {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(err);
+        }
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        let text = text.trim();
+        return Ok(Err(if text.is_empty() { "another coachd process".into() } else { text.to_string() }));
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{who} (pid {})", std::process::id())?;
+    file.sync_all()?;
+    Ok(Ok(DataLock { _file: file }))
 }
 
 /// Create `path` (mode 0600) holding `bytes`, unless it exists; returns whether it was

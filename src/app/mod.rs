@@ -9,10 +9,12 @@
 //! failure at run time. `cli/` turns them into exit codes, `web/` into pages.
 
 mod accounts;
+pub mod backup;
 mod benchmarks;
 mod charts;
 mod clients;
 mod devices;
+mod erase;
 mod homework;
 mod inbound;
 mod links;
@@ -99,6 +101,16 @@ pub struct App {
     pub store: Store,
     pub config: Arc<Config>,
     pub providers: Arc<Registry>,
+    /// The data dir and the configuration file, when opened from them ([`App::open`]):
+    /// backups, a removed client's folders. None for an app built from parts.
+    pub files: Option<Files>,
+}
+
+/// Where an app's data dir and configuration file are.
+#[derive(Clone, Debug)]
+pub struct Files {
+    pub data: crate::paths::DataDir,
+    pub config: std::path::PathBuf,
 }
 
 impl App {
@@ -134,7 +146,10 @@ impl App {
             }
         }
         match Self::new(store.clone(), Arc::new(config)) {
-            Ok(app) => Ok((app, report)),
+            Ok(mut app) => {
+                app.files = Some(Files { data: data.clone(), config: config_path.to_path_buf() });
+                Ok((app, report))
+            }
             Err(e) => {
                 store.close().await;
                 Err(e)
@@ -148,7 +163,7 @@ impl App {
     }
 
     pub fn from_parts(store: Store, config: Arc<Config>, providers: Arc<Registry>) -> Self {
-        Self { store, config, providers }
+        Self { store, config, providers, files: None }
     }
 
     /// How verdicts are reached, from `[homework]`.

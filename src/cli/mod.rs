@@ -15,6 +15,7 @@ use crate::paths::DataDir;
 mod accounts;
 mod benchmarks;
 mod charts;
+mod data;
 mod devices;
 mod homework;
 mod import;
@@ -255,6 +256,23 @@ enum Command {
     /// Bluetooth sensors: scan for them, pair them with clients, list them
     #[command(subcommand)]
     Devices(devices::DevicesCommand),
+    /// Write a consistent backup (database and configuration; the key only with --with-key), also while the daemon runs
+    #[command(after_help = data::BACKUP_HELP)]
+    Backup {
+        /// The zip to write, or a folder for a dated one [default: DATA/backups/coachd-backup-TIME.zip]
+        file: Option<PathBuf>,
+        /// Also put the encryption key in (it decrypts the cloud tokens: guard the file like the key)
+        #[arg(long)]
+        with_key: bool,
+    },
+    /// Put a backup back (the daemon must be stopped); the database it replaces is kept aside
+    Restore {
+        /// A zip from `coachd backup` (or the daily ones in DATA/backups/), or a bare database file
+        file: PathBuf,
+        /// Leave the configuration file as it is instead of restoring the backup's
+        #[arg(long)]
+        keep_config: bool,
+    },
     /// Run the daemon: every source, the supervisor and the web server
     Run {
         /// Address to listen on [default: web.listen, 127.0.0.1:7878]
@@ -350,6 +368,20 @@ enum ClientCommand {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+    },
+    /// Write all of a client's data to a zip: activities (JSON, and TCX where samples exist), daily metrics, homework and verdicts, check-ins, reflections, answers, benchmarks (formats in its README.txt)
+    Export {
+        name: String,
+        /// The zip to write [default: NAME-export-DATE.zip here]
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Erase a client: every row of theirs in every table, their inbox, archive and quarantine folders; their sensors are unpaired
+    Remove {
+        name: String,
+        /// Do not ask for the client's name as confirmation
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -478,6 +510,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
+        Command::Restore { file, keep_config } => {
+            data::restore(&data, &config_path, &file, keep_config, &config).await
+        }
         command => {
             let app = open(&data, &config_path, config, true).await?;
             let result = with_app(&app, &data, command).await;
@@ -511,6 +546,7 @@ async fn prepare_demo(app: &App) -> Result<(), Failure> {
 async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Failure> {
     match command {
         Command::Client(cmd) => client(app, cmd).await,
+        Command::Backup { file, with_key } => data::backup(app, file.as_deref(), with_key).await,
         Command::Devices(cmd) => devices::devices(app, cmd).await,
         Command::Assign { client, questions: Some(file), every, days, from, until, .. } => {
             homework::assign_questions(app, homework::QuestionsArgs { client, file, every, days, from, until }).await
@@ -579,7 +615,7 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
             charts::chart(app, charts::ChartArgs { kind, client, from, to, activity, out }).await
         }
         Command::Demo { now, gallery } => charts::demo(app, now.as_deref(), gallery.as_deref()).await,
-        Command::Init | Command::Config(_) | Command::Run { .. } => {
+        Command::Init | Command::Config(_) | Command::Run { .. } | Command::Restore { .. } => {
             unreachable!("handled by dispatch without an open store")
         }
     }
@@ -630,6 +666,8 @@ fn config_check(
 
 async fn client(app: &App, cmd: ClientCommand) -> Result<(), Failure> {
     match cmd {
+        ClientCommand::Export { name, out } => data::export(app, &name, out).await,
+        ClientCommand::Remove { name, yes } => data::remove(app, &name, yes).await,
         ClientCommand::Add { name, tz, hr_max, birth_year, trainer } => {
             let owner = trainer.map_or(Owner::OnlyTrainer, Owner::Named);
             let c = app.add_client(&NewClientInput { name, tz, hr_max, birth_year }, owner).await?;

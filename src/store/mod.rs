@@ -10,10 +10,12 @@
 
 mod accounts;
 pub mod answers;
+pub mod backup;
 pub mod benchmarks;
 mod clients;
 pub mod codec;
 pub mod devices;
+pub mod erase;
 pub mod gadgetbridge;
 mod homework;
 mod ingest;
@@ -54,6 +56,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database was sealed with key {stored}, but the key file is {found}; restore the original coachd.key")]
     KeyMismatch { stored: String, found: String },
+    /// The database was written by a newer coachd (a schema version this build does not know).
+    #[error(
+        "{path} has schema version {found}, but this coachd ({version}) knows versions up to {known}: a newer coachd \
+         wrote it. Run that newer coachd (or upgrade this one), or restore a backup made by this version with \
+         `coachd restore FILE`; the database was left unchanged",
+        version = env!("CARGO_PKG_VERSION")
+    )]
+    TooNew { path: String, found: i64, known: i64 },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// SQLite could not grow the database or its journal: nothing of the write was stored.
@@ -113,7 +123,8 @@ impl From<crate::crypto::RandomError> for StoreError {
 }
 
 /// Row counts of the main tables, for health reports and tests.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RowCounts {
     pub clients: i64,
     pub activities: i64,
@@ -151,6 +162,10 @@ impl Store {
             })
             .connect_with(connect)
             .await?;
+        if let Err(e) = backup::refuse_newer(&pool, path).await {
+            pool.close().await;
+            return Err(e);
+        }
         MIGRATOR.run(&pool).await?;
         let store = Self { pool, cipher };
         store.check_key().await?;

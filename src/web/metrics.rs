@@ -108,6 +108,13 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
         ages,
     );
     family("coachd_account_failing", "gauge", "1 while an active account's last sync attempt failed.", failing);
+    let backup = state.app.last_backup().await.ok().flatten();
+    family(
+        "coachd_backup_last_age_seconds",
+        "gauge",
+        "Seconds since the last backup (daily or `coachd backup`); absent before the first.",
+        backup.map(|(at, _)| format!(" {}", (now - at).num_seconds())).into_iter().collect(),
+    );
     family("coachd_clients", "gauge", "Clients.", vec![format!(" {}", counts.clients)]);
     family("coachd_trainers", "gauge", "Trainers with a dashboard login.", vec![format!(" {}", counts.trainers)]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()

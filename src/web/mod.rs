@@ -5,7 +5,8 @@
 //! - [`page`]: templates, error pages, redirects with a message, [`page::WebError`].
 //! - [`session`]: the session cookie, the [`session::LoggedIn`] and [`session::CsrfForm`]
 //!   extractors, login throttling; [`proxy`]: the client's address behind trusted proxies.
-//! - pages: [`login`], [`roster`] (with its cache), [`client`] (and its forms),
+//! - pages: [`login`], [`roster`] (with its cache), [`client`] (and its forms), [`data`]
+//!   (a client's export and removal),
 //!   [`workout`], [`charts`], [`share`] (a client's private link), [`view`] (the week
 //!   both client pages show).
 //! - machines: [`api`] (JSON behind the session), [`push`] (Health Auto Export),
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod charts;
 pub mod client;
+pub mod data;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
@@ -79,6 +81,8 @@ pub fn router(state: WebState) -> Router {
         .route("/clients/{id}/devices", post(client::pair))
         .route("/clients/{id}/share", post(client::share))
         .route("/clients/{id}/connect", post(client::connect))
+        .route("/clients/{id}/export", post(data::export))
+        .route("/clients/{id}/remove", post(data::remove))
         .route("/c/{token}", get(share::page))
         .route("/c/{token}/charts/{file}", get(share::chart))
         .route("/c/{token}/checkin", post(share::checkin))
@@ -136,6 +140,15 @@ struct HealthReport {
     version: &'static str,
     database: String,
     sources: Vec<SourceHealth>,
+    /// The last backup (the daemon's daily one or `coachd backup`); null before the first.
+    backup: Option<BackupHealth>,
+}
+
+#[derive(Serialize)]
+struct BackupHealth {
+    last: String,
+    age_seconds: i64,
+    file: String,
 }
 
 async fn healthz(State(state): State<WebState>) -> (StatusCode, Json<HealthReport>) {
@@ -147,5 +160,13 @@ async fn healthz(State(state): State<WebState>) -> (StatusCode, Json<HealthRepor
         }
         Ok(()) => (StatusCode::OK, "ok", "ok".to_string()),
     };
-    (code, Json(HealthReport { status, version: env!("CARGO_PKG_VERSION"), database, sources }))
+    let backup = match state.app.last_backup().await {
+        Ok(b) => b.map(|(at, file)| BackupHealth {
+            last: at.to_rfc3339(),
+            age_seconds: (chrono::Utc::now() - at).num_seconds(),
+            file,
+        }),
+        Err(_) => None,
+    };
+    (code, Json(HealthReport { status, version: env!("CARGO_PKG_VERSION"), database, sources, backup }))
 }

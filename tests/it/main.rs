@@ -1,6 +1,7 @@
 //! coachd's integration tests: one binary, helpers here, one module per area.
 
 mod apple;
+mod backups;
 mod benchmarks;
 mod bluez;
 mod browser;
@@ -9,10 +10,12 @@ mod cli;
 mod crash;
 mod daemon;
 mod dashboard;
+mod erase;
 mod exports;
 mod fake_strava;
 mod files;
 mod fit_encoder;
+mod fixture;
 mod fuzz_seeds;
 mod gadgetbridge;
 mod homework;
@@ -26,6 +29,7 @@ mod push;
 mod questions;
 mod strap;
 mod supervisor;
+mod upgrade;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use coachd::config::Config;
