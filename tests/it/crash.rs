@@ -44,16 +44,21 @@ impl Dice {
     }
 }
 
-/// The first day of the inputs: 2026-09-01, a Tuesday.
+/// The first day of the inputs: 2026-06-01, a Monday. 200 rounds of inputs stay in the past.
 fn day0() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 9, 1).expect("date")
+    NaiveDate::from_ymd_opt(2026, 6, 1).expect("date")
 }
 
-/// Run number `i`: a 25-35 minute run on day `i` at 07:00 Berlin time, per-second HR.
-fn run_file(i: usize) -> Vec<u8> {
+/// Where run number `i` starts: one every 40 minutes from day 0's midnight, Berlin time.
+fn file_start(i: usize) -> i64 {
     let tz = chrono_tz::Europe::Berlin;
-    let day = day0() + Days::days(i as i64);
-    let start = tz.from_local_datetime(&day.and_hms_opt(7, 0, 0).expect("time")).single().expect("local").timestamp();
+    let midnight = tz.from_local_datetime(&day0().and_hms_opt(0, 0, 0).expect("time")).single().expect("local");
+    (midnight + Days::minutes(40 * i as i64)).timestamp()
+}
+
+/// Run number `i`: 25-35 minutes, per-second HR.
+fn run_file(i: usize) -> Vec<u8> {
+    let start = file_start(i);
     let secs = 1500 + 60 * (i as u32 % 11);
     let mut w = FitWriter::default();
     w.file_id(9000 + i as u32, start);
@@ -73,11 +78,14 @@ fn run_file(i: usize) -> Vec<u8> {
     w.finish()
 }
 
-/// Push number `i`: an hour's steps on some day, as Health Auto Export sends them.
+/// Push number `i`: a minute's steps (minute `i` from day 0's midnight), as Health Auto
+/// Export sends them.
 fn push_body(i: usize) -> Value {
-    let day = day0() + Days::days((i / 3) as i64);
-    let hour = 8 + (i % 3) * 4;
-    let date = format!("{} {hour:02}:00:00 +0200", day.format("%Y-%m-%d"));
+    let at = chrono::DateTime::from_timestamp_millis(push_t_ms(i)).expect("time");
+    let date = at
+        .with_timezone(&chrono::FixedOffset::east_opt(7200).expect("offset"))
+        .format("%Y-%m-%d %H:%M:%S %z")
+        .to_string();
     json!({"data": {"metrics": [{"name": "step_count", "units": "count",
         "data": [{"date": date, "qty": 1000 + 37 * i}]}], "workouts": []}})
 }
@@ -225,26 +233,19 @@ async fn stored(data: &Path) -> (BTreeSet<i64>, Vec<(i64, f64)>) {
 }
 
 fn file_start_ms(i: usize) -> i64 {
-    let tz = chrono_tz::Europe::Berlin;
-    let day = day0() + Days::days(i as i64);
-    tz.from_local_datetime(&day.and_hms_opt(7, 0, 0).expect("time")).single().expect("local").timestamp_millis()
+    file_start(i) * 1000
 }
 
 fn push_t_ms(i: usize) -> i64 {
-    let day = day0() + Days::days((i / 3) as i64);
-    let hour = 8 + (i % 3) * 4;
     let local = chrono::FixedOffset::east_opt(7200).expect("offset");
-    local
-        .from_local_datetime(&day.and_hms_opt(hour as u32, 0, 0).expect("time"))
-        .single()
-        .expect("t")
-        .timestamp_millis()
+    let midnight = local.from_local_datetime(&day0().and_hms_opt(0, 0, 0).expect("time")).single().expect("t");
+    (midnight + Days::minutes(i as i64)).timestamp_millis()
 }
 
 fn setup(data: &Path) -> String {
     coachd(data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
     for phrase in ["15 minutes of cardio", "8000 steps a day", "150 minutes of cardio a week"] {
-        coachd(data).args(["assign", "alex", phrase, "--from", "2026-09-01"]).assert().success();
+        coachd(data).args(["assign", "alex", phrase, "--from", "2026-06-01"]).assert().success();
     }
     let out = coachd(data).args(["push-token", "alex"]).output().expect("push-token");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -257,10 +258,11 @@ fn setup(data: &Path) -> String {
 
 /// `status --json` occurrences as (homework, date, verdict, achieved): evidence ids differ
 /// between two databases, the verdicts must not.
-fn verdicts(data: &Path, days: usize) -> Vec<(String, String, String, String)> {
-    let to = day0() + Days::days(days as i64 + 7);
+fn verdicts(data: &Path, files: usize) -> Vec<(String, String, String, String)> {
+    let last = chrono::DateTime::from_timestamp(file_start(files), 0).expect("time").date_naive();
+    let to = last.max(day0() + Days::days(7)) + Days::days(7);
     let out = coachd(data)
-        .args(["status", "alex", "--from", "2026-09-01", "--to", &to.to_string(), "--json"])
+        .args(["status", "alex", "--from", "2026-06-01", "--to", &to.to_string(), "--json"])
         .output()
         .expect("status");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -420,8 +422,7 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
         assert_eq!(r.status(), 200);
     }
     kill(&mut clean_child);
-    let days = next_file.max(next_push / 3);
-    let (crashed, reference) = (verdicts(&data, days), verdicts(&clean, days));
+    let (crashed, reference) = (verdicts(&data, next_file), verdicts(&clean, next_file));
     assert!(!reference.is_empty());
     assert_eq!(crashed, reference, "the verdicts after {rounds} crashes equal a clean run's");
     let (starts, buckets) = stored(&data).await;
