@@ -128,3 +128,19 @@ async fn a_database_from_a_newer_coachd_is_refused_naming_both_versions() {
     assert_eq!(versions, future);
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_a_first_release_database_upgrades_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = first_release_database(dir.path()).await;
+    let pool = fixture::pool(&path).await;
+    fixture::fill_v1(&pool, "alex", 1).await;
+    pool.close().await;
+    let data = coachd::paths::DataDir::new(dir.path().join("data"));
+    let config = coachd::config::Config::default();
+    let r = coachd::app::backup::restore(&data, &data.default_config(), &path, false, &config).await.expect("restore");
+    assert_eq!((r.schema_before, r.schema_now), (1, coachd::store::backup::known_schema_version()));
+    assert_eq!((r.counts.clients, r.counts.activities), (1, 1));
+    // No key fingerprint in a first-release database: the tokens stay, sealed as they were.
+    assert!(r.reconnect.is_empty());
+}
