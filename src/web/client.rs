@@ -315,7 +315,12 @@ pub async fn assign(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfF
         Err(e) => return Err(e.into()),
     };
     state.roster.clear(trainer);
-    Ok(back(&format!("/clients/{id}"), &format!("Assigned #{} {}.", row.homework.id, row.homework.text)))
+    let how = if row.homework.rule.judged_by() == crate::engine::rule::JudgedBy::CheckIns {
+        format!(" No device can see this: it is judged from {}'s check-ins (a tick on their private link).", client.name)
+    } else {
+        String::new()
+    };
+    Ok(back(&format!("/clients/{id}"), &format!("Assigned #{} {}.{how}", row.homework.id, row.homework.text)))
 }
 
 /// How far back the page lists a client's answers.
