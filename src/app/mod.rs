@@ -14,6 +14,7 @@ mod benchmarks;
 mod charts;
 mod clients;
 mod devices;
+pub mod doctor;
 mod erase;
 mod homework;
 mod inbound;

@@ -3,11 +3,14 @@
 //! bytes to the right decoder; [`session`] turns a device's readings into session
 //! batches; [`collector`] (cargo feature `ble`) finds paired sensors through BlueZ with
 //! btleplug and feeds them through both; [`simulated`] is a strap for demos and tests
-//! that goes through the same decoder and recorder.
+//! that goes through the same decoder and recorder; [`probe`] (with `ble`) tells
+//! `coachd doctor` whether BlueZ is there and usable.
 
 #[cfg(feature = "ble")]
 pub mod collector;
 pub mod gatt;
+#[cfg(feature = "ble")]
+pub mod probe;
 pub mod reading;
 pub mod session;
 pub mod simulated;

@@ -17,6 +17,7 @@ mod benchmarks;
 mod charts;
 mod data;
 mod devices;
+mod doctor;
 mod homework;
 mod import;
 mod trainer;
@@ -273,6 +274,13 @@ enum Command {
         #[arg(long)]
         keep_config: bool,
     },
+    /// Check the install (data dir, key, database, backups, disk, clock, Bluetooth, sensors, providers, daemon) and explain each problem with its fix; exit 1 if any check fails
+    #[command(after_help = doctor::DOCTOR_HELP)]
+    Doctor {
+        /// Print JSON instead of one line per check
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the daemon: every source, the supervisor and the web server
     Run {
         /// Address to listen on [default: web.listen, 127.0.0.1:7878]
@@ -452,6 +460,10 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     if let Command::Config(ConfigCommand::Check) = cli.command {
         return config_check(&data, &config_path, env);
     }
+    if let Command::Doctor { json } = cli.command {
+        // Before the configuration is loaded: a broken one is one of the things it reports.
+        return doctor::doctor(&data, &config_path, env, json).await;
+    }
     let config = crate::app::load_config(&config_path, env).map_err(|p| Failure::Input(p.to_string()))?;
     let is_run = matches!(cli.command, Command::Run { .. });
     init_logging(&config, cli.log_format, is_run);
@@ -615,7 +627,7 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
             charts::chart(app, charts::ChartArgs { kind, client, from, to, activity, out }).await
         }
         Command::Demo { now, gallery } => charts::demo(app, now.as_deref(), gallery.as_deref()).await,
-        Command::Init | Command::Config(_) | Command::Run { .. } | Command::Restore { .. } => {
+        Command::Init | Command::Config(_) | Command::Run { .. } | Command::Restore { .. } | Command::Doctor { .. } => {
             unreachable!("handled by dispatch without an open store")
         }
     }

@@ -19,6 +19,7 @@ pub mod erase;
 pub mod gadgetbridge;
 mod homework;
 mod ingest;
+pub mod inspect;
 pub mod providers;
 mod push;
 pub mod web;

@@ -31,7 +31,7 @@ fn lines(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
 }
 
 /// Kills the child when dropped, so a failing test leaves nothing running.
-struct Guard(Child);
+pub(crate) struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -56,6 +56,11 @@ fn prerequisites() -> String {
 }
 
 fn private_bus(dir: &Path) -> (Guard, String) {
+    private_bus_with(dir, "")
+}
+
+/// A private system bus whose default policy ends with `extra` rules (e.g. a deny).
+pub(crate) fn private_bus_with(dir: &Path, extra: &str) -> (Guard, String) {
     let socket = dir.join("bus");
     let conf = dir.join("bus.conf");
     std::fs::write(
@@ -78,10 +83,11 @@ fn private_bus(dir: &Path) -> (Guard, String) {
     <allow receive_type="signal"/>
     <allow receive_type="method_return"/>
     <allow receive_type="error"/>
+    {extra}
   </policy>
 </busconfig>
 "#,
-            socket.display()
+            socket.display(),
         ),
     )
     .expect("bus config");
@@ -98,7 +104,7 @@ fn private_bus(dir: &Path) -> (Guard, String) {
 }
 
 /// The fake BlueZ, driven through its stdin.
-struct Fake {
+pub(crate) struct Fake {
     _child: Guard,
     stdin: ChildStdin,
     out: Receiver<String>,
@@ -106,7 +112,7 @@ struct Fake {
 }
 
 impl Fake {
-    fn start(bus: &str) -> Fake {
+    pub(crate) fn start(bus: &str) -> Fake {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_bluez/fake_bluez.py");
         let mut child = Command::new("python3")
             .arg(script)

@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod daemon;
 mod dashboard;
+mod doctor;
 mod erase;
 mod exports;
 mod fake_strava;
