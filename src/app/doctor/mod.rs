@@ -186,6 +186,12 @@ pub async fn doctor(data: &DataDir, config_path: &Path, config: Result<Config, P
     }
     bluetooth(&mut c, &config, bluez, !paired.is_empty());
     let now = Utc::now();
+    if store.is_none() {
+        // What only the database knows (paired sensors, accounts, where the daemon served)
+        // is not read from one that failed above.
+        c.skip("sensor", "not checked: the database is not usable (see above)");
+        c.skip("account", "not checked: the database is not usable (see above)");
+    }
     for d in &paired {
         sensor(&mut c, d, now);
     }
@@ -377,10 +383,18 @@ async fn database(
     }
     c.ok("database", format!("{shown}: {size}, integrity ok, schema current"));
     let cipher = cipher?.clone();
-    match Store::open(&path, &config.store.options(), cipher).await {
-        Ok(s) => Some(s),
-        Err(e) => {
+    match tokio::time::timeout(PROBE_LIMIT * 4, Store::open(&path, &config.store.options(), cipher)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
             c.fail("database", format!("{shown} could not be opened: {e}"), restore());
+            None
+        }
+        Err(_) => {
+            c.warn(
+                "database",
+                format!("{shown} is sound but stayed locked for {} s", (PROBE_LIMIT * 4).as_secs()),
+                "try again; if it stays locked, look for a hung process holding it (fuser coachd.db)",
+            );
             None
         }
     }
