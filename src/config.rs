@@ -499,6 +499,15 @@ impl Config {
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             bad("web.public_url", format!("{url:?} must start with http:// or https://"));
         }
+        if let Some(all) = self.web.trusted_proxies.iter().find(|p| p.prefix == 0) {
+            bad(
+                "web.trusted_proxies",
+                format!(
+                    "{} trusts every address, so any client could claim any other's; list your proxies' addresses",
+                    String::from(*all)
+                ),
+            );
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             bad("log.level", format!("{:?} is not a log level or filter: {e}", self.log.level));
         }
@@ -739,6 +748,8 @@ mod tests {
             let err = load(&format!("[web]\ntrusted_proxies = [\"{bad}\"]\n"), &[]).expect_err(bad).to_string();
             assert!(err.contains("web.trusted_proxies[0]") && err.contains("CIDR"), "{bad}: {err}");
         }
+        let err = load("[web]\ntrusted_proxies = [\"::/0\"]\n", &[]).expect_err("everyone").to_string();
+        assert!(err.contains("trusts every address"), "{err}");
         let c = load("", &[("COACHD__WEB__TRUSTED_PROXIES", "[\"192.168.0.0/24\"]")]).expect("from the environment");
         assert_eq!(c.web.trusted_proxies.len(), 1);
     }
