@@ -313,3 +313,44 @@ fn a_d_bus_policy_that_refuses_bluez_fails_with_the_bluetooth_group_as_the_fix()
     assert!(message.contains("the D-Bus policy refuses"), "{message}");
     assert!(fix.starts_with("usermod -aG bluetooth "), "{fix}");
 }
+
+#[test]
+fn a_daemon_whose_public_address_does_not_answer_is_told_apart_from_a_stopped_one() {
+    let (_dir, data) = initialised();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    std::fs::write(
+        data.join("coachd.toml"),
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"https://coach.invalid\"\n[ble]\nenabled = false\n\
+             [providers.strava]\nclient_id = \"4711\"\nclient_secret = \"app-secret\"\n"
+        ),
+    )
+    .expect("config");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+        .env("COACHD_DATA_DIR", &data)
+        .env_remove("RUST_LOG")
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let up = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "the daemon listens");
+    let (code, report) = doctor(&data);
+    // SAFETY: a plain signal to the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(code, 0, "{report:#}");
+    let (status, message, fix) = check(&report, "daemon");
+    assert_eq!(status, "warn");
+    assert!(
+        message.starts_with(&format!("running at http://127.0.0.1:{port} (/healthz: ok), but https://coach.invalid")),
+        "{message}"
+    );
+    assert!(fix.contains("reverse proxy"), "{fix}");
+    let (status, message, _) = check(&report, "webhooks");
+    assert_eq!((status.as_str(), message.as_str()), ("ok", "strava can push to https://coach.invalid/webhooks/strava"));
+}

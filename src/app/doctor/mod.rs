@@ -168,7 +168,17 @@ pub async fn doctor(data: &DataDir, config_path: &Path, config: Result<Config, P
             }
         },
         tokio::task::spawn_blocking(|| os::clock_synchronised(PROBE_LIMIT)),
-        healthz(&health_url),
+        async {
+            // Where it last served (its public address, when it has one), else where it
+            // listens: a public address that does not answer from here (a proxy down, or no
+            // hairpin NAT) is told apart from a daemon that is not running.
+            let first = healthz(&health_url).await;
+            let local = format!("http://{}", config.web.listen);
+            match first {
+                Err(e) if local != health_url => (Err(e), Some((local.clone(), healthz(&local).await))),
+                other => (other, None),
+            }
+        },
     );
     match clock {
         Ok(Ok(true)) => c.ok("clock", "the system clock is synchronised (NTP)"),
@@ -712,8 +722,19 @@ async fn healthz(base: &str) -> Result<String, String> {
     }
 }
 
-fn daemon(c: &mut Checks, served: Option<&str>, url: &str, health: Result<String, String>) {
+type Health = (Result<String, String>, Option<(String, Result<String, String>)>);
+
+fn daemon(c: &mut Checks, served: Option<&str>, url: &str, (health, local): Health) {
     let start = "systemctl start coachd (or coachd run)";
+    if let (Err(e), Some((local, Ok(s)))) = (&health, &local) {
+        c.warn(
+            "daemon",
+            format!("running at {local} (/healthz: {s}), but {url} does not answer from here ({e})"),
+            "check the reverse proxy in front of it and web.public_url (some routers do not let the server reach \
+             its own public address: then try it from outside)",
+        );
+        return;
+    }
     match (health, served) {
         (Ok(s), _) if s == "ok" => c.ok("daemon", format!("running at {url} (/healthz: ok)")),
         (Ok(s), _) => c.warn(
