@@ -138,7 +138,9 @@ impl<T: DeserializeOwned + Send> FromRequest<WebState> for CsrfForm<T> {
 ///   see) meet this ceiling, a trainer at their usual address does not. It also bounds
 ///   how fast the map can grow.
 ///
-/// A success clears its (name, address) pair and remembers it. The addresses are [`super::proxy::ClientAddr`]s.
+/// A success clears its (name, address) pair and remembers it. The addresses are
+/// [`super::proxy::ClientAddr`]s; an IPv6 one counts as its /64, which one household or
+/// one attacker's machine holds whole (a new address in it costs them nothing).
 /// Kept in memory: a restart forgives, which costs an attacker a restart of the server.
 pub struct Throttle {
     limits: Limits,
@@ -187,7 +189,22 @@ impl Throttle {
     }
 
     fn pair_key(name: &str, ip: IpAddr) -> String {
-        format!("pair:{}|{ip}", name.trim().to_lowercase())
+        format!("pair:{}|{}", name.trim().to_lowercase(), Self::who(ip))
+    }
+
+    fn address_key(ip: IpAddr) -> String {
+        format!("ip:{}", Self::who(ip))
+    }
+
+    /// An IPv4 address as itself; an IPv6 one as its /64.
+    fn who(ip: IpAddr) -> String {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => format!("{}/64", std::net::Ipv6Addr::from_bits(v6.to_bits() & !0u128 << 64)),
+            },
+            v4 => v4.to_string(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -213,7 +230,7 @@ impl Throttle {
             let passed = now.saturating_duration_since(start);
             (n >= self.limits.global && passed < self.limits.window).then(|| self.limits.window - passed)
         });
-        [backoff(pair, self.limits.pair_free), backoff(format!("ip:{ip}"), self.limits.address_free), global]
+        [backoff(pair, self.limits.pair_free), backoff(Self::address_key(ip), self.limits.address_free), global]
             .into_iter()
             .flatten()
             .max()
@@ -227,7 +244,7 @@ impl Throttle {
         let mut state = self.lock();
         // Forget entries idle for longer than the longest wait, so the map stays small.
         state.counts.retain(|_, (_, last)| now.saturating_duration_since(*last) < MAX_WAIT * 2);
-        for key in [Self::pair_key(name, ip), format!("ip:{ip}")] {
+        for key in [Self::pair_key(name, ip), Self::address_key(ip)] {
             let e = state.counts.entry(key).or_insert((0, now));
             *e = (e.0.saturating_add(1), now);
         }
@@ -276,6 +293,19 @@ mod tests {
         assert!(t.wait_at("ann", ip(1), later + Duration::from_secs(2)).is_none(), "until it has passed");
         t.succeeded("Ann", ip(1));
         assert!(t.wait_at("ann", ip(1), later).is_none(), "a success clears the pair");
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64() {
+        let t = Throttle::default();
+        let now = Instant::now();
+        let at = |s: &str| s.parse::<IpAddr>().expect("ip");
+        for i in 1..=5 {
+            t.failed_at("ann", at(&format!("2001:db8:1:2::{i}")), now);
+        }
+        assert!(t.wait_at("ann", at("2001:db8:1:2:ffff::9"), now).is_some(), "a new address in the same /64");
+        assert!(t.wait_at("ann", at("2001:db8:1:3::1"), now).is_none(), "another /64");
+        assert_eq!(Throttle::who(at("::ffff:10.0.0.1")), "10.0.0.1");
     }
 
     #[test]
