@@ -211,9 +211,16 @@ async fn cardio(
         }
     }
     // The daily target of the first cardio-minutes homework (weekly ones have no daily line).
-    let target = store.list_homework(Some(client.id)).await?.into_iter().find_map(|r| match r.homework.rule.measure {
-        Measure::Minutes { minutes, .. } if r.homework.rule.schedule.per_week().is_none() => Some(minutes),
-        _ => None,
+    // The daily target of the first daily cardio-minutes homework, as it stands on the
+    // last day shown (a progression has grown it by then).
+    let last = days.last().copied().unwrap_or(today);
+    let target = store.list_homework(Some(client.id)).await?.into_iter().find_map(|r| {
+        let h = r.homework;
+        let daily = h.rule.schedule.per_week().is_none() && h.rule.schedule != Schedule::WeekTotal;
+        match h.rule.measure {
+            Measure::Minutes { .. } if daily => Some(h.rule.day_target_on(h.from, last)),
+            _ => None,
+        }
     });
     Ok(Body::Cardio(CardioData { days, minutes, target }))
 }
