@@ -120,7 +120,7 @@ pub fn command_output(program: &str, args: &[&str], limit: Duration) -> Result<S
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
-        Err(format!("{program}: {}", err.trim().lines().collect::<Vec<_>>().join("; ")))
+        Err(format!("{program}: {}", err.trim().lines().collect::<Vec<_>>().join(" ")))
     }
 }
 
