@@ -121,3 +121,20 @@ pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_dir_lock_is_held_until_dropped_and_names_its_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coachd.lock");
+        let first = try_lock(&path, "daemon").expect("io").expect("free");
+        let refused = try_lock(&path, "restore").expect("io").expect_err("held");
+        assert_eq!(refused, format!("daemon (pid {})", std::process::id()));
+        drop(first);
+        let again = try_lock(&path, "restore").expect("io");
+        assert!(again.is_ok(), "free once the holder is gone");
+    }
+}

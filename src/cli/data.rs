@@ -40,6 +40,11 @@ pub async fn backup(app: &App, file: Option<&Path>, with_key: bool) -> Result<()
         m.counts.activities
     );
     println!("{}", if with_key { WITH_KEY_NOTE } else { KEY_NOTE });
+    if let Some(files) = &app.files {
+        if made.path.starts_with(files.data.root()) {
+            println!("it is on the same disk as the data: copy it to another machine or disk as well");
+        }
+    }
     if !m.with_config {
         println!("there was no configuration file to include: the defaults (and any COACHD__ variables) are in use");
     }
