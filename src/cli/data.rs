@@ -3,8 +3,8 @@
 use super::Failure;
 use crate::app::backup::{KEY_NOTE, WITH_KEY_NOTE};
 use crate::app::App;
-use crate::paths::DataDir;
 use crate::config::Config;
+use crate::paths::DataDir;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 

@@ -522,9 +522,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Restore { file, keep_config } => {
-            data::restore(&data, &config_path, &file, keep_config, &config).await
-        }
+        Command::Restore { file, keep_config } => data::restore(&data, &config_path, &file, keep_config, &config).await,
         command => {
             let app = open(&data, &config_path, config, true).await?;
             let result = with_app(&app, &data, command).await;
