@@ -467,13 +467,7 @@ async fn restore_locked(
             .await
             .context("forgetting tokens sealed with another key")?;
     }
-    let aside = with_suffix(&database, &tag);
-    let moved = move_database(&database, &aside).with_context(|| format!("keeping {} aside", database.display()))?;
-    std::fs::rename(incoming, &database)
-        .with_context(|| format!("moving the restored database to {}", database.display()))?;
-    if let Ok(dir) = std::fs::File::open(data.root()) {
-        let _ = dir.sync_all();
-    }
+    // The configuration, then the database: each replaced file is kept aside first.
     let (mut config_restored, mut config_aside) = (false, None);
     if let (Some(bytes), false) = (&unpacked.config, keep_config) {
         let current = std::fs::read(config_path).ok();
@@ -488,6 +482,13 @@ async fn restore_locked(
             config_restored = true;
         }
     }
+    let aside = with_suffix(&database, &tag);
+    let moved = move_database(&database, &aside).with_context(|| format!("keeping {} aside", database.display()))?;
+    std::fs::rename(incoming, &database)
+        .with_context(|| format!("moving the restored database to {}", database.display()))?;
+    if let Ok(dir) = std::fs::File::open(data.root()) {
+        let _ = dir.sync_all();
+    }
     let kept_aside = moved.then_some(aside);
     let store = Store::open(&database, opts, cipher).await.map_err(|e| {
         let back = kept_aside.as_ref().map_or(String::new(), |a| {
@@ -498,6 +499,7 @@ async fn restore_locked(
     let counts = store.row_counts().await;
     let schema_now = store.schema_version().await;
     store.close().await;
+    tracing::info!(from = %file.display(), aside = ?kept_aside, reconnect = reconnect.len(), "restored");
     Ok(Restored {
         from: file.to_path_buf(),
         database,

@@ -220,6 +220,10 @@ impl App {
             }
         }
         for a in accounts {
+            tracing::info!(
+                client = %client.name, provider = %a.provider,
+                "the account's tokens are deleted; the provider's own authorization is left for the client to remove"
+            );
             done.authorizations.push(format!(
                 "{}: its tokens are deleted, so coachd can no longer use it; the client can also remove coachd's \
                  access in their {} settings",

@@ -92,6 +92,7 @@ pub async fn restore(
             println!("  coachd connect {provider} {client}");
         }
     }
+    println!("start the daemon again (`systemctl start coachd` or `coachd run`)");
     Ok(())
 }
 
