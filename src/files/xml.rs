@@ -77,11 +77,31 @@ struct Track {
     /// GPX `<trkseg>` spans (first and last point time, ms): the receiver was off
     /// between two segments, so a gap is a pause, not activity time.
     segments: Vec<(i64, i64)>,
+    /// Metres along the track's positions (within each segment), for files that carry
+    /// no distance of their own (every GPX, some TCX).
+    path_m: f64,
+    /// The last position of the current segment: (lat, lon, ms).
+    last_fix: Option<(f64, f64, i64)>,
+    /// Fixes in a row too far from `last_fix`: after a few, `last_fix` was the outlier.
+    jumps: u32,
 }
+
+/// Great-circle distance in metres (haversine on a 6,371 km sphere).
+fn haversine_m(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
+    let (dla, dlo) = (la2 - la1, (b.1 - a.1).to_radians());
+    let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
+    2.0 * 6_371_000.0 * h.sqrt().min(1.0).asin()
+}
+
+/// Faster than this between two fixes is a GPS jump, not movement (m/s).
+const MAX_FIX_SPEED: f64 = 100.0;
 
 #[derive(Default)]
 struct Point {
     t: Option<i64>,
+    lat: Option<f64>,
+    lon: Option<f64>,
     hr: Option<f64>,
     cad: Option<f64>,
     speed: Option<f64>,
@@ -126,9 +146,20 @@ pub fn parse<R: BufRead>(
                     tracks.push(t);
                 } else if name == point_tag {
                     point = Point::default();
+                    if kind == XmlKind::Gpx {
+                        let coord = |key: &str| {
+                            e.try_get_attribute(key)
+                                .ok()
+                                .flatten()
+                                .and_then(|a| String::from_utf8_lossy(&a.value).trim().parse::<f64>().ok())
+                        };
+                        (point.lat, point.lon) = (coord("lat"), coord("lon"));
+                    }
                 } else if kind == XmlKind::Gpx && name == b"trkseg" {
                     if let Some(t) = tracks.last_mut() {
                         t.segments.push((i64::MAX, i64::MIN));
+                        t.last_fix = None;
+                        t.jumps = 0;
                     }
                 }
                 path.push(name);
@@ -150,6 +181,8 @@ pub fn parse<R: BufRead>(
                         point.hr = number()
                     }
                     (XmlKind::Tcx, b"Cadence", p) if p == point_tag => point.cad = number(),
+                    (XmlKind::Tcx, b"LatitudeDegrees", b"Position") => point.lat = number(),
+                    (XmlKind::Tcx, b"LongitudeDegrees", b"Position") => point.lon = number(),
                     (XmlKind::Tcx, b"Speed", b"TPX") => point.speed = number(),
                     (XmlKind::Tcx, b"Watts", b"TPX") => point.watts = number(),
                     (XmlKind::Gpx, b"hr", _) => point.hr = number(),
@@ -185,6 +218,36 @@ pub fn parse<R: BufRead>(
                             track.times.push(t_ms);
                             if let Some(seg) = track.segments.last_mut() {
                                 *seg = (seg.0.min(t_ms), seg.1.max(t_ms));
+                            }
+                            let fix = match (point.lat, point.lon) {
+                                (Some(la), Some(lo))
+                                    if (-90.0..=90.0).contains(&la) && (-180.0..=180.0).contains(&lo) =>
+                                {
+                                    Some((la, lo))
+                                }
+                                _ => None,
+                            };
+                            if let Some(here) = fix {
+                                // A jump is skipped, and the next fix measured from the last good one.
+                                let good = match track.last_fix {
+                                    Some((la, lo, t0)) => {
+                                        let d = haversine_m((la, lo), here);
+                                        let secs = (t_ms - t0).max(0) as f64 / 1000.0;
+                                        let plausible = d.is_finite() && d <= MAX_FIX_SPEED * secs.max(1.0);
+                                        if plausible {
+                                            track.path_m += d;
+                                        }
+                                        plausible
+                                    }
+                                    None => true,
+                                };
+                                track.jumps = if good { 0 } else { track.jumps + 1 };
+                                // Three fixes in a row agree against the last one: it was the
+                                // outlier; carry on from here without counting the jump.
+                                if good || track.jumps >= 3 {
+                                    track.last_fix = Some((here.0, here.1, t_ms));
+                                    track.jumps = 0;
+                                }
                             }
                             let push = |v: &mut Vec<Sample>, x: Option<f64>, ok: fn(f64) -> bool| {
                                 if let Some(value) = x.filter(|x| ok(*x)) {
@@ -246,7 +309,8 @@ pub fn parse<R: BufRead>(
             activity_type: ty.into(),
             category: activity_types::category(ty),
             duration_s: if t.laps_s > 0.0 { t.laps_s } else { moving },
-            distance_m: t.distance_m,
+            // The file's own distance (TCX laps) when it has one; else along the positions.
+            distance_m: t.distance_m.filter(|d| *d > 0.0).or((t.path_m > 0.0).then_some(t.path_m.round())),
             avg_hr: avg.map(|h| (h * 10.0).round() / 10.0),
             max_hr: max.map(|h| h as u16),
             energy_kj: (t.energy_kcal > 0.0).then_some(t.energy_kcal * 4.184),
@@ -259,4 +323,52 @@ pub fn parse<R: BufRead>(
         return Err(FileError::Invalid(format!("{kind}: no track points with times: nothing to import")));
     }
     Ok(Parsed { activities, daily: Vec::new(), diagnostics: Vec::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpx(points: &str) -> Parsed {
+        let doc = format!(
+            r#"<?xml version="1.0"?><gpx version="1.1" creator="test"><trk><type>running</type>{points}</trk></gpx>"#
+        );
+        parse(doc.as_bytes(), XmlKind::Gpx, 1, "k", |_| 0).expect("parses")
+    }
+
+    fn pt(lat: f64, s: u32) -> String {
+        format!(r#"<trkpt lat="{lat}" lon="13.4"><time>2026-11-20T07:{:02}:{:02}Z</time></trkpt>"#, s / 60, s % 60)
+    }
+
+    #[test]
+    fn a_gpx_track_gets_its_distance_from_its_positions() {
+        // 0.009° of latitude is 1,000.8 m; the jump of a degree in one second is a GPS glitch.
+        let seg = format!("<trkseg>{}{}{}{}</trkseg>", pt(52.0, 0), pt(52.0045, 180), pt(53.0, 181), pt(52.009, 360));
+        let d = gpx(&seg).activities[0].distance_m.expect("a distance");
+        assert!((d - 1000.8).abs() < 2.0, "{d}");
+        // Two segments: the gap between them is not walked.
+        let two = format!(
+            "<trkseg>{}{}</trkseg><trkseg>{}{}</trkseg>",
+            pt(52.0, 0),
+            pt(52.009, 300),
+            pt(52.5, 600),
+            pt(52.509, 900)
+        );
+        let d = gpx(&two).activities[0].distance_m.expect("a distance");
+        assert!((d - 2001.6).abs() < 4.0, "{d}");
+        // A bad first fix: after three fixes that agree, counting carries on from them.
+        let bad_start = format!(
+            "<trkseg>{}{}{}{}{}</trkseg>",
+            pt(10.0, 0),
+            pt(52.0, 1),
+            pt(52.0045, 180),
+            pt(52.009, 360),
+            pt(52.0135, 540)
+        );
+        let d = gpx(&bad_start).activities[0].distance_m.expect("a distance");
+        assert!((d - 500.4).abs() < 2.0, "{d}");
+        // No positions: no distance (never 0 m made up).
+        let none = "<trkseg><trkpt><time>2026-11-20T07:00:00Z</time></trkpt><trkpt><time>2026-11-20T07:10:00Z</time></trkpt></trkseg>";
+        assert_eq!(gpx(none).activities[0].distance_m, None);
+    }
 }
