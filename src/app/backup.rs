@@ -88,6 +88,26 @@ pub struct Restored {
     pub reconnect: Vec<(String, String)>,
 }
 
+/// A zip member's time (zip keeps DOS times without a zone; UTC here); 1980 if out of range.
+pub(super) fn zip_time(t: DateTime<Utc>) -> zip::DateTime {
+    use chrono::{Datelike, Timelike};
+    let part = |v: u32| u8::try_from(v).unwrap_or(0);
+    u16::try_from(t.year())
+        .ok()
+        .and_then(|y| {
+            zip::DateTime::from_date_and_time(
+                y,
+                part(t.month()),
+                part(t.day()),
+                part(t.hour()),
+                part(t.minute()),
+                part(t.second()),
+            )
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
 fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
 }
@@ -259,8 +279,10 @@ fn write_zip(
     use zip::write::SimpleFileOptions;
     let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
-    let opts =
-        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(0o600);
+    let opts = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o600)
+        .last_modified_time(zip_time(manifest.created));
     zip.start_file(MANIFEST, opts)?;
     zip.write_all(&serde_json::to_vec_pretty(manifest)?)?;
     zip.start_file(DB_MEMBER, opts.large_file(true))?;

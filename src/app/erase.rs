@@ -146,7 +146,10 @@ impl App {
     /// Returns how many activities went out as TCX.
     pub async fn export_client<W: Write + Seek>(&self, client: &Client, out: W) -> AppResult<usize> {
         use zip::write::SimpleFileOptions;
-        let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
+        let opts = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true)
+            .last_modified_time(super::backup::zip_time(Utc::now()));
         let mut zip = zip::ZipWriter::new(out);
         let put = |zip: &mut zip::ZipWriter<W>, name: &str, bytes: &[u8]| -> AppResult<()> {
             zip.start_file(name, opts).with_context(|| format!("writing {name} into the export"))?;
@@ -161,10 +164,7 @@ impl App {
             "coachd_version": env!("CARGO_PKG_VERSION"),
         });
         put(&mut zip, "client.json", &json(&about)?)?;
-        for table in EXPORTED.iter().filter(|t| **t != "clients") {
-            let rows = self.store.client_rows(client.id, table).await?;
-            put(&mut zip, &format!("{table}.json"), &json(&rows)?)?;
-        }
+        // Status first: judging fills the verdict cache that verdicts.json lists.
         let homework = self.store.list_homework(Some(client.id)).await?;
         if let Some(first) = homework.iter().map(|h| h.homework.from).min() {
             let today = crate::time::today(client.tz, now);
@@ -172,6 +172,10 @@ impl App {
                 let report = self.status(std::slice::from_ref(client), first, today, now).await?;
                 put(&mut zip, "status.json", &json(&report)?)?;
             }
+        }
+        for table in EXPORTED.iter().filter(|t| **t != "clients") {
+            let rows = self.store.client_rows(client.id, table).await?;
+            put(&mut zip, &format!("{table}.json"), &json(&rows)?)?;
         }
         let activities = self.store.client_rows(client.id, "activities").await?;
         let mut written = 0;

@@ -201,6 +201,8 @@ async fn an_export_holds_the_clients_data_in_documented_files_and_tcx_that_reads
     assert!(activities[0].get("content_hash").is_none(), "no BLOB columns");
     assert!(files["checkins.json"].contains("\"note\": \"done\""));
     assert!(files["status.json"].contains("\"occurrences\""));
+    let verdicts: Vec<serde_json::Value> = serde_json::from_str(&files["verdicts.json"]).expect("json");
+    assert!(!verdicts.is_empty(), "the verdicts judged for status.json are listed");
     let homework: Vec<serde_json::Value> = serde_json::from_str(&files["homework.json"]).expect("json");
     assert!(homework[0]["rule"].is_object(), "the rule is JSON, not a string");
     let id = activities[0]["id"].as_i64().expect("id");
