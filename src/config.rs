@@ -232,27 +232,50 @@ impl Default for InboxConfig {
     }
 }
 
-/// Cloud providers: how often and how far back to sync, and per provider the trainer's
-/// app credentials and any manifest field to override (URLs above all).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Cloud providers: how often and how far back to sync, and per provider (by name: the
+/// `[providers.NAME]` tables) the trainer's app credentials, any manifest field to
+/// override (URLs above all) and the provider's own keys. Which names exist, and which
+/// keys each provider takes, only `providers` knows: it checks them
+/// (`providers::config_problems`), so this module never lists providers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ProvidersConfig {
     pub sync_interval_min: u64,
     pub backfill_days: u32,
-    pub strava: ProviderSettings,
-    pub polar: ProviderSettings,
-    pub intervals: ProviderSettings,
+    /// `[providers.strava]`, `[providers.oura]`, ...: a provider without a table has the
+    /// defaults.
+    #[serde(flatten)]
+    pub named: BTreeMap<String, ProviderSettings>,
 }
 
 impl Default for ProvidersConfig {
     fn default() -> Self {
-        Self {
-            sync_interval_min: 15,
-            backfill_days: 90,
-            strava: ProviderSettings::default(),
-            polar: ProviderSettings::default(),
-            intervals: ProviderSettings::default(),
-        }
+        Self { sync_interval_min: 15, backfill_days: 90, named: BTreeMap::new() }
+    }
+}
+
+/// The settings of a provider that has no table.
+static DEFAULT_SETTINGS: std::sync::LazyLock<ProviderSettings> = std::sync::LazyLock::new(ProviderSettings::default);
+
+impl ProvidersConfig {
+    /// A provider's settings (the defaults when it has no table).
+    pub fn get(&self, name: &str) -> &ProviderSettings {
+        self.named.get(name).unwrap_or(&DEFAULT_SETTINGS)
+    }
+
+    /// A provider's settings to change (made with the defaults when it has no table).
+    pub fn get_mut(&mut self, name: &str) -> &mut ProviderSettings {
+        self.named.entry(name.to_string()).or_default()
+    }
+}
+
+/// Equal when every provider's settings are, a missing table counting as the defaults
+/// (so the commented default file, uncommented, equals the defaults).
+impl PartialEq for ProvidersConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.sync_interval_min == other.sync_interval_min
+            && self.backfill_days == other.backfill_days
+            && self.named.keys().chain(other.named.keys()).all(|k| self.get(k) == other.get(k))
     }
 }
 
@@ -269,16 +292,15 @@ pub struct ProviderSettings {
     pub authorize_url: String,
     pub token_url: String,
     pub api_base: String,
-    /// The token Strava echoes when it checks the push-subscription callback; empty
-    /// means a random one kept in the database.
-    pub webhook_verify_token: crate::crypto::Secret<String>,
-    /// Polar: the webhook's signature_secret_key (shown once when the webhook is made);
-    /// empty means Polar webhooks are refused and polling does the work.
-    pub webhook_secret: crate::crypto::Secret<String>,
     /// Any other manifest field (providers/NAME.toml), replacing the manifest's value:
     /// `[providers.strava.manifest]` with e.g. `scopes = ["read", "activity:read"]` or
     /// `rate_limits = [...]`.
     pub manifest: toml::Table,
+    /// The provider's own keys, beside the common ones in the same table (Strava's
+    /// `webhook_verify_token`, Polar's `webhook_secret`, ...): each provider names and
+    /// checks its own.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 impl Default for ProviderSettings {
@@ -290,10 +312,63 @@ impl Default for ProviderSettings {
             authorize_url: String::new(),
             token_url: String::new(),
             api_base: String::new(),
-            webhook_verify_token: crate::crypto::Secret::default(),
-            webhook_secret: crate::crypto::Secret::default(),
             manifest: toml::Table::new(),
+            extra: Extra::default(),
         }
+    }
+}
+
+impl ProviderSettings {
+    /// A provider key's text; None when it is missing or empty.
+    pub fn extra_str(&self, key: &str) -> Option<&str> {
+        self.extra.0.get(key).and_then(toml::Value::as_str).map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// A provider key that holds a secret.
+    pub fn extra_secret(&self, key: &str) -> Option<crate::crypto::Secret<String>> {
+        self.extra_str(key).map(|s| crate::crypto::Secret::new(s.to_string()))
+    }
+}
+
+/// A provider's own keys. A key whose name ends in `secret`, `token` or `key` holds a
+/// secret: `Debug` and serialized output (`coachd config show`) print `***`. An empty
+/// text counts as unset, the way the commented default file shows it.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Extra(pub toml::Table);
+
+impl Extra {
+    pub fn is_secret(key: &str) -> bool {
+        ["secret", "token", "key"].iter().any(|end| key.ends_with(end))
+    }
+
+    fn shown(&self) -> toml::Table {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.clone(), if Self::is_secret(k) { toml::Value::String("***".into()) } else { v.clone() }))
+            .collect()
+    }
+
+    fn set(&self) -> BTreeMap<&String, &toml::Value> {
+        self.0.iter().filter(|(_, v)| v.as_str() != Some("")).collect()
+    }
+}
+
+impl PartialEq for Extra {
+    fn eq(&self, other: &Self) -> bool {
+        self.set() == other.set()
+    }
+}
+
+impl fmt::Debug for Extra {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.shown()).finish()
+    }
+}
+
+impl Serialize for Extra {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.shown().serialize(s)
     }
 }
 
@@ -577,7 +652,7 @@ impl Config {
         if !(1..=3650).contains(&p.backfill_days) {
             bad("providers.backfill_days", format!("{} must be between 1 and 3650", p.backfill_days));
         }
-        for (name, s) in [("strava", &p.strava), ("polar", &p.polar), ("intervals", &p.intervals)] {
+        for (name, s) in &p.named {
             for (key, url) in
                 [("authorize_url", &s.authorize_url), ("token_url", &s.token_url), ("api_base", &s.api_base)]
             {
@@ -773,6 +848,35 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
         assert_eq!(err.0.len(), 6, "{text}");
+    }
+
+    #[test]
+    fn provider_tables_keep_their_old_keys_and_hide_secrets() {
+        // A file written before providers became a map: the same keys, the same meaning.
+        let c = load(
+            "[providers]\nbackfill_days = 30\n[providers.strava]\nclient_id = 4711\nclient_secret = \"s3cret\"\n\
+             webhook_verify_token = \"t0k-9\"\n[providers.polar]\nenabled = false\nwebhook_secret = \"key\"\n\
+             [providers.strava.manifest]\nscopes = [\"read\"]\n",
+            &[("COACHD__PROVIDERS__OURA__CLIENT_ID", "abc")],
+        )
+        .expect("loads");
+        let strava = c.providers.get("strava");
+        assert_eq!((strava.client_id.as_str(), strava.client_secret.expose().as_str()), ("4711", "s3cret"));
+        assert_eq!(strava.extra_str("webhook_verify_token"), Some("t0k-9"));
+        assert!(strava.manifest.contains_key("scopes"));
+        assert!(!c.providers.get("polar").enabled);
+        assert_eq!(
+            c.providers.get("polar").extra_secret("webhook_secret").map(|s| s.expose().clone()),
+            Some("key".into())
+        );
+        assert_eq!(c.providers.get("oura").client_id, "abc");
+        assert!(c.providers.get("whoop").enabled, "a provider without a table has the defaults");
+        assert_eq!(c.providers.backfill_days, 30);
+        let shown = c.to_toml();
+        assert!(!shown.contains("s3cret") && !shown.contains("t0k-9") && !shown.contains("\"key\""), "{shown}");
+        assert!(!format!("{c:?}").contains("t0k-9"));
+        let err = load("[providers.strava]\nclient_id = []\n", &[]).expect_err("a wrong type");
+        assert!(err.to_string().contains("providers"), "{err}");
     }
 
     #[test]

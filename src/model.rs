@@ -91,6 +91,16 @@ impl SeriesKind {
         }
     }
 
+    /// Whether a value is plausible for this kind (finite and in [`SeriesKind::valid_range`]).
+    pub fn plausible(self, v: f64) -> bool {
+        v.is_finite() && self.valid_range().contains(&v)
+    }
+
+    /// The value, when plausible.
+    pub fn checked(self, v: Option<f64>) -> Option<f64> {
+        v.filter(|v| self.plausible(*v))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Hr => "hr",
@@ -167,6 +177,78 @@ pub struct NewActivity {
     pub series: Vec<Series>,
     /// `Some` replaces the activity's stored sets; `None` leaves them alone.
     pub sets: Option<Vec<StrengthSet>>,
+}
+
+/// No activity lasts longer than this; a longer one is rejected.
+pub const MAX_ACTIVITY_S: f64 = 7.0 * 86_400.0;
+/// The widest UTC offset there is.
+pub const MAX_UTC_OFFSET_S: i32 = 18 * 3600;
+
+/// The end of an activity that lasted `secs` from `start`, when both are plausible: a
+/// start from 2000 to 2100, a finite duration of 0 to [`MAX_ACTIVITY_S`]. Values from
+/// outside are checked here before any date arithmetic, which would panic out of range.
+pub fn span_end(start: DateTime<Utc>, secs: f64) -> Result<DateTime<Utc>, String> {
+    use chrono::Datelike;
+    if !(2000..2100).contains(&start.year()) {
+        return Err(format!("its start {start} is not between 2000 and 2100"));
+    }
+    if !(secs.is_finite() && (0.0..=MAX_ACTIVITY_S).contains(&secs)) {
+        return Err(format!("its duration of {secs} s is not between 0 and a week"));
+    }
+    Ok(start + chrono::Duration::milliseconds((secs * 1000.0).round() as i64))
+}
+
+/// A sample `t` seconds into an activity that began at `start`, in ms; None past a week.
+pub fn sample_ms(start: DateTime<Utc>, t: f64) -> Option<i64> {
+    (t.is_finite() && (0.0..=MAX_ACTIVITY_S).contains(&t)).then(|| start.timestamp_millis() + (t * 1000.0) as i64)
+}
+
+/// A non-negative amount (distance, energy), when it is one.
+pub fn amount(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+impl NewActivity {
+    /// The one clamp every source's activity goes through before it is handed to ingest
+    /// (files, cloud providers, pushes, sensors, manual entries), with the ranges of this
+    /// module: an activity that cannot be true (no id, a start outside 2000-2100, an end
+    /// before its start, longer than a week) is rejected with why; values that cannot be
+    /// true are dropped (a heart rate outside [`SeriesKind::valid_range`], a negative
+    /// distance, a sample out of its kind's range) or brought into range (the moving time
+    /// within the elapsed time, the UTC offset within ±18 h). Ingest refuses whatever
+    /// still breaks these rules ([`Batch::problems`]).
+    pub fn clamped(mut self) -> Result<Self, String> {
+        if self.external_id.is_empty() {
+            return Err("it has no id".into());
+        }
+        let elapsed = (self.end - self.start).num_milliseconds() as f64 / 1000.0;
+        if elapsed < 0.0 {
+            return Err(format!("it ends ({}) before it starts ({})", self.end, self.start));
+        }
+        span_end(self.start, elapsed)?;
+        self.utc_offset_s = self.utc_offset_s.clamp(-MAX_UTC_OFFSET_S, MAX_UTC_OFFSET_S);
+        self.duration_s = if self.duration_s.is_finite() { self.duration_s.clamp(0.0, elapsed) } else { elapsed };
+        if self.activity_type.is_empty() {
+            self.activity_type = crate::activity_types::GENERIC.to_string();
+        }
+        self.distance_m = amount(self.distance_m);
+        self.energy_kj = amount(self.energy_kj);
+        self.avg_hr = SeriesKind::Hr.checked(self.avg_hr);
+        self.max_hr = self.max_hr.filter(|h| SeriesKind::Hr.plausible(f64::from(*h)));
+        for s in &mut self.series {
+            let kind = s.kind;
+            s.samples.retain(|p| kind.plausible(p.value));
+        }
+        self.series.retain(|s| !s.samples.is_empty());
+        for set in self.sets.iter_mut().flatten() {
+            set.weight_kg = amount(set.weight_kg);
+            set.duration_s = amount(set.duration_s);
+        }
+        if let Some(sets) = &mut self.sets {
+            sets.retain(|set| !set.exercise.is_empty());
+        }
+        Ok(self)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -264,7 +346,7 @@ impl Batch {
             if !(a.duration_s.is_finite() && a.duration_s >= 0.0) {
                 problems.push(at(format!("duration {} s is not a non-negative number", a.duration_s)));
             }
-            if a.utc_offset_s.abs() > 18 * 3600 {
+            if a.utc_offset_s.abs() > MAX_UTC_OFFSET_S {
                 problems.push(at(format!("UTC offset {} s is beyond ±18 h", a.utc_offset_s)));
             }
             if a.activity_type.is_empty() {
@@ -277,7 +359,7 @@ impl Batch {
             }
             for s in &a.series {
                 let range = s.kind.valid_range();
-                if let Some(bad) = s.samples.iter().find(|p| !p.value.is_finite() || !range.contains(&p.value)) {
+                if let Some(bad) = s.samples.iter().find(|p| !s.kind.plausible(p.value)) {
                     problems.push(at(format!(
                         "{} sample {} at {} ms is outside {:?}",
                         s.kind.as_str(),
@@ -348,5 +430,63 @@ impl IngestReport {
             + self.daily_written
             + self.buckets_written
             > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn run() -> NewActivity {
+        let start = Utc.with_ymd_and_hms(2026, 11, 20, 17, 0, 0).single().expect("time");
+        NewActivity {
+            client_id: 1,
+            external_id: "a1".into(),
+            start,
+            end: start + chrono::Duration::minutes(30),
+            utc_offset_s: 3600,
+            activity_type: "run".into(),
+            category: Category::Cardio,
+            duration_s: 1800.0,
+            distance_m: Some(5000.0),
+            avg_hr: Some(140.0),
+            max_hr: Some(170),
+            energy_kj: Some(1200.0),
+            content_hash: None,
+            series: vec![Series { kind: SeriesKind::Hr, samples: vec![Sample { t_ms: 0, value: 130.0 }] }],
+            sets: None,
+        }
+    }
+
+    #[test]
+    fn the_clamp_drops_what_cannot_be_true_and_rejects_what_cannot_be_an_activity() {
+        assert_eq!(run().clamped(), Ok(run()), "a plausible activity is unchanged");
+        let mut odd = run();
+        odd.duration_s = 99_999.0;
+        odd.utc_offset_s = 100 * 3600;
+        odd.distance_m = Some(-1.0);
+        odd.avg_hr = Some(0.0);
+        odd.max_hr = Some(400);
+        odd.energy_kj = Some(f64::NAN);
+        odd.activity_type = String::new();
+        odd.series[0].samples.extend([Sample { t_ms: 1, value: 301.0 }, Sample { t_ms: 2, value: f64::INFINITY }]);
+        odd.series.push(Series { kind: SeriesKind::Power, samples: vec![Sample { t_ms: 0, value: 9_999.0 }] });
+        let c = odd.clamped().expect("kept");
+        assert_eq!((c.duration_s, c.utc_offset_s), (1800.0, MAX_UTC_OFFSET_S));
+        assert_eq!((c.distance_m, c.avg_hr, c.max_hr, c.energy_kj), (None, None, None, None));
+        assert_eq!(c.activity_type, crate::activity_types::GENERIC);
+        assert_eq!(c.series, run().series, "out-of-range samples and an empty series are dropped");
+        assert!(Batch { activities: vec![c], ..Batch::new("x") }.problems().is_empty(), "ingest takes it");
+        let mut backwards = run();
+        backwards.end = backwards.start - chrono::Duration::seconds(1);
+        assert!(backwards.clamped().is_err_and(|e| e.contains("before it starts")));
+        let mut long = run();
+        long.end = long.start + chrono::Duration::days(8);
+        assert!(long.clamped().is_err_and(|e| e.contains("not between 0 and a week")));
+        let mut old = run();
+        old.start = Utc.with_ymd_and_hms(1990, 1, 1, 0, 0, 0).single().expect("time");
+        assert!(old.clamped().is_err_and(|e| e.contains("not between 2000 and 2100")));
+        assert!(NewActivity { external_id: String::new(), ..run() }.clamped().is_err());
     }
 }

@@ -1,10 +1,11 @@
-//! Cloud accounts: connect a client's Strava, Polar or intervals.icu, list accounts
-//! with their rate-limit headroom, sync now, and subscribe to push events.
+//! Cloud accounts: connect a client's account at any provider of
+//! `providers::PROVIDERS`, list accounts with their rate-limit headroom, sync now, and
+//! subscribe to push events.
 
 use super::{App, AppError, AppResult};
 use crate::providers::ratelimit::Headroom;
 use crate::providers::sync::{sync_all, Report as SyncReport};
-use crate::providers::{intervals, oauth};
+use crate::providers::{oauth, AuthKind};
 use crate::store::providers::Account;
 use crate::store::Client;
 use chrono::{DateTime, Utc};
@@ -13,7 +14,7 @@ use serde::Serialize;
 /// What connecting gave.
 pub enum Connected {
     /// An API-key provider is connected: its athlete id.
-    Athlete { provider: &'static str, athlete: String },
+    Athlete { provider: String, athlete: String, note: String },
     /// An OAuth provider: the link to send the client (valid for `valid_minutes`, once),
     /// and where their browser returns.
     Link { url: String, valid_minutes: i64, redirect_uri: String },
@@ -52,39 +53,65 @@ struct Saved {
     windows: Vec<Headroom>,
 }
 
+/// A provider as the front ends offer it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProviderChoice {
+    pub name: &'static str,
+    pub display: String,
+    /// Connected with the client's API key rather than through the provider's login.
+    pub api_key: bool,
+    /// Where the client finds the key.
+    pub key_help: String,
+}
+
 impl App {
-    fn known_provider(provider: &str) -> AppResult<String> {
+    fn known_provider(provider: &str) -> AppResult<&'static str> {
         let p = provider.trim().to_ascii_lowercase();
-        if crate::providers::names().any(|n| n == p) {
-            Ok(p)
-        } else {
-            let all: Vec<_> = crate::providers::names().collect();
-            Err(AppError::input(format!("no provider {provider:?}; coachd knows {}", all.join(", "))))
-        }
+        Ok(crate::providers::provider(&p)?.name())
     }
 
-    /// Connect a client's account: intervals.icu takes the client's API key; Strava and
-    /// Polar give an authorization link to send the client.
+    /// Every enabled provider, in the order of `providers::PROVIDERS`.
+    pub fn provider_choices(&self) -> Vec<ProviderChoice> {
+        crate::providers::names()
+            .filter_map(|name| {
+                let api = self.providers.api(name).ok()?;
+                let m = &api.manifest;
+                Some(ProviderChoice {
+                    name,
+                    display: m.display.clone(),
+                    api_key: m.auth == AuthKind::ApiKey,
+                    key_help: m.key_help.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Connect a client's account, the way the provider's manifest says: an API-key
+    /// provider takes the client's key; an OAuth one gives an authorization link to send
+    /// the client.
     pub async fn connect(&self, provider: &str, client: &Client, api_key: Option<&str>) -> AppResult<Connected> {
         let provider = Self::known_provider(provider)?;
         let reg = &self.providers;
-        match (provider.as_str(), api_key.map(str::trim).filter(|k| !k.is_empty())) {
-            ("intervals", Some(key)) => {
-                let athlete = intervals::connect(reg, &self.store, client.id, key).await.map_err(AppError::Input)?;
-                Ok(Connected::Athlete { provider: "intervals.icu", athlete })
+        let m = &reg.api(provider)?.manifest;
+        match (m.auth, api_key.map(str::trim).filter(|k| !k.is_empty())) {
+            (AuthKind::ApiKey, Some(key)) => {
+                let athlete = crate::providers::connect_key(reg, &self.store, provider, client.id, key).await?;
+                Ok(Connected::Athlete { provider: m.display.clone(), athlete, note: m.connect_note.clone() })
             }
-            ("intervals", None) => Err(AppError::input(
-                "intervals.icu uses the client's own API key (intervals.icu → Settings → Developer Settings): \
-                 coachd connect intervals CLIENT --api-key KEY, or the API key field on the client's page",
-            )),
-            (_, Some(_)) => Err(AppError::input(format!("{provider} connects through its own login, not an API key"))),
-            (_, None) => {
-                let url =
-                    oauth::authorization_link(reg, &self.store, &provider, client.id).await.map_err(AppError::Input)?;
+            (AuthKind::ApiKey, None) => Err(AppError::input(format!(
+                "{} uses the client's own API key ({}): coachd connect {provider} CLIENT --api-key KEY, or the API \
+                 key field on the client's page",
+                m.display, m.key_help
+            ))),
+            (AuthKind::Oauth2, Some(_)) => {
+                Err(AppError::input(format!("{provider} connects through its own login, not an API key")))
+            }
+            (AuthKind::Oauth2, None) => {
+                let url = oauth::authorization_link(reg, &self.store, provider, client.id).await?;
                 Ok(Connected::Link {
                     url,
                     valid_minutes: oauth::LINK_TTL.num_minutes(),
-                    redirect_uri: reg.redirect_uri(&provider),
+                    redirect_uri: reg.redirect_uri(provider),
                 })
             }
         }
@@ -146,9 +173,7 @@ impl App {
             .accounts()
             .await?
             .into_iter()
-            .filter(|a| {
-                client.is_none_or(|c| a.client_id == c.id) && provider.as_deref().is_none_or(|p| a.provider == p)
-            })
+            .filter(|a| client.is_none_or(|c| a.client_id == c.id) && provider.is_none_or(|p| a.provider == p))
             .collect();
         if accounts.is_empty() {
             return Err(AppError::input("no matching accounts; see `coachd accounts list`"));
@@ -164,20 +189,10 @@ impl App {
             .collect())
     }
 
-    /// Ask Strava to push activity events to this server; the subscription id.
+    /// Ask a provider to push events to this server (`/webhooks/PROVIDER`); what was made.
     pub async fn subscribe(&self, provider: &str) -> AppResult<String> {
-        if provider.trim() != "strava" {
-            return Err(AppError::input(format!(
-                "push subscriptions are made here for strava only; {provider} webhooks are set up at the provider"
-            )));
-        }
-        let configured = self.config.providers.strava.webhook_verify_token.expose().clone();
-        let token = if configured.is_empty() {
-            self.store.meta_secret("strava_webhook_verify_token").await?
-        } else {
-            configured
-        };
-        let id = crate::providers::strava::subscribe(&self.providers, &token).await.map_err(AppError::Input)?;
-        Ok(id.to_string())
+        let provider = Self::known_provider(provider)?;
+        self.providers.api(provider)?;
+        Ok(crate::providers::provider(provider)?.subscribe(&self.providers, &self.store).await?)
     }
 }

@@ -266,6 +266,7 @@ impl App {
             series: Vec::new(),
             sets,
         };
+        let activity = activity.clamped().map_err(AppError::Input)?;
         let report = self.store.ingest(&Batch { activities: vec![activity], ..Batch::new(MANUAL_SOURCE) }).await?;
         let id = self.store.activity_id(MANUAL_SOURCE, &external_id).await?.unwrap_or_default();
         Ok(Logged { id, activity_type: ty, start, inserted: report.activities_inserted > 0 })

@@ -4,8 +4,8 @@
 
 use super::{App, AppError, AppResult};
 use crate::providers::oauth::{self, Callback, Outcome};
-use crate::providers::{polar, strava};
 use crate::store::StoreError;
+use std::collections::HashMap;
 
 /// What a Health Auto Export push changed.
 pub struct Pushed {
@@ -28,36 +28,63 @@ pub enum PushRefused {
     Failed(AppError),
 }
 
+/// Why a webhook request was not taken: the front end's status (404, 401/403, 400).
+pub use crate::providers::WebhookRefusal;
+
+/// How long a webhook delivery's work may hold the answer; longer work goes on in the
+/// background (Strava wants an answer within 2 s, Oura within 10).
+const DELIVERY_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
 impl App {
     /// The browser came back from the provider's consent page.
-    pub async fn finish_authorization(&self, provider: &str, q: &Callback) -> Result<Outcome, String> {
-        oauth::finish(&self.providers, &self.store, provider, q).await
+    pub async fn finish_authorization(&self, provider: &str, q: &Callback) -> AppResult<Outcome> {
+        Ok(oauth::finish(&self.providers, &self.store, provider, q).await?)
     }
 
-    /// The token Strava must echo in its subscription handshake: configured, else a
-    /// random one kept in the database.
-    pub async fn strava_verify_token(&self) -> Option<String> {
-        let configured = self.config.providers.strava.webhook_verify_token.expose().clone();
-        if !configured.is_empty() {
-            return Some(configured);
+    /// `GET /webhooks/PROVIDER`: a provider checks the callback of a subscription.
+    pub async fn webhook_handshake(
+        &self,
+        provider: &str,
+        query: &HashMap<String, String>,
+    ) -> Result<serde_json::Value, WebhookRefusal> {
+        let p = crate::providers::provider(provider).map_err(|e| WebhookRefusal::NotHere(e.to_string()))?;
+        p.webhook_handshake(&self.providers, &self.store, query).await
+    }
+
+    /// `POST /webhooks/PROVIDER`: verified first (nothing is done for a delivery that is
+    /// unsigned, signed wrongly or stale), then acted on; work that takes longer than a
+    /// moment goes on after the answer. What was done, when it finished in time.
+    pub async fn webhook_delivery(
+        &self,
+        provider: &str,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Result<&'static str, WebhookRefusal> {
+        let p = crate::providers::provider(provider).map_err(|e| WebhookRefusal::NotHere(e.to_string()))?;
+        if !self.providers.enabled(provider) {
+            return Err(WebhookRefusal::NotHere(format!("{provider} is disabled in the configuration")));
         }
-        self.store.meta_secret("strava_webhook_verify_token").await.ok()
-    }
-
-    /// Act on a Strava push event (a new, changed or deleted activity; a revoked app).
-    pub async fn strava_event(&self, event: &strava::Event) -> Result<&'static str, String> {
-        strava::on_event(&self.providers, &self.store, event).await.map_err(|e| e.to_string())
-    }
-
-    /// Polar's webhook secret, if webhooks are configured.
-    pub fn polar_webhook_secret(&self) -> Option<String> {
-        Some(self.config.providers.polar.webhook_secret.expose().clone()).filter(|s| !s.is_empty())
-    }
-
-    /// Act on a Polar delivery whose signature the caller has checked with
-    /// [`polar::signature_ok`].
-    pub async fn polar_delivery(&self, d: &polar::Delivery) -> Result<&'static str, String> {
-        polar::on_delivery(&self.providers, &self.store, d).await.map_err(|e| e.to_string())
+        if let Err(e) = p.webhook_verify(&self.providers, headers, body) {
+            tracing::warn!(provider, error = %e, "webhook delivery refused");
+            return Err(e);
+        }
+        let work = p.webhook_deliver(self.providers.clone(), self.store.clone(), body.to_vec());
+        let task = tokio::spawn(async move {
+            match work.await {
+                Ok(what) => {
+                    tracing::info!(provider = p.name(), what, "webhook delivery");
+                    what
+                }
+                Err(e) => {
+                    tracing::warn!(provider = p.name(), error = %e, "webhook delivery failed");
+                    "failed"
+                }
+            }
+        });
+        Ok(match tokio::time::timeout(DELIVERY_WAIT, task).await {
+            Ok(Ok(what)) => what,
+            _ => "accepted; acting on it in the background",
+        })
     }
 
     /// A Health Auto Export push with the client's bearer token.

@@ -24,13 +24,13 @@ pub mod trainers;
 
 /// Every homework form, as (what a trainer writes, what coachd echoes, what it is).
 pub use crate::engine::phrase::FORMS as PHRASE_FORMS;
-pub use accounts::{AccountView, Connected, SyncLine};
+pub use accounts::{AccountView, Connected, ProviderChoice, SyncLine};
 pub use benchmarks::{infer_unit, BenchmarkInput, UNITS};
 pub use clients::{NewClientInput, Owner};
 pub use devices::SeenDevice;
 pub use homework::parse_weekdays;
 pub use homework::{Assignment, Logged, ManualActivity, Plan};
-pub use inbound::{Counts, PushRefused, Pushed};
+pub use inbound::{Counts, PushRefused, Pushed, WebhookRefusal};
 pub use questions::{parse_questions, Answered, Every, QuestionsAssignment};
 pub use trainers::{TrainerAdded, TrainerLine};
 
@@ -89,6 +89,17 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<crate::providers::ProviderError> for AppError {
+    fn from(e: crate::providers::ProviderError) -> Self {
+        use crate::providers::ProviderError as P;
+        match e {
+            P::Refused(s) | P::Invalid(s) => Self::Input(s),
+            P::Store(e) => e.into(),
+            P::Api(e) => Self::Runtime(e.into()),
+        }
+    }
+}
+
 impl From<crate::crypto::RandomError> for AppError {
     fn from(e: crate::crypto::RandomError) -> Self {
         Self::Runtime(e.into())
@@ -122,7 +133,7 @@ impl App {
 
     /// On a given clock (the provider fakes and benches run on a simulated one).
     pub fn with_clock(store: Store, config: Arc<Config>, clock: Arc<dyn Clock>) -> AppResult<Self> {
-        let providers = Registry::new(&config, clock).map_err(AppError::Input)?;
+        let providers = Registry::new(&config, clock)?;
         Ok(Self::from_parts(store, config, Arc::new(providers)))
     }
 

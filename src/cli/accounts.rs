@@ -7,9 +7,11 @@ use chrono::Utc;
 pub async fn connect(app: &App, provider: &str, client: &str, api_key: Option<&str>) -> Result<(), Failure> {
     let client = app.client(client).await?;
     match app.connect(provider, &client, api_key).await? {
-        Connected::Athlete { provider, athlete } => {
+        Connected::Athlete { provider, athlete, note } => {
             println!("connected {provider} athlete {athlete} to {}; the daemon syncs it within a minute", client.name);
-            println!("note: activities that reached intervals.icu from Strava are not readable through its API");
+            if !note.is_empty() {
+                println!("note: {note}");
+            }
         }
         Connected::Link { url, valid_minutes, redirect_uri } => {
             println!("{url}");
@@ -123,7 +125,6 @@ pub async fn sync(app: &App, client: Option<&str>, provider: Option<&str>) -> Re
 }
 
 pub async fn subscribe(app: &App, provider: &str) -> Result<(), Failure> {
-    let id = app.subscribe(provider).await?;
-    println!("Strava push subscription {id}: events arrive at {}/webhooks/strava", app.providers.base_url);
+    println!("{}", app.subscribe(provider).await?);
     Ok(())
 }

@@ -235,21 +235,21 @@ enum Command {
         #[arg(long)]
         revoke: bool,
     },
-    /// Connect a client's cloud account: prints the authorization link to send them (Strava, Polar), or stores their API key (intervals.icu)
+    /// Connect a client's cloud account: prints the authorization link to send them (OAuth providers), or stores their API key (intervals.icu)
     Connect {
-        /// strava, polar or intervals
+        /// A provider's name (an unknown one lists them): strava, polar, intervals, oura, ...
         provider: String,
         client: String,
-        /// intervals.icu: the client's API key
+        /// API-key providers (intervals.icu): the client's API key
         #[arg(long, value_name = "KEY")]
         api_key: Option<String>,
     },
     /// Cloud accounts: provider, client, state, last and next sync, rate-limit headroom
     #[command(subcommand)]
     Accounts(AccountsCommand),
-    /// Ask Strava to push activity events to this server (the daemon must be running and reachable at web.public_url)
+    /// Ask a provider (Strava, Oura) to push events to this server (the daemon must be running and reachable at web.public_url)
     Subscribe {
-        /// strava
+        /// A provider that takes push subscriptions made from coachd: strava, oura
         provider: String,
     },
     /// Sync cloud accounts now (all, one client's, or one provider's)

@@ -320,7 +320,7 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
                 let bpm = value(&a, "a heart-rate record", pos)?;
                 let i = workouts.partition_point(|w| w.start <= t);
                 if let Some(w) = i.checked_sub(1).and_then(|i| workouts.get_mut(i)) {
-                    if t <= w.end && (1.0..=300.0).contains(&bpm) {
+                    if t <= w.end && SeriesKind::Hr.plausible(bpm) {
                         w.hr.push(Sample { t_ms: t.timestamp_millis(), value: bpm.round() });
                     }
                 }
@@ -377,8 +377,8 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
             category: activity_types::category(w.ty),
             duration_s: w.duration_s,
             distance_m: w.distance_m,
-            avg_hr: avg.filter(|h| (1.0..=300.0).contains(h)),
-            max_hr: max.filter(|h| (1.0..=300.0).contains(h)).map(|h| h as u16),
+            avg_hr: SeriesKind::Hr.checked(avg),
+            max_hr: SeriesKind::Hr.checked(max).map(|h| h as u16),
             energy_kj: w.energy_kj,
             content_hash: None,
             series: if hr.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples: hr }] },

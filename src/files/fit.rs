@@ -245,8 +245,8 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
                     stamp: time(r, "timestamp"),
                     moving_s: number(r, "total_timer_time").filter(|s| *s <= MAX_SESSION_S),
                     distance_m: number(r, "total_distance"),
-                    avg_hr: number(r, "avg_heart_rate").filter(|h| (1.0..=300.0).contains(h)),
-                    max_hr: number(r, "max_heart_rate").filter(|h| (1.0..=300.0).contains(h)),
+                    avg_hr: SeriesKind::Hr.checked(number(r, "avg_heart_rate")),
+                    max_hr: SeriesKind::Hr.checked(number(r, "max_heart_rate")),
                     energy_kj: number(r, "total_calories").map(|kcal| kcal * 4.184),
                     ty: activity_type(&sport, &sub),
                 });
@@ -255,17 +255,15 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
                 let Some(t) = time(r, "timestamp") else { continue };
                 let t_ms = t.timestamp_millis();
                 record_ms.push(t_ms);
-                let push = |v: &mut Vec<Sample>, value: Option<f64>, ok: fn(f64) -> bool| {
-                    if let Some(value) = value.filter(|x| ok(*x)) {
+                let push = |v: &mut Vec<Sample>, value: Option<f64>, kind: SeriesKind| {
+                    if let Some(value) = kind.checked(value) {
                         v.push(Sample { t_ms, value });
                     }
                 };
-                push(&mut hr, number(r, "heart_rate"), |x| (1.0..=300.0).contains(&x));
-                push(&mut speed, number(r, "enhanced_speed").or_else(|| number(r, "speed")), |x| {
-                    (0.0..=200.0).contains(&x)
-                });
-                push(&mut cadence, number(r, "cadence"), |x| (0.0..=1000.0).contains(&x));
-                push(&mut power, number(r, "power"), |x| (-5000.0..=5000.0).contains(&x));
+                push(&mut hr, number(r, "heart_rate"), SeriesKind::Hr);
+                push(&mut speed, number(r, "enhanced_speed").or_else(|| number(r, "speed")), SeriesKind::Speed);
+                push(&mut cadence, number(r, "cadence"), SeriesKind::Cadence);
+                push(&mut power, number(r, "power"), SeriesKind::Power);
             }
             MesgNum::Set => {
                 let start = time(r, "start_time").or_else(|| time(r, "timestamp"));

@@ -108,8 +108,10 @@ async fn import_open(store: &Store, client: &Client, db: &GadgetbridgeDb) -> Res
             .collect();
         with_hr.sort_by_key(|s| s.t_s);
         for w in db.workouts(device.id, since_ms).await? {
-            if let Some(a) = workout(&device, &w, &with_hr, client) {
-                batch.activities.push(a);
+            match workout(&device, &w, &with_hr, client).map(crate::model::NewActivity::clamped) {
+                Some(Ok(a)) => batch.activities.push(a),
+                Some(Err(why)) => tracing::warn!(device = %device.name, %why, "Gadgetbridge workout left out"),
+                None => {}
             }
         }
         if batch.buckets.is_empty() && batch.daily.is_empty() && batch.activities.is_empty() && last == 0 {

@@ -204,7 +204,7 @@ pub fn parse_checked(body: &[u8], client: i64, tz: Tz, now: DateTime<Utc>) -> Re
             "heart_rate" => {
                 for (i, p) in points.iter().enumerate() {
                     let bpm = qty(p.get("Avg")).or_else(|| qty(p.get("qty")));
-                    match (checked_time(p, "date", now), bpm.filter(|b| (1.0..=300.0).contains(b))) {
+                    match (checked_time(p, "date", now), SeriesKind::Hr.checked(bpm)) {
                         (Ok(t), Some(bpm)) => hr.push(Sample { t_ms: t.timestamp_millis(), value: bpm.round() }),
                         (Err(why), _) => reject(name, i, why),
                         (_, None) => reject(name, i, "Avg/qty is not a heart rate (1-300 bpm)".into()),
@@ -240,7 +240,7 @@ pub fn parse_checked(body: &[u8], client: i64, tz: Tz, now: DateTime<Utc>) -> Re
                 let bpm = qty(p.get("Avg")).or_else(|| qty(p.get("qty")))?;
                 Some(Sample { t_ms: p.get("date").and_then(time)?.timestamp_millis(), value: bpm.round() })
             })
-            .filter(|s| (1.0..=300.0).contains(&s.value))
+            .filter(|s| SeriesKind::Hr.plausible(s.value))
             .collect();
         if samples.is_empty() {
             let (lo, hi) = (start.timestamp_millis(), end.timestamp_millis());
@@ -272,13 +272,21 @@ pub fn parse_checked(body: &[u8], client: i64, tz: Tz, now: DateTime<Utc>) -> Re
                 .filter(|d| *d <= 2.0 * 86_400.0)
                 .unwrap_or((end - start).num_seconds().max(0) as f64),
             distance_m: distance,
-            avg_hr: avg.filter(|h| (1.0..=300.0).contains(h)).map(|h| (h * 10.0).round() / 10.0),
-            max_hr: max.filter(|h| (1.0..=300.0).contains(h)).map(|h| h as u16),
+            avg_hr: SeriesKind::Hr.checked(avg).map(|h| (h * 10.0).round() / 10.0),
+            max_hr: SeriesKind::Hr.checked(max).map(|h| h as u16),
             energy_kj: None,
             content_hash: None,
             series: if samples.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples }] },
             sets: None,
         });
+    }
+    // The model's clamp, as for every source: what cannot be true is rejected, with why.
+    let activities = std::mem::take(&mut batch.activities);
+    for (i, a) in activities.into_iter().enumerate() {
+        match a.clamped() {
+            Ok(a) => batch.activities.push(a),
+            Err(why) => reject("workouts", i, why),
+        }
     }
     Ok((batch, rejected))
 }

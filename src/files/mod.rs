@@ -365,9 +365,23 @@ async fn store_parsed(
     name: &str,
 ) -> Result<Result<(usize, usize), String>, StoreError> {
     let mut batch = Batch::new(format.source());
-    batch.activities = parsed.activities;
-    for a in &mut batch.activities {
-        a.content_hash = Some(hash.to_vec());
+    // The model's clamp, as for every source: what cannot be true is left out, with why.
+    let mut refused = Vec::new();
+    for a in parsed.activities {
+        let id = a.external_id.clone();
+        match a.clamped() {
+            Ok(mut a) => {
+                a.content_hash = Some(hash.to_vec());
+                batch.activities.push(a);
+            }
+            Err(why) => refused.push(format!("activity {id}: {why}")),
+        }
+    }
+    if batch.activities.is_empty() && !refused.is_empty() {
+        return Ok(Err(refused.join("; ")));
+    }
+    for why in &refused {
+        tracing::warn!(file = name, %why, "activity left out");
     }
     batch.daily = parsed.daily;
     batch.cursor = Some(Cursor { stream, value: name.to_string() });

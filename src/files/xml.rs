@@ -249,15 +249,15 @@ pub fn parse<R: BufRead>(
                                     track.jumps = 0;
                                 }
                             }
-                            let push = |v: &mut Vec<Sample>, x: Option<f64>, ok: fn(f64) -> bool| {
-                                if let Some(value) = x.filter(|x| ok(*x)) {
+                            let push = |v: &mut Vec<Sample>, x: Option<f64>, kind: SeriesKind| {
+                                if let Some(value) = kind.checked(x) {
                                     v.push(Sample { t_ms, value });
                                 }
                             };
-                            push(&mut track.hr, point.hr, |x| (1.0..=300.0).contains(&x));
-                            push(&mut track.cadence, point.cad, |x| (0.0..=1000.0).contains(&x));
-                            push(&mut track.speed, point.speed, |x| (0.0..=200.0).contains(&x));
-                            push(&mut track.power, point.watts, |x| (-5000.0..=5000.0).contains(&x));
+                            push(&mut track.hr, point.hr, SeriesKind::Hr);
+                            push(&mut track.cadence, point.cad, SeriesKind::Cadence);
+                            push(&mut track.speed, point.speed, SeriesKind::Speed);
+                            push(&mut track.power, point.watts, SeriesKind::Power);
                         }
                     }
                     _ => {}

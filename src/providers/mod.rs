@@ -1,26 +1,219 @@
-//! Cloud providers: manifests (providers/*.toml, embedded, overridable from config), the
-//! OAuth framework ([`oauth`]), the per-application request budget ([`ratelimit`]),
-//! an HTTP layer that keeps to it ([`Api`]), and the providers' sync code
-//! ([`strava`], [`intervals`]) run by the daemon's [`sync::CloudSource`] and by
-//! `coachd sync`.
+//! Cloud providers: one [`Provider`] per cloud, all in [`PROVIDERS`], the one list that
+//! config, sync, the command line, the dashboard and the webhook routes go through.
+//!
+//! A provider is one file here, one manifest in `providers/NAME.toml` (endpoints,
+//! scopes, rate limits, type map; embedded, overridable from `[providers.NAME]`) and one
+//! line in [`PROVIDERS`]. What it supplies:
+//! - its listing, per-item detail and conversion ([`sync::Listing`]), which the shared
+//!   reconcile ([`sync::reconcile`]) turns into batches: fingerprints, counts, the model's
+//!   clamp, ingest with the cursor, the check of what vanished;
+//! - how it connects: by the manifest's auth kind, OAuth ([`oauth`]: link, callback,
+//!   refresh) or an API key ([`Provider::check_key`]), then an optional step of its own
+//!   ([`Provider::after_connect`]: Polar registers the user, Oura reads the user id);
+//! - optionally its webhooks (`/webhooks/NAME`: handshake, verification, delivery) and
+//!   the upkeep of its push subscriptions.
+//!
+//! Shared by all: the manifest ([`Manifest`]), the per-application request budget
+//! ([`ratelimit`]), the HTTP layer that keeps to it ([`api::Api`]), the clock
+//! ([`clock`]) and [`Registry`], which holds them for every provider.
 
+pub mod api;
 pub mod clock;
-pub mod intervals;
 pub mod oauth;
-pub mod polar;
 pub mod ratelimit;
-pub mod strava;
 pub mod sync;
+
+pub use api::{Api, ApiError, Auth};
 
 use crate::config::{Config, ProviderSettings};
 use crate::crypto::Secret;
+use crate::store::providers::Account;
+use crate::store::{Store, StoreError};
 use clock::Clock;
-use ratelimit::{Limiter, Window};
-use serde::de::DeserializeOwned;
+use ratelimit::Window;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::Mutex;
+use sync::{Report, SyncError, Turn};
+
+/// Declares each provider's module (`src/providers/MODULE.rs`) and puts its value in
+/// [`PROVIDERS`], in order.
+macro_rules! providers {
+    ($($module:ident :: $value:ident),* $(,)?) => {
+        $(pub mod $module;)*
+        /// Every cloud provider coachd knows.
+        pub static PROVIDERS: &[&dyn Provider] = &[$(&$module::$value),*];
+    };
+}
+
+// A new provider is one line here.
+providers! {
+    strava::Strava,
+    polar::Polar,
+    intervals::Intervals,
+}
+
+/// The providers' names, in [`PROVIDERS`] order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    PROVIDERS.iter().map(|p| p.name())
+}
+
+/// The provider called `name`.
+pub fn provider(name: &str) -> Result<&'static dyn Provider, ProviderError> {
+    PROVIDERS.iter().copied().find(|p| p.name() == name).ok_or_else(|| {
+        ProviderError::Invalid(format!("no provider {name:?}; coachd knows {}", names().collect::<Vec<_>>().join(", ")))
+    })
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a provider operation failed, in the kinds callers answer differently.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider, the person or the configuration said no (a refused code or key, an
+    /// unknown or used authorization link, a provider not set up); nothing changed, and
+    /// the text says what to do. Bad input: exit 2, HTTP 400.
+    #[error("{0}")]
+    Refused(String),
+    /// The provider could not be asked, or answered with an error. Exit 1, HTTP 500.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// coachd's own database failed. Exit 1, HTTP 500.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What came in cannot be used: an unknown provider, a malformed key, a provider's
+    /// answer without what it documents. Bad input: exit 2, HTTP 400.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<crate::crypto::RandomError> for ProviderError {
+    fn from(e: crate::crypto::RandomError) -> Self {
+        Self::Store(StoreError::from(e))
+    }
+}
+
+/// Why a webhook request is not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookRefusal {
+    /// This provider takes no webhooks, or they are not set up here (404).
+    #[error("{0}")]
+    NotHere(String),
+    /// Unsigned, signed wrongly, stale, or a handshake with the wrong token (401/403).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Not what the provider sends (400).
+    #[error("{0}")]
+    BadBody(String),
+}
+
+/// A new connection, for [`Provider::after_connect`].
+pub struct Connection<'a> {
+    pub reg: &'a Registry,
+    pub store: &'a Store,
+    pub account: &'a Account,
+    pub access: Auth,
+}
+
+/// One cloud. Everything but [`Provider::name`], [`Provider::manifest`] and
+/// [`Provider::sync`] has a default: a provider adds only what it has.
+pub trait Provider: Send + Sync + 'static {
+    /// `[providers.NAME]`, `/oauth/NAME/callback`, `/webhooks/NAME`, the source name of
+    /// what it stores, `cloud.NAME` in `/healthz`.
+    fn name(&self) -> &'static str;
+
+    /// Its manifest (`providers/NAME.toml`), embedded with `include_str!`.
+    fn manifest(&self) -> &'static str;
+
+    /// Its own keys in `[providers.NAME]`, beside the common ones: (key, what it is).
+    fn settings_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// One turn of an account's sync: the provider's [`sync::Listing`] handed to
+    /// [`sync::reconcile`].
+    fn sync<'a>(&'a self, turn: &'a mut Turn<'_>) -> BoxFuture<'a, Result<Report, SyncError>>;
+
+    /// Right after a connection's token is stored: what the provider needs done once
+    /// (Polar: register the user; Oura: read the user id webhooks name). Some(text): a
+    /// warning for whoever connected.
+    fn after_connect<'a>(&'a self, _c: Connection<'a>) -> BoxFuture<'a, Result<Option<String>, ProviderError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// An API-key provider: check a client's key with the provider; the id of whom it
+    /// belongs to.
+    fn check_key<'a>(&'a self, _reg: &'a Registry, _key: &'a str) -> BoxFuture<'a, Result<String, ProviderError>> {
+        let name = self.name();
+        Box::pin(async move {
+            Err(ProviderError::Invalid(format!("{name} connects through its own login, not an API key")))
+        })
+    }
+
+    /// Words for the trainer when the provider refused a connection for a reason of its
+    /// own (`status` 0: the refusal came back in the redirect). None: the generic text.
+    fn explain_refusal(&self, _status: u16, _text: &str) -> Option<String> {
+        None
+    }
+
+    /// Whether the provider pushes events to `/webhooks/NAME` (which it reaches only at
+    /// a public https:// address).
+    fn takes_webhooks(&self) -> bool {
+        false
+    }
+
+    /// `GET /webhooks/NAME`: the subscription handshake; the JSON to answer.
+    fn webhook_handshake<'a>(
+        &'a self,
+        _reg: &'a Registry,
+        _store: &'a Store,
+        _query: &'a HashMap<String, String>,
+    ) -> BoxFuture<'a, Result<serde_json::Value, WebhookRefusal>> {
+        let name = self.name();
+        Box::pin(async move { Err(WebhookRefusal::NotHere(format!("{name} has no webhook handshake"))) })
+    }
+
+    /// `POST /webhooks/NAME`: whether a delivery is genuine and readable. Checked before
+    /// anything is done or answered.
+    fn webhook_verify(
+        &self,
+        _reg: &Registry,
+        _headers: &reqwest::header::HeaderMap,
+        _body: &[u8],
+    ) -> Result<(), WebhookRefusal> {
+        Err(WebhookRefusal::NotHere(format!("{} sends no webhooks", self.name())))
+    }
+
+    /// Act on a verified delivery: a hint, mostly (ask for a sync). May take a while (a
+    /// provider's answer to confirm it); the web layer answers the provider without waiting long.
+    fn webhook_deliver(
+        &self,
+        _reg: Arc<Registry>,
+        _store: Store,
+        _body: Vec<u8>,
+    ) -> BoxFuture<'static, Result<&'static str, SyncError>> {
+        Box::pin(async { Ok("ignored") })
+    }
+
+    /// `coachd subscribe NAME`: ask the provider to push events to `/webhooks/NAME`;
+    /// what was made.
+    fn subscribe<'a>(&'a self, _reg: &'a Registry, _store: &'a Store) -> BoxFuture<'a, Result<String, ProviderError>> {
+        let name = self.name();
+        Box::pin(async move {
+            Err(ProviderError::Refused(format!(
+                "{name} has no push subscriptions made from coachd; its webhooks (if any) are set up at the provider"
+            )))
+        })
+    }
+
+    /// Called by the daemon every round: keep push subscriptions alive (re-made when
+    /// gone, renewed before they expire). Costs nothing when there is nothing to do.
+    fn upkeep<'a>(&'a self, _reg: &'a Registry, _store: &'a Store) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,11 +262,21 @@ pub struct Manifest {
     pub scopes: Vec<String>,
     #[serde(default = "space")]
     pub scope_separator: String,
-    /// At least one of these must be granted.
+    /// At least one of these must be granted, or the account is `insufficient_scope`.
     #[serde(default)]
     pub required_scopes: Vec<String>,
+    /// Scope → what coachd reads with it: a scope the client unticked is named with what
+    /// cannot be read without it.
+    #[serde(default)]
+    pub scope_reads: BTreeMap<String, String>,
     #[serde(default)]
     pub authorize_params: BTreeMap<String, String>,
+    /// API-key providers: where the client finds their key.
+    #[serde(default)]
+    pub key_help: String,
+    /// What to tell whoever connected an account (what the provider cannot give).
+    #[serde(default)]
+    pub connect_note: String,
     pub rate_limits: Vec<Window>,
     #[serde(default)]
     pub usage_headers: Option<UsageHeaders>,
@@ -86,31 +289,19 @@ fn space() -> String {
     " ".into()
 }
 
-pub const MANIFESTS: [(&str, &str); 3] = [
-    ("strava", include_str!("../../providers/strava.toml")),
-    ("polar", include_str!("../../providers/polar.toml")),
-    ("intervals", include_str!("../../providers/intervals.toml")),
-];
-
-pub fn names() -> impl Iterator<Item = &'static str> {
-    MANIFESTS.iter().map(|m| m.0)
-}
-
 impl Manifest {
     /// The embedded manifest with the config's overrides applied: any field from
     /// `[providers.NAME.manifest]`, then the URL keys.
-    pub fn load(name: &str, settings: &ProviderSettings) -> Result<Self, String> {
-        let (_, text) = MANIFESTS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| format!("no provider {name:?}; known: {}", names().collect::<Vec<_>>().join(", ")))?;
-        let mut table: toml::Table = text.parse().map_err(|e| format!("providers/{name}.toml: {e}"))?;
+    pub fn load(name: &str, settings: &ProviderSettings) -> Result<Self, ProviderError> {
+        let p = provider(name)?;
+        let bad = |e: String| ProviderError::Invalid(e);
+        let mut table: toml::Table = p.manifest().parse().map_err(|e| bad(format!("providers/{name}.toml: {e}")))?;
         for (k, v) in &settings.manifest {
             table.insert(k.clone(), v.clone());
         }
-        let mut m: Manifest = table.try_into().map_err(|e| e.to_string().trim().to_string())?;
+        let mut m: Manifest = table.try_into().map_err(|e: toml::de::Error| bad(e.to_string().trim().to_string()))?;
         if m.name != name {
-            return Err(format!("the manifest's name is {:?}, not {name:?}", m.name));
+            return Err(bad(format!("the manifest's name is {:?}, not {name:?}", m.name)));
         }
         for (field, value) in [
             (&mut m.authorize_url, &settings.authorize_url),
@@ -134,47 +325,40 @@ impl Manifest {
     }
 }
 
-/// `[providers]` problems only this module can see: each manifest, with the config's
-/// overrides applied, must still load. For [`Config::load_with`].
+/// `[providers]` problems only this module can see: a table for a provider coachd does
+/// not know, keys a provider does not take, and each manifest with the config's overrides
+/// applied. For [`Config::load_with`].
 pub fn config_problems(config: &Config) -> Vec<(String, String)> {
-    names()
-        .filter_map(|name| {
-            let s = settings(config, name)?;
-            Manifest::load(name, s).err().map(|e| (format!("providers.{name}.manifest"), e))
-        })
-        .collect()
-}
-
-/// No activity from a provider lasts longer than this; a longer one is rejected.
-pub const MAX_ACTIVITY_S: f64 = 7.0 * 86_400.0;
-
-/// The end of an activity that lasted `secs` from `start`, when both are plausible: a
-/// start from 2000 to 2100, a finite duration of 0 to [`MAX_ACTIVITY_S`]. None: the item
-/// is rejected (values from outside are checked before any date arithmetic, which would
-/// panic out of range).
-pub fn span_end(start: chrono::DateTime<chrono::Utc>, secs: f64) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    use chrono::Datelike;
-    if !(2000..2100).contains(&start.year()) {
-        return Err(format!("its start {start} is not between 2000 and 2100"));
+    let mut out = Vec::new();
+    for name in config.providers.named.keys() {
+        if provider(name).is_err() {
+            let known = names().collect::<Vec<_>>().join(", ");
+            out.push((format!("providers.{name}"), format!("no provider {name:?}; coachd knows {known}")));
+        }
     }
-    if !(secs.is_finite() && (0.0..=MAX_ACTIVITY_S).contains(&secs)) {
-        return Err(format!("its duration of {secs} s is not between 0 and a week"));
+    for p in PROVIDERS {
+        let name = p.name();
+        let s = config.providers.get(name);
+        if let Err(e) = Manifest::load(name, s) {
+            out.push((format!("providers.{name}.manifest"), e.to_string()));
+        }
+        let keys = p.settings_keys();
+        for (key, value) in &s.extra.0 {
+            let full = format!("providers.{name}.{key}");
+            if !keys.iter().any(|(k, _)| k == key) {
+                // An empty value sets nothing: older files carry the webhook keys of
+                // other providers commented out or empty, and must still load.
+                if value.as_str() != Some("") {
+                    let known: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+                    let takes = if known.is_empty() { "no keys of its own".to_string() } else { known.join(", ") };
+                    out.push((full.clone(), format!("unknown key {full:?}; {name} takes {takes}")));
+                }
+            } else if !value.is_str() {
+                out.push((full, "must be text (in quotes)".into()));
+            }
+        }
     }
-    Ok(start + chrono::Duration::milliseconds((secs * 1000.0).round() as i64))
-}
-
-/// A sample `t` seconds into an activity that began at `start`, in ms; None past a week.
-pub fn sample_ms(start: chrono::DateTime<chrono::Utc>, t: f64) -> Option<i64> {
-    (t.is_finite() && (0.0..=MAX_ACTIVITY_S).contains(&t)).then(|| start.timestamp_millis() + (t * 1000.0) as i64)
-}
-
-pub fn settings<'c>(config: &'c Config, name: &str) -> Option<&'c ProviderSettings> {
-    match name {
-        "strava" => Some(&config.providers.strava),
-        "polar" => Some(&config.providers.polar),
-        "intervals" => Some(&config.providers.intervals),
-        _ => None,
-    }
+    out
 }
 
 /// The trainer's app credentials: config, else the systemd credential
@@ -185,7 +369,7 @@ pub struct AppCredentials {
     pub client_secret: Secret<String>,
 }
 
-pub fn credentials(name: &str, settings: &ProviderSettings) -> Result<AppCredentials, String> {
+pub fn credentials(name: &str, settings: &ProviderSettings) -> Result<AppCredentials, ProviderError> {
     let mut secret = settings.client_secret.expose().trim().to_string();
     if secret.is_empty() {
         if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
@@ -196,237 +380,56 @@ pub fn credentials(name: &str, settings: &ProviderSettings) -> Result<AppCredent
         }
     }
     if settings.client_id.trim().is_empty() || secret.is_empty() {
-        return Err(format!(
+        return Err(ProviderError::Refused(format!(
             "{name} needs your own API application: set providers.{name}.client_id and client_secret in \
              coachd.toml (or the systemd credential {name}_client_secret)"
-        ));
+        )));
     }
     Ok(AppCredentials { client_id: settings.client_id.trim().to_string(), client_secret: Secret::new(secret) })
 }
 
-/// How a request proves who it is for.
-#[derive(Clone)]
-pub enum Auth {
-    Bearer(Secret<String>),
-    Basic(String, Secret<String>),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// 401: the token is not (or no longer) accepted.
-    #[error("{0}: not authorized (HTTP 401)")]
-    Unauthorized(String),
-    #[error("{0}: forbidden (HTTP 403)")]
-    Forbidden(String),
-    #[error("{0}: not found")]
-    NotFound(String),
-    #[error("{0}: the provider keeps failing: {1}")]
-    Server(String, String),
-    #[error("{0}: the response is not what the provider documents: {1}")]
-    Malformed(String, String),
-    #[error("{0}: unexpected HTTP {1}: {2}")]
-    Unexpected(String, u16, String),
-    /// This account's share of the budget for this turn is used up (not an error: the
-    /// sync resumes at its next turn).
-    #[error("this turn's request budget is used up")]
-    Budget,
-    #[error("stopped")]
-    Stopped,
-}
-
-/// The requests of one provider application: every request waits for the budget
-/// ([`Limiter`]), reads the usage headers, retries 429s at the next window and 5xx /
-/// network failures with jittered backoff.
-pub struct Api {
-    pub manifest: Manifest,
-    pub http: reqwest::Client,
-    pub limiter: Mutex<Limiter>,
-    pub clock: Arc<dyn Clock>,
-    /// Requests sent (for benchmarks and logs).
-    pub sent: std::sync::atomic::AtomicU64,
-}
-
-const ATTEMPTS_5XX: u32 = 5;
-const ATTEMPTS_429: u32 = 20;
-
-/// A number in [0.5, 1.5) for backoff jitter.
-fn jitter() -> f64 {
-    let mut b = [0u8; 4];
-    let _ = getrandom::fill(&mut b);
-    0.5 + f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
-}
-
-fn numbers(h: &reqwest::header::HeaderMap, name: &str) -> Vec<u32> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_default()
-}
-
-impl Api {
-    pub fn new(manifest: Manifest, clock: Arc<dyn Clock>) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("coachd/", env!("CARGO_PKG_VERSION")))
-            .timeout(std::time::Duration::from_secs(60))
-            // OAuth responses must not be followed anywhere (oauth2's advice).
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        let limiter = Mutex::new(Limiter::new(&manifest.rate_limits));
-        Ok(Self { manifest, http, limiter, clock, sent: Default::default() })
-    }
-
-    /// Wait until the budget allows one more request, and count it.
-    async fn acquire(&self) {
-        loop {
-            let wait = self.limiter.lock().await.try_acquire(self.clock.now());
-            match wait {
-                Ok(()) => return,
-                Err(until) => {
-                    tracing::debug!(provider = %self.manifest.name, %until, "rate limit: waiting");
-                    self.clock.sleep_until(until).await;
-                }
-            }
-        }
-    }
-
-    /// Wait until the budget has room, without taking it (so credentials can be
-    /// checked after a long wait, right before the request).
-    pub async fn wait_for_budget(&self) {
-        loop {
-            let ready = self.limiter.lock().await.ready_at(self.clock.now());
-            match ready {
-                None => return,
-                Some(until) => self.clock.sleep_until(until).await,
-            }
-        }
-    }
-
-    /// POST a JSON body once (within the budget); the status and the body, whatever
-    /// the status (the caller decides what a 409 means).
-    pub async fn post_json(
-        &self,
-        what: &str,
-        auth: &Auth,
-        url: &str,
-        body: &serde_json::Value,
-    ) -> Result<(u16, Vec<u8>), ApiError> {
-        self.acquire().await;
-        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let req = self.http.post(url).json(body);
-        let req = match auth {
-            Auth::Bearer(t) => req.bearer_auth(t.expose()),
-            Auth::Basic(u, p) => req.basic_auth(u, Some(p.expose())),
-        };
-        let resp = req.send().await.map_err(|e| ApiError::Server(what.into(), e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| ApiError::Server(what.into(), e.to_string()))?;
-        Ok((status, body.to_vec()))
-    }
-
-    /// GET a JSON document. `what` names it in errors.
-    pub async fn get_json<T: DeserializeOwned>(
-        &self,
-        what: &str,
-        auth: &Auth,
-        url: &str,
-        query: &[(&str, String)],
-    ) -> Result<T, ApiError> {
-        // A body that does not parse (cut short in transit, most often) is transient like a
-        // 5xx: asked again with the same backoff, then given up with the reason.
-        let mut failures = 0u32;
-        loop {
-            let body = self.get(what, auth, url, query).await?;
-            match serde_json::from_slice(&body) {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    failures += 1;
-                    if failures >= ATTEMPTS_5XX {
-                        return Err(ApiError::Malformed(what.into(), e.to_string()));
-                    }
-                    let wait = 2f64.powi(failures as i32) * jitter();
-                    tracing::warn!(provider = %self.manifest.name, what, error = %e, wait_s = wait, "unreadable response; asking again");
-                    let until = self.clock.now() + chrono::Duration::milliseconds((wait * 1000.0) as i64);
-                    self.clock.sleep_until(until).await;
-                }
-            }
-        }
-    }
-
-    pub async fn get(&self, what: &str, auth: &Auth, url: &str, query: &[(&str, String)]) -> Result<Vec<u8>, ApiError> {
-        let (mut failures, mut limited) = (0u32, 0u32);
-        loop {
-            self.acquire().await;
-            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let req = self.http.get(url).query(query);
-            let req = match auth {
-                Auth::Bearer(t) => req.bearer_auth(t.expose()),
-                Auth::Basic(u, p) => req.basic_auth(u, Some(p.expose())),
-            };
-            let outcome = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    if let Some(h) = &self.manifest.usage_headers {
-                        let (limits, usage) = (numbers(&headers, &h.limit), numbers(&headers, &h.usage));
-                        let resets = h.reset.as_deref().map(|r| numbers(&headers, r)).unwrap_or_default();
-                        if !usage.is_empty() {
-                            self.limiter.lock().await.observe(self.clock.now(), &limits, &usage, &resets);
-                        }
-                    }
-                    match resp.bytes().await {
-                        Ok(body) => Ok((status, headers, body.to_vec())),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            let retry = match outcome {
-                Ok((status, _, body)) if status.is_success() => return Ok(body),
-                Ok((status, headers, _)) if status.as_u16() == 429 => {
-                    limited += 1;
-                    let retry_after = headers
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<i64>().ok())
-                        // A day at most: a larger value is not believed (and would not fit).
-                        .map(|s| chrono::Duration::seconds(s.clamp(0, 86_400)));
-                    tracing::warn!(provider = %self.manifest.name, what, "rate limited (429): waiting for the window");
-                    self.limiter.lock().await.exhausted(self.clock.now(), retry_after);
-                    if limited >= ATTEMPTS_429 {
-                        return Err(ApiError::Server(what.into(), "HTTP 429 over and over".into()));
-                    }
-                    continue;
-                }
-                Ok((status, _, body)) => {
-                    let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-                    match status.as_u16() {
-                        401 => return Err(ApiError::Unauthorized(what.into())),
-                        403 => return Err(ApiError::Forbidden(what.into())),
-                        404 => return Err(ApiError::NotFound(what.into())),
-                        code if status.is_server_error() => format!("HTTP {code}: {text}"),
-                        code => return Err(ApiError::Unexpected(what.into(), code, text)),
-                    }
-                }
-                Err(network) => network,
-            };
-            failures += 1;
-            if failures >= ATTEMPTS_5XX {
-                return Err(ApiError::Server(what.into(), retry));
-            }
-            let wait = 2f64.powi(failures as i32) * jitter();
-            tracing::warn!(provider = %self.manifest.name, what, error = %retry, wait_s = wait, "request failed; retrying");
-            let until = self.clock.now() + chrono::Duration::milliseconds((wait * 1000.0) as i64);
-            self.clock.sleep_until(until).await;
-        }
+/// A random secret of this install, kept in the database: what a provider must echo in
+/// its webhook handshake when the configuration sets none.
+pub async fn install_secret(
+    store: &Store,
+    configured: Option<Secret<String>>,
+    key: &str,
+) -> Result<String, StoreError> {
+    match configured {
+        Some(s) => Ok(s.expose().clone()),
+        None => store.meta_secret(key).await,
     }
 }
 
-/// Where a page continues from, whether it was full, and its unprocessed activities.
-pub type Carry = (i64, bool, Vec<strava::Summary>);
+/// Connect an API-key provider's account (`coachd connect intervals CLIENT --api-key
+/// KEY`): the key checked with the provider, stored sealed, a first sync asked for; who
+/// the key belongs to.
+pub async fn connect_key(
+    reg: &Registry,
+    store: &Store,
+    provider: &str,
+    client: i64,
+    key: &str,
+) -> Result<String, ProviderError> {
+    let p = self::provider(provider)?;
+    let user = p.check_key(reg, key).await?;
+    let tokens = crate::store::Tokens {
+        access: Secret::new(key.trim().to_string()),
+        refresh: None,
+        expires: None,
+        scopes: "api_key".into(),
+    };
+    store.save_tokens(client, p.name(), &tokens).await?;
+    let account = store.account(client, p.name()).await?;
+    if user != "?" {
+        store.set_account_user(account.id, &user).await?;
+    }
+    reg.poke(account.id);
+    Ok(user)
+}
 
-/// Everything the sync and the OAuth callback share: per provider its manifest, API
-/// budget and app credentials, and the token refresher.
+/// Everything the sync, the OAuth callback and the webhooks share: per provider its
+/// manifest, API budget and settings, the token refresher, and the sync's wake-ups.
 pub struct Registry {
     pub providers: BTreeMap<String, Arc<Api>>,
     pub settings: BTreeMap<String, ProviderSettings>,
@@ -438,18 +441,17 @@ pub struct Registry {
     /// Wakes the sync early for an account (webhook events).
     pub wake: tokio::sync::Notify,
     pub pending: std::sync::Mutex<std::collections::BTreeSet<i64>>,
-    /// Listed but unprocessed activities of an account whose turn ran out of budget,
-    /// with the cursor they continue from and whether the page was full: the next turn
-    /// goes on without listing again.
-    pub carry: std::sync::Mutex<std::collections::HashMap<i64, Carry>>,
+    /// Per account, what a turn that ran out of budget listed but did not process
+    /// ([`sync::reconcile`]'s own type): the next turn goes on without listing again.
+    pub carry: std::sync::Mutex<HashMap<i64, Box<dyn std::any::Any + Send>>>,
 }
 
 impl Registry {
-    pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, String> {
+    pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, ProviderError> {
         let mut providers = BTreeMap::new();
         let mut settings = BTreeMap::new();
         for name in names() {
-            let Some(s) = self::settings(config, name) else { continue };
+            let s = config.providers.get(name);
             let m = Manifest::load(name, s)?;
             providers.insert(name.to_string(), Arc::new(Api::new(m, clock.clone())?));
             settings.insert(name.to_string(), s.clone());
@@ -468,13 +470,14 @@ impl Registry {
         })
     }
 
-    pub fn api(&self, name: &str) -> Result<&Arc<Api>, String> {
-        let api = self
-            .providers
-            .get(name)
-            .ok_or_else(|| format!("no provider {name:?}; known: {}", names().collect::<Vec<_>>().join(", ")))?;
+    /// A provider's API, if it is enabled.
+    pub fn api(&self, name: &str) -> Result<&Arc<Api>, ProviderError> {
+        provider(name)?;
+        let api = self.providers.get(name).ok_or_else(|| ProviderError::Invalid(format!("no provider {name:?}")))?;
         if !self.enabled(name) {
-            return Err(format!("{name} is disabled in the configuration (providers.{name}.enabled = false)"));
+            return Err(ProviderError::Refused(format!(
+                "{name} is disabled in the configuration (providers.{name}.enabled = false)"
+            )));
         }
         Ok(api)
     }
@@ -484,13 +487,20 @@ impl Registry {
         self.settings.get(name).is_some_and(|s| s.enabled)
     }
 
-    pub fn app(&self, name: &str) -> Result<AppCredentials, String> {
-        let s = self.settings.get(name).ok_or_else(|| format!("no provider {name:?}"))?;
-        credentials(name, s)
+    pub fn settings(&self, name: &str) -> Result<&ProviderSettings, ProviderError> {
+        self.settings.get(name).ok_or_else(|| ProviderError::Invalid(format!("no provider {name:?}")))
+    }
+
+    pub fn app(&self, name: &str) -> Result<AppCredentials, ProviderError> {
+        credentials(name, self.settings(name)?)
     }
 
     pub fn redirect_uri(&self, name: &str) -> String {
         format!("{}/oauth/{name}/callback", self.base_url)
+    }
+
+    pub fn webhook_url(&self, name: &str) -> String {
+        format!("{}/webhooks/{name}", self.base_url)
     }
 
     /// Ask the sync to look at an account soon.
@@ -514,6 +524,9 @@ mod tests {
             for ty in m.types.values() {
                 assert!(crate::activity_types::is_known(ty), "{name}: {ty} is a coachd type");
             }
+            for scope in m.scope_reads.keys() {
+                assert!(m.scopes.contains(scope), "{name}: {scope} is asked for");
+            }
         }
         let mut s = ProviderSettings { api_base: "http://127.0.0.1:9/api".into(), ..ProviderSettings::default() };
         s.manifest.insert("scopes".into(), toml::Value::Array(vec!["read".into()]));
@@ -525,6 +538,28 @@ mod tests {
         );
         s.manifest.insert("no_such_field".into(), true.into());
         let err = Manifest::load("strava", &s).expect_err("unknown field");
-        assert!(err.contains("no_such_field"), "{err}");
+        assert!(err.to_string().contains("no_such_field"), "{err}");
+    }
+
+    #[test]
+    fn names_are_unique_and_every_key_is_checked() {
+        let all: Vec<_> = names().collect();
+        let mut unique = all.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(all.len(), unique.len(), "{all:?}");
+        let mut c = Config::default();
+        c.providers.get_mut("garmin");
+        c.providers.get_mut("strava").extra.0.insert("webhook_verify_tokn".into(), "x".into());
+        c.providers.get_mut("polar").extra.0.insert("webhook_verify_token".into(), "".into());
+        c.providers.get_mut("polar").extra.0.insert("webhook_secret".into(), 5.into());
+        let p = config_problems(&c);
+        let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["providers.garmin", "providers.strava.webhook_verify_tokn", "providers.polar.webhook_secret"],
+            "{p:?}"
+        );
+        assert!(p[1].1.contains("strava takes webhook_verify_token"), "{p:?}");
     }
 }

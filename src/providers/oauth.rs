@@ -4,7 +4,7 @@
 //! refresh token stored before anything uses the new access token. A refused refresh
 //! token becomes the account state `needs_reauth`, not a retry loop.
 
-use super::{Auth, Registry};
+use super::{Auth, Connection, ProviderError, Registry};
 use crate::crypto::Secret;
 use crate::store::providers::{state, Account, OAuthState};
 use crate::store::{Store, StoreError, Tokens};
@@ -52,11 +52,11 @@ pub const LINK_TTL: Duration = Duration::minutes(30);
 /// Tokens are refreshed this long before they expire.
 const EARLY: Duration = Duration::minutes(5);
 
-fn oauth_client(reg: &Registry, provider: &str) -> Result<OAuthClient, String> {
+fn oauth_client(reg: &Registry, provider: &str) -> Result<OAuthClient, ProviderError> {
     let api = reg.api(provider)?;
     let m = &api.manifest;
     let app = reg.app(provider)?;
-    let bad = |what: &str, e: oauth2::url::ParseError| format!("{provider} {what}: {e}");
+    let bad = |what: &str, e: oauth2::url::ParseError| ProviderError::Invalid(format!("{provider} {what}: {e}"));
     Ok(oauth2::Client::new(ClientId::new(app.client_id))
         .set_client_secret(ClientSecret::new(app.client_secret.expose().clone()))
         .set_auth_uri(AuthUrl::new(m.authorize_url.clone()).map_err(|e| bad("authorize_url", e))?)
@@ -69,14 +69,22 @@ fn oauth_client(reg: &Registry, provider: &str) -> Result<OAuthClient, String> {
 }
 
 /// `coachd connect`: a single-use authorization link for one client.
-pub async fn authorization_link(reg: &Registry, store: &Store, provider: &str, client: i64) -> Result<String, String> {
+pub async fn authorization_link(
+    reg: &Registry,
+    store: &Store,
+    provider: &str,
+    client: i64,
+) -> Result<String, ProviderError> {
     let api = reg.api(provider)?;
     let m = &api.manifest;
     if m.auth != super::AuthKind::Oauth2 {
-        return Err(format!("{} uses API keys: coachd connect {provider} CLIENT --api-key KEY", m.display));
+        return Err(ProviderError::Invalid(format!(
+            "{} uses API keys: coachd connect {provider} CLIENT --api-key KEY",
+            m.display
+        )));
     }
     let oauth = oauth_client(reg, provider)?;
-    let state = crate::crypto::random_token().map_err(|e| e.to_string())?;
+    let state = crate::crypto::random_token()?;
     let mut req = oauth.authorize_url(|| CsrfToken::new(state.clone()));
     // Scopes go in one parameter, joined the provider's way (Strava: commas).
     req = req.add_scope(Scope::new(m.scopes.join(&m.scope_separator)));
@@ -96,7 +104,7 @@ pub async fn authorization_link(reg: &Registry, store: &Store, provider: &str, c
         verifier,
         redirect: reg.redirect_uri(provider),
     };
-    store.save_oauth_state(&state, &pending, Utc::now() + LINK_TTL).await.map_err(|e| e.to_string())?;
+    store.save_oauth_state(&state, &pending, Utc::now() + LINK_TTL).await?;
     Ok(url.to_string())
 }
 
@@ -107,6 +115,7 @@ pub struct Callback {
     pub code: Option<String>,
     pub scope: Option<String>,
     pub error: Option<String>,
+    pub error_description: Option<String>,
 }
 
 /// What the callback tells the trainer.
@@ -165,21 +174,29 @@ fn external_user(extra: &Extra) -> Option<String> {
     })
 }
 
-/// `/oauth/PROVIDER/callback`: check the state, exchange the code, store the tokens.
-pub async fn finish(reg: &Registry, store: &Store, provider: &str, q: &Callback) -> Result<Outcome, String> {
+/// `/oauth/PROVIDER/callback`: check the state, exchange the code, store the tokens,
+/// check the scopes granted, then the provider's own step ([`super::Provider::after_connect`]).
+pub async fn finish(reg: &Registry, store: &Store, provider: &str, q: &Callback) -> Result<Outcome, ProviderError> {
+    let refused = |s: String| ProviderError::Refused(s);
     let Some(state_token) = q.state.as_deref().filter(|s| !s.is_empty()) else {
-        return Err("the link has no state: start again with `coachd connect`".into());
+        return Err(refused("the link has no state: start again with `coachd connect`".into()));
     };
-    let pending = store.take_oauth_state(state_token).await.map_err(|e| e.to_string())?;
-    let Some(pending) = pending.filter(|p| p.provider == provider) else {
-        return Err("this authorization link is unknown, used or expired: run `coachd connect` again".into());
+    let p = super::provider(provider)?;
+    let pending = store.take_oauth_state(state_token).await?;
+    let Some(pending) = pending.filter(|s| s.provider == provider) else {
+        return Err(refused("this authorization link is unknown, used or expired: run `coachd connect` again".into()));
     };
-    let client_row = store.client_by_id(pending.client_id).await.map_err(|e| e.to_string())?;
+    let client_row = store.client_by_id(pending.client_id).await?;
     let api = reg.api(provider)?;
+    let m = &api.manifest;
     if let Some(e) = &q.error {
-        return Err(format!("{} answered {e:?}: nothing was connected", api.manifest.display));
+        let said = format!("{e} {}", q.error_description.as_deref().unwrap_or_default());
+        return Err(refused(
+            p.explain_refusal(0, &said)
+                .unwrap_or_else(|| format!("{} answered {e:?}: nothing was connected", m.display)),
+        ));
     }
-    let code = q.code.clone().filter(|c| !c.is_empty()).ok_or("the provider sent no code")?;
+    let code = q.code.clone().filter(|c| !c.is_empty()).ok_or_else(|| refused("the provider sent no code".into()))?;
     let oauth = oauth_client(reg, provider)?;
     let status = Arc::new(AtomicU16::new(0));
     let http = recording_client(api.http.clone(), status.clone());
@@ -187,11 +204,22 @@ pub async fn finish(reg: &Registry, store: &Store, provider: &str, q: &Callback)
     if let Some(v) = pending.verifier {
         exchange = exchange.set_pkce_verifier(PkceCodeVerifier::new(v));
     }
-    let token = exchange.request_async(&http).await.map_err(|e| {
-        format!("{} refused the code (HTTP {}): {}", api.manifest.display, status.load(Ordering::Relaxed), describe(&e))
-    })?;
-    let m = &api.manifest;
-    // The scopes granted: the redirect says (Strava), else the token, else what was asked.
+    let token = match exchange.request_async(&http).await {
+        Ok(t) => t,
+        Err(e) => {
+            let code = status.load(Ordering::Relaxed);
+            let text = describe(&e);
+            // The provider could not be reached or failed: not the person's doing.
+            if matches!(e, RequestTokenError::Request(_)) || code >= 500 {
+                return Err(super::ApiError::Server(format!("{}'s token endpoint", m.display), text).into());
+            }
+            return Err(refused(
+                p.explain_refusal(code, &text)
+                    .unwrap_or_else(|| format!("{} refused the code (HTTP {code}): {text}", m.display)),
+            ));
+        }
+    };
+    // The scopes granted: the redirect says (Strava, Oura), else the token, else what was asked.
     let granted = q
         .scope
         .clone()
@@ -200,29 +228,45 @@ pub async fn finish(reg: &Registry, store: &Store, provider: &str, q: &Callback)
     let have: Vec<&str> = granted.split([',', ' ']).filter(|s| !s.is_empty()).collect();
     let enough = m.required_scopes.is_empty() || m.required_scopes.iter().any(|r| have.contains(&r.as_str()));
     let tokens = tokens_of(&token, reg.clock.now(), granted.clone(), None);
-    store.save_tokens(pending.client_id, provider, &tokens).await.map_err(|e| e.to_string())?;
-    let account = store.account(pending.client_id, provider).await.map_err(|e| e.to_string())?;
+    store.save_tokens(pending.client_id, provider, &tokens).await?;
+    let account = store.account(pending.client_id, provider).await?;
     if let Some(user) = external_user(token.extra_fields()) {
-        store.set_account_user(account.id, &user).await.map_err(|e| e.to_string())?;
+        store.set_account_user(account.id, &user).await?;
     }
-    if provider == "polar" {
-        let access = Auth::Bearer(tokens.access.clone());
-        super::polar::register(reg, store, account.id, pending.client_id, &access).await?;
-    }
-    let warning = if enough {
-        reg.poke(account.id);
-        None
-    } else {
+    if !enough {
         let why = format!(
-            "{} granted only {granted:?}; coachd needs {} to read activities. Connect again and leave that box ticked.",
+            "{} granted only {granted:?}; coachd needs {} to read anything. Connect again and leave that box ticked.",
             m.display,
             m.required_scopes.join(" or ")
         );
-        store.set_account_state(account.id, state::INSUFFICIENT_SCOPE, Some(&why)).await.map_err(|e| e.to_string())?;
-        Some(why)
-    };
+        store.set_account_state(account.id, state::INSUFFICIENT_SCOPE, Some(&why)).await?;
+        tracing::info!(client = %client_row.name, provider, scopes = %granted, "account connected without the scopes it needs");
+        return Ok(Outcome { client: client_row.name, provider: m.display.clone(), warning: Some(why) });
+    }
+    let mut warnings: Vec<String> = Vec::new();
+    let missing = missing_scopes(m, &granted);
+    if !missing.is_empty() {
+        warnings.push(format!(
+            "{} did not grant {}: coachd cannot read {}. Connect again with those boxes ticked to have them.",
+            m.display,
+            missing.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>().join(", "),
+            missing.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let access = Auth::Bearer(tokens.access.clone());
+    if let Some(w) = p.after_connect(Connection { reg, store, account: &account, access }).await? {
+        warnings.push(w);
+    }
+    reg.poke(account.id);
     tracing::info!(client = %client_row.name, provider, scopes = %granted, "account connected");
+    let warning = (!warnings.is_empty()).then(|| warnings.join(" "));
     Ok(Outcome { client: client_row.name, provider: m.display.clone(), warning })
+}
+
+/// The manifest's scopes with what they read (`scope_reads`) that `granted` lacks.
+pub fn missing_scopes<'m>(m: &'m super::Manifest, granted: &str) -> Vec<(&'m String, &'m String)> {
+    let have: Vec<&str> = granted.split([',', ' ']).filter(|s| !s.is_empty()).collect();
+    m.scope_reads.iter().filter(|(s, _)| !have.contains(&s.as_str())).collect()
 }
 
 fn describe<E: std::error::Error>(e: &RequestTokenError<E, BasicErrorResponse>) -> String {
@@ -290,7 +334,7 @@ impl Refresher {
         account: &Account,
         force: bool,
     ) -> Result<Auth, TokenError> {
-        let api = reg.api(&account.provider).map_err(TokenError::Temporary)?;
+        let api = reg.api(&account.provider).map_err(|e| TokenError::Temporary(e.to_string()))?;
         if api.manifest.auth == super::AuthKind::ApiKey {
             let t = store.tokens(account.client_id, &account.provider).await?;
             return Ok(Auth::Basic("API_KEY".into(), t.access));
@@ -339,7 +383,7 @@ impl Refresher {
             store.set_account_state(account.id, state::NEEDS_REAUTH, Some(&why)).await?;
             return Err(TokenError::Reauth(why));
         };
-        let oauth = oauth_client(reg, &account.provider).map_err(TokenError::Temporary)?;
+        let oauth = oauth_client(reg, &account.provider).map_err(|e| TokenError::Temporary(e.to_string()))?;
         let status = Arc::new(AtomicU16::new(0));
         let http = recording_client(api.http.clone(), status.clone());
         let result =

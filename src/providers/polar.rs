@@ -4,16 +4,16 @@
 //! /users/activities?from=&to=`), and signed webhook deliveries
 //! (`Polar-Webhook-Signature` = HMAC-SHA256 of the body with the webhook's secret).
 
-use super::sync::{Report, SyncError, Turn};
-use super::{ApiError, Auth, Registry};
-use crate::model::{Batch, Cursor, DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind};
+use super::sync::{reconcile, Daily, Listing, Page, Plan, Report, SyncError, Turn};
+use super::{ApiError, Auth, BoxFuture, Connection, Provider, ProviderError, Registry, WebhookRefusal};
+use crate::model::{DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind};
 use crate::store::providers::state;
-use crate::store::Store;
+use crate::store::{Client, Store};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
-use std::collections::HashSet;
+use std::sync::Arc;
 
 pub const SOURCE: &str = "polar";
 
@@ -104,18 +104,16 @@ impl Exercise {
     }
 
     fn heart_rate_samples(&self, start: DateTime<Utc>) -> Vec<Sample> {
-        let range = SeriesKind::Hr.valid_range();
         self.samples
             .iter()
             .filter(|s| s.sample_type == "0" && s.recording_rate > 0.0)
             .flat_map(|s| {
                 s.data.split(',').enumerate().filter_map(move |(i, v)| {
                     let bpm: f64 = v.trim().parse().ok()?;
-                    let t_ms = super::sample_ms(start, i as f64 * s.recording_rate)?;
+                    let t_ms = crate::model::sample_ms(start, i as f64 * s.recording_rate)?;
                     Some(Sample { t_ms, value: bpm })
                 })
             })
-            .filter(|s| range.contains(&s.value))
             .collect()
     }
 }
@@ -142,13 +140,10 @@ pub async fn register(
     account_id: i64,
     client: i64,
     access: &Auth,
-) -> Result<(), String> {
+) -> Result<(), ProviderError> {
     let api = reg.api(SOURCE)?;
     let body = serde_json::json!({ "member-id": format!("coachd-client-{client}") });
-    let (status, text) = api
-        .post_json("the user registration", access, &api.manifest.url("/users"), &body)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (status, text) = api.post_json("the user registration", access, &api.manifest.url("/users"), &body).await?;
     match status {
         200 | 201 | 204 | 409 => Ok(()),
         code => {
@@ -156,119 +151,188 @@ pub async fn register(
                 "Polar refused the user registration (HTTP {code}: {}); connect again",
                 String::from_utf8_lossy(&text).chars().take(200).collect::<String>()
             );
-            store.set_account_state(account_id, state::NEEDS_REAUTH, Some(&why)).await.map_err(|e| e.to_string())?;
-            Err(why)
+            store.set_account_state(account_id, state::NEEDS_REAUTH, Some(&why)).await?;
+            Err(ProviderError::Refused(why))
         }
     }
 }
 
-pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
-    let api = turn.reg.api(SOURCE).map_err(SyncError::Other)?.clone();
-    let store = turn.store;
-    let client = store.client_by_id(turn.account.client_id).await?;
-    let tz = client.tz;
-    let now = turn.reg.clock.now();
-    let users = store.accounts().await?.iter().filter(|a| a.provider == SOURCE && a.syncable()).count() as u32;
-    api.limiter.lock().await.set_users(users);
-    let q = [("samples", "true".to_string()), ("zones", "false".to_string())];
-    let list: Vec<Exercise> = turn.get_json("the exercise list", &api.manifest.url("/exercises"), &q).await?;
-    // Polar lists the last 30 days.
-    let since = now - Duration::days(30);
-    let stored = store.source_fingerprints(SOURCE, client.id, since, now + Duration::days(1)).await?;
-    let mut report = Report { listed: list.len(), ..Report::default() };
-    let mut batch = Batch::new(SOURCE);
-    let mut seen = HashSet::new();
-    for e in &list {
-        seen.insert(e.id.clone());
-        let fp = e.fingerprint();
-        if stored.get(&e.id).is_some_and(|h| h.as_deref() == Some(fp.as_slice())) {
-            report.unchanged += 1;
-            continue;
+const WEBHOOK_SECRET: &str = "webhook_secret";
+
+/// Polar on the provider interface.
+pub struct Polar;
+
+impl Provider for Polar {
+    fn name(&self) -> &'static str {
+        SOURCE
+    }
+
+    fn manifest(&self) -> &'static str {
+        include_str!("../../providers/polar.toml")
+    }
+
+    fn settings_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            WEBHOOK_SECRET,
+            "the webhook's signature_secret_key, to verify Polar's signed deliveries; empty: webhooks refused",
+        )]
+    }
+
+    fn takes_webhooks(&self) -> bool {
+        true
+    }
+
+    fn sync<'a>(&'a self, turn: &'a mut Turn<'_>) -> BoxFuture<'a, Result<Report, SyncError>> {
+        Box::pin(async move {
+            let api = turn.reg.api(SOURCE)?.clone();
+            reconcile(turn, &Exercises { api }).await
+        })
+    }
+
+    fn after_connect<'a>(&'a self, c: Connection<'a>) -> BoxFuture<'a, Result<Option<String>, ProviderError>> {
+        Box::pin(async move {
+            register(c.reg, c.store, c.account.id, c.account.client_id, &c.access).await?;
+            Ok(None)
+        })
+    }
+
+    fn webhook_verify(
+        &self,
+        reg: &Registry,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), WebhookRefusal> {
+        let secret = reg.settings(SOURCE).ok().and_then(|s| s.extra_secret(WEBHOOK_SECRET)).ok_or_else(|| {
+            WebhookRefusal::NotHere("Polar webhooks are not configured (providers.polar.webhook_secret)".into())
+        })?;
+        let signature = headers.get("polar-webhook-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !signature_ok(secret.expose(), body, signature.trim()) {
+            return Err(WebhookRefusal::Unauthorized("missing or wrong Polar-Webhook-Signature".into()));
         }
+        serde_json::from_slice::<Delivery>(body)
+            .map(drop)
+            .map_err(|e| WebhookRefusal::BadBody(format!("not a Polar delivery: {e}")))
+    }
+
+    fn webhook_deliver(
+        &self,
+        reg: Arc<Registry>,
+        store: Store,
+        body: Vec<u8>,
+    ) -> BoxFuture<'static, Result<&'static str, SyncError>> {
+        Box::pin(async move {
+            let d: Delivery = serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid(e.to_string()))?;
+            on_delivery(&reg, &store, &d).await
+        })
+    }
+}
+
+/// `GET /exercises?samples=true` (the last 30 days, samples inline: one request for all),
+/// then daily steps (`GET /users/activities?from=&to=`).
+struct Exercises {
+    api: Arc<super::Api>,
+}
+
+impl Listing for Exercises {
+    type Item = Exercise;
+    const NOUN: &'static str = "exercise";
+
+    fn plan(&self, turn: &Turn<'_>, client: &Client, _cursor: Option<&str>) -> Plan {
+        let now = turn.reg.clock.now();
+        let today = now.with_timezone(&client.tz).date_naive();
+        Plan {
+            // Polar lists the last 30 days.
+            since: now - Duration::days(30),
+            until: now + Duration::days(1),
+            first: String::new(),
+            cursor: String::new(),
+            done: Some(now.to_rfc3339()),
+            // Daily steps of the last 28 days.
+            from: (today - Duration::days(27)).to_string(),
+            to: today.to_string(),
+        }
+    }
+
+    async fn list(
+        &self,
+        turn: &mut Turn<'_>,
+        _client: &Client,
+        _plan: &Plan,
+        _page: &str,
+    ) -> Result<Page<Exercise>, SyncError> {
+        let users = turn.store.accounts().await?.iter().filter(|a| a.provider == SOURCE && a.syncable()).count() as u32;
+        self.api.limiter.lock().await.set_users(users);
+        let q = [("samples", "true".to_string()), ("zones", "false".to_string())];
+        let items = turn.get_json("the exercise list", &self.api.manifest.url("/exercises"), &q).await?;
+        Ok(Page { items, next: None })
+    }
+
+    fn id(&self, e: &Exercise) -> String {
+        e.id.clone()
+    }
+
+    fn fingerprint(&self, e: &Exercise) -> Vec<u8> {
+        e.fingerprint()
+    }
+
+    fn convert(&self, client: &Client, e: &Exercise) -> Result<NewActivity, String> {
         let (Some(start), Some(secs)) = (e.start(), iso_duration(&e.duration)) else {
-            tracing::warn!(client = %client.name, id = %e.id, start = %e.start_time, duration = %e.duration, "Polar exercise with an unreadable start or duration; skipped");
-            report
-                .skipped
-                .push(format!("exercise {}: unreadable start {:?} or duration {:?}", e.id, e.start_time, e.duration));
-            continue;
+            return Err(format!("unreadable start {:?} or duration {:?}", e.start_time, e.duration));
         };
-        let end = match super::span_end(start, secs) {
-            Ok(end) => end,
-            Err(why) => {
-                tracing::warn!(client = %client.name, id = %e.id, %why, "Polar exercise skipped");
-                report.skipped.push(format!("exercise {}: {why}", e.id));
-                continue;
-            }
-        };
+        let end = crate::model::span_end(start, secs)?;
         let hr = e.heart_rate_samples(start);
-        let ty = api.manifest.activity_type(e.detailed_sport_info.as_deref().or(e.sport.as_deref()).unwrap_or("OTHER"));
+        let m = &self.api.manifest;
+        let ty = m.activity_type(e.detailed_sport_info.as_deref().or(e.sport.as_deref()).unwrap_or("OTHER"));
         let ty = if ty == crate::activity_types::GENERIC {
-            api.manifest.activity_type(e.sport.as_deref().unwrap_or("OTHER"))
+            m.activity_type(e.sport.as_deref().unwrap_or("OTHER"))
         } else {
             ty
         };
-        if stored.contains_key(&e.id) {
-            report.updated += 1;
-        } else {
-            report.inserted += 1;
-        }
-        batch.activities.push(NewActivity {
+        Ok(NewActivity {
             client_id: client.id,
             external_id: e.id.clone(),
             start,
             end,
-            utc_offset_s: e.start_time_utc_offset.unwrap_or(0).clamp(-18 * 60, 18 * 60) * 60,
+            utc_offset_s: e.start_time_utc_offset.unwrap_or(0).saturating_mul(60),
             category: crate::activity_types::category(&ty),
             activity_type: ty,
             duration_s: secs,
-            distance_m: e.distance.filter(|d| d.is_finite() && *d >= 0.0),
-            avg_hr: e.heart_rate.as_ref().and_then(|h| h.average).filter(|h| h.is_finite() && *h > 0.0),
-            max_hr: e
-                .heart_rate
-                .as_ref()
-                .and_then(|h| h.maximum)
-                .filter(|h| h.is_finite() && *h > 0.0 && *h < 300.0)
-                .map(|h| h as u16),
-            energy_kj: e.calories.filter(|c| c.is_finite() && *c >= 0.0).map(|c| c * 4.184),
-            content_hash: Some(fp),
+            distance_m: e.distance,
+            avg_hr: e.heart_rate.as_ref().and_then(|h| h.average),
+            max_hr: e.heart_rate.as_ref().and_then(|h| h.maximum).map(|h| h as u16),
+            energy_kj: e.calories.map(|c| c * 4.184),
+            content_hash: None,
             series: if hr.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples: hr }] },
             sets: None,
-        });
+        })
     }
-    // Daily steps of the last 28 days.
-    let today = now.with_timezone(&tz).date_naive();
-    let q = [("from", (today - Duration::days(27)).to_string()), ("to", today.to_string())];
-    match turn.get_json::<Activities>("the daily activity", &api.manifest.url("/users/activities"), &q).await {
-        Ok(days) => {
-            let days = match days {
-                Activities::List(d) | Activities::Wrapped { activities: d } => d,
-            };
-            for d in days {
-                let date = d.start_time.get(..10).and_then(|s| s.parse::<NaiveDate>().ok());
-                if let (Some(date), Some(steps)) = (date, d.steps.filter(|s| s.is_finite() && *s >= 0.0)) {
-                    batch.daily.push(DailyMetric { client_id: client.id, date, metric: Metric::Steps, value: steps });
+
+    fn gone_url(&self, id: &str) -> Option<String> {
+        Some(self.api.manifest.url(&format!("/exercises/{id}")))
+    }
+
+    async fn daily(&self, turn: &mut Turn<'_>, client: &Client, plan: &Plan) -> Result<Daily, SyncError> {
+        let mut out = Daily::default();
+        let q = [("from", plan.from.clone()), ("to", plan.to.clone())];
+        match turn.get_json::<Activities>("the daily activity", &self.api.manifest.url("/users/activities"), &q).await {
+            Ok(Activities::List(days) | Activities::Wrapped { activities: days }) => {
+                for d in days {
+                    let date = d.start_time.get(..10).and_then(|s| s.parse::<NaiveDate>().ok());
+                    if let (Some(date), Some(steps)) = (date, crate::model::amount(d.steps)) {
+                        out.metrics.push(DailyMetric {
+                            client_id: client.id,
+                            date,
+                            metric: Metric::Steps,
+                            value: steps,
+                        });
+                    }
                 }
             }
+            Err(SyncError::Api(ApiError::NotFound(_))) => {}
+            Err(e) => return Err(e),
         }
-        Err(SyncError::Api(ApiError::NotFound(_))) => {}
-        Err(e) => return Err(e),
+        Ok(out)
     }
-    batch.cursor = Some(Cursor { stream: format!("account:{}", turn.account.id), value: now.to_rfc3339() });
-    store.ingest(&batch).await?;
-    let vanished = stored.keys().filter(|id| !seen.contains(*id));
-    if !super::sync::delete_vanished(
-        turn,
-        SOURCE,
-        vanished,
-        |id| api.manifest.url(&format!("/exercises/{id}")),
-        &mut report,
-    )
-    .await?
-    {
-        return Ok(report);
-    }
-    report.done = true;
-    Ok(report)
 }
 
 /// Whether `signature` (hex) is HMAC-SHA256(body, secret).

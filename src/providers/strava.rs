@@ -9,14 +9,15 @@
 //! cursor in one transaction. A stored activity missing from the listing is checked
 //! (`GET /activities/{id}`: 404) and then deleted.
 
-use super::sync::{Report, SyncError, Turn};
-use super::ApiError;
-use crate::model::{Batch, Cursor, NewActivity, Sample, Series, SeriesKind};
+use super::sync::{reconcile, Listing, Page, Plan, Report, SyncError, Turn};
+use super::{ApiError, BoxFuture, Provider, ProviderError, Registry, WebhookRefusal};
+use crate::model::{NewActivity, Sample, Series, SeriesKind};
 use crate::store::providers::state;
-use crate::store::Store;
+use crate::store::{Client, Store};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub const SOURCE: &str = "strava";
 pub const PER_PAGE: usize = 200;
@@ -87,155 +88,202 @@ struct Stream {
 
 fn heart_rate(start: DateTime<Utc>, s: Streams) -> Vec<Sample> {
     let (Some(time), Some(hr)) = (s.time, s.heartrate) else { return Vec::new() };
-    let range = SeriesKind::Hr.valid_range();
     time.data
         .iter()
         .zip(hr.data)
-        .filter(|(_, bpm)| range.contains(bpm))
-        .filter_map(|(t, bpm)| Some(Sample { t_ms: super::sample_ms(start, *t)?, value: bpm }))
+        .filter_map(|(t, bpm)| Some(Sample { t_ms: crate::model::sample_ms(start, *t)?, value: bpm }))
         .collect()
 }
 
-fn activity(turn: &Turn<'_>, s: &Summary, end: DateTime<Utc>, hr: Vec<Sample>) -> Result<NewActivity, SyncError> {
-    let api = turn.reg.api(SOURCE).map_err(SyncError::Other)?;
-    let ty = api.manifest.activity_type(s.sport());
-    let elapsed = (end - s.start_date).num_milliseconds() as f64 / 1000.0;
-    Ok(NewActivity {
-        client_id: turn.account.client_id,
-        external_id: s.id.to_string(),
-        start: s.start_date,
-        end,
-        utc_offset_s: s.utc_offset.map_or(0, |o| o as i32).clamp(-18 * 3600, 18 * 3600),
-        category: crate::activity_types::category(&ty),
-        activity_type: ty,
-        duration_s: s.moving_time.unwrap_or(elapsed).clamp(0.0, elapsed.max(0.0)),
-        distance_m: s.distance.filter(|d| d.is_finite() && *d >= 0.0),
-        avg_hr: s.average_heartrate.filter(|h| h.is_finite() && *h > 0.0),
-        max_hr: s.max_heartrate.filter(|h| h.is_finite() && *h > 0.0 && *h < 300.0).map(|h| h as u16),
-        energy_kj: s.kilojoules.filter(|k| k.is_finite() && *k >= 0.0),
-        content_hash: Some(s.fingerprint()),
-        series: if hr.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples: hr }] },
-        sets: None,
-    })
+/// Strava on the provider interface.
+pub struct Strava;
+
+impl Provider for Strava {
+    fn name(&self) -> &'static str {
+        SOURCE
+    }
+
+    fn manifest(&self) -> &'static str {
+        include_str!("../../providers/strava.toml")
+    }
+
+    fn settings_keys(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            VERIFY_TOKEN,
+            "what Strava must echo when it checks the push-subscription callback; empty: a random one kept in the database",
+        )]
+    }
+
+    fn takes_webhooks(&self) -> bool {
+        true
+    }
+
+    fn sync<'a>(&'a self, turn: &'a mut Turn<'_>) -> BoxFuture<'a, Result<Report, SyncError>> {
+        Box::pin(async move {
+            let api = turn.reg.api(SOURCE)?.clone();
+            reconcile(turn, &Activities { api }).await
+        })
+    }
+
+    fn webhook_handshake<'a>(
+        &'a self,
+        reg: &'a Registry,
+        store: &'a Store,
+        q: &'a HashMap<String, String>,
+    ) -> BoxFuture<'a, Result<serde_json::Value, WebhookRefusal>> {
+        Box::pin(async move {
+            let expected = verify_token(reg, store).await.map_err(|e| WebhookRefusal::NotHere(e.to_string()))?;
+            let given = q.get("hub.verify_token").map(String::as_str).unwrap_or_default();
+            let ok = q.get("hub.mode").map(String::as_str) == Some("subscribe")
+                && crate::crypto::same_secret(&expected, given);
+            match (ok, q.get("hub.challenge")) {
+                (true, Some(c)) => Ok(serde_json::json!({ "hub.challenge": c })),
+                _ => Err(WebhookRefusal::Unauthorized("verify token mismatch".into())),
+            }
+        })
+    }
+
+    /// Events are not signed: anything shaped like one is taken, as a hint.
+    fn webhook_verify(
+        &self,
+        _reg: &Registry,
+        _h: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), WebhookRefusal> {
+        serde_json::from_slice::<Event>(body)
+            .map(drop)
+            .map_err(|e| WebhookRefusal::BadBody(format!("not a Strava event: {e}")))
+    }
+
+    fn webhook_deliver(
+        &self,
+        reg: Arc<Registry>,
+        store: Store,
+        body: Vec<u8>,
+    ) -> BoxFuture<'static, Result<&'static str, SyncError>> {
+        Box::pin(async move {
+            let event: Event = serde_json::from_slice(&body).map_err(|e| ProviderError::Invalid(e.to_string()))?;
+            on_event(&reg, &store, &event).await
+        })
+    }
+
+    fn subscribe<'a>(&'a self, reg: &'a Registry, store: &'a Store) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            let token = verify_token(reg, store).await?;
+            let id = subscribe(reg, &token).await?;
+            Ok(format!("Strava push subscription {id}: events arrive at {}", reg.webhook_url(SOURCE)))
+        })
+    }
 }
 
-fn stream_name(account: i64) -> String {
-    format!("account:{account}")
+const VERIFY_TOKEN: &str = "webhook_verify_token";
+
+/// The token Strava must echo in its subscription handshake: configured, else a random
+/// one kept in the database.
+pub async fn verify_token(reg: &Registry, store: &Store) -> Result<String, ProviderError> {
+    let configured = reg.settings(SOURCE)?.extra_secret(VERIFY_TOKEN);
+    Ok(super::install_secret(store, configured, "strava_webhook_verify_token").await?)
 }
 
-pub async fn sync(turn: &mut Turn<'_>) -> Result<Report, SyncError> {
-    let api = turn.reg.api(SOURCE).map_err(SyncError::Other)?.clone();
-    let store = turn.store;
-    let now = turn.reg.clock.now();
-    let stream = stream_name(turn.account.id);
-    let cursor: Option<i64> = store.cursor(SOURCE, &stream).await?.and_then(|c| c.parse().ok());
-    let first = (now - Duration::days(i64::from(turn.reg.backfill_days))).timestamp();
-    let from = cursor.map_or(first, |c| c.min((now - RECONCILE).timestamp()).max(first));
-    // What is stored after `from` (Strava's `after` is exclusive).
-    let since = DateTime::from_timestamp(from + 1, 0).unwrap_or(now);
-    let stored = store.source_fingerprints(SOURCE, turn.account.client_id, since, now + Duration::days(1)).await?;
-    let mut report = Report::default();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut after = from;
-    let mut committed = cursor.unwrap_or(from);
-    loop {
-        let carried = {
-            let mut carry = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            carry.remove(&turn.account.id).filter(|(key, _, _)| *key == after)
-        };
-        let (page, full) = match carried {
-            Some((_, full, page)) => (page, full),
-            None => {
-                if !turn.has_budget() {
-                    return Ok(report);
-                }
-                let query =
-                    [("after", after.to_string()), ("per_page", PER_PAGE.to_string()), ("page", "1".to_string())];
-                let mut page: Vec<Summary> =
-                    turn.get_json("the activity list", &api.manifest.url("/athlete/activities"), &query).await?;
-                page.sort_by_key(|s| (s.start_date, s.id));
-                report.listed += page.len();
-                let full = page.len() >= PER_PAGE;
-                (page, full)
-            }
-        };
-        let mut batch = Batch::new(SOURCE);
-        let mut rest: Vec<Summary> = Vec::new();
-        let mut pending = std::collections::HashSet::new();
-        for (i, s) in page.iter().enumerate() {
-            seen.insert(s.id.to_string());
-            let fp = s.fingerprint();
-            if stored.get(&s.id.to_string()).is_some_and(|h| h.as_deref() == Some(fp.as_slice())) {
-                report.unchanged += 1;
-                after = after.max(s.start_date.timestamp());
-                continue;
-            }
-            let end = match super::span_end(s.start_date, s.elapsed_time.max(0.0)) {
-                Ok(end) => end,
-                Err(why) => {
-                    tracing::warn!(client = %turn.account.client, id = s.id, %why, "Strava activity skipped");
-                    report.skipped.push(format!("activity {}: {why}", s.id));
-                    after = after.max(s.start_date.timestamp());
-                    continue;
-                }
-            };
-            let hr = if s.has_heartrate {
-                if !turn.has_budget() {
-                    rest = page[i..].to_vec();
-                    break;
-                }
-                let url = api.manifest.url(&format!("/activities/{}/streams", s.id));
-                let q = [("keys", "time,heartrate".to_string()), ("key_by_type", "true".to_string())];
-                match turn.get_json::<Streams>("an activity's heart-rate stream", &url, &q).await {
-                    Ok(streams) => heart_rate(s.start_date, streams),
-                    Err(SyncError::Api(ApiError::NotFound(_))) => Vec::new(),
-                    // A stream that keeps failing: the activity is stored with what is
-                    // known, and its samples are asked for again next round.
-                    Err(SyncError::Api(e @ (ApiError::Server(..) | ApiError::Malformed(..)))) => {
-                        tracing::warn!(client = %turn.account.client, id = s.id, error = %e, "heart rate not read; asking again next round");
-                        report.samples_pending += 1;
-                        pending.insert(s.id);
-                        Vec::new()
-                    }
-                    Err(e) => return Err(e),
-                }
-            } else {
-                Vec::new()
-            };
-            if stored.contains_key(&s.id.to_string()) {
-                report.updated += 1;
-            } else {
-                report.inserted += 1;
-            }
-            let mut a = activity(turn, s, end, hr)?;
-            if pending.contains(&s.id) {
-                // Not its fingerprint: the next round sees it as changed and fetches again.
-                a.content_hash = Some(b"samples pending".to_vec());
-            }
-            batch.activities.push(a);
-            after = after.max(s.start_date.timestamp());
-        }
-        // The cursor never moves back, and moves only with the data it covers.
-        committed = committed.max(after);
-        batch.cursor = Some(Cursor { stream: stream.clone(), value: committed.to_string() });
-        store.ingest(&batch).await?;
-        if !rest.is_empty() {
-            let mut carry = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            carry.insert(turn.account.id, (committed, full, rest));
-            return Ok(report);
-        }
-        if !full {
-            break;
+/// `GET /athlete/activities?after=T&per_page=200`, oldest first: the cursor is the start
+/// of the last activity stored (Unix s), each page continues after the last one's start.
+struct Activities {
+    api: Arc<super::Api>,
+}
+
+impl Listing for Activities {
+    type Item = Summary;
+    const NOUN: &'static str = "activity";
+
+    fn plan(&self, turn: &Turn<'_>, _client: &Client, cursor: Option<&str>) -> Plan {
+        let now = turn.reg.clock.now();
+        let cursor: Option<i64> = cursor.and_then(|c| c.parse().ok());
+        let first = (now - Duration::days(i64::from(turn.reg.backfill_days))).timestamp();
+        let from = cursor.map_or(first, |c| c.min((now - RECONCILE).timestamp()).max(first));
+        Plan {
+            // What is stored after `from` (Strava's `after` is exclusive).
+            since: DateTime::from_timestamp(from + 1, 0).unwrap_or(now),
+            until: now + Duration::days(1),
+            first: from.to_string(),
+            cursor: cursor.unwrap_or(from).to_string(),
+            done: None,
+            from: String::new(),
+            to: String::new(),
         }
     }
-    // Stored activities of the listed span that Strava no longer lists were deleted there.
-    let vanished = stored.keys().filter(|id| !seen.contains(*id));
-    let url_of = |id: &str| api.manifest.url(&format!("/activities/{id}"));
-    if !super::sync::delete_vanished(turn, SOURCE, vanished, url_of, &mut report).await? {
-        return Ok(report);
+
+    async fn list(
+        &self,
+        turn: &mut Turn<'_>,
+        _client: &Client,
+        _plan: &Plan,
+        page: &str,
+    ) -> Result<Page<Summary>, SyncError> {
+        let query = [("after", page.to_string()), ("per_page", PER_PAGE.to_string()), ("page", "1".to_string())];
+        let mut items: Vec<Summary> =
+            turn.get_json("the activity list", &self.api.manifest.url("/athlete/activities"), &query).await?;
+        items.sort_by_key(|s| (s.start_date, s.id));
+        let last = items.iter().map(|s| s.start_date.timestamp()).max();
+        let next = (items.len() >= PER_PAGE).then(|| last.map(|t| t.to_string())).flatten();
+        Ok(Page { items, next })
     }
-    report.done = true;
-    Ok(report)
+
+    fn id(&self, s: &Summary) -> String {
+        s.id.to_string()
+    }
+
+    fn fingerprint(&self, s: &Summary) -> Vec<u8> {
+        s.fingerprint()
+    }
+
+    fn advance(&self, cursor: &mut String, s: &Summary) {
+        // The cursor never moves back.
+        let now: i64 = cursor.parse().unwrap_or(i64::MIN);
+        *cursor = now.max(s.start_date.timestamp()).to_string();
+    }
+
+    /// `after=cursor` lists exactly the page's remaining activities again.
+    fn resume_at(&self, _page: &str, cursor: &str) -> String {
+        cursor.to_string()
+    }
+
+    fn needs_detail(&self, s: &Summary) -> bool {
+        s.has_heartrate
+    }
+
+    async fn detail(&self, turn: &mut Turn<'_>, s: &Summary, _a: &NewActivity) -> Result<Vec<Series>, SyncError> {
+        let url = self.api.manifest.url(&format!("/activities/{}/streams", s.id));
+        let q = [("keys", "time,heartrate".to_string()), ("key_by_type", "true".to_string())];
+        let streams: Streams = turn.get_json("an activity's heart-rate stream", &url, &q).await?;
+        Ok(vec![Series { kind: SeriesKind::Hr, samples: heart_rate(s.start_date, streams) }])
+    }
+
+    fn convert(&self, client: &Client, s: &Summary) -> Result<NewActivity, String> {
+        let end = crate::model::span_end(s.start_date, s.elapsed_time.max(0.0))?;
+        let ty = self.api.manifest.activity_type(s.sport());
+        Ok(NewActivity {
+            client_id: client.id,
+            external_id: s.id.to_string(),
+            start: s.start_date,
+            end,
+            // `as` saturates (and makes NaN 0); the model's clamp keeps it within ±18 h.
+            utc_offset_s: s.utc_offset.map_or(0, |o| o as i32),
+            category: crate::activity_types::category(&ty),
+            activity_type: ty,
+            duration_s: s.moving_time.unwrap_or(s.elapsed_time),
+            distance_m: s.distance,
+            avg_hr: s.average_heartrate,
+            max_hr: s.max_heartrate.map(|h| h as u16),
+            energy_kj: s.kilojoules,
+            content_hash: None,
+            series: Vec::new(),
+            sets: None,
+        })
+    }
+
+    fn gone_url(&self, id: &str) -> Option<String> {
+        Some(self.api.manifest.url(&format!("/activities/{id}")))
+    }
 }
 
 /// A push-subscription event (`POST /webhooks/strava`).
@@ -251,11 +299,11 @@ pub struct Event {
 
 /// Act on an event. Events are not signed, so they are hints: a deauthorization is
 /// believed once Strava refuses the token, a deletion once Strava answers 404.
-pub async fn on_event(reg: &super::Registry, store: &Store, e: &Event) -> Result<&'static str, SyncError> {
+pub async fn on_event(reg: &Registry, store: &Store, e: &Event) -> Result<&'static str, SyncError> {
     let Some(account) = store.account_by_external(SOURCE, &e.owner_id.to_string()).await? else {
         return Ok("unknown athlete; ignored");
     };
-    let api = reg.api(SOURCE).map_err(SyncError::Other)?.clone();
+    let api = reg.api(SOURCE)?.clone();
     let deauthorized = e.object_type == "athlete"
         && e.updates.get("authorized").is_some_and(|v| v == "false" || v == &serde_json::Value::Bool(false));
     if deauthorized {
@@ -293,10 +341,10 @@ pub async fn on_event(reg: &super::Registry, store: &Store, e: &Event) -> Result
 /// at once with a `hub.challenge` GET, which the running daemon answers with
 /// `verify_token`. Returns the subscription id. Without a subscription (a server
 /// Strava cannot reach), the regular sync polls.
-pub async fn subscribe(reg: &super::Registry, verify_token: &str) -> Result<i64, String> {
+pub async fn subscribe(reg: &Registry, verify_token: &str) -> Result<i64, ProviderError> {
     let api = reg.api(SOURCE)?;
     let app = reg.app(SOURCE)?;
-    let callback = format!("{}/webhooks/strava", reg.base_url);
+    let callback = reg.webhook_url(SOURCE);
     let form = [
         ("client_id", app.client_id.clone()),
         ("client_secret", app.client_secret.expose().clone()),
@@ -309,14 +357,16 @@ pub async fn subscribe(reg: &super::Registry, verify_token: &str) -> Result<i64,
         .form(&form)
         .send()
         .await
-        .map_err(|e| format!("Strava could not be reached: {e}"))?;
+        .map_err(|e| ApiError::Server("the push subscription".into(), e.to_string()))?;
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if !status.is_success() {
-        return Err(format!(
+        return Err(ProviderError::Refused(format!(
             "Strava refused the subscription (HTTP {}): {body}. Is `coachd run` reachable from the internet at {callback}?",
             status.as_u16()
-        ));
+        )));
     }
-    body.get("id").and_then(serde_json::Value::as_i64).ok_or_else(|| format!("Strava's answer has no id: {body}"))
+    body.get("id")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| ProviderError::Invalid(format!("Strava's answer has no id: {body}")))
 }

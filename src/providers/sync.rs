@@ -1,16 +1,21 @@
 //! Syncing accounts: one provider-independent frame (a request budget per turn, 401 →
-//! refresh once → revoked, errors recorded on the account) around each provider's own
-//! sync, and [`CloudSource`], which the daemon runs: every account is synced every
-//! `providers.sync_interval_min` (sooner when a webhook pokes it), accounts take turns
-//! with a fair share of each provider's request budget, and a turn that runs out of
-//! budget resumes next turn from its committed cursor.
+//! refresh once → revoked, errors recorded on the account), one reconcile every provider
+//! shares ([`reconcile`]: each supplies only its listing, the detail of an item and its
+//! conversion, as a [`Listing`]), and [`CloudSource`], which the daemon runs: every
+//! account is synced every `providers.sync_interval_min` (sooner when a webhook pokes it),
+//! accounts take turns with a fair share of each provider's request budget, and a turn
+//! that runs out of budget resumes next turn from its committed cursor.
 
 use super::oauth::TokenError;
-use super::{ApiError, Auth, Registry};
+use super::{ApiError, Auth, ProviderError, Registry};
+use crate::model::{Batch, Cursor, DailyMetric, NewActivity, Series};
 use crate::source::{Source, SourceContext, SourceFuture};
 use crate::store::providers::{state, Account};
-use crate::store::{Store, StoreError};
+use crate::store::{Client, Store, StoreError};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +26,8 @@ pub enum SyncError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -83,7 +88,7 @@ impl<'a> Turn<'a> {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<T, SyncError> {
-        let api = self.reg.api(&self.account.provider).map_err(SyncError::Other)?.clone();
+        let api = self.reg.api(&self.account.provider)?.clone();
         self.take()?;
         // A request may wait hours for the rate-limit window: check the token after it.
         api.wait_for_budget().await;
@@ -109,40 +114,259 @@ impl<'a> Turn<'a> {
     }
 }
 
-/// Stored activities the provider no longer lists: each is checked (`url_of(id)` must
-/// answer 404) before it is deleted. Returns false when the turn's budget ran out first.
-pub async fn delete_vanished<'i>(
-    turn: &mut Turn<'_>,
-    source: &str,
-    vanished: impl Iterator<Item = &'i String>,
-    url_of: impl Fn(&str) -> String,
-    report: &mut Report,
-) -> Result<bool, SyncError> {
-    for id in vanished {
-        if !turn.has_budget() {
-            return Ok(false);
-        }
-        match turn.get_json::<serde_json::Value>("an activity", &url_of(id), &[]).await {
-            Err(SyncError::Api(ApiError::NotFound(_))) => {
-                if turn.store.delete_source_activity(source, id).await? {
-                    report.deleted += 1;
+/// What a provider lists, in the terms of the shared [`reconcile`]: a plan from the
+/// committed cursor, pages of items, each item's id, fingerprint and (when it needs one)
+/// a detail request, its conversion to a [`NewActivity`], the URL that confirms a
+/// deletion, and the day-by-day figures beside the activities.
+pub trait Listing: Sync {
+    type Item: Clone + Send + Sync + 'static;
+
+    /// What one item is called in reports ("activity", "exercise", "workout").
+    const NOUN: &'static str;
+
+    /// This sync's span and first page, from the committed cursor (None: the first sync).
+    fn plan(&self, turn: &Turn<'_>, client: &Client, cursor: Option<&str>) -> Plan;
+
+    /// One page of the listing: `page` is the plan's `first`, then each page's `next`.
+    fn list(
+        &self,
+        turn: &mut Turn<'_>,
+        client: &Client,
+        plan: &Plan,
+        page: &str,
+    ) -> impl Future<Output = Result<Page<Self::Item>, SyncError>> + Send;
+
+    fn id(&self, item: &Self::Item) -> String;
+
+    /// What decides whether the stored copy is current.
+    fn fingerprint(&self, item: &Self::Item) -> Vec<u8>;
+
+    /// Move the cursor past an item (Strava: its start); the cursor is committed with
+    /// each page. The default leaves it to [`Plan::done`].
+    fn advance(&self, _cursor: &mut String, _item: &Self::Item) {}
+
+    /// Where a fresh listing would give an interrupted page's remaining items again:
+    /// a carried rest is used only when the next turn starts there. The default: the
+    /// page itself.
+    fn resume_at(&self, page: &str, _cursor: &str) -> String {
+        page.to_string()
+    }
+
+    /// Whether the item needs a request of its own (its samples).
+    fn needs_detail(&self, _item: &Self::Item) -> bool {
+        false
+    }
+
+    /// The item's samples (one request or more), for the activity it converted to. 404:
+    /// none; 5xx or a body that does not parse: stored without them, asked again next round.
+    fn detail(
+        &self,
+        _turn: &mut Turn<'_>,
+        _item: &Self::Item,
+        _activity: &NewActivity,
+    ) -> impl Future<Output = Result<Vec<Series>, SyncError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// The item as coachd's activity, with whatever samples the listing carries inline
+    /// (then clamped by the model); Err: skipped, with why, before any detail is asked.
+    fn convert(&self, client: &Client, item: &Self::Item) -> Result<NewActivity, String>;
+
+    /// The request that answers 404 once the item is deleted at the provider; None: the
+    /// listing alone is believed.
+    fn gone_url(&self, id: &str) -> Option<String>;
+
+    /// Day-by-day figures of the plan's span (steps, sleep), stored with the cursor
+    /// once the activities are.
+    fn daily(
+        &self,
+        _turn: &mut Turn<'_>,
+        _client: &Client,
+        _plan: &Plan,
+    ) -> impl Future<Output = Result<Daily, SyncError>> + Send {
+        async { Ok(Daily::default()) }
+    }
+}
+
+/// What a sync covers.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Stored activities starting in `[since, until)` are compared with the listing;
+    /// those it no longer lists are checked and deleted.
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Where the listing starts (a cursor, a date, an empty page token).
+    pub first: String,
+    /// The cursor now (empty: none yet), moved by [`Listing::advance`].
+    pub cursor: String,
+    /// The cursor once everything up to now is stored (None: the advanced one).
+    pub done: Option<String>,
+    /// Free for the provider: the dates or times its requests ask for.
+    pub from: String,
+    pub to: String,
+}
+
+/// One page of a listing and where the next one starts.
+pub struct Page<I> {
+    pub items: Vec<I>,
+    pub next: Option<String>,
+}
+
+/// Day-by-day figures, and what was left out with why.
+#[derive(Default)]
+pub struct Daily {
+    pub metrics: Vec<DailyMetric>,
+    pub skipped: Vec<String>,
+}
+
+/// A page's unprocessed items, carried to the next turn (in [`Registry::carry`]).
+struct Carried<I> {
+    key: String,
+    next: Option<String>,
+    rest: Vec<I>,
+}
+
+/// The one reconcile of every provider: from the plan, each page is listed (or taken
+/// from what the last turn carried), an item whose fingerprint matches the stored copy
+/// costs nothing more, a new or changed one is converted and clamped
+/// ([`NewActivity::clamped`]; what cannot be stored is skipped with its reason, before
+/// any further request) and gets its detail request,
+/// and each page is ingested with the cursor in one transaction. A turn out of budget
+/// carries the page's rest. Then the day-by-day figures are stored with the final
+/// cursor, and stored activities of the span the listing no longer has are checked
+/// ([`Listing::gone_url`] must answer 404) and deleted.
+pub async fn reconcile<L: Listing>(turn: &mut Turn<'_>, l: &L) -> Result<Report, SyncError> {
+    let store = turn.store;
+    let source = turn.account.provider.clone();
+    let client = store.client_by_id(turn.account.client_id).await?;
+    let stream = format!("account:{}", turn.account.id);
+    let committed = store.cursor(&source, &stream).await?;
+    let plan = l.plan(turn, &client, committed.as_deref());
+    let stored = store.source_fingerprints(&source, client.id, plan.since, plan.until).await?;
+    let mut report = Report::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut cursor = plan.cursor.clone();
+    let mut page = plan.first.clone();
+    let with_cursor =
+        |value: &str| (!value.is_empty()).then(|| Cursor { stream: stream.clone(), value: value.to_string() });
+    loop {
+        let carried = {
+            let mut carry = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            carry.remove(&turn.account.id).and_then(|c| c.downcast::<Carried<L::Item>>().ok()).filter(|c| c.key == page)
+        };
+        let (items, next) = match carried {
+            Some(c) => (c.rest, c.next),
+            None => {
+                if !turn.has_budget() {
+                    return Ok(report);
                 }
+                let p = l.list(turn, &client, &plan, &page).await?;
+                report.listed += p.items.len();
+                (p.items, p.next)
             }
-            Ok(_) => {}
-            Err(e) => return Err(e),
+        };
+        let mut batch = Batch::new(source.as_str());
+        let mut rest = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let id = l.id(item);
+            seen.insert(id.clone());
+            let fp = l.fingerprint(item);
+            if stored.get(&id).is_some_and(|h| h.as_deref() == Some(fp.as_slice())) {
+                report.unchanged += 1;
+                l.advance(&mut cursor, item);
+                continue;
+            }
+            let mut a = match l.convert(&client, item).and_then(NewActivity::clamped) {
+                Ok(a) => a,
+                Err(why) => {
+                    tracing::warn!(client = %client.name, provider = %source, %id, %why, "item skipped");
+                    report.skipped.push(format!("{} {id}: {why}", L::NOUN));
+                    l.advance(&mut cursor, item);
+                    continue;
+                }
+            };
+            let mut pending = false;
+            if l.needs_detail(item) {
+                if !turn.has_budget() {
+                    rest = items[i..].to_vec();
+                    break;
+                }
+                match l.detail(turn, item, &a).await {
+                    Ok(series) => a.series.extend(series),
+                    Err(SyncError::Api(ApiError::NotFound(_))) => {}
+                    // Samples that keep failing: the item is stored with what is known,
+                    // and (not its fingerprint) seen as changed next round.
+                    Err(SyncError::Api(e @ (ApiError::Server(..) | ApiError::Malformed(..)))) => {
+                        tracing::warn!(client = %client.name, provider = %source, %id, error = %e, "samples not read; asking again next round");
+                        report.samples_pending += 1;
+                        pending = true;
+                    }
+                    Err(e) => return Err(e),
+                }
+                // The samples' values go through the same clamp.
+                a = a.clamped().map_err(ProviderError::Invalid)?;
+            }
+            a.content_hash = Some(if pending { b"samples pending".to_vec() } else { fp });
+            if stored.contains_key(&id) {
+                report.updated += 1;
+            } else {
+                report.inserted += 1;
+            }
+            batch.activities.push(a);
+            l.advance(&mut cursor, item);
+        }
+        // The cursor moves only with the data it covers.
+        batch.cursor = with_cursor(&cursor);
+        store.ingest(&batch).await?;
+        if !rest.is_empty() {
+            let c = Carried { key: l.resume_at(&page, &cursor), next, rest };
+            let mut carry = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            carry.insert(turn.account.id, Box::new(c));
+            return Ok(report);
+        }
+        match next {
+            Some(n) => page = n,
+            None => break,
         }
     }
-    Ok(true)
+    let daily = l.daily(turn, &client, &plan).await?;
+    report.skipped.extend(daily.skipped);
+    let done = plan.done.clone().unwrap_or(cursor);
+    if !daily.metrics.is_empty() || plan.done.is_some() {
+        let mut batch = Batch::new(source.as_str());
+        batch.daily = daily.metrics;
+        batch.cursor = with_cursor(&done);
+        store.ingest(&batch).await?;
+    }
+    // Stored activities of the span the provider no longer lists were deleted there.
+    for id in stored.keys().filter(|id| !seen.contains(*id)) {
+        let gone = match l.gone_url(id) {
+            None => true,
+            Some(url) => {
+                if !turn.has_budget() {
+                    return Ok(report);
+                }
+                match turn.get_json::<serde_json::Value>(&format!("{} {id}", L::NOUN), &url, &[]).await {
+                    Err(SyncError::Api(ApiError::NotFound(_))) => true,
+                    Ok(_) => false,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        if gone && store.delete_source_activity(&source, id).await? {
+            report.deleted += 1;
+        }
+    }
+    report.done = true;
+    Ok(report)
 }
 
 /// Sync one account within `budget` requests.
 pub async fn sync_account(reg: &Registry, store: &Store, account: &Account, budget: u32) -> Result<Report, SyncError> {
     let mut turn = Turn::new(reg, store, account, budget);
-    let result = match account.provider.as_str() {
-        "strava" => super::strava::sync(&mut turn).await,
-        "intervals" => super::intervals::sync(&mut turn).await,
-        "polar" => super::polar::sync(&mut turn).await,
-        other => Err(SyncError::Other(format!("no sync for provider {other:?}"))),
+    let result = match super::provider(&account.provider) {
+        Ok(p) => p.sync(&mut turn).await,
+        Err(e) => Err(e.into()),
     };
     let now = reg.clock.now();
     match result {
@@ -254,7 +478,7 @@ impl CloudSource {
         Self { reg, provider, name: format!("cloud.{provider}") }
     }
 
-    /// One source for every provider coachd knows.
+    /// One source for every provider in [`super::PROVIDERS`].
     pub fn all(reg: Arc<Registry>) -> Vec<Arc<dyn Source>> {
         super::names().map(|p| Arc::new(Self::new(reg.clone(), p)) as Arc<dyn Source>).collect()
     }
@@ -300,6 +524,11 @@ async fn provider_loop(reg: &Registry, ctx: &SourceContext, provider: &str) -> a
             })
             .collect();
         unfinished.clear();
+        if let Ok(p) = super::provider(provider) {
+            if let Err(e) = p.upkeep(reg, &ctx.store).await {
+                tracing::warn!(provider, error = %e, "keeping the push subscriptions failed; trying again next round");
+            }
+        }
         if !due.is_empty() {
             for (a, r) in sync_round(reg, &ctx.store, &due).await {
                 match r {

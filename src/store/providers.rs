@@ -248,6 +248,22 @@ impl Store {
 }
 
 impl Store {
+    /// A value a provider keeps in `meta` (its subscriptions' state, say).
+    pub async fn meta_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
+    }
+
+    pub async fn set_meta_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// A random secret kept in `meta` under `key`, made on first use.
     pub async fn meta_secret(&self, key: &str) -> Result<String, StoreError> {
         let fresh = crate::crypto::random_token()?;

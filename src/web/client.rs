@@ -77,6 +77,8 @@ struct ClientPage {
     new_link: String,
     link_label: String,
     accounts: Vec<AccountLine>,
+    /// Every enabled provider, with a Connect button (or an API key field).
+    providers: Vec<crate::app::ProviderChoice>,
     week: Vec<String>,
     week_rows: Vec<WeekRow>,
     occurrences: Vec<view::OccurrenceLine>,
@@ -266,6 +268,7 @@ async fn render_with(
         new_link,
         link_label,
         accounts,
+        providers: app.provider_choices(),
         week: week.days,
         week_rows: week.rows,
         occurrences: week.occurrences,
@@ -474,8 +477,8 @@ pub struct ConnectForm {
     api_key: String,
 }
 
-/// Connect a cloud account: Strava and Polar give an authorization link to send the
-/// client; intervals.icu takes the client's API key.
+/// Connect a cloud account: an OAuth provider gives an authorization link to send the
+/// client; an API-key provider (intervals.icu) takes the client's key.
 pub async fn connect(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<ConnectForm>) -> Page {
     let client = state.app.client_of(f.session.trainer.id, id).await?;
     let connected = state.app.connect(&f.form.provider, &client, Some(&f.form.api_key)).await.map_err(|e| match e {
@@ -483,20 +486,22 @@ pub async fn connect(State(state): State<WebState>, Path(id): Path<i64>, f: Csrf
         other => other.into(),
     })?;
     match connected {
-        Connected::Athlete { provider, athlete } => Ok(back(
+        Connected::Athlete { provider, athlete, note } => Ok(back(
             &format!("/clients/{id}"),
-            &format!("Connected {provider} athlete {athlete}; the first sync starts within a minute."),
+            &format!(
+                "Connected {provider} athlete {athlete}; the first sync starts within a minute.{}",
+                if note.is_empty() { String::new() } else { format!(" Note: {note}.") }
+            ),
         )),
         Connected::Link { url, valid_minutes, .. } => {
-            let label =
-                format!("{} authorization link, valid {valid_minutes} minutes and once", title(&f.form.provider));
+            let shown = state
+                .app
+                .provider_choices()
+                .into_iter()
+                .find(|p| p.name == f.form.provider.trim().to_ascii_lowercase())
+                .map_or_else(|| f.form.provider.clone(), |p| p.display);
+            let label = format!("{shown} authorization link, valid {valid_minutes} minutes and once");
             render(&state, f.session, client, String::new(), Some((label, url))).await
         }
     }
-}
-
-fn title(provider: &str) -> String {
-    let p = provider.trim();
-    let mut c = p.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }

@@ -105,10 +105,9 @@ pub fn router(state: WebState) -> Router {
         )
         .route("/oauth/{provider}/callback", get(oauth::callback))
         .route(
-            "/webhooks/strava",
-            get(oauth::strava_challenge).post(oauth::strava_event).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
+            "/webhooks/{provider}",
+            get(oauth::handshake).post(oauth::delivery).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
         )
-        .route("/webhooks/polar", post(oauth::polar_event).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)))
         .merge(pages)
         .fallback(|| async { page::not_found() })
         .with_state(state)

@@ -529,19 +529,19 @@ pub async fn start(now: DateTime<Utc>) -> Fake {
 pub fn config(fake: &Fake, public_url: &str) -> coachd::config::Config {
     let mut c = coachd::config::Config::default();
     c.web.public_url = public_url.to_string();
-    let s = &mut c.providers.strava;
+    let s = c.providers.get_mut("strava");
     s.client_id = CLIENT_ID.into();
     s.client_secret = coachd::crypto::Secret::new(CLIENT_SECRET.into());
     s.authorize_url = format!("{}/oauth/authorize", fake.base);
     s.token_url = format!("{}/oauth/token", fake.base);
     s.api_base = format!("{}/api/v3", fake.base);
-    c.providers.intervals.api_base = format!("{}/intervals/api/v1", fake.base);
-    let p = &mut c.providers.polar;
+    c.providers.get_mut("intervals").api_base = format!("{}/intervals/api/v1", fake.base);
+    let p = c.providers.get_mut("polar");
     p.client_id = CLIENT_ID.into();
     p.client_secret = coachd::crypto::Secret::new(CLIENT_SECRET.into());
     p.authorize_url = format!("{}/polar/authorize", fake.base);
     p.token_url = format!("{}/polar/oauth2/token", fake.base);
     p.api_base = format!("{}/polar/v3", fake.base);
-    p.webhook_secret = coachd::crypto::Secret::new("polar-webhook-key".into());
+    p.extra.0.insert("webhook_secret".into(), "polar-webhook-key".into());
     c
 }

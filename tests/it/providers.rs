@@ -8,7 +8,7 @@ use crate::{coachd, TestStore};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use coachd::providers::clock::Clock;
 use coachd::providers::sync::{sync_account, sync_all};
-use coachd::providers::{oauth, Registry};
+use coachd::providers::{oauth, ProviderError, Registry};
 use coachd::source::Health;
 use coachd::store::providers::{state, Account};
 use coachd::web::{router, WebState};
@@ -46,6 +46,11 @@ pub async fn env_with(backfill_days: u32) -> Env {
 
 async fn env() -> Env {
     env_with(30).await
+}
+
+/// Connect the client's intervals.icu account with an API key.
+async fn connect_key(e: &Env, key: &str) -> Result<String, ProviderError> {
+    coachd::providers::connect_key(&e.reg, &e.ts.store, "intervals", e.client, key).await
 }
 
 fn param(url: &str, name: &str) -> Option<String> {
@@ -339,7 +344,7 @@ async fn webhook_events_delete_update_and_deauthorize() {
     let id = coachd::providers::strava::subscribe(&e.reg, &token).await.expect("subscribed");
     assert_eq!(id, 120475);
     let err = coachd::providers::strava::subscribe(&e.reg, "not the daemon's token").await.expect_err("refused");
-    assert!(err.contains("refused the subscription"), "{err}");
+    assert!(err.to_string().contains("refused the subscription"), "{err}");
     // Garbage is refused.
     let r = e.http.post(format!("{}/webhooks/strava", e.base)).body("{").send().await.expect("post");
     assert_eq!(r.status(), 400);
@@ -364,9 +369,9 @@ async fn intervals_icu_with_an_api_key() {
     let e = env().await;
     e.fake.lock().intervals_key = Some("k3y".into());
     e.fake.add_activities(4, t0() - Duration::hours(1));
-    let err = coachd::providers::intervals::connect(&e.reg, &e.ts.store, e.client, "wrong").await.expect_err("refused");
-    assert!(err.contains("refused the API key"), "{err}");
-    coachd::providers::intervals::connect(&e.reg, &e.ts.store, e.client, "k3y").await.expect("connected");
+    let err = connect_key(&e, "wrong").await.expect_err("refused");
+    assert!(matches!(err, ProviderError::Refused(_)) && err.to_string().contains("refused the API key"), "{err}");
+    connect_key(&e, "k3y").await.expect("connected");
     let account = e.ts.store.account(e.client, "intervals").await.expect("account");
     assert_eq!(account.external_user_id.as_deref(), Some("i12345"));
     let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
@@ -514,7 +519,7 @@ async fn pkce_when_the_manifest_asks_for_it() {
     let ts = TestStore::new().await;
     let client = ts.client("alex").await;
     let mut config = fake_strava::config(&fake, "http://127.0.0.1:9");
-    config.providers.strava.manifest.insert("pkce".into(), true.into());
+    config.providers.get_mut("strava").manifest.insert("pkce".into(), true.into());
     let reg = Registry::new(&config, fake.clock.clone()).expect("registry");
     let link = oauth::authorization_link(&reg, &ts.store, "strava", client).await.expect("link");
     assert_eq!(param(&link, "code_challenge_method").as_deref(), Some("S256"));
@@ -524,6 +529,7 @@ async fn pkce_when_the_manifest_asks_for_it() {
         code: Some(fake.issue_code()),
         scope: Some("read,activity:read_all".into()),
         error: None,
+        error_description: None,
     };
     oauth::finish(&reg, &ts.store, "strava", &q).await.expect("connected");
     let verifier = fake.lock().last_verifier.clone().expect("a verifier was sent");
@@ -608,7 +614,7 @@ async fn intervals_stubs_from_strava_are_no_workouts_and_no_data() {
     e.fake.add_activities(2, t0() - Duration::hours(1));
     e.fake.lock().icu_stubs =
         vec![("i900".into(), t0() - Duration::days(3)), ("i901".into(), t0() - Duration::days(4))];
-    coachd::providers::intervals::connect(&e.reg, &e.ts.store, e.client, "k3y").await.expect("connected");
+    connect_key(&e, "k3y").await.expect("connected");
     let account = e.ts.store.account(e.client, "intervals").await.expect("account");
     let r = sync_account(&e.reg, &e.ts.store, &account, 50).await.expect("sync");
     assert_eq!((r.listed, r.inserted, r.skipped.len()), (4, 2, 2), "{:?}", r.skipped);
@@ -669,7 +675,7 @@ async fn out_of_range_values_from_each_provider_are_rejected_with_a_reason_and_n
     assert!(r.skipped[0].contains("huge"), "{:?}", r.skipped);
     // intervals.icu: an elapsed time of 10^12 s beside good activities.
     e.fake.lock().intervals_key = Some("k3y".into());
-    coachd::providers::intervals::connect(&e.reg, &e.ts.store, e.client, "k3y").await.expect("connected");
+    connect_key(&e, "k3y").await.expect("connected");
     let icu = e.ts.store.account(e.client, "intervals").await.expect("account");
     let r = sync_account(&e.reg, &e.ts.store, &icu, 50).await.expect("intervals sync");
     assert_eq!((r.inserted, r.skipped.len()), (2, 1), "{:?}", r.skipped);

@@ -615,26 +615,24 @@ fn sensor(c: &mut Checks, d: &crate::store::devices::Device, now: DateTime<Utc>)
     c.about(d.address.clone());
 }
 
-/// Providers whose webhooks only reach a public https:// address (the provider's rule).
-const WEBHOOKS_NEED_HTTPS: &[&str] = &["strava", "polar"];
-/// Providers connected with the client's own API key, not the trainer's API application.
-const API_KEY_PROVIDERS: &[&str] = &["intervals"];
-
 async fn providers(c: &mut Checks, config: &Config, store: Option<&Store>) {
     let accounts = match store {
         Some(s) => s.accounts().await.unwrap_or_default(),
         None => Vec::new(),
     };
     let url = config.web.public_url.trim();
-    for name in crate::providers::names() {
-        let Some(settings) = crate::providers::settings(config, name) else { continue };
+    for p in crate::providers::PROVIDERS {
+        let name = p.name();
+        let settings = config.providers.get(name);
         let mine: Vec<_> = accounts.iter().filter(|a| a.provider == name).collect();
         if !settings.enabled {
             c.skip("provider", format!("{name} is off ([providers.{name}] enabled = false)"));
             c.about(name);
             continue;
         }
-        let oauth = !API_KEY_PROVIDERS.contains(&name);
+        // Connected with the client's own API key, or with the trainer's API application.
+        let oauth = crate::providers::Manifest::load(name, settings)
+            .is_ok_and(|m| m.auth == crate::providers::AuthKind::Oauth2);
         let credentials =
             if oauth { crate::providers::credentials(name, settings).err().map(|e| e.to_string()) } else { None };
         let configured = !oauth || credentials.is_none();
@@ -661,7 +659,8 @@ async fn providers(c: &mut Checks, config: &Config, store: Option<&Store>) {
             (None, _) => c.ok("provider", format!("{name}: {} account(s), each with the client's API key", mine.len())),
         }
         c.about(name);
-        if configured && WEBHOOKS_NEED_HTTPS.contains(&name) {
+        // Webhooks only reach a public https:// address (the providers' rule).
+        if configured && p.takes_webhooks() {
             let interval = config.providers.sync_interval_min;
             let why = format!("{name} pushes new activities only to a public https:// address; until then coachd polls every {interval} min");
             if url.is_empty() {

@@ -1,0 +1,250 @@
+//! The HTTP layer every provider's requests go through: [`Api`] keeps to the
+//! application's request budget ([`super::ratelimit`]), reads the usage headers, retries
+//! 429s at the next window (or `Retry-After`) and 5xx / network failures with jittered
+//! backoff, and turns statuses into [`ApiError`].
+
+use super::clock::Clock;
+use super::ratelimit::Limiter;
+use super::Manifest;
+use crate::crypto::Secret;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// How a request proves who it is for.
+#[derive(Clone)]
+pub enum Auth {
+    Bearer(Secret<String>),
+    Basic(String, Secret<String>),
+    /// The application itself, in headers of the provider's naming (Oura's webhook API:
+    /// `x-client-id`, `x-client-secret`).
+    Headers(Vec<(&'static str, Secret<String>)>),
+}
+
+impl Auth {
+    fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::Bearer(t) => req.bearer_auth(t.expose()),
+            Auth::Basic(u, p) => req.basic_auth(u, Some(p.expose())),
+            Auth::Headers(h) => h.iter().fold(req, |r, (k, v)| r.header(*k, v.expose())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: the token is not (or no longer) accepted.
+    #[error("{0}: not authorized (HTTP 401)")]
+    Unauthorized(String),
+    #[error("{0}: forbidden (HTTP 403)")]
+    Forbidden(String),
+    #[error("{0}: not found")]
+    NotFound(String),
+    #[error("{0}: the provider keeps failing: {1}")]
+    Server(String, String),
+    #[error("{0}: the response is not what the provider documents: {1}")]
+    Malformed(String, String),
+    #[error("{0}: unexpected HTTP {1}: {2}")]
+    Unexpected(String, u16, String),
+    /// This account's share of the budget for this turn is used up (not an error: the
+    /// sync resumes at its next turn).
+    #[error("this turn's request budget is used up")]
+    Budget,
+    #[error("stopped")]
+    Stopped,
+}
+
+/// The requests of one provider application: every request waits for the budget
+/// ([`Limiter`]), reads the usage headers, retries 429s at the next window and 5xx /
+/// network failures with jittered backoff.
+pub struct Api {
+    pub manifest: Manifest,
+    pub http: reqwest::Client,
+    pub limiter: Mutex<Limiter>,
+    pub clock: Arc<dyn Clock>,
+    /// Requests sent (for benchmarks and logs).
+    pub sent: std::sync::atomic::AtomicU64,
+}
+
+const ATTEMPTS_5XX: u32 = 5;
+const ATTEMPTS_429: u32 = 20;
+
+/// A number in [0.5, 1.5) for backoff jitter.
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    0.5 + f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX)
+}
+
+fn numbers(h: &reqwest::header::HeaderMap, name: &str) -> Vec<u32> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+impl Api {
+    pub fn new(manifest: Manifest, clock: Arc<dyn Clock>) -> Result<Self, super::ProviderError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("coachd/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(60))
+            // OAuth responses must not be followed anywhere (oauth2's advice).
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| super::ProviderError::Invalid(format!("HTTP client: {e}")))?;
+        let limiter = Mutex::new(Limiter::new(&manifest.rate_limits));
+        Ok(Self { manifest, http, limiter, clock, sent: Default::default() })
+    }
+
+    /// Wait until the budget allows one more request, and count it.
+    async fn acquire(&self) {
+        loop {
+            let wait = self.limiter.lock().await.try_acquire(self.clock.now());
+            match wait {
+                Ok(()) => return,
+                Err(until) => {
+                    tracing::debug!(provider = %self.manifest.name, %until, "rate limit: waiting");
+                    self.clock.sleep_until(until).await;
+                }
+            }
+        }
+    }
+
+    /// Wait until the budget has room, without taking it (so credentials can be
+    /// checked after a long wait, right before the request).
+    pub async fn wait_for_budget(&self) {
+        loop {
+            let ready = self.limiter.lock().await.ready_at(self.clock.now());
+            match ready {
+                None => return,
+                Some(until) => self.clock.sleep_until(until).await,
+            }
+        }
+    }
+
+    /// One request with an optional JSON body, sent once (within the budget): the status
+    /// and the body, whatever the status (the caller decides what a 409 means).
+    pub async fn send_once(
+        &self,
+        method: reqwest::Method,
+        what: &str,
+        auth: &Auth,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, Vec<u8>), ApiError> {
+        self.acquire().await;
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut req = auth.apply(self.http.request(method, url));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| ApiError::Server(what.into(), e.to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| ApiError::Server(what.into(), e.to_string()))?;
+        Ok((status, body.to_vec()))
+    }
+
+    /// POST a JSON body once; see [`Api::send_once`].
+    pub async fn post_json(
+        &self,
+        what: &str,
+        auth: &Auth,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, Vec<u8>), ApiError> {
+        self.send_once(reqwest::Method::POST, what, auth, url, Some(body)).await
+    }
+
+    /// GET a JSON document. `what` names it in errors.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        auth: &Auth,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        // A body that does not parse (cut short in transit, most often) is transient like a
+        // 5xx: asked again with the same backoff, then given up with the reason.
+        let mut failures = 0u32;
+        loop {
+            let body = self.get(what, auth, url, query).await?;
+            match serde_json::from_slice(&body) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    failures += 1;
+                    if failures >= ATTEMPTS_5XX {
+                        return Err(ApiError::Malformed(what.into(), e.to_string()));
+                    }
+                    let wait = 2f64.powi(failures as i32) * jitter();
+                    tracing::warn!(provider = %self.manifest.name, what, error = %e, wait_s = wait, "unreadable response; asking again");
+                    let until = self.clock.now() + chrono::Duration::milliseconds((wait * 1000.0) as i64);
+                    self.clock.sleep_until(until).await;
+                }
+            }
+        }
+    }
+
+    pub async fn get(&self, what: &str, auth: &Auth, url: &str, query: &[(&str, String)]) -> Result<Vec<u8>, ApiError> {
+        let (mut failures, mut limited) = (0u32, 0u32);
+        loop {
+            self.acquire().await;
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let req = auth.apply(self.http.get(url).query(query));
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    if let Some(h) = &self.manifest.usage_headers {
+                        let (limits, usage) = (numbers(&headers, &h.limit), numbers(&headers, &h.usage));
+                        let resets = h.reset.as_deref().map(|r| numbers(&headers, r)).unwrap_or_default();
+                        if !usage.is_empty() {
+                            self.limiter.lock().await.observe(self.clock.now(), &limits, &usage, &resets);
+                        }
+                    }
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, headers, body.to_vec())),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            let retry = match outcome {
+                Ok((status, _, body)) if status.is_success() => return Ok(body),
+                Ok((status, headers, _)) if status.as_u16() == 429 => {
+                    limited += 1;
+                    let retry_after = headers
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<i64>().ok())
+                        // A day at most: a larger value is not believed (and would not fit).
+                        .map(|s| chrono::Duration::seconds(s.clamp(0, 86_400)));
+                    tracing::warn!(provider = %self.manifest.name, what, "rate limited (429): waiting for the window");
+                    self.limiter.lock().await.exhausted(self.clock.now(), retry_after);
+                    if limited >= ATTEMPTS_429 {
+                        return Err(ApiError::Server(what.into(), "HTTP 429 over and over".into()));
+                    }
+                    continue;
+                }
+                Ok((status, _, body)) => {
+                    let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+                    match status.as_u16() {
+                        401 => return Err(ApiError::Unauthorized(what.into())),
+                        403 => return Err(ApiError::Forbidden(what.into())),
+                        404 => return Err(ApiError::NotFound(what.into())),
+                        code if status.is_server_error() => format!("HTTP {code}: {text}"),
+                        code => return Err(ApiError::Unexpected(what.into(), code, text)),
+                    }
+                }
+                Err(network) => network,
+            };
+            failures += 1;
+            if failures >= ATTEMPTS_5XX {
+                return Err(ApiError::Server(what.into(), retry));
+            }
+            let wait = 2f64.powi(failures as i32) * jitter();
+            tracing::warn!(provider = %self.manifest.name, what, error = %retry, wait_s = wait, "request failed; retrying");
+            let until = self.clock.now() + chrono::Duration::milliseconds((wait * 1000.0) as i64);
+            self.clock.sleep_until(until).await;
+        }
+    }
+}
