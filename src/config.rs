@@ -19,6 +19,10 @@ pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "COACHD__";
 
+/// The sections a configuration may have.
+const SECTIONS: [&str; 11] =
+    ["web", "log", "store", "supervisor", "clients", "homework", "inbox", "ble", "providers", "backup", "mqtt"];
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     pub web: WebConfig,
@@ -31,6 +35,7 @@ pub struct Config {
     pub ble: BleConfig,
     pub providers: ProvidersConfig,
     pub backup: BackupConfig,
+    pub mqtt: MqttConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -198,6 +203,44 @@ impl Default for SupervisorConfig {
 pub struct ClientsConfig {
     /// IANA name; empty means the server's own time zone.
     pub default_tz: String,
+}
+
+/// Home Assistant over MQTT: each client a device with sensors, through a broker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MqttConfig {
+    pub enabled: bool,
+    /// The broker's host name or address, and its port (plain MQTT, no TLS).
+    pub host: String,
+    pub port: u16,
+    /// Empty: connect without a login.
+    pub username: String,
+    /// Empty: read from `$CREDENTIALS_DIRECTORY/mqtt_password` (systemd), else none.
+    pub password: crate::crypto::Secret<String>,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+    /// Where coachd's own topics go: `BASE/status`, `BASE/client/ID/...`.
+    pub base_topic: String,
+    /// How often states are recomputed (only changes are published), in seconds.
+    pub interval_s: u64,
+    /// Reconnection attempts to a broker that is away back off up to this delay, in seconds.
+    pub reconnect_max_s: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            host: "127.0.0.1".into(),
+            port: 1883,
+            username: String::new(),
+            password: crate::crypto::Secret::default(),
+            discovery_prefix: "homeassistant".into(),
+            base_topic: "coachd".into(),
+            interval_s: 60,
+            reconnect_max_s: 60,
+        }
+    }
 }
 
 /// The daemon's daily backups into `DATA/backups/`.
@@ -547,11 +590,10 @@ impl Config {
             ble: section(&merged, "ble", &origins, &mut problems),
             providers: section(&merged, "providers", &origins, &mut problems),
             backup: section(&merged, "backup", &origins, &mut problems),
+            mqtt: section(&merged, "mqtt", &origins, &mut problems),
         };
         for key in merged.keys() {
-            if !["web", "log", "store", "supervisor", "clients", "homework", "inbox", "ble", "providers", "backup"]
-                .contains(&key.as_str())
-            {
+            if !SECTIONS.contains(&key.as_str()) {
                 problems.push(Problem { location: locate(&origins, key), message: format!("unknown section [{key}]") });
             }
         }
@@ -659,6 +701,25 @@ impl Config {
                 if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
                     bad(&format!("providers.{name}.{key}"), format!("{url:?} must start with http:// or https://"));
                 }
+            }
+        }
+        let m = &self.mqtt;
+        if m.enabled && m.host.trim().is_empty() {
+            bad("mqtt.host", "is empty: name the MQTT broker (e.g. 127.0.0.1)".into());
+        }
+        if m.port == 0 {
+            bad("mqtt.port", "must be between 1 and 65535".into());
+        }
+        for (key, topic) in [("mqtt.discovery_prefix", &m.discovery_prefix), ("mqtt.base_topic", &m.base_topic)] {
+            if topic.is_empty() || topic.starts_with('/') || topic.ends_with('/') || topic.contains(['+', '#', ' ']) {
+                bad(key, format!("{topic:?} must be a topic without wildcards, spaces or a leading or trailing /"));
+            }
+        }
+        for (key, value, range) in
+            [("mqtt.interval_s", m.interval_s, 1..=3600), ("mqtt.reconnect_max_s", m.reconnect_max_s, 1..=3600)]
+        {
+            if !range.contains(&value) {
+                bad(key, format!("{value} must be between {} and {}", range.start(), range.end()));
             }
         }
         if !(1..=365).contains(&self.backup.retention) {

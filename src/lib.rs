@@ -21,6 +21,8 @@
 //! - [`cli`]: the command line (clap): flags in, [`app`] calls, text or JSON and exit codes out.
 //! - [`web`]: the HTTP side (axum): dashboard pages, the client's private link, the JSON
 //!   API, Health Auto Export pushes, OAuth callbacks and webhooks, `/healthz`, `/metrics`.
+//! - [`homeassistant`]: Home Assistant over MQTT: each client a device (adherence, today's
+//!   homework, data age, needs attention) through discovery; a daemon source.
 //! - [`daemon`]: `coachd run`: runs the sources it is given and the web server; SIGTERM drain, sd_notify.
 //! - [`sources`]: the one place that assembles the daemon's sources from the configuration.
 //! - [`app`]: the application layer: typed use cases and [`app::AppError`].
@@ -55,6 +57,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod files;
+pub mod homeassistant;
 pub mod inbox;
 pub mod init;
 pub mod model;

@@ -1,6 +1,6 @@
 //! The one place that assembles the daemon's sources from the configuration: the
-//! inbox, the Bluetooth collector, the cloud sync and, for `run --demo`, the simulated
-//! strap. `daemon::run` runs whatever it is given.
+//! inbox, the Bluetooth collector, the cloud sync, Home Assistant over MQTT and, for
+//! `run --demo`, the simulated strap. `daemon::run` runs whatever it is given.
 
 use crate::app::App;
 use crate::inbox::Inbox;
@@ -28,6 +28,9 @@ pub fn build(app: &App, data: &DataDir, demo: bool) -> Vec<Arc<dyn Source>> {
     // One source per cloud provider, each supervised on its own; each idles while no
     // account of it is connected, and stops at once when the provider is disabled.
     sources.extend(crate::providers::sync::CloudSource::all(app.providers.clone()));
+    if config.mqtt.enabled {
+        sources.push(Arc::new(crate::homeassistant::HomeAssistant::new(app.clone())));
+    }
     if demo {
         sources.push(Arc::new(crate::ble::simulated::SimulatedStrap::new(
             "demo",

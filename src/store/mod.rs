@@ -16,6 +16,7 @@ mod clients;
 pub mod codec;
 pub mod devices;
 pub mod erase;
+mod freshness;
 pub mod gadgetbridge;
 mod homework;
 mod ingest;

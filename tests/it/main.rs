@@ -19,6 +19,7 @@ mod fit_encoder;
 mod fixture;
 mod fuzz_seeds;
 mod gadgetbridge;
+mod homeassistant;
 mod homework;
 mod inbox;
 mod ingest;
