@@ -941,6 +941,23 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_settings_are_checked_and_the_password_stays_hidden() {
+        let c = load("[mqtt]\nenabled = true\nusername = \"coach\"\npassword = \"hunter2\"\n", &[]).expect("loads");
+        assert_eq!((c.mqtt.port, c.mqtt.discovery_prefix.as_str()), (1883, "homeassistant"));
+        assert_eq!(c.mqtt.password.expose(), "hunter2");
+        assert!(!c.to_toml().contains("hunter2") && !format!("{c:?}").contains("hunter2"));
+        let err = load(
+            "[mqtt]\nenabled = true\nhost = \"\"\nbase_topic = \"coachd/#\"\ninterval_s = 0\n",
+            &[("COACHD__MQTT__DISCOVERY_PREFIX", "/ha")],
+        )
+        .expect_err("invalid")
+        .to_string();
+        for needle in ["[mqtt] host", "[mqtt] base_topic", "[mqtt] interval_s", "COACHD__MQTT__DISCOVERY_PREFIX"] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+    }
+
+    #[test]
     fn syntax_errors_name_the_line() {
         let err = load("[web\nlisten = 1\n", &[]).expect_err("invalid");
         assert!(err.to_string().contains("line 1"), "{err}");
