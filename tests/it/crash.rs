@@ -1,6 +1,7 @@
 //! Crash consistency: the real binary killed with SIGKILL at random moments while it
-//! imports a folder of FIT files (`coachd import`), takes Health Auto Export pushes and
-//! works through its inbox (`coachd run`), then restarted. After every round, everything
+//! imports a folder of FIT files (`coachd import`), syncs a fake intervals.icu
+//! (`coachd sync`), takes Health Auto Export pushes and works through its inbox
+//! (`coachd run`), then restarted. After every round, everything
 //! acknowledged (an "imported" line, an HTTP 200, a file moved to the archive) is stored
 //! exactly once and the database is whole; at the end, with every input delivered once
 //! more, the verdicts equal those of a clean run over the same inputs.
@@ -8,6 +9,7 @@
 //! `cargo test` runs 10 rounds; `scripts/crash.sh` runs 200 (`COACHD_CRASH_ROUNDS`).
 
 use crate::coachd;
+use crate::fake_strava::{self, Fake};
 use crate::fit_encoder::*;
 use chrono::{Duration as Days, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -23,6 +25,35 @@ use std::time::{Duration, Instant};
 const FILES_PER_ROUND: usize = 16;
 const INBOX_PER_ROUND: usize = 4;
 const PUSHES_PER_ROUND: usize = 40;
+/// Activities the fake intervals.icu holds, with heart-rate streams.
+const CLOUD_ACTIVITIES: i64 = 60;
+const ICU_KEY: &str = "k3y";
+
+/// The fake intervals.icu, its activities 12 h apart, ending two days ago.
+async fn cloud() -> Fake {
+    let fake = fake_strava::start(Utc::now()).await;
+    fake.add_activities(CLOUD_ACTIVITIES, Utc::now() - Days::days(2));
+    fake.lock().intervals_key = Some(ICU_KEY.into());
+    fake
+}
+
+fn icu_base(fake: &Fake) -> String {
+    format!("{}/intervals/api/v1", fake.base)
+}
+
+/// `coachd sync alex intervals` against the fake.
+fn start_sync(data: &Path, fake: &Fake) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+        .args(["sync", "alex", "intervals"])
+        .env("COACHD_DATA_DIR", data)
+        .env("COACHD__PROVIDERS__INTERVALS__API_BASE", icu_base(fake))
+        .env_remove("COACHD_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn coachd sync")
+}
 
 fn rounds() -> usize {
     std::env::var("COACHD_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(10)
@@ -102,6 +133,7 @@ fn start_daemon(data: &Path) -> Daemon {
         .env("COACHD_DATA_DIR", data)
         .env("COACHD__INBOX__POLL_MS", "100")
         .env("COACHD__BLE__ENABLED", "false")
+        .env("COACHD__PROVIDERS__INTERVALS__ENABLED", "false")
         .env_remove("COACHD_CONFIG")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("RUST_LOG")
@@ -242,8 +274,20 @@ fn push_t_ms(i: usize) -> i64 {
     (midnight + Days::minutes(i as i64)).timestamp_millis()
 }
 
-fn setup(data: &Path) -> String {
+fn setup(data: &Path, fake: &Fake) -> String {
     coachd(data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
+    // The fake has no limits to be polite to: a whole backfill in a second, not a minute.
+    let config = data.join("coachd.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap_or_default();
+    text.push_str(
+        "\n[providers.intervals.manifest]\nrate_limits = [{ name = \"minute\", seconds = 60, limit = 100000 }]\n",
+    );
+    std::fs::write(&config, text).expect("config");
+    coachd(data)
+        .args(["connect", "intervals", "alex", "--api-key", ICU_KEY])
+        .env("COACHD__PROVIDERS__INTERVALS__API_BASE", icu_base(fake))
+        .assert()
+        .success();
     for phrase in ["15 minutes of cardio", "8000 steps a day", "150 minutes of cardio a week"] {
         coachd(data).args(["assign", "alex", phrase, "--from", "2026-06-01"]).assert().success();
     }
@@ -254,6 +298,35 @@ fn setup(data: &Path) -> String {
         .unwrap_or_else(|| panic!("no token in {text}"))
         .trim()
         .to_string()
+}
+
+/// `coachd sync` until it brings nothing new (a run may stop early on its own budget).
+async fn sync_to_the_end(data: &Path, fake: &Fake) {
+    let mut before = -1;
+    for _ in 0..8 {
+        let started = Instant::now();
+        let mut sync = start_sync(data, fake);
+        assert!(sync.wait().expect("sync").success(), "coachd sync failed");
+        if std::env::var("CRASH_DEBUG").is_ok() {
+            eprintln!("sync took {:?}, {} rows", started.elapsed(), cloud_rows(data).await);
+        }
+        let now = cloud_rows(data).await;
+        if now == before {
+            return;
+        }
+        before = now;
+    }
+}
+
+/// Activities stored from the cloud.
+async fn cloud_rows(data: &Path) -> i64 {
+    let db = pool(data).await;
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM activities WHERE source = 'intervals'")
+        .fetch_one(&db)
+        .await
+        .expect("n");
+    db.close().await;
+    n
 }
 
 /// `status --json` occurrences as (homework, date, verdict, achieved): evidence ids differ
@@ -295,7 +368,8 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
     let rounds = rounds();
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let token = setup(&data);
+    let fake = cloud().await;
+    let token = setup(&data, &fake);
     let inbox = data.join("inbox/alex");
     let mut dice = Dice(0x9E37_79B9_7F4A_7C15 ^ rounds as u64);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http");
@@ -305,6 +379,7 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
     let mut next_file = 0usize;
     let mut next_push = 0usize;
     let (mut kills_mid_import, mut kills_mid_push, mut kills_mid_inbox, mut unanswered) = (0, 0, 0, 0);
+    let mut kills_mid_sync = 0;
 
     for round in 0..rounds {
         let daemon = start_daemon(&data);
@@ -322,6 +397,7 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
         }
         next_file += INBOX_PER_ROUND;
         let (mut importer, lines) = start_import(&data, &import);
+        let mut sync = start_sync(&data, &fake);
 
         let deadline = Instant::now() + Duration::from_millis(20 + dice.below(700));
         let url = format!("{}/ingest/health-auto-export", daemon.base);
@@ -338,6 +414,8 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
         }
         tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await;
         let importer_running = matches!(importer.try_wait(), Ok(None));
+        kills_mid_sync += usize::from(matches!(sync.try_wait(), Ok(None)));
+        kill(&mut sync);
         let inbox_waiting = std::fs::read_dir(&inbox).map(|d| d.count()).unwrap_or(0) > 0;
         kill(&mut daemon_child);
         kill(&mut importer);
@@ -379,12 +457,14 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
         }
         let times: BTreeSet<i64> = buckets.iter().map(|b| b.0).collect();
         assert_eq!(times.len(), buckets.len(), "round {round}: a step bucket stored twice");
+        assert!(cloud_rows(&data).await <= CLOUD_ACTIVITIES, "round {round}: a cloud activity stored twice");
     }
 
     // Everything once more, as clients and sync tools re-deliver what was not acknowledged;
     // then the daemon finishes its inbox and stops cleanly.
     let all = write_all(&dir.path().join("in/all"), 0..next_file);
     coachd(&data).arg("import").arg("alex").args(&all).assert().success();
+    sync_to_the_end(&data, &fake).await;
     let daemon = start_daemon(&data);
     let mut daemon_child = daemon.child;
     for i in 0..next_push {
@@ -407,8 +487,9 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
 
     // A clean run over the same inputs, delivered once each.
     let clean = dir.path().join("clean");
-    let clean_token = setup(&clean);
+    let clean_token = setup(&clean, &fake);
     coachd(&clean).arg("import").arg("alex").args(&all).assert().success();
+    sync_to_the_end(&clean, &fake).await;
     let daemon = start_daemon(&clean);
     let mut clean_child = daemon.child;
     for i in 0..next_push {
@@ -429,10 +510,15 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
     assert_eq!(starts.len(), next_file, "every file is stored once");
     let stored_pushes = buckets.len();
     assert_eq!(stored_pushes, next_push, "every push is stored once");
+    // The clean run stores what the backfill window holds; the crashed one the same, once each.
+    let (cloud_crashed, cloud_clean) = (cloud_rows(&data).await, cloud_rows(&clean).await);
+    assert!(cloud_clean > CLOUD_ACTIVITIES / 2, "the clean run synced {cloud_clean}");
+    assert_eq!(cloud_crashed, cloud_clean, "every cloud activity is stored once");
     println!(
         "{rounds} rounds: {} files and {} pushes acknowledged before a kill, {} of {} files and {} of {} \
          pushes in all; killed mid-import {kills_mid_import} times, mid-push {kills_mid_push}, with files in the \
-         inbox {kills_mid_inbox}; {unanswered} pushes unanswered at a kill; {} verdicts equal",
+         inbox {kills_mid_inbox}, mid-sync {kills_mid_sync}; {unanswered} pushes unanswered at a kill; \
+         {cloud_crashed} cloud activities stored once; {} verdicts equal",
         files_acked.len(),
         pushes_acked.len(),
         starts.len(),
@@ -488,7 +574,8 @@ async fn a_full_disk_is_named_stores_nothing_half_and_resumes_when_space_returns
         return;
     };
     let data = disk.0.join("data");
-    let token = setup(&data);
+    let fake = cloud().await;
+    let token = setup(&data, &fake);
     let daemon = start_daemon(&data);
     let mut child = daemon.child;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http");
