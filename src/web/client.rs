@@ -319,7 +319,10 @@ pub async fn assign(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfF
     };
     state.roster.clear(trainer);
     let how = if row.homework.rule.judged_by() == crate::engine::rule::JudgedBy::CheckIns {
-        format!(" No device can see this: it is judged from {}'s check-ins (a tick on their private link).", client.name)
+        format!(
+            " No device can see this: it is judged from {}'s check-ins (a tick on their private link).",
+            client.name
+        )
     } else {
         String::new()
     };
