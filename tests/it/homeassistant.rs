@@ -328,3 +328,35 @@ async fn home_assistant_sees_each_client_as_a_device_through_a_real_broker() {
     sigterm(&mut daemon);
     drop(broker);
 }
+
+#[tokio::test]
+async fn a_sources_data_age_is_its_newest_data_and_an_old_day_stays_old() {
+    use coachd::model::{Batch, DailyMetric, Metric};
+    let t = crate::TestStore::new().await;
+    let alex = t.client("alex").await;
+    let app = coachd::app::App::new(t.store.clone(), std::sync::Arc::new(t.config.clone())).expect("app");
+    let start = crate::t0();
+    t.store.ingest(&crate::batch("fit", vec![crate::hour_run(alex, "a", start)], None)).await.expect("ingest");
+    // Steps for a day long past, delivered now (an import of old data).
+    let mut old = Batch::new("intervals");
+    old.daily.push(DailyMetric {
+        client_id: alex,
+        date: start.date_naive() - chrono::Duration::days(9),
+        metric: Metric::Steps,
+        value: 8000.0,
+    });
+    t.store.ingest(&old).await.expect("ingest");
+    // A manual log is not a source that can go quiet.
+    let mut manual = crate::hour_run(alex, "m", start + chrono::Duration::hours(3));
+    manual.series.clear();
+    t.store.ingest(&crate::batch("manual", vec![manual], None)).await.expect("ingest");
+    let client = app.client("alex").await.expect("client");
+    let fresh = app.data_freshness(&client).await.expect("freshness");
+    let by: BTreeMap<&str, chrono::DateTime<Utc>> = fresh.iter().map(|f| (f.source.as_str(), f.newest)).collect();
+    assert_eq!(by.keys().copied().collect::<Vec<_>>(), ["fit", "intervals"], "{fresh:?}");
+    assert_eq!(by["fit"], start + chrono::Duration::hours(1), "the run's end");
+    let day_end = (start.date_naive() - chrono::Duration::days(8)).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    assert_eq!(by["intervals"], day_end, "no later than the end of its day");
+    let f = fresh.iter().find(|f| f.source == "fit").expect("fit");
+    assert!((f.age_hours(start + chrono::Duration::hours(25)) - 24.0).abs() < 1e-9);
+}
