@@ -307,27 +307,21 @@ impl HomeAssistant {
         let mut state = Published::default();
         let mut connected = false;
         let mut failing = false;
-        ctx.set_detail(format!("connecting to {}:{}", cfg.host, cfg.port));
+        let broker = format!("{}:{}", cfg.host, cfg.port);
+        ctx.set_detail(format!("connecting to {broker}"));
         loop {
             tokio::select! {
                 () = ctx.shutdown.cancelled() => break,
                 link = rx.recv() => match link {
                     None => anyhow::bail!("the MQTT connection task ended"),
                     Some(Link::Up) => {
-                        info!(broker = %format!("{}:{}", cfg.host, cfg.port), "connected to the MQTT broker");
-                        ctx.set_detail(format!("connected to {}:{}", cfg.host, cfg.port));
+                        info!(broker = %broker, "connected to the MQTT broker");
+                        ctx.set_detail(format!("connected to {broker}"));
                         connected = true;
                         failing = false;
                         // A new connection: the broker may have lost everything; send it all again.
                         state.sent.clear();
-                        let hello = async {
-                            publish(&client, &topics.status(), "online").await?;
-                            for topic in topics.subscriptions() {
-                                client.subscribe(topic, QoS::AtLeastOnce).await?;
-                            }
-                            anyhow::Ok(())
-                        };
-                        if let Err(e) = tokio::time::timeout(PUBLISH_WAIT, hello).await.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out"))) {
+                        if let Err(e) = announce(&client, &topics).await {
                             warn!(error = %e, "announcing coachd on the MQTT broker failed");
                             continue;
                         }
@@ -338,9 +332,9 @@ impl HomeAssistant {
                     }
                     Some(Link::Down(e)) => {
                         if !failing {
-                            warn!(error = %e, broker = %format!("{}:{}", cfg.host, cfg.port), "the MQTT broker is unreachable; retrying with backoff");
+                            warn!(error = %e, broker = %broker, "the MQTT broker is unreachable; retrying with backoff");
                         }
-                        ctx.set_detail(format!("broker {}:{} unreachable: {e}", cfg.host, cfg.port));
+                        ctx.set_detail(format!("broker {broker} unreachable: {e}"));
                         connected = false;
                         failing = true;
                     }
@@ -419,6 +413,21 @@ impl HomeAssistant {
             state.sent.remove(&topic);
             state.owned.remove(&topic);
         }
+    }
+}
+
+/// `online` on the status topic, and the subscriptions that show what coachd left before.
+async fn announce(client: &AsyncClient, topics: &Topics) -> anyhow::Result<()> {
+    let hello = async {
+        publish(client, &topics.status(), "online").await?;
+        for topic in topics.subscriptions() {
+            client.subscribe(topic, QoS::AtLeastOnce).await?;
+        }
+        anyhow::Ok(())
+    };
+    match tokio::time::timeout(PUBLISH_WAIT, hello).await {
+        Ok(r) => r,
+        Err(_) => anyhow::bail!("the connection did not take the messages within {} s", PUBLISH_WAIT.as_secs()),
     }
 }
 
