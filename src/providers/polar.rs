@@ -311,7 +311,7 @@ impl Listing for Exercises {
         Some(self.api.manifest.url(&format!("/exercises/{id}")))
     }
 
-    async fn daily(&self, turn: &mut Turn<'_>, client: &Client, plan: &Plan) -> Result<Daily, SyncError> {
+    async fn daily(&self, turn: &mut Turn<'_>, client: &Client, plan: &Plan, _part: usize) -> Result<Daily, SyncError> {
         let mut out = Daily::default();
         let q = [("from", plan.from.clone()), ("to", plan.to.clone())];
         match turn.get_json::<Activities>("the daily activity", &self.api.manifest.url("/users/activities"), &q).await {

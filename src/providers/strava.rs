@@ -242,8 +242,9 @@ impl Listing for Activities {
         *cursor = now.max(s.start_date.timestamp()).to_string();
     }
 
-    /// `after=cursor` lists exactly the page's remaining activities again.
-    fn resume_at(&self, _page: &str, cursor: &str) -> String {
+    /// The next turn's plan starts at the committed cursor (while it is older than the
+    /// look-back), right where this turn stopped.
+    fn resume_at(&self, _first: &str, cursor: &str) -> String {
         cursor.to_string()
     }
 

@@ -145,11 +145,11 @@ pub trait Listing: Sync {
     /// each page. The default leaves it to [`Plan::done`].
     fn advance(&self, _cursor: &mut String, _item: &Self::Item) {}
 
-    /// Where a fresh listing would give an interrupted page's remaining items again:
-    /// a carried rest is used only when the next turn starts there. The default: the
-    /// page itself.
-    fn resume_at(&self, page: &str, _cursor: &str) -> String {
-        page.to_string()
+    /// What the next turn's plan starts from (its `first`) when it goes on where this
+    /// one stopped: what a turn carries is used only then. The default: the same first
+    /// page (the cursor moves only at the end); Strava: the cursor (each page moves it).
+    fn resume_at(&self, first: &str, _cursor: &str) -> String {
+        first.to_string()
     }
 
     /// Whether the item needs a request of its own (its samples).
@@ -176,13 +176,20 @@ pub trait Listing: Sync {
     /// listing alone is believed.
     fn gone_url(&self, id: &str) -> Option<String>;
 
-    /// Day-by-day figures of the plan's span (steps, sleep), stored with the cursor
-    /// once the activities are.
+    /// How many parts the day-by-day figures come in (each stored on its own, so a turn
+    /// whose budget runs out goes on from the part it was at).
+    fn daily_parts(&self) -> usize {
+        1
+    }
+
+    /// Part `part` of the day-by-day figures of the plan's span (steps, sleep); the
+    /// last part's batch carries the final cursor.
     fn daily(
         &self,
         _turn: &mut Turn<'_>,
         _client: &Client,
         _plan: &Plan,
+        _part: usize,
     ) -> impl Future<Output = Result<Daily, SyncError>> + Send {
         async { Ok(Daily::default()) }
     }
@@ -219,11 +226,19 @@ pub struct Daily {
     pub skipped: Vec<String>,
 }
 
-/// A page's unprocessed items, carried to the next turn (in [`Registry::carry`]).
+/// Where a turn that ran out of budget stopped, carried to the next turn (in
+/// [`Registry::carry`]): the rest of a page, or (the listing done) the part of the
+/// day-by-day figures next; and the ids listed so far, so the vanished check of the last
+/// turn knows them.
 struct Carried<I> {
     key: String,
+    /// The page the rest came from.
+    page: String,
     next: Option<String>,
     rest: Vec<I>,
+    listed: bool,
+    daily_part: usize,
+    seen: HashSet<String>,
 }
 
 /// The one reconcile of every provider: from the plan, each page is listed (or taken
@@ -244,17 +259,30 @@ pub async fn reconcile<L: Listing>(turn: &mut Turn<'_>, l: &L) -> Result<Report,
     let plan = l.plan(turn, &client, committed.as_deref());
     let stored = store.source_fingerprints(&source, client.id, plan.since, plan.until).await?;
     let mut report = Report::default();
-    let mut seen: HashSet<String> = HashSet::new();
     let mut cursor = plan.cursor.clone();
     let mut page = plan.first.clone();
     let with_cursor =
         |value: &str| (!value.is_empty()).then(|| Cursor { stream: stream.clone(), value: value.to_string() });
-    loop {
-        let carried = {
-            let mut carry = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            carry.remove(&turn.account.id).and_then(|c| c.downcast::<Carried<L::Item>>().ok()).filter(|c| c.key == page)
-        };
-        let (items, next) = match carried {
+    let carry = |c: Carried<L::Item>| {
+        let mut all = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.insert(turn.account.id, Box::new(c));
+    };
+    let mut carried = {
+        let mut all = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.remove(&turn.account.id)
+            .and_then(|c| c.downcast::<Carried<L::Item>>().ok())
+            .filter(|c| c.key == page)
+            .map(|c| *c)
+    };
+    let mut seen: HashSet<String> = carried.as_mut().map(|c| std::mem::take(&mut c.seen)).unwrap_or_default();
+    if let Some(c) = &carried {
+        page = c.page.clone();
+    }
+    let mut daily_part = carried.as_ref().map_or(0, |c| c.daily_part);
+    // A turn that stopped after the listing goes on with the day-by-day figures.
+    let mut listing = !carried.as_ref().is_some_and(|c| c.listed);
+    while listing {
+        let (items, next) = match carried.take() {
             Some(c) => (c.rest, c.next),
             None => {
                 if !turn.has_budget() {
@@ -269,9 +297,9 @@ pub async fn reconcile<L: Listing>(turn: &mut Turn<'_>, l: &L) -> Result<Report,
         let mut rest = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let id = l.id(item);
-            seen.insert(id.clone());
             let fp = l.fingerprint(item);
             if stored.get(&id).is_some_and(|h| h.as_deref() == Some(fp.as_slice())) {
+                seen.insert(id);
                 report.unchanged += 1;
                 l.advance(&mut cursor, item);
                 continue;
@@ -281,6 +309,7 @@ pub async fn reconcile<L: Listing>(turn: &mut Turn<'_>, l: &L) -> Result<Report,
                 Err(why) => {
                     tracing::warn!(client = %client.name, provider = %source, %id, %why, "item skipped");
                     report.skipped.push(format!("{} {id}: {why}", L::NOUN));
+                    seen.insert(id);
                     l.advance(&mut cursor, item);
                     continue;
                 }
@@ -294,6 +323,11 @@ pub async fn reconcile<L: Listing>(turn: &mut Turn<'_>, l: &L) -> Result<Report,
                 match l.detail(turn, item, &a).await {
                     Ok(series) => a.series.extend(series),
                     Err(SyncError::Api(ApiError::NotFound(_))) => {}
+                    // Its samples take more requests than the turn has left: next turn.
+                    Err(SyncError::Api(ApiError::Budget)) => {
+                        rest = items[i..].to_vec();
+                        break;
+                    }
                     // Samples that keep failing: the item is stored with what is known,
                     // and (not its fingerprint) seen as changed next round.
                     Err(SyncError::Api(e @ (ApiError::Server(..) | ApiError::Malformed(..)))) => {
@@ -313,30 +347,44 @@ pub async fn reconcile<L: Listing>(turn: &mut Turn<'_>, l: &L) -> Result<Report,
                 report.inserted += 1;
             }
             batch.activities.push(a);
+            seen.insert(id);
             l.advance(&mut cursor, item);
         }
         // The cursor moves only with the data it covers.
         batch.cursor = with_cursor(&cursor);
         store.ingest(&batch).await?;
         if !rest.is_empty() {
-            let c = Carried { key: l.resume_at(&page, &cursor), next, rest };
-            let mut carry = turn.reg.carry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            carry.insert(turn.account.id, Box::new(c));
+            let key = l.resume_at(&plan.first, &cursor);
+            carry(Carried { key, page, next, rest, listed: false, daily_part: 0, seen });
             return Ok(report);
         }
         match next {
             Some(n) => page = n,
-            None => break,
+            None => listing = false,
         }
     }
-    let daily = l.daily(turn, &client, &plan).await?;
-    report.skipped.extend(daily.skipped);
+    // The day-by-day figures, part by part; the last part's batch moves the cursor.
+    let parts = l.daily_parts();
     let done = plan.done.clone().unwrap_or(cursor);
-    if !daily.metrics.is_empty() || plan.done.is_some() {
-        let mut batch = Batch::new(source.as_str());
-        batch.daily = daily.metrics;
-        batch.cursor = with_cursor(&done);
-        store.ingest(&batch).await?;
+    while daily_part < parts {
+        let daily = match l.daily(turn, &client, &plan, daily_part).await {
+            Ok(d) => d,
+            Err(SyncError::Api(ApiError::Budget)) => {
+                let key = l.resume_at(&plan.first, &done);
+                carry(Carried { key, page, next: None, rest: Vec::new(), listed: true, daily_part, seen });
+                return Ok(report);
+            }
+            Err(e) => return Err(e),
+        };
+        report.skipped.extend(daily.skipped);
+        daily_part += 1;
+        let last = daily_part == parts;
+        if !daily.metrics.is_empty() || (last && plan.done.is_some()) {
+            let mut batch = Batch::new(source.as_str());
+            batch.daily = daily.metrics;
+            batch.cursor = if last { with_cursor(&done) } else { None };
+            store.ingest(&batch).await?;
+        }
     }
     // Stored activities of the span the provider no longer lists were deleted there.
     for id in stored.keys().filter(|id| !seen.contains(*id)) {
