@@ -53,6 +53,7 @@ providers! {
     strava::Strava,
     polar::Polar,
     intervals::Intervals,
+    oura::Oura,
 }
 
 /// The providers' names, in [`PROVIDERS`] order.
