@@ -1,15 +1,21 @@
-//! Strava backfill benchmark: 1,000 activities with heart-rate streams, synced through
-//! the real sync code against the fake Strava of the test suite (same documented
+//! Provider backfill benchmarks. Strava: 1,000 activities with heart-rate streams, synced
+//! through the real sync code against the fake Strava of the test suite (same documented
 //! shapes, Strava's read limits of 100 per 15 minutes and 1,000 per day, on a simulated
 //! clock). Prints requests used against the theoretical minimum and the simulated wall
 //! time against the fastest any client could finish within the limits, for a few start
-//! times and for three athletes sharing the application's budget.
+//! times and for three athletes sharing the application's budget. Oura: a 90-day
+//! backfill (45 workouts with their heart rate, 90 days of steps, 90 nights) against the
+//! fake Oura, at the 5,000 per 5 minutes coachd keeps to and at a budget of 25.
 //!
 //!     cargo bench --bench providers
 
 #[path = "../tests/it/fake_strava.rs"]
 #[allow(dead_code)]
 mod fake_strava;
+
+#[path = "../tests/it/fake_oura.rs"]
+#[allow(dead_code)]
+mod fake_oura;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use coachd::config::Config;
@@ -142,6 +148,108 @@ async fn run(start: DateTime<Utc>, athletes: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A 90-day Oura backfill of one client under a budget of `limit` requests per 5 minutes
+/// (known to coachd through the manifest, enforced by the fake).
+async fn oura(limit: u32) -> anyhow::Result<()> {
+    use chrono::{FixedOffset, TimeZone};
+    let start = Utc.with_ymd_and_hms(2026, 11, 20, 10, 7, 0).single().expect("time");
+    let fake = fake_oura::start(start).await;
+    let dir = tempfile::tempdir()?;
+    let data = DataDir::new(dir.path().join("data"));
+    let (store, _) = coachd::init::init(&data, &data.default_config(), &Config::default()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut config = fake_oura::config(&fake, &base);
+    config.providers.backfill_days = 90;
+    let mut window = toml::Table::new();
+    window.insert("name".into(), "5min".into());
+    window.insert("seconds".into(), 300.into());
+    window.insert("limit".into(), i64::from(limit).into());
+    window.insert("aligned".into(), false.into());
+    config.providers.get_mut("oura").manifest.insert("rate_limits".into(), toml::Value::Array(vec![window.into()]));
+    let reg = Arc::new(Registry::new(&config, fake.clock.clone())?);
+    let app = router(WebState::for_app(
+        coachd::app::App::from_parts(store.clone(), Arc::new(config), reg.clone()),
+        Health::default(),
+    ))
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let berlin = FixedOffset::east_opt(3600).expect("offset");
+    let (workouts, days) = (45usize, 90usize);
+    {
+        let mut s = fake.lock();
+        s.limit = limit;
+        let today = start.with_timezone(&berlin).date_naive();
+        for i in 1..=days as i64 {
+            let d = today - Duration::days(i);
+            s.steps.insert(d, 7000 + i);
+            let bed = berlin.from_local_datetime(&d.and_hms_opt(23, 0, 0).expect("t")).single().expect("t");
+            s.sleeps.push(fake_oura::FakeSleep {
+                id: format!("s{i}"),
+                kind: "long_sleep".into(),
+                bedtime_start: bed,
+                bedtime_end: bed + Duration::hours(8),
+                total_s: 25_200,
+            });
+            if i % 2 == 0 {
+                let at = berlin.from_local_datetime(&d.and_hms_opt(18, 0, 0).expect("t")).single().expect("t");
+                let id = format!("w{i}");
+                let w = fake_oura::FakeWorkout {
+                    id: id.clone(),
+                    activity: "running".into(),
+                    start: at,
+                    minutes: 45,
+                    bpm: 148.0,
+                };
+                s.workouts.insert(id, w);
+            }
+        }
+    }
+    let c = store
+        .add_client(&NewClient::parse("oura1", "Europe/Berlin", None, None).map_err(|p| anyhow::anyhow!(p.join("; ")))?)
+        .await?;
+    let link = oauth::authorization_link(&reg, &store, "oura", c.id).await?;
+    let state = url::Url::parse(&link)?
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let code = fake.issue_code(fake_oura::USER, fake_oura::ALL_SCOPES);
+    let http = reqwest::Client::new();
+    http.get(format!("{base}/oauth/oura/callback"))
+        .query(&[("state", state.as_str()), ("code", code.as_str()), ("scope", fake_oura::ALL_SCOPES)])
+        .send()
+        .await?;
+    let accounts = store.accounts().await?;
+    let (before, from) = (fake.lock().api_requests, fake.clock.now());
+    let wall = Instant::now();
+    let results = sync_all(&reg, &store, &accounts, &tokio_util::sync::CancellationToken::new()).await;
+    let real = wall.elapsed();
+    let inserted: usize = results.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.inserted).sum();
+    let (used, limited) = {
+        let s = fake.lock();
+        (s.api_requests - before, s.limited)
+    };
+    let pages = |n: usize| n.div_ceil(fake_oura::PAGE).max(1) as u32;
+    let minimum = pages(workouts) + workouts as u32 + pages(days) + pages(days);
+    // The connect's own request shares the first window; each window holds `limit`.
+    let ideal = Duration::seconds(300 * i64::from((minimum + 1).div_ceil(limit) - 1));
+    let took = fake.clock.now() - from;
+    println!(
+        "{:<22} {:>8} {:>9} {:>9} {:>8} {:>12} {:>12} {:>9}",
+        format!("oura 90 d, {limit}/5 min"),
+        inserted,
+        used,
+        minimum,
+        limited,
+        format!("{:.2} h", took.num_seconds() as f64 / 3600.0),
+        format!("{:.2} h", ideal.num_seconds() as f64 / 3600.0),
+        format!("{:.1} s", real.as_secs_f64())
+    );
+    store.close().await;
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     println!("Strava backfill under Strava's read limits (100 / 15 min, 1,000 / day UTC), simulated clock");
@@ -153,5 +261,10 @@ async fn main() -> anyhow::Result<()> {
         run(Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).single().expect("time"), 1).await?;
     }
     run(Utc.with_ymd_and_hms(2026, 11, 20, 10, 7, 0).single().expect("time"), 3).await?;
+    println!();
+    println!("Oura 90-day backfill (45 workouts, 90 days, 90 nights), simulated clock");
+    for limit in [5000, 25] {
+        oura(limit).await?;
+    }
     Ok(())
 }
