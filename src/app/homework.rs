@@ -160,8 +160,8 @@ impl App {
 
     /// Why a phrase is not understood (what was not, what was expected, a suggestion), or
     /// None when it is.
-    pub fn explain_phrase(&self, phrase: &str) -> Option<String> {
-        phrase::parse(phrase).err()
+    pub fn explain_phrase(&self, phrase: &str) -> Option<phrase::Refusal> {
+        phrase::refusal(phrase)
     }
 
     /// Parse and store a homework for `client`.

@@ -157,22 +157,55 @@ pub fn parse(phrase: &str) -> Result<Rule, String> {
 
 /// Parse a phrase into a rule and any start/length words in it.
 pub fn parse_with_timing(phrase: &str) -> Result<(Rule, Timing), String> {
+    read(phrase).map_err(|r| r.to_string())
+}
+
+/// Why a phrase was not understood, in parts: what a front end shows and offers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    /// What was not understood and what was expected there.
+    pub reason: String,
+    /// More to say: a form not judged yet, a misspelled word and the word it looks like.
+    pub notes: Vec<String>,
+    /// The normalized phrase with misspelled words fixed, when that parses.
+    pub suggestion: Option<String>,
+    /// The closest forms of the table.
+    pub forms: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)?;
+        for note in &self.notes {
+            write!(f, "\n{note}")?;
+        }
+        if let Some(fixed) = &self.suggestion {
+            write!(f, "\ndid you mean: {fixed}?")?;
+        }
+        write!(f, "\n{}", self.forms)
+    }
+}
+
+/// Why `phrase` is refused, or None when it is understood.
+pub fn refusal(phrase: &str) -> Option<Refusal> {
+    read(phrase).err()
+}
+
+fn read(phrase: &str) -> Result<(Rule, Timing), Refusal> {
     let owned = tokenize(phrase);
     let tokens: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let plain = |reason: String| Refusal { reason, notes: Vec::new(), suggestion: None, forms: short_forms(&[]) };
     if tokens.is_empty() {
-        return Err(format!("the homework phrase is empty\n{}", short_forms(&[])));
+        return Err(plain("the homework phrase is empty".into()));
     }
     if tokens.len() > MAX_WORDS {
-        return Err(format!(
+        return Err(plain(format!(
             "the homework phrase has {} words; coachd reads at most {MAX_WORDS}: say it shorter, and set weekdays, \
              windows and dates with --days, --window, --from and --until",
             tokens.len()
-        ));
+        )));
     }
-    match attempt(&tokens) {
-        Ok(parsed) => Ok(parsed),
-        Err(failure) => Err(explain(phrase, &tokens, failure)),
-    }
+    attempt(&tokens).map_err(|failure| explain(phrase, &tokens, failure))
 }
 
 /// How far the best reading got, and what it expected next.
@@ -236,28 +269,22 @@ const EXPECT_SCHEDULE: &str =
 const EXPECT_AFTER_ACTIVITY: &str = "how long or how far (30 minutes, 5 km) or a schedule (every day, 3 times a week)";
 const EXPECT_TAIL: &str = "a schedule, a window (between 19:00 and 23:00), a progression (+2 each week) or an end";
 
-fn explain(phrase: &str, tokens: &[&str], failure: Failure) -> String {
+fn explain(phrase: &str, tokens: &[&str], failure: Failure) -> Refusal {
     let (ok, rest) = tokens.split_at(failure.consumed.min(tokens.len()));
-    let mut msg = match (&failure.why, ok.is_empty(), rest.is_empty()) {
+    let reason = match (&failure.why, ok.is_empty(), rest.is_empty()) {
         (Some(why), _, true) => format!("read every word of {:?}, but {why}", phrase.trim()),
         (_, true, _) => format!("could not read {:?} as homework: expected {}", phrase.trim(), failure.expected),
         (_, false, true) => format!("read every word of {:?}, but they do not make one homework", phrase.trim()),
         _ => format!("understood {:?} but not {:?}: expected {} there", ok.join(" "), rest.join(" "), failure.expected),
     };
-    if let Some(reason) = unsupported(tokens) {
-        msg = format!("{msg}\n{reason}");
-    }
-    match did_you_mean(tokens) {
-        Some((fixed, words)) => {
-            for (typed, known) in words {
-                msg.push_str(&format!("\n{typed:?} is not a word coachd knows; {known:?} is"));
-            }
-            msg.push_str(&format!("\ndid you mean: {fixed}?\n"));
-        }
-        None => msg.push('\n'),
-    }
-    msg.push_str(&short_forms(tokens));
-    msg
+    let mut notes: Vec<String> = unsupported(tokens).into_iter().map(str::to_string).collect();
+    let suggestion = did_you_mean(tokens).map(|(fixed, words)| {
+        notes.extend(
+            words.into_iter().map(|(typed, known)| format!("{typed:?} is not a word coachd knows; {known:?} is")),
+        );
+        fixed
+    });
+    Refusal { reason, notes, suggestion, forms: short_forms(tokens) }
 }
 
 /// Forms a trainer may reach for that coachd does not judge, with what to write instead.

@@ -138,14 +138,15 @@ pub async fn page(
     } else {
         // Only what the parser says about this phrase is shown: the text in the link is
         // not trusted, the phrase is read again.
-        let why = state.app.explain_phrase(&q.phrase).unwrap_or_default();
-        let mut lines = why.lines().take_while(|l| !l.starts_with("forms that work")).filter(|l| !l.is_empty());
-        let error = lines.next().unwrap_or_default().to_string();
-        let rest: Vec<&str> = lines.collect();
-        let suggestion =
-            rest.iter().find_map(|l| l.strip_prefix("did you mean: ")).map(|l| l.trim_end_matches('?').to_string());
-        let detail = rest.iter().filter(|l| !l.starts_with("did you mean")).map(|l| l.to_string()).collect();
-        AssignRetry { phrase: q.phrase, error, detail, suggestion: suggestion.unwrap_or_default() }
+        match state.app.explain_phrase(&q.phrase) {
+            Some(r) => AssignRetry {
+                phrase: q.phrase,
+                error: r.reason,
+                detail: r.notes,
+                suggestion: r.suggestion.unwrap_or_default(),
+            },
+            None => AssignRetry::default(),
+        }
     };
     render_with(&state, me.session, client, q.msg, None, retry).await
 }
