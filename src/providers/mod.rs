@@ -144,6 +144,14 @@ pub trait Provider: Send + Sync + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// Withdraw coachd's access at the provider, for a disconnect or a client's removal:
+    /// `c.access` is the account's current access (refreshed if it had expired).
+    /// Ok(true): the provider revoked it; Ok(false): the provider's API has no way to,
+    /// so coachd only forgets the tokens (the client can remove the app at the provider).
+    fn revoke<'a>(&'a self, _c: Connection<'a>) -> BoxFuture<'a, Result<bool, ProviderError>> {
+        Box::pin(async { Ok(false) })
+    }
+
     /// An API-key provider: check a client's key with the provider; the id of whom it
     /// belongs to.
     fn check_key<'a>(&'a self, _reg: &'a Registry, _key: &'a str) -> BoxFuture<'a, Result<String, ProviderError>> {
