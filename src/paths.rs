@@ -68,6 +68,24 @@ impl DataDir {
     }
 }
 
+/// `dir/name`, or `dir/name.1`, `.2`, ... when taken: a move never overwrites.
+fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (1..).map(|i| dir.join(format!("{name}.{i}"))).find(|p| !p.exists()).unwrap_or(first)
+}
+
+/// Move `file` into `dir` (made if missing) as `name`, or `name.1`, ... when taken; where
+/// it went.
+pub fn move_into(file: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let target = free_path(dir, name);
+    std::fs::rename(file, &target)?;
+    Ok(target)
+}
+
 /// An exclusive lock on the data dir's lock file, released when dropped (or when the
 /// process dies, however it dies: it is an `flock`, not a pid file).
 #[derive(Debug)]

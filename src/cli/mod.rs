@@ -244,6 +244,12 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         api_key: Option<String>,
     },
+    /// Disconnect a client's cloud account: coachd's access is revoked at the provider where its API allows, the tokens deleted and the sync stopped; the data stays
+    Disconnect {
+        /// A provider's name: strava, polar, intervals, oura, ...
+        provider: String,
+        client: String,
+    },
     /// Cloud accounts: provider, client, state, last and next sync, rate-limit headroom
     #[command(subcommand)]
     Accounts(AccountsCommand),
@@ -613,6 +619,7 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
         Command::Connect { provider, client, api_key } => {
             accounts::connect(app, &provider, &client, api_key.as_deref()).await
         }
+        Command::Disconnect { provider, client } => accounts::disconnect(app, &provider, &client).await,
         Command::Accounts(AccountsCommand::List { json }) => accounts::list(app, json).await,
         Command::Subscribe { provider } => accounts::subscribe(app, &provider).await,
         Command::Sync { client, provider } => accounts::sync(app, client.as_deref(), provider.as_deref()).await,

@@ -370,6 +370,29 @@ pub fn config_problems(config: &Config) -> Vec<(String, String)> {
     out
 }
 
+/// An endpoint beside the token endpoint (`…/oauth/token` → `…/oauth/NAME`): where Strava
+/// and Oura take a revocation. Derived, so a configured `token_url` (a proxy, a test's fake)
+/// moves it too.
+pub fn beside_token(m: &Manifest, name: &str) -> String {
+    match m.token_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => format!("{}/{name}", m.token_url),
+    }
+}
+
+/// What a revocation's answer means: 2xx, revoked; 401, the token was already dead, so
+/// there is nothing left to revoke; anything else an error naming the answer.
+pub fn revocation(display: &str, status: u16, body: &[u8]) -> Result<bool, ProviderError> {
+    match status {
+        200..=299 | 401 => Ok(true),
+        code => Err(ProviderError::Api(ApiError::Unexpected(
+            format!("revoking coachd's access at {display}"),
+            code,
+            String::from_utf8_lossy(body).chars().take(200).collect(),
+        ))),
+    }
+}
+
 /// The trainer's app credentials: config, else the systemd credential
 /// `<provider>_client_secret` (LoadCredential=).
 #[derive(Clone, Debug)]

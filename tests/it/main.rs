@@ -7,6 +7,7 @@ mod bluez;
 mod browser;
 mod charts;
 mod cli;
+mod connections;
 mod crash;
 mod daemon;
 mod dashboard;
