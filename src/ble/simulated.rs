@@ -49,6 +49,32 @@ pub fn encode(bpm: u8, rr_1024: &[u16]) -> Vec<u8> {
     out
 }
 
+/// A debug line for each batch once it is committed: the session (its start) and its
+/// newest sample, what a crash test holds the store to.
+fn committed(client: &str, b: &crate::model::Batch) {
+    for a in &b.activities {
+        let last_ms = a
+            .series
+            .iter()
+            .filter(|s| s.kind == crate::model::SeriesKind::Hr)
+            .filter_map(|s| s.samples.last())
+            .map(|s| s.t_ms)
+            .max();
+        tracing::debug!(
+            client,
+            session_start_ms = a.start.timestamp_millis(),
+            last_ms,
+            samples = a
+                .series
+                .iter()
+                .filter(|s| s.kind == crate::model::SeriesKind::Hr)
+                .map(|s| s.samples.len())
+                .sum::<usize>(),
+            "strap batch committed"
+        );
+    }
+}
+
 impl Source for SimulatedStrap {
     fn name(&self) -> &str {
         "demo-strap"
@@ -92,6 +118,7 @@ impl Source for SimulatedStrap {
                 }
                 for b in &batches {
                     ctx.ingest(b).await?;
+                    committed(&client.name, b);
                 }
                 if !ctx.sleep(self.tick).await {
                     break;
@@ -101,6 +128,7 @@ impl Source for SimulatedStrap {
             // Shutdown: commit what the recorder holds.
             if let Some(b) = recorder.flush() {
                 ctx.ingest(&b).await?;
+                committed(&client.name, &b);
             }
             Ok(())
         })

@@ -295,6 +295,12 @@ enum Command {
         /// Create the demo data set if missing, and add a simulated heart-rate strap worn by a client named "demo"
         #[arg(long)]
         demo: bool,
+        /// Add a simulated heart-rate strap worn by CLIENT (an existing client): to try the Bluetooth pipeline without a strap
+        #[arg(long, value_name = "CLIENT")]
+        simulate_strap: Option<String>,
+        /// How many simulated seconds the simulated strap records per real second (1 to 1000)
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        strap_speed: u32,
     },
 }
 
@@ -495,7 +501,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Run { listen, demo } => {
+        Command::Run { listen, demo, simulate_strap, strap_speed } => {
             let mut config = config;
             if let Some(listen) = listen {
                 config.web.listen = listen;
@@ -515,7 +521,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             if demo {
                 prepare_demo(&app).await?;
             }
-            let sources = crate::sources::build(&app, &data, demo);
+            let strap = simulate_strap.or_else(|| demo.then(|| "demo".to_string()));
+            if let Some(name) = &strap {
+                // Checked here, so a misspelt name stops the start instead of a source
+                // failing in a loop.
+                app.client(name).await?;
+            }
+            let tick = std::time::Duration::from_micros(1_000_000 / u64::from(strap_speed));
+            let sources = crate::sources::build(&app, &data, strap.map(|c| (c, tick)));
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
             let signal = async move {
                 if let Err(e) = daemon::shutdown_signal().await {
