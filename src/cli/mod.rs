@@ -20,6 +20,7 @@ mod devices;
 mod doctor;
 mod homework;
 mod import;
+mod setup;
 mod trainer;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -51,6 +52,8 @@ pub struct Cli {
 enum Command {
     /// Create the data dir, a commented default config, the database and the encryption key (idempotent)
     Init,
+    /// The first run, guided: public URL, sources, first trainer login, first client; writes the config (comments kept) and prints the next commands. Safe to re-run. `coachd` alone at a terminal runs it
+    Setup(setup::SetupArgs),
     /// Check or show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -430,7 +433,13 @@ impl From<AppError> for Failure {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `coachd` alone at a terminal is the first-run dialogue (a new install's admin types
+    // just that); anywhere else it is the usage, as before.
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 1 && std::io::stdin().is_terminal() {
+        argv.push("setup".into());
+    }
+    let cli = Cli::parse_from(argv);
     // Everything coachd writes (database, WAL, key, exports) is personal health data:
     // readable by its owner only, whatever umask the shell or unit had.
     // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
@@ -476,9 +485,20 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         // Before the configuration is loaded: a broken one is one of the things it reports.
         return doctor::doctor(&data, &config_path, env, json).await;
     }
-    let config = crate::app::load_config(&config_path, env).map_err(|p| Failure::Input(p.to_string()))?;
+    let env: Vec<(String, String)> = env.collect();
+    let config = crate::app::load_config(&config_path, env.clone()).map_err(|p| Failure::Input(p.to_string()))?;
     let is_run = matches!(cli.command, Command::Run { .. });
     init_logging(&config, cli.log_format, is_run);
+    if let Command::Setup(args) = cli.command {
+        // Writes the configuration first (root's, on a packaged install), then runs as
+        // the data dir's owner.
+        return setup::setup(&data, &config_path, config, args, env).await;
+    }
+    // `sudo coachd ...` on a packaged install: as the service user from here on, so
+    // nothing it writes in the data dir is root's.
+    if let Some(user) = data.become_owner().map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))? {
+        tracing::debug!(user, "running as the data dir's owner");
+    }
     match cli.command {
         Command::Config(ConfigCommand::Check) => unreachable!("handled above"),
         Command::Config(ConfigCommand::Show) => {
@@ -645,7 +665,12 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
             charts::chart(app, charts::ChartArgs { kind, client, from, to, activity, out }).await
         }
         Command::Demo { now, gallery } => charts::demo(app, now.as_deref(), gallery.as_deref()).await,
-        Command::Init | Command::Config(_) | Command::Run { .. } | Command::Restore { .. } | Command::Doctor { .. } => {
+        Command::Init
+        | Command::Setup(_)
+        | Command::Config(_)
+        | Command::Run { .. }
+        | Command::Restore { .. }
+        | Command::Doctor { .. } => {
             unreachable!("handled by dispatch without an open store")
         }
     }

@@ -32,6 +32,7 @@ mod providers;
 mod proxy;
 mod push;
 mod questions;
+mod setup;
 mod strap;
 mod supervisor;
 mod upgrade;
