@@ -35,10 +35,10 @@ use std::process::ExitCode;
     about = "Judges clients' training homework from the data their wearables already record."
 )]
 pub struct Cli {
-    /// Where coachd keeps everything [default: $STATE_DIRECTORY under systemd, else ~/.local/share/coachd]
+    /// Where coachd keeps everything [default: $STATE_DIRECTORY under systemd, else /var/lib/coachd on a packaged install (for root and its owner), else ~/.local/share/coachd]
     #[arg(long, global = true, env = "COACHD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Configuration file [default: DIR/coachd.toml]
+    /// Configuration file [default: /etc/coachd/coachd.toml on a packaged install, else DIR/coachd.toml]
     #[arg(long, global = true, env = "COACHD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Log format on stderr [default: log.format from the config, else human]
