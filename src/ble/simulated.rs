@@ -88,6 +88,15 @@ impl Source for SimulatedStrap {
             let mut recorder = Recorder::new(DEVICE, client.id, offset, self.cfg.clone());
             ctx.set_detail(format!("simulating a strap for {}", client.name));
             let mut t_ms = Utc::now().timestamp_millis();
+            // Started again within the session gap: the session goes on, as a real
+            // strap's does. The simulated clock never goes back (a fast simulation runs
+            // ahead of the real one).
+            if let Some(stored) = ctx.store.last_session(client.id, DEVICE).await? {
+                if stored.last_ms >= t_ms - self.cfg.silence.as_millis() as i64 {
+                    t_ms = t_ms.max(stored.last_ms + 1000);
+                }
+                recorder.resume(stored);
+            }
             let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ t_ms as u64;
             let mut next = move || {
                 rng ^= rng << 13;

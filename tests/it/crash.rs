@@ -130,7 +130,8 @@ struct Daemon {
 }
 
 /// Who wears the simulated strap in the crash rounds, and how fast it runs (simulated
-/// seconds per second: a batch every 5 simulated seconds is one every 25 ms).
+/// seconds per second: a batch every 5 simulated seconds is one every 25 ms). Each
+/// restart comes back within the session gap, so every round goes on with one session.
 const STRAP_CLIENT: &str = "sam";
 const STRAP_SPEED: &str = "200";
 
@@ -575,6 +576,7 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
         reference.len()
     );
     assert!(strap_batches >= rounds, "the strap committed {strap_batches} batches in {rounds} rounds");
+    assert_eq!(strap_acked.len(), 1, "restarts within the gap go on with one session: {:?}", strap_acked.keys());
     let sessions = strap_sessions(&data).await;
     println!(
         "strap: {strap_batches} batches in {} sessions acknowledged, {} sessions stored with {} heart-rate samples",
