@@ -56,6 +56,7 @@ providers! {
     polar::Polar,
     intervals::Intervals,
     oura::Oura,
+    withings::Withings,
 }
 
 /// The providers' names, in [`PROVIDERS`] order.
