@@ -141,6 +141,15 @@ pub fn check(what: &str, raw: &[u8]) -> Verdict {
     }
 }
 
+/// [`check`] for `notify revoke`, where 294 ("no such subscription") means there is
+/// nothing left to revoke.
+fn check_revoke(what: &str, raw: &[u8]) -> Verdict {
+    match serde_json::from_slice::<Head>(raw) {
+        Ok(Head { status: Some(294), .. }) => Verdict::Fine,
+        _ => check(what, raw),
+    }
+}
+
 /// A successful envelope.
 #[derive(Debug, Deserialize)]
 struct Envelope<T> {
@@ -385,17 +394,18 @@ impl Provider for Withings {
             let url = api.manifest.url("/notify");
             let callback = c.reg.webhook_url(SOURCE);
             for appli in APPLIS {
-                let form = [("action", "revoke".to_string()), ("callbackurl", callback.clone()), ("appli", appli.to_string())];
-                let call = Call::post_form(&url, &form).checked(check);
-                match api.call_json::<serde_json::Value>("a notification revocation", &c.access, &call).await {
-                    Ok(_) => {}
-                    // 294: there was none.
-                    Err(ApiError::Refused(_, why)) if why.contains("status 294") => {}
-                    Err(e) => tracing::warn!(client = %c.account.client, appli, error = %e, "revoking a Withings notification failed"),
+                let form =
+                    [("action", "revoke".to_string()), ("callbackurl", callback.clone()), ("appli", appli.to_string())];
+                let call = Call::post_form(&url, &form).checked(check_revoke);
+                let revoked = api.call_json::<serde_json::Value>("a notification revocation", &c.access, &call).await;
+                if let Err(e) = revoked {
+                    let client = &c.account.client;
+                    tracing::warn!(%client, appli, error = %e, "revoking a Withings notification failed");
                 }
             }
             let Some(user) = c.account.external_user_id.clone() else {
-                tracing::warn!(client = %c.account.client, "no Withings user id: the tokens cannot be revoked, only forgotten");
+                let client = &c.account.client;
+                tracing::warn!(%client, "no Withings user id: the tokens cannot be revoked, only forgotten");
                 return Ok(false);
             };
             let app = c.reg.app(SOURCE)?;
@@ -489,8 +499,9 @@ impl Provider for Withings {
             store.set_meta_value(SUBSCRIBED, "on").await?;
             store.set_meta_value(CHECKED, &reg.clock.now().to_rfc3339()).await?;
             out.push(format!(
-                "Withings notifications (activity and sleep) for {} account(s): {} made, {} current; deliveries arrive \
-                 at {callback} (accounts connected later are subscribed when they connect; the daemon checks twice a day)",
+                "Withings notifications (activity and sleep) for {} account(s): {} made, {} current; deliveries \
+                 arrive at {callback} (accounts connected later are subscribed when they connect; the daemon \
+                 checks twice a day)",
                 kept.accounts, kept.made, kept.current
             ));
             out.extend(kept.failed.iter().map(|f| format!("Not subscribed: {f}")));
@@ -894,7 +905,8 @@ impl Listing for Workouts {
         if w.enddate < w.startdate {
             return Err(format!("it ends ({}) before it starts ({})", w.enddate, w.startdate));
         }
-        let start = DateTime::from_timestamp(w.startdate, 0).ok_or_else(|| format!("start {} is no time", w.startdate))?;
+        let start =
+            DateTime::from_timestamp(w.startdate, 0).ok_or_else(|| format!("start {} is no time", w.startdate))?;
         let elapsed = (w.enddate - w.startdate) as f64;
         let end = crate::model::span_end(start, elapsed)?;
         // The offset where the device was, else the client's.
@@ -1062,10 +1074,10 @@ mod tests {
     #[test]
     fn the_envelope_status_decides_and_401_is_a_refused_token() {
         assert!(matches!(check("x", br#"{"status":0,"body":{}}"#), Verdict::Fine));
-        let refused = br#"{"status":401,"body":{},"error":"XRequestID: Not provided invalid_token: The access token provided is invalid"}"#;
+        let refused = br#"{"status":401,"body":{},"error":"invalid_token: The access token provided is invalid"}"#;
         assert!(matches!(check("x", refused), Verdict::Unauthorized));
-        assert!(matches!(check("x", br#"{"status":601,"body":{"wait_seconds":42},"error":"Too Many Request"}"#),
-            Verdict::RateLimited(Some(d)) if d == Duration::seconds(42)));
+        let busy = br#"{"status":601,"body":{"wait_seconds":42},"error":"Too Many Request"}"#;
+        assert!(matches!(check("x", busy), Verdict::RateLimited(Some(d)) if d == Duration::seconds(42)));
         assert!(matches!(check("x", br#"{"status":601,"error":"Too Many Request"}"#), Verdict::RateLimited(None)));
         assert!(matches!(check("x", br#"{"status":2555,"error":"Unknown error"}"#), Verdict::Transient(_)));
         match check("the workouts", br#"{"status":503,"error":"Invalid Params: lastupdate"}"#) {
@@ -1119,7 +1131,8 @@ mod tests {
         assert!(piece(&s(t, t - 1, 0.0)).is_err());
         assert!(piece(&s(t, t + 3600, 7200.0)).is_err(), "more asleep than in bed");
         assert!(piece(&s(t, t + 90_000, 3600.0)).is_err(), "more than a day");
-        let external = SleepSummary { data: SleepData { total_sleep_time: None, asleepduration: Some(3600.0) }, ..s(t, t + 7200, 0.0) };
+        let other_app = SleepData { total_sleep_time: None, asleepduration: Some(3600.0) };
+        let external = SleepSummary { data: other_app, ..s(t, t + 7200, 0.0) };
         assert_eq!(piece(&external).map(|n| n.asleep_ms), Ok(3_600_000), "a night from another app");
     }
 }

@@ -37,6 +37,7 @@ pub const SCOPES: &str = "user.activity";
 pub const PAGE: usize = 50;
 pub const CODE_LIFE_S: i64 = 30;
 pub const ACCESS_LIFE_S: i64 = 10_800;
+const DEVICE: &str = "892359876fd8805ac45bab078c4828692f0276b1";
 
 #[derive(Clone, Debug)]
 pub struct FakeWorkout {
@@ -194,7 +195,7 @@ fn token_pair(s: &mut WithingsState, now: DateTime<Utc>, user: i64, scopes: &str
     s.access.insert(access.clone(), (user, now + Duration::seconds(ACCESS_LIFE_S)));
     s.refresh.insert(refresh.clone(), Refresh { user, scopes: scopes.into(), dies: None, successor: None });
     let body = json!({"userid": user, "access_token": access, "refresh_token": refresh, "scope": scopes,
-                      "expires_in": ACCESS_LIFE_S, "token_type": "Bearer", "csrf_token": "PACnnxwHTaBQOzF7bQqwFUUotIuvtzSM"});
+                      "expires_in": ACCESS_LIFE_S, "token_type": "Bearer", "csrf_token": "PACnnxwHTaBQOzF7bQqwFUU"});
     (body, access)
 }
 
@@ -397,7 +398,7 @@ fn workout_json(w: &FakeWorkout, form: &HashMap<String, String>) -> Value {
         "spo2_average": null, "steps": 150 * w.minutes, "distance": 180 * w.minutes, "elevation": 2});
     json!({"id": w.id, "category": w.category, "timezone": w.tz.name(), "model": 93, "attrib": 7,
            "startdate": w.start.timestamp(), "enddate": w.end().timestamp(), "date": date_of(w.start, w.tz).to_string(),
-           "modified": w.modified, "deviceid": "892359876fd8805ac45bab078c4828692f0276b1", "data": fields(data, form)})
+           "modified": w.modified, "deviceid": DEVICE, "data": fields(data, form)})
 }
 
 /// The heart rate a workout's watch reads at `t`.
@@ -447,7 +448,7 @@ async fn measure(
                         "moderate": 1200, "intense": 300, "active": 1500, "calories": day.steps / 25,
                         "totalcalories": 2100 + day.steps / 25, "hr_average": 72, "hr_min": 51, "hr_max": 151});
                     let mut row = json!({"date": d.to_string(), "timezone": day.tz.name(),
-                        "deviceid": "892359876fd8805ac45bab078c4828692f0276b1", "hash_deviceid": "892359876fd8805ac45bab078c4828692f0276b1",
+                        "deviceid": DEVICE, "hash_deviceid": DEVICE,
                         "brand": 1, "is_tracker": true, "modified": day.modified});
                     if let (Value::Object(r), Value::Object(d)) = (&mut row, fields(data, &form)) {
                         r.extend(d);
@@ -468,7 +469,7 @@ async fn measure(
             let mut t = from - from.rem_euclid(600);
             while t <= to {
                 if t >= from {
-                    series.insert(t, json!({"heart_rate": 68, "deviceid": "892359876fd8805ac45bab078c4828692f0276b1"}));
+                    series.insert(t, json!({"heart_rate": 68, "deviceid": DEVICE}));
                 }
                 t += 600;
             }
@@ -476,10 +477,7 @@ async fn measure(
                 let (a, b) = (w.start.timestamp().max(from), w.end().timestamp().min(to));
                 for t in a..=b {
                     if let Some(bpm) = workout_bpm(w, t) {
-                        series.insert(
-                            t,
-                            json!({"heart_rate": bpm, "deviceid": "892359876fd8805ac45bab078c4828692f0276b1"}),
-                        );
+                        series.insert(t, json!({"heart_rate": bpm, "deviceid": DEVICE}));
                     }
                 }
             }
@@ -526,8 +524,9 @@ async fn sleep(
                    "modified": n.modified, "hash_deviceid": "b1e4ea9c8bf584c8", "completed": true,
                    "data": {"total_timeinbed": in_bed, "total_sleep_time": n.asleep_s, "asleepduration": null,
                             "lightsleepduration": n.asleep_s / 2, "deepsleepduration": n.asleep_s / 5,
-                            "remsleepduration": n.asleep_s * 3 / 10, "wakeupcount": 2, "wakeupduration": in_bed - n.asleep_s,
-                            "sleep_efficiency": n.asleep_s as f64 / in_bed as f64, "hr_average": 54, "sleep_score": 81}})
+                            "remsleepduration": n.asleep_s * 3 / 10, "wakeupcount": 2,
+                            "wakeupduration": in_bed - n.asleep_s, "sleep_efficiency": n.asleep_s as f64 / in_bed as f64,
+                            "hr_average": 54, "sleep_score": 81}})
         })
         .collect();
     ok(paged(items, &form, "series"))

@@ -363,7 +363,7 @@ async fn http_200_with_status_401_is_a_refused_token_not_a_parse_error() {
     let e = env().await;
     seed(&e.fake, t0(), e.tz, 4);
     e.connect().await;
-    let refused = r#"{"status":401,"body":{},"error":"XRequestID: Not provided invalid_token: The access token provided is invalid"}"#;
+    let refused = r#"{"status":401,"body":{},"error":"invalid_token: The access token provided is invalid"}"#;
     // Once: like an HTTP 401, the token is refreshed and the request asked again.
     e.fake.lock().faults = vec![(200, refused.into())];
     let r = e.sync().await;
