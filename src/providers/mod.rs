@@ -10,8 +10,10 @@
 //! - how it connects: by the manifest's auth kind, OAuth ([`oauth`]: link, callback,
 //!   refresh) or an API key ([`Provider::check_key`]), then an optional step of its own
 //!   ([`Provider::after_connect`]: Polar registers the user, Oura reads the user id);
-//! - optionally its webhooks (`/webhooks/NAME`: handshake, verification, delivery) and
-//!   the upkeep of its push subscriptions.
+//! - optionally its webhooks (`/webhooks/NAME`: probe, handshake, verification,
+//!   delivery) and the upkeep of its push subscriptions;
+//! - optionally its own token exchange, for a token endpoint that is not RFC 6749's
+//!   ([`Provider::token_request`]: Withings).
 //!
 //! Shared by all: the manifest ([`Manifest`]), the per-application request budget
 //! ([`ratelimit`]), the HTTP layer that keeps to it ([`api::Api`]), the clock
@@ -54,6 +56,7 @@ providers! {
     polar::Polar,
     intervals::Intervals,
     oura::Oura,
+    withings::Withings,
 }
 
 /// The providers' names, in [`PROVIDERS`] order.
@@ -161,6 +164,17 @@ pub trait Provider: Send + Sync + 'static {
         })
     }
 
+    /// A token endpoint that is not RFC 6749's: the provider's own exchange of a code or
+    /// refresh token (Withings: form fields with `action=requesttoken`, an answer inside
+    /// `{status, body}`). None, the default: the `oauth2` crate's, as the manifest says.
+    fn token_request<'a>(
+        &'a self,
+        _reg: &'a Registry,
+        _grant: oauth::Grant<'a>,
+    ) -> Option<BoxFuture<'a, Result<oauth::TokenAnswer, oauth::TokenFailure>>> {
+        None
+    }
+
     /// Words for the trainer when the provider refused a connection for a reason of its
     /// own (`status` 0: the refusal came back in the redirect). None: the generic text.
     fn explain_refusal(&self, _status: u16, _text: &str) -> Option<String> {
@@ -171,6 +185,12 @@ pub trait Provider: Send + Sync + 'static {
     /// a public https:// address).
     fn takes_webhooks(&self) -> bool {
         false
+    }
+
+    /// `HEAD /webhooks/NAME`: whether to answer 2xx (Withings checks its callback so
+    /// before it subscribes). The default: yes, where the provider takes webhooks.
+    fn webhook_probe(&self) -> bool {
+        self.takes_webhooks()
     }
 
     /// `GET /webhooks/NAME`: the subscription handshake; the JSON to answer.

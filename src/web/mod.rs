@@ -34,7 +34,7 @@ use crate::app::App;
 use crate::source::{Health, SourceHealth};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
@@ -117,7 +117,11 @@ pub fn router(state: WebState) -> Router {
         .route("/oauth/{provider}/callback", get(oauth::callback))
         .route(
             "/webhooks/{provider}",
-            get(oauth::handshake).post(oauth::delivery).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
+            // HEAD before GET: axum would otherwise answer HEAD with the handshake.
+            head(oauth::probe)
+                .get(oauth::handshake)
+                .post(oauth::delivery)
+                .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
         )
         .merge(pages)
         .fallback(|| async { page::not_found() })

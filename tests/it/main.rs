@@ -16,6 +16,7 @@ mod erase;
 mod exports;
 mod fake_oura;
 mod fake_strava;
+mod fake_withings;
 mod files;
 mod fit_encoder;
 mod fixture;
@@ -36,6 +37,7 @@ mod setup;
 mod strap;
 mod supervisor;
 mod upgrade;
+mod withings;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use coachd::config::Config;
