@@ -142,10 +142,23 @@ async fn describe(p: &Peripheral) -> Option<Seen> {
 }
 
 /// `devices scan`: the fitness sensors nearby after listening for `listen`.
+/// Start discovery; discovery already running (`org.bluez.Error.InProgress`: started by
+/// this connection before, or still held for a process that died a moment ago) is what
+/// was asked for, not a failure.
+async fn start_discovery(adapter: &Adapter) -> anyhow::Result<()> {
+    match timed("starting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await {
+        Err(e) if format!("{e:#}").contains("InProgress") || format!("{e:#}").contains("already in progress") => {
+            tracing::debug!("discovery was already running: {e:#}");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 pub async fn scan(adapter_name: &str, listen: Duration) -> anyhow::Result<Vec<Seen>> {
     let (_manager, adapter, _) = open_adapter(adapter_name).await?;
     let mut events = timed("subscribing to adapter events", CALL_TIMEOUT, adapter.events()).await?;
-    timed("starting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await?;
+    start_discovery(&adapter).await?;
     let deadline = tokio::time::Instant::now() + listen;
     let mut ids = Vec::new();
     while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
@@ -254,7 +267,7 @@ async fn collect(
         Ok(events) => events,
         Err(e) => return Ok(Stop::Lost(format!("subscribing to adapter events: {e}"))),
     };
-    if let Err(e) = timed("starting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await {
+    if let Err(e) = start_discovery(adapter).await {
         return Ok(Stop::Lost(format!("{e:#}")));
     }
     let (tx, mut rx) = mpsc::channel::<Batch>(256);
