@@ -386,8 +386,13 @@ impl Refresher {
         let oauth = oauth_client(reg, &account.provider).map_err(|e| TokenError::Temporary(e.to_string()))?;
         let status = Arc::new(AtomicU16::new(0));
         let http = recording_client(api.http.clone(), status.clone());
-        let result =
-            oauth.exchange_refresh_token(&RefreshToken::new(refresh.expose().clone())).request_async(&http).await;
+        let refresh_token = RefreshToken::new(refresh.expose().clone());
+        let mut request = oauth.exchange_refresh_token(&refresh_token);
+        let m = &api.manifest;
+        if !m.refresh_scopes.is_empty() {
+            request = request.add_scope(Scope::new(m.refresh_scopes.join(&m.scope_separator)));
+        }
+        let result = request.request_async(&http).await;
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(token) => {

@@ -161,6 +161,7 @@ pub fn hour_run(client: i64, external_id: &str, start: DateTime<Utc>) -> NewActi
         content_hash: None,
         series: vec![Series { kind: SeriesKind::Hr, samples }],
         sets: None,
+        hr_zones: None,
     }
 }
 
