@@ -54,6 +54,7 @@ providers! {
     polar::Polar,
     intervals::Intervals,
     oura::Oura,
+    whoop::Whoop,
 }
 
 /// The providers' names, in [`PROVIDERS`] order.

@@ -15,6 +15,7 @@ mod erase;
 mod exports;
 mod fake_oura;
 mod fake_strava;
+mod fake_whoop;
 mod files;
 mod fit_encoder;
 mod fixture;
@@ -34,6 +35,7 @@ mod questions;
 mod strap;
 mod supervisor;
 mod upgrade;
+mod whoop;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use coachd::config::Config;
