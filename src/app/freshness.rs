@@ -4,6 +4,7 @@ use super::{App, AppResult};
 use crate::engine::judge::{Occurrence, Verdict};
 use crate::engine::rule::Measure;
 use crate::model::Metric;
+use crate::store::providers::Account;
 use crate::store::Client;
 use chrono::{DateTime, Utc};
 
@@ -45,8 +46,13 @@ impl App {
     /// either (activity files, the Bluetooth sensors). None when any source may give
     /// steps, or none is known not to (then `no_data` says as much as is known).
     pub async fn why_no_steps(&self, client: &Client) -> AppResult<Option<String>> {
+        self.why_no_steps_with(client, &self.store.accounts().await?).await
+    }
+
+    /// [`App::why_no_steps`] with every account already read.
+    async fn why_no_steps_with(&self, client: &Client, accounts: &[Account]) -> AppResult<Option<String>> {
         let mut sources: Vec<String> =
-            self.store.accounts().await?.into_iter().filter(|a| a.client_id == client.id).map(|a| a.provider).collect();
+            accounts.iter().filter(|a| a.client_id == client.id).map(|a| a.provider.clone()).collect();
         sources.extend(self.store.newest_data(client.id).await?.into_iter().map(|(s, _)| s));
         sources.sort();
         sources.dedup();
@@ -83,7 +89,19 @@ impl App {
     /// [`App::why_no_steps`] knows.
     pub(super) async fn note_unjudgeable(&self, clients: &[Client], occurrences: &mut [Occurrence]) -> AppResult<()> {
         let open = |o: &Occurrence| matches!(o.verdict, Verdict::NoData | Verdict::Pending);
+        if !occurrences.iter().any(open) {
+            return Ok(());
+        }
+        // Only a client with an account of a provider that never gives steps can be told
+        // so: the others cost nothing more.
+        let accounts = self.store.accounts().await?;
+        let blind = |a: &Account| {
+            crate::providers::provider(&a.provider).is_ok_and(|p| p.cannot_give().contains(&Metric::Steps))
+        };
         for c in clients {
+            if !accounts.iter().any(|a| a.client_id == c.id && blind(a)) {
+                continue;
+            }
             if !occurrences.iter().any(|o| o.client == c.name && open(o)) {
                 continue;
             }
@@ -99,7 +117,7 @@ impl App {
             if !occurrences.iter().any(mine) {
                 continue;
             }
-            let Some(why) = self.why_no_steps(c).await? else { continue };
+            let Some(why) = self.why_no_steps_with(c, &accounts).await? else { continue };
             for o in occurrences.iter_mut().filter(|o| mine(o)) {
                 o.note = Some(why.clone());
             }
