@@ -5,10 +5,12 @@
 //! time against the fastest any client could finish within the limits, for a few start
 //! times and for three athletes sharing the application's budget. Oura: a 90-day
 //! backfill (45 workouts with their heart rate, 90 days of steps, 90 nights) against the
-//! fake Oura, at the 5,000 per 5 minutes coachd keeps to and at a budget of 25. WHOOP:
-//! 90-day backfills (45 workouts with their zone durations, 90 nights) against the fake
-//! WHOOP under its limits of 100 requests a minute and 10,000 a day, for one client and
-//! for many sharing the application.
+//! fake Oura, at the 5,000 per 5 minutes coachd keeps to and at a budget of 25. Withings:
+//! the same 90 days (45 workouts with the heart rate a watch records every second, 90
+//! days of steps, 90 nights) against the fake Withings, at its 120 requests a minute and
+//! at a budget of 20. WHOOP: 90-day backfills (45 workouts with their zone durations,
+//! 90 nights) against the fake WHOOP under its limits of 100 requests a minute and
+//! 10,000 a day, for one client and for many sharing the application.
 //!
 //!     cargo bench --bench providers
 
@@ -23,6 +25,10 @@ mod fake_oura;
 #[path = "../tests/it/fake_whoop.rs"]
 #[allow(dead_code)]
 mod fake_whoop;
+
+#[path = "../tests/it/fake_withings.rs"]
+#[allow(dead_code)]
+mod fake_withings;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use coachd::config::Config;
@@ -257,6 +263,113 @@ async fn oura(limit: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A 90-day Withings backfill of one client under a budget of `limit` requests a minute
+/// (known to coachd through the manifest, enforced by the fake with status 601).
+async fn withings(limit: u32) -> anyhow::Result<()> {
+    let start = Utc.with_ymd_and_hms(2026, 11, 20, 10, 7, 0).single().expect("time");
+    let fake = fake_withings::start(start).await;
+    let dir = tempfile::tempdir()?;
+    let data = DataDir::new(dir.path().join("data"));
+    let (store, _) = coachd::init::init(&data, &data.default_config(), &Config::default()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut config = fake_withings::config(&fake, &base);
+    config.providers.backfill_days = 90;
+    let mut window = toml::Table::new();
+    window.insert("name".into(), "minute".into());
+    window.insert("seconds".into(), 60.into());
+    window.insert("limit".into(), i64::from(limit).into());
+    window.insert("aligned".into(), false.into());
+    config.providers.get_mut("withings").manifest.insert("rate_limits".into(), toml::Value::Array(vec![window.into()]));
+    let reg = Arc::new(Registry::new(&config, fake.clock.clone())?);
+    let app = router(WebState::for_app(
+        coachd::app::App::from_parts(store.clone(), Arc::new(config), reg.clone()),
+        Health::default(),
+    ))
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let tz = chrono_tz::Europe::Berlin;
+    let (workouts, days) = (45usize, 90usize);
+    {
+        let mut s = fake.lock();
+        s.limit = limit;
+        let today = start.with_timezone(&tz).date_naive();
+        for i in 1..=days as i64 {
+            let d = today - Duration::days(i);
+            let modified = fake_withings::local(tz, d, 23, 59).timestamp();
+            s.days.insert(d, fake_withings::FakeDay { steps: 7000 + i, tz, modified });
+            let bed = fake_withings::local(tz, d, 23, 0);
+            let wake = bed + Duration::hours(8);
+            s.sleeps.push(fake_withings::FakeSleep {
+                id: 5000 + i,
+                start: bed,
+                end: wake,
+                asleep_s: 25_200,
+                tz,
+                modified: wake.timestamp() + 900,
+            });
+            if i % 2 == 0 {
+                let at = fake_withings::local(tz, d, 18, 0);
+                let w = fake_withings::FakeWorkout {
+                    id: 1000 + i,
+                    category: 2,
+                    start: at,
+                    minutes: 45,
+                    tz,
+                    bpm: Some(148.0),
+                    modified: at.timestamp() + 3300,
+                };
+                s.workouts.insert(w.id, w);
+            }
+        }
+    }
+    let c = store
+        .add_client(
+            &NewClient::parse("withings1", "Europe/Berlin", None, None).map_err(|p| anyhow::anyhow!(p.join("; ")))?,
+        )
+        .await?;
+    let link = oauth::authorization_link(&reg, &store, "withings", c.id).await?;
+    let state = url::Url::parse(&link)?
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let code = fake.issue_code(fake_withings::USER, fake_withings::SCOPES);
+    let http = reqwest::Client::new();
+    http.get(format!("{base}/oauth/withings/callback"))
+        .query(&[("state", state.as_str()), ("code", code.as_str())])
+        .send()
+        .await?;
+    let accounts = store.accounts().await?;
+    let (before, from) = (fake.lock().api_requests, fake.clock.now());
+    let wall = Instant::now();
+    let results = sync_all(&reg, &store, &accounts, &tokio_util::sync::CancellationToken::new()).await;
+    let real = wall.elapsed();
+    let inserted: usize = results.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.inserted).sum();
+    let (used, limited) = {
+        let s = fake.lock();
+        (s.api_requests - before, s.limited)
+    };
+    let pages = |n: usize| n.div_ceil(fake_withings::PAGE).max(1) as u32;
+    let minimum = pages(workouts) + workouts as u32 + pages(days) + pages(days);
+    // The connect's token request shares the first window; each window holds `limit`.
+    let ideal = Duration::seconds(60 * i64::from((minimum + 1).div_ceil(limit) - 1));
+    let took = fake.clock.now() - from;
+    println!(
+        "{:<22} {:>8} {:>9} {:>9} {:>8} {:>12} {:>12} {:>9}",
+        format!("withings 90 d, {limit}/min"),
+        inserted,
+        used,
+        minimum,
+        limited,
+        format!("{} s", took.num_seconds()),
+        format!("{} s", ideal.num_seconds()),
+        format!("{:.1} s", real.as_secs_f64())
+    );
+    store.close().await;
+    Ok(())
+}
+
 /// 90-day WHOOP backfills of `clients` clients at once under WHOOP's limits (100 a
 /// minute, 10,000 a day, per application), each connected through the OAuth flow first.
 async fn whoop(clients: usize) -> anyhow::Result<()> {
@@ -362,6 +475,11 @@ async fn main() -> anyhow::Result<()> {
     println!("Oura 90-day backfill (45 workouts, 90 days, 90 nights), simulated clock");
     for limit in [5000, 25] {
         oura(limit).await?;
+    }
+    println!();
+    println!("Withings 90-day backfill (45 workouts with per-second heart rate, 90 days, 90 nights), simulated clock");
+    for limit in [120, 20] {
+        withings(limit).await?;
     }
     println!();
     println!("WHOOP 90-day backfills (45 workouts, 90 nights each) under 100 / min and 10,000 / day, simulated clock");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The crash-consistency harness at full length: the real binary killed with SIGKILL at
-# random moments while it imports, takes pushes and works through its inbox, 200 rounds
+# random moments while it imports, syncs, takes pushes, works through its inbox and
+# records a simulated strap, 200 rounds
 # (cargo test runs 10). Prints what was acknowledged, stored and compared.
 #   scripts/crash.sh [ROUNDS]
 set -euo pipefail

@@ -42,21 +42,9 @@ fn in_progress(name: &str) -> bool {
         || name.contains(".syncthing.")
 }
 
-/// `dir/name`, or `dir/name.1`, `.2`, ... when taken: a move never overwrites.
-fn free_path(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if !first.exists() {
-        return first;
-    }
-    (1..).map(|i| dir.join(format!("{name}.{i}"))).find(|p| !p.exists()).unwrap_or(first)
-}
-
 fn move_into(file: &Path, dir: &Path) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
     let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let target = free_path(dir, &name);
-    std::fs::rename(file, &target)?;
-    Ok(target)
+    crate::paths::move_into(file, dir, &name)
 }
 
 type Seen = HashMap<PathBuf, (u64, SystemTime)>;

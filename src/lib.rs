@@ -42,10 +42,12 @@
 //! - [`model`]: the normalized shapes every source produces.
 //! - [`activity_types`]: coachd's activity types, their families and categories.
 //! - [`sleep`]: nights from stretches asleep, dated by the wake-up day, with bed and wake times.
-//! - [`config`]: defaults → `coachd.toml` → `COACHD__SECTION__KEY`, typed, every problem located.
+//! - [`config`]: defaults → `coachd.toml` → `COACHD__SECTION__KEY`, typed, every problem located;
+//!   [`config_file`]: the file edited in place (`coachd setup`), comments kept.
 //! - [`crypto`]: the data dir's key, sealed secrets, [`crypto::Secret`], digests, tokens, password hashes.
 //! - [`time`]: local dates in a client's zone, DST-aware day bounds, `parse_day`.
-//! - [`init`] and [`paths`]: the data dir and its first use.
+//! - [`init`] and [`paths`]: the data dir and its first use (a packaged install's
+//!   `/var/lib/coachd` and `/etc/coachd`, and running as its owner under `sudo`).
 
 pub mod activity_types;
 pub mod app;
@@ -53,6 +55,7 @@ pub mod ble;
 pub mod charts;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod crypto;
 pub mod daemon;
 pub mod demo;

@@ -4,6 +4,21 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// A packaged (system) install's data dir and configuration file.
+pub const SYSTEM_DATA_DIR: &str = "/var/lib/coachd";
+pub const SYSTEM_CONFIG: &str = "/etc/coachd/coachd.toml";
+
+/// The owner (uid, gid) of a path, if it can be read.
+fn owner(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()))
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 #[derive(Clone, Debug)]
 pub struct DataDir {
     root: PathBuf,
@@ -15,8 +30,8 @@ impl DataDir {
     }
 
     /// `--data-dir` / `COACHD_DATA_DIR` when given (clap reads both), else
-    /// `$STATE_DIRECTORY` under systemd, else `$XDG_DATA_HOME/coachd`, else
-    /// `~/.local/share/coachd`.
+    /// `$STATE_DIRECTORY` under systemd, else a packaged install's `/var/lib/coachd` for
+    /// root and its owner, else `$XDG_DATA_HOME/coachd`, else `~/.local/share/coachd`.
     pub fn resolve(given: Option<PathBuf>) -> Result<Self, String> {
         if let Some(dir) = given {
             return Ok(Self::new(dir));
@@ -26,6 +41,12 @@ impl DataDir {
             // systemd passes a colon-separated list when the unit names several.
             let first = state.to_string_lossy().split(':').next().unwrap_or_default().to_string();
             return Ok(Self::new(first));
+        }
+        // A packaged install (its configuration in /etc): `sudo coachd ...` and the
+        // service user reach the service's data; anyone else keeps their own.
+        let system = Path::new(SYSTEM_DATA_DIR);
+        if Path::new(SYSTEM_CONFIG).exists() && owner(system).is_some_and(|(uid, _)| euid() == 0 || euid() == uid) {
+            return Ok(Self::new(system));
         }
         if let Some(xdg) = var("XDG_DATA_HOME") {
             return Ok(Self::new(PathBuf::from(xdg).join("coachd")));
@@ -48,8 +69,51 @@ impl DataDir {
         self.root.join("coachd.key")
     }
 
+    /// `DIR/coachd.toml`; for a packaged install's data dir, `/etc/coachd/coachd.toml`
+    /// when it is there (the package's conffile).
     pub fn default_config(&self) -> PathBuf {
+        if self.is_system() && Path::new(SYSTEM_CONFIG).exists() {
+            return PathBuf::from(SYSTEM_CONFIG);
+        }
         self.root.join("coachd.toml")
+    }
+
+    /// Whether this is a packaged install's data dir.
+    pub fn is_system(&self) -> bool {
+        self.root == Path::new(SYSTEM_DATA_DIR)
+    }
+
+    /// Run as the data dir's owner from here on, when run as root on a data dir someone
+    /// else owns (`sudo coachd client add ...` on a packaged install): files made from now
+    /// on (the database's journal, backups) belong to the service user, never to root.
+    /// The user's name, if it switched.
+    pub fn become_owner(&self) -> Result<Option<String>, String> {
+        let Some((uid, gid)) = owner(&self.root) else { return Ok(None) };
+        if euid() != 0 || uid == 0 {
+            return Ok(None);
+        }
+        // SAFETY: getpwuid_r fills `pw` and points its strings into `buf`, which outlives
+        // every use; the other calls take plain values or that name.
+        unsafe {
+            let mut pw: libc::passwd = std::mem::zeroed();
+            let mut buf = vec![0 as libc::c_char; 16 * 1024];
+            let mut found: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found);
+            let name =
+                if rc == 0 && !found.is_null() { Some(std::ffi::CStr::from_ptr(pw.pw_name).to_owned()) } else { None };
+            let groups_ok = match &name {
+                Some(n) => libc::initgroups(n.as_ptr(), gid) == 0,
+                None => libc::setgroups(0, std::ptr::null()) == 0,
+            };
+            if !groups_ok || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                return Err(format!(
+                    "cannot switch to the owner (uid {uid}) of {}: {}",
+                    self.root.display(),
+                    std::io::Error::last_os_error()
+                ));
+            }
+            Ok(Some(name.map_or_else(|| format!("uid {uid}"), |n| n.to_string_lossy().into_owned())))
+        }
     }
 
     /// Held (flock) by a running daemon and by a restore, so neither runs beside the other.
@@ -66,6 +130,24 @@ impl DataDir {
     pub fn client_folders(&self, client: &str) -> [PathBuf; 3] {
         ["inbox", "archive", "quarantine"].map(|f| self.root.join(f).join(client))
     }
+}
+
+/// `dir/name`, or `dir/name.1`, `.2`, ... when taken: a move never overwrites.
+fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (1..).map(|i| dir.join(format!("{name}.{i}"))).find(|p| !p.exists()).unwrap_or(first)
+}
+
+/// Move `file` into `dir` (made if missing) as `name`, or `name.1`, ... when taken; where
+/// it went.
+pub fn move_into(file: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let target = free_path(dir, name);
+    std::fs::rename(file, &target)?;
+    Ok(target)
 }
 
 /// An exclusive lock on the data dir's lock file, released when dropped (or when the

@@ -1,6 +1,6 @@
 //! The one place that assembles the daemon's sources from the configuration: the
 //! inbox, the Bluetooth collector, the cloud sync, Home Assistant over MQTT and, for
-//! `run --demo`, the simulated strap. `daemon::run` runs whatever it is given.
+//! `run --demo` or `--simulate-strap`, the simulated strap. `daemon::run` runs whatever it is given.
 
 use crate::app::App;
 use crate::inbox::Inbox;
@@ -9,9 +9,9 @@ use crate::source::Source;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every source the configuration enables; `demo` adds a simulated heart-rate strap
-/// worn by the client "demo".
-pub fn build(app: &App, data: &DataDir, demo: bool) -> Vec<Arc<dyn Source>> {
+/// Every source the configuration enables; `strap` adds a simulated heart-rate strap
+/// worn by that client, one simulated second per `tick`.
+pub fn build(app: &App, data: &DataDir, strap: Option<(String, Duration)>) -> Vec<Arc<dyn Source>> {
     let config = &app.config;
     let mut sources: Vec<Arc<dyn Source>> = Vec::new();
     if config.inbox.enabled {
@@ -31,10 +31,10 @@ pub fn build(app: &App, data: &DataDir, demo: bool) -> Vec<Arc<dyn Source>> {
     if config.mqtt.enabled {
         sources.push(Arc::new(crate::homeassistant::HomeAssistant::new(app.clone())));
     }
-    if demo {
+    if let Some((client, tick)) = strap {
         sources.push(Arc::new(crate::ble::simulated::SimulatedStrap::new(
-            "demo",
-            Duration::from_secs(1),
+            client,
+            tick,
             crate::ble::session::SessionConfig::from_config(&config.ble),
         )));
     }

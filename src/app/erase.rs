@@ -4,7 +4,8 @@
 //! The export's formats are in the zip's own README.txt ([`EXPORT_README`]) and in the
 //! project README. The removal deletes every row of the client in one transaction
 //! ([`crate::store::erase`]), then, outside it and never blocking it, removes their
-//! inbox, archive and quarantine folders and ends their cloud authorizations.
+//! inbox, archive and quarantine folders; their cloud authorizations are ended at the
+//! providers just before, where the provider's API allows.
 
 use super::{App, AppError, AppResult};
 use crate::model::SeriesKind;
@@ -199,13 +200,21 @@ impl App {
         Ok(written)
     }
 
-    /// Erase the client: every row in one transaction, then their folders, then their
-    /// cloud authorizations (best effort: a failure is reported, never undoes the removal).
+    /// Erase the client: their cloud authorizations ended at the providers (best effort: a
+    /// failure is reported, never stops the removal), then every row in one transaction,
+    /// then their folders.
     pub async fn remove_client(&self, client: &Client) -> AppResult<ClientRemoved> {
         let accounts: Vec<_> = self.store.accounts().await?.into_iter().filter(|a| a.client_id == client.id).collect();
+        // Ended at the providers first, while the tokens are still there; whatever a
+        // provider answers, the removal goes on (its tokens go with the rows).
+        let mut authorizations = Vec::new();
+        for a in &accounts {
+            let (_, note) = self.revoke_at_provider(a).await;
+            tracing::info!(client = %client.name, provider = %a.provider, %note, "authorization of a removed client");
+            authorizations.push(format!("{}: {note}; its tokens are deleted", a.provider));
+        }
         let removed = self.store.remove_client(client.id).await?;
-        let mut done =
-            ClientRemoved { removed, folders: Vec::new(), folder_errors: Vec::new(), authorizations: Vec::new() };
+        let mut done = ClientRemoved { removed, folders: Vec::new(), folder_errors: Vec::new(), authorizations };
         // The name was checked when the client was added (no '/', not starting with '.'),
         // so each folder is directly under its parent; checked again before deleting.
         let safe = !client.name.is_empty() && !client.name.contains('/') && !client.name.starts_with('.');
@@ -222,17 +231,6 @@ impl App {
                     }
                 }
             }
-        }
-        for a in accounts {
-            tracing::info!(
-                client = %client.name, provider = %a.provider,
-                "the account's tokens are deleted; the provider's own authorization is left for the client to remove"
-            );
-            done.authorizations.push(format!(
-                "{}: its tokens are deleted, so coachd can no longer use it; the client can also remove coachd's \
-                 access in their {} settings",
-                a.provider, a.provider
-            ));
         }
         tracing::info!(client = %client.name, rows = done.removed.total(), "client removed");
         Ok(done)

@@ -41,6 +41,15 @@ impl App {
         Ok(oauth::finish(&self.providers, &self.store, provider, q).await?)
     }
 
+    /// `HEAD /webhooks/PROVIDER`: whether the callback answers 2xx.
+    pub fn webhook_probe(&self, provider: &str) -> Result<(), WebhookRefusal> {
+        let p = crate::providers::provider(provider).map_err(|e| WebhookRefusal::NotHere(e.to_string()))?;
+        if !self.providers.enabled(provider) || !p.webhook_probe() {
+            return Err(WebhookRefusal::NotHere(format!("{provider} takes no webhooks here")));
+        }
+        Ok(())
+    }
+
     /// `GET /webhooks/PROVIDER`: a provider checks the callback of a subscription.
     pub async fn webhook_handshake(
         &self,

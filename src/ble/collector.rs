@@ -142,10 +142,23 @@ async fn describe(p: &Peripheral) -> Option<Seen> {
 }
 
 /// `devices scan`: the fitness sensors nearby after listening for `listen`.
+/// Start discovery; discovery already running (`org.bluez.Error.InProgress`: started by
+/// this connection before, or still held for a process that died a moment ago) is what
+/// was asked for, not a failure.
+async fn start_discovery(adapter: &Adapter) -> anyhow::Result<()> {
+    match timed("starting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await {
+        Err(e) if format!("{e:#}").contains("InProgress") || format!("{e:#}").contains("already in progress") => {
+            tracing::debug!("discovery was already running: {e:#}");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 pub async fn scan(adapter_name: &str, listen: Duration) -> anyhow::Result<Vec<Seen>> {
     let (_manager, adapter, _) = open_adapter(adapter_name).await?;
     let mut events = timed("subscribing to adapter events", CALL_TIMEOUT, adapter.events()).await?;
-    timed("starting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await?;
+    start_discovery(&adapter).await?;
     let deadline = tokio::time::Instant::now() + listen;
     let mut ids = Vec::new();
     while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
@@ -254,7 +267,7 @@ async fn collect(
         Ok(events) => events,
         Err(e) => return Ok(Stop::Lost(format!("subscribing to adapter events: {e}"))),
     };
-    if let Err(e) = timed("starting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await {
+    if let Err(e) = start_discovery(adapter).await {
         return Ok(Stop::Lost(format!("{e:#}")));
     }
     let (tx, mut rx) = mpsc::channel::<Batch>(256);
@@ -346,7 +359,16 @@ async fn collect(
                         }
                     }
                 }
-                tasks.retain(|_, t| !t.join.is_finished());
+                // A task that ended by itself (its notification stream ended) hands its
+                // recorder back: an open session goes on in the next task, not split.
+                let finished: Vec<_> = tasks.iter().filter(|(_, t)| t.join.is_finished()).map(|(id, _)| id.clone()).collect();
+                for id in finished {
+                    if let Some(t) = tasks.remove(&id) {
+                        if let Ok(recorder) = t.join.await {
+                            parked.insert(t.address, recorder);
+                        }
+                    }
+                }
                 // A connected sensor does not advertise: it is seen while it is connected.
                 for (id, t) in &tasks {
                     if t.connected.load(Ordering::Relaxed) && seen_at.get(id).is_none_or(|at| at.elapsed() >= SEEN_EVERY) {
@@ -407,10 +429,12 @@ fn spawn_device(
     let (link, link_rx) = mpsc::unbounded_channel();
     let connected = Arc::new(AtomicBool::new(false));
     let tz: Tz = pairing.tz;
-    let device = Device {
+    let parked_recorder = parked.remove(&pairing.address).filter(|r| r.client() == pairing.client_id);
+    let fresh = parked_recorder.is_none();
+    let mut device = Device {
         address: pairing.address.clone(),
         peripheral,
-        recorder: parked.remove(&pairing.address).filter(|r| r.client() == pairing.client_id).unwrap_or_else(|| {
+        recorder: parked_recorder.unwrap_or_else(|| {
             Recorder::new(
                 pairing.address.clone(),
                 pairing.client_id,
@@ -427,7 +451,20 @@ fn spawn_device(
         connected: connected.clone(),
     };
     tracing::info!(address = %pairing.address, client = pairing.client_id, "paired sensor found; connecting");
-    let join = tokio::spawn(device.run());
+    let store = ctx.store.clone();
+    let client = pairing.client_id;
+    let join = tokio::spawn(async move {
+        // A new recorder (coachd started): the device's latest stored session goes on if
+        // the device is back within the session gap.
+        if fresh {
+            match store.last_session(client, &device.address).await {
+                Ok(Some(stored)) => device.recorder.resume(stored),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(address = %device.address, "cannot read the device's last session: {e}"),
+            }
+        }
+        device.run().await
+    });
     DeviceTask { address: pairing.address.clone(), client_id: pairing.client_id, cancel, link, connected, join }
 }
 

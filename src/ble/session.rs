@@ -7,6 +7,11 @@
 //! or power cut loses at most that much; each batch upserts the same activity (its id is
 //! the device and start time) and its samples merge by timestamp, so a repeated batch
 //! changes nothing. Zero-bpm and no-contact samples never count as workout time.
+//!
+//! A session outlives the recorder: a recorder told of the device's latest stored
+//! session ([`Recorder::resume`]: after a restart of coachd, of the device's task, of
+//! bluetoothd) goes on with it when the next valid sample comes within `silence` of its
+//! last one, so a restart in the middle of a workout leaves one activity, not two.
 
 use super::gatt::{HeartRate, MachineData};
 use crate::model::{Batch, ClientId, NewActivity, Sample, Series, SeriesKind};
@@ -64,6 +69,8 @@ pub struct Recorder {
     cfg: SessionConfig,
     activity_type: &'static str,
     open: Option<Open>,
+    /// The device's latest stored session, until the first sample says whether it goes on.
+    resumable: Option<crate::store::devices::StoredSession>,
 }
 
 const MACHINE_KINDS: [SeriesKind; 3] = [SeriesKind::Power, SeriesKind::Cadence, SeriesKind::Speed];
@@ -77,6 +84,7 @@ impl Recorder {
             cfg,
             activity_type: crate::activity_types::GENERIC,
             open: None,
+            resumable: None,
         }
     }
 
@@ -93,6 +101,15 @@ impl Recorder {
     pub fn set_utc_offset(&mut self, utc_offset_s: i32) {
         if self.open.is_none() {
             self.utc_offset_s = utc_offset_s;
+        }
+    }
+
+    /// The device's latest stored session: the next valid sample within `silence` of its
+    /// last one (and after it) extends it, under its own start and id; a later one starts
+    /// a new session. Ignored while a session is open.
+    pub fn resume(&mut self, stored: crate::store::devices::StoredSession) {
+        if self.open.is_none() {
+            self.resumable = Some(stored);
         }
     }
 
@@ -168,17 +185,35 @@ impl Recorder {
                 return None;
             }
         }
-        let open = self.open.get_or_insert_with(|| Open {
-            start_ms: t_ms,
-            last_ms: t_ms,
-            hr: Vec::new(),
-            rr: Vec::new(),
-            machine: Default::default(),
-            count: 0,
-            sum_bpm: 0.0,
-            max_bpm: 0,
-            last_flush_ms: t_ms,
-        });
+        if self.open.is_none() {
+            let silence = self.silence_ms();
+            let prior = self.resumable.take().filter(|p| t_ms > p.last_ms && t_ms - p.last_ms <= silence);
+            self.open = Some(match prior {
+                Some(p) => Open {
+                    start_ms: p.start_ms,
+                    last_ms: t_ms,
+                    hr: Vec::new(),
+                    rr: Vec::new(),
+                    machine: Default::default(),
+                    count: p.hr_samples,
+                    sum_bpm: p.avg_hr.unwrap_or(0.0) * p.hr_samples as f64,
+                    max_bpm: p.max_hr.unwrap_or(0),
+                    last_flush_ms: t_ms,
+                },
+                None => Open {
+                    start_ms: t_ms,
+                    last_ms: t_ms,
+                    hr: Vec::new(),
+                    rr: Vec::new(),
+                    machine: Default::default(),
+                    count: 0,
+                    sum_bpm: 0.0,
+                    max_bpm: 0,
+                    last_flush_ms: t_ms,
+                },
+            });
+        }
+        let open = self.open.as_mut()?;
         open.last_ms = t_ms;
         Some(open)
     }
@@ -278,6 +313,43 @@ mod tests {
                     .flat_map(move |s| s.samples.iter().map(move |p| (a.external_id.clone(), p.t_ms)))
             })
             .collect()
+    }
+
+    fn stored(start_ms: i64, last_ms: i64) -> crate::store::devices::StoredSession {
+        crate::store::devices::StoredSession {
+            start_ms,
+            last_ms,
+            hr_samples: 100,
+            avg_hr: Some(150.0),
+            max_hr: Some(170),
+        }
+    }
+
+    #[test]
+    fn a_new_recorder_goes_on_with_the_stored_session_only_within_the_gap() {
+        // Back 30 s after the last stored sample: the same activity, its statistics whole.
+        let mut r = Recorder::new("AA", 1, 0, SessionConfig::default());
+        r.resume(stored(1_000_000, 1_100_000));
+        let mut batches = r.on_heart_rate(1_130_000, &hr(90, Contact::InContact));
+        batches.extend(r.flush());
+        let a = &batches.last().expect("a batch").activities[0];
+        assert_eq!((a.external_id.as_str(), a.start.timestamp_millis()), ("AA@1000000", 1_000_000));
+        assert_eq!(a.end.timestamp_millis(), 1_130_000);
+        // 100 samples at 150 and one at 90; the maximum stays the stored one.
+        assert_eq!((a.avg_hr, a.max_hr), (Some(149.4), Some(170)));
+        // Back after the gap, or before the stored end (a clock gone back): a new session.
+        for t in [1_100_000 + 121_000, 1_050_000] {
+            let mut r = Recorder::new("AA", 1, 0, SessionConfig::default());
+            r.resume(stored(1_000_000, 1_100_000));
+            r.on_heart_rate(t, &hr(90, Contact::InContact));
+            let a = &r.flush().expect("a batch").activities[0];
+            assert_eq!(a.external_id, format!("AA@{t}"), "{t}");
+        }
+        // Told while a session is open: the open one wins.
+        let mut r = Recorder::new("AA", 1, 0, SessionConfig::default());
+        r.on_heart_rate(5_000, &hr(90, Contact::InContact));
+        r.resume(stored(1_000, 4_000));
+        assert_eq!(r.flush().expect("a batch").activities[0].external_id, "AA@5000");
     }
 
     #[test]

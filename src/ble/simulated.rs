@@ -49,6 +49,32 @@ pub fn encode(bpm: u8, rr_1024: &[u16]) -> Vec<u8> {
     out
 }
 
+/// A debug line for each batch once it is committed: the session (its start) and its
+/// newest sample, what a crash test holds the store to.
+fn committed(client: &str, b: &crate::model::Batch) {
+    for a in &b.activities {
+        let last_ms = a
+            .series
+            .iter()
+            .filter(|s| s.kind == crate::model::SeriesKind::Hr)
+            .filter_map(|s| s.samples.last())
+            .map(|s| s.t_ms)
+            .max();
+        tracing::debug!(
+            client,
+            session_start_ms = a.start.timestamp_millis(),
+            last_ms,
+            samples = a
+                .series
+                .iter()
+                .filter(|s| s.kind == crate::model::SeriesKind::Hr)
+                .map(|s| s.samples.len())
+                .sum::<usize>(),
+            "strap batch committed"
+        );
+    }
+}
+
 impl Source for SimulatedStrap {
     fn name(&self) -> &str {
         "demo-strap"
@@ -62,6 +88,15 @@ impl Source for SimulatedStrap {
             let mut recorder = Recorder::new(DEVICE, client.id, offset, self.cfg.clone());
             ctx.set_detail(format!("simulating a strap for {}", client.name));
             let mut t_ms = Utc::now().timestamp_millis();
+            // Started again within the session gap: the session goes on, as a real
+            // strap's does. The simulated clock never goes back (a fast simulation runs
+            // ahead of the real one).
+            if let Some(stored) = ctx.store.last_session(client.id, DEVICE).await? {
+                if stored.last_ms >= t_ms - self.cfg.silence.as_millis() as i64 {
+                    t_ms = t_ms.max(stored.last_ms + 1000);
+                }
+                recorder.resume(stored);
+            }
             let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ t_ms as u64;
             let mut next = move || {
                 rng ^= rng << 13;
@@ -92,6 +127,7 @@ impl Source for SimulatedStrap {
                 }
                 for b in &batches {
                     ctx.ingest(b).await?;
+                    committed(&client.name, b);
                 }
                 if !ctx.sleep(self.tick).await {
                     break;
@@ -101,6 +137,7 @@ impl Source for SimulatedStrap {
             // Shutdown: commit what the recorder holds.
             if let Some(b) = recorder.flush() {
                 ctx.ingest(&b).await?;
+                committed(&client.name, &b);
             }
             Ok(())
         })

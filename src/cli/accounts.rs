@@ -28,6 +28,17 @@ pub async fn connect(app: &App, provider: &str, client: &str, api_key: Option<&s
     Ok(())
 }
 
+pub async fn disconnect(app: &App, provider: &str, client: &str) -> Result<(), Failure> {
+    let client = app.client(client).await?;
+    let done = app.disconnect(&client, provider, "the trainer (command line)").await?;
+    println!(
+        "disconnected {}'s {} account: coachd no longer syncs it and its tokens are deleted; the data stays",
+        client.name, done.provider
+    );
+    println!("at {}: {}", done.provider, done.note);
+    Ok(())
+}
+
 pub async fn list(app: &App, json: bool) -> Result<(), Failure> {
     let rows = app.accounts(None).await?;
     if json {

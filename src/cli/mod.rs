@@ -20,6 +20,7 @@ mod devices;
 mod doctor;
 mod homework;
 mod import;
+mod setup;
 mod trainer;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -34,10 +35,10 @@ use std::process::ExitCode;
     about = "Judges clients' training homework from the data their wearables already record."
 )]
 pub struct Cli {
-    /// Where coachd keeps everything [default: $STATE_DIRECTORY under systemd, else ~/.local/share/coachd]
+    /// Where coachd keeps everything [default: $STATE_DIRECTORY under systemd, else /var/lib/coachd on a packaged install (for root and its owner), else ~/.local/share/coachd]
     #[arg(long, global = true, env = "COACHD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Configuration file [default: DIR/coachd.toml]
+    /// Configuration file [default: /etc/coachd/coachd.toml on a packaged install, else DIR/coachd.toml]
     #[arg(long, global = true, env = "COACHD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Log format on stderr [default: log.format from the config, else human]
@@ -51,6 +52,8 @@ pub struct Cli {
 enum Command {
     /// Create the data dir, a commented default config, the database and the encryption key (idempotent)
     Init,
+    /// The first run, guided: public URL, sources, first trainer login, first client; writes the config (comments kept) and prints the next commands. Safe to re-run. `coachd` alone at a terminal runs it
+    Setup(setup::SetupArgs),
     /// Check or show the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -244,6 +247,12 @@ enum Command {
         #[arg(long, value_name = "KEY")]
         api_key: Option<String>,
     },
+    /// Disconnect a client's cloud account: coachd's access is revoked at the provider where its API allows, the tokens deleted and the sync stopped; the data stays
+    Disconnect {
+        /// A provider's name: strava, polar, intervals, oura, ...
+        provider: String,
+        client: String,
+    },
     /// Cloud accounts: provider, client, state, last and next sync, rate-limit headroom
     #[command(subcommand)]
     Accounts(AccountsCommand),
@@ -289,6 +298,12 @@ enum Command {
         /// Create the demo data set if missing, and add a simulated heart-rate strap worn by a client named "demo"
         #[arg(long)]
         demo: bool,
+        /// Add a simulated heart-rate strap worn by CLIENT (an existing client): to try the Bluetooth pipeline without a strap
+        #[arg(long, value_name = "CLIENT")]
+        simulate_strap: Option<String>,
+        /// How many simulated seconds the simulated strap records per real second (1 to 1000)
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        strap_speed: u32,
     },
 }
 
@@ -418,7 +433,13 @@ impl From<AppError> for Failure {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `coachd` alone at a terminal is the first-run dialogue (a new install's admin types
+    // just that); anywhere else it is the usage, as before.
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 1 && std::io::stdin().is_terminal() {
+        argv.push("setup".into());
+    }
+    let cli = Cli::parse_from(argv);
     // Everything coachd writes (database, WAL, key, exports) is personal health data:
     // readable by its owner only, whatever umask the shell or unit had.
     // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
@@ -464,9 +485,20 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         // Before the configuration is loaded: a broken one is one of the things it reports.
         return doctor::doctor(&data, &config_path, env, json).await;
     }
-    let config = crate::app::load_config(&config_path, env).map_err(|p| Failure::Input(p.to_string()))?;
+    let env: Vec<(String, String)> = env.collect();
+    let config = crate::app::load_config(&config_path, env.clone()).map_err(|p| Failure::Input(p.to_string()))?;
     let is_run = matches!(cli.command, Command::Run { .. });
     init_logging(&config, cli.log_format, is_run);
+    if let Command::Setup(args) = cli.command {
+        // Writes the configuration first (root's, on a packaged install), then runs as
+        // the data dir's owner.
+        return setup::setup(&data, &config_path, config, args, env).await;
+    }
+    // `sudo coachd ...` on a packaged install: as the service user from here on, so
+    // nothing it writes in the data dir is root's.
+    if let Some(user) = data.become_owner().map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))? {
+        tracing::debug!(user, "running as the data dir's owner");
+    }
     match cli.command {
         Command::Config(ConfigCommand::Check) => unreachable!("handled above"),
         Command::Config(ConfigCommand::Show) => {
@@ -489,7 +521,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Run { listen, demo } => {
+        Command::Run { listen, demo, simulate_strap, strap_speed } => {
             let mut config = config;
             if let Some(listen) = listen {
                 config.web.listen = listen;
@@ -509,7 +541,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             if demo {
                 prepare_demo(&app).await?;
             }
-            let sources = crate::sources::build(&app, &data, demo);
+            let strap = simulate_strap.or_else(|| demo.then(|| "demo".to_string()));
+            if let Some(name) = &strap {
+                // Checked here, so a misspelt name stops the start instead of a source
+                // failing in a loop.
+                app.client(name).await?;
+            }
+            let tick = std::time::Duration::from_micros(1_000_000 / u64::from(strap_speed));
+            let sources = crate::sources::build(&app, &data, strap.map(|c| (c, tick)));
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
             let signal = async move {
                 if let Err(e) = daemon::shutdown_signal().await {
@@ -613,6 +652,7 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
         Command::Connect { provider, client, api_key } => {
             accounts::connect(app, &provider, &client, api_key.as_deref()).await
         }
+        Command::Disconnect { provider, client } => accounts::disconnect(app, &provider, &client).await,
         Command::Accounts(AccountsCommand::List { json }) => accounts::list(app, json).await,
         Command::Subscribe { provider } => accounts::subscribe(app, &provider).await,
         Command::Sync { client, provider } => accounts::sync(app, client.as_deref(), provider.as_deref()).await,
@@ -625,7 +665,12 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
             charts::chart(app, charts::ChartArgs { kind, client, from, to, activity, out }).await
         }
         Command::Demo { now, gallery } => charts::demo(app, now.as_deref(), gallery.as_deref()).await,
-        Command::Init | Command::Config(_) | Command::Run { .. } | Command::Restore { .. } | Command::Doctor { .. } => {
+        Command::Init
+        | Command::Setup(_)
+        | Command::Config(_)
+        | Command::Run { .. }
+        | Command::Restore { .. }
+        | Command::Doctor { .. } => {
             unreachable!("handled by dispatch without an open store")
         }
     }

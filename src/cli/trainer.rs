@@ -5,7 +5,7 @@ use crate::app::App;
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Read a line from the terminal without echoing it.
-fn read_hidden(prompt: &str) -> Result<String, Failure> {
+pub(super) fn read_hidden(prompt: &str) -> Result<String, Failure> {
     let io = |e: std::io::Error| Failure::Runtime(anyhow::anyhow!("reading the password: {e}"));
     eprint!("{prompt}");
     std::io::stderr().flush().map_err(io)?;

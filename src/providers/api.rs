@@ -1,7 +1,10 @@
 //! The HTTP layer every provider's requests go through: [`Api`] keeps to the
 //! application's request budget ([`super::ratelimit`]), reads the usage headers, retries
 //! 429s at the next window (or `Retry-After`) and 5xx / network failures with jittered
-//! backoff, and turns statuses into [`ApiError`].
+//! backoff, and turns statuses into [`ApiError`]. A GET with a query or a POST with form
+//! fields ([`Call`]) goes the same way; a provider whose 2xx answers carry a status of
+//! their own (Withings) reads it with a [`Check`], so its "too many requests" and "token
+//! refused" are handled like 429 and 401.
 
 use super::clock::Clock;
 use super::ratelimit::Limiter;
@@ -31,6 +34,49 @@ impl Auth {
     }
 }
 
+/// What a successful (2xx) answer says when the provider puts its own status inside
+/// (Withings answers HTTP 200 with `{"status": 401, ...}`): read by a call's [`Check`].
+#[derive(Debug)]
+pub enum Verdict {
+    /// The answer is what was asked for.
+    Fine,
+    /// The token is refused, as an HTTP 401 would say.
+    Unauthorized,
+    /// Too many requests, as an HTTP 429 would say: wait this long (None: the window).
+    RateLimited(Option<chrono::Duration>),
+    /// The provider failed for now, as a 5xx would say: asked again with backoff.
+    Transient(String),
+    /// The provider refused the request for a reason of its own.
+    Failed(ApiError),
+}
+
+/// Reads a 2xx body for what its HTTP status does not say: `(what, body)`.
+pub type Check = fn(&str, &[u8]) -> Verdict;
+
+/// One request: its method, URL, query, form body, and the [`Check`] of its answer.
+pub struct Call<'a> {
+    pub method: reqwest::Method,
+    pub url: &'a str,
+    pub query: &'a [(&'a str, String)],
+    pub form: Option<&'a [(&'a str, String)]>,
+    pub check: Option<Check>,
+}
+
+impl<'a> Call<'a> {
+    pub fn get(url: &'a str, query: &'a [(&'a str, String)]) -> Self {
+        Self { method: reqwest::Method::GET, url, query, form: None, check: None }
+    }
+
+    /// A POST whose parameters are form fields in the body.
+    pub fn post_form(url: &'a str, form: &'a [(&'a str, String)]) -> Self {
+        Self { method: reqwest::Method::POST, url, query: &[], form: Some(form), check: None }
+    }
+
+    pub fn checked(self, check: Check) -> Self {
+        Self { check: Some(check), ..self }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 401: the token is not (or no longer) accepted.
@@ -46,6 +92,9 @@ pub enum ApiError {
     Malformed(String, String),
     #[error("{0}: unexpected HTTP {1}: {2}")]
     Unexpected(String, u16, String),
+    /// The provider answered with an error of its own (Withings' non-zero `status`).
+    #[error("{0}: {1}")]
+    Refused(String, String),
     /// This account's share of the budget for this turn is used up (not an error: the
     /// sync resumes at its next turn).
     #[error("this turn's request budget is used up")]
@@ -132,6 +181,13 @@ impl Api {
         }
     }
 
+    /// Count one request now without waiting for the budget (an authorization code that
+    /// lives seconds cannot wait for the next window; the provider's own limit decides).
+    pub async fn count_now(&self) {
+        let _ = self.limiter.lock().await.try_acquire(self.clock.now());
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Wait until the budget has room, without taking it (so credentials can be
     /// checked after a long wait, right before the request).
     pub async fn wait_for_budget(&self) {
@@ -185,11 +241,21 @@ impl Api {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<T, ApiError> {
+        self.call_json(what, auth, &Call::get(url, query)).await
+    }
+
+    /// One call's JSON document (see [`Api::call`]).
+    pub async fn call_json<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        auth: &Auth,
+        call: &Call<'_>,
+    ) -> Result<T, ApiError> {
         // A body that does not parse (cut short in transit, most often) is transient like a
         // 5xx: asked again with the same backoff, then given up with the reason.
         let mut failures = 0u32;
         loop {
-            let body = self.get(what, auth, url, query).await?;
+            let body = self.call(what, auth, call).await?;
             match serde_json::from_slice(&body) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
@@ -207,11 +273,21 @@ impl Api {
     }
 
     pub async fn get(&self, what: &str, auth: &Auth, url: &str, query: &[(&str, String)]) -> Result<Vec<u8>, ApiError> {
+        self.call(what, auth, &Call::get(url, query)).await
+    }
+
+    /// One request within the budget, its body once it succeeds: the usage headers read,
+    /// a 429 (or what the call's [`Check`] reads as one) waited out, 5xx and network
+    /// failures retried with backoff, 401/403/404 and other statuses turned into errors.
+    pub async fn call(&self, what: &str, auth: &Auth, call: &Call<'_>) -> Result<Vec<u8>, ApiError> {
         let (mut failures, mut limited) = (0u32, 0u32);
         loop {
             self.acquire().await;
             self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let req = auth.apply(self.http.get(url).query(query));
+            let mut req = auth.apply(self.http.request(call.method.clone(), call.url).query(call.query));
+            if let Some(form) = call.form {
+                req = req.form(form);
+            }
             let outcome = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
@@ -236,24 +312,38 @@ impl Api {
                 }
                 Err(e) => Err(e.to_string()),
             };
-            let retry = match outcome {
-                Ok((status, _, body)) if status.is_success() => return Ok(body),
-                Ok((status, headers, _)) if status.as_u16() == 429 => {
+            let rate_limited = |headers: &reqwest::header::HeaderMap| {
+                headers
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .map(|s| chrono::Duration::seconds(s.clamp(0, 86_400)))
+            };
+            let verdict = match &outcome {
+                Ok((status, _, body)) if status.is_success() => match call.check {
+                    Some(check) => check(what, body),
+                    None => Verdict::Fine,
+                },
+                Ok((status, headers, _)) if status.as_u16() == 429 => Verdict::RateLimited(rate_limited(headers)),
+                _ => Verdict::Fine,
+            };
+            let retry = match (verdict, outcome) {
+                (Verdict::Fine, Ok((status, _, body))) if status.is_success() => return Ok(body),
+                (Verdict::RateLimited(retry_after), _) => {
                     limited += 1;
-                    let retry_after = headers
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<i64>().ok())
-                        // A day at most: a larger value is not believed (and would not fit).
-                        .map(|s| chrono::Duration::seconds(s.clamp(0, 86_400)));
-                    tracing::warn!(provider = %self.manifest.name, what, "rate limited (429): waiting for the window");
+                    // A day at most: a larger value is not believed (and would not fit).
+                    let retry_after = retry_after.map(|d| d.clamp(chrono::Duration::zero(), chrono::Duration::days(1)));
+                    tracing::warn!(provider = %self.manifest.name, what, "rate limited: waiting for the window");
                     self.limiter.lock().await.exhausted(self.clock.now(), retry_after);
                     if limited >= ATTEMPTS_429 {
-                        return Err(ApiError::Server(what.into(), "HTTP 429 over and over".into()));
+                        return Err(ApiError::Server(what.into(), "rate limited over and over".into()));
                     }
                     continue;
                 }
-                Ok((status, _, body)) => {
+                (Verdict::Unauthorized, _) => return Err(ApiError::Unauthorized(what.into())),
+                (Verdict::Failed(e), _) => return Err(e),
+                (Verdict::Transient(why), _) => why,
+                (Verdict::Fine, Ok((status, _, body))) => {
                     let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
                     match status.as_u16() {
                         401 => return Err(ApiError::Unauthorized(what.into())),
@@ -263,7 +353,7 @@ impl Api {
                         code => return Err(ApiError::Unexpected(what.into(), code, text)),
                     }
                 }
-                Err(network) => network,
+                (Verdict::Fine, Err(network)) => network,
             };
             failures += 1;
             if failures >= ATTEMPTS_5XX {

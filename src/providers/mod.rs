@@ -10,8 +10,10 @@
 //! - how it connects: by the manifest's auth kind, OAuth ([`oauth`]: link, callback,
 //!   refresh) or an API key ([`Provider::check_key`]), then an optional step of its own
 //!   ([`Provider::after_connect`]: Polar registers the user, Oura reads the user id);
-//! - optionally its webhooks (`/webhooks/NAME`: handshake, verification, delivery) and
-//!   the upkeep of its push subscriptions.
+//! - optionally its webhooks (`/webhooks/NAME`: probe, handshake, verification,
+//!   delivery) and the upkeep of its push subscriptions;
+//! - optionally its own token exchange, for a token endpoint that is not RFC 6749's
+//!   ([`Provider::token_request`]: Withings).
 //!
 //! Shared by all: the manifest ([`Manifest`]), the per-application request budget
 //! ([`ratelimit`]), the HTTP layer that keeps to it ([`api::Api`]), the clock
@@ -55,6 +57,7 @@ providers! {
     intervals::Intervals,
     oura::Oura,
     whoop::Whoop,
+    withings::Withings,
 }
 
 /// The providers' names, in [`PROVIDERS`] order.
@@ -170,6 +173,17 @@ pub trait Provider: Send + Sync + 'static {
         })
     }
 
+    /// A token endpoint that is not RFC 6749's: the provider's own exchange of a code or
+    /// refresh token (Withings: form fields with `action=requesttoken`, an answer inside
+    /// `{status, body}`). None, the default: the `oauth2` crate's, as the manifest says.
+    fn token_request<'a>(
+        &'a self,
+        _reg: &'a Registry,
+        _grant: oauth::Grant<'a>,
+    ) -> Option<BoxFuture<'a, Result<oauth::TokenAnswer, oauth::TokenFailure>>> {
+        None
+    }
+
     /// Words for the trainer when the provider refused a connection for a reason of its
     /// own (`status` 0: the refusal came back in the redirect). None: the generic text.
     fn explain_refusal(&self, _status: u16, _text: &str) -> Option<String> {
@@ -180,6 +194,12 @@ pub trait Provider: Send + Sync + 'static {
     /// a public https:// address).
     fn takes_webhooks(&self) -> bool {
         false
+    }
+
+    /// `HEAD /webhooks/NAME`: whether to answer 2xx (Withings checks its callback so
+    /// before it subscribes). The default: yes, where the provider takes webhooks.
+    fn webhook_probe(&self) -> bool {
+        self.takes_webhooks()
     }
 
     /// `GET /webhooks/NAME`: the subscription handshake; the JSON to answer.
@@ -390,6 +410,29 @@ pub fn config_problems(config: &Config) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// An endpoint beside the token endpoint (`…/oauth/token` → `…/oauth/NAME`): where Strava
+/// and Oura take a revocation. Derived, so a configured `token_url` (a proxy, a test's fake)
+/// moves it too.
+pub fn beside_token(m: &Manifest, name: &str) -> String {
+    match m.token_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => format!("{}/{name}", m.token_url),
+    }
+}
+
+/// What a revocation's answer means: 2xx, revoked; 401, the token was already dead, so
+/// there is nothing left to revoke; anything else an error naming the answer.
+pub fn revocation(display: &str, status: u16, body: &[u8]) -> Result<bool, ProviderError> {
+    match status {
+        200..=299 | 401 => Ok(true),
+        code => Err(ProviderError::Api(ApiError::Unexpected(
+            format!("revoking coachd's access at {display}"),
+            code,
+            String::from_utf8_lossy(body).chars().take(200).collect(),
+        ))),
+    }
 }
 
 /// The trainer's app credentials: config, else the systemd credential

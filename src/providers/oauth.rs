@@ -3,6 +3,12 @@
 //! exchange, and token refresh: before expiry, once at a time per account, the rotated
 //! refresh token stored before anything uses the new access token. A refused refresh
 //! token becomes the account state `needs_reauth`, not a retry loop.
+//!
+//! Both token requests go through [`request_token`]: a provider whose token endpoint is
+//! not RFC 6749's (Withings wraps every answer in `{status, body}` and names its errors
+//! with numbers) supplies its own exchange ([`super::Provider::token_request`]); the
+//! others take the `oauth2` crate's. Either way the answer is a [`TokenAnswer`] or a
+//! [`TokenFailure`] that says whether the grant was refused or the provider failed.
 
 use super::{Auth, Connection, ProviderError, Registry};
 use crate::crypto::Secret;
@@ -156,12 +162,46 @@ fn recording_client(
     }
 }
 
-fn tokens_of(t: &Token, now: DateTime<Utc>, scopes: String, old_refresh: Option<&Secret<String>>) -> Tokens {
+/// What a token request asks for.
+#[derive(Clone, Copy, Debug)]
+pub enum Grant<'a> {
+    /// The code the provider's redirect brought, with the PKCE verifier if one was made.
+    Code { code: &'a str, verifier: Option<&'a str> },
+    /// A new pair for this refresh token.
+    Refresh(&'a str),
+}
+
+/// A token endpoint's answer, however the provider shapes it.
+#[derive(Clone, Debug, Default)]
+pub struct TokenAnswer {
+    pub access: String,
+    /// None: the provider does not rotate; the stored refresh token stays.
+    pub refresh: Option<String>,
+    pub expires_in: Option<Duration>,
+    /// The scopes granted, as the provider lists them.
+    pub scope: Option<String>,
+    /// The provider's id of the user (Strava's athlete, Polar's and Withings' user id).
+    pub user: Option<String>,
+}
+
+/// Why a token request gave no token.
+#[derive(Debug)]
+pub enum TokenFailure {
+    /// The provider refused the code or refresh token. `status` is the number it said
+    /// it with, `said` how to show it ("HTTP 400", "status 503").
+    Refused { status: u16, said: String, text: String },
+    /// The provider could not be asked or failed: try again later.
+    Unavailable { said: String, text: String },
+    /// The provider is not set up (no credentials, a bad URL).
+    Setup(ProviderError),
+}
+
+fn tokens_of(t: &TokenAnswer, now: DateTime<Utc>, scopes: String, old_refresh: Option<&Secret<String>>) -> Tokens {
     Tokens {
-        access: Secret::new(t.access_token().secret().clone()),
+        access: Secret::new(t.access.clone()),
         // A provider that does not rotate keeps the old refresh token.
-        refresh: t.refresh_token().map(|r| Secret::new(r.secret().clone())).or_else(|| old_refresh.cloned()),
-        expires: t.expires_in().and_then(|d| Duration::from_std(d).ok()).map(|d| now + d),
+        refresh: t.refresh.clone().map(Secret::new).or_else(|| old_refresh.cloned()),
+        expires: t.expires_in.map(|d| now + d),
         scopes,
     }
 }
@@ -172,6 +212,63 @@ fn external_user(extra: &Extra) -> Option<String> {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     })
+}
+
+/// Ask `provider`'s token endpoint for a token: the provider's own exchange if it has
+/// one ([`super::Provider::token_request`]), else the `oauth2` crate's.
+pub async fn request_token(reg: &Registry, provider: &str, grant: Grant<'_>) -> Result<TokenAnswer, TokenFailure> {
+    let p = super::provider(provider).map_err(TokenFailure::Setup)?;
+    if let Some(own) = p.token_request(reg, grant) {
+        return own.await;
+    }
+    let api = reg.api(provider).map_err(TokenFailure::Setup)?;
+    let oauth = oauth_client(reg, provider).map_err(TokenFailure::Setup)?;
+    let status = Arc::new(AtomicU16::new(0));
+    let http = recording_client(api.http.clone(), status.clone());
+    let result = match grant {
+        Grant::Code { code, verifier } => {
+            let mut exchange = oauth.exchange_code(AuthorizationCode::new(code.to_string()));
+            if let Some(v) = verifier {
+                exchange = exchange.set_pkce_verifier(PkceCodeVerifier::new(v.to_string()));
+            }
+            exchange.request_async(&http).await
+        }
+        Grant::Refresh(r) => {
+            let refresh = RefreshToken::new(r.to_string());
+            let mut request = oauth.exchange_refresh_token(&refresh);
+            let m = &api.manifest;
+            // A provider whose refresh names scopes again (WHOOP: `offline`).
+            if !m.refresh_scopes.is_empty() {
+                request = request.add_scope(Scope::new(m.refresh_scopes.join(&m.scope_separator)));
+            }
+            request.request_async(&http).await
+        }
+    };
+    match result {
+        Ok(t) => Ok(TokenAnswer {
+            access: t.access_token().secret().clone(),
+            refresh: t.refresh_token().map(|r| r.secret().clone()),
+            expires_in: t.expires_in().and_then(|d| Duration::from_std(d).ok()),
+            scope: t.scopes().map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")),
+            user: external_user(t.extra_fields()),
+        }),
+        Err(e) => {
+            let code = status.load(Ordering::Relaxed);
+            let (said, text) = (format!("HTTP {code}"), describe(&e));
+            let refused = match grant {
+                // The provider could not be reached or failed: not the person's doing.
+                Grant::Code { .. } => !(matches!(e, RequestTokenError::Request(_)) || code >= 500),
+                Grant::Refresh(_) => {
+                    matches!(e, RequestTokenError::ServerResponse(_)) || matches!(code, 400 | 401 | 403)
+                }
+            };
+            Err(if refused {
+                TokenFailure::Refused { status: code, said, text }
+            } else {
+                TokenFailure::Unavailable { said, text }
+            })
+        }
+    }
 }
 
 /// `/oauth/PROVIDER/callback`: check the state, exchange the code, store the tokens,
@@ -197,41 +294,30 @@ pub async fn finish(reg: &Registry, store: &Store, provider: &str, q: &Callback)
         ));
     }
     let code = q.code.clone().filter(|c| !c.is_empty()).ok_or_else(|| refused("the provider sent no code".into()))?;
-    let oauth = oauth_client(reg, provider)?;
-    let status = Arc::new(AtomicU16::new(0));
-    let http = recording_client(api.http.clone(), status.clone());
-    let mut exchange = oauth.exchange_code(AuthorizationCode::new(code));
-    if let Some(v) = pending.verifier {
-        exchange = exchange.set_pkce_verifier(PkceCodeVerifier::new(v));
-    }
-    let token = match exchange.request_async(&http).await {
+    let grant = Grant::Code { code: &code, verifier: pending.verifier.as_deref() };
+    let token = match request_token(reg, provider, grant).await {
         Ok(t) => t,
-        Err(e) => {
-            let code = status.load(Ordering::Relaxed);
-            let text = describe(&e);
-            // The provider could not be reached or failed: not the person's doing.
-            if matches!(e, RequestTokenError::Request(_)) || code >= 500 {
-                return Err(super::ApiError::Server(format!("{}'s token endpoint", m.display), text).into());
-            }
+        Err(TokenFailure::Setup(e)) => return Err(e),
+        Err(TokenFailure::Unavailable { text, .. }) => {
+            return Err(super::ApiError::Server(format!("{}'s token endpoint", m.display), text).into());
+        }
+        Err(TokenFailure::Refused { status, said, text }) => {
             return Err(refused(
-                p.explain_refusal(code, &text)
-                    .unwrap_or_else(|| format!("{} refused the code (HTTP {code}): {text}", m.display)),
+                p.explain_refusal(status, &text)
+                    .unwrap_or_else(|| format!("{} refused the code ({said}): {text}", m.display)),
             ));
         }
     };
     // The scopes granted: the redirect says (Strava, Oura), else the token, else what was asked.
-    let granted = q
-        .scope
-        .clone()
-        .or_else(|| token.scopes().map(|s| s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")))
-        .unwrap_or_else(|| m.scopes.join(","));
+    let granted = q.scope.clone().or_else(|| token.scope.clone()).unwrap_or_else(|| m.scopes.join(","));
     let have: Vec<&str> = granted.split([',', ' ']).filter(|s| !s.is_empty()).collect();
     let enough = m.required_scopes.is_empty() || m.required_scopes.iter().any(|r| have.contains(&r.as_str()));
     let tokens = tokens_of(&token, reg.clock.now(), granted.clone(), None);
     store.save_tokens(pending.client_id, provider, &tokens).await?;
-    let account = store.account(pending.client_id, provider).await?;
-    if let Some(user) = external_user(token.extra_fields()) {
-        store.set_account_user(account.id, &user).await?;
+    let mut account = store.account(pending.client_id, provider).await?;
+    if let Some(user) = &token.user {
+        store.set_account_user(account.id, user).await?;
+        account.external_user_id = Some(user.clone());
     }
     if !enough {
         let why = format!(
@@ -383,16 +469,7 @@ impl Refresher {
             store.set_account_state(account.id, state::NEEDS_REAUTH, Some(&why)).await?;
             return Err(TokenError::Reauth(why));
         };
-        let oauth = oauth_client(reg, &account.provider).map_err(|e| TokenError::Temporary(e.to_string()))?;
-        let status = Arc::new(AtomicU16::new(0));
-        let http = recording_client(api.http.clone(), status.clone());
-        let refresh_token = RefreshToken::new(refresh.expose().clone());
-        let mut request = oauth.exchange_refresh_token(&refresh_token);
-        let m = &api.manifest;
-        if !m.refresh_scopes.is_empty() {
-            request = request.add_scope(Scope::new(m.refresh_scopes.join(&m.scope_separator)));
-        }
-        let result = request.request_async(&http).await;
+        let result = request_token(reg, &account.provider, Grant::Refresh(refresh.expose())).await;
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(token) => {
@@ -403,9 +480,11 @@ impl Refresher {
                 Ok(Auth::Bearer(fresh.access))
             }
             Err(e) => {
-                let code = status.load(Ordering::Relaxed);
-                let refused = matches!(e, RequestTokenError::ServerResponse(_)) || matches!(code, 400 | 401 | 403);
-                let text = describe(&e);
+                let (refused, said, text) = match e {
+                    TokenFailure::Refused { said, text, .. } => (true, said, text),
+                    TokenFailure::Unavailable { said, text } => (false, said, text),
+                    TokenFailure::Setup(e) => return Err(TokenError::Temporary(e.to_string())),
+                };
                 // Only a refusal of the token stored now means the authorization is gone:
                 // if the pair changed meanwhile (a process that did not take the lease, an
                 // older coachd), use the new one.
@@ -416,7 +495,7 @@ impl Refresher {
                 }
                 if refused {
                     let why = format!(
-                        "{} refused the refresh token (HTTP {code}: {text}); the authorization was revoked or expired: \
+                        "{} refused the refresh token ({said}: {text}); the authorization was revoked or expired: \
                          connect again",
                         api.manifest.display
                     );
@@ -424,7 +503,7 @@ impl Refresher {
                     Err(TokenError::Reauth(why))
                 } else {
                     Err(TokenError::Temporary(format!(
-                        "refreshing the {} token failed (HTTP {code}): {text}",
+                        "refreshing the {} token failed ({said}): {text}",
                         api.manifest.display
                     )))
                 }

@@ -156,6 +156,23 @@ impl Provider for Oura {
         include_str!("../../providers/oura.toml")
     }
 
+    /// `POST /oauth/revoke?access_token=…` (beside the token endpoint), as Oura documents it:
+    /// the authorization ends and its refresh token dies with it.
+    fn revoke<'a>(&'a self, c: Connection<'a>) -> BoxFuture<'a, Result<bool, ProviderError>> {
+        Box::pin(async move {
+            let api = c.reg.api(SOURCE)?;
+            let Auth::Bearer(token) = &c.access else {
+                return Ok(false);
+            };
+            let mut url = reqwest::Url::parse(&super::beside_token(&api.manifest, "revoke"))
+                .map_err(|e| ProviderError::Invalid(format!("oura token_url: {e}")))?;
+            url.query_pairs_mut().append_pair("access_token", token.expose());
+            let none = Auth::Headers(Vec::new());
+            let (status, body) = api.send_once(reqwest::Method::POST, "the revocation", &none, url.as_str(), None).await?;
+            super::revocation(&api.manifest.display, status, &body)
+        })
+    }
+
     fn settings_keys(&self) -> &'static [(&'static str, &'static str)] {
         &[(
             VERIFICATION_TOKEN,

@@ -171,6 +171,24 @@ impl Provider for Polar {
         include_str!("../../providers/polar.toml")
     }
 
+    /// `DELETE /v3/users/{user-id}`: Polar's de-registration, which ends coachd's access to
+    /// the user's data (Polar has no token revocation of its own).
+    fn revoke<'a>(&'a self, c: Connection<'a>) -> BoxFuture<'a, Result<bool, ProviderError>> {
+        Box::pin(async move {
+            let api = c.reg.api(SOURCE)?;
+            let Some(user) = c.account.external_user_id.as_deref().filter(|u| u.bytes().all(|b| b.is_ascii_digit()) && !u.is_empty()) else {
+                return Ok(false);
+            };
+            let url = api.manifest.url(&format!("/users/{user}"));
+            let (status, body) = api.send_once(reqwest::Method::DELETE, "the de-registration", &c.access, &url, None).await?;
+            // 404: not registered (any more): nothing left to end.
+            if status == 404 {
+                return Ok(true);
+            }
+            super::revocation(&api.manifest.display, status, &body)
+        })
+    }
+
     fn settings_keys(&self) -> &'static [(&'static str, &'static str)] {
         &[(
             WEBHOOK_SECRET,

@@ -10,7 +10,7 @@
 //! (`GET /activities/{id}`: 404) and then deleted.
 
 use super::sync::{reconcile, Listing, Page, Plan, Report, SyncError, Turn};
-use super::{ApiError, BoxFuture, Provider, ProviderError, Registry, WebhookRefusal};
+use super::{ApiError, BoxFuture, Connection, Provider, ProviderError, Registry, WebhookRefusal};
 use crate::model::{NewActivity, Sample, Series, SeriesKind};
 use crate::store::providers::state;
 use crate::store::{Client, Store};
@@ -105,6 +105,17 @@ impl Provider for Strava {
 
     fn manifest(&self) -> &'static str {
         include_str!("../../providers/strava.toml")
+    }
+
+    /// `POST /oauth/deauthorize` with the access token: Strava ends the authorization
+    /// (and sends an athlete event with `authorized: false`).
+    fn revoke<'a>(&'a self, c: Connection<'a>) -> BoxFuture<'a, Result<bool, ProviderError>> {
+        Box::pin(async move {
+            let api = c.reg.api(SOURCE)?;
+            let url = super::beside_token(&api.manifest, "deauthorize");
+            let (status, body) = api.send_once(reqwest::Method::POST, "the deauthorization", &c.access, &url, None).await?;
+            super::revocation(&api.manifest.display, status, &body)
+        })
     }
 
     fn settings_keys(&self) -> &'static [(&'static str, &'static str)] {

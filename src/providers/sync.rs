@@ -6,6 +6,7 @@
 //! accounts take turns with a fair share of each provider's request budget, and a turn
 //! that runs out of budget resumes next turn from its committed cursor.
 
+use super::api::Call;
 use super::oauth::TokenError;
 use super::{ApiError, Auth, ProviderError, Registry};
 use crate::model::{Batch, Cursor, DailyMetric, NewActivity, Series};
@@ -88,16 +89,27 @@ impl<'a> Turn<'a> {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<T, SyncError> {
+        self.call_json(what, &Call::get(url, query)).await
+    }
+
+    /// Any request for this account ([`Call`]: a GET, a form POST, with its check), as
+    /// [`Turn::get_json`]: a 401 (or what the check reads as one) refreshes the token once
+    /// and asks again; a second one means access was revoked.
+    pub async fn call_json<T: serde::de::DeserializeOwned>(
+        &mut self,
+        what: &str,
+        call: &Call<'_>,
+    ) -> Result<T, SyncError> {
         let api = self.reg.api(&self.account.provider)?.clone();
         self.take()?;
         // A request may wait hours for the rate-limit window: check the token after it.
         api.wait_for_budget().await;
         let auth = self.auth(false).await?;
-        match api.get_json(what, &auth, url, query).await {
+        match api.call_json(what, &auth, call).await {
             Err(ApiError::Unauthorized(_)) => {
                 let auth = self.auth(true).await?;
                 self.take()?;
-                match api.get_json(what, &auth, url, query).await {
+                match api.call_json(what, &auth, call).await {
                     Err(ApiError::Unauthorized(w)) => {
                         let why = format!(
                             "{} refuses coachd's token: access was revoked; connect again",

@@ -277,12 +277,9 @@ impl Provider for Whoop {
             let api = c.reg.api(SOURCE)?;
             let url = api.manifest.url("/v2/user/access");
             let (status, body) =
-                api.send_once(reqwest::Method::DELETE, "the revocation of access", &c.access, &url, None).await?;
-            if (200..300).contains(&status) {
-                return Ok(true);
-            }
-            let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-            Err(ApiError::Unexpected("the revocation of access".into(), status, text).into())
+                api.send_once(reqwest::Method::DELETE, "the revocation", &c.access, &url, None).await?;
+            // 204; a 401 means the token was already dead: nothing left to revoke.
+            super::revocation(&api.manifest.display, status, &body)
         })
     }
 

@@ -69,4 +69,20 @@ impl Store {
             scopes,
         })
     }
+
+    /// Forget an account's tokens and mark it disconnected with why; its data and its row
+    /// stay (connecting again reuses the row). Whether there was an account.
+    pub async fn forget_tokens(&self, account: i64, why: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE accounts SET access_token = NULL, refresh_token = NULL, expires_ms = NULL, state = ?,
+                 last_error = ?, updated_ms = ? WHERE id = ?",
+        )
+        .bind(super::providers::state::DISCONNECTED)
+        .bind(why)
+        .bind(Store::now_ms())
+        .bind(account)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }

@@ -29,6 +29,19 @@ pub struct Device {
 }
 
 /// A paired device, as the collector needs it.
+/// start, end, heart-rate samples, average and maximum heart rate.
+type SessionRow = (i64, i64, i64, Option<f64>, Option<i64>);
+
+/// A device's latest stored session, for a recorder to go on with after a restart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSession {
+    pub start_ms: i64,
+    pub last_ms: i64,
+    pub hr_samples: u64,
+    pub avg_hr: Option<f64>,
+    pub max_hr: Option<u16>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pairing {
     pub address: String,
@@ -119,6 +132,30 @@ impl Store {
                 Ok(Pairing { address, client_id, tz })
             })
             .collect()
+    }
+
+    /// The latest session the device `address` recorded for `client` (source `ble`, its
+    /// external id `ADDRESS@START`), if any.
+    pub async fn last_session(&self, client: ClientId, address: &str) -> Result<Option<StoredSession>, StoreError> {
+        let prefix = format!("{address}@");
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT start_ms, end_ms, hr_samples, avg_hr, max_hr FROM activities
+              WHERE client_id = ? AND source = ? AND substr(external_id, 1, ?) = ?
+              ORDER BY end_ms DESC LIMIT 1",
+        )
+        .bind(client)
+        .bind("ble")
+        .bind(prefix.len() as i64)
+        .bind(&prefix)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(start_ms, last_ms, n, avg_hr, max_hr)| StoredSession {
+            start_ms,
+            last_ms,
+            hr_samples: n.max(0) as u64,
+            avg_hr,
+            max_hr: max_hr.and_then(|m| u16::try_from(m).ok()),
+        }))
     }
 }
 

@@ -18,6 +18,9 @@ pub mod state {
     pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
     /// The client revoked coachd's access at the provider.
     pub const REVOKED: &str = "revoked";
+    /// Disconnected from coachd (by the client or the trainer): the tokens are gone, the
+    /// data stays; connecting again makes it active.
+    pub const DISCONNECTED: &str = "disconnected";
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -42,4 +42,13 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?)
     }
+
+    /// How many live push tokens the client has (0 or 1: a new one ends the others).
+    pub async fn live_push_tokens(&self, client: ClientId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM push_tokens WHERE client_id = ? AND revoked_ms IS NULL")
+            .bind(client)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
 }

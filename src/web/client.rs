@@ -33,10 +33,21 @@ struct WorkoutLine {
 }
 
 struct AccountLine {
+    /// The provider's name (the disconnect form's value).
+    name: String,
     provider: String,
     state: String,
     last_sync: String,
+    /// The newest data it delivered for this client.
+    last_data: String,
     reason: String,
+    connected: bool,
+}
+
+/// A source that is not a cloud account, with its newest data.
+struct OtherLine {
+    display: String,
+    last_data: String,
 }
 
 struct BenchmarkLine {
@@ -77,6 +88,8 @@ struct ClientPage {
     new_link: String,
     link_label: String,
     accounts: Vec<AccountLine>,
+    /// Sensors, files, the phone's push: what delivered data, and when last.
+    others: Vec<OtherLine>,
     /// Every enabled provider, with a Connect button (or an API key field).
     providers: Vec<crate::app::ProviderChoice>,
     week: Vec<String>,
@@ -239,24 +252,29 @@ async fn render_with(
             note: b.note.unwrap_or_default(),
         })
         .collect();
-    let accounts = app
-        .accounts(Some(&client))
-        .await?
-        .into_iter()
-        .map(|a| AccountLine {
-            provider: a.provider,
+    let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.with_timezone(&tz).format("%b %-d, %H:%M").to_string()).unwrap_or_default()
+    };
+    let sources = app.sources(&client).await?;
+    let mut accounts = Vec::new();
+    for a in app.accounts(Some(&client)).await? {
+        let line = sources.providers.iter().find(|p| p.name == a.provider);
+        accounts.push(AccountLine {
+            connected: line.is_some_and(|p| p.connected()),
+            last_data: when(line.and_then(|p| p.last_data)),
+            name: a.provider.clone(),
+            provider: line.map_or_else(|| a.provider.clone(), |p| p.display.clone()),
             state: if a.failing {
                 format!("{}, failing", a.state.replace('_', " "))
             } else {
                 a.state.replace('_', " ")
             },
-            last_sync: a
-                .last_sync
-                .map(|t| t.with_timezone(&tz).format("%b %-d, %H:%M").to_string())
-                .unwrap_or_default(),
+            last_sync: when(a.last_sync),
             reason: a.reason.unwrap_or_default(),
-        })
-        .collect();
+        });
+    }
+    let others =
+        sources.others.iter().map(|o| OtherLine { display: o.display.clone(), last_data: when(o.last_data) }).collect();
     Ok(html(ClientPage {
         message,
         error: String::new(),
@@ -269,6 +287,7 @@ async fn render_with(
         new_link,
         link_label,
         accounts,
+        others,
         providers: app.provider_choices(),
         week: week.days,
         week_rows: week.rows,
@@ -508,4 +527,21 @@ pub async fn connect(State(state): State<WebState>, Path(id): Path<i64>, f: Csrf
             render(&state, f.session, client, String::new(), Some((label, url))).await
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct DisconnectForm {
+    provider: String,
+}
+
+/// `POST /clients/ID/disconnect`: end a client's connection to a provider (revoked there
+/// where its API allows); the data stays.
+pub async fn disconnect(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<DisconnectForm>) -> Page {
+    let client = state.app.client_of(f.session.trainer.id, id).await?;
+    let by = format!("trainer {}", f.session.trainer.name);
+    let done = state.app.disconnect(&client, &f.form.provider, &by).await?;
+    Ok(back(
+        &format!("/clients/{id}"),
+        &format!("Disconnected {}'s {}: {}. Their data stays.", client.name, done.provider, done.note),
+    ))
 }

@@ -89,7 +89,7 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
     family(
         "coachd_accounts",
         "gauge",
-        "Cloud accounts by provider and state (active, needs_reauth, insufficient_scope, revoked).",
+        "Cloud accounts by provider and state (active, needs_reauth, insufficient_scope, revoked, disconnected).",
         by_state
             .iter()
             .map(|((p, s), n)| format!("{{provider=\"{}\",state=\"{}\"}} {n}", escape(p), escape(s)))

@@ -34,7 +34,7 @@ use crate::app::App;
 use crate::source::{Health, SourceHealth};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{get, head, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
@@ -81,6 +81,7 @@ pub fn router(state: WebState) -> Router {
         .route("/clients/{id}/devices", post(client::pair))
         .route("/clients/{id}/share", post(client::share))
         .route("/clients/{id}/connect", post(client::connect))
+        .route("/clients/{id}/disconnect", post(client::disconnect))
         .route("/clients/{id}/export", post(data::export))
         .route("/clients/{id}/remove", post(data::remove))
         .route("/c/{token}", get(share::page))
@@ -88,6 +89,10 @@ pub fn router(state: WebState) -> Router {
         .route("/c/{token}/checkin", post(share::checkin))
         .route("/c/{token}/reflection", post(share::reflection))
         .route("/c/{token}/answers", post(share::answers))
+        .route("/c/{token}/connect", post(share::connect_key))
+        .route("/c/{token}/connect/{provider}", get(share::connect_start))
+        .route("/c/{token}/disconnect", post(share::disconnect))
+        .route("/c/{token}/push-token", post(share::push_token))
         .route("/api/clients", get(api::clients))
         .route("/api/clients/{id}/status", get(api::client_status))
         .route("/api/clients/{id}/activities", get(api::activities))
@@ -103,10 +108,20 @@ pub fn router(state: WebState) -> Router {
             "/ingest/health-auto-export",
             post(push::health_auto_export).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)),
         )
+        .route(
+            "/c/{token}/upload",
+            post(share::upload)
+                .layer(DefaultBodyLimit::max(share::UPLOAD_LIMIT + 64 * 1024))
+                .layer(axum::middleware::map_response(security_headers)),
+        )
         .route("/oauth/{provider}/callback", get(oauth::callback))
         .route(
             "/webhooks/{provider}",
-            get(oauth::handshake).post(oauth::delivery).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
+            // HEAD before GET: axum would otherwise answer HEAD with the handshake.
+            head(oauth::probe)
+                .get(oauth::handshake)
+                .post(oauth::delivery)
+                .layer(DefaultBodyLimit::max(FORM_BODY_LIMIT)),
         )
         .merge(pages)
         .fallback(|| async { page::not_found() })

@@ -78,6 +78,15 @@ fn refused(get: bool, e: WebhookRefusal) -> Response {
     (code, e.to_string()).into_response()
 }
 
+/// `HEAD /webhooks/PROVIDER`: a provider checking that its callback answers (Withings
+/// does before it subscribes): 200 where the provider takes webhooks, else 404.
+pub async fn probe(State(state): State<WebState>, Path(provider): Path<String>) -> Response {
+    match state.app.webhook_probe(&provider) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => refused(true, e),
+    }
+}
+
 /// `GET /webhooks/PROVIDER`: a subscription handshake (Strava's `hub.challenge`, Oura's
 /// `challenge`), answered with the JSON the provider expects.
 pub async fn handshake(

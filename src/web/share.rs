@@ -1,6 +1,8 @@
 //! A client's private page (`coachd share CLIENT`): `/c/TOKEN`. It shows that client's
 //! own charts and this week's homework, and takes check-ins, answers to a questions
-//! homework and the weekly reflection.
+//! homework and the weekly reflection. There the client also connects and disconnects
+//! their own cloud accounts, gets their Health Auto Export token and uploads an activity
+//! file from their phone.
 //! The token is the only key: it names one client, so nothing else is reachable, and a
 //! revoked or unknown token is a plain 404.
 
@@ -11,12 +13,15 @@ use super::session::checked_form;
 use super::view::{week_view, WeekRow};
 use super::WebState;
 use crate::app::questions::{questions_of, OpenQuestions};
+use crate::app::Connected;
 use crate::engine::rule::{JudgedBy, Measure, QuestionKind};
+use crate::files::Outcome;
 use crate::store::Client;
 use crate::time::monday;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
+use axum::response::{IntoResponse, Redirect};
 use chrono::{Duration, Utc};
 use serde::Deserialize;
 
@@ -116,12 +121,48 @@ struct SharePage {
     charts: Vec<&'static str>,
     rating: String,
     note: String,
+    sources: Vec<SourceLine>,
+    sensors: Vec<String>,
+    push_url: String,
+    has_push_token: bool,
+    /// A fresh Health Auto Export token, shown once (right after the client asked).
+    push_token: String,
+}
+
+/// A provider on the client's page.
+struct SourceLine {
+    name: &'static str,
+    display: String,
+    /// In words: connected, not connected, needs connecting again, ...
+    state: String,
+    detail: String,
+    last_data: String,
+    connected: bool,
+    wants_connect: bool,
+    api_key: bool,
+    key_help: String,
+}
+
+fn state_words(state: &str) -> String {
+    match state {
+        "active" => "connected".into(),
+        "not_connected" => "not connected".into(),
+        "needs_reauth" => "needs connecting again".into(),
+        "insufficient_scope" => "connected without a permission coachd needs: connect again".into(),
+        "revoked" => "access was removed at the provider".into(),
+        "disconnected" => "disconnected".into(),
+        other => other.replace('_', " "),
+    }
 }
 
 pub async fn page(State(state): State<WebState>, Path(token): Path<String>, Query(q): Query<Msg>) -> Page {
     let client = client_of_link(&state, &token).await?;
+    render(&state, client, token, q.msg, String::new()).await
+}
+
+async fn render(state: &WebState, client: Client, token: String, msg: String, push_token: String) -> Page {
     let now = Utc::now();
-    let week = week_view(&state, &client, now, None).await?;
+    let week = week_view(state, &client, now, None).await?;
     let today = crate::time::today(client.tz, now);
     let open: Vec<_> = state
         .app
@@ -150,7 +191,26 @@ pub async fn page(State(state): State<WebState>, Path(token): Path<String>, Quer
     let questions =
         state.app.open_questions(&client, now).await?.into_iter().map(|o| questions_box(o, &client)).collect();
     let this_week = state.app.reflections(&client, 1).await?.into_iter().find(|r| r.week == monday(today));
-    let msg = q.msg.clone();
+    let tz = client.tz;
+    let when = |t: Option<chrono::DateTime<Utc>>| {
+        t.map(|t| t.with_timezone(&tz).format("%a %b %-d, %H:%M").to_string()).unwrap_or_default()
+    };
+    let found = state.app.sources(&client).await?;
+    let sources = found
+        .providers
+        .iter()
+        .map(|p| SourceLine {
+            name: p.name,
+            display: p.display.clone(),
+            state: state_words(&p.state),
+            detail: p.detail.clone(),
+            last_data: when(p.last_data),
+            connected: p.connected(),
+            wants_connect: p.wants_connect(),
+            api_key: p.api_key,
+            key_help: p.key_help.clone(),
+        })
+        .collect();
     Ok(html(SharePage {
         message: msg,
         error: String::new(),
@@ -165,7 +225,149 @@ pub async fn page(State(state): State<WebState>, Path(token): Path<String>, Quer
         charts: CLIENT_CHARTS.to_vec(),
         rating: this_week.as_ref().map(|r| r.rating.to_string()).unwrap_or_default(),
         note: this_week.and_then(|r| r.note).unwrap_or_default(),
+        sources,
+        sensors: found.sensors,
+        push_url: state.app.push_url(),
+        has_push_token: found.push_token,
+        push_token,
     }))
+}
+
+/// `GET /c/TOKEN/connect/PROVIDER`: an OAuth provider's login, for this link's client
+/// only (the authorization's state names them and is single-use).
+pub async fn connect_start(State(state): State<WebState>, Path((token, provider)): Path<(String, String)>) -> Page {
+    let client = client_of_link(&state, &token).await?;
+    match state.app.connect(&provider, &client, None).await? {
+        Connected::Link { url, .. } => {
+            tracing::info!(client = %client.name, provider, "connect started from the client's link");
+            Ok(Redirect::to(&url).into_response())
+        }
+        Connected::Athlete { .. } => Err(WebError::input("this provider takes an API key: use the form")),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ProviderForm {
+    provider: String,
+    #[serde(default)]
+    api_key: String,
+}
+
+/// `POST /c/TOKEN/connect`: an API-key provider (intervals.icu) with the client's key.
+pub async fn connect_key(State(state): State<WebState>, Path(token): Path<String>, body: Bytes) -> Page {
+    let form: ProviderForm = link_form(&token, &body)?;
+    let client = client_of_link(&state, &token).await?;
+    if form.api_key.trim().is_empty() {
+        return Err(WebError::input("paste your API key into the field first"));
+    }
+    match state.app.connect(&form.provider, &client, Some(&form.api_key)).await? {
+        Connected::Athlete { provider, .. } => {
+            Ok(back(&format!("/c/{token}"), &format!("Connected {provider}. Your data arrives within a few minutes.")))
+        }
+        Connected::Link { .. } => Err(WebError::input("this provider connects through its own login")),
+    }
+}
+
+/// `POST /c/TOKEN/disconnect`: end this client's connection to a provider.
+pub async fn disconnect(State(state): State<WebState>, Path(token): Path<String>, body: Bytes) -> Page {
+    let form: ProviderForm = link_form(&token, &body)?;
+    let client = client_of_link(&state, &token).await?;
+    let done = state.app.disconnect(&client, &form.provider, "the client (private page)").await?;
+    Ok(back(
+        &format!("/c/{token}"),
+        &format!(
+            "Disconnected {}: coachd no longer reads it ({}). What it already read stays.",
+            done.provider, done.note
+        ),
+    ))
+}
+
+/// `POST /c/TOKEN/push-token`: a new Health Auto Export token, shown once on the page
+/// (the earlier one stops working).
+pub async fn push_token(State(state): State<WebState>, Path(token): Path<String>, body: Bytes) -> Page {
+    let _: CsrfOnly = link_form(&token, &body)?;
+    let client = client_of_link(&state, &token).await?;
+    let push = state.app.new_push_token(&client).await?;
+    tracing::info!(client = %client.name, "new push token from the client's link");
+    render(&state, client, token, "Your new token is below: copy it now, it is shown only once.".into(), push).await
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {}
+
+/// The largest activity file a client uploads from the page (a FIT, TCX or GPX file; a
+/// zipped account export fits too, a whole Apple Health export goes to the inbox).
+pub const UPLOAD_LIMIT: usize = 100 * 1024 * 1024;
+
+/// `POST /c/TOKEN/upload` (multipart: `csrf` first, then `file`): an activity file from
+/// the client's phone, imported at once, streamed to disk as it arrives.
+pub async fn upload(State(state): State<WebState>, Path(token): Path<String>, mut form: Multipart) -> Page {
+    let client = client_of_link(&state, &token).await?;
+    let bad = |e: axum::extract::multipart::MultipartError| WebError::input(format!("the upload broke off: {e}"));
+    let first = form.next_field().await.map_err(bad)?;
+    let sent = match first {
+        Some(f) if f.name() == Some("csrf") => f.text().await.map_err(bad)?,
+        _ => String::new(),
+    };
+    super::session::check_csrf(&csrf(&token), &sent, "the form is stale: reload the page and send it again")?;
+    let Some(mut field) = form.next_field().await.map_err(bad)? else {
+        return Err(WebError::input("choose a file first"));
+    };
+    if field.name() != Some("file") {
+        return Err(WebError::input("choose a file first"));
+    }
+    let name = field.file_name().unwrap_or("upload").to_string();
+    let path = state.app.upload_path(&client)?;
+    let written = async {
+        use tokio::io::AsyncWriteExt;
+        let mut out = tokio::fs::File::create(&path).await.map_err(|e| WebError::Internal(e.to_string()))?;
+        let mut size = 0usize;
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            size += chunk.len();
+            if size > UPLOAD_LIMIT {
+                return Err(WebError::input(format!(
+                    "the file is larger than {} MB: ask your trainer to import it",
+                    UPLOAD_LIMIT / (1024 * 1024)
+                )));
+            }
+            out.write_all(&chunk).await.map_err(|e| WebError::Internal(e.to_string()))?;
+        }
+        out.sync_all().await.map_err(|e| WebError::Internal(e.to_string()))?;
+        Ok::<usize, WebError>(size)
+    }
+    .await;
+    let size = match written {
+        Ok(0) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(WebError::input("the file is empty"));
+        }
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    tracing::info!(client = %client.name, file = %name, size, "upload received");
+    let message = match state.app.import_upload(&client, &path, &name).await? {
+        Outcome::Imported { format, activities, .. } => {
+            format!(
+                "Thanks! {name} ({format}) is in: {activities} activit{}.",
+                if activities == 1 { "y" } else { "ies" }
+            )
+        }
+        Outcome::Duplicate { .. } => format!("{name} was already here: nothing changed."),
+        Outcome::Export(r) => format!(
+            "Thanks! {name}: {} file(s) imported, {} already here, {} refused.",
+            r.imported,
+            r.duplicates,
+            r.rejected.len()
+        ),
+        Outcome::Rejected(why) => return Err(WebError::Input { title: "File not imported", detail: why }),
+    };
+    if let Some(t) = client.trainer_id {
+        state.roster.clear(t);
+    }
+    Ok(back(&format!("/c/{token}"), &message))
 }
 
 pub async fn chart(

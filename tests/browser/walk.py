@@ -202,6 +202,30 @@ try:
            "the reflection answers")
     check(True, "the weekly reflection is saved")
     shot("client-link")
+
+    # Their own sources: a Health Auto Export token shown once, a file sent from the phone.
+    driver.set_window_size(390, 844)
+    check(driver.find_elements(By.ID, "sources"), "the page lists the client's devices and accounts")
+    form = driver.find_element(By.CSS_SELECTOR, "form[action$='/push-token']")
+    submit(form.find_element(By.CSS_SELECTOR, "button"), lambda d: "shown only now" in d.page_source,
+           "a Health Auto Export token is shown once, with the steps")
+    driver.set_window_size(390, max(844, min(driver.execute_script("return document.documentElement.scrollHeight") + 40, 8000)))
+    path = os.path.join(shots, "sources-phone.png")
+    driver.find_element(By.ID, "sources").screenshot(path)
+    print(f"screenshot: {path}", flush=True)
+    import datetime
+    start = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) - datetime.timedelta(days=1, hours=2)
+    points = "".join(
+        f'<trkpt lat="{52.52 + i * 0.0002:.6f}" lon="13.40"><time>{(start + datetime.timedelta(seconds=10 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")}</time></trkpt>'
+        for i in range(120))
+    gpx = os.path.join(shots, "morning-walk.gpx")
+    with open(gpx, "w") as f:
+        f.write(f'<?xml version="1.0" encoding="UTF-8"?><gpx version="1.1" creator="walk.py" xmlns="http://www.topografix.com/GPX/1/1">'
+                f'<trk><name>Morning walk</name><type>walking</type><trkseg>{points}</trkseg></trk></gpx>')
+    form = driver.find_element(By.CSS_SELECTOR, "form[action$='/upload']")
+    form.find_element(By.NAME, "file").send_keys(gpx)
+    submit(form.find_element(By.CSS_SELECTOR, "button"), lambda d: "Thanks! morning-walk.gpx" in d.page_source,
+           "a GPX file sent from the page is imported")
     driver.get(f"{base}/roster")
     check(driver.current_url.endswith("/login"), "the client link gives no way into the dashboard")
 finally:

@@ -160,15 +160,20 @@ impl Fake {
 }
 
 fn coachd_run(data: &Path, bus: &str) -> (Guard, Receiver<String>) {
+    coachd_run_flushing(data, bus, 60)
+}
+
+/// [`coachd_run`], committing open sessions every `flush_s`.
+fn coachd_run_flushing(data: &Path, bus: &str, flush_s: u32) -> (Guard, Receiver<String>) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
         .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .env("COACHD_DATA_DIR", data)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .env("RUST_LOG", "info,bluez_async=warn")
         .env("COACHD__BLE__SESSION_SILENCE_S", "30")
-        // Nothing is flushed by the clock during the test: what is stored at the end was
-        // committed by the shutdown.
-        .env("COACHD__BLE__FLUSH_S", "60")
+        // By default nothing is flushed by the clock during a test: what is stored at the
+        // end was committed by the shutdown.
+        .env("COACHD__BLE__FLUSH_S", flush_s.to_string())
         .env("COACHD__BLE__BLUEZ_RETRY_S", "1")
         .env("COACHD__INBOX__ENABLED", "false")
         .env_remove("NOTIFY_SOCKET")
@@ -303,4 +308,75 @@ fn a_paired_strap_on_a_fake_bluez_becomes_one_stored_session() {
         assert!((avg - mean).abs() < 0.05 && (avg - 130.0).abs() < 0.6, "avg HR {avg}, samples {mean}");
         assert_eq!(max, Some(140));
     });
+}
+
+/// The strap's stored sessions: (external id, heart-rate samples, duration s).
+fn ble_sessions(data: &Path) -> Vec<(String, i64, f64)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", data.join("coachd.db").display()))
+            .await
+            .expect("db");
+        let rows = sqlx::query_as("SELECT external_id, hr_samples, duration_s FROM activities WHERE source = 'ble'")
+            .fetch_all(&pool)
+            .await
+            .expect("query");
+        pool.close().await;
+        rows
+    })
+}
+
+#[test]
+fn a_daemon_killed_mid_session_and_started_again_goes_on_with_the_same_session() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_bus, bus) = private_bus(dir.path());
+    for args in [vec!["client", "add", "ana", "--tz", "Europe/Berlin"], vec!["devices", "pair", PAIRED, "ana"]] {
+        super::coachd(&data).args(&args).assert().success();
+    }
+    let mut fake = Fake::start(&bus);
+    let (mut daemon, _log) = coachd_run_flushing(&data, &bus, 1);
+    fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(30));
+    let first = fake.beat(130);
+    for _ in 1..20 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake.beat(130);
+    }
+    // Everything so far committed by the clock's flush, then SIGKILL mid-session.
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = daemon.0.kill();
+    let _ = daemon.0.wait();
+    let before = ble_sessions(&data);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].1, 20, "every notification of the first run committed: {before:?}");
+
+    // Started again within seconds; the strap is found and goes on.
+    let (mut daemon, log) = coachd_run_flushing(&data, &bus, 1);
+    let subscribed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(30));
+    }));
+    if subscribed.is_err() {
+        let kept: Vec<String> = log.try_iter().collect();
+        panic!("not subscribed again; coachd logged:\n{}", kept.join("\n"));
+    }
+    let mut last = Instant::now();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(150));
+        last = fake.beat(140);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let status = daemon.0.wait().expect("wait");
+    let kept: Vec<String> = log.try_iter().collect();
+    assert_eq!(status.code(), Some(0), "{}", kept.join("\n"));
+
+    let after = ble_sessions(&data);
+    assert_eq!(after.len(), 1, "one session across the kill and the restart: {after:?}");
+    let (external, samples, duration) = after[0].clone();
+    assert_eq!(external, before[0].0, "the same activity went on");
+    assert_eq!(samples, 40, "every notification of both runs, once");
+    let expected = (last - first).as_secs_f64();
+    assert!((duration - expected).abs() < 1.5, "duration {duration} s, notifications spanned {expected} s");
 }

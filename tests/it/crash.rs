@@ -1,9 +1,9 @@
 //! Crash consistency: the real binary killed with SIGKILL at random moments while it
 //! imports a folder of FIT files (`coachd import`), syncs a fake intervals.icu
-//! (`coachd sync`), takes Health Auto Export pushes and works through its inbox
-//! (`coachd run`), then restarted. After every round, everything
-//! acknowledged (an "imported" line, an HTTP 200, a file moved to the archive) is stored
-//! exactly once and the database is whole; at the end, with every input delivered once
+//! (`coachd sync`), takes Health Auto Export pushes, works through its inbox and records
+//! a simulated strap (`coachd run --simulate-strap`), then restarted. After every round,
+//! everything acknowledged (an "imported" line, an HTTP 200, a file moved to the archive,
+//! a strap batch logged as committed) is stored exactly once and the database is whole; at the end, with every input delivered once
 //! more, the verdicts equal those of a clean run over the same inputs.
 //!
 //! `cargo test` runs 10 rounds; `scripts/crash.sh` runs 200 (`COACHD_CRASH_ROUNDS`).
@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const FILES_PER_ROUND: usize = 16;
@@ -124,27 +124,56 @@ fn push_body(i: usize) -> Value {
 struct Daemon {
     child: Child,
     base: String,
+    /// The simulated strap's batches logged as committed: (session start, newest
+    /// sample, samples in the batch).
+    strap: Arc<Mutex<Vec<(i64, i64, u64)>>>,
 }
+
+/// Who wears the simulated strap in the crash rounds, and how fast it runs (simulated
+/// seconds per second: a batch every 5 simulated seconds is one every 25 ms). Each
+/// restart comes back within the session gap, so every round goes on with one session.
+const STRAP_CLIENT: &str = "sam";
+const STRAP_SPEED: &str = "200";
 
 /// `coachd run`, fast inbox scans, logs as JSON; waits for its listening line.
 fn start_daemon(data: &Path) -> Daemon {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
-        .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
+    start_daemon_with(data, false)
+}
+
+/// [`start_daemon`], with the simulated strap worn by [`STRAP_CLIENT`] if `strap`.
+fn start_daemon_with(data: &Path, strap: bool) -> Daemon {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("coachd"));
+    cmd.args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"]);
+    if strap {
+        cmd.args(["--simulate-strap", STRAP_CLIENT, "--strap-speed", STRAP_SPEED]);
+    }
+    let mut child = cmd
         .env("COACHD_DATA_DIR", data)
         .env("COACHD__INBOX__POLL_MS", "100")
         .env("COACHD__BLE__ENABLED", "false")
         .env("COACHD__PROVIDERS__INTERVALS__ENABLED", "false")
         .env_remove("COACHD_CONFIG")
         .env_remove("NOTIFY_SOCKET")
-        .env_remove("RUST_LOG")
+        .env("RUST_LOG", "info,coachd::ble::simulated=debug,bluez_async=warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn coachd run");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel::<String>();
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let strap = acks.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("strap batch committed") {
+                if let Ok(json) = serde_json::from_str::<Value>(&line) {
+                    let (start, last, n) =
+                        (json["session_start_ms"].as_i64(), json["last_ms"].as_i64(), json["samples"].as_u64());
+                    if let (Some(start), Some(last), Some(n)) = (start, last, n) {
+                        acks.lock().expect("acks").push((start, last, n));
+                    }
+                }
+            }
             if tx.send(line).is_err() {
                 // Keep draining so the daemon never blocks on a full pipe.
                 continue;
@@ -164,7 +193,7 @@ fn start_daemon(data: &Path) -> Daemon {
         if let Ok(json) = serde_json::from_str::<Value>(&line) {
             if json["message"] == "coachd is running" {
                 if let Some(listen) = json["listen"].as_str() {
-                    return Daemon { child, base: format!("http://{listen}") };
+                    return Daemon { child, base: format!("http://{listen}"), strap };
                 }
             }
         }
@@ -276,6 +305,7 @@ fn push_t_ms(i: usize) -> i64 {
 
 fn setup(data: &Path, fake: &Fake) -> String {
     coachd(data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
+    coachd(data).args(["client", "add", STRAP_CLIENT, "--tz", "Europe/Berlin"]).assert().success();
     // The fake has no limits to be polite to: a whole backfill in a second, not a minute.
     let config = data.join("coachd.toml");
     let mut text = std::fs::read_to_string(&config).unwrap_or_default();
@@ -381,8 +411,11 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
     let (mut kills_mid_import, mut kills_mid_push, mut kills_mid_inbox, mut unanswered) = (0, 0, 0, 0);
     let mut kills_mid_sync = 0;
 
+    // Per strap session (its start): samples acknowledged and the newest one.
+    let mut strap_acked: std::collections::BTreeMap<i64, (u64, i64)> = Default::default();
+    let mut strap_batches = 0usize;
     for round in 0..rounds {
-        let daemon = start_daemon(&data);
+        let daemon = start_daemon_with(&data, true);
         let mut daemon_child = daemon.child;
         // This round's inputs: files to import, files dropped into the inbox, pushes.
         let import = write_all(&dir.path().join(format!("in/{round}")), next_file..next_file + FILES_PER_ROUND);
@@ -446,7 +479,22 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
             }
         }
 
+        for (start, last, n) in daemon.strap.lock().expect("acks").drain(..) {
+            let e = strap_acked.entry(start).or_insert((0, start));
+            *e = (e.0 + n, e.1.max(last));
+            strap_batches += 1;
+        }
+
         assert_whole(&data, round).await;
+        let sessions = strap_sessions(&data).await;
+        for (start, (samples, last)) in &strap_acked {
+            let (stored_samples, end) = sessions
+                .get(start)
+                .copied()
+                .unwrap_or_else(|| panic!("round {round}: the acknowledged strap session of {start} is missing"));
+            assert!(stored_samples >= *samples as i64, "round {round}: strap session {start} lost samples");
+            assert!(end >= *last, "round {round}: strap session {start} ends before its acknowledged samples");
+        }
         let (starts, buckets) = stored(&data).await;
         for i in &files_acked {
             assert!(starts.contains(&file_start_ms(*i)), "round {round}: acknowledged file {i} is missing");
@@ -527,7 +575,27 @@ async fn killed_at_random_moments_it_loses_nothing_and_doubles_nothing() {
         next_push,
         reference.len()
     );
+    assert!(strap_batches >= rounds, "the strap committed {strap_batches} batches in {rounds} rounds");
+    assert_eq!(strap_acked.len(), 1, "restarts within the gap go on with one session: {:?}", strap_acked.keys());
+    let sessions = strap_sessions(&data).await;
+    println!(
+        "strap: {strap_batches} batches in {} sessions acknowledged, {} sessions stored with {} heart-rate samples",
+        strap_acked.len(),
+        sessions.len(),
+        sessions.values().map(|s| s.0).sum::<i64>()
+    );
     let _ = Utc::now();
+}
+
+/// The strap's sessions: start (ms) → (heart-rate samples, end ms).
+async fn strap_sessions(data: &Path) -> std::collections::BTreeMap<i64, (i64, i64)> {
+    let db = pool(data).await;
+    let rows = sqlx::query("SELECT start_ms, hr_samples, end_ms FROM activities WHERE source = 'ble'")
+        .fetch_all(&db)
+        .await
+        .expect("strap sessions");
+    db.close().await;
+    rows.iter().map(|r| (r.get::<i64, _>(0), (r.get::<i64, _>(1), r.get::<i64, _>(2)))).collect()
 }
 
 /// A tmpfs of `mb` megabytes at `at`, unmounted when dropped; None where this machine

@@ -50,7 +50,7 @@ async fn in_process_daemon_reports_health_and_drains_on_shutdown() {
     config.ble.enabled = false;
     let app = coachd::app::App::new(t.store.clone(), Arc::new(config)).expect("app");
     let data = coachd::paths::DataDir::new(t.dir.path().join("data"));
-    let mut sources = coachd::sources::build(&app, &data, false);
+    let mut sources = coachd::sources::build(&app, &data, None);
     sources.push(source);
     let daemon = tokio::spawn(coachd::daemon::run(app, listener, sources, async move {
         let _ = stopped.await;

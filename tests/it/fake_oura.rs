@@ -99,6 +99,8 @@ pub struct OuraState {
     pub limited: u32,
     pub api_requests: u32,
     pub by_path: BTreeMap<String, u32>,
+    /// Users whose authorization was revoked (`/oauth/revoke`).
+    pub revoked: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -157,6 +159,26 @@ fn token_pair(s: &mut OuraState, now: DateTime<Utc>, user: &str, scopes: &str) -
     s.access.insert(access.clone(), (user.to_string(), now + Duration::seconds(86_400), scopes.to_string()));
     s.refresh.insert(user.to_string(), refresh.clone());
     json!({"token_type": "bearer", "access_token": access, "expires_in": 86400, "refresh_token": refresh, "scope": scopes})
+}
+
+/// `POST /oauth/revoke?access_token=…`: the authorization ends, its refresh token too.
+async fn revoke(State(f): State<FakeOura>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let mut s = f.lock();
+    if !s.faults.is_empty() {
+        let (code, body) = s.faults.remove(0);
+        if code != 0 {
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (code, [("content-type", "application/json")], body).into_response();
+        }
+    }
+    let sent = q.get("access_token").cloned().unwrap_or_default();
+    let Some((user, _, _)) = s.access.get(&sent).cloned() else {
+        return problem(StatusCode::UNAUTHORIZED, "Unauthorized", "Invalid or expired access token.");
+    };
+    s.access.retain(|_, (u, _, _)| *u != user);
+    s.refresh.remove(&user);
+    s.revoked.push(user);
+    StatusCode::OK.into_response()
 }
 
 async fn token(State(f): State<FakeOura>, Form(form): Form<HashMap<String, String>>) -> Response {
@@ -522,6 +544,7 @@ pub async fn start(now: DateTime<Utc>) -> FakeOura {
     let fake = FakeOura { state: Arc::new(Mutex::new(state)), clock: Arc::new(SimClock::new(now)), base };
     let app = Router::new()
         .route("/oauth/token", post(token))
+        .route("/oauth/revoke", post(revoke))
         .route("/v2/usercollection/personal_info", get(personal_info))
         .route("/v2/usercollection/workout", get(workouts))
         .route("/v2/usercollection/workout/{id}", get(one_workout))

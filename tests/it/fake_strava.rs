@@ -73,6 +73,8 @@ pub struct FakeState {
     pub polar_days: Vec<serde_json::Value>,
     pub polar_registered: u32,
     pub polar_access: Option<String>,
+    /// Polar users de-registered (`DELETE /v3/users/{id}`).
+    pub polar_deregistered: u32,
 }
 
 #[derive(Clone)]
@@ -442,6 +444,42 @@ async fn polar_register(State(f): State<Fake>, headers: HeaderMap, Json(body): J
         .into_response()
 }
 
+/// `POST /oauth/deauthorize` with the access token (a bearer header or `access_token`):
+/// every token of the athlete dies; Strava answers with the token.
+async fn deauthorize(State(f): State<Fake>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let sent = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string)
+        .or_else(|| q.get("access_token").cloned())
+        .unwrap_or_default();
+    let mut s = f.lock();
+    let Some((athlete, _)) = s.access.get(&sent).cloned() else {
+        let body = json!({"message": "Authorization Error", "errors": [{"resource": "Athlete", "field": "access_token", "code": "invalid"}]});
+        return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    };
+    s.access.retain(|_, (a, _)| *a != athlete);
+    s.refresh.remove(&athlete);
+    s.deauthorized = true;
+    Json(json!({"access_token": sent})).into_response()
+}
+
+/// `DELETE /v3/users/{user-id}`: the user is de-registered and the token stops working.
+async fn polar_deregister(State(f): State<Fake>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if !polar_ok(&f, &headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    if id != "475" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let mut s = f.lock();
+    s.polar_access = None;
+    s.polar_registered = 0;
+    s.polar_deregistered += 1;
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn polar_exercises(State(f): State<Fake>, headers: HeaderMap) -> Response {
     if !polar_ok(&f, &headers) {
         return StatusCode::UNAUTHORIZED.into_response();
@@ -513,7 +551,9 @@ pub async fn start(now: DateTime<Utc>) -> Fake {
         .route("/api/v3/activities/{id}/streams", get(streams))
         .route("/api/v3/activities/{id}", get(one))
         .route("/polar/oauth2/token", post(polar_token))
+        .route("/oauth/deauthorize", post(deauthorize))
         .route("/polar/v3/users", post(polar_register))
+        .route("/polar/v3/users/{id}", axum::routing::delete(polar_deregister))
         .route("/polar/v3/exercises", get(polar_exercises))
         .route("/polar/v3/exercises/{id}", get(polar_exercise))
         .route("/polar/v3/users/activities", get(polar_days))

@@ -47,3 +47,27 @@ async fn simulated_notifications_become_a_committed_session() {
     assert!(w.max_hr.unwrap_or(0) >= 150, "the intervals reach ~165 bpm: {:?}", w.max_hr);
     assert!(rr.iter().all(|s| (300.0..1500.0).contains(&s.value)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strap_started_again_within_the_gap_goes_on_with_the_same_session() {
+    let t = TestStore::new().await;
+    t.client("demo").await;
+    let mut sent_in_all = 0;
+    for run in 0..3 {
+        let strap = Arc::new(SimulatedStrap::new("demo", Duration::from_millis(1), SessionConfig::default()));
+        let sent = strap.sent.clone();
+        let source: Arc<dyn Source> = strap;
+        let token = CancellationToken::new();
+        let sup = Supervisor::start(vec![source], t.store.clone(), Arc::new(t.config.clone()), token.clone());
+        while sent.load(Ordering::Relaxed) < 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        token.cancel();
+        sup.join().await;
+        sent_in_all += sent.load(Ordering::Relaxed);
+        let counts = t.store.row_counts().await.expect("counts");
+        assert_eq!(counts.activities, 1, "run {run}: one session across restarts");
+    }
+    let stored = t.store.last_session(1, coachd::ble::simulated::DEVICE).await.expect("read").expect("a session");
+    assert_eq!(stored.hr_samples, sent_in_all, "every sample of the three runs, once");
+}

@@ -447,11 +447,18 @@ async fn revoking_withdraws_access_at_whoop() {
     assert!(whoop.revoke(c).await.expect("revoked"), "WHOOP's API revokes");
     assert_eq!(e.fake.tally(|s| (s.revocations, s.by_path.get("user/access").copied())), (1, Some(1)));
     assert!(e.fake.refresh_token().is_none() && e.fake.lock().access.is_empty(), "the grant is gone at WHOOP");
-    // What coachd still holds no longer works.
+    // What coachd still holds no longer works: asked again, WHOOP answers 401, which
+    // leaves nothing to revoke.
     let access = e.reg.tokens.auth(&e.reg, &e.ts.store, &account, false).await.expect("stored access");
     let c = Connection { reg: &e.reg, store: &e.ts.store, account: &account, access };
-    let err = whoop.revoke(c).await.expect_err("already revoked");
-    assert!(err.to_string().contains("401"), "{err}");
+    assert!(whoop.revoke(c).await.expect("nothing left"), "already revoked");
+    assert_eq!(e.fake.requests("user/access"), 2);
+    // A failure at WHOOP is an error naming the answer.
+    e.fake.lock().faults = vec![(500, r#"{"error": "Server error occurred while making request"}"#.into())];
+    let access = e.reg.tokens.auth(&e.reg, &e.ts.store, &account, false).await.expect("stored access");
+    let c = Connection { reg: &e.reg, store: &e.ts.store, account: &account, access };
+    let err = whoop.revoke(c).await.expect_err("a 500");
+    assert!(err.to_string().contains("500"), "{err}");
 }
 
 /// Local time in Tokyo as WHOOP's timezone_offset gives it.
