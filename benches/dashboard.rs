@@ -249,5 +249,6 @@ fn activity(
                 weight_kg: None,
             }]
         }),
+        hr_zones: None,
     }
 }

@@ -70,6 +70,7 @@ fn workout(
         content_hash: None,
         series,
         sets: None,
+        hr_zones: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn activity(client: i64, i: i64) -> NewActivity {
         content_hash: None,
         series: vec![Series { kind: SeriesKind::Hr, samples }],
         sets: None,
+        hr_zones: None,
     }
 }
 

@@ -8,7 +8,9 @@
 //! fake Oura, at the 5,000 per 5 minutes coachd keeps to and at a budget of 25. Withings:
 //! the same 90 days (45 workouts with the heart rate a watch records every second, 90
 //! days of steps, 90 nights) against the fake Withings, at its 120 requests a minute and
-//! at a budget of 20.
+//! at a budget of 20. WHOOP: 90-day backfills (45 workouts with their zone durations,
+//! 90 nights) against the fake WHOOP under its limits of 100 requests a minute and
+//! 10,000 a day, for one client and for many sharing the application.
 //!
 //!     cargo bench --bench providers
 
@@ -19,6 +21,10 @@ mod fake_strava;
 #[path = "../tests/it/fake_oura.rs"]
 #[allow(dead_code)]
 mod fake_oura;
+
+#[path = "../tests/it/fake_whoop.rs"]
+#[allow(dead_code)]
+mod fake_whoop;
 
 #[path = "../tests/it/fake_withings.rs"]
 #[allow(dead_code)]
@@ -364,6 +370,96 @@ async fn withings(limit: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// 90-day WHOOP backfills of `clients` clients at once under WHOOP's limits (100 a
+/// minute, 10,000 a day, per application), each connected through the OAuth flow first.
+async fn whoop(clients: usize) -> anyhow::Result<()> {
+    use chrono::{FixedOffset, TimeZone};
+    let start = Utc.with_ymd_and_hms(2026, 11, 20, 10, 7, 0).single().expect("time");
+    let fake = fake_whoop::start(start).await;
+    let dir = tempfile::tempdir()?;
+    let data = DataDir::new(dir.path().join("data"));
+    let (store, _) = coachd::init::init(&data, &data.default_config(), &Config::default()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut config = fake_whoop::config(&fake, &base);
+    config.providers.backfill_days = 90;
+    let reg = Arc::new(Registry::new(&config, fake.clock.clone())?);
+    let app = router(WebState::for_app(
+        coachd::app::App::from_parts(store.clone(), Arc::new(config), reg.clone()),
+        Health::default(),
+    ))
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let berlin = FixedOffset::east_opt(3600).expect("offset");
+    let (workouts, nights) = (45usize, 90usize);
+    {
+        // Every member sees the same data set in the fake, under ids of their own.
+        let mut s = fake.lock();
+        let today = start.with_timezone(&berlin).date_naive();
+        for i in 1..=nights as i64 {
+            let d = today - Duration::days(i);
+            let bed = berlin.from_local_datetime(&d.and_hms_opt(23, 0, 0).expect("t")).single().expect("t");
+            s.sleeps.push(fake_whoop::FakeSleep::night(&format!("s{i}"), bed, bed + Duration::hours(8), 45));
+            if i % 2 == 0 {
+                let at = berlin.from_local_datetime(&d.and_hms_opt(18, 0, 0).expect("t")).single().expect("t");
+                let id = format!("w{i}");
+                s.workouts
+                    .insert(id.clone(), fake_whoop::FakeWorkout::new(&id, "running", at, 45, [3, 5, 25, 10, 2, 0]));
+            }
+        }
+    }
+    let http = reqwest::Client::new();
+    for n in 0..clients {
+        let c = store
+            .add_client(
+                &NewClient::parse(&format!("whoop{n}"), "Europe/Berlin", None, None)
+                    .map_err(|p| anyhow::anyhow!(p.join("; ")))?,
+            )
+            .await?;
+        let link = oauth::authorization_link(&reg, &store, "whoop", c.id).await?;
+        let state = url::Url::parse(&link)?
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let code = fake.issue_code(fake_whoop::USER + n as i64, fake_whoop::ALL_SCOPES);
+        http.get(format!("{base}/oauth/whoop/callback"))
+            .query(&[("state", state.as_str()), ("code", code.as_str()), ("scope", fake_whoop::ALL_SCOPES)])
+            .send()
+            .await?;
+    }
+    let accounts = store.accounts().await?;
+    let (before, from) = (fake.lock().api_requests, fake.clock.now());
+    let wall = Instant::now();
+    let results = sync_all(&reg, &store, &accounts, &tokio_util::sync::CancellationToken::new()).await;
+    let real = wall.elapsed();
+    let inserted: usize = results.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|r| r.inserted).sum();
+    let (used, limited) = {
+        let s = fake.lock();
+        (s.api_requests - before, s.limited)
+    };
+    // Per client: the max HR once, workout pages and sleep pages of 25.
+    let pages = |n: usize| n.div_ceil(fake_whoop::PAGE).max(1) as u32;
+    let minimum = clients as u32 * (1 + pages(workouts) + pages(nights));
+    // The connects' requests share the first minutes; each minute holds 100, each day
+    // 10,000 (never reached here).
+    let ideal = Duration::minutes(i64::from((minimum + clients as u32).div_ceil(fake_whoop::MINUTE_LIMIT) - 1));
+    let took = fake.clock.now() - from;
+    println!(
+        "{:<22} {:>8} {:>9} {:>9} {:>8} {:>12} {:>12} {:>9}",
+        format!("whoop 90 d × {clients}"),
+        inserted,
+        used,
+        minimum,
+        limited,
+        format!("{:.2} min", took.num_seconds() as f64 / 60.0),
+        format!("{:.2} min", ideal.num_seconds() as f64 / 60.0),
+        format!("{:.1} s", real.as_secs_f64())
+    );
+    store.close().await;
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     println!("Strava backfill under Strava's read limits (100 / 15 min, 1,000 / day UTC), simulated clock");
@@ -384,6 +480,11 @@ async fn main() -> anyhow::Result<()> {
     println!("Withings 90-day backfill (45 workouts with per-second heart rate, 90 days, 90 nights), simulated clock");
     for limit in [120, 20] {
         withings(limit).await?;
+    }
+    println!();
+    println!("WHOOP 90-day backfills (45 workouts, 90 nights each) under 100 / min and 10,000 / day, simulated clock");
+    for clients in [1, 10, 50] {
+        whoop(clients).await?;
     }
     Ok(())
 }

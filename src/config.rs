@@ -500,6 +500,7 @@ impl HomeworkConfig {
             nightly: Window::parse(&self.nightly_window)
                 .or_else(|_| Window::parse(&HomeworkConfig::default().nightly_window))
                 .unwrap_or_else(|_| unreachable!("the default nightly window parses")),
+            no_steps: Vec::new(),
         }
     }
 }

@@ -202,6 +202,7 @@ impl Demo<'_> {
                 content_hash: None,
                 series,
                 sets: if i == 0 { sets.clone() } else { None },
+                hr_zones: None,
             };
             let mut batch = Batch::new(*source);
             batch.activities.push(activity);

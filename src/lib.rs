@@ -31,8 +31,9 @@
 //! - [`demo`]: the deterministic demo data set, written through ingest.
 //! - [`source`]: the [`source::Source`] trait, its context and the supervisor.
 //! - [`ble`]: Bluetooth sensors: GATT decoders, session recorder, btleplug collector, simulated strap.
-//! - [`providers`]: cloud providers (Strava, Polar, intervals.icu, Oura) behind one `Provider` trait and
-//!   one list: manifests, OAuth, rate limits, the shared reconcile, webhooks.
+//! - [`providers`]: cloud providers (Strava, Polar, intervals.icu, Oura, WHOOP, Withings)
+//!   behind one `Provider` trait and one list: manifests, OAuth, rate limits, the shared
+//!   reconcile, webhooks.
 //! - [`files`]: FIT, TCX, GPX, Apple Health, Health Auto Export and Gadgetbridge readers;
 //!   account exports (Strava, Garmin Connect) and gzip; file import.
 //! - [`inbox`]: the watched inbox folder source.

@@ -177,6 +177,80 @@ pub struct NewActivity {
     pub series: Vec<Series>,
     /// `Some` replaces the activity's stored sets; `None` leaves them alone.
     pub sets: Option<Vec<StrengthSet>>,
+    /// Time in heart-rate zones as the source counted it, for a source that gives no
+    /// samples (WHOOP); stored as given (None clears it).
+    pub hr_zones: Option<ZoneTime>,
+}
+
+/// Time in heart-rate zones as a source counted it, for an activity without samples
+/// (WHOOP's `zone_durations`): bands of percent of a max HR, each from its lower bound to
+/// the next band's. The engine counts the minutes of any range of % of HR max from it
+/// ([`ZoneTime::seconds`]), as it does from the samples' histogram where there are samples.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ZoneTime {
+    /// The max HR (bpm) the bands are percentages of, where the source says (WHOOP's,
+    /// which may differ from the HR max set in coachd); None: not known, and taken to
+    /// be the client's HR max in coachd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hr: Option<u16>,
+    /// (lower bound in % of `max_hr`, milliseconds in the band), bounds ascending. A
+    /// first band from 0 % ("below zone 1") is taken to be as wide as the next one, and the
+    /// last band as wide as the one before it, when a range cuts through them.
+    pub bands: Vec<(u8, i64)>,
+}
+
+impl ZoneTime {
+    /// The most milliseconds a band may hold (a week, like an activity).
+    const MAX_MS: i64 = (MAX_ACTIVITY_S as i64) * 1000;
+
+    /// Every band's time together, in seconds.
+    pub fn total_s(&self) -> f64 {
+        self.bands.iter().map(|(_, ms)| *ms as f64 / 1000.0).sum()
+    }
+
+    /// The seconds spent from `lo` to `hi` percent (`hi` may be infinite) of `client_max`,
+    /// the client's HR max in coachd (None: unknown, then the source's max stands in).
+    /// Where both maxes are known the range is carried over to the source's: 60-70 % of
+    /// 190 bpm is 57-66.5 % of a source max of 200. A band the range covers in part
+    /// counts in proportion, its time taken as spread evenly across it.
+    pub fn seconds(&self, lo: f64, hi: f64, client_max: Option<f64>) -> f64 {
+        let scale = match (client_max, self.max_hr) {
+            (Some(c), Some(s)) if c > 0.0 && s > 0 => c / f64::from(s),
+            _ => 1.0,
+        };
+        let (lo, hi) = (lo * scale, hi * scale);
+        let bound = |i: usize| self.bands.get(i).map(|b| f64::from(b.0));
+        let mut total = 0.0;
+        for (i, &(lower, ms)) in self.bands.iter().enumerate() {
+            let a = f64::from(lower);
+            // A band ends where the next begins; the last is as wide as the one before.
+            let width = |i: usize| match (bound(i), bound(i + 1), i.checked_sub(1).and_then(bound)) {
+                (Some(x), Some(next), _) => next - x,
+                (Some(x), None, Some(prev)) => x - prev,
+                _ => 10.0,
+            };
+            let (a, b) = match bound(i + 1) {
+                // Below zone 1 (from 0 %): as wide as the band above it.
+                Some(next) if a == 0.0 => (next - width(i + 1), next),
+                _ => (a, a + width(i)),
+            };
+            if b > a {
+                let covered = (hi.min(b) - lo.max(a)).max(0.0);
+                total += (covered / (b - a)).min(1.0) * ms as f64 / 1000.0;
+            }
+        }
+        total
+    }
+
+    /// The histogram with what cannot be true dropped: a band of negative or more than a
+    /// week's time, bounds that do not ascend; None when nothing is left.
+    fn clamped(mut self) -> Option<Self> {
+        self.max_hr = self.max_hr.filter(|h| SeriesKind::Hr.plausible(f64::from(*h)));
+        self.bands.retain(|(_, ms)| (0..=Self::MAX_MS).contains(ms));
+        self.bands.sort_by_key(|(b, _)| *b);
+        self.bands.dedup_by_key(|(b, _)| *b);
+        (!self.bands.is_empty()).then_some(self)
+    }
 }
 
 /// No activity lasts longer than this; a longer one is rejected.
@@ -247,6 +321,7 @@ impl NewActivity {
         if let Some(sets) = &mut self.sets {
             sets.retain(|set| !set.exercise.is_empty());
         }
+        self.hr_zones = self.hr_zones.take().and_then(ZoneTime::clamped);
         Ok(self)
     }
 }
@@ -369,6 +444,11 @@ impl Batch {
                     )));
                 }
             }
+            if let Some(z) = &a.hr_zones {
+                if z.bands.iter().any(|(_, ms)| *ms < 0) || z.bands.windows(2).any(|w| w[0].0 >= w[1].0) {
+                    problems.push(at("heart-rate zones with negative time or bounds out of order".into()));
+                }
+            }
             for (i, set) in a.sets.iter().flatten().enumerate() {
                 if set.exercise.is_empty() {
                     problems.push(at(format!("set {i} has no exercise")));
@@ -456,7 +536,38 @@ mod tests {
             content_hash: None,
             series: vec![Series { kind: SeriesKind::Hr, samples: vec![Sample { t_ms: 0, value: 130.0 }] }],
             sets: None,
+            hr_zones: None,
         }
+    }
+
+    /// WHOOP's zones: below 50 %, then 50-60 ... 90-100 % of max HR.
+    fn whoop(max_hr: Option<u16>, minutes: [i64; 6]) -> ZoneTime {
+        let bounds = [0, 50, 60, 70, 80, 90];
+        ZoneTime { max_hr, bands: bounds.iter().zip(minutes).map(|(b, m)| (*b, m * 60_000)).collect() }
+    }
+
+    #[test]
+    fn zone_time_counts_a_range_of_hr_max_spreading_a_band_it_cuts_evenly() {
+        let z = whoop(None, [5, 10, 20, 30, 4, 1]);
+        let min = |lo: f64, hi: f64, max: Option<f64>| (z.seconds(lo, hi, max) / 60.0 * 1000.0).round() / 1000.0;
+        // coachd's zones are WHOOP's, band for band, when the max is the same.
+        assert_eq!(
+            [min(50.0, 60.0, None), min(60.0, 70.0, Some(190.0)), min(90.0, f64::INFINITY, None)],
+            [10.0, 20.0, 1.0]
+        );
+        // Cardio from 64 %: 6/10 of 60-70 %, and everything above.
+        assert_eq!(min(64.0, f64::INFINITY, None), 12.0 + 30.0 + 4.0 + 1.0);
+        // Below zone 1 is taken as 40-50 %; above the last band nothing more is known.
+        assert_eq!((min(45.0, 50.0, None), min(95.0, 120.0, None), min(0.0, f64::INFINITY, None)), (2.5, 0.5, 70.0));
+        // WHOOP counted against 200 bpm, coachd's HR max is 190: coachd's zone 2 (114-133
+        // bpm) is 57-66.5 % of WHOOP's max: 3/10 of WHOOP's zone 1 and 6.5/10 of its zone 2.
+        let z = whoop(Some(200), [5, 10, 20, 30, 4, 1]);
+        assert_eq!((z.seconds(60.0, 70.0, Some(190.0)) / 60.0 * 1000.0).round() / 1000.0, 3.0 + 13.0);
+        assert_eq!(z.seconds(60.0, 70.0, None), 20.0 * 60.0, "without coachd's max, WHOOP's stands in");
+        assert_eq!(z.clone().clamped(), Some(z));
+        let odd = ZoneTime { max_hr: Some(900), bands: vec![(60, -1), (50, 60_000), (50, 5)] };
+        assert_eq!(odd.clamped(), Some(ZoneTime { max_hr: None, bands: vec![(50, 60_000)] }));
+        assert_eq!(ZoneTime { max_hr: None, bands: vec![(50, -1)] }.clamped(), None);
     }
 
     #[test]

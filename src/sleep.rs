@@ -58,6 +58,42 @@ pub fn nights(stretches: &[(i64, i64)]) -> Vec<Night> {
     out
 }
 
+/// Sleep periods a source scored itself, each with its own time asleep (Oura's, WHOOP's),
+/// as nights: periods less than [`SAME_NIGHT_MS`] apart are one night, whose time asleep
+/// is theirs together. In time order.
+pub fn join_periods(mut periods: Vec<Night>) -> Vec<Night> {
+    periods.retain(|p| p.end_ms > p.start_ms);
+    periods.sort_by_key(|n| n.start_ms);
+    let mut out: Vec<Night> = Vec::new();
+    for n in periods {
+        match out.last_mut() {
+            Some(last) if n.start_ms.saturating_sub(last.end_ms) <= SAME_NIGHT_MS => {
+                last.end_ms = last.end_ms.max(n.end_ms);
+                last.asleep_ms = last.asleep_ms.saturating_add(n.asleep_ms);
+            }
+            _ => out.push(n),
+        }
+    }
+    out
+}
+
+/// The main night of each wake-up date from `from` on: of the nights ending that local
+/// date, the one with the most time asleep (a source's naps are left out before this).
+pub fn main_nights(nights: &[Night], tz: Tz, from: NaiveDate) -> BTreeMap<NaiveDate, Night> {
+    let mut mains: BTreeMap<NaiveDate, Night> = BTreeMap::new();
+    for night in nights {
+        let date = local_date(tz, night.end_ms);
+        if date < from {
+            continue;
+        }
+        let main = mains.entry(date).or_insert(*night);
+        if night.asleep_ms > main.asleep_ms {
+            *main = *night;
+        }
+    }
+    mains
+}
+
 /// The local date of an instant (ms) in `tz`.
 pub fn local_date(tz: Tz, ms: i64) -> NaiveDate {
     DateTime::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&tz).date_naive()
@@ -144,6 +180,22 @@ mod tests {
         assert_eq!(value(Metric::SleepEnd), Some(wake as f64 / 1000.0));
         // In UTC the same night ends on the 21st as well, but starts on the 20th at 22:10.
         assert_eq!(wake_days(&nights(&[(bed, wake)]), chrono_tz::UTC)[0].date, day.date);
+    }
+
+    #[test]
+    fn scored_periods_an_hour_apart_join_and_the_longest_night_of_a_day_is_its_main() {
+        let bed = at(2026, 11, 20, 23, 40);
+        let a = Night { start_ms: bed, end_ms: bed + 2 * H, asleep_ms: 100 * 60_000 };
+        let b = Night { start_ms: bed + 2 * H + 30 * 60_000, end_ms: bed + 8 * H, asleep_ms: 320 * 60_000 };
+        let nap = Night { start_ms: bed + 15 * H, end_ms: bed + 16 * H, asleep_ms: 50 * 60_000 };
+        let nights = join_periods(vec![b, nap, a]);
+        assert_eq!(nights.len(), 2, "{nights:?}");
+        assert_eq!(nights[0], Night { start_ms: bed, end_ms: bed + 8 * H, asleep_ms: 420 * 60_000 });
+        let tz = chrono_tz::Europe::Berlin;
+        let mains = main_nights(&nights, tz, NaiveDate::from_ymd_opt(2026, 11, 21).expect("date"));
+        assert_eq!(mains.len(), 1);
+        assert_eq!(mains.values().next(), Some(&nights[0]), "the night, not the afternoon sleep");
+        assert!(main_nights(&nights, tz, NaiveDate::from_ymd_opt(2026, 11, 22).expect("date")).is_empty());
     }
 
     #[test]

@@ -265,6 +265,7 @@ impl App {
             content_hash: None,
             series: Vec::new(),
             sets,
+            hr_zones: None,
         };
         let activity = activity.clamped().map_err(AppError::Input)?;
         let report = self.store.ingest(&Batch { activities: vec![activity], ..Batch::new(MANUAL_SOURCE) }).await?;

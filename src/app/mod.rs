@@ -182,9 +182,16 @@ impl App {
         Self { store, config, providers, files: None }
     }
 
-    /// How verdicts are reached, from `[homework]`.
+    /// How verdicts are reached, from `[homework]`, with the providers that never give
+    /// steps ([`crate::providers::Provider::cannot_give`]).
     pub fn judging(&self) -> crate::charts::data::Judging {
-        crate::charts::data::Judging::from_config(&self.config.homework)
+        let mut j = crate::charts::data::Judging::from_config(&self.config.homework);
+        j.cfg.no_steps = crate::providers::PROVIDERS
+            .iter()
+            .filter(|p| p.cannot_give().contains(&crate::model::Metric::Steps))
+            .map(|p| p.name().to_string())
+            .collect();
+        j
     }
 
     /// Verdicts in `[from, to]` and adherence as of `now`, for each client.
@@ -199,7 +206,9 @@ impl App {
             return Err(AppError::input(format!("the first day {from} is after the last day {to}")));
         }
         let j = self.judging();
-        Ok(status::status(&self.store, &j.cfg, j.attention_drop, clients, from, to, now).await?.0)
+        let mut report = status::status(&self.store, &j.cfg, j.attention_drop, clients, from, to, now).await?.0;
+        self.note_unjudgeable(clients, &mut report.occurrences).await?;
+        Ok(report)
     }
 
     /// The public base URL links are made from: `web.public_url`, else where the daemon

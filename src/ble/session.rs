@@ -280,6 +280,7 @@ impl Recorder {
             content_hash: None,
             series,
             sets: None,
+            hr_zones: None,
         };
         Some(Batch { activities: vec![activity], ..Batch::new(SOURCE) })
     }

@@ -186,6 +186,14 @@ pub fn zone_seconds(w: &Workout, max: Option<f64>) -> [f64; 6] {
             with_hr += secs;
         }
     }
+    // No samples, but the zone times the source counted (WHOOP).
+    if let Some(z) = w.hr_zones.as_ref().filter(|_| w.hr_hist.is_empty()) {
+        for (zone, slot) in out.iter_mut().enumerate().skip(1) {
+            let (lo, hi) = crate::engine::judge::zone_bounds(zone as u8);
+            *slot = z.seconds(if zone == 1 { 0.0 } else { lo }, hi, max);
+            with_hr += *slot;
+        }
+    }
     out[0] = (w.duration_s - with_hr).max(0.0);
     debug_assert_eq!(ZONE_NAMES.len(), out.len());
     out

@@ -440,6 +440,10 @@ fn print_table(clients: &[Client], report: &status::StatusReport, from: NaiveDat
                 percent(a.days90),
                 a.streak
             );
+            // Why it cannot be judged, once, where the sources say.
+            if let Some(note) = occs.iter().rev().find_map(|o| o.note.as_deref()) {
+                println!("    ? {note}");
+            }
         }
         println!();
     }

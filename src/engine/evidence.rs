@@ -2,11 +2,11 @@
 //! workouts), daily metrics, check-ins and excuses.
 
 use crate::activity_types;
-use crate::model::{ActivityId, Category, Metric};
+use crate::model::{ActivityId, Category, Metric, ZoneTime};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Sources a person types in; everything else is passive (a device or a cloud recorded it).
 pub const MANUAL_SOURCE: &str = "manual";
@@ -37,6 +37,9 @@ pub struct ActivityRec {
     /// (bpm, seconds spent at it), ascending bpm.
     pub hr_hist: Vec<(u16, f64)>,
     pub hr_samples: u32,
+    /// Time in heart-rate zones as the source counted it, for a source without samples
+    /// (WHOOP): minutes are counted from it where there is no histogram.
+    pub hr_zones: Option<ZoneTime>,
     pub sets: Vec<SetRec>,
     /// The activity file (FIT, TCX, GPX) it came from: the sessions of one multi-sport
     /// file share it and are separate workouts by construction. None for other sources
@@ -73,6 +76,9 @@ pub struct Workout {
     pub max_hr: Option<u16>,
     pub hr_hist: Vec<(u16, f64)>,
     pub hr_samples: u32,
+    /// A record's zone times, where the record shown has no samples (for display; the
+    /// engine reads each record's own).
+    pub hr_zones: Option<ZoneTime>,
     pub sets: Vec<SetRec>,
     /// Recorded by a device or a cloud, not only typed in.
     pub passive: bool,
@@ -115,6 +121,9 @@ pub struct Evidence {
     pub excused: BTreeSet<(i64, NaiveDate)>,
     /// Local dates on which some passive source delivered anything.
     pub passive_days: BTreeSet<NaiveDate>,
+    /// The same days with the sources that delivered (a step homework asks whether one of
+    /// them could have counted steps).
+    pub passive_sources: BTreeMap<NaiveDate, BTreeSet<String>>,
 }
 
 impl Evidence {
@@ -126,20 +135,29 @@ impl Evidence {
         checkins: Vec<CheckinRec>,
         excused: BTreeSet<(i64, NaiveDate)>,
     ) -> Self {
-        let mut passive_days = BTreeSet::new();
+        let mut passive_sources: BTreeMap<NaiveDate, BTreeSet<String>> = BTreeMap::new();
+        let mut saw = |d: NaiveDate, source: &str| {
+            let sources = passive_sources.entry(d).or_default();
+            if !sources.contains(source) {
+                sources.insert(source.to_string());
+            }
+        };
         for a in activities.iter().filter(|a| a.source != MANUAL_SOURCE) {
-            passive_days.extend(crate::time::local_dates(tz, a.start, a.end));
+            for d in crate::time::local_dates(tz, a.start, a.end) {
+                saw(d, &a.source);
+            }
         }
         for v in &daily {
-            passive_days.insert(v.date);
+            saw(v.date, &v.source);
             if matches!(v.metric, Metric::SleepS | Metric::SleepStart | Metric::SleepEnd) {
                 // A night's sleep is dated by the wake-up day and covers the evening before.
                 if let Some(prev) = v.date.pred_opt() {
-                    passive_days.insert(prev);
+                    saw(prev, &v.source);
                 }
             }
         }
-        Self { workouts: merge(activities), daily, checkins, excused, passive_days }
+        let passive_days = passive_sources.keys().copied().collect();
+        Self { workouts: merge(activities), daily, checkins, excused, passive_days, passive_sources }
     }
 }
 
@@ -210,6 +228,7 @@ fn workout(members: Vec<ActivityRec>) -> Workout {
         max_hr: members.iter().filter_map(|m| m.max_hr).max(),
         hr_hist: best.hr_hist.clone(),
         hr_samples: best.hr_samples,
+        hr_zones: if best.hr_hist.is_empty() { members.iter().find_map(|m| m.hr_zones.clone()) } else { None },
         sets: most_reps.sets.clone(),
         passive: members.iter().any(|m| m.source != MANUAL_SOURCE),
         parts: members,
@@ -238,6 +257,7 @@ pub(crate) mod tests {
             max_hr: None,
             hr_hist: Vec::new(),
             hr_samples: 0,
+            hr_zones: None,
             sets: Vec::new(),
             origin: None,
         }

@@ -46,6 +46,10 @@ pub struct JudgeConfig {
     /// How long after a window closes late syncs are awaited before judging.
     pub grace: Duration,
     pub nightly: Window,
+    /// Sources that never give daily steps (WHOOP): what they deliver does not make a day
+    /// one with data for a step homework, so a day only they saw is `no_data`, not missed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub no_steps: Vec<String>,
 }
 
 /// A homework as the engine sees it.
@@ -126,6 +130,10 @@ pub struct Occurrence {
     /// A check-in supplied more than the devices showed.
     pub self_reported: bool,
     pub evidence: Vec<EvidenceRef>,
+    /// Why it cannot be judged, where that is known (the client's sources cannot give what
+    /// it counts): set by the application when shown, never cached with the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Occurrence {
@@ -154,30 +162,38 @@ pub fn window(rule: &Rule, cfg: &JudgeConfig, tz: Tz, d: NaiveDate) -> (DateTime
     }
 }
 
-/// HR zone bounds in % of HR max.
-fn zone_bounds(z: u8) -> (f64, f64) {
+/// Cardio effort starts at this % of HR max (moderate intensity).
+pub const CARDIO_PCT: f64 = 64.0;
+
+/// HR zone bounds in % of HR max: zone 1 is 50-60 %, ..., zone 5 from 90 % up.
+pub fn zone_bounds(z: u8) -> (f64, f64) {
     let lo = 40.0 + 10.0 * f64::from(z);
     (lo, if z >= 5 { f64::INFINITY } else { lo + 10.0 })
 }
 
-/// Minutes of `of` in one record.
+/// Minutes of `of` in one record: from its heart-rate samples where it has them and the
+/// HR max is known, else from the zone times its source counted (WHOOP), else (the effort
+/// cannot be told) its whole duration when it is cardio.
 fn record_minutes(w: &ActivityRec, of: &Effort, hr_max: Option<f64>) -> f64 {
     let by_duration = |ok: bool| if ok { w.duration_s / 60.0 } else { 0.0 };
     let hr = hr_max.filter(|_| !w.hr_hist.is_empty());
+    let zones = w.hr_zones.as_ref().filter(|_| w.hr_hist.is_empty());
     match of {
-        Effort::Category(Category::Cardio) => match hr {
-            Some(max) => w.hr_seconds((0.64 * max).ceil(), f64::INFINITY) / 60.0,
-            None => by_duration(w.category == Category::Cardio),
+        Effort::Category(Category::Cardio) => match (hr, zones) {
+            (Some(max), _) => w.hr_seconds((CARDIO_PCT / 100.0 * max).ceil(), f64::INFINITY) / 60.0,
+            (None, Some(z)) => z.seconds(CARDIO_PCT, f64::INFINITY, hr_max) / 60.0,
+            (None, None) => by_duration(w.category == Category::Cardio),
         },
         Effort::Category(c) => by_duration(w.category == *c),
-        Effort::Zone(z) => match hr {
-            Some(max) => {
-                let (lo, hi) = zone_bounds(*z);
-                w.hr_seconds((lo / 100.0 * max).ceil(), (hi / 100.0 * max).ceil()) / 60.0
+        Effort::Zone(z) => {
+            let (lo, hi) = zone_bounds(*z);
+            match (hr, zones) {
+                (Some(max), _) => w.hr_seconds((lo / 100.0 * max).ceil(), (hi / 100.0 * max).ceil()) / 60.0,
+                (None, Some(zt)) => zt.seconds(lo, hi, hr_max) / 60.0,
+                // Without HR samples or HR max a zone cannot be told: cardio time stands in.
+                (None, None) => by_duration(w.category == Category::Cardio),
             }
-            // Without HR samples or HR max a zone cannot be told: cardio time stands in.
-            None => by_duration(w.category == Category::Cardio),
-        },
+        }
         Effort::Family(f) => by_duration(activity_types::family(&w.activity_type) == f),
         Effort::Any => w.duration_s / 60.0,
     }
@@ -394,7 +410,14 @@ fn judge_day(hw: &Homework, cfg: &JudgeConfig, tz: Tz, hr_max: Option<f64>, d: N
     DayResult { achieved: round2(achieved), self_reported: reported > device, refs, has_checkin }
 }
 
-fn has_passive(ev: &Evidence, rule: &Rule, d: NaiveDate) -> bool {
+fn has_passive(ev: &Evidence, cfg: &JudgeConfig, rule: &Rule, d: NaiveDate) -> bool {
+    if matches!(rule.measure, Measure::Steps { .. }) && !cfg.no_steps.is_empty() {
+        // Only a source that could have counted steps makes a day one with data.
+        let could =
+            |d: NaiveDate| ev.passive_sources.get(&d).is_some_and(|s| s.iter().any(|src| !cfg.no_steps.contains(src)));
+        let crosses = rule.nightly || rule.window.is_some_and(|w| w.crosses_midnight());
+        return could(d) || (crosses && could(d + Duration::days(1)));
+    }
     let crosses = rule.nightly || rule.window.is_some_and(|w| w.crosses_midnight());
     let sleep = matches!(rule.measure, Measure::Sleep { .. });
     ev.passive_days.contains(&d) || ((crosses || sleep) && ev.passive_days.contains(&(d + Duration::days(1))))
@@ -433,6 +456,7 @@ pub fn judge(
         unit: hw.rule.unit().into(),
         self_reported: false,
         evidence: Vec::new(),
+        note: None,
     };
     let (days, closes): (Vec<NaiveDate>, DateTime<Utc>) = if hw.rule.schedule.weekly() {
         occ.period = "week".into();
@@ -453,7 +477,7 @@ pub fn judge(
     for d in &days {
         let r = judge_day(hw, cfg, tz, hr_max, *d, ev);
         any_checkin |= r.has_checkin;
-        any_passive |= has_passive(ev, &hw.rule, *d);
+        any_passive |= has_passive(ev, cfg, &hw.rule, *d);
         match hw.rule.schedule {
             // "2 runs a week": every run counts, two on one day as two. A weekly total
             // adds up what each day brought.

@@ -16,6 +16,7 @@ pub(super) fn cfg() -> JudgeConfig {
         bands: Bands { done: 1.0, partial: 0.5 },
         grace: Duration::hours(6),
         nightly: Window::parse("19:00-03:00").expect("window"),
+        no_steps: Vec::new(),
     }
 }
 
@@ -47,6 +48,7 @@ pub(super) fn act(id: i64, source: &str, ty: &str, start: DateTime<Utc>, minutes
         max_hr: None,
         hr_hist: Vec::new(),
         hr_samples: 0,
+        hr_zones: None,
         sets: Vec::new(),
         origin: None,
     }

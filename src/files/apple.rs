@@ -383,6 +383,7 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
             content_hash: None,
             series: if hr.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples: hr }] },
             sets: None,
+            hr_zones: None,
         });
     }
     for (start, end) in mindful {
@@ -403,6 +404,7 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
             content_hash: None,
             series: Vec::new(),
             sets: None,
+            hr_zones: None,
         });
     }
     Ok(parsed)

@@ -390,6 +390,7 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
             content_hash: None,
             series,
             sets: if my_sets.is_empty() { None } else { Some(my_sets) },
+            hr_zones: None,
         });
     }
     Ok(Parsed { activities, daily: Vec::new(), diagnostics })

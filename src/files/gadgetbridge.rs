@@ -277,6 +277,7 @@ fn workout(device: &GbDevice, w: &GbWorkout, hr: &[GbSample], client: &Client) -
         content_hash: None,
         series: if samples.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples }] },
         sets: None,
+        hr_zones: None,
     })
 }
 

@@ -278,6 +278,7 @@ pub fn parse_checked(body: &[u8], client: i64, tz: Tz, now: DateTime<Utc>) -> Re
             content_hash: None,
             series: if samples.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples }] },
             sets: None,
+            hr_zones: None,
         });
     }
     // The model's clamp, as for every source: what cannot be true is rejected, with why.
@@ -331,6 +332,7 @@ fn meditation(client: i64, tz: Tz, start: DateTime<Utc>, minutes: f64) -> NewAct
         content_hash: None,
         series: Vec::new(),
         sets: None,
+        hr_zones: None,
     }
 }
 

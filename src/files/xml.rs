@@ -317,6 +317,7 @@ pub fn parse<R: BufRead>(
             content_hash: None,
             series,
             sets: None,
+            hr_zones: None,
         });
     }
     if activities.is_empty() {

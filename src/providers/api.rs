@@ -132,6 +132,28 @@ fn numbers(h: &reqwest::header::HeaderMap, name: &str) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// One window's figures in the IETF draft's form (WHOOP): `limit` names the window
+/// ("100, 100;window=60, 10000;window=86400": the one whose limit is 100, a minute),
+/// `remaining` what is left of it, `reset` the seconds until it resets.
+pub(super) fn quota(
+    h: &reqwest::header::HeaderMap,
+    limit: &str,
+    remaining: &str,
+    reset: Option<&str>,
+) -> Option<super::ratelimit::Quota> {
+    let text = h.get(limit)?.to_str().ok()?;
+    let mut parts = text.split(',').map(str::trim);
+    let current: u32 = parts.next()?.parse().ok()?;
+    let window_s = parts.find_map(|p| {
+        let mut fields = p.split(';').map(str::trim);
+        let n: u32 = fields.next()?.parse().ok()?;
+        let secs = fields.find_map(|f| f.strip_prefix("window=").or_else(|| f.strip_prefix("w=")))?;
+        (n == current).then(|| secs.trim().parse::<i64>().ok()).flatten()
+    });
+    let one = |name: &str| h.get(name)?.to_str().ok()?.split(',').next()?.trim().parse::<u32>().ok();
+    Some(super::ratelimit::Quota { limit: current, window_s, remaining: one(remaining)?, reset_s: reset.and_then(one) })
+}
+
 impl Api {
     pub fn new(manifest: Manifest, clock: Arc<dyn Clock>) -> Result<Self, super::ProviderError> {
         let http = reqwest::Client::builder()
@@ -271,10 +293,16 @@ impl Api {
                     let status = resp.status();
                     let headers = resp.headers().clone();
                     if let Some(h) = &self.manifest.usage_headers {
-                        let (limits, usage) = (numbers(&headers, &h.limit), numbers(&headers, &h.usage));
-                        let resets = h.reset.as_deref().map(|r| numbers(&headers, r)).unwrap_or_default();
-                        if !usage.is_empty() {
-                            self.limiter.lock().await.observe(self.clock.now(), &limits, &usage, &resets);
+                        if let Some(remaining) = h.remaining.as_deref() {
+                            if let Some(q) = quota(&headers, &h.limit, remaining, h.reset.as_deref()) {
+                                self.limiter.lock().await.observe_quota(self.clock.now(), &q);
+                            }
+                        } else {
+                            let (limits, usage) = (numbers(&headers, &h.limit), numbers(&headers, &h.usage));
+                            let resets = h.reset.as_deref().map(|r| numbers(&headers, r)).unwrap_or_default();
+                            if !usage.is_empty() {
+                                self.limiter.lock().await.observe(self.clock.now(), &limits, &usage, &resets);
+                            }
                         }
                     }
                     match resp.bytes().await {

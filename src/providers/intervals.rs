@@ -216,6 +216,7 @@ impl Listing for Activities {
             content_hash: None,
             series: Vec::new(),
             sets: None,
+            hr_zones: None,
         })
     }
 

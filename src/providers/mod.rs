@@ -56,6 +56,7 @@ providers! {
     polar::Polar,
     intervals::Intervals,
     oura::Oura,
+    whoop::Whoop,
     withings::Withings,
 }
 
@@ -139,6 +140,14 @@ pub trait Provider: Send + Sync + 'static {
     /// One turn of an account's sync: the provider's [`sync::Listing`] handed to
     /// [`sync::reconcile`].
     fn sync<'a>(&'a self, turn: &'a mut Turn<'_>) -> BoxFuture<'a, Result<Report, SyncError>>;
+
+    /// Day-by-day figures coachd never gets from this provider (WHOOP: steps). A homework
+    /// counting one of them, for a client none of whose sources can give it, is shown with
+    /// why it cannot be judged instead of waiting for data forever. The default: none (a
+    /// provider is never said to lack what it may give).
+    fn cannot_give(&self) -> &'static [crate::model::Metric] {
+        &[]
+    }
 
     /// Right after a connection's token is stored: what the provider needs done once
     /// (Polar: register the user; Oura: read the user id webhooks name). Some(text): a
@@ -265,10 +274,19 @@ pub enum ClientAuth {
 #[serde(deny_unknown_fields)]
 pub struct UsageHeaders {
     pub limit: String,
+    /// Requests used, one figure per window (Strava, Polar); empty where the provider
+    /// sends what is left instead (`remaining`).
+    #[serde(default)]
     pub usage: String,
-    /// Seconds until each window resets, where the provider says (Polar).
+    /// Seconds until each window resets, where the provider says (Polar); with
+    /// `remaining`, until the window the limit header names resets (WHOOP).
     #[serde(default)]
     pub reset: Option<String>,
+    /// Requests left in one window (WHOOP's `X-RateLimit-Remaining`), which the limit
+    /// header names in the IETF draft's form: the window's limit first, then every
+    /// window as `LIMIT;window=SECONDS` ("100, 100;window=60, 10000;window=86400").
+    #[serde(default)]
+    pub remaining: Option<String>,
 }
 
 /// One provider's facts (providers/NAME.toml).
@@ -291,6 +309,10 @@ pub struct Manifest {
     pub scopes: Vec<String>,
     #[serde(default = "space")]
     pub scope_separator: String,
+    /// Scopes a refresh request names (WHOOP: `offline`, else it hands out no new
+    /// refresh token); empty: none named, the grant's scopes stand.
+    #[serde(default)]
+    pub refresh_scopes: Vec<String>,
     /// At least one of these must be granted, or the account is `insufficient_scope`.
     #[serde(default)]
     pub required_scopes: Vec<String>,

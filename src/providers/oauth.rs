@@ -233,7 +233,16 @@ pub async fn request_token(reg: &Registry, provider: &str, grant: Grant<'_>) -> 
             }
             exchange.request_async(&http).await
         }
-        Grant::Refresh(r) => oauth.exchange_refresh_token(&RefreshToken::new(r.to_string())).request_async(&http).await,
+        Grant::Refresh(r) => {
+            let refresh = RefreshToken::new(r.to_string());
+            let mut request = oauth.exchange_refresh_token(&refresh);
+            let m = &api.manifest;
+            // A provider whose refresh names scopes again (WHOOP: `offline`).
+            if !m.refresh_scopes.is_empty() {
+                request = request.add_scope(Scope::new(m.refresh_scopes.join(&m.scope_separator)));
+            }
+            request.request_async(&http).await
+        }
     };
     match result {
         Ok(t) => Ok(TokenAnswer {

@@ -27,7 +27,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub const SOURCE: &str = "oura";
@@ -578,6 +578,7 @@ impl Listing for Workouts {
             content_hash: None,
             series: Vec::new(),
             sets: None,
+            hr_zones: None,
         })
     }
 
@@ -658,29 +659,9 @@ impl Workouts {
                 pieces.push(Night { start_ms, end_ms, asleep_ms: (asleep * 1000.0) as i64 });
             }
         }
-        pieces.sort_by_key(|n| n.start_ms);
-        let mut nights: Vec<Night> = Vec::new();
-        for n in pieces {
-            match nights.last_mut() {
-                Some(last) if n.start_ms.saturating_sub(last.end_ms) <= crate::sleep::SAME_NIGHT_MS => {
-                    last.end_ms = last.end_ms.max(n.end_ms);
-                    last.asleep_ms = last.asleep_ms.saturating_add(n.asleep_ms);
-                }
-                _ => nights.push(n),
-            }
-        }
+        let nights = crate::sleep::join_periods(pieces);
         // The main night of each wake-up day: the one with the most sleep.
-        let mut mains: BTreeMap<NaiveDate, Night> = BTreeMap::new();
-        for night in nights {
-            let date = crate::sleep::local_date(client.tz, night.end_ms);
-            if date < from {
-                continue;
-            }
-            let main = mains.entry(date).or_insert(night);
-            if night.asleep_ms > main.asleep_ms {
-                *main = night;
-            }
-        }
+        let mains = crate::sleep::main_nights(&nights, client.tz, from);
         for (date, main) in mains {
             out.metrics.extend(WakeDay { date, asleep_ms: main.asleep_ms, main }.metrics(client.id, now));
         }

@@ -322,6 +322,7 @@ impl Listing for Exercises {
             content_hash: None,
             series: if hr.is_empty() { Vec::new() } else { vec![Series { kind: SeriesKind::Hr, samples: hr }] },
             sets: None,
+            hr_zones: None,
         })
     }
 

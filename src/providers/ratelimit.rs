@@ -46,6 +46,17 @@ pub struct Limiter {
     blocked_until: Option<DateTime<Utc>>,
 }
 
+/// What a provider says of one of its windows (WHOOP's `X-RateLimit-*` headers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quota {
+    pub limit: u32,
+    /// The window's length, where the limit header names it.
+    pub window_s: Option<i64>,
+    pub remaining: u32,
+    /// Seconds until the window resets.
+    pub reset_s: Option<u32>,
+}
+
 /// Remaining requests in one window.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Headroom {
@@ -132,6 +143,27 @@ impl Limiter {
         }
     }
 
+    /// One window's figures as the provider sent them ([`Quota`]): the window of that
+    /// length (else of that limit, else the shortest) has used at least what its limit
+    /// leaves, and (not aligned) ends when the provider says.
+    pub fn observe_quota(&mut self, now: DateTime<Utc>, q: &Quota) {
+        self.roll(now);
+        let t = now.timestamp();
+        let users = self.users;
+        let by_length = q.window_s.and_then(|s| self.windows.iter().position(|(w, _)| w.seconds == s));
+        let by_limit = || {
+            self.windows.iter().position(|(w, _)| w.limit.saturating_add(w.per_user.saturating_mul(users)) == q.limit)
+        };
+        let shortest = || (0..self.windows.len()).min_by_key(|i| self.windows[*i].0.seconds);
+        let Some(i) = by_length.or_else(by_limit).or_else(shortest) else { return };
+        let (w, slot) = &mut self.windows[i];
+        slot.limit = Some(q.limit);
+        slot.used = slot.used.max(q.limit.saturating_sub(q.remaining));
+        if let Some(r) = q.reset_s.filter(|_| !w.aligned) {
+            slot.end = Some(t + i64::from(r).min(w.seconds));
+        }
+    }
+
     /// A 429: nothing more until `retry_after`, else until the shortest window ends.
     pub fn exhausted(&mut self, now: DateTime<Utc>, retry_after: Option<Duration>) {
         self.roll(now);
@@ -215,6 +247,25 @@ mod tests {
             Limiter::new(&[Window { name: "15min".into(), seconds: 900, limit: 500, per_user: 20, aligned: true }]);
         p.set_users(3);
         assert_eq!(p.headroom(t0)[0].limit, 560, "Polar's limits grow with users");
+    }
+
+    #[test]
+    fn whoop_names_the_window_its_remaining_and_reset_are_of() {
+        let mut l = Limiter::new(&[
+            Window { name: "minute".into(), seconds: 60, limit: 100, per_user: 0, aligned: false },
+            Window { name: "daily".into(), seconds: 86400, limit: 10_000, per_user: 0, aligned: false },
+        ]);
+        let at = |h, m, s| Utc.with_ymd_and_hms(2026, 11, 20, h, m, s).single().expect("time");
+        assert_eq!(l.try_acquire(at(10, 0, 0)), Ok(()));
+        // Other installs of the app used the minute: 3 left, reset in 20 s.
+        l.observe_quota(at(10, 0, 1), &Quota { limit: 100, window_s: Some(60), remaining: 3, reset_s: Some(20) });
+        for _ in 0..3 {
+            assert_eq!(l.try_acquire(at(10, 0, 2)), Ok(()));
+        }
+        assert_eq!(l.try_acquire(at(10, 0, 2)), Err(at(10, 0, 21)));
+        // The day is nearly used up: the limit header names the daily window.
+        l.observe_quota(at(10, 0, 30), &Quota { limit: 10_000, window_s: None, remaining: 0, reset_s: Some(3600) });
+        assert_eq!(l.try_acquire(at(10, 1, 0)), Err(at(11, 0, 30)));
     }
 
     #[test]

@@ -236,6 +236,9 @@ pub struct Page<I> {
 pub struct Daily {
     pub metrics: Vec<DailyMetric>,
     pub skipped: Vec<String>,
+    /// Days' figures the provider no longer has and the provider deleted here (a night
+    /// deleted at WHOOP), counted with the deleted activities.
+    pub deleted: usize,
 }
 
 /// Where a turn that ran out of budget stopped, carried to the next turn (in
@@ -389,6 +392,7 @@ pub async fn reconcile<L: Listing>(turn: &mut Turn<'_>, l: &L) -> Result<Report,
             Err(e) => return Err(e),
         };
         report.skipped.extend(daily.skipped);
+        report.deleted += daily.deleted;
         daily_part += 1;
         let last = daily_part == parts;
         if !daily.metrics.is_empty() || (last && plan.done.is_some()) {

@@ -930,6 +930,7 @@ impl Listing for Workouts {
             content_hash: None,
             series: Vec::new(),
             sets: None,
+            hr_zones: None,
         })
     }
 

@@ -63,6 +63,7 @@ type ActivitySql = (
     i64,
     Option<Vec<u8>>,
     Option<f64>,
+    Option<String>,
 );
 
 impl Store {
@@ -195,7 +196,7 @@ impl Store {
         let (lo_ms, hi_ms) = (lo.timestamp_millis(), hi.timestamp_millis());
         let rows: Vec<ActivitySql> = sqlx::query_as(
             "SELECT id, source, start_ms, end_ms, utc_offset_s, type, category, duration_s, avg_hr, max_hr, hr_hist,
-                    hr_samples, CASE WHEN source IN ('fit', 'tcx', 'gpx') THEN content_hash END, distance_m
+                    hr_samples, CASE WHEN source IN ('fit', 'tcx', 'gpx') THEN content_hash END, distance_m, hr_zones
              FROM activities WHERE client_id = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
         )
         .bind(client)
@@ -236,6 +237,13 @@ impl Store {
                     .filter_map(|(bpm, ms)| Some((u16::try_from(bpm).ok()?, ms as f64 / 1000.0)))
                     .collect();
             }
+            let hr_zones = match &r.14 {
+                Some(json) => Some(
+                    serde_json::from_str(json)
+                        .map_err(|e| StoreError::Corrupt(format!("heart-rate zones of activity #{}: {e}", r.0)))?,
+                ),
+                None => None,
+            };
             let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
             activities.push(ActivityRec {
                 id: r.0,
@@ -251,6 +259,7 @@ impl Store {
                 max_hr: r.9.and_then(|v| u16::try_from(v).ok()),
                 hr_hist,
                 hr_samples: u32::try_from(r.11).unwrap_or(0),
+                hr_zones,
                 sets: sets_by.remove(&r.0).unwrap_or_default(),
                 origin: r.12,
             });

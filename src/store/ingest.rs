@@ -37,6 +37,8 @@ struct ActivityFields {
     max_hr: Option<i64>,
     energy_kj: Option<f64>,
     content_hash: Option<Vec<u8>>,
+    /// [`crate::model::ZoneTime`] as JSON.
+    hr_zones: Option<String>,
 }
 
 impl ActivityFields {
@@ -54,6 +56,7 @@ impl ActivityFields {
             max_hr: a.max_hr.map(i64::from),
             energy_kj: a.energy_kj,
             content_hash: a.content_hash.clone(),
+            hr_zones: a.hr_zones.as_ref().and_then(|z| serde_json::to_string(z).ok()),
         }
     }
 }
@@ -280,8 +283,9 @@ async fn upsert_activity(
     let Some((id,)) = existing else {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO activities (client_id, source, external_id, start_ms, end_ms, utc_offset_s, type, category,
-                                     duration_s, distance_m, avg_hr, max_hr, energy_kj, content_hash, updated_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                                     duration_s, distance_m, avg_hr, max_hr, energy_kj, content_hash, hr_zones,
+                                     updated_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(new.client_id)
         .bind(source)
@@ -297,6 +301,7 @@ async fn upsert_activity(
         .bind(new.max_hr)
         .bind(new.energy_kj)
         .bind(&new.content_hash)
+        .bind(&new.hr_zones)
         .bind(now)
         .fetch_one(&mut **tx)
         .await
@@ -305,7 +310,7 @@ async fn upsert_activity(
     };
     let old: ActivityFields = sqlx::query_as(
         "SELECT client_id, start_ms, end_ms, utc_offset_s, type, category, duration_s, distance_m, avg_hr,
-                max_hr, energy_kj, content_hash FROM activities WHERE id = ?",
+                max_hr, energy_kj, content_hash, hr_zones FROM activities WHERE id = ?",
     )
     .bind(id)
     .fetch_one(&mut **tx)
@@ -321,7 +326,7 @@ async fn upsert_activity(
     }
     sqlx::query(
         "UPDATE activities SET start_ms = ?, end_ms = ?, utc_offset_s = ?, type = ?, category = ?, duration_s = ?,
-                distance_m = ?, avg_hr = ?, max_hr = ?, energy_kj = ?, content_hash = ?, updated_ms = ?
+                distance_m = ?, avg_hr = ?, max_hr = ?, energy_kj = ?, content_hash = ?, hr_zones = ?, updated_ms = ?
          WHERE id = ?",
     )
     .bind(new.start_ms)
@@ -335,6 +340,7 @@ async fn upsert_activity(
     .bind(new.max_hr)
     .bind(new.energy_kj)
     .bind(&new.content_hash)
+    .bind(&new.hr_zones)
     .bind(now)
     .bind(id)
     .execute(&mut **tx)

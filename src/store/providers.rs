@@ -251,6 +251,59 @@ impl Store {
 }
 
 impl Store {
+    /// The dates in `[from, to]` a source stored `metric` for, for a client: what a
+    /// provider compares with what it lists now, to notice a night deleted there.
+    pub async fn source_daily_dates(
+        &self,
+        source: &str,
+        client: ClientId,
+        metric: crate::model::Metric,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<chrono::NaiveDate>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT date FROM daily_metrics WHERE source = ? AND client_id = ? AND metric = ? AND date BETWEEN ? AND ?
+             ORDER BY date",
+        )
+        .bind(source)
+        .bind(client)
+        .bind(metric.as_str())
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|d| d.parse().map_err(|_| StoreError::Corrupt(format!("daily metric date {d:?}")))).collect()
+    }
+
+    /// Delete what a source stored of `metrics` for a client's date (a night deleted at
+    /// the provider), marking the date for judging again; whether anything was there.
+    pub async fn delete_source_daily(
+        &self,
+        source: &str,
+        client: ClientId,
+        date: chrono::NaiveDate,
+        metrics: &[crate::model::Metric],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut gone = 0;
+        for m in metrics {
+            gone +=
+                sqlx::query("DELETE FROM daily_metrics WHERE source = ? AND client_id = ? AND date = ? AND metric = ?")
+                    .bind(source)
+                    .bind(client)
+                    .bind(date.to_string())
+                    .bind(m.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+        }
+        if gone > 0 {
+            super::ingest::mark_dirty(&mut tx, client, date).await?;
+        }
+        tx.commit().await?;
+        Ok(gone > 0)
+    }
+
     /// A value a provider keeps in `meta` (its subscriptions' state, say).
     pub async fn meta_value(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)

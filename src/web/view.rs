@@ -102,8 +102,11 @@ pub async fn week_view(
                         if o.self_reported {
                             symbol.push('*');
                         }
-                        let title =
+                        let mut title =
                             format!("{}: {} of {} {}", label(o.verdict), amount(o.achieved), amount(o.target), o.unit);
+                        if let Some(note) = &o.note {
+                            title = format!("{title}. {note}");
+                        }
                         let href = links_for
                             .and_then(|c| {
                                 o.evidence.iter().find_map(|e| match e {
@@ -134,7 +137,7 @@ fn clock(hours: f64) -> String {
 }
 
 fn occurrence_line(o: &Occurrence, links_for: Option<i64>) -> OccurrenceLine {
-    let evidence = o
+    let mut evidence: Vec<EvidenceLine> = o
         .evidence
         .iter()
         .map(|e| match e {
@@ -160,6 +163,9 @@ fn occurrence_line(o: &Occurrence, links_for: Option<i64>) -> OccurrenceLine {
             },
         })
         .collect();
+    if let Some(note) = &o.note {
+        evidence.push(EvidenceLine { text: note.clone(), href: String::new() });
+    }
     let date = if o.period == "week" { format!("week of {}", o.date) } else { o.date.to_string() };
     OccurrenceLine {
         date,

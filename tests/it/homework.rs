@@ -39,6 +39,7 @@ fn hr_workout(client: i64, id: &str, ty: &str, start: DateTime<Utc>, hard: i64, 
         content_hash: None,
         series: vec![Series { kind: SeriesKind::Hr, samples }],
         sets: None,
+        hr_zones: None,
     }
 }
 

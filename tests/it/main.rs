@@ -16,6 +16,7 @@ mod erase;
 mod exports;
 mod fake_oura;
 mod fake_strava;
+mod fake_whoop;
 mod fake_withings;
 mod files;
 mod fit_encoder;
@@ -37,6 +38,7 @@ mod setup;
 mod strap;
 mod supervisor;
 mod upgrade;
+mod whoop;
 mod withings;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -165,6 +167,7 @@ pub fn hour_run(client: i64, external_id: &str, start: DateTime<Utc>) -> NewActi
         content_hash: None,
         series: vec![Series { kind: SeriesKind::Hr, samples }],
         sets: None,
+        hr_zones: None,
     }
 }
 
