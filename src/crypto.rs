@@ -1,6 +1,7 @@
 //! The data dir's encryption key, sealing of secrets at rest, [`Secret`], and the
-//! small primitives every other module shares: SHA-256 and hex, random tokens and
-//! their stored hashes, constant-time comparison, and trainers' password hashes.
+//! small primitives every other module shares: SHA-256, HMAC-SHA256 and hex, random
+//! tokens and their stored hashes, constant-time comparison, and trainers' password
+//! hashes.
 //!
 //! The key is 32 random bytes in `DATA/coachd.key` (mode 0600), created once by
 //! `coachd init` and never replaced: losing it makes stored provider tokens unreadable,
@@ -118,6 +119,37 @@ pub fn load_key(path: &Path) -> Result<Cipher, KeyError> {
 /// The SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
+}
+
+/// HMAC-SHA256 of `parts`, one after the other, keyed with `key` (the providers'
+/// webhook signatures and Withings' signed requests).
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::Mac;
+    hmac_of(key, parts).finalize().into_bytes().into()
+}
+
+/// Whether `mac` is the HMAC-SHA256 of `parts` under `key`, compared in constant time.
+pub fn hmac_sha256_is(key: &[u8], parts: &[&[u8]], mac: &[u8]) -> bool {
+    use hmac::Mac;
+    hmac_of(key, parts).verify_slice(mac).is_ok()
+}
+
+fn hmac_of(key: &[u8], parts: &[&[u8]]) -> hmac::Hmac<Sha256> {
+    use hmac::Mac;
+    // HMAC takes a key of any length: this never fails.
+    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key).expect("an HMAC key of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
+
+/// Hex digits (either case) as bytes; None for anything else.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
 }
 
 /// Lower-case hex digits of `bytes`.

@@ -187,30 +187,24 @@ impl Recorder {
         }
         if self.open.is_none() {
             let silence = self.silence_ms();
+            // Going on with the stored session: its start (so its id) and its statistics.
             let prior = self.resumable.take().filter(|p| t_ms > p.last_ms && t_ms - p.last_ms <= silence);
-            self.open = Some(match prior {
-                Some(p) => Open {
-                    start_ms: p.start_ms,
-                    last_ms: t_ms,
-                    hr: Vec::new(),
-                    rr: Vec::new(),
-                    machine: Default::default(),
-                    count: p.hr_samples,
-                    sum_bpm: p.avg_hr.unwrap_or(0.0) * p.hr_samples as f64,
-                    max_bpm: p.max_hr.unwrap_or(0),
-                    last_flush_ms: t_ms,
-                },
-                None => Open {
-                    start_ms: t_ms,
-                    last_ms: t_ms,
-                    hr: Vec::new(),
-                    rr: Vec::new(),
-                    machine: Default::default(),
-                    count: 0,
-                    sum_bpm: 0.0,
-                    max_bpm: 0,
-                    last_flush_ms: t_ms,
-                },
+            let (start_ms, count, sum_bpm, max_bpm) = match prior {
+                Some(p) => {
+                    (p.start_ms, p.hr_samples, p.avg_hr.unwrap_or(0.0) * p.hr_samples as f64, p.max_hr.unwrap_or(0))
+                }
+                None => (t_ms, 0, 0.0, 0),
+            };
+            self.open = Some(Open {
+                start_ms,
+                last_ms: t_ms,
+                hr: Vec::new(),
+                rr: Vec::new(),
+                machine: Default::default(),
+                count,
+                sum_bpm,
+                max_bpm,
+                last_flush_ms: t_ms,
             });
         }
         let open = self.open.as_mut()?;

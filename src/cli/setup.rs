@@ -8,7 +8,7 @@
 //! run again: the current values are the defaults, what exists is kept. Every question
 //! has a flag, for scripted installs (`--yes`: no questions at all).
 
-use super::trainer::read_hidden;
+use super::trainer::{password_from_stdin, read_hidden};
 use super::Failure;
 use crate::app::{App, NewClientInput, Owner};
 use crate::config::Config;
@@ -277,12 +277,7 @@ async fn accounts(app: &App, ask: &Ask, args: &SetupArgs) -> Result<Option<Strin
         };
         if !name.is_empty() {
             let password = if args.password_stdin || !ask.on {
-                let mut line = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .map_err(|e| Failure::Runtime(anyhow::anyhow!("reading the password from stdin: {e}")))?;
-                line.trim_end_matches(['\n', '\r']).to_string()
+                password_from_stdin()?
             } else {
                 loop {
                     let first = read_hidden(&format!("   password for {name} (at least 10 characters, not shown): "))?;

@@ -29,14 +29,19 @@ pub(super) fn read_hidden(prompt: &str) -> Result<String, Failure> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
+/// A password as the first line of stdin (`--password-stdin`, scripts).
+pub(super) fn password_from_stdin() -> Result<String, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("reading the password from stdin: {e}")))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
 pub async fn add(app: &App, name: &str, password_stdin: bool) -> Result<(), Failure> {
     let password = if password_stdin || !std::io::stdin().is_terminal() {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Failure::Runtime(anyhow::anyhow!("reading the password from stdin: {e}")))?;
-        line.trim_end_matches(['\n', '\r']).to_string()
+        password_from_stdin()?
     } else {
         let first = read_hidden(&format!("password for {name}: "))?;
         crate::crypto::check_password(&first).map_err(Failure::Input)?;

@@ -23,10 +23,8 @@ use crate::crypto::Secret;
 use crate::model::{DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind};
 use crate::sleep::{Night, WakeDay};
 use crate::store::{Client, Store};
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use hmac::{Hmac, Mac};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
-use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -114,13 +112,6 @@ fn instant(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
-/// Whether the account's granted scopes include `scope` (an account connected before
-/// scopes were recorded is taken to have them all).
-fn granted(turn: &Turn<'_>, scope: &str) -> bool {
-    let s = &turn.account.scopes;
-    s.is_empty() || s.split([' ', ',']).any(|x| x == scope)
-}
-
 /// Every page of a collection, following `next_token`.
 async fn collect<T: serde::de::DeserializeOwned>(
     turn: &mut Turn<'_>,
@@ -188,7 +179,7 @@ impl Provider for Oura {
         Box::pin(async move {
             let api = turn.reg.api(SOURCE)?.clone();
             let (workouts, heartrate, daily) =
-                (granted(turn, "workout"), granted(turn, "heartrate"), granted(turn, "daily"));
+                (turn.account.granted("workout"), turn.account.granted("heartrate"), turn.account.granted("daily"));
             reconcile(turn, &Workouts { api, workouts, heartrate, daily }).await
         })
     }
@@ -335,15 +326,8 @@ pub async fn verification_token(reg: &Registry, store: &Store) -> Result<String,
 
 /// Whether `signature` (hex, any case) is HMAC-SHA256(secret, timestamp + body).
 pub fn signature_ok(secret: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
-    let bytes: Option<Vec<u8>> = (0..signature.len())
-        .step_by(2)
-        .map(|i| signature.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    let Some(expected) = bytes.filter(|b| b.len() == 32) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
-    mac.update(timestamp.as_bytes());
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
+    crate::crypto::unhex(signature)
+        .is_some_and(|mac| crate::crypto::hmac_sha256_is(secret.as_bytes(), &[timestamp.as_bytes(), body], &mac))
 }
 
 /// A webhook delivery: which user's what changed.
@@ -472,10 +456,6 @@ impl Workouts {
     }
 }
 
-fn local_midnight(tz: chrono_tz::Tz, d: NaiveDate) -> Option<DateTime<Utc>> {
-    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).earliest().map(|t| t.with_timezone(&Utc))
-}
-
 impl Listing for Workouts {
     type Item = Workout;
     const NOUN: &'static str = "workout";
@@ -487,7 +467,7 @@ impl Listing for Workouts {
         let first = today - Duration::days(i64::from(turn.reg.backfill_days));
         let from = cursor.map_or(first, |c| c.min(today - Duration::days(RECONCILE_DAYS)).max(first));
         Plan {
-            since: local_midnight(client.tz, from).unwrap_or(now),
+            since: crate::time::local(client.tz, from, chrono::NaiveTime::MIN),
             until: now + Duration::days(1),
             first: String::new(),
             cursor: cursor.map(|c| c.to_string()).unwrap_or_default(),
@@ -672,6 +652,8 @@ impl Workouts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     #[test]
     fn signatures_are_uppercase_hex_of_timestamp_and_body() {

@@ -10,9 +10,7 @@ use crate::model::{DailyMetric, Metric, NewActivity, Sample, Series, SeriesKind}
 use crate::store::providers::state;
 use crate::store::{Client, Store};
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use std::sync::Arc;
 
 pub const SOURCE: &str = "polar";
@@ -356,16 +354,7 @@ impl Listing for Exercises {
 
 /// Whether `signature` (hex) is HMAC-SHA256(body, secret).
 pub fn signature_ok(secret: &str, body: &[u8], signature: &str) -> bool {
-    let Ok(expected) = (0..signature.len())
-        .step_by(2)
-        .map(|i| signature.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(()))
-        .collect::<Result<Vec<u8>, ()>>()
-    else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
+    crate::crypto::unhex(signature).is_some_and(|mac| crate::crypto::hmac_sha256_is(secret.as_bytes(), &[body], &mac))
 }
 
 /// A webhook delivery.
@@ -396,6 +385,8 @@ pub async fn on_delivery(reg: &Registry, store: &Store, d: &Delivery) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     #[test]
     fn durations_and_signatures() {

@@ -24,10 +24,8 @@ use super::{Api, ApiError, BoxFuture, Connection, Provider, ProviderError, Regis
 use crate::model::{Metric, NewActivity, ZoneTime};
 use crate::sleep::{Night, WakeDay};
 use crate::store::{Client, Store};
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
-use hmac::{Hmac, Mac};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use serde::Deserialize;
-use sha2::Sha256;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -202,13 +200,6 @@ fn sport_key(name: &str) -> String {
     out.trim_end_matches('_').to_string()
 }
 
-/// Whether the account's granted scopes include `scope` (an account connected before
-/// scopes were recorded is taken to have them all).
-fn granted(turn: &Turn<'_>, scope: &str) -> bool {
-    let s = &turn.account.scopes;
-    s.is_empty() || s.split([' ', ',']).any(|x| x == scope)
-}
-
 fn utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -237,8 +228,8 @@ impl Provider for Whoop {
     fn sync<'a>(&'a self, turn: &'a mut Turn<'_>) -> BoxFuture<'a, Result<Report, SyncError>> {
         Box::pin(async move {
             let api = turn.reg.api(SOURCE)?.clone();
-            let (workouts, sleep) = (granted(turn, "read:workout"), granted(turn, "read:sleep"));
-            let max_hr = if workouts && granted(turn, "read:body_measurement") { max_hr(turn).await? } else { None };
+            let (workouts, sleep) = (turn.account.granted("read:workout"), turn.account.granted("read:sleep"));
+            let max_hr = if workouts && turn.account.granted("read:body_measurement") { max_hr(turn).await? } else { None };
             reconcile(turn, &Activities { api, workouts, sleep, max_hr }).await
         })
     }
@@ -362,40 +353,13 @@ async fn max_hr(turn: &mut Turn<'_>) -> Result<Option<u16>, SyncError> {
     Ok(read)
 }
 
-/// Decode standard base64 (padding optional); None for anything else.
-fn base64(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        acc = (acc << 6) | value(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 /// Whether `signature` (base64) is HMAC-SHA256(secret, timestamp + body).
+/// Padding optional.
 pub fn signature_ok(secret: &str, timestamp: &str, body: &[u8], signature: &str) -> bool {
-    let Some(expected) = base64(signature).filter(|b| b.len() == 32) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
-    mac.update(timestamp.as_bytes());
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(signature.trim().trim_end_matches('='))
+        .is_ok_and(|mac| crate::crypto::hmac_sha256_is(secret.as_bytes(), &[timestamp.as_bytes(), body], &mac))
 }
 
 /// A webhook delivery: which member's what changed.
@@ -463,10 +427,6 @@ impl Activities {
     }
 }
 
-fn local_midnight(tz: chrono_tz::Tz, d: NaiveDate) -> Option<DateTime<Utc>> {
-    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).earliest().map(|t| t.with_timezone(&Utc))
-}
-
 /// Every page of a collection, following `next_token`.
 async fn collect<T: serde::de::DeserializeOwned>(
     turn: &mut Turn<'_>,
@@ -500,7 +460,7 @@ impl Listing for Activities {
         let cursor: Option<NaiveDate> = cursor.and_then(|c| c.parse().ok());
         let first = today - Duration::days(i64::from(turn.reg.backfill_days));
         let from = cursor.map_or(first, |c| c.min(today - Duration::days(RECONCILE_DAYS)).max(first));
-        let since = local_midnight(client.tz, from).unwrap_or(now);
+        let since = crate::time::local(client.tz, from, chrono::NaiveTime::MIN);
         let until = now + Duration::days(1);
         Plan {
             since,
@@ -595,7 +555,7 @@ impl Listing for Activities {
         let today = now.with_timezone(&client.tz).date_naive();
         let from: NaiveDate = plan.from.parse().unwrap_or(today).min(today - Duration::days(LATE_DAYS));
         // A night ending on `from` began the evening before.
-        let since = local_midnight(client.tz, from - Duration::days(1)).unwrap_or(plan.since);
+        let since = crate::time::local(client.tz, from - Duration::days(1), chrono::NaiveTime::MIN);
         let q = [("limit", PAGE.to_string()), ("start", utc(since)), ("end", plan.to.clone())];
         let sleeps: Vec<Sleep> = collect(turn, "the sleeps", &self.url("sleep"), &q).await?;
         // Sleeps of one night (a wake-up of under an hour between them, the shared rule)
@@ -636,25 +596,16 @@ impl Listing for Activities {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     fn sign(secret: &str, stamp: &str, body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("mac");
         mac.update(stamp.as_bytes());
         mac.update(body);
-        let bytes = mac.finalize().into_bytes();
+        use base64::Engine;
         // Standard base64, padded.
-        const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
-            for i in 0..=chunk.len() {
-                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        while !out.len().is_multiple_of(4) {
-            out.push('=');
-        }
-        out
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     }
 
     #[test]
@@ -669,8 +620,6 @@ mod tests {
         assert!(!signature_ok("secret", "1763650000000", b"{}", &sig));
         assert!(!signature_ok("secret", "1763650000000", body, "not base64!"));
         assert!(!signature_ok("secret", "1763650000000", body, &sig[..20]));
-        assert_eq!(base64("TWFu"), Some(b"Man".to_vec()));
-        assert_eq!(base64("TWE="), Some(b"Ma".to_vec()));
     }
 
     #[test]

@@ -55,10 +55,8 @@ use crate::sleep::Night;
 use crate::store::providers::Account;
 use crate::store::{Client, Store};
 use chrono::{DateTime, Duration, NaiveDate, Offset, TimeZone, Utc};
-use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -226,9 +224,7 @@ pub fn sign(secret: &str, params: &[(&str, &str)]) -> String {
     let mut sorted = params.to_vec();
     sorted.sort_by_key(|(k, _)| *k);
     let text = sorted.iter().map(|(_, v)| *v).collect::<Vec<_>>().join(",");
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return String::new() };
-    mac.update(text.as_bytes());
-    crate::crypto::hex(&mac.finalize().into_bytes())
+    crate::crypto::hex(&crate::crypto::hmac_sha256(secret.as_bytes(), &[text.as_bytes()]))
 }
 
 #[derive(Debug, Deserialize)]
@@ -753,10 +749,6 @@ struct SleepData {
     asleepduration: Option<f64>,
 }
 
-fn local_midnight(tz: chrono_tz::Tz, d: NaiveDate) -> Option<DateTime<Utc>> {
-    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).earliest().map(|t| t.with_timezone(&Utc))
-}
-
 /// The first day the backfill reaches, in the client's time zone.
 fn first_day(turn: &Turn<'_>, client: &Client) -> NaiveDate {
     let today = turn.reg.clock.now().with_timezone(&client.tz).date_naive();
@@ -787,7 +779,7 @@ impl Listing for Workouts {
             (day - Duration::days(RECONCILE_DAYS)).max(first)
         });
         Plan {
-            since: local_midnight(client.tz, from).unwrap_or(now),
+            since: crate::time::local(client.tz, from, chrono::NaiveTime::MIN),
             until: now + Duration::days(1),
             first: "w:".into(),
             cursor: last.map(|t| t.timestamp().to_string()).unwrap_or_default(),
@@ -829,7 +821,7 @@ impl Listing for Workouts {
             form.push(("offset", offset.to_string()));
         }
         let body: PageBody<Workout> = post(turn, "the workouts", "/v2/measure", &form).await?;
-        let oldest = local_midnight(client.tz, first_day(turn, client)).map_or(0, |t| t.timestamp());
+        let oldest = crate::time::local(client.tz, first_day(turn, client), chrono::NaiveTime::MIN).timestamp();
         let next = body.next().map(|n| format!("{}:{n}", if by_date { "w" } else { "u" }));
         let next = next.or_else(|| (by_date && changed_since.is_some()).then(|| "u:".to_string()));
         let items = body
@@ -1071,6 +1063,8 @@ fn piece(s: &SleepSummary) -> Result<Night, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     #[test]
     fn the_envelope_status_decides_and_401_is_a_refused_token() {

@@ -42,6 +42,12 @@ pub struct Account {
 }
 
 impl Account {
+    /// Whether the granted scopes include `scope` (an account connected before scopes
+    /// were recorded is taken to have them all).
+    pub fn granted(&self, scope: &str) -> bool {
+        self.scopes.is_empty() || self.scopes.split([' ', ',']).any(|x| x == scope)
+    }
+
     pub fn syncable(&self) -> bool {
         self.state == state::ACTIVE
     }
