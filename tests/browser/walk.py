@@ -23,8 +23,21 @@ for flag in [
     "--window-size=1280,900",
 ]:
     options.add_argument(flag)
-driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
-wait = WebDriverWait(driver, 20)
+# Chromium's first start on a fresh, busy machine can miss chromedriver's deadline
+# ("DevToolsActivePort file doesn't exist"): start it up to three times, saying why.
+for attempt in range(3):
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+        break
+    except Exception as e:
+        print(f"chromium did not start (attempt {attempt + 1}): {str(e).splitlines()[0] if str(e) else type(e).__name__}", flush=True)
+        if attempt == 2:
+            print("FAILED: chromium did not start three times", flush=True)
+            sys.exit(1)
+# Generous: on a 2-core machine running the whole suite, a debug build drawing five
+# charts while other tests load both cores can take far longer than it does alone.
+driver.set_page_load_timeout(120)
+wait = WebDriverWait(driver, 90)
 
 
 def check(cond, what):
@@ -61,11 +74,11 @@ def submit(button, until, what):
     busy machine the answer can take a while, and reading the page at once would see the
     page the click came from."""
     button.click()
-    wait.until(EC.staleness_of(button))
     try:
+        wait.until(EC.staleness_of(button))
         wait.until(until)
-    except Exception:
-        check(False, what)
+    except Exception as e:
+        check(False, f"{what} ({type(e).__name__} while waiting for the answer)")
 
 
 def images_loaded():
@@ -228,6 +241,12 @@ try:
            "a GPX file sent from the page is imported")
     driver.get(f"{base}/roster")
     check(driver.current_url.endswith("/login"), "the client link gives no way into the dashboard")
-finally:
+except SystemExit:
+    raise
+except BaseException:
+    import traceback
+    print(f"FAILED: an unexpected error\nat {driver.current_url}\n{traceback.format_exc()}", flush=True)
     driver.quit()
+    sys.exit(1)
+driver.quit()
 print("walk complete", flush=True)

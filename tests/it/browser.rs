@@ -47,7 +47,13 @@ async fn trainer_and_client_walk_through_the_dashboard() {
     .expect("walk");
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
-    assert!(out.status.success(), "the browser walk failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The step that failed first, so that a shortened log still shows it.
+    let failed = stdout.lines().filter(|l| l.starts_with("FAILED")).collect::<Vec<_>>().join("\n");
+    assert!(
+        out.status.success(),
+        "the browser walk failed: {failed}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("walk complete"));
     for name in [
         "login",
