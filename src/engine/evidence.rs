@@ -56,9 +56,11 @@ impl ActivityRec {
 
 /// The same effort seen by one or more sources, counted once.
 ///
-/// The engine credits a workout with the most any one of its records shows (so another
-/// source of the same workout can add detail but never take credit away); the other
-/// fields describe it for display, from the record with the best samples.
+/// The engine credits a workout with the union of its records ([`Workout::credit`]):
+/// records that overlap in time saw the same effort and count once, with the most either
+/// shows (another source can add detail but never take credit away); records that follow
+/// one another (one strap session split by a restart) add up. The other fields describe
+/// it for display, from the record with the best samples.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Workout {
     /// The id of the record the workout is shown as (the one with the best samples).
@@ -92,6 +94,36 @@ impl Workout {
     pub fn member_ids(&self) -> Vec<ActivityId> {
         self.parts.iter().map(|p| p.id).collect()
     }
+
+    /// The workout's amount of something each record measures on its own (minutes in a
+    /// zone, distance): the most any set of records that do not overlap in time gives
+    /// together. Overlapping records saw the same time, so only one of them counts;
+    /// records one after another saw different time, so they add. Records have no samples
+    /// here (a histogram stands in), so this is the union of what they cover, to the
+    /// record.
+    pub fn credit(&self, value: impl Fn(&ActivityRec) -> f64) -> f64 {
+        union_credit(&self.parts, value)
+    }
+}
+
+/// Records overlapping by at most this much still follow one another (a resumed
+/// recording's first sample can share the second of the last one before the break).
+const ABUT_S: i64 = 2;
+
+/// The heaviest set of pairwise non-overlapping records (weighted interval scheduling,
+/// over the few records of one workout).
+fn union_credit(parts: &[ActivityRec], value: impl Fn(&ActivityRec) -> f64) -> f64 {
+    let mut by_end: Vec<(&ActivityRec, f64)> =
+        parts.iter().map(|p| (p, value(p))).filter(|(_, v)| v.is_finite() && *v > 0.0).collect();
+    by_end.sort_by_key(|(p, _)| (p.end, p.start));
+    // best[i]: the most the first i records (by end) give.
+    let mut best = vec![0.0_f64; by_end.len() + 1];
+    for (i, (p, v)) in by_end.iter().enumerate() {
+        let before =
+            by_end[..i].iter().rposition(|(q, _)| (q.end - p.start).num_seconds() <= ABUT_S).map_or(0, |j| j + 1);
+        best[i + 1] = best[i].max(v + best[before]);
+    }
+    best[by_end.len()]
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -223,7 +255,7 @@ fn workout(members: Vec<ActivityRec>) -> Workout {
         utc_offset_s: typed.utc_offset_s,
         activity_type: typed.activity_type.clone(),
         category: typed.category,
-        duration_s: members.iter().map(|m| m.duration_s).fold(0.0, f64::max),
+        duration_s: union_credit(&members, |m| m.duration_s),
         avg_hr: with_hr.avg_hr,
         max_hr: members.iter().filter_map(|m| m.max_hr).max(),
         hr_hist: best.hr_hist.clone(),
@@ -300,6 +332,29 @@ pub(crate) mod tests {
         assert_eq!(merge(vec![transition.clone(), ride.clone()]).len(), 2, "one triathlon file, two sessions");
         ride.origin = Some(vec![8]);
         assert_eq!(merge(vec![transition, ride]).len(), 1, "from two files, the same workout");
+    }
+
+    #[test]
+    fn records_one_after_another_add_up_and_overlapping_ones_count_once() {
+        // A strap session split by a restart: 4 minutes, 10 s down, then 30 minutes. The
+        // two parts start within 5 minutes, so they are one workout.
+        let mut first = rec(1, "ble", "workout", 0, 4);
+        let mut second = rec(2, "ble", "workout", 4, 30);
+        second.start += chrono::Duration::seconds(10);
+        second.end += chrono::Duration::seconds(10);
+        (first.hr_hist, second.hr_hist) = (vec![(150, 240.0)], vec![(150, 1800.0)]);
+        let w = merge(vec![first, second]);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].credit(|p| p.hr_seconds(100.0, 200.0)), 2040.0, "both parts count");
+        assert_eq!(w[0].duration_s, 34.0 * 60.0);
+        // Strava's record of the same 34 minutes overlaps both: it counts instead of
+        // them when it shows more, never on top of them.
+        let mut strava = rec(3, "strava", "workout", 0, 34);
+        strava.hr_hist = vec![(150, 2100.0)];
+        let w = merge(vec![w[0].parts[0].clone(), w[0].parts[1].clone(), strava]);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].credit(|p| p.hr_seconds(100.0, 200.0)), 2100.0);
+        assert_eq!(w[0].credit(|_| f64::NAN), 0.0, "a value that is not a number counts nothing");
     }
 
     #[test]

@@ -245,10 +245,10 @@ fn day_amount(
         }
     };
     match &rule.measure {
-        // Each workout counts once, with the most any of its records shows.
+        // Each workout counts once: the union of its records (Workout::credit).
         Measure::Minutes { of, .. } => {
             for w in near.into_iter().filter(starts_inside) {
-                let most = w.parts.iter().map(|p| record_minutes(p, of, hr_max)).fold(0.0, f64::max);
+                let most = w.credit(|p| record_minutes(p, of, hr_max));
                 add(w, most, &mut refs);
             }
         }
@@ -275,8 +275,7 @@ fn day_amount(
         }
         Measure::Distance { of, unit, .. } => {
             for w in near.into_iter().filter(starts_inside) {
-                let most =
-                    w.parts.iter().filter(|p| session_matches(p, of)).filter_map(|p| p.distance_m).fold(0.0, f64::max);
+                let most = w.credit(|p| if session_matches(p, of) { p.distance_m.unwrap_or(0.0) } else { 0.0 });
                 add(w, most / unit.meters(), &mut refs);
             }
         }
