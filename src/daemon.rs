@@ -42,8 +42,8 @@ pub async fn run(
     let backups = (app.files.is_some() && config.backup.daily).then(|| app.clone());
     let supervisor = Supervisor::start(sources, store.clone(), config.clone(), token.clone());
     let health = supervisor.health();
-    let router = web::router(WebState::for_app(app, health.clone()))
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let state = WebState { live: supervisor.live(), ..WebState::for_app(app, health.clone()) };
+    let router = web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let addr = listener.local_addr().context("reading the listening address")?;
     // Commands in other processes make their links from where this daemon serves.
     let served = if config.web.public_url.is_empty() {

@@ -30,6 +30,8 @@
 //! - [`charts`]: chart data from the store and verdicts, drawn with plotters to SVG/PNG.
 //! - [`demo`]: the deterministic demo data set, written through ingest.
 //! - [`source`]: the [`source::Source`] trait, its context and the supervisor.
+//! - [`live`]: what is being recorded right now (in memory), fed by the Bluetooth
+//!   collector and the simulated strap, read by the trainer's live page.
 //! - [`ble`]: Bluetooth sensors: GATT decoders, session recorder, btleplug collector, simulated strap.
 //! - [`providers`]: cloud providers (Strava, Polar, intervals.icu, Oura, WHOOP, Withings)
 //!   behind one `Provider` trait and one list: manifests, OAuth, rate limits, the shared
@@ -65,6 +67,7 @@ pub mod files;
 pub mod homeassistant;
 pub mod inbox;
 pub mod init;
+pub mod live;
 pub mod model;
 pub mod paths;
 pub mod providers;

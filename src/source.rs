@@ -41,6 +41,8 @@ pub struct SourceContext {
     /// Cancelled when the daemon stops: commit what you hold, then return `Ok(())`.
     pub shutdown: CancellationToken,
     pub config: Arc<Config>,
+    /// What is being recorded right now, for the live view.
+    pub live: crate::live::Live,
     name: String,
     health: Health,
 }
@@ -155,6 +157,7 @@ impl Health {
 /// The running supervisor.
 pub struct Supervisor {
     health: Health,
+    live: crate::live::Live,
     tasks: JoinSet<()>,
 }
 
@@ -167,6 +170,7 @@ impl Supervisor {
         shutdown: CancellationToken,
     ) -> Self {
         let health = Health::default();
+        let live = crate::live::Live::default();
         let mut tasks = JoinSet::new();
         for source in sources {
             let name = source.name().to_string();
@@ -189,17 +193,22 @@ impl Supervisor {
                 store: store.clone(),
                 shutdown: shutdown.clone(),
                 config: config.clone(),
+                live: live.clone(),
                 name: name.clone(),
                 health: health.clone(),
             };
             let span = tracing::info_span!("source", source = %name);
             tasks.spawn(keep_running(source, ctx, config.supervisor.clone()).instrument(span));
         }
-        Self { health, tasks }
+        Self { health, live, tasks }
     }
 
     pub fn health(&self) -> Health {
         self.health.clone()
+    }
+
+    pub fn live(&self) -> crate::live::Live {
+        self.live.clone()
     }
 
     /// Wait for every source to stop (call after cancelling the shutdown token).

@@ -21,6 +21,7 @@ mod freshness;
 mod homework;
 mod inbound;
 mod links;
+pub mod live;
 pub mod questions;
 pub mod trainers;
 

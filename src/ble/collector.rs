@@ -15,7 +15,7 @@
 //! and the collector waits for BlueZ to come back (logging that once). Batches go through
 //! one channel to the source's own task, which commits them in order.
 
-use super::reading::{self, Decoder, Reading, BODY_SENSOR_LOCATION, MEASUREMENTS};
+use super::reading::{self, Decoder, Reading, BATTERY_LEVEL, BODY_SENSOR_LOCATION, MEASUREMENTS};
 use super::session::Recorder;
 use crate::config::BleConfig;
 use crate::model::{Batch, ClientId};
@@ -287,6 +287,11 @@ async fn collect(
             }
             event = events.next() => {
                 let Some(event) = event else { break Stop::Lost("the adapter's event stream ended".into()) };
+                if let CentralEvent::RssiUpdate { id, rssi } = &event {
+                    if let Some(t) = tasks.get(id) {
+                        ctx.live.signal(&t.address, *rssi);
+                    }
+                }
                 let id = match event {
                     CentralEvent::DeviceDisconnected(id) => {
                         if let Some(t) = tasks.get(&id) {
@@ -449,6 +454,8 @@ fn spawn_device(
         cancel: cancel.clone(),
         link: link_rx,
         connected: connected.clone(),
+        live: ctx.live.clone(),
+        battery: None,
     };
     tracing::info!(address = %pairing.address, client = pairing.client_id, "paired sensor found; connecting");
     let store = ctx.store.clone();
@@ -483,6 +490,9 @@ struct Device {
     cancel: CancellationToken,
     link: mpsc::UnboundedReceiver<bool>,
     connected: Arc<AtomicBool>,
+    live: crate::live::Live,
+    /// Battery Service level, read at each connect where the device offers it.
+    battery: Option<u8>,
 }
 
 impl Device {
@@ -591,6 +601,11 @@ impl Device {
             {
                 timed("subscribing", CALL_TIMEOUT, p.subscribe(&c)).await?;
                 subscribed.push(short);
+            } else if short == BATTERY_LEVEL && c.properties.contains(CharPropFlags::READ) {
+                match timed("reading the battery level", CALL_TIMEOUT, p.read(&c)).await {
+                    Ok(bytes) => self.battery = bytes.first().copied().filter(|pct| *pct <= 100),
+                    Err(e) => tracing::debug!(address = %self.address, "{e:#}"),
+                }
             } else if short == BODY_SENSOR_LOCATION && c.properties.contains(CharPropFlags::READ) {
                 match timed("reading the body sensor location", CALL_TIMEOUT, p.read(&c)).await {
                     Ok(bytes) => match super::gatt::body_sensor_location(&bytes) {
@@ -610,21 +625,42 @@ impl Device {
 
     async fn on_notification(&mut self, characteristic: u16, payload: &[u8]) {
         let now = Utc::now().timestamp_millis();
-        let batches = match self.decoder.decode(characteristic, payload) {
-            Ok(Some(Reading::HeartRate(hr))) => self.recorder.on_heart_rate(now, &hr),
-            Ok(Some(Reading::Machine(m))) => self.recorder.on_machine(now, &m),
+        let (batches, shown) = match self.decoder.decode(characteristic, payload) {
+            Ok(Some(Reading::HeartRate(hr))) => {
+                let shown =
+                    hr.is_valid_sample().then(|| crate::live::Reading { bpm: Some(hr.bpm), ..Default::default() });
+                (self.recorder.on_heart_rate(now, &hr), shown)
+            }
+            Ok(Some(Reading::Machine(m))) => {
+                let shown = crate::live::Reading {
+                    bpm: m.heart_rate.filter(|b| *b > 0).map(u16::from),
+                    power_w: m.power_w,
+                    cadence_rpm: m.cadence_rpm.or(m.stroke_rate_spm),
+                    speed_kmh: m.speed_kmh,
+                    battery_pct: None,
+                };
+                (self.recorder.on_machine(now, &m), Some(shown))
+            }
             Ok(None) => return,
             Err(e) => {
                 tracing::debug!(address = %self.address, "dropped a notification: {e}");
                 return;
             }
         };
+        if let (Some(shown), Some(start)) = (shown, self.recorder.session_start_ms()) {
+            let shown = crate::live::Reading { battery_pct: self.battery, ..shown };
+            let (client, ty) = (self.recorder.client(), self.recorder.activity_type());
+            self.live.record(&self.address, client, ty, start, now, &shown);
+        }
         self.send(batches).await;
     }
 
     async fn tick(&mut self) {
         self.recorder.set_utc_offset(offset(self.tz));
         let batch = self.recorder.on_tick(Utc::now().timestamp_millis());
+        if !self.recorder.in_session() {
+            self.live.ended(&self.address);
+        }
         self.send(batch).await;
     }
 

@@ -16,6 +16,8 @@ pub const SERVICES: [(u16, &str); 5] = [
 
 pub const HEART_RATE_MEASUREMENT: u16 = 0x2A37;
 pub const BODY_SENSOR_LOCATION: u16 = 0x2A38;
+/// Battery Service's level, 0-100 %.
+pub const BATTERY_LEVEL: u16 = 0x2A19;
 pub const RSC_MEASUREMENT: u16 = 0x2A53;
 pub const CSC_MEASUREMENT: u16 = 0x2A5B;
 pub const CYCLING_POWER_MEASUREMENT: u16 = 0x2A63;

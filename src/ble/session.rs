@@ -121,6 +121,15 @@ impl Recorder {
         self.open.is_some()
     }
 
+    /// The start of the open session (a resumed one keeps its first start), for the live view.
+    pub fn session_start_ms(&self) -> Option<i64> {
+        self.open.as_ref().map(|o| o.start_ms)
+    }
+
+    pub fn activity_type(&self) -> &'static str {
+        self.activity_type
+    }
+
     fn silence_ms(&self) -> i64 {
         self.cfg.silence.as_millis() as i64
     }

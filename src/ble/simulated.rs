@@ -116,6 +116,13 @@ impl Source for SimulatedStrap {
                         let hr = gatt::heart_rate(&payload)?;
                         self.sent.fetch_add(1, Ordering::Relaxed);
                         batches.extend(recorder.on_heart_rate(t_ms, &hr));
+                        if let Some(start) = recorder.session_start_ms() {
+                            // A battery that drains a percent every ten minutes.
+                            let battery = Some(100u8.saturating_sub((second / 600).min(100) as u8));
+                            let shown =
+                                crate::live::Reading { bpm: Some(hr.bpm), battery_pct: battery, ..Default::default() };
+                            ctx.live.record(DEVICE, client.id, recorder.activity_type(), start, t_ms, &shown);
+                        }
                         if next() % 400 == 0 {
                             dropout = 3 + next() % 6; // the strap loses contact for a few seconds
                         }
@@ -123,6 +130,9 @@ impl Source for SimulatedStrap {
                     _ => {
                         dropout = dropout.saturating_sub(1);
                         batches.extend(recorder.on_tick(t_ms));
+                        if !recorder.in_session() {
+                            ctx.live.ended(DEVICE);
+                        }
                     }
                 }
                 for b in &batches {

@@ -5,7 +5,8 @@
 //! - [`page`]: templates, error pages, redirects with a message, [`page::WebError`].
 //! - [`session`]: the session cookie, the [`session::LoggedIn`] and [`session::CsrfForm`]
 //!   extractors, login throttling; [`proxy`]: the client's address behind trusted proxies.
-//! - pages: [`login`], [`roster`] (with its cache), [`client`] (and its forms), [`data`]
+//! - pages: [`login`], [`roster`] (with its cache), [`live`] (who is recording now, with
+//!   its server-sent events), [`client`] (and its forms), [`data`]
 //!   (a client's export and removal),
 //!   [`workout`], [`charts`], [`share`] (a client's private link), [`view`] (the week
 //!   both client pages show).
@@ -16,6 +17,7 @@ pub mod api;
 pub mod charts;
 pub mod client;
 pub mod data;
+pub mod live;
 pub mod login;
 pub mod metrics;
 pub mod oauth;
@@ -47,12 +49,21 @@ pub struct WebState {
     pub roster: Arc<roster::RosterCache>,
     /// Cookies get `Secure` when the public URL is https (TLS at a reverse proxy).
     pub secure: bool,
+    /// What is being recorded right now (the daemon's sources feed it).
+    pub live: crate::live::Live,
 }
 
 impl WebState {
     pub fn for_app(app: App, health: Health) -> Self {
         let secure = app.config.web.public_url.starts_with("https://");
-        Self { app, health, throttle: Arc::default(), roster: Arc::default(), secure }
+        Self {
+            app,
+            health,
+            throttle: Arc::default(),
+            roster: Arc::default(),
+            secure,
+            live: crate::live::Live::default(),
+        }
     }
 }
 
@@ -67,6 +78,10 @@ pub fn router(state: WebState) -> Router {
         .route("/login", get(login::login_form).post(login::login))
         .route("/logout", post(login::logout))
         .route("/roster", get(roster::page))
+        .route("/live", get(live::page))
+        .route("/live.js", get(live::script))
+        .route("/live/events", get(live::events))
+        .route("/api/live", get(live::snapshot))
         .route("/charts/{file}", get(charts::roster))
         .route("/clients", post(roster::add_client))
         .route("/clients/{id}", get(client::page))
@@ -129,9 +144,19 @@ pub fn router(state: WebState) -> Router {
 }
 
 /// No framing by other sites, no sniffing, no referrer (private links live in URLs), no
-/// scripts at all.
+/// scripts at all (the live page alone sets its own policy, allowing its one script).
 async fn security_headers(mut r: axum::response::Response) -> axum::response::Response {
     let h = r.headers_mut();
+    if h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        for (k, v) in [
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ] {
+            h.insert(k, HeaderValue::from_static(v));
+        }
+        return r;
+    }
     for (k, v) in [
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

@@ -29,6 +29,7 @@ mod inbox;
 mod ingest;
 mod language;
 mod layers;
+mod live;
 mod oura;
 mod providers;
 mod proxy;
