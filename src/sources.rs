@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Every source the configuration enables; `strap` adds a simulated heart-rate strap
 /// worn by that client, one simulated second per `tick`.
-pub fn build(app: &App, data: &DataDir, strap: Option<(String, Duration)>) -> Vec<Arc<dyn Source>> {
+pub fn build(app: &App, data: &DataDir, strap: Option<(Vec<String>, Duration)>) -> Vec<Arc<dyn Source>> {
     let config = &app.config;
     let mut sources: Vec<Arc<dyn Source>> = Vec::new();
     if config.inbox.enabled {
@@ -31,12 +31,12 @@ pub fn build(app: &App, data: &DataDir, strap: Option<(String, Duration)>) -> Ve
     if config.mqtt.enabled {
         sources.push(Arc::new(crate::homeassistant::HomeAssistant::new(app.clone())));
     }
-    if let Some((client, tick)) = strap {
-        sources.push(Arc::new(crate::ble::simulated::SimulatedStrap::new(
-            client,
-            tick,
-            crate::ble::session::SessionConfig::from_config(&config.ble),
-        )));
+    if let Some((clients, tick)) = strap {
+        for (n, client) in clients.into_iter().enumerate() {
+            let cfg = crate::ble::session::SessionConfig::from_config(&config.ble);
+            let strap = crate::ble::simulated::SimulatedStrap::new(client, tick, cfg);
+            sources.push(Arc::new(strap.nth(u8::try_from(n).unwrap_or(u8::MAX))));
+        }
     }
     sources
 }

@@ -15,6 +15,10 @@ pub const DEVICE: &str = "SIM:00:00:00:00:01";
 
 pub struct SimulatedStrap {
     client: String,
+    /// Its address: [`DEVICE`] unless several straps are simulated at once.
+    device: String,
+    /// Its source name (`demo-strap`, then `demo-strap-2`, ...).
+    name: String,
     /// Real time per simulated second (1 s for demos; shorter in tests).
     tick: Duration,
     cfg: SessionConfig,
@@ -24,7 +28,23 @@ pub struct SimulatedStrap {
 
 impl SimulatedStrap {
     pub fn new(client: impl Into<String>, tick: Duration, cfg: SessionConfig) -> Self {
-        Self { client: client.into(), tick, cfg, sent: Arc::default() }
+        Self {
+            client: client.into(),
+            device: DEVICE.into(),
+            name: "demo-strap".into(),
+            tick,
+            cfg,
+            sent: Arc::default(),
+        }
+    }
+
+    /// The `n`th of several simulated straps (0 is [`DEVICE`]), each with its own address.
+    pub fn nth(mut self, n: u8) -> Self {
+        self.device = format!("SIM:00:00:00:00:{:02X}", n.saturating_add(1));
+        if n > 0 {
+            self.name = format!("demo-strap-{}", u16::from(n) + 1);
+        }
+        self
     }
 }
 
@@ -77,7 +97,7 @@ fn committed(client: &str, b: &crate::model::Batch) {
 
 impl Source for SimulatedStrap {
     fn name(&self) -> &str {
-        "demo-strap"
+        &self.name
     }
 
     fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
@@ -85,13 +105,13 @@ impl Source for SimulatedStrap {
             let client = ctx.store.client_by_name(&self.client).await?;
             let tz = client.tz;
             let offset = tz.offset_from_utc_datetime(&Utc::now().naive_utc()).fix().local_minus_utc();
-            let mut recorder = Recorder::new(DEVICE, client.id, offset, self.cfg.clone());
+            let mut recorder = Recorder::new(self.device.clone(), client.id, offset, self.cfg.clone());
             ctx.set_detail(format!("simulating a strap for {}", client.name));
             let mut t_ms = Utc::now().timestamp_millis();
             // Started again within the session gap: the session goes on, as a real
             // strap's does. The simulated clock never goes back (a fast simulation runs
             // ahead of the real one).
-            if let Some(stored) = ctx.store.last_session(client.id, DEVICE).await? {
+            if let Some(stored) = ctx.store.last_session(client.id, &self.device).await? {
                 if stored.last_ms >= t_ms - self.cfg.silence.as_millis() as i64 {
                     t_ms = t_ms.max(stored.last_ms + 1000);
                 }
@@ -121,7 +141,7 @@ impl Source for SimulatedStrap {
                             let battery = Some(100u8.saturating_sub((second / 600).min(100) as u8));
                             let shown =
                                 crate::live::Reading { bpm: Some(hr.bpm), battery_pct: battery, ..Default::default() };
-                            ctx.live.record(DEVICE, client.id, recorder.activity_type(), start, t_ms, &shown);
+                            ctx.live.record(&self.device, client.id, recorder.activity_type(), start, t_ms, &shown);
                         }
                         if next() % 400 == 0 {
                             dropout = 3 + next() % 6; // the strap loses contact for a few seconds
@@ -131,7 +151,7 @@ impl Source for SimulatedStrap {
                         dropout = dropout.saturating_sub(1);
                         batches.extend(recorder.on_tick(t_ms));
                         if !recorder.in_session() {
-                            ctx.live.ended(DEVICE);
+                            ctx.live.ended(&self.device);
                         }
                     }
                 }

@@ -298,9 +298,9 @@ enum Command {
         /// Create the demo data set if missing, and add a simulated heart-rate strap worn by a client named "demo"
         #[arg(long)]
         demo: bool,
-        /// Add a simulated heart-rate strap worn by CLIENT (an existing client): to try the Bluetooth pipeline without a strap
+        /// Add a simulated heart-rate strap worn by CLIENT (an existing client): to try the Bluetooth pipeline without a strap; repeat it for several straps at once
         #[arg(long, value_name = "CLIENT")]
-        simulate_strap: Option<String>,
+        simulate_strap: Vec<String>,
         /// How many simulated seconds the simulated strap records per real second (1 to 1000)
         #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         strap_speed: u32,
@@ -541,14 +541,17 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             if demo {
                 prepare_demo(&app).await?;
             }
-            let strap = simulate_strap.or_else(|| demo.then(|| "demo".to_string()));
-            if let Some(name) = &strap {
+            let mut straps = simulate_strap;
+            if straps.is_empty() && demo {
+                straps.push("demo".to_string());
+            }
+            for name in &straps {
                 // Checked here, so a misspelt name stops the start instead of a source
                 // failing in a loop.
                 app.client(name).await?;
             }
             let tick = std::time::Duration::from_micros(1_000_000 / u64::from(strap_speed));
-            let sources = crate::sources::build(&app, &data, strap.map(|c| (c, tick)));
+            let sources = crate::sources::build(&app, &data, (!straps.is_empty()).then_some((straps, tick)));
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
             let signal = async move {
                 if let Err(e) = daemon::shutdown_signal().await {
