@@ -10,6 +10,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 base, trainer, password, link, shots = sys.argv[1:6]
@@ -37,7 +38,10 @@ for attempt in range(3):
 # Generous: on a 2-core machine running the whole suite, a debug build drawing five
 # charts while other tests load both cores can take far longer than it does alone.
 driver.set_page_load_timeout(120)
-wait = WebDriverWait(driver, 90)
+# While a page is being replaced, chromedriver can answer a check with a passing error
+# ("target frame detached", "cannot determine loading status"): ignore those and ask
+# again; a real failure still ends the wait, with the last error, after 90 s.
+wait = WebDriverWait(driver, 90, ignored_exceptions=(WebDriverException,))
 
 
 def check(cond, what):
@@ -78,7 +82,8 @@ def submit(button, until, what):
         wait.until(EC.staleness_of(button))
         wait.until(until)
     except Exception as e:
-        check(False, f"{what} ({type(e).__name__} while waiting for the answer)")
+        detail = (getattr(e, "msg", None) or str(e) or "").strip().splitlines()
+        check(False, f"{what} ({type(e).__name__} while waiting for the answer: {detail[0] if detail else ''})")
 
 
 def images_loaded():
