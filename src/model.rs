@@ -58,10 +58,16 @@ pub enum SeriesKind {
     Cadence = 4,
     /// Speed, metres per second (1 mm/s resolution).
     Speed = 5,
+    /// Distance covered since the machine or sensor started counting, metres (0.1 m
+    /// resolution); cumulative, so a chart draws it rising.
+    Distance = 6,
+    /// Strokes counted by a rower since it started counting; cumulative.
+    Strokes = 7,
 }
 
 impl SeriesKind {
-    pub const ALL: [SeriesKind; 5] = [Self::Hr, Self::Rr, Self::Power, Self::Cadence, Self::Speed];
+    pub const ALL: [SeriesKind; 7] =
+        [Self::Hr, Self::Rr, Self::Power, Self::Cadence, Self::Speed, Self::Distance, Self::Strokes];
 
     pub fn id(self) -> i64 {
         self as i64
@@ -74,8 +80,8 @@ impl SeriesKind {
     /// Values are stored as integers of `value * scale`.
     pub fn scale(self) -> f64 {
         match self {
-            Self::Hr | Self::Rr | Self::Power => 1.0,
-            Self::Cadence => 10.0,
+            Self::Hr | Self::Rr | Self::Power | Self::Strokes => 1.0,
+            Self::Cadence | Self::Distance => 10.0,
             Self::Speed => 1000.0,
         }
     }
@@ -88,6 +94,9 @@ impl SeriesKind {
             Self::Power => -5_000.0..=5_000.0,
             Self::Cadence => 0.0..=1_000.0,
             Self::Speed => 0.0..=200.0,
+            // 10,000 km: what a sensor's lifetime counter may reach, not one session.
+            Self::Distance => 0.0..=10_000_000.0,
+            Self::Strokes => 0.0..=65_535.0,
         }
     }
 
@@ -108,6 +117,8 @@ impl SeriesKind {
             Self::Power => "power",
             Self::Cadence => "cadence",
             Self::Speed => "speed",
+            Self::Distance => "distance",
+            Self::Strokes => "strokes",
         }
     }
 }

@@ -93,7 +93,8 @@ fn tcx(activity: &Map<String, Value>, series: &[(SeriesKind, Vec<crate::model::S
                 SeriesKind::Cadence => p.cadence = Some(s.value),
                 SeriesKind::Speed => p.speed = Some(s.value),
                 SeriesKind::Power => p.power = Some(s.value),
-                SeriesKind::Rr => {}
+                // TCX has no place for RR intervals, strokes or a bare distance series.
+                SeriesKind::Rr | SeriesKind::Distance | SeriesKind::Strokes => {}
             }
         }
     }

@@ -14,12 +14,21 @@
 //! asks BlueZ for its adapters every few seconds; when that fails, every task flushes,
 //! and the collector waits for BlueZ to come back (logging that once). Batches go through
 //! one channel to the source's own task, which commits them in order.
+//!
+//! A device that cannot be connected is never dropped: its task retries with backoff
+//! and says why it is waiting (BlueZ refusing a connection more than the adapter holds,
+//! the device gone from BlueZ's object tree, the adapter powered off). The probe
+//! writes each paired device's link to the store, for `devices list`, and names the
+//! waiting ones in `/healthz`. A device seen again, or the adapter powered on again,
+//! cuts its backoff short. btleplug reports no InterfacesRemoved, so a device missing
+//! from BlueZ's list is noticed by the probe; its task keeps its one notification stream.
 
 use super::reading::{self, Decoder, Reading, BATTERY_LEVEL, BODY_SENSOR_LOCATION, MEASUREMENTS};
 use super::session::Recorder;
 use crate::config::BleConfig;
 use crate::model::{Batch, ClientId};
 use crate::source::{Source, SourceContext, SourceFuture};
+use crate::store::devices::Link;
 use crate::store::devices::Pairing;
 use btleplug::api::bleuuid::{uuid_from_u16, BleUuid};
 use btleplug::api::{Central, CentralEvent, CharPropFlags, Manager as _, Peripheral as _, ScanFilter};
@@ -30,9 +39,9 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// How often BlueZ is asked whether it is still there, and pairings are re-read.
@@ -243,7 +252,40 @@ struct DeviceTask {
     /// Connection changes from the adapter's event stream.
     link: mpsc::UnboundedSender<bool>,
     connected: Arc<AtomicBool>,
+    /// Why the last connection attempt failed; None once connected.
+    waiting: Arc<Mutex<Option<String>>>,
+    /// Try connecting now instead of at the end of the backoff.
+    retry: Arc<Notify>,
     join: tokio::task::JoinHandle<Recorder>,
+}
+
+impl DeviceTask {
+    /// The link as `devices list` and `/healthz` show it.
+    fn link(&self, absent: bool, powered_off: bool) -> Link {
+        if self.connected.load(Ordering::Relaxed) {
+            return Link::Connected;
+        }
+        let why = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Link::Waiting(if powered_off {
+            "the adapter is powered off".into()
+        } else if absent {
+            "not in BlueZ's device list (out of range?); waiting for it to be seen again".into()
+        } else {
+            why.unwrap_or_else(|| "connecting".into())
+        })
+    }
+}
+
+/// What a failed connection attempt means, for the trainer.
+fn waiting_reason(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    if text.contains("le-connection-abort") {
+        "BlueZ refused the connection (le-connection-abort-by-local): the adapter may hold no more connections".into()
+    } else if text.contains("NotReady") {
+        "BlueZ is not ready (adapter powered off?)".into()
+    } else {
+        text
+    }
 }
 
 /// One bluetoothd, as found.
@@ -273,6 +315,14 @@ async fn collect(
     let (tx, mut rx) = mpsc::channel::<Batch>(256);
     let mut tasks: HashMap<PeripheralId, DeviceTask> = HashMap::new();
     let mut pairings = ctx.store.pairings().await?;
+    // What an earlier run said of the links no longer holds.
+    if let Err(e) = ctx.store.clear_device_links().await {
+        tracing::warn!("cannot clear the devices' links: {e}");
+    }
+    let mut links: HashMap<String, Link> = HashMap::new();
+    let mut powered_off = false;
+    // Paired devices the probe did not find in BlueZ's object tree.
+    let mut absent: std::collections::HashSet<PeripheralId> = std::collections::HashSet::new();
     let mut seen_at: HashMap<PeripheralId, Instant> = HashMap::new();
     let mut probe = tokio::time::interval(PROBE);
     let mut rescan = tokio::time::interval_at(tokio::time::Instant::now() + RESCAN, RESCAN);
@@ -292,6 +342,16 @@ async fn collect(
                         ctx.live.signal(&t.address, *rssi);
                     }
                 }
+                // Back in BlueZ's tree (InterfacesAdded) after the probe found it gone: its
+                // task tries now. Not on every discovery or advertisement, which would
+                // defeat the backoff against a BlueZ that refuses it.
+                if let CentralEvent::DeviceDiscovered(id) = &event {
+                    if absent.remove(id) {
+                        if let Some(t) = tasks.get(id) {
+                            t.retry.notify_waiters();
+                        }
+                    }
+                }
                 let id = match event {
                     CentralEvent::DeviceDisconnected(id) => {
                         if let Some(t) = tasks.get(&id) {
@@ -303,6 +363,22 @@ async fn collect(
                         if let Some(t) = tasks.get(&id) {
                             let _ = t.link.send(true);
                         }
+                        continue;
+                    }
+                    CentralEvent::StateUpdate(state) => {
+                        let on = matches!(state, btleplug::api::CentralState::PoweredOn);
+                        if on && powered_off {
+                            tracing::info!(adapter = %name, "adapter powered on; discovering and connecting again");
+                            if let Err(e) = start_discovery(adapter).await {
+                                tracing::warn!("{e:#}");
+                            }
+                            for t in tasks.values() {
+                                t.retry.notify_waiters();
+                            }
+                        } else if !on && !powered_off {
+                            tracing::warn!(adapter = %name, "adapter powered off; waiting for it to be powered on");
+                        }
+                        powered_off = !on;
                         continue;
                     }
                     CentralEvent::DeviceDiscovered(id)
@@ -347,7 +423,8 @@ async fn collect(
                     keep
                 });
                 // Paired devices BlueZ already knows (bonded, or discovered before pairing).
-                if let Ok(known) = adapter.peripherals().await {
+                let known = adapter.peripherals().await.ok();
+                if let Some(known) = known.clone() {
                     for p in known {
                         let id = p.id();
                         let address = p.address().to_string();
@@ -383,14 +460,57 @@ async fn collect(
                         }
                     }
                 }
+                // Every paired device's link, for `devices list` and /healthz: none is dropped
+                // silently when BlueZ will not connect it.
+                let in_tree: Option<Vec<PeripheralId>> = known.map(|k| k.iter().map(|p| p.id()).collect());
+                let mut waiting = Vec::new();
+                for (id, t) in &tasks {
+                    let gone = in_tree.as_ref().is_some_and(|ids| !ids.contains(id));
+                    if gone {
+                        absent.insert(id.clone());
+                    } else {
+                        absent.remove(id);
+                    }
+                    let link = t.link(gone, powered_off);
+                    if let Link::Waiting(why) = &link {
+                        waiting.push(format!("{} ({why})", t.address));
+                    }
+                    if links.get(&t.address) != Some(&link) {
+                        match ctx.store.set_device_link(&t.address, Some(&link)).await {
+                            Ok(()) => {
+                                links.insert(t.address.clone(), link);
+                            }
+                            Err(e) => tracing::warn!(address = %t.address, "cannot record a device's link: {e}"),
+                        }
+                    }
+                }
+                let gone: Vec<String> =
+                    links.keys().filter(|a| !tasks.values().any(|t| &t.address == *a)).cloned().collect();
+                for address in gone {
+                    if ctx.store.set_device_link(&address, None).await.is_ok() {
+                        links.remove(&address);
+                    }
+                }
+                waiting.sort();
                 let connected = tasks.values().filter(|t| t.connected.load(Ordering::Relaxed)).count();
-                ctx.set_detail(format!(
-                    "scanning on {name}; {connected} of {} paired sensor(s) connected",
+                let unseen = pairings.len().saturating_sub(tasks.len());
+                let mut detail = format!(
+                    "scanning on {name}{}; {connected} of {} paired sensor(s) connected",
+                    if powered_off { " (adapter powered off)" } else { "" },
                     pairings.len()
-                ));
+                );
+                if unseen > 0 {
+                    detail.push_str(&format!("; {unseen} not found yet"));
+                }
+                if !waiting.is_empty() {
+                    detail.push_str(&format!("; waiting: {}", waiting.join("; ")));
+                }
+                ctx.set_detail(detail);
             }
-            _ = rescan.tick() => {
-                // Already discovering is an error BlueZ reports; it is the normal case here.
+            _ = rescan.tick(), if !powered_off => {
+                // Not while the adapter is off: starting discovery would power it on against
+                // whoever turned it off. Already discovering is an error BlueZ reports; it is
+                // the normal case here.
                 if let Err(e) = timed("restarting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await {
                     tracing::debug!("{e:#}");
                 }
@@ -413,6 +533,9 @@ async fn collect(
     if matches!(stop, Stop::Shutdown) {
         let _ = tokio::time::timeout(Duration::from_secs(1), adapter.stop_scan()).await;
     }
+    if let Err(e) = ctx.store.clear_device_links().await {
+        tracing::warn!("cannot clear the devices' links: {e}");
+    }
     Ok(stop)
 }
 
@@ -433,6 +556,8 @@ fn spawn_device(
     let cancel = ctx.shutdown.child_token();
     let (link, link_rx) = mpsc::unbounded_channel();
     let connected = Arc::new(AtomicBool::new(false));
+    let waiting = Arc::new(Mutex::new(None));
+    let retry = Arc::new(Notify::new());
     let tz: Tz = pairing.tz;
     let parked_recorder = parked.remove(&pairing.address).filter(|r| r.client() == pairing.client_id);
     let fresh = parked_recorder.is_none();
@@ -456,6 +581,8 @@ fn spawn_device(
         connected: connected.clone(),
         live: ctx.live.clone(),
         battery: None,
+        waiting: waiting.clone(),
+        retry: retry.clone(),
     };
     tracing::info!(address = %pairing.address, client = pairing.client_id, "paired sensor found; connecting");
     let store = ctx.store.clone();
@@ -472,7 +599,16 @@ fn spawn_device(
         }
         device.run().await
     });
-    DeviceTask { address: pairing.address.clone(), client_id: pairing.client_id, cancel, link, connected, join }
+    DeviceTask {
+        address: pairing.address.clone(),
+        client_id: pairing.client_id,
+        cancel,
+        link,
+        connected,
+        waiting,
+        retry,
+        join,
+    }
 }
 
 fn offset(tz: Tz) -> i32 {
@@ -493,6 +629,8 @@ struct Device {
     live: crate::live::Live,
     /// Battery Service level, read at each connect where the device offers it.
     battery: Option<u8>,
+    waiting: Arc<Mutex<Option<String>>>,
+    retry: Arc<Notify>,
 }
 
 impl Device {
@@ -526,15 +664,17 @@ impl Device {
                     tracing::info!(address = %self.address, subscribed = %names.join(","), "sensor connected");
                     failures = 0;
                     backoff = Duration::from_secs(1);
+                    *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 }
                 Err(e) => {
                     failures += 1;
+                    *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = Some(waiting_reason(&e));
                     if failures == 1 {
                         tracing::warn!(address = %self.address, "cannot connect: {e:#}; retrying with backoff");
                     } else {
                         tracing::debug!(address = %self.address, failures, "cannot connect: {e:#}");
                     }
-                    if !self.pause(backoff).await {
+                    if !self.backoff(backoff).await {
                         break 'life;
                     }
                     backoff = (backoff * 2).min(max_backoff);
@@ -668,6 +808,19 @@ impl Device {
         for b in batches {
             if self.tx.send(b).await.is_err() {
                 self.cancel.cancel(); // the collector is gone
+            }
+        }
+    }
+
+    /// Wait before the next connection attempt, as [`Device::pause`], but only until the
+    /// device is seen again or the adapter powered on. False on shutdown.
+    async fn backoff(&mut self, d: Duration) -> bool {
+        let retry = self.retry.clone();
+        tokio::select! {
+            more = self.pause(d) => more,
+            () = retry.notified() => {
+                tracing::debug!(address = %self.address, "seen again; connecting now");
+                !self.cancel.is_cancelled()
             }
         }
     }

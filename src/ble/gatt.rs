@@ -256,7 +256,8 @@ pub fn cycling_power(payload: &[u8]) -> Result<CyclingPower, GattError> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MachineData {
     pub speed_kmh: Option<f64>,
-    pub distance_m: Option<u32>,
+    /// Metres, cumulative since the machine started counting.
+    pub distance_m: Option<f64>,
     pub cadence_rpm: Option<f64>,
     pub stroke_rate_spm: Option<f64>,
     pub stroke_count: Option<u16>,
@@ -318,7 +319,7 @@ pub fn treadmill(payload: &[u8]) -> Result<MachineData, GattError> {
         b.skip(2)?; // average speed
     }
     if f & (1 << 2) != 0 {
-        m.distance_m = avail24(b.u24()?);
+        m.distance_m = avail24(b.u24()?).map(f64::from);
     }
     for (bit, size) in [(3, 4), (4, 4), (5, 1), (6, 1)] {
         if f & (1 << bit) != 0 {
@@ -351,7 +352,7 @@ pub fn indoor_bike(payload: &[u8]) -> Result<MachineData, GattError> {
         b.skip(2)?; // average cadence
     }
     if f & (1 << 4) != 0 {
-        m.distance_m = avail24(b.u24()?);
+        m.distance_m = avail24(b.u24()?).map(f64::from);
     }
     if f & (1 << 5) != 0 {
         b.skip(2)?; // resistance
@@ -379,7 +380,7 @@ pub fn rower(payload: &[u8]) -> Result<MachineData, GattError> {
         b.skip(1)?; // average stroke rate
     }
     if f & (1 << 2) != 0 {
-        m.distance_m = avail24(b.u24()?);
+        m.distance_m = avail24(b.u24()?).map(f64::from);
     }
     for (bit, size) in [(3, 2), (4, 2)] {
         if f & (1 << bit) != 0 {
@@ -451,7 +452,7 @@ mod tests {
     #[test]
     fn fitness_machine_vectors() {
         let t = treadmill(&hex("04 04 E8 03 DC 05 00 58 02")).expect("treadmill");
-        assert_eq!((t.speed_kmh, t.distance_m, t.elapsed_s), (Some(10.0), Some(1500), Some(600)));
+        assert_eq!((t.speed_kmh, t.distance_m, t.elapsed_s), (Some(10.0), Some(1500.0), Some(600)));
         let b = indoor_bike(&hex("44 00 B8 0B B4 00 C8 00")).expect("bike");
         assert_eq!((b.speed_kmh, b.cadence_rpm, b.power_w), (Some(30.0), Some(90.0), Some(200)));
         let p = indoor_bike(&hex("41 00 C8 00")).expect("power only");

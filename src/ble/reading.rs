@@ -86,6 +86,7 @@ impl Decoder {
                 Reading::Machine(MachineData {
                     speed_kmh: Some(r.speed_mps * 3.6),
                     cadence_rpm: Some(f64::from(r.cadence_spm)),
+                    distance_m: r.distance_m,
                     ..Default::default()
                 })
             }

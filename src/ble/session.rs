@@ -44,8 +44,12 @@ struct Open {
     last_ms: i64,
     hr: Vec<Sample>,
     rr: Vec<Sample>,
-    /// Power, cadence and speed from machines and bike/run sensors.
-    machine: [Vec<Sample>; 3],
+    /// Power, cadence, speed, distance and strokes from machines and bike/run sensors.
+    machine: [Vec<Sample>; 5],
+    /// Metres covered in the session (from the device's cumulative distance, the stored
+    /// session's own when it goes on with one), and the latest cumulative reading.
+    covered_m: Option<f64>,
+    last_distance_m: Option<f64>,
     count: u64,
     sum_bpm: f64,
     max_bpm: u16,
@@ -73,7 +77,8 @@ pub struct Recorder {
     resumable: Option<crate::store::devices::StoredSession>,
 }
 
-const MACHINE_KINDS: [SeriesKind; 3] = [SeriesKind::Power, SeriesKind::Cadence, SeriesKind::Speed];
+const MACHINE_KINDS: [SeriesKind; 5] =
+    [SeriesKind::Power, SeriesKind::Cadence, SeriesKind::Speed, SeriesKind::Distance, SeriesKind::Strokes];
 
 impl Recorder {
     pub fn new(device: impl Into<String>, client: ClientId, utc_offset_s: i32, cfg: SessionConfig) -> Self {
@@ -157,11 +162,18 @@ impl Recorder {
 
     /// Fitness machine (or speed, cadence, power sensor) data received at `t_ms`. Only a
     /// machine in use counts: belt moving, pedals or oars turning, or power produced.
+    /// A value outside its series' plausible range (a device's bug, a counter read
+    /// wrong) is left out, never stored and never a reason to refuse the batch.
     pub fn on_machine(&mut self, t_ms: i64, m: &MachineData) -> Vec<Batch> {
-        let moving = m.speed_kmh.is_some_and(|v| v > 0.0)
-            || m.cadence_rpm.is_some_and(|v| v > 0.0)
-            || m.stroke_rate_spm.is_some_and(|v| v > 0.0)
-            || m.power_w.is_some_and(|v| v > 0);
+        let values = [
+            SeriesKind::Power.checked(m.power_w.map(f64::from)),
+            SeriesKind::Cadence.checked(m.cadence_rpm.or(m.stroke_rate_spm).map(|v| (v * 10.0).round() / 10.0)),
+            SeriesKind::Speed.checked(m.speed_kmh.map(|kmh| (kmh / 3.6 * 1000.0).round() / 1000.0)),
+            SeriesKind::Distance.checked(m.distance_m),
+            SeriesKind::Strokes.checked(m.stroke_count.map(f64::from)),
+        ];
+        let [power, cadence, speed, ..] = values;
+        let moving = [power, cadence, speed].iter().any(|v| v.is_some_and(|v| v > 0.0));
         if !moving {
             return self.on_tick(t_ms).into_iter().collect();
         }
@@ -170,15 +182,20 @@ impl Recorder {
         if let Some(bpm) = m.heart_rate.filter(|&b| b > 0) {
             open.push_hr(t_ms, u16::from(bpm));
         }
-        let values = [
-            m.power_w.map(f64::from),
-            m.cadence_rpm.or(m.stroke_rate_spm),
-            m.speed_kmh.map(|kmh| (kmh / 3.6 * 1000.0).round() / 1000.0),
-        ];
         for (series, value) in open.machine.iter_mut().zip(values) {
             if let Some(value) = value {
                 series.push(Sample { t_ms, value });
             }
+        }
+        if let Some(d) = values[3] {
+            let step = match open.last_distance_m {
+                Some(prev) if d >= prev => d - prev,
+                // The counter went back (the machine was reset): it counts from 0 again.
+                Some(_) => d,
+                None => 0.0,
+            };
+            open.covered_m = Some(open.covered_m.unwrap_or(0.0) + step);
+            open.last_distance_m = Some(d);
         }
         out.extend(self.flush_if_due(t_ms));
         out
@@ -198,11 +215,15 @@ impl Recorder {
             let silence = self.silence_ms();
             // Going on with the stored session: its start (so its id) and its statistics.
             let prior = self.resumable.take().filter(|p| t_ms > p.last_ms && t_ms - p.last_ms <= silence);
-            let (start_ms, count, sum_bpm, max_bpm) = match prior {
-                Some(p) => {
-                    (p.start_ms, p.hr_samples, p.avg_hr.unwrap_or(0.0) * p.hr_samples as f64, p.max_hr.unwrap_or(0))
-                }
-                None => (t_ms, 0, 0.0, 0),
+            let (start_ms, count, sum_bpm, max_bpm, covered_m) = match prior {
+                Some(p) => (
+                    p.start_ms,
+                    p.hr_samples,
+                    p.avg_hr.unwrap_or(0.0) * p.hr_samples as f64,
+                    p.max_hr.unwrap_or(0),
+                    p.distance_m,
+                ),
+                None => (t_ms, 0, 0.0, 0, None),
             };
             self.open = Some(Open {
                 start_ms,
@@ -210,6 +231,8 @@ impl Recorder {
                 hr: Vec::new(),
                 rr: Vec::new(),
                 machine: Default::default(),
+                covered_m,
+                last_distance_m: None,
                 count,
                 sum_bpm,
                 max_bpm,
@@ -276,7 +299,7 @@ impl Recorder {
             activity_type: activity_type.into(),
             category: crate::activity_types::category(activity_type),
             duration_s: (open.last_ms - open.start_ms) as f64 / 1000.0,
-            distance_m: None,
+            distance_m: open.covered_m.map(|m| (m * 10.0).round() / 10.0),
             avg_hr: (open.count > 0).then(|| (open.sum_bpm / open.count as f64 * 10.0).round() / 10.0),
             max_hr: (open.count > 0).then_some(open.max_bpm),
             energy_kj: None,
@@ -325,6 +348,7 @@ mod tests {
             hr_samples: 100,
             avg_hr: Some(150.0),
             max_hr: Some(170),
+            distance_m: None,
         }
     }
 
@@ -414,6 +438,39 @@ mod tests {
         let end = r.on_tick(2000 + 121_000).expect("closed on silence");
         assert_eq!(end.activities[0].activity_type, "treadmill_run");
         assert!(!r.in_session());
+    }
+
+    #[test]
+    fn a_rower_stores_strokes_and_distance_and_out_of_range_values_are_left_out() {
+        let mut r = Recorder::new("RW", 1, 0, SessionConfig::default());
+        r.set_activity_type("row");
+        let stroke = |n: u16, metres: f64, watts: i16| MachineData {
+            stroke_rate_spm: Some(28.0),
+            stroke_count: Some(n),
+            distance_m: Some(metres),
+            power_w: Some(watts),
+            ..Default::default()
+        };
+        r.on_machine(1000, &stroke(10, 40.0, 180));
+        r.on_machine(2000, &stroke(11, 48.5, 190));
+        // A machine's bug: 30,000 W and 16,000 strokes a minute are not stored.
+        r.on_machine(3000, &MachineData { stroke_rate_spm: Some(16_000.0), ..stroke(12, 57.0, 30_000) });
+        r.on_machine(4000, &stroke(13, 65.0, 185));
+        let a = &r.flush().expect("a batch").activities[0];
+        let kinds: Vec<_> = a.series.iter().map(|s| (s.kind, s.samples.len())).collect();
+        assert_eq!(
+            kinds,
+            vec![(SeriesKind::Power, 3), (SeriesKind::Cadence, 3), (SeriesKind::Distance, 4), (SeriesKind::Strokes, 4)]
+        );
+        assert!(a.series.iter().all(|s| s.samples.iter().all(|p| s.kind.plausible(p.value))));
+        assert_eq!((a.activity_type.as_str(), a.distance_m), ("row", Some(25.0)), "65 m less the 40 at the start");
+        // Going on with a stored session adds to its distance; a reset counter counts on.
+        let mut r = Recorder::new("RW", 1, 0, SessionConfig::default());
+        r.resume(crate::store::devices::StoredSession { distance_m: Some(100.0), ..stored(0, 10_000) });
+        for (t, m) in [(11_000, 500.0), (12_000, 510.0), (13_000, 4.0), (14_000, 9.0)] {
+            r.on_machine(t, &stroke(1, m, 150));
+        }
+        assert_eq!(r.flush().expect("a batch").activities[0].distance_m, Some(119.0));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! across sources, nothing counted twice).
 
 use super::{render::ZONE_NAMES, TrendData};
-use super::{AdherenceData, Body, CardioData, Cell, Chart, Kind, RepsData, RosterData, RosterRow, Row, SessionData};
+use super::{
+    AdherenceData, Body, CardioData, Cell, Chart, Kind, RepsData, RosterData, RosterRow, Row, SessionData,
+    SessionSeries,
+};
 use super::{LinkedHomework, ProgressData, ProgressTest};
 use crate::engine::adherence::rate;
 use crate::engine::evidence::Workout;
@@ -410,8 +413,12 @@ async fn session(
         None => match evidence.workouts.iter().rev().find(|w| w.hr_samples > 0) {
             Some(w) => w,
             None => {
-                let body =
-                    Body::Session(SessionData { samples: Vec::new(), hr_max: hr_max(client, today), sources: vec![] });
+                let body = Body::Session(SessionData {
+                    samples: Vec::new(),
+                    hr_max: hr_max(client, today),
+                    sources: vec![],
+                    extra: vec![],
+                });
                 let title = format!("{}: workout", client.name);
                 return Ok(Chart { title, subtitle: format!("no workout with heart rate from {from} to {to}"), body });
             }
@@ -429,6 +436,28 @@ async fn session(
             .map(|s| ((s.t_ms - start_ms) as f64 / 60_000.0, s.value))
             .collect();
     }
+    // A machine's or sensor's series, from the first record of the workout that has each.
+    let start_ms = workout.start.timestamp_millis();
+    let mut extra = Vec::new();
+    for kind in [SeriesKind::Power, SeriesKind::Cadence, SeriesKind::Speed, SeriesKind::Distance, SeriesKind::Strokes] {
+        for part in &workout.parts {
+            let series = store.series(part.id, kind).await?;
+            if series.is_empty() {
+                continue;
+            }
+            let (label, scale) = match kind {
+                SeriesKind::Power => ("power, W", 1.0),
+                SeriesKind::Cadence if part.activity_type == "row" => ("stroke rate, /min", 1.0),
+                SeriesKind::Cadence => ("cadence, /min", 1.0),
+                SeriesKind::Speed => ("speed, km/h", 3.6),
+                SeriesKind::Distance => ("distance, m", 1.0),
+                _ => ("strokes", 1.0),
+            };
+            let points = series.into_iter().map(|s| ((s.t_ms - start_ms) as f64 / 60_000.0, s.value * scale)).collect();
+            extra.push(SessionSeries { label: label.into(), points });
+            break;
+        }
+    }
     let local = workout.start.with_timezone(&tz);
     let title = format!("{}: {} on {}", client.name, workout.activity_type, local.format("%a %b %-d, %H:%M"));
     let subtitle = format!(
@@ -437,6 +466,7 @@ async fn session(
         workout.id,
         workout.sources.join(", ")
     );
-    let body = Body::Session(SessionData { samples, hr_max: hr_max(client, today), sources: workout.sources.clone() });
+    let body =
+        Body::Session(SessionData { samples, hr_max: hr_max(client, today), sources: workout.sources.clone(), extra });
     Ok(Chart { title, subtitle, body })
 }

@@ -164,6 +164,16 @@ pub struct SessionData {
     pub samples: Vec<(f64, f64)>,
     pub hr_max: Option<f64>,
     pub sources: Vec<String>,
+    /// What a machine or sensor recorded besides heart rate (power, cadence, speed,
+    /// distance, strokes), a panel each under the heart rate.
+    pub extra: Vec<SessionSeries>,
+}
+
+/// One series of a session: its axis label ("power, W") and (minutes since start, value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSeries {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
 }
 
 /// A panel per benchmark test over `[from, to]`: its results and, when a homework is

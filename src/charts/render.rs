@@ -61,6 +61,7 @@ pub fn height(chart: &Chart) -> u32 {
         Body::Adherence(d) => adherence_height(d),
         Body::Roster(d) => 110 + 30 * d.rows.len().max(1) as u32,
         Body::Progress(d) => (100 + PANEL_H * d.tests.len() as u32).max(480),
+        Body::Session(d) => 480 + SERIES_H * d.extra.len() as u32,
         _ => 480,
     }
 }
@@ -532,14 +533,25 @@ where
     Ok(())
 }
 
+/// The height of one machine series' panel under a session's heart rate.
+const SERIES_H: u32 = 150;
+
 fn session<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &super::SessionData) -> Draw
 where
     DB::ErrorType: 'static,
 {
+    // Every panel shares the time axis.
+    let end = d.samples.iter().chain(d.extra.iter().flat_map(|s| &s.points)).map(|s| s.0).fold(1.0, f64::max);
+    let (w, h) = area.dim_in_pixel();
+    let hr_h = h.saturating_sub(SERIES_H * d.extra.len() as u32);
+    for (i, series) in d.extra.iter().enumerate() {
+        let panel = area.clone().shrink((0, hr_h + SERIES_H * i as u32), (w, SERIES_H));
+        session_series(&panel, series, end)?;
+    }
+    let area = &area.clone().shrink((0, 0), (w, hr_h));
     if d.samples.is_empty() {
         return empty(area, "no heart-rate samples for this workout");
     }
-    let end = d.samples.iter().map(|s| s.0).fold(1.0, f64::max);
     let lo = d.samples.iter().map(|s| s.1).fold(f64::INFINITY, f64::min).min(90.0) - 10.0;
     let hi = d.samples.iter().map(|s| s.1).fold(0.0, f64::max).max(d.hr_max.unwrap_or(0.0)) + 5.0;
     let mut chart = ChartBuilder::on(area)
@@ -578,6 +590,35 @@ where
         .label("heart rate")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], MISSED.stroke_width(2)));
     legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+/// One series of a session (power, cadence, ...) over the heart rate's time axis.
+fn session_series<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, s: &super::SessionSeries, end: f64) -> Draw
+where
+    DB::ErrorType: 'static,
+{
+    let lo = s.points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let hi = s.points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((hi - lo) * 0.1).max(1.0);
+    let (lo, hi) = if lo.is_finite() { ((lo - pad).max(0.0), hi + pad) } else { (0.0, 1.0) };
+    let mut chart = ChartBuilder::on(&area.margin(12, 0, 0, 0))
+        .x_label_area_size(24)
+        .y_label_area_size(52)
+        .margin_right(90)
+        .build_cartesian_2d(0f64..end, lo..hi)?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .y_labels(4)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .y_desc(s.label.as_str())
+        .label_style(text(12))
+        .axis_desc_style(text(13))
+        .draw()?;
+    chart.draw_series(LineSeries::new(s.points.iter().copied(), ACCENT.stroke_width(2)))?;
     Ok(())
 }
 

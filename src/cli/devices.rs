@@ -22,7 +22,8 @@ pub enum DevicesCommand {
     },
     /// Stop recording a sensor; what it recorded stays
     Unpair { address: String },
-    /// Known sensors: bindings and when each was last seen
+    /// Known sensors: bindings, when each was last seen, and the running daemon's link
+    /// to it (connected, or waiting and why)
     List {
         #[arg(long)]
         json: bool,
@@ -61,12 +62,18 @@ pub async fn devices(app: &App, cmd: DevicesCommand) -> Result<(), Failure> {
                 println!("no devices yet; find sensors with `coachd devices scan`");
             } else {
                 println!(
-                    "{:<18} {:<20} {:<28} {:<14} {:<16} {:<16}",
+                    "{:<18} {:<20} {:<28} {:<14} {:<16} {:<16} LINK",
                     "ADDRESS", "NAME", "SERVICES", "CLIENT", "PAIRED", "LAST SEEN"
                 );
                 for d in devices {
+                    // What the running daemon says: connected, or waiting and why.
+                    let link = match (d.link.as_deref(), d.link_note.as_deref()) {
+                        (Some(link), Some(why)) => format!("{link}: {why}"),
+                        (Some(link), None) => link.to_string(),
+                        (None, _) => "-".into(),
+                    };
                     println!(
-                        "{:<18} {:<20} {:<28} {:<14} {:<16} {:<16}",
+                        "{:<18} {:<20} {:<28} {:<14} {:<16} {:<16} {link}",
                         d.address,
                         d.name.as_deref().unwrap_or("-"),
                         if d.services.is_empty() { "-" } else { &d.services },

@@ -26,11 +26,24 @@ pub struct Device {
     pub client_id: Option<ClientId>,
     pub paired_ms: Option<i64>,
     pub last_seen_ms: Option<i64>,
+    /// `connected` or `waiting`, as the running collector last said (None: not recording).
+    pub link: Option<String>,
+    /// Why it is waiting: BlueZ refused the connection, out of range, adapter off.
+    pub link_note: Option<String>,
+    pub link_ms: Option<i64>,
+}
+
+/// A paired device's link as the collector sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Link {
+    Connected,
+    /// Not connected, and why (what BlueZ answered the last attempt).
+    Waiting(String),
 }
 
 /// A paired device, as the collector needs it.
-/// start, end, heart-rate samples, average and maximum heart rate.
-type SessionRow = (i64, i64, i64, Option<f64>, Option<i64>);
+/// start, end, heart-rate samples, average and maximum heart rate, distance.
+type SessionRow = (i64, i64, i64, Option<f64>, Option<i64>, Option<f64>);
 
 /// A device's latest stored session, for a recorder to go on with after a restart.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +53,8 @@ pub struct StoredSession {
     pub hr_samples: u64,
     pub avg_hr: Option<f64>,
     pub max_hr: Option<u16>,
+    /// Metres covered, from a machine's or sensor's distance.
+    pub distance_m: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -110,12 +125,39 @@ impl Store {
     /// Every known device, paired ones first.
     pub async fn devices(&self) -> Result<Vec<Device>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT d.address, d.name, d.services, c.name AS client, d.client_id, d.paired_ms, d.last_seen_ms
+            "SELECT d.address, d.name, d.services, c.name AS client, d.client_id, d.paired_ms, d.last_seen_ms,
+                    d.link, d.link_note, d.link_ms
              FROM devices d LEFT JOIN clients c ON c.id = d.client_id
              ORDER BY d.client_id IS NULL, d.address",
         )
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The collector's view of a device's link (None: it is not recording it).
+    pub async fn set_device_link(&self, address: &str, link: Option<&Link>) -> Result<(), StoreError> {
+        let address = parse_address(address).map_err(|e| StoreError::Invalid(vec![e]))?;
+        let (state, note) = match link {
+            Some(Link::Connected) => (Some("connected"), None),
+            Some(Link::Waiting(why)) => (Some("waiting"), Some(why.as_str())),
+            None => (None, None),
+        };
+        sqlx::query("UPDATE devices SET link = ?, link_note = ?, link_ms = ? WHERE address = ?")
+            .bind(state)
+            .bind(note)
+            .bind(link.map(|_| Store::now_ms()))
+            .bind(address)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forget every link (a collector starting or stopping: nothing it said holds any more).
+    pub async fn clear_device_links(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE devices SET link = NULL, link_note = NULL, link_ms = NULL WHERE link IS NOT NULL")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Paired devices with their client's time zone.
@@ -139,7 +181,7 @@ impl Store {
     pub async fn last_session(&self, client: ClientId, address: &str) -> Result<Option<StoredSession>, StoreError> {
         let prefix = format!("{address}@");
         let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT start_ms, end_ms, hr_samples, avg_hr, max_hr FROM activities
+            "SELECT start_ms, end_ms, hr_samples, avg_hr, max_hr, distance_m FROM activities
               WHERE client_id = ? AND source = ? AND substr(external_id, 1, ?) = ?
               ORDER BY end_ms DESC LIMIT 1",
         )
@@ -149,12 +191,13 @@ impl Store {
         .bind(&prefix)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(start_ms, last_ms, n, avg_hr, max_hr)| StoredSession {
+        Ok(row.map(|(start_ms, last_ms, n, avg_hr, max_hr, distance_m)| StoredSession {
             start_ms,
             last_ms,
             hr_samples: n.max(0) as u64,
             avg_hr,
             max_hr: max_hr.and_then(|m| u16::try_from(m).ok()),
+            distance_m: distance_m.filter(|d| d.is_finite() && *d >= 0.0),
         }))
     }
 }

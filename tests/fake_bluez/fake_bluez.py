@@ -3,24 +3,44 @@
 
 It serves, on the bus DBUS_SYSTEM_BUS_ADDRESS points at, what btleplug/bluez-async use of
 BlueZ 5's D-Bus API (doc/org.bluez.Adapter.rst, Device.rst, GattService.rst,
-GattCharacteristic.rst): ObjectManager on /, one adapter /org/bluez/hci0, and heart-rate
-straps that appear when discovery starts (InterfacesAdded from /, as bluetoothd sends it).
-Each strap has the Heart Rate service with Heart Rate Measurement (notify, with its CCC
-descriptor) and Body Sensor Location (read). Connect sets Connected and
-ServicesResolved; StartNotify sets Notifying; a notification is a PropertiesChanged of
-Value on the characteristic's path.
+GattCharacteristic.rst): ObjectManager on /, one adapter /org/bluez/hci0, and sensors
+that appear when discovery starts (InterfacesAdded from /, as bluetoothd sends it).
+Each sensor has one service with its measurement characteristic (notify, with its CCC
+descriptor); a heart-rate strap also has Body Sensor Location (read). The kinds:
+  hr         Heart Rate 0x180D, Heart Rate Measurement 0x2A37 (the default)
+  treadmill  Fitness Machine 0x1826, Treadmill Data 0x2ACD
+  bike       Fitness Machine 0x1826, Indoor Bike Data 0x2AD2
+  rower      Fitness Machine 0x1826, Rower Data 0x2AD1
+  csc        Cycling Speed and Cadence 0x1816, CSC Measurement 0x2A5B
+  rsc        Running Speed and Cadence 0x1814, RSC Measurement 0x2A53
+  power      Cycling Power 0x1818, Cycling Power Measurement 0x2A63
+Connect sets Connected and ServicesResolved; StartNotify sets Notifying; a notification
+is a PropertiesChanged of Value on the characteristic's path.
+
+As bluetoothd does, it refuses a connection beyond the controller's limit
+(--max-connections N) with org.bluez.Error.Failed "le-connection-abort-by-local", and
+any connection while the adapter is powered off with org.bluez.Error.NotReady. Powering
+the adapter off drops every link and stops discovery. A device that goes out of range
+leaves the object tree (InterfacesRemoved from /, as BlueZ drops a temporary device) and
+comes back with InterfacesAdded when it is in range again and discovery is on.
 
 The test drives it with lines on stdin and reads what happened on stdout:
-  notify ADDR HEX     send a Heart Rate Measurement (prints "sent ADDR" or "dropped ADDR")
-  disconnect ADDR     the strap drops the link (Connected, ServicesResolved, Notifying false)
+  notify ADDR HEX     send a measurement (prints "sent ADDR" or "dropped ADDR")
+  disconnect ADDR     the device drops the link (Connected, ServicesResolved, Notifying false)
   refuse ADDR 0|1     make Connect fail (1) or succeed again (0)
+  limit N             the controller's connection limit (0: none)
+  remove ADDR         out of range: the link drops and the device leaves the tree
+  add ADDR            back in range: back in the tree (now, or when discovery starts)
+  power 0|1           the adapter powered off (by rfkill, a user) or on
   quit
-  prints: ready | discovery on | connect ADDR | subscribed ADDR | read ADDR | refused ADDR
+  prints: ready | discovery on | connect ADDR | subscribed ADDR | read ADDR |
+          refused ADDR | removed ADDR | added ADDR | powered 0|1
 
-Usage: fake_bluez.py ADDR[=NAME] ...
+Usage: fake_bluez.py [--max-connections N] ADDR[=NAME][/KIND] ...
 """
 
 import asyncio
+import logging
 import sys
 
 from dbus_next import BusType, Message, MessageType, Variant
@@ -29,10 +49,25 @@ from dbus_next.service import PropertyAccess, ServiceInterface, dbus_property, m
 from dbus_next.errors import DBusError
 
 ADAPTER = "/org/bluez/hci0"
-HR_SERVICE = "0000180d-0000-1000-8000-00805f9b34fb"
-HR_MEASUREMENT = "00002a37-0000-1000-8000-00805f9b34fb"
-BODY_SENSOR_LOCATION = "00002a38-0000-1000-8000-00805f9b34fb"
-CCC = "00002902-0000-1000-8000-00805f9b34fb"
+
+
+def uuid16(n):
+    return "0000%04x-0000-1000-8000-00805f9b34fb" % n
+
+
+BODY_SENSOR_LOCATION = uuid16(0x2A38)
+CCC = uuid16(0x2902)
+
+# kind: (service, measurement, appearance)
+KINDS = {
+    "hr": (0x180D, 0x2A37, 0x0341),  # heart rate belt
+    "treadmill": (0x1826, 0x2ACD, 0x0000),
+    "bike": (0x1826, 0x2AD2, 0x0000),
+    "rower": (0x1826, 0x2AD1, 0x0000),
+    "csc": (0x1816, 0x2A5B, 0x0485),  # cycling speed and cadence sensor
+    "rsc": (0x1814, 0x2A53, 0x0443),  # running in-shoe sensor
+    "power": (0x1818, 0x2A63, 0x0484),  # cycling power sensor
+}
 
 
 def say(*words):
@@ -98,8 +133,20 @@ class Adapter(ServiceInterface):
 
     @Powered.setter
     def Powered(self, value: "b"):  # noqa: F821
+        self.fake.set_powered(value)
+
+    def set_powered(self, value):
+        if value == self._powered:
+            return
         self._powered = value
         self.emit_properties_changed({"Powered": value})
+        if not value:
+            # Powered off: every link drops and discovery ends.
+            for strap in self.fake.straps:
+                if strap.device.connected:
+                    strap.drop_link()
+            if self._discovering:
+                self.StopDiscovery()
 
     @dbus_property(access=PropertyAccess.READ)
     def Discovering(self) -> "b":  # noqa: F821
@@ -118,8 +165,15 @@ class Device(ServiceInterface):
         self.resolved = False
 
     @method()
-    async def Connect(self):
-        if self.strap.refused:
+    def Connect(self):
+        fake = self.strap.fake
+        if self.connected:
+            return
+        if not fake.adapter._powered:
+            say("refused", self.strap.address)
+            raise DBusError("org.bluez.Error.NotReady", "Resource Not Ready")
+        full = fake.max_connections and sum(s.device.connected for s in fake.straps) >= fake.max_connections
+        if self.strap.refused or full:
             say("refused", self.strap.address)
             raise DBusError("org.bluez.Error.Failed", "le-connection-abort-by-local")
         say("connect", self.strap.address)
@@ -154,11 +208,11 @@ class Device(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def Appearance(self) -> "q":  # noqa: F821
-        return 0x0341  # heart rate belt
+        return self.strap.appearance
 
     @dbus_property(access=PropertyAccess.READ)
     def UUIDs(self) -> "as":  # noqa: F821
-        return [HR_SERVICE]
+        return [self.strap.service_uuid]
 
     @dbus_property(access=PropertyAccess.READ)
     def RSSI(self) -> "n":  # noqa: F821
@@ -194,13 +248,14 @@ class Device(ServiceInterface):
 
 
 class Service(ServiceInterface):
-    def __init__(self, device_path):
+    def __init__(self, device_path, uuid):
         super().__init__("org.bluez.GattService1")
         self.device_path = device_path
+        self.uuid = uuid
 
     @dbus_property(access=PropertyAccess.READ)
     def UUID(self) -> "s":  # noqa: F821
-        return HR_SERVICE
+        return self.uuid
 
     @dbus_property(access=PropertyAccess.READ)
     def Primary(self) -> "b":  # noqa: F821
@@ -283,22 +338,35 @@ class Descriptor(ServiceInterface):
 
 
 class Strap:
-    def __init__(self, address, name, rssi):
+    """One sensor: a strap, a gym machine, a speed/cadence or power sensor."""
+
+    def __init__(self, fake, address, name, rssi, kind):
+        service_id, measurement, appearance = KINDS[kind]
+        self.fake = fake
         self.address = address
         self.name = name
         self.rssi = rssi
+        self.kind = kind
+        self.appearance = appearance
+        self.service_uuid = uuid16(service_id)
         self.refused = False
+        self.in_range = True
+        self.in_tree = False
         self.path = ADAPTER + "/dev_" + address.replace(":", "_")
         self.device = Device(self)
         service = self.path + "/service000c"
-        self.service = (service, Service(self.path))
+        self.service = (service, Service(self.path, self.service_uuid))
         self.hrm_path = service + "/char000d"
-        self.hrm = Characteristic(self, service, HR_MEASUREMENT, ["notify"])
+        self.hrm = Characteristic(self, service, uuid16(measurement), ["notify"])
         self.ccc = (self.hrm_path + "/desc000f", Descriptor(self.hrm_path))
-        self.bsl = (service + "/char0010", Characteristic(self, service, BODY_SENSOR_LOCATION, ["read"], b"\x01"))
+        self.extra = []
+        if kind == "hr":
+            self.extra.append(
+                (service + "/char0010", Characteristic(self, service, BODY_SENSOR_LOCATION, ["read"], b"\x01"))
+            )
 
     def objects(self):
-        return [(self.path, self.device), self.service, (self.hrm_path, self.hrm), self.ccc, self.bsl]
+        return [(self.path, self.device), self.service, (self.hrm_path, self.hrm), self.ccc] + self.extra
 
     def drop_link(self):
         if self.hrm.notifying:
@@ -311,12 +379,16 @@ class Strap:
 
 
 class Fake:
-    def __init__(self, bus, straps):
+    def __init__(self, bus, max_connections):
         self.bus = bus
-        self.straps = straps
+        self.straps = []
         self.filter = {}
         self.discovery_clients = 0
-        self.discovered = False
+        self.max_connections = max_connections
+        self.adapter = Adapter(self)
+
+    def set_powered(self, value):
+        self.adapter.set_powered(value)
 
     def interfaces_added(self, path, interface):
         """InterfacesAdded from the ObjectManager at /, as bluetoothd sends it."""
@@ -338,14 +410,36 @@ class Fake:
         ServiceInterface._get_all_property_values(interface, done, path)
 
     def discover(self):
-        if self.discovered:
-            return
-        self.discovered = True
+        """Discovery finds every device in range that is not in the tree yet."""
         for strap in self.straps:
-            for path, interface in strap.objects():
-                self.bus.export(path, interface)
-            for path, interface in strap.objects():
-                self.interfaces_added(path, interface)
+            if strap.in_range and not strap.in_tree:
+                self.add(strap)
+
+    def add(self, strap):
+        strap.in_tree = True
+        for path, interface in strap.objects():
+            self.bus.export(path, interface)
+        for path, interface in strap.objects():
+            self.interfaces_added(path, interface)
+
+    def remove(self, strap):
+        """BlueZ dropping a device: the link goes, then its objects, deepest first."""
+        if strap.device.connected:
+            strap.drop_link()
+        if not strap.in_tree:
+            return
+        strap.in_tree = False
+        for path, interface in reversed(strap.objects()):
+            self.bus.unexport(path, interface)
+            self.bus.send(
+                Message.new_signal(
+                    path="/",
+                    interface="org.freedesktop.DBus.ObjectManager",
+                    member="InterfacesRemoved",
+                    signature="oas",
+                    body=[path, [interface.name]],
+                )
+            )
 
 
 async def delivered(bus):
@@ -361,20 +455,35 @@ async def delivered(bus):
     )
 
 
+class RemovedDevice(logging.Filter):
+    """dbus-next answers a call to a removed device with UnknownObject, as BlueZ does, and
+    also logs it as an error; that is the expected answer here, not a fault of the fake."""
+
+    def filter(self, record):
+        return "no interfaces at path" not in record.getMessage()
+
+
 async def main(args):
-    straps = []
-    for i, arg in enumerate(args):
-        address, _, name = arg.partition("=")
-        straps.append(Strap(address.upper(), name or "HRM " + address[-5:], -50 - 5 * i))
+    logging.getLogger().addFilter(RemovedDevice())
+    max_connections = 0
+    if args[:1] == ["--max-connections"]:
+        max_connections = int(args[1])
+        args = args[2:]
     bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
     # dbus-next announces exports itself, from the object's own path; bluetoothd does it
     # from /, which is what clients listen for. Only ours go out.
     bus._emit_interface_added = lambda path, interface: None
-    fake = Fake(bus, straps)
-    bus.export(ADAPTER, Adapter(fake))
+    bus._emit_interface_removed = lambda path, interface: None
+    fake = Fake(bus, max_connections)
+    for i, arg in enumerate(args):
+        arg, _, kind = arg.partition("/")
+        address, _, name = arg.partition("=")
+        kind = kind or "hr"
+        fake.straps.append(Strap(fake, address.upper(), name or "%s %s" % (kind.upper(), address[-5:]), -50 - 5 * i, kind))
+    bus.export(ADAPTER, fake.adapter)
     await bus.request_name("org.bluez")
     say("ready")
-    by_address = {s.address: s for s in straps}
+    by_address = {s.address: s for s in fake.straps}
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -388,6 +497,15 @@ async def main(args):
         cmd, rest = words[0], words[1:]
         if cmd == "quit":
             break
+        if cmd == "limit":
+            fake.max_connections = int(rest[0])
+            say("ok")
+            continue
+        if cmd == "power":
+            fake.set_powered(rest[0] == "1")
+            await delivered(bus)
+            say("powered", rest[0])
+            continue
         strap = by_address.get(rest[0].upper()) if rest else None
         if strap is None:
             say("error", "unknown device in", line.decode().strip())
@@ -406,6 +524,17 @@ async def main(args):
         elif cmd == "refuse":
             strap.refused = rest[1] == "1"
             say("ok")
+        elif cmd == "remove":
+            strap.in_range = False
+            fake.remove(strap)
+            await delivered(bus)
+            say("removed", strap.address)
+        elif cmd == "add":
+            strap.in_range = True
+            if fake.discovery_clients:
+                fake.discover()
+            await delivered(bus)
+            say("added", strap.address)
         else:
             say("error", "unknown command", cmd)
     bus.disconnect()

@@ -113,10 +113,15 @@ pub(crate) struct Fake {
 
 impl Fake {
     pub(crate) fn start(bus: &str) -> Fake {
+        Fake::with(bus, &[&format!("{PAIRED}=Polar H10 test"), STRANGER])
+    }
+
+    /// The fake with these devices (`ADDR[=NAME][/KIND]`) and options (`--max-connections N`).
+    fn with(bus: &str, args: &[&str]) -> Fake {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_bluez/fake_bluez.py");
         let mut child = Command::new("python3")
             .arg(script)
-            .args([format!("{PAIRED}=Polar H10 test"), STRANGER.to_string()])
+            .args(args)
             .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
             .env("PYTHONPATH", prerequisites())
             .stdin(Stdio::piped())
@@ -153,9 +158,46 @@ impl Fake {
 
     /// Heart Rate Measurement: u8 bpm, skin contact detected, one RR interval of 500 ms.
     fn beat(&mut self, bpm: u8) -> Instant {
-        self.say(&format!("notify {PAIRED} 16{bpm:02x}0002"));
-        self.expect(&format!("sent {PAIRED}"), Duration::from_secs(5));
+        self.beat_of(PAIRED, bpm)
+    }
+
+    fn beat_of(&mut self, address: &str, bpm: u8) -> Instant {
+        self.notify(address, &format!("16{bpm:02x}0002"))
+    }
+
+    /// A measurement from `address`, delivered.
+    fn notify(&mut self, address: &str, hex: &str) -> Instant {
+        self.say(&format!("notify {address} {hex}"));
+        self.expect(&format!("sent {address}"), Duration::from_secs(5));
         Instant::now()
+    }
+
+    /// Send a command and wait for its answer.
+    fn command(&mut self, line: &str, answer: &str) {
+        self.say(line);
+        self.expect(answer, Duration::from_secs(5));
+    }
+
+    /// Wait for every line in `want`, in any order.
+    fn expect_all(&mut self, want: &[String], within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut missing: Vec<&String> = want.iter().collect();
+        while !missing.is_empty() && Instant::now() < deadline {
+            if let Ok(line) = self.out.recv_timeout(Duration::from_millis(100)) {
+                missing.retain(|w| **w != line);
+                self.seen.push(line);
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "the fake BlueZ did not print {missing:?} within {within:?}; it printed {:?}",
+            self.seen
+        );
+    }
+
+    /// Lines printed so far, without waiting.
+    fn drain(&mut self) {
+        self.seen.extend(self.out.try_iter());
     }
 }
 
@@ -379,4 +421,533 @@ fn a_daemon_killed_mid_session_and_started_again_goes_on_with_the_same_session()
     assert_eq!(samples, 40, "every notification of both runs, once");
     let expected = (last - first).as_secs_f64();
     assert!((duration - expected).abs() < 1.5, "duration {duration} s, notifications spanned {expected} s");
+}
+
+/// Where the daemon serves, from its "coachd is running" log line.
+fn listen_address(log: &Receiver<String>, kept: &mut Vec<String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Ok(line) = log.recv_timeout(Duration::from_millis(100)) else { continue };
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        kept.push(line);
+        if json["message"] == "coachd is running" {
+            if let Some(listen) = json["listen"].as_str() {
+                return listen.to_string();
+            }
+        }
+    }
+    panic!("coachd did not say where it serves:\n{}", kept.join("\n"));
+}
+
+/// The `ble` source's detail in `/healthz`.
+fn healthz_ble(listen: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let health: serde_json::Value = rt.block_on(async {
+        reqwest::get(format!("http://{listen}/healthz")).await.expect("healthz").json().await.expect("json")
+    });
+    let sources = health["sources"].as_array().cloned().unwrap_or_default();
+    let ble = sources.iter().find(|s| s["name"] == "ble").unwrap_or_else(|| panic!("no ble source: {health}"));
+    ble["detail"].as_str().unwrap_or_default().to_string()
+}
+
+/// `devices list --json`, by address.
+fn devices(data: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let listed = super::coachd(data).args(["devices", "list", "--json"]).assert().success();
+    let devices: serde_json::Value = serde_json::from_slice(&listed.get_output().stdout).expect("json");
+    devices
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|d| (d["address"].as_str().unwrap_or_default().to_string(), d.clone()))
+        .collect()
+}
+
+/// Poll until `ok` holds (or fail after `within`, showing the last value).
+fn eventually<T: std::fmt::Debug>(within: Duration, mut get: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = get();
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "not within {within:?}: {v:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// SIGTERM, and exit 0 within 10 s.
+fn stop(daemon: &mut Guard, log: &Receiver<String>, kept: &mut Vec<String>) {
+    let killed = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = daemon.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(asked.elapsed() < Duration::from_secs(10), "coachd did not stop within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    kept.extend(log.try_iter());
+    assert_eq!(status.code(), Some(0), "{}", kept.join("\n"));
+}
+
+/// A stored Bluetooth session with the number of samples of each series kind.
+#[derive(Debug, Clone)]
+struct Stored {
+    id: i64,
+    client: String,
+    activity_type: String,
+    distance_m: Option<f64>,
+    /// kind id → samples
+    series: std::collections::BTreeMap<i64, i64>,
+}
+
+impl Stored {
+    fn n(&self, kind: coachd::model::SeriesKind) -> i64 {
+        self.series.get(&kind.id()).copied().unwrap_or(0)
+    }
+}
+
+/// Every `ble` session, by its device's address (its external id is `ADDRESS@START`).
+fn stored_sessions(data: &Path) -> Vec<(String, Stored)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", data.join("coachd.db").display()))
+            .await
+            .expect("db");
+        type Row = (i64, String, String, String, Option<f64>, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT a.id, a.external_id, c.name, a.type, a.distance_m, s.kind, sum(s.n)
+             FROM activities a JOIN clients c ON c.id = a.client_id
+             LEFT JOIN sample_chunks s ON s.activity_id = a.id
+             WHERE a.source = 'ble' GROUP BY a.id, s.kind ORDER BY a.external_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("query");
+        pool.close().await;
+        let mut out: Vec<(String, Stored)> = Vec::new();
+        for (id, external, client, activity_type, distance_m, kind, n) in rows {
+            if out.last().is_none_or(|(_, s)| s.id != id) {
+                let address = external.split('@').next().unwrap_or_default().to_string();
+                let series = Default::default();
+                out.push((address, Stored { id, client, activity_type, distance_m, series }));
+            }
+            if let (Some(kind), Some(n), Some((_, s))) = (kind, n, out.last_mut()) {
+                s.series.insert(kind, n);
+            }
+        }
+        out
+    })
+}
+
+fn series_of(data: &Path, id: i64, kind: coachd::model::SeriesKind) -> Vec<coachd::model::Sample> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let dd = coachd::paths::DataDir::new(data);
+        let (store, _) =
+            coachd::init::init(&dd, &dd.default_config(), &coachd::config::Config::default()).await.expect("open");
+        store.series(id, kind).await.expect("series")
+    })
+}
+
+fn le16(v: u16) -> String {
+    v.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn le24(v: u32) -> String {
+    v.to_le_bytes()[..3].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rower Data: stroke rate 28/min and the stroke count, total distance, power.
+fn rower(strokes: u16, metres: u32, watts: u16) -> String {
+    format!("2400{:02x}{}{}{}", 56, le16(strokes), le24(metres), le16(watts))
+}
+
+/// Indoor Bike Data: 30 km/h, 90 rpm, total distance, 200 W.
+fn bike(metres: u32) -> String {
+    format!("5400{}{}{}{}", le16(3000), le16(180), le24(metres), le16(200))
+}
+
+/// Treadmill Data: 10 km/h and the total distance.
+fn treadmill(metres: u32) -> String {
+    format!("0400{}{}", le16(1000), le24(metres))
+}
+
+/// CSC Measurement: wheel and crank revolutions, one second (1024 ticks) per reading.
+fn csc(i: u32) -> String {
+    let t = le16((i * 1024 % 65_536) as u16);
+    format!("03{:08x}{t}{}{t}", (i * 4).swap_bytes(), le16(i as u16))
+}
+
+/// Cycling Power Measurement: 250 W with crank revolutions, 90 rpm.
+fn power(i: u32) -> String {
+    format!("2000{}{}{}", le16(250), le16((i * 3) as u16), le16((i * 2048 % 65_536) as u16))
+}
+
+const STRAP: &str = "C0:FF:EE:00:01:01";
+const ROWER: &str = "C0:FF:EE:00:02:01";
+const BIKE: &str = "C0:FF:EE:00:02:02";
+const CSC: &str = "C0:FF:EE:00:02:03";
+const POWER: &str = "C0:FF:EE:00:02:04";
+
+#[test]
+fn machines_and_sensors_are_recorded_with_their_series_and_types_and_a_rower_with_a_strap_is_one_workout() {
+    use coachd::model::SeriesKind::*;
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_bus, bus) = private_bus(dir.path());
+    for name in ["ana", "bo", "cy", "di"] {
+        super::coachd(&data).args(["client", "add", name, "--tz", "Europe/Berlin"]).assert().success();
+    }
+    for (name, device) in [("ana", STRAP), ("ana", ROWER), ("bo", BIKE), ("cy", CSC), ("di", POWER)] {
+        super::coachd(&data).args(["devices", "pair", device, name]).assert().success();
+    }
+    let mut fake = Fake::with(
+        &bus,
+        &[
+            &format!("{STRAP}=Polar H10/hr"),
+            &format!("{ROWER}=Concept2 PM5/rower"),
+            &format!("{BIKE}=KICKR BIKE/bike"),
+            &format!("{CSC}=Wahoo CADENCE/csc"),
+            &format!("{POWER}=Assioma/power"),
+        ],
+    );
+    let (mut daemon, log) = coachd_run_flushing(&data, &bus, 1);
+    let mut kept = Vec::new();
+    let all = [STRAP, ROWER, BIKE, CSC, POWER];
+    fake.expect_all(&all.map(|a| format!("subscribed {a}")), Duration::from_secs(40));
+    for i in 0..20u32 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake.beat_of(STRAP, 150);
+        fake.notify(ROWER, &rower(100 + i as u16, 400 + 10 * i, 180));
+        fake.notify(BIKE, &bike(2000 + 8 * i));
+        fake.notify(CSC, &csc(i));
+        fake.notify(POWER, &power(i));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop(&mut daemon, &log, &mut kept);
+
+    let sessions = stored_sessions(&data);
+    let of = |address: &str| {
+        let found: Vec<&Stored> = sessions.iter().filter(|(a, _)| a == address).map(|(_, s)| s).collect();
+        assert_eq!(found.len(), 1, "{address}: one session: {sessions:?}");
+        found[0].clone()
+    };
+    let strap = of(STRAP);
+    assert_eq!((strap.client.as_str(), strap.activity_type.as_str(), strap.n(Hr)), ("ana", "workout", 20));
+    let row = of(ROWER);
+    assert_eq!((row.client.as_str(), row.activity_type.as_str()), ("ana", "row"), "typed from the service");
+    assert_eq!(
+        [row.n(Power), row.n(Cadence), row.n(Distance), row.n(Strokes), row.n(Speed)],
+        [20, 20, 20, 20, 0],
+        "{row:?}"
+    );
+    assert_eq!(row.distance_m, Some(190.0), "400 m to 590 m on the monitor");
+    let strokes = series_of(&data, row.id, Strokes);
+    assert_eq!((strokes[0].value, strokes[19].value), (100.0, 119.0));
+    assert!(series_of(&data, row.id, Cadence).iter().all(|s| s.value == 28.0), "28 strokes a minute");
+    let ride = of(BIKE);
+    assert_eq!((ride.client.as_str(), ride.activity_type.as_str()), ("bo", "indoor_ride"));
+    assert_eq!([ride.n(Speed), ride.n(Cadence), ride.n(Power), ride.n(Distance)], [20, 20, 20, 20], "{ride:?}");
+    assert!(series_of(&data, ride.id, Speed).iter().all(|s| (s.value - 8.333).abs() < 0.001), "30 km/h");
+    assert!(series_of(&data, ride.id, Cadence).iter().all(|s| s.value == 90.0));
+    let cadence = of(CSC);
+    assert_eq!((cadence.client.as_str(), cadence.activity_type.as_str()), ("cy", "indoor_ride"));
+    // Rates from counters need two readings: 19 of the 20.
+    assert_eq!([cadence.n(Cadence), cadence.n(Speed), cadence.n(Power)], [19, 19, 0], "{cadence:?}");
+    assert!(series_of(&data, cadence.id, Cadence).iter().all(|s| s.value == 60.0), "one crank turn a second");
+    let wheel = 4.0 * 2.105; // four turns a second of a 2.105 m wheel
+    assert!(series_of(&data, cadence.id, Speed).iter().all(|s| (s.value - wheel).abs() < 0.001));
+    let watts = of(POWER);
+    assert_eq!((watts.client.as_str(), watts.activity_type.as_str()), ("di", "indoor_ride"));
+    assert_eq!([watts.n(Power), watts.n(Cadence)], [20, 19], "{watts:?}");
+    assert!(series_of(&data, watts.id, Power).iter().all(|s| s.value == 250.0));
+    assert!(series_of(&data, watts.id, Cadence).iter().all(|s| s.value == 90.0), "3 turns in 2 s");
+
+    // The strap and the rower of one client at once: one workout, a row, with both.
+    let out = super::coachd(&data).args(["activities", "ana", "--json"]).assert().success();
+    let workouts: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
+    let workouts = workouts.as_array().expect("a list");
+    assert_eq!(workouts.len(), 1, "{workouts:?}");
+    assert_eq!(workouts[0]["type"], "row");
+    assert_eq!(workouts[0]["hr_samples"], 20, "the strap's heart rate");
+    assert_eq!(workouts[0]["sources"], serde_json::json!(["ble"]));
+    // The workout's chart shows the strap's heart rate and the rower's series.
+    let svg = dir.path().join("row.svg");
+    super::coachd(&data).args(["chart", "session", "ana", "--out", svg.to_str().expect("path")]).assert().success();
+    let svg = std::fs::read_to_string(svg).expect("svg");
+    for label in ["heart rate", "power, W", "stroke rate", "strokes"] {
+        assert!(svg.contains(label), "the session chart has no {label:?}");
+    }
+}
+
+#[test]
+fn eight_straps_and_two_machines_of_ten_clients_are_recorded_at_once_each_its_own_session() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_bus, bus) = private_bus(dir.path());
+    let mut devices: Vec<(String, String)> =
+        (1..=8).map(|i| (format!("C0:FF:EE:00:03:{i:02X}"), format!("{}/hr", i))).collect();
+    devices.push(("C0:FF:EE:00:04:01".into(), "Treadmill/treadmill".into()));
+    devices.push(("C0:FF:EE:00:04:02".into(), "Rower/rower".into()));
+    for (i, (address, _)) in devices.iter().enumerate() {
+        let name = format!("client{i}");
+        super::coachd(&data).args(["client", "add", &name, "--tz", "Europe/Berlin"]).assert().success();
+        super::coachd(&data).args(["devices", "pair", address, &name]).assert().success();
+    }
+    let args: Vec<String> = devices.iter().map(|(a, n)| format!("{a}=Group {n}")).collect();
+    let mut fake = Fake::with(&bus, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (mut daemon, log) = coachd_run_flushing(&data, &bus, 1);
+    let mut kept = Vec::new();
+    let listen = listen_address(&log, &mut kept);
+    let subscribed: Vec<String> = devices.iter().map(|(a, _)| format!("subscribed {a}")).collect();
+    fake.expect_all(&subscribed, Duration::from_secs(60));
+    for i in 0..15u32 {
+        std::thread::sleep(Duration::from_millis(100));
+        for (n, (address, _)) in devices.iter().enumerate() {
+            match n {
+                8 => fake.notify(address, &treadmill(100 + 3 * i)),
+                9 => fake.notify(address, &rower(i as u16, 50 + 10 * i, 150)),
+                _ => fake.beat_of(address, 120 + n as u8),
+            };
+        }
+    }
+    let detail = eventually(Duration::from_secs(15), || healthz_ble(&listen), |d| d.contains("10 of 10"));
+    assert!(!detail.contains("waiting"), "{detail}");
+    let listed = devices_of(&data);
+    assert!(listed.values().all(|d| d["link"] == "connected"), "{listed:?}");
+    stop(&mut daemon, &log, &mut kept);
+
+    let sessions = stored_sessions(&data);
+    assert_eq!(sessions.len(), 10, "ten sessions: {sessions:?}");
+    for (i, (address, _)) in devices.iter().enumerate() {
+        let (_, s) = sessions.iter().find(|(a, _)| a == address).unwrap_or_else(|| panic!("{address}: {sessions:?}"));
+        assert_eq!(s.client, format!("client{i}"));
+        let (kind, ty) = match i {
+            8 => (coachd::model::SeriesKind::Speed, "treadmill_run"),
+            9 => (coachd::model::SeriesKind::Strokes, "row"),
+            _ => (coachd::model::SeriesKind::Hr, "workout"),
+        };
+        assert_eq!((s.activity_type.as_str(), s.n(kind)), (ty, 15), "{address}: none lost: {s:?}");
+    }
+    // Stopped: no link is claimed any more.
+    assert!(devices_of(&data).values().all(|d| d["link"].is_null()));
+}
+
+fn devices_of(data: &Path) -> std::collections::BTreeMap<String, serde_json::Value> {
+    devices(data)
+}
+
+#[test]
+fn devices_beyond_what_bluez_connects_wait_named_in_devices_list_and_healthz_and_connect_with_backoff() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_bus, bus) = private_bus(dir.path());
+    let straps = ["C0:FF:EE:00:05:01", "C0:FF:EE:00:05:02", "C0:FF:EE:00:05:03"];
+    for (i, address) in straps.iter().enumerate() {
+        let name = format!("client{i}");
+        super::coachd(&data).args(["client", "add", &name, "--tz", "Europe/Berlin"]).assert().success();
+        super::coachd(&data).args(["devices", "pair", address, &name]).assert().success();
+    }
+    let mut fake = Fake::with(&bus, &["--max-connections", "2", straps[0], straps[1], straps[2]]);
+    let (mut daemon, log) = coachd_run_flushing(&data, &bus, 1);
+    let mut kept = Vec::new();
+    let listen = listen_address(&log, &mut kept);
+
+    // Two connect; the third is refused as BlueZ refuses it, again and again, backing off.
+    let started = Instant::now();
+    let mut refusals: Vec<(String, Instant)> = Vec::new();
+    while refusals.len() < 4 {
+        assert!(started.elapsed() < Duration::from_secs(40), "refusals {refusals:?}; fake {:?}", fake.seen);
+        if let Ok(line) = fake.out.recv_timeout(Duration::from_millis(100)) {
+            if let Some(address) = line.strip_prefix("refused ") {
+                refusals.push((address.to_string(), Instant::now()));
+            }
+            fake.seen.push(line);
+        }
+    }
+    let waiting = refusals[0].0.clone();
+    assert!(refusals.iter().all(|(a, _)| *a == waiting), "only the third is refused: {refusals:?}");
+    let gaps: Vec<f64> = refusals.windows(2).map(|w| (w[1].1 - w[0].1).as_secs_f64()).collect();
+    // 1 s, 2 s, 4 s: each wait about twice the one before.
+    kept.extend(log.try_iter());
+    assert!(
+        gaps[0] >= 0.7 && gaps[1] >= gaps[0] * 1.5 && gaps[2] >= gaps[1] * 1.5,
+        "backoff gaps {gaps:?}:\n{}",
+        kept.join("\n")
+    );
+
+    // Reported, never a silent drop: `devices list` says which and why, and so does /healthz.
+    let listed = eventually(
+        Duration::from_secs(15),
+        || devices_of(&data),
+        |d| {
+            d.get(&waiting).is_some_and(|w| w["link"] == "waiting")
+                && d.values().filter(|x| x["link"] == "connected").count() == 2
+        },
+    );
+    let note = listed[&waiting]["link_note"].as_str().unwrap_or_default().to_string();
+    assert!(note.contains("refused") && note.contains("le-connection-abort"), "{note}");
+    let table = super::coachd(&data).args(["devices", "list"]).assert().success();
+    let table = String::from_utf8_lossy(&table.get_output().stdout).to_string();
+    let line = table.lines().find(|l| l.starts_with(&waiting)).unwrap_or_default();
+    assert!(line.contains("waiting: BlueZ refused the connection"), "{table}");
+    let detail = healthz_ble(&listen);
+    assert!(detail.contains("2 of 3 paired sensor(s) connected"), "{detail}");
+    assert!(detail.contains(&format!("waiting: {waiting} (BlueZ refused")), "{detail}");
+
+    // The adapter has room again: the waiting strap connects at its next attempt and records.
+    fake.command("limit 3", "ok");
+    fake.expect(&format!("subscribed {waiting}"), Duration::from_secs(20));
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(150));
+        for address in straps {
+            fake.beat_of(address, 130);
+        }
+    }
+    eventually(Duration::from_secs(15), || healthz_ble(&listen), |d| d.contains("3 of 3") && !d.contains("waiting"));
+    assert_eq!(devices_of(&data)[&waiting]["link"], "connected");
+    stop(&mut daemon, &log, &mut kept);
+    let sessions = stored_sessions(&data);
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    assert!(sessions.iter().all(|(_, s)| s.n(coachd::model::SeriesKind::Hr) == 5), "{sessions:?}");
+}
+
+#[test]
+fn a_strap_that_leaves_bluez_and_comes_back_and_an_adapter_powered_off_and_on_give_one_session() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_bus, bus) = private_bus(dir.path());
+    for args in [vec!["client", "add", "ana", "--tz", "Europe/Berlin"], vec!["devices", "pair", PAIRED, "ana"]] {
+        super::coachd(&data).args(&args).assert().success();
+    }
+    let mut fake = Fake::start(&bus);
+    let (mut daemon, log) = coachd_run_flushing(&data, &bus, 1);
+    let mut kept = Vec::new();
+    fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(30));
+    let first = fake.beat(130);
+    for _ in 1..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake.beat(130);
+    }
+
+    // Out of range: BlueZ drops the device from its tree (InterfacesRemoved).
+    fake.command(&format!("remove {PAIRED}"), &format!("removed {PAIRED}"));
+    let listed = eventually(
+        Duration::from_secs(15),
+        || devices_of(&data),
+        |d| {
+            d[PAIRED]["link"] == "waiting" && d[PAIRED]["link_note"].as_str().is_some_and(|n| n.contains("device list"))
+        },
+    );
+    assert_eq!(listed[PAIRED]["client"], "ana");
+    // Long enough for the backoff to reach several seconds; back in range, it is found
+    // again and connected at once, not at the end of the backoff.
+    std::thread::sleep(Duration::from_secs(6));
+    fake.drain();
+    fake.command(&format!("add {PAIRED}"), &format!("added {PAIRED}"));
+    let back = Instant::now();
+    fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(20));
+    assert!(back.elapsed() < Duration::from_secs(3), "connected {:?} after it was back", back.elapsed());
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake.beat(135);
+    }
+
+    // The adapter powered off (rfkill, a user): links drop, connecting fails, and the
+    // collector does not power it on again behind the user's back.
+    fake.command("power 0", "powered 0");
+    fake.seen.clear();
+    let listed = eventually(
+        Duration::from_secs(15),
+        || devices_of(&data),
+        |d| d[PAIRED]["link_note"].as_str().is_some_and(|n| n.contains("powered off")),
+    );
+    assert_eq!(listed[PAIRED]["link"], "waiting");
+    std::thread::sleep(Duration::from_secs(5));
+    fake.drain();
+    assert!(!fake.seen.iter().any(|l| l == "discovery on" || l.starts_with("subscribed")), "{:?}", fake.seen);
+    fake.command("power 1", "powered 1");
+    let on = Instant::now();
+    fake.expect("discovery on", Duration::from_secs(5));
+    fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(20));
+    assert!(on.elapsed() < Duration::from_secs(3), "connected {:?} after the adapter was on", on.elapsed());
+    let mut last = Instant::now();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        last = fake.beat(140);
+    }
+    eventually(Duration::from_secs(15), || devices_of(&data), |d| d[PAIRED]["link"] == "connected");
+    std::thread::sleep(Duration::from_millis(300));
+    stop(&mut daemon, &log, &mut kept);
+
+    let sessions = ble_sessions(&data);
+    assert_eq!(sessions.len(), 1, "one session across leaving, coming back and the adapter off: {sessions:?}");
+    let (_, samples, duration) = sessions[0].clone();
+    assert_eq!(samples, 30, "every notification, once");
+    assert!((duration - (last - first).as_secs_f64()).abs() < 1.5, "duration {duration}");
+}
+
+#[test]
+fn devices_scan_lists_the_fitness_sensors_the_fake_bluez_finds_strongest_first() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_bus, bus) = private_bus(dir.path());
+    for args in [vec!["client", "add", "ana", "--tz", "Europe/Berlin"], vec!["devices", "pair", ROWER, "ana"]] {
+        super::coachd(&data).args(&args).assert().success();
+    }
+    let mut fake = Fake::with(
+        &bus,
+        &[&format!("{STRAP}=Polar H10"), &format!("{ROWER}=Concept2 PM5/rower"), &format!("{CSC}=Cadence/csc")],
+    );
+    let out = super::coachd(&data)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus)
+        .args(["devices", "scan", "--seconds", "3", "--json"])
+        .assert()
+        .success();
+    fake.expect("discovery on", Duration::from_secs(1));
+    let seen: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
+    let seen = seen.as_array().expect("a list");
+    let got: Vec<(&str, &str, &str, i64)> = seen
+        .iter()
+        .map(|s| {
+            (
+                s["address"].as_str().unwrap_or_default(),
+                s["name"].as_str().unwrap_or_default(),
+                s["services"][0].as_str().unwrap_or_default(),
+                s["rssi"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (STRAP, "Polar H10", "heart_rate", -50),
+            (ROWER, "Concept2 PM5", "fitness_machine", -55),
+            (CSC, "Cadence", "cycling_speed", -60)
+        ]
+    );
+    assert_eq!(seen[1]["client"], "ana");
+    assert_eq!(seen[0]["client"], serde_json::Value::Null);
+    // Nothing connected: a scan only listens.
+    assert!(!fake.seen.iter().any(|l| l.starts_with("connect")), "{:?}", fake.seen);
+    // What was heard is remembered for `devices list`.
+    let listed = devices_of(&data);
+    assert_eq!(listed[CSC]["services"], "cycling_speed");
+    assert!(listed[STRAP]["last_seen_ms"].is_i64());
+
+    // The human form names them too, with how to pair one.
+    let out = super::coachd(&data)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus)
+        .args(["devices", "scan", "--seconds", "2"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("Concept2 PM5") && text.contains("devices pair ADDRESS CLIENT"), "{text}");
 }
