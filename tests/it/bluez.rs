@@ -590,6 +590,12 @@ const ROWER: &str = "C0:FF:EE:00:02:01";
 const BIKE: &str = "C0:FF:EE:00:02:02";
 const CSC: &str = "C0:FF:EE:00:02:03";
 const POWER: &str = "C0:FF:EE:00:02:04";
+const FOOTPOD: &str = "C0:FF:EE:00:02:05";
+
+/// RSC Measurement: 3 m/s, 170 steps a minute, total distance in 1/10 m.
+fn rsc(decimetres: u32) -> String {
+    format!("02{}aa{:08x}", le16(768), decimetres.swap_bytes())
+}
 
 #[test]
 fn machines_and_sensors_are_recorded_with_their_series_and_types_and_a_rower_with_a_strap_is_one_workout() {
@@ -598,10 +604,11 @@ fn machines_and_sensors_are_recorded_with_their_series_and_types_and_a_rower_wit
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let (_bus, bus) = private_bus(dir.path());
-    for name in ["ana", "bo", "cy", "di"] {
+    for name in ["ana", "bo", "cy", "di", "ed"] {
         super::coachd(&data).args(["client", "add", name, "--tz", "Europe/Berlin"]).assert().success();
     }
-    for (name, device) in [("ana", STRAP), ("ana", ROWER), ("bo", BIKE), ("cy", CSC), ("di", POWER)] {
+    let pairs = [("ana", STRAP), ("ana", ROWER), ("bo", BIKE), ("cy", CSC), ("di", POWER), ("ed", FOOTPOD)];
+    for (name, device) in pairs {
         super::coachd(&data).args(["devices", "pair", device, name]).assert().success();
     }
     let mut fake = Fake::with(
@@ -612,11 +619,12 @@ fn machines_and_sensors_are_recorded_with_their_series_and_types_and_a_rower_wit
             &format!("{BIKE}=KICKR BIKE/bike"),
             &format!("{CSC}=Wahoo CADENCE/csc"),
             &format!("{POWER}=Assioma/power"),
+            &format!("{FOOTPOD}=Stryd/rsc"),
         ],
     );
     let (mut daemon, log) = coachd_run_flushing(&data, &bus, 1);
     let mut kept = Vec::new();
-    let all = [STRAP, ROWER, BIKE, CSC, POWER];
+    let all = [STRAP, ROWER, BIKE, CSC, POWER, FOOTPOD];
     fake.expect_all(&all.map(|a| format!("subscribed {a}")), Duration::from_secs(40));
     for i in 0..20u32 {
         std::thread::sleep(Duration::from_millis(150));
@@ -625,6 +633,7 @@ fn machines_and_sensors_are_recorded_with_their_series_and_types_and_a_rower_wit
         fake.notify(BIKE, &bike(2000 + 8 * i));
         fake.notify(CSC, &csc(i));
         fake.notify(POWER, &power(i));
+        fake.notify(FOOTPOD, &rsc(12_345 + 30 * i));
     }
     std::thread::sleep(Duration::from_millis(300));
     stop(&mut daemon, &log, &mut kept);
@@ -665,6 +674,12 @@ fn machines_and_sensors_are_recorded_with_their_series_and_types_and_a_rower_wit
     assert_eq!([watts.n(Power), watts.n(Cadence)], [20, 19], "{watts:?}");
     assert!(series_of(&data, watts.id, Power).iter().all(|s| s.value == 250.0));
     assert!(series_of(&data, watts.id, Cadence).iter().all(|s| s.value == 90.0), "3 turns in 2 s");
+    let run = of(FOOTPOD);
+    assert_eq!((run.client.as_str(), run.activity_type.as_str()), ("ed", "treadmill_run"));
+    assert_eq!([run.n(Speed), run.n(Cadence), run.n(Distance)], [20, 20, 20], "{run:?}");
+    assert!(series_of(&data, run.id, Speed).iter().all(|s| s.value == 3.0));
+    assert!(series_of(&data, run.id, Cadence).iter().all(|s| s.value == 170.0));
+    assert_eq!(run.distance_m, Some(57.0), "1234.5 m to 1291.5 m");
 
     // The strap and the rower of one client at once: one workout, a row, with both.
     let out = super::coachd(&data).args(["activities", "ana", "--json"]).assert().success();
