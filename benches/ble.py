@@ -138,9 +138,11 @@ async def main():
             bench.cli("client", "add", "ana", "--tz", "UTC")
             bus = await fake_bluez.MessageBus(bus_type=fake_bluez.BusType.SYSTEM).connect()
             bus._emit_interface_added = lambda path, interface: None
-            strap = fake_bluez.Strap(ADDR, "Bench strap", -50)
-            fake = fake_bluez.Fake(bus, [strap])
-            bus.export(fake_bluez.ADAPTER, fake_bluez.Adapter(fake))
+            bus._emit_interface_removed = lambda path, interface: None
+            fake = fake_bluez.Fake(bus, 0)
+            strap = fake_bluez.Strap(fake, ADDR, "Bench strap", -50, "hr")
+            fake.straps.append(strap)
+            bus.export(fake_bluez.ADAPTER, fake.adapter)
             await bus.request_name("org.bluez")
 
             # 1. Idle: the collector scans, nothing is paired.

@@ -453,14 +453,17 @@ mod tests {
         };
         r.on_machine(1000, &stroke(10, 40.0, 180));
         r.on_machine(2000, &stroke(11, 48.5, 190));
-        // A machine's bug: 30,000 W and 16,000 strokes a minute are not stored.
+        // A machine's bug: 30,000 W and 16,000 strokes a minute are not stored, and with
+        // nothing plausible left that shows the oars moving, neither is the rest of it.
         r.on_machine(3000, &MachineData { stroke_rate_spm: Some(16_000.0), ..stroke(12, 57.0, 30_000) });
+        // Only the stroke rate wrong: the power, distance and count are kept.
+        r.on_machine(3500, &MachineData { stroke_rate_spm: Some(16_000.0), ..stroke(12, 58.0, 175) });
         r.on_machine(4000, &stroke(13, 65.0, 185));
         let a = &r.flush().expect("a batch").activities[0];
         let kinds: Vec<_> = a.series.iter().map(|s| (s.kind, s.samples.len())).collect();
         assert_eq!(
             kinds,
-            vec![(SeriesKind::Power, 3), (SeriesKind::Cadence, 3), (SeriesKind::Distance, 4), (SeriesKind::Strokes, 4)]
+            vec![(SeriesKind::Power, 4), (SeriesKind::Cadence, 3), (SeriesKind::Distance, 4), (SeriesKind::Strokes, 4)]
         );
         assert!(a.series.iter().all(|s| s.samples.iter().all(|p| s.kind.plausible(p.value))));
         assert_eq!((a.activity_type.as_str(), a.distance_m), ("row", Some(25.0)), "65 m less the 40 at the start");
