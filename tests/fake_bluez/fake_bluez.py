@@ -455,16 +455,20 @@ async def delivered(bus):
     )
 
 
-class RemovedDevice(logging.Filter):
-    """dbus-next answers a call to a removed device with UnknownObject, as BlueZ does, and
-    also logs it as an error; that is the expected answer here, not a fault of the fake."""
+class AnsweredErrors(logging.Filter):
+    """dbus-next sends the error a method raises as its answer, as BlueZ would, and also
+    logs it with a traceback. These are the answers the fake gives on purpose (a refused
+    connection, an adapter off, a removed device: UnknownObject), not faults of the fake."""
+
+    EXPECTED = ("no interfaces at path", "le-connection-abort-by-local", "Resource Not Ready",
+                "Not connected", "Operation already in progress")
 
     def filter(self, record):
-        return "no interfaces at path" not in record.getMessage()
+        return not any(e in record.getMessage() for e in self.EXPECTED)
 
 
 async def main(args):
-    logging.getLogger().addFilter(RemovedDevice())
+    logging.getLogger().addFilter(AnsweredErrors())
     max_connections = 0
     if args[:1] == ["--max-connections"]:
         max_connections = int(args[1])
