@@ -463,7 +463,8 @@ async fn collect(
                 // Every paired device's link, for `devices list` and /healthz: none is dropped
                 // silently when BlueZ will not connect it.
                 let in_tree: Option<Vec<PeripheralId>> = known.map(|k| k.iter().map(|p| p.id()).collect());
-                let mut waiting = Vec::new();
+                // One snapshot: a task connecting while the links are written is counted once.
+                let (mut waiting, mut connected) = (Vec::new(), 0);
                 for (id, t) in &tasks {
                     let gone = in_tree.as_ref().is_some_and(|ids| !ids.contains(id));
                     if gone {
@@ -472,8 +473,9 @@ async fn collect(
                         absent.remove(id);
                     }
                     let link = t.link(gone, powered_off);
-                    if let Link::Waiting(why) = &link {
-                        waiting.push(format!("{} ({why})", t.address));
+                    match &link {
+                        Link::Waiting(why) => waiting.push(format!("{} ({why})", t.address)),
+                        Link::Connected => connected += 1,
                     }
                     if links.get(&t.address) != Some(&link) {
                         match ctx.store.set_device_link(&t.address, Some(&link)).await {
@@ -492,7 +494,6 @@ async fn collect(
                     }
                 }
                 waiting.sort();
-                let connected = tasks.values().filter(|t| t.connected.load(Ordering::Relaxed)).count();
                 let unseen = pairings.len().saturating_sub(tasks.len());
                 let mut detail = format!(
                     "scanning on {name}{}; {connected} of {} paired sensor(s) connected",

@@ -731,7 +731,10 @@ fn eight_straps_and_two_machines_of_ten_clients_are_recorded_at_once_each_its_ow
         }
     }
     let detail = eventually(Duration::from_secs(15), || healthz_ble(&listen), |d| d.contains("10 of 10"));
-    assert!(!detail.contains("waiting"), "{detail}");
+    kept.extend(log.try_iter());
+    let found: Vec<&String> =
+        kept.iter().filter(|l| l.contains("paired sensor found") || l.contains("cannot")).collect();
+    assert!(!detail.contains("waiting"), "{detail}\n{found:#?}");
     let listed = devices_of(&data);
     assert!(listed.values().all(|d| d["link"] == "connected"), "{listed:?}");
     stop(&mut daemon, &log, &mut kept);
