@@ -842,3 +842,18 @@ impl Device {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::waiting_reason;
+
+    #[test]
+    fn a_refused_connection_is_named_for_the_trainer() {
+        let refused = anyhow::anyhow!("connecting: le-connection-abort-by-local");
+        assert!(waiting_reason(&refused).starts_with("BlueZ refused the connection"));
+        let off = anyhow::anyhow!("connecting: org.bluez.Error.NotReady: Resource Not Ready");
+        assert!(waiting_reason(&off).contains("powered off"));
+        let other = anyhow::anyhow!("connecting: no answer within 20 s");
+        assert_eq!(waiting_reason(&other), "connecting: no answer within 20 s");
+    }
+}

@@ -533,6 +533,16 @@ where
     Ok(())
 }
 
+/// A session's time axis label: whole minutes, tenths for a session under ten minutes
+/// (whose whole-minute labels would repeat).
+fn minutes(x: f64, end: f64) -> String {
+    if end < 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0}")
+    }
+}
+
 /// The height of one machine series' panel under a session's heart rate.
 const SERIES_H: u32 = 150;
 
@@ -578,7 +588,7 @@ where
         .configure_mesh()
         .light_line_style(TRANSPARENT)
         .bold_line_style(GRID)
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_label_formatter(&|x| minutes(*x, end))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .x_desc("minutes")
         .y_desc("heart rate, bpm")
@@ -612,7 +622,7 @@ where
         .light_line_style(TRANSPARENT)
         .bold_line_style(GRID)
         .y_labels(4)
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_label_formatter(&|x| minutes(*x, end))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .y_desc(s.label.as_str())
         .label_style(text(12))
