@@ -713,11 +713,28 @@ fn eight_straps_and_two_machines_of_ten_clients_are_recorded_at_once_each_its_ow
         super::coachd(&data).args(["client", "add", &name, "--tz", "Europe/Berlin"]).assert().success();
         super::coachd(&data).args(["devices", "pair", address, &name]).assert().success();
     }
-    let args: Vec<String> = devices.iter().map(|(a, n)| format!("{a}=Group {n}")).collect();
+    // The adapter first holds eight connections, as a small controller does.
+    let mut args: Vec<String> = vec!["--max-connections".into(), "8".into()];
+    args.extend(devices.iter().map(|(a, n)| format!("{a}=Group {n}")));
     let mut fake = Fake::with(&bus, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let (mut daemon, log) = coachd_run_flushing(&data, &bus, 1);
     let mut kept = Vec::new();
     let listen = listen_address(&log, &mut kept);
+
+    // Eight connect; the two BlueZ refuses are named, not dropped.
+    let detail = eventually(Duration::from_secs(40), || healthz_ble(&listen), |d| d.contains("8 of 10"));
+    let listed = devices_of(&data);
+    let waiting: Vec<&String> = listed.keys().filter(|a| listed[*a]["link"] == "waiting").collect();
+    assert_eq!(waiting.len(), 2, "{listed:?}");
+    for address in &waiting {
+        assert!(detail.contains(&format!("{address} (BlueZ refused the connection")), "{detail}");
+        let note = listed[*address]["link_note"].as_str().unwrap_or_default();
+        assert!(note.contains("le-connection-abort"), "{note}");
+    }
+    assert_eq!(listed.values().filter(|d| d["link"] == "connected").count(), 8, "{listed:?}");
+
+    // Room for all ten: the two waiting connect at their next attempt, and all record at once.
+    fake.command("limit 10", "ok");
     let subscribed: Vec<String> = devices.iter().map(|(a, _)| format!("subscribed {a}")).collect();
     fake.expect_all(&subscribed, Duration::from_secs(60));
     for i in 0..15u32 {
