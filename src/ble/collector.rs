@@ -820,7 +820,7 @@ impl Device {
         tokio::select! {
             more = self.pause(d) => more,
             () = retry.notified() => {
-                tracing::debug!(address = %self.address, "seen again; connecting now");
+                tracing::info!(address = %self.address, "back (seen again, or the adapter on); connecting now, not after the backoff");
                 !self.cancel.is_cancelled()
             }
         }
