@@ -56,6 +56,8 @@ def uuid16(n):
 
 
 BODY_SENSOR_LOCATION = uuid16(0x2A38)
+BATTERY_SERVICE = uuid16(0x180F)
+BATTERY_LEVEL = uuid16(0x2A19)
 CCC = uuid16(0x2902)
 
 # kind: (service, measurement, appearance)
@@ -364,6 +366,10 @@ class Strap:
             self.extra.append(
                 (service + "/char0010", Characteristic(self, service, BODY_SENSOR_LOCATION, ["read"], b"\x01"))
             )
+            # A strap's Battery Service (0x180F): Battery Level 0x2A19, 77 %.
+            battery = self.path + "/service0020"
+            self.extra.append((battery, Service(self.path, BATTERY_SERVICE)))
+            self.extra.append((battery + "/char0021", Characteristic(self, battery, BATTERY_LEVEL, ["read"], bytes([77]))))
 
     def objects(self):
         return [(self.path, self.device), self.service, (self.hrm_path, self.hrm), self.ccc] + self.extra

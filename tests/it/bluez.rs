@@ -374,16 +374,26 @@ fn a_daemon_killed_mid_session_and_started_again_goes_on_with_the_same_session()
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let (_bus, bus) = private_bus(dir.path());
-    for args in [vec!["client", "add", "ana", "--tz", "Europe/Berlin"], vec!["devices", "pair", PAIRED, "ana"]] {
+    for args in [
+        vec!["client", "add", "ana", "--tz", "Europe/Berlin", "--hr-max", "190"],
+        vec!["devices", "pair", PAIRED, "ana"],
+        vec!["assign", "ana", "30 minutes of cardio"],
+    ] {
         super::coachd(&data).args(&args).assert().success();
     }
+    super::coachd(&data)
+        .args(["trainer", "add", "coach", "--password-stdin"])
+        .write_stdin(LIVE_PASSWORD)
+        .assert()
+        .success();
     let mut fake = Fake::start(&bus);
     let (mut daemon, _log) = coachd_run_flushing(&data, &bus, 1);
     fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(30));
     let first = fake.beat(130);
+    let mut last_before_kill = first;
     for _ in 1..20 {
         std::thread::sleep(Duration::from_millis(150));
-        fake.beat(130);
+        last_before_kill = fake.beat(130);
     }
     // Everything so far committed by the clock's flush, then SIGKILL mid-session.
     std::thread::sleep(Duration::from_millis(2500));
@@ -403,15 +413,30 @@ fn a_daemon_killed_mid_session_and_started_again_goes_on_with_the_same_session()
         panic!("not subscribed again; coachd logged:\n{}", kept.join("\n"));
     }
     let mut last = Instant::now();
+    let mut resumed_at = None;
     for _ in 0..20 {
         std::thread::sleep(Duration::from_millis(150));
         last = fake.beat(140);
+        resumed_at.get_or_insert(last);
     }
+    let down = resumed_at.expect("beats") - last_before_kill;
+    // The trainer in the room sees the strap live: its heart rate and its battery (the
+    // fake's Battery Service says 77 %), from the collector, not from the store.
+    let mut kept: Vec<String> = Vec::new();
+    wait_log(&log, &mut kept, "coachd is running", Duration::from_secs(5));
+    let line = kept.iter().find(|l| l.contains("coachd is running")).expect("the line");
+    let listen: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    let base = format!("http://{}", listen["listen"].as_str().expect("listen"));
+    let live = live_snapshot(&base);
+    let devices = &live["clients"][0]["devices"];
+    assert_eq!(live["clients"][0]["name"], "ana", "{live}");
+    assert_eq!(devices[0]["device"], PAIRED, "{live}");
+    assert_eq!((devices[0]["bpm"].as_u64(), devices[0]["battery_pct"].as_u64()), (Some(140), Some(77)), "{live}");
     std::thread::sleep(Duration::from_millis(300));
     let killed = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().expect("kill");
     assert!(killed.success());
     let status = daemon.0.wait().expect("wait");
-    let kept: Vec<String> = log.try_iter().collect();
+    kept.extend(log.try_iter());
     assert_eq!(status.code(), Some(0), "{}", kept.join("\n"));
 
     let after = ble_sessions(&data);
@@ -421,6 +446,39 @@ fn a_daemon_killed_mid_session_and_started_again_goes_on_with_the_same_session()
     assert_eq!(samples, 40, "every notification of both runs, once");
     let expected = (last - first).as_secs_f64();
     assert!((duration - expected).abs() < 1.5, "duration {duration} s, notifications spanned {expected} s");
+    // The cardio minutes are those of a run without the kill, less at most the seconds the
+    // daemon was down (130 and 140 bpm are both above 64 % of 190).
+    let out = super::coachd(&data).args(["status", "ana", "--json"]).output().expect("status");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let today = status["occurrences"].as_array().expect("occurrences").last().expect("today").clone();
+    let credited = today["achieved"].as_f64().expect("achieved") * 60.0;
+    let (spanned, down) = (expected, down.as_secs_f64());
+    println!("cardio credited {credited:.1} s; notifications spanned {spanned:.1} s; daemon down {down:.1} s");
+    assert!(
+        // Each sample counts until the next (gaps up to 5 s) and the last one a second.
+        credited >= spanned - down - 1.0 && credited <= spanned + 1.5,
+        "credited {credited:.1} s of cardio; the notifications spanned {spanned:.1} s with the daemon down {down:.1} s"
+    );
+}
+
+const LIVE_PASSWORD: &str = "a trainer in the room";
+
+/// `GET /api/live` as the trainer `coach`, logged in through the login form.
+fn live_snapshot(base: &str) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let http = super::dashboard::browser();
+        let page = http.get(format!("{base}/login")).send().await.expect("login page").text().await.expect("body");
+        let csrf = super::dashboard::csrf_of(&page);
+        let r = http
+            .post(format!("{base}/login"))
+            .form(&[("csrf", csrf.as_str()), ("name", "coach"), ("password", LIVE_PASSWORD)])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "login");
+        http.get(format!("{base}/api/live")).send().await.expect("live").json().await.expect("JSON")
+    })
 }
 
 /// Where the daemon serves, from its "coachd is running" log line.
