@@ -69,6 +69,8 @@ pub mod inbox;
 pub mod init;
 pub mod live;
 pub mod model;
+pub mod notifier;
+pub mod notify;
 pub mod paths;
 pub mod providers;
 pub mod sleep;

@@ -22,6 +22,7 @@ mod homework;
 mod inbound;
 mod links;
 pub mod live;
+pub mod notify;
 pub mod questions;
 pub mod trainers;
 
@@ -35,6 +36,7 @@ pub use devices::SeenDevice;
 pub use freshness::SourceFreshness;
 pub use homework::parse_weekdays;
 pub use homework::{Assignment, Logged, ManualActivity, Plan};
+pub use notify::{LinkAction, LinkRefusal, NotifyTarget, NudgeLink, Round};
 pub use inbound::{Counts, PushRefused, Pushed, WebhookRefusal};
 pub use questions::{parse_questions, Answered, Every, QuestionsAssignment};
 pub use trainers::{TrainerAdded, TrainerLine};
