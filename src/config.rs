@@ -20,8 +20,20 @@ pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
 pub const ENV_PREFIX: &str = "COACHD__";
 
 /// The sections a configuration may have.
-const SECTIONS: [&str; 12] =
-    ["web", "log", "store", "supervisor", "clients", "homework", "inbox", "ble", "providers", "backup", "mqtt", "notify"];
+const SECTIONS: [&str; 12] = [
+    "web",
+    "log",
+    "store",
+    "supervisor",
+    "clients",
+    "homework",
+    "inbox",
+    "ble",
+    "providers",
+    "backup",
+    "mqtt",
+    "notify",
+];
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Config {

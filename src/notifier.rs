@@ -37,9 +37,18 @@ impl Source for Notifier {
                 match self.app.notify_round(chrono::Utc::now()).await {
                     Ok(r) => {
                         if r.sent + r.failed + r.queued + r.suppressed > 0 {
-                            info!(queued = r.queued, sent = r.sent, failed = r.failed, suppressed = r.suppressed, "notify round");
+                            info!(
+                                queued = r.queued,
+                                sent = r.sent,
+                                failed = r.failed,
+                                suppressed = r.suppressed,
+                                "notify round"
+                            );
                         }
-                        ctx.set_detail(format!("last round: {} sent, {} failed, {} suppressed", r.sent, r.failed, r.suppressed));
+                        ctx.set_detail(format!(
+                            "last round: {} sent, {} failed, {} suppressed",
+                            r.sent, r.failed, r.suppressed
+                        ));
                     }
                     Err(e) => warn!(error = %e, "a notify round failed; trying again on the next one"),
                 }

@@ -110,7 +110,8 @@ impl Channel {
                 shown_url(text)
             )
         })?;
-        let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("{} names no host", shown_url(text)))?;
+        let host =
+            u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("{} names no host", shown_url(text)))?;
         let login = (!u.username().is_empty())
             .then(|| (decode(u.username()), Secret::new(decode(u.password().unwrap_or_default()))));
         let http_base = |secure: bool| -> Result<url::Url, String> {
@@ -132,8 +133,9 @@ impl Channel {
                 let mut url = http_base(s != "gotify+http")?;
                 let path = format!("{}/message", url.path().trim_end_matches('/'));
                 url.set_path(&path);
-                let token = query(&u, "token")
-                    .ok_or_else(|| format!("{} has no token: add ?token=APPTOKEN (a Gotify application's)", shown_url(text)))?;
+                let token = query(&u, "token").ok_or_else(|| {
+                    format!("{} has no token: add ?token=APPTOKEN (a Gotify application's)", shown_url(text))
+                })?;
                 let priority = match query(&u, "priority") {
                     None => 5,
                     Some(p) => p
@@ -178,7 +180,9 @@ impl Channel {
                 };
                 Ok(Self::Smtp { host: host.to_string(), port, tls, login, from, to })
             }
-            other => Err(format!("{other}:// is not a channel coachd knows: use ntfy://, gotify://, smtp:// or smtps://")),
+            other => {
+                Err(format!("{other}:// is not a channel coachd knows: use ntfy://, gotify://, smtp:// or smtps://"))
+            }
         }
     }
 
@@ -224,10 +228,7 @@ impl Channel {
     async fn send_now(&self, http: &reqwest::Client, m: &Message) -> Result<(), SendError> {
         match self {
             Self::Ntfy { url, token, basic } => {
-                let mut req = http
-                    .post(url.clone())
-                    .header("Title", header_text(&m.title))
-                    .body(m.body.clone());
+                let mut req = http.post(url.clone()).header("Title", header_text(&m.title)).body(m.body.clone());
                 if let Some(click) = &m.click {
                     req = req.header("Click", header_text(click));
                 }
@@ -261,9 +262,9 @@ impl Channel {
 /// value hidden (for error messages).
 fn shown_url(text: &str) -> String {
     let mut s = text.to_string();
-    if let (Some(scheme_end), Some(at)) = (s.find("://"), s.find('@')) {
-        if let Some(colon) = s[scheme_end + 3..at].find(':') {
-            s.replace_range(scheme_end + 3 + colon + 1..at, "***");
+    if let Some(at) = s.find('@') {
+        if let Some(colon) = s[..at].rfind(':').filter(|c| !s[c + 1..].starts_with('/')) {
+            s.replace_range(colon + 1..at, "***");
         }
     }
     if let Some(i) = s.find("token=") {
@@ -318,9 +319,7 @@ async fn answer(what: &str, r: Result<reqwest::Response, reqwest::Error>) -> Res
     // "errorCode":401,"errorDescription":"you need to provide a valid access token ..."}.
     let said = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
-        .and_then(|v| {
-            v.get("errorDescription").or_else(|| v.get("error")).and_then(|e| e.as_str()).map(str::to_string)
-        })
+        .and_then(|v| v.get("errorDescription").or_else(|| v.get("error")).and_then(|e| e.as_str()).map(str::to_string))
         .unwrap_or_else(|| body.chars().take(200).collect());
     let hint = match status.as_u16() {
         401 | 403 => ": the token or password was refused; set the channel again with a valid one",
@@ -357,11 +356,10 @@ async fn smtp(
 ) -> Result<(), SendError> {
     let err = |what: &str, e: &dyn std::error::Error| SendError(format!("e-mail: {what}: {}", error_chain(e)));
     let builder = match tls {
-        Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-            .map_err(|e| err("setting up STARTTLS", &e))?,
-        Tls::Implicit => {
-            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| err("setting up TLS", &e))?
+        Tls::StartTls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| err("setting up STARTTLS", &e))?
         }
+        Tls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| err("setting up TLS", &e))?,
         Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
     };
     let mut builder = builder.port(port).timeout(Some(SEND_LIMIT));
@@ -424,7 +422,10 @@ mod tests {
         match &c {
             Channel::Smtp { port, tls, login, from, .. } => {
                 assert_eq!((*port, *tls), (587, Tls::StartTls));
-                assert_eq!(login.as_ref().map(|(u, p)| (u.as_str(), p.expose().as_str())), Some(("coach@example.org", "p@ss")));
+                assert_eq!(
+                    login.as_ref().map(|(u, p)| (u.as_str(), p.expose().as_str())),
+                    Some(("coach@example.org", "p@ss"))
+                );
                 assert_eq!(from.email.to_string(), "coach@example.org");
             }
             other => panic!("{other:?}"),
@@ -442,7 +443,10 @@ mod tests {
             ("gotify://example.org", "has no token"),
             ("smtp://mail.example.org?from=a@b.org", "has no recipient"),
             ("smtp://mail.example.org?to=a@b.org", "has no sender"),
-            ("smtp://u:pw@mail.example.org?to=a@b.org&from=c@d.org&tls=none", "only allowed to a server on this machine"),
+            (
+                "smtp://u:pw@mail.example.org?to=a@b.org&from=c@d.org&tls=none",
+                "only allowed to a server on this machine",
+            ),
             ("smtp://mail.example.org?to=not-an-address&from=c@d.org", "not an e-mail address"),
             ("nonsense", "not a channel URL"),
         ] {

@@ -36,8 +36,8 @@ pub use devices::SeenDevice;
 pub use freshness::SourceFreshness;
 pub use homework::parse_weekdays;
 pub use homework::{Assignment, Logged, ManualActivity, Plan};
-pub use notify::{LinkAction, LinkRefusal, NotifyTarget, NudgeLink, Round};
 pub use inbound::{Counts, PushRefused, Pushed, WebhookRefusal};
+pub use notify::{LinkAction, LinkRefusal, NotifyTarget, NudgeLink, Round};
 pub use questions::{parse_questions, Answered, Every, QuestionsAssignment};
 pub use trainers::{TrainerAdded, TrainerLine};
 

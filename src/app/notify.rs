@@ -209,6 +209,11 @@ impl App {
         Ok(result.map(|()| channel.shown()))
     }
 
+    /// Whether the client turned reminders off through a nudge's link.
+    pub async fn nudges_off(&self, client: &Client) -> AppResult<bool> {
+        Ok(self.store.nudges_off(client.id).await?)
+    }
+
     /// A client's (or a trainer's) latest outbox rows, newest first.
     pub async fn outbox(&self, to: &NotifyTarget, limit: i64) -> AppResult<Vec<OutboxRow>> {
         Ok(self.store.outbox_of(to.recipient(), limit.clamp(1, 500)).await?)
@@ -296,7 +301,13 @@ impl App {
         Ok(())
     }
 
-    async fn progress(&self, client: &Client, row: &HomeworkRow, date: NaiveDate, now: DateTime<Utc>) -> AppResult<Progress> {
+    async fn progress(
+        &self,
+        client: &Client,
+        row: &HomeworkRow,
+        date: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> AppResult<Progress> {
         let report = self.status(std::slice::from_ref(client), date, date, now).await?;
         let occ = report.occurrences.iter().find(|o| o.homework_id == row.homework.id && o.date == date);
         Ok(match occ {
@@ -312,7 +323,15 @@ impl App {
     }
 
     /// The link of one action of an outbox row.
-    fn nudge_link_url(&self, row_id: i64, client: &Client, homework: i64, date: NaiveDate, action: LinkAction, exp: i64) -> String {
+    fn nudge_link_url(
+        &self,
+        row_id: i64,
+        client: &Client,
+        homework: i64,
+        date: NaiveDate,
+        action: LinkAction,
+        exp: i64,
+    ) -> String {
         let parts = Self::link_parts(row_id, client.id, homework, date, action, exp);
         let mac = self.store.cipher().sign(&[parts.as_bytes()]);
         format!("{}/n/{row_id}/{}/{exp}/{mac}", self.base_url().trim_end_matches('/'), action.as_str())
@@ -425,7 +444,14 @@ impl App {
     }
 
     /// Check a link from a nudge: it must be one coachd signed for that row, unexpired.
-    pub async fn nudge_link(&self, id: i64, action: &str, exp: i64, mac: &str, now: DateTime<Utc>) -> Result<NudgeLink, LinkRefusal> {
+    pub async fn nudge_link(
+        &self,
+        id: i64,
+        action: &str,
+        exp: i64,
+        mac: &str,
+        now: DateTime<Utc>,
+    ) -> Result<NudgeLink, LinkRefusal> {
         let action = LinkAction::parse(action).ok_or(LinkRefusal::Invalid)?;
         let row = self.store.outbox_row(id).await.ok().flatten().ok_or(LinkRefusal::Invalid)?;
         let (Some(cid), Some(hw), Some(date)) = (row.client_id, row.homework_id, row.occurrence) else {
@@ -456,7 +482,12 @@ impl App {
 
     /// Follow a checked link: a check-in (of the target, or of `value`), or reminders
     /// off. A check-in link works once.
-    pub async fn use_nudge_link(&self, link: &NudgeLink, value: Option<f64>, now: DateTime<Utc>) -> AppResult<Result<(), LinkRefusal>> {
+    pub async fn use_nudge_link(
+        &self,
+        link: &NudgeLink,
+        value: Option<f64>,
+        now: DateTime<Utc>,
+    ) -> AppResult<Result<(), LinkRefusal>> {
         match link.action {
             LinkAction::Stop => {
                 self.store.set_nudges_off(link.client.id, now).await?;

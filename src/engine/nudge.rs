@@ -86,7 +86,8 @@ pub fn plan(hw: &Homework, cfg: &JudgeConfig, s: &NudgeSettings, tz: Tz, date: N
     let wall = match rule.window.or(rule.nightly.then_some(cfg.nightly)) {
         Some(w) => {
             let start = day.and_time(w.start);
-            let end = if w.crosses_midnight() { (day + Duration::days(1)).and_time(w.end) } else { day.and_time(w.end) };
+            let end =
+                if w.crosses_midnight() { (day + Duration::days(1)).and_time(w.end) } else { day.and_time(w.end) };
             (end - s.lead).max(start)
         }
         None => day.and_time(s.daily_at),
@@ -144,7 +145,14 @@ pub fn is_quiet(s: &NudgeSettings, tz: Tz, now: DateTime<Utc>) -> bool {
 }
 
 /// At `now`, what to do about a planned reminder that has not been decided yet.
-pub fn decide(p: &Plan, s: &NudgeSettings, tz: Tz, now: DateTime<Utc>, progress: Progress, opted_out: bool) -> Decision {
+pub fn decide(
+    p: &Plan,
+    s: &NudgeSettings,
+    tz: Tz,
+    now: DateTime<Utc>,
+    progress: Progress,
+    opted_out: bool,
+) -> Decision {
     let Some(due) = p.due else {
         return if now >= p.closes { Decision::Suppress("quiet hours cover the whole window") } else { Decision::Wait };
     };
@@ -215,7 +223,7 @@ mod tests {
         let h = hw("10 push-ups", None);
         let s = settings(Some("22:00-07:00"));
         for (tz, d) in [
-            (chrono_tz::America::Los_Angeles, day(2026, 3, 8)), // spring forward
+            (chrono_tz::America::Los_Angeles, day(2026, 3, 8)),  // spring forward
             (chrono_tz::America::Los_Angeles, day(2026, 11, 1)), // fall back
             (chrono_tz::Europe::Berlin, day(2026, 3, 29)),
             (chrono_tz::Europe::Berlin, day(2026, 10, 25)),
@@ -274,13 +282,19 @@ mod tests {
         assert_eq!(decide(&p, &s, tz, t(21, 30), Progress::Open, false), Decision::Send, "late, still open");
         assert_eq!(decide(&p, &s, tz, t(23, 0), Progress::Open, false), Decision::Wait, "late, but quiet");
         let after = p.closes + Duration::minutes(1);
-        assert!(matches!(decide(&p, &s, tz, after, Progress::Open, false), Decision::Suppress(r) if r.contains("closed")));
-        for (progress, why) in
-            [(Progress::Done, "already done"), (Progress::Excused, "excused"), (Progress::CheckedIn, "already checked in")]
-        {
+        assert!(
+            matches!(decide(&p, &s, tz, after, Progress::Open, false), Decision::Suppress(r) if r.contains("closed"))
+        );
+        for (progress, why) in [
+            (Progress::Done, "already done"),
+            (Progress::Excused, "excused"),
+            (Progress::CheckedIn, "already checked in"),
+        ] {
             assert_eq!(decide(&p, &s, tz, t(20, 0), progress, false), Decision::Suppress(why));
         }
-        assert!(matches!(decide(&p, &s, tz, t(20, 0), Progress::Open, true), Decision::Suppress(r) if r.contains("off")));
+        assert!(
+            matches!(decide(&p, &s, tz, t(20, 0), Progress::Open, true), Decision::Suppress(r) if r.contains("off"))
+        );
         assert_eq!(p.links_until, p.closes + Duration::hours(6));
     }
 }

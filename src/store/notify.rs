@@ -119,7 +119,8 @@ struct OutboxSql {
     sent_ms: Option<i64>,
 }
 
-const OUTBOX_SELECT: &str = "SELECT id, client_id, trainer_id, kind, homework_id, occurrence, channel_kind, title, body,
+const OUTBOX_SELECT: &str =
+    "SELECT id, client_id, trainer_id, kind, homework_id, occurrence, channel_kind, title, body,
         state, reason, attempts, due_ms, expires_ms, link_expires_ms, link_used_ms, created_ms, sent_ms FROM outbox";
 
 fn ms(t: i64) -> DateTime<Utc> {
@@ -285,11 +286,13 @@ impl Store {
 
     /// Whether the occurrence already has its nudge (sent, due or suppressed).
     pub async fn nudge_recorded(&self, homework: i64, occurrence: NaiveDate) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE kind = 'nudge' AND homework_id = ? AND occurrence = ?")
-            .bind(homework)
-            .bind(occurrence.to_string())
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE kind = 'nudge' AND homework_id = ? AND occurrence = ?",
+        )
+        .bind(homework)
+        .bind(occurrence.to_string())
+        .fetch_one(&self.pool)
+        .await?;
         Ok(n > 0)
     }
 
@@ -462,8 +465,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((client, homework, date)) = row else { return Ok(None) };
-        let on: NaiveDate =
-            date.parse().map_err(|_| StoreError::Corrupt(format!("outbox #{outbox} date {date:?}")))?;
+        let on: NaiveDate = date.parse().map_err(|_| StoreError::Corrupt(format!("outbox #{outbox} date {date:?}")))?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO checkins (client_id, homework_id, date, value, note, origin, created_ms)
              VALUES (?, ?, ?, ?, NULL, 'nudge', ?) RETURNING id",

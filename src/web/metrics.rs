@@ -121,7 +121,12 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
     let total = |states: &[&str]| -> i64 {
         outbox.iter().filter(|(_, s, _)| states.contains(&s.as_str())).map(|(_, _, n)| n).sum()
     };
-    family("coachd_notify_sent_total", "counter", "Messages delivered to a channel.", vec![format!(" {}", total(&["sent"]))]);
+    family(
+        "coachd_notify_sent_total",
+        "counter",
+        "Messages delivered to a channel.",
+        vec![format!(" {}", total(&["sent"]))],
+    );
     family(
         "coachd_notify_failed_total",
         "counter",

@@ -96,6 +96,7 @@ pub fn router(state: WebState) -> Router {
         .route("/clients/{id}/benchmarks/{bid}/remove", post(client::remove_benchmark))
         .route("/clients/{id}/devices", post(client::pair))
         .route("/clients/{id}/share", post(client::share))
+        .route("/clients/{id}/channel", post(client::channel))
         .route("/clients/{id}/connect", post(client::connect))
         .route("/clients/{id}/disconnect", post(client::disconnect))
         .route("/clients/{id}/export", post(data::export))

@@ -97,7 +97,9 @@ pub async fn take(State(state): State<WebState>, Path(p): LinkPath, body: Bytes)
     let form: Amount = if body.is_empty() { Amount::default() } else { parse_form(&body)? };
     let value = match form.value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
         None => None,
-        Some(v) => Some(v.replace(',', ".").parse::<f64>().map_err(|_| WebError::input(format!("{v:?} is not a number")))?),
+        Some(v) => {
+            Some(v.replace(',', ".").parse::<f64>().map_err(|_| WebError::input(format!("{v:?} is not a number")))?)
+        }
     };
     match state.app.use_nudge_link(&link, value, Utc::now()).await? {
         Err(why) => Ok(refused(&why)),
