@@ -665,14 +665,14 @@ async fn a_one_tap_link_checks_in_once_and_is_refused_when_used_expired_or_repla
     let bo_links = links(&s.delivered("/bo")[0], &base);
     let (code, _) = follow(&http, "POST", &swap(&squat_links["Done"], &bo_links["Done"]), &[]).await;
     assert_eq!(code, 404);
-    let bo_status = c.app.status(&[bo.clone()], today, today, Utc::now()).await.expect("status");
+    let bo_status = c.app.status(std::slice::from_ref(&bo), today, today, Utc::now()).await.expect("status");
     assert!(bo_status.occurrences.iter().all(|o| o.evidence.is_empty()), "nothing recorded for bo");
 
     // "I did N" with a number: a partial self-report.
     let (code, body) = follow(&http, "POST", &squat_links["I did N"], &[("value", "12")]).await;
     assert_eq!(code, 200, "{body}");
     let st = status(Utc::now()).await;
-    assert_eq!(st[&squats].1, true);
+    assert!(st[&squats].1, "self-reported");
     assert_eq!(st[&squats].2, 1);
 
     // The opt-out link: no more reminders for alex; the outbox says why.
@@ -715,4 +715,81 @@ async fn notify_commands_set_list_and_refuse_a_bad_url_without_printing_secrets(
         let bytes = std::fs::read(data.join(file)).unwrap_or_default();
         assert!(!String::from_utf8_lossy(&bytes).contains("tk_secret123"), "the token is sealed at rest ({file})");
     }
+}
+
+#[tokio::test]
+async fn the_client_page_sets_and_tests_the_channel_and_lists_the_outbox_and_metrics_count_it() {
+    use crate::dashboard::{browser, login, site, PASSWORD_A, PASSWORD_B};
+    let (s, addr) = stand_in().await;
+    let site = site().await;
+    let http = browser();
+    let csrf = login(&site, &http, "anna", PASSWORD_A).await;
+    let a = site.a_client;
+    let form =
+        |url: String, action: &'static str| vec![("csrf", csrf.clone()), ("url", url), ("action", action.to_string())];
+    let r = http
+        .post(format!("{}/clients/{a}/channel", site.base))
+        .form(&form(format!("ntfy+http://{addr}/page?token={NTFY_TOKEN}"), "set"))
+        .send()
+        .await
+        .expect("set");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = http
+        .post(format!("{}/clients/{a}/channel", site.base))
+        .form(&form(String::new(), "test"))
+        .send()
+        .await
+        .expect("test");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()["location"].to_str().unwrap_or_default().contains("Sent+a+test"), "{:?}", r.headers());
+    assert_eq!(s.delivered("/page").len(), 1, "the test message");
+    // A bad URL is refused with why; another trainer cannot touch anna's client.
+    let r = http
+        .post(format!("{}/clients/{a}/channel", site.base))
+        .form(&form("ftp://x".into(), "set"))
+        .send()
+        .await
+        .expect("bad");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.expect("body").contains("not a channel coachd knows"));
+    let ben = browser();
+    let ben_csrf = login(&site, &ben, "ben", PASSWORD_B).await;
+    let r = ben
+        .post(format!("{}/clients/{a}/channel", site.base))
+        .form(&[("csrf", ben_csrf.as_str()), ("url", "ntfy://evil.example/x"), ("action", "set")])
+        .send()
+        .await
+        .expect("ben");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Today's reminder (due at midnight in this test's settings) goes out.
+    let mut cfg = site.ts.config.clone();
+    cfg.notify.daily_at = "00:00".into();
+    cfg.notify.quiet_hours = String::new();
+    let app = App::new(site.ts.store.clone(), Arc::new(cfg)).expect("app");
+    let r = app.notify_round(Utc::now()).await.expect("round");
+    assert_eq!(r.sent, 1, "{r:?}");
+    let page = http.get(format!("{}/clients/{a}", site.base)).send().await.expect("page").text().await.expect("body");
+    let outbox = &page[page.find("id=\"outbox\"").expect("the outbox table")..];
+    assert!(outbox.contains("15 minutes of cardio today?") && outbox.contains(">sent<"), "{outbox}");
+    assert!(outbox.contains("coachd: test message"), "{outbox}");
+    assert!(page.contains("with a token") && !page.contains(NTFY_TOKEN), "the channel, without its token");
+
+    let metrics = http.get(format!("{}/metrics", site.base)).send().await.expect("metrics").text().await.expect("body");
+    assert!(metrics.contains("coachd_notify_sent_total 2"), "{metrics}");
+    assert!(metrics.contains("coachd_notify_failed_total 0"), "{metrics}");
+    assert!(metrics.contains("coachd_outbox{kind=\"nudge\",state=\"sent\"} 1"), "{metrics}");
+    // The failure shows on the page and in the counts.
+    s.fail_next(&[500]);
+    let r = http
+        .post(format!("{}/clients/{a}/channel", site.base))
+        .form(&form(String::new(), "test"))
+        .send()
+        .await
+        .expect("test");
+    assert!(r.headers()["location"].to_str().unwrap_or_default().contains("failed"), "{:?}", r.headers());
+    let page = http.get(format!("{}/clients/{a}", site.base)).send().await.expect("page").text().await.expect("body");
+    assert!(page.contains("failing: ntfy answered 500"), "{page}");
+    let metrics = http.get(format!("{}/metrics", site.base)).send().await.expect("metrics").text().await.expect("body");
+    assert!(metrics.contains("coachd_notify_failed_total 1"), "{metrics}");
 }
