@@ -29,7 +29,8 @@ ALTER TABLE clients ADD COLUMN nudges_off_ms INTEGER;
 -- The outbox. A nudge's row is committed before anything is sent (state `pending`),
 -- claimed (`sending`) just before the send and settled after it, so a restart never
 -- sends twice: a row found `sending` at start is marked `interrupted`, not sent again.
--- At most one nudge per homework occurrence (the unique index), sent or suppressed.
+-- At most one nudge per homework occurrence (the unique index), sent or suppressed,
+-- and one digest per trainer and week.
 --
 -- state: pending, sending, retry (failed, waits for next_try_ms), sent, failed (gave
 -- up: the window closed or the channel refused for good), interrupted, suppressed
@@ -38,7 +39,7 @@ CREATE TABLE outbox (
     id            INTEGER PRIMARY KEY,
     client_id     INTEGER REFERENCES clients(id) ON DELETE CASCADE,
     trainer_id    INTEGER REFERENCES trainers(id) ON DELETE CASCADE,
-    kind          TEXT NOT NULL,               -- nudge, test
+    kind          TEXT NOT NULL,               -- nudge, digest, test
     homework_id   INTEGER REFERENCES homework(id) ON DELETE CASCADE,
     occurrence    TEXT,                        -- the occurrence's date (a week's Monday)
     channel_kind  TEXT,                        -- what it went (or was to go) through
@@ -58,5 +59,7 @@ CREATE TABLE outbox (
     CHECK ((client_id IS NULL) <> (trainer_id IS NULL))
 );
 CREATE UNIQUE INDEX outbox_one_nudge ON outbox(homework_id, occurrence) WHERE kind = 'nudge';
+-- One weekly digest per trainer and week (`occurrence` is the week's Monday).
+CREATE UNIQUE INDEX outbox_one_digest ON outbox(trainer_id, occurrence) WHERE kind = 'digest';
 CREATE INDEX outbox_due ON outbox(state, next_try_ms);
 CREATE INDEX outbox_of_client ON outbox(client_id, created_ms);

@@ -272,6 +272,9 @@ pub struct NotifyConfig {
     pub quiet_hours: String,
     /// A failing send is retried with backoff doubling from a minute up to this, in seconds.
     pub retry_max_s: u64,
+    /// The trainers' weekly digest goes out on Mondays at this local `HH:MM` (in
+    /// `clients.default_tz`, else the server's zone); empty: no digest.
+    pub digest_at: String,
 }
 
 impl Default for NotifyConfig {
@@ -283,6 +286,7 @@ impl Default for NotifyConfig {
             daily_at: "20:00".into(),
             quiet_hours: "22:00-07:00".into(),
             retry_max_s: 1800,
+            digest_at: "07:00".into(),
         }
     }
 }
@@ -785,6 +789,12 @@ impl Config {
         let n = &self.notify;
         if chrono::NaiveTime::parse_from_str(n.daily_at.trim(), "%H:%M").is_err() {
             bad("notify.daily_at", format!("{:?} is not a time: write HH:MM, e.g. 20:00", n.daily_at));
+        }
+        if !n.digest_at.trim().is_empty() && chrono::NaiveTime::parse_from_str(n.digest_at.trim(), "%H:%M").is_err() {
+            bad(
+                "notify.digest_at",
+                format!("{:?} is not a time: write HH:MM, e.g. 07:00, or \"\" for no digest", n.digest_at),
+            );
         }
         if !n.quiet_hours.trim().is_empty() {
             if let Err(e) = crate::engine::rule::Window::parse(&n.quiet_hours) {

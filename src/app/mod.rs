@@ -15,6 +15,7 @@ mod charts;
 mod clients;
 mod connections;
 mod devices;
+pub mod digest;
 pub mod doctor;
 mod erase;
 mod freshness;

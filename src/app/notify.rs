@@ -214,6 +214,30 @@ impl App {
         Ok(self.store.nudges_off(client.id).await?)
     }
 
+    /// Put the trainer's digest of the week starting `week` in the outbox and send what is
+    /// due now (it included); the round's counts.
+    pub async fn send_digest(&self, trainer: &Trainer, week: NaiveDate, now: DateTime<Utc>) -> AppResult<Round> {
+        let channel = self.store.channel(Recipient::Trainer(trainer.id)).await?.ok_or_else(|| {
+            AppError::NotFound(format!("{} has no channel; set one with `coachd notify set --trainer`", trainer.name))
+        })?;
+        let title = format!("coachd: your clients' week of {}", week.format("%b %-d"));
+        let mut round = Round::default();
+        if self
+            .store
+            .record_digest(trainer.id, week, &channel.kind, &title, now + Duration::hours(24), now)
+            .await?
+            .is_none()
+        {
+            return Err(AppError::input(format!(
+                "the digest of the week of {week} was sent to {} already",
+                trainer.name
+            )));
+        }
+        round.queued = 1;
+        self.deliver(now, &mut round).await?;
+        Ok(round)
+    }
+
     /// A client's (or a trainer's) latest outbox rows, newest first.
     pub async fn outbox(&self, to: &NotifyTarget, limit: i64) -> AppResult<Vec<OutboxRow>> {
         Ok(self.store.outbox_of(to.recipient(), limit.clamp(1, 500)).await?)
@@ -235,6 +259,19 @@ impl App {
         for client in self.store.list_clients().await? {
             let Some(channel) = self.store.channel(Recipient::Client(client.id)).await? else { continue };
             self.plan_client(&client, &channel.kind, now, &mut round).await?;
+        }
+        if let Some(week) = self.digest_due(now) {
+            // Only on that Monday: a daemon down all day sends no stale digest on Tuesday.
+            let tz = self.default_tz();
+            let tomorrow = crate::time::today(tz, now) + Duration::days(1);
+            let expires = crate::time::local(tz, tomorrow, chrono::NaiveTime::MIN);
+            for trainer in self.store.trainers().await? {
+                let Some(channel) = self.store.channel(Recipient::Trainer(trainer.id)).await? else { continue };
+                let title = format!("coachd: your clients' week of {}", week.format("%b %-d"));
+                if self.store.record_digest(trainer.id, week, &channel.kind, &title, expires, now).await?.is_some() {
+                    round.queued += 1;
+                }
+            }
         }
         self.deliver(now, &mut round).await?;
         Ok(round)
@@ -372,7 +409,12 @@ impl App {
     }
 
     /// The message a row carries: its text, and for a nudge its buttons.
-    async fn message_of(&self, row: &OutboxRow, kind: &str) -> AppResult<Message> {
+    async fn message_of(&self, row: &OutboxRow, kind: &str, now: DateTime<Utc>) -> AppResult<Message> {
+        if let (true, Some(tid), Some(week)) = (row.kind == "digest", row.trainer_id, row.occurrence) {
+            let trainer = self.store.trainers().await?.into_iter().find(|t| t.id == tid);
+            let trainer = trainer.ok_or_else(|| AppError::NotFound(format!("trainer #{tid}")))?;
+            return self.digest(&trainer, week, now).await;
+        }
         let mut m = Message { title: row.title.clone(), body: row.body.clone(), ..Message::default() };
         if let (Some(cid), Some(hw), Some(date), Some(until)) =
             (row.client_id, row.homework_id, row.occurrence, row.link_expires)
@@ -417,7 +459,7 @@ impl App {
             if !self.store.claim_outbox(row.id, now).await? {
                 continue;
             }
-            let message = self.message_of(&row, &stored.kind).await?;
+            let message = self.message_of(&row, &stored.kind, now).await?;
             let result = match Channel::parse(stored.url.expose()) {
                 Ok(ch) => ch.send(&http, &message).await.map_err(|e| e.0),
                 Err(e) => Err(e),

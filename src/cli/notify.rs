@@ -47,6 +47,20 @@ pub enum NotifyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A trainer's weekly digest: print it (text), write its HTML, or send it now
+    Digest {
+        #[arg(long, value_name = "NAME")]
+        trainer: String,
+        /// Any day of the week it is about [default: last week]
+        #[arg(long, value_name = "DATE")]
+        week: Option<String>,
+        /// Also write the HTML part (the chart as roster.png beside it) to FILE
+        #[arg(long, value_name = "FILE")]
+        html: Option<std::path::PathBuf>,
+        /// Send it through the trainer's channel now (once per week)
+        #[arg(long)]
+        send: bool,
+    },
     /// What was sent to a client, when, and how it went (newest first)
     Outbox {
         client: String,
@@ -119,6 +133,38 @@ pub async fn notify(app: &App, cmd: NotifyCommand) -> Result<(), Failure> {
                 };
                 println!("{:<8} {:<20} {:<8} {}  [{state}]", r.owner_kind, r.owner, r.kind, r.shown);
             }
+            Ok(())
+        }
+        NotifyCommand::Digest { trainer, week, html, send } => {
+            let t = app.trainer_named(&trainer).await?;
+            let tz = app.default_tz();
+            let week = match week {
+                Some(w) => crate::time::parse_day(&w, tz, now, "the week").map_err(Failure::Input)?,
+                None => crate::time::today(tz, now) - chrono::Duration::days(7),
+            };
+            let week = crate::time::monday(week);
+            if send {
+                let r = app.send_digest(&t, week, now).await?;
+                if r.sent == 0 {
+                    let row = app.outbox(&NotifyTarget::Trainer(t.clone()), 1).await?;
+                    let why = row.first().and_then(|r| r.reason.clone()).unwrap_or_default();
+                    return Err(Failure::Runtime(anyhow::anyhow!("the digest to {} failed: {why}", t.name)));
+                }
+                println!("sent the digest of the week of {week} to {}", t.name);
+                return Ok(());
+            }
+            let m = app.digest(&t, week, now).await?;
+            if let Some(path) = html {
+                let write = |p: &std::path::Path, b: &[u8]| {
+                    std::fs::write(p, b).map_err(|e| Failure::Runtime(anyhow::anyhow!("writing {}: {e}", p.display())))
+                };
+                let page = m.html.clone().unwrap_or_default().replace("cid:roster", "roster.png");
+                write(&path, page.as_bytes())?;
+                if let Some((_, png)) = m.images.first() {
+                    write(&path.with_file_name("roster.png"), png)?;
+                }
+            }
+            println!("Subject: {}\n\n{}", m.title, m.body);
             Ok(())
         }
         NotifyCommand::Outbox { client, json } => {

@@ -59,7 +59,7 @@ pub struct ChannelStatus {
 #[derive(Clone, Debug)]
 pub struct NewOutbox {
     pub to: Recipient,
-    /// `nudge` or `test`.
+    /// `nudge` or `test` (digests: [`Store::record_digest`]).
     pub kind: &'static str,
     /// A nudge's occurrence: (homework id, its date).
     pub occurrence: Option<(i64, NaiveDate)>,
@@ -326,6 +326,37 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(id)
+    }
+
+    /// Record a trainer's weekly digest for the week starting `week`, once: the new row's
+    /// id, or None when that week's digest exists already.
+    pub async fn record_digest(
+        &self,
+        trainer: TrainerId,
+        week: NaiveDate,
+        channel_kind: &str,
+        title: &str,
+        expires: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let t = now.timestamp_millis();
+        Ok(sqlx::query_scalar(
+            "INSERT INTO outbox (trainer_id, kind, occurrence, channel_kind, title, body, state, due_ms, next_try_ms,
+                                 expires_ms, created_ms, updated_ms)
+             VALUES (?, 'digest', ?, ?, ?, '', 'pending', ?, ?, ?, ?, ?)
+             ON CONFLICT (trainer_id, occurrence) WHERE kind = 'digest' DO NOTHING RETURNING id",
+        )
+        .bind(trainer)
+        .bind(week.to_string())
+        .bind(channel_kind)
+        .bind(title)
+        .bind(t)
+        .bind(t)
+        .bind(expires.timestamp_millis())
+        .bind(t)
+        .bind(t)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Replace a pending row's text (the links in it need the row's id first).

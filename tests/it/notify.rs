@@ -793,3 +793,95 @@ async fn the_client_page_sets_and_tests_the_channel_and_lists_the_outbox_and_met
     let metrics = http.get(format!("{}/metrics", site.base)).send().await.expect("metrics").text().await.expect("body");
     assert!(metrics.contains("coachd_notify_failed_total 1"), "{metrics}");
 }
+
+/// The decoded body of the MIME part whose headers contain `content_type`.
+fn mime_part(mail: &str, content_type: &str) -> (String, String) {
+    let at =
+        mail.find(&format!("Content-Type: {content_type}")).unwrap_or_else(|| panic!("no {content_type} part: {mail}"));
+    // The part's headers start after its boundary line.
+    let start = mail[..at].rfind("\n--").map_or(0, |i| i + 1);
+    let rest = &mail[start..];
+    let split =
+        rest.find("\r\n\r\n").map(|i| (i, 4)).or_else(|| rest.find("\n\n").map(|i| (i, 2))).expect("headers end");
+    let headers = rest[..split.0].to_string();
+    let body: String =
+        rest[split.0 + split.1..].lines().take_while(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
+    (headers, body)
+}
+
+#[tokio::test]
+async fn the_weekly_digest_arrives_once_on_monday_with_text_html_and_the_roster_png_inline() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = Smtp::start(dir.path());
+    let ts = TestStore::new().await;
+    let mut cfg = ts.config.clone();
+    cfg.web.public_url = "http://coachd.test".into();
+    cfg.clients.default_tz = "Europe/Berlin".into();
+    let app = App::new(ts.store.clone(), Arc::new(cfg)).expect("app");
+    let (sam, _) = ts
+        .store
+        .upsert_trainer("sam", &coachd::crypto::hash_password("sam's password!").expect("hash"))
+        .await
+        .expect("trainer");
+    let tz = "Europe/Berlin";
+    let alex = ts.store.add_client(&NewClient::parse("alex", tz, Some(190), None).expect("client")).await.expect("add");
+    ts.store.set_client_trainer(alex.id, Some(sam.id)).await.expect("assign");
+    let monday = day("2026-11-23");
+    let rule = coachd::engine::phrase::parse("10 push-ups").expect("phrase");
+    let hw = ts.store.add_homework(alex.id, &rule, monday - Duration::days(30), None).await.expect("hw").homework.id;
+    // The strap last delivered on the Friday before last (10:00, so 9 whole days before the digest); a partial check-in on Tuesday.
+    ts.store
+        .ingest(&batch("ble", vec![hour_run(alex.id, "old", local(tz, monday - Duration::days(10), "10:00"))], None))
+        .await
+        .expect("ingest");
+    ts.store.add_checkin(alex.id, hw, day("2026-11-17"), Some(4.0), None, "cli").await.expect("checkin");
+    let to = NotifyTarget::Trainer(sam.clone());
+    let url = format!(
+        "smtp://coach:right-password@127.0.0.1:{}?to=sam@example.org&from=coachd@example.org&tls=none",
+        smtp.port
+    );
+    app.set_channel(&to, &url).await.expect("channel");
+
+    for (when, digests) in [
+        (local(tz, monday, "06:59"), 0),
+        (local(tz, monday, "07:00"), 1),
+        (local(tz, monday, "09:30"), 1),
+        (local(tz, monday + Duration::days(1), "07:00"), 1),
+    ] {
+        app.notify_round(when).await.expect("round");
+        assert_eq!(smtp.messages().len(), digests, "at {when}");
+    }
+    let rows = app.outbox(&to, 10).await.expect("outbox");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].kind.as_str(), rows[0].state.as_str(), rows[0].occurrence),
+        ("digest", "sent", Some(day("2026-11-16")))
+    );
+
+    let mail = &smtp.messages()[0];
+    assert!(mail.contains("Subject: coachd: your clients' week of Nov 16"), "{mail}");
+    assert!(mail.contains("multipart/alternative") && mail.contains("multipart/related"), "{mail}");
+    let (_, text) = mime_part(mail, "text/plain");
+    let unqp = |s: &str| s.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let text = unqp(&text);
+    assert!(text.contains("alex:") && text.contains("over 7 days"), "{text}");
+    assert!(text.contains("10 push-ups") && text.contains("missed or partial Tue"), "{text}");
+    assert!(text.contains("the Bluetooth strap was last seen Fri Nov 13 (9 days ago)"), "{text}");
+    assert!(text.contains("http://coachd.test/roster"), "{text}");
+    let (_, html) = mime_part(mail, "text/html");
+    let html = unqp(&html);
+    assert!(html.contains("src=\"cid:roster\"") && html.contains("<b>alex</b>"), "{html}");
+    assert!(
+        !html.contains("http://") || html.contains("href=\"http://coachd.test/roster\""),
+        "no remote images: {html}"
+    );
+    let (headers, png) = mime_part(mail, "image/png");
+    assert!(headers.contains("Content-ID: <roster>") && headers.contains("inline"), "{headers}");
+    let png: String = png.split_whitespace().collect();
+    let png = base64::engine::general_purpose::STANDARD.decode(png).expect("base64 PNG");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000, "a PNG of {} bytes", png.len());
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let info = decoder.read_info().expect("a PNG that decodes");
+    assert!(info.info().width >= 400, "{}", info.info().width);
+}
