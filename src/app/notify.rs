@@ -56,6 +56,16 @@ pub struct Round {
     pub failed: u32,
 }
 
+/// One occurrence's reminder in a week's schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledNudge {
+    pub date: NaiveDate,
+    pub homework_id: i64,
+    pub homework: String,
+    pub due: Option<DateTime<Utc>>,
+    pub closes: DateTime<Utc>,
+}
+
 /// A link's action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkAction {
@@ -125,8 +135,10 @@ fn what(row: &HomeworkRow, target: f64) -> String {
         }
         Measure::Steps { .. } => format!("{} steps", number(target)),
         Measure::Minutes { .. } if !row.homework.rule.schedule.weekly() => {
+            // "15 minutes of cardio on Tue, Thu" / "... every day": the amount, not the days.
             let text = &row.homework.text;
-            text.split(" every ").next().unwrap_or(text).to_string()
+            let cut = [" every ", " on "].iter().filter_map(|w| text.find(w)).min().unwrap_or(text.len());
+            text[..cut].to_string()
         }
         _ => row.homework.text.clone(),
     }
@@ -212,6 +224,32 @@ impl App {
     /// Whether the client turned reminders off through a nudge's link.
     pub async fn nudges_off(&self, client: &Client) -> AppResult<bool> {
         Ok(self.store.nudges_off(client.id).await?)
+    }
+
+    /// When each occurrence of the week starting `monday` is due a reminder (the plan
+    /// alone: whether one is sent depends on the day's data).
+    pub async fn nudge_schedule(&self, client: &Client, monday: NaiveDate) -> AppResult<Vec<ScheduledNudge>> {
+        let settings = self.config.notify.nudge_settings();
+        let j = self.judging();
+        let mut out = Vec::new();
+        for row in self.store.list_homework(Some(client.id)).await? {
+            let hw = &row.homework;
+            if matches!(hw.rule.measure, Measure::Questions { .. }) {
+                continue;
+            }
+            for date in hw.occurrence_dates(monday, monday + Duration::days(6)) {
+                let p = nudge::plan(hw, &j.cfg, &settings, client.tz, date);
+                out.push(ScheduledNudge {
+                    date,
+                    homework_id: hw.id,
+                    homework: hw.text.clone(),
+                    due: p.due,
+                    closes: p.closes,
+                });
+            }
+        }
+        out.sort_by_key(|n| (n.due.unwrap_or(n.closes), n.homework_id));
+        Ok(out)
     }
 
     /// Put the trainer's digest of the week starting `week` in the outbox and send what is

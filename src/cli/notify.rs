@@ -61,6 +61,13 @@ pub enum NotifyCommand {
         #[arg(long)]
         send: bool,
     },
+    /// When a client's reminders are due over a week, on their clock (nothing is sent)
+    Schedule {
+        client: String,
+        /// Any day of the week [default: this week]
+        #[arg(long, value_name = "DATE")]
+        week: Option<String>,
+    },
     /// What was sent to a client, when, and how it went (newest first)
     Outbox {
         client: String,
@@ -165,6 +172,29 @@ pub async fn notify(app: &App, cmd: NotifyCommand) -> Result<(), Failure> {
                 }
             }
             println!("Subject: {}\n\n{}", m.title, m.body);
+            Ok(())
+        }
+        NotifyCommand::Schedule { client, week } => {
+            let c = app.client(&client).await?;
+            let day = match week {
+                Some(w) => crate::time::parse_day(&w, c.tz, now, "the week").map_err(Failure::Input)?,
+                None => crate::time::today(c.tz, now),
+            };
+            let lines = app.nudge_schedule(&c, crate::time::monday(day)).await?;
+            if lines.is_empty() {
+                println!("{} has no homework a reminder is sent for that week", c.name);
+            }
+            let show = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&c.tz).format("%a %b %-d %H:%M").to_string();
+            for l in lines {
+                let due = l.due.map_or_else(|| "none (quiet hours cover the window)".to_string(), show);
+                println!(
+                    "{}  #{} {:<36} due {due}  (window closes {})",
+                    l.date,
+                    l.homework_id,
+                    l.homework,
+                    show(l.closes)
+                );
+            }
             Ok(())
         }
         NotifyCommand::Outbox { client, json } => {
