@@ -9,6 +9,8 @@
 //! | `smtp://[USER:PASS@]HOST[:PORT]?to=ADDR[,ADDR]&from=ADDR[&tls=starttls\|tls\|none]` | e-mail (STARTTLS on 587 by default; `tls` implicit TLS on 465; `none` only to a loopback host) |
 //! | `smtps://...` | `smtp://...&tls=tls` |
 //!
+//! `&ca=/PATH/ca.pem` makes an e-mail channel trust that CA instead of the public roots.
+//!
 //! `ntfy+http://` and `gotify+http://` speak plain HTTP (a server on the home network, a
 //! test's stand-in). A send either succeeds or returns a [`SendError`] in words a trainer
 //! can act on; the caller (the application's outbox) decides about retries. Every send
@@ -37,9 +39,27 @@ pub enum Tls {
 /// A parsed channel URL. `Debug` hides the secrets.
 #[derive(Clone)]
 pub enum Channel {
-    Ntfy { url: url::Url, token: Option<Secret<String>>, basic: Option<(String, Secret<String>)> },
-    Gotify { url: url::Url, token: Secret<String>, priority: u8 },
-    Smtp { host: String, port: u16, tls: Tls, login: Option<(String, Secret<String>)>, from: Mailbox, to: Vec<Mailbox> },
+    Ntfy {
+        url: url::Url,
+        token: Option<Secret<String>>,
+        basic: Option<(String, Secret<String>)>,
+    },
+    Gotify {
+        url: url::Url,
+        token: Secret<String>,
+        priority: u8,
+    },
+    Smtp {
+        host: String,
+        port: u16,
+        tls: Tls,
+        login: Option<(String, Secret<String>)>,
+        from: Mailbox,
+        to: Vec<Mailbox>,
+        /// A PEM file of the CA to trust instead of the public roots (a server with a
+        /// certificate of the home network's own CA).
+        ca: Option<std::path::PathBuf>,
+    },
 }
 
 impl fmt::Debug for Channel {
@@ -178,7 +198,14 @@ impl Channel {
                         _ => return Err(format!("{} has no sender: add &from=ADDRESS", shown_url(text))),
                     },
                 };
-                Ok(Self::Smtp { host: host.to_string(), port, tls, login, from, to })
+                let ca = query(&u, "ca").map(std::path::PathBuf::from);
+                if ca.as_ref().is_some_and(|p| !p.is_absolute()) {
+                    return Err("ca= must be an absolute path to a PEM file".into());
+                }
+                if ca.is_some() && tls == Tls::None {
+                    return Err("ca= is for a TLS connection; it makes no sense with tls=none".into());
+                }
+                Ok(Self::Smtp { host: host.to_string(), port, tls, login, from, to, ca })
             }
             other => {
                 Err(format!("{other}:// is not a channel coachd knows: use ntfy://, gotify://, smtp:// or smtps://"))
@@ -204,7 +231,7 @@ impl Channel {
                 format!("ntfy {url}{tok}{who}")
             }
             Self::Gotify { url, .. } => format!("gotify {url}"),
-            Self::Smtp { host, port, tls, login, to, .. } => {
+            Self::Smtp { host, port, tls, login, to, ca, .. } => {
                 let to: Vec<String> = to.iter().map(ToString::to_string).collect();
                 let tls = match tls {
                     Tls::StartTls => "STARTTLS",
@@ -212,7 +239,8 @@ impl Channel {
                     Tls::None => "no TLS",
                 };
                 let who = login.as_ref().map(|(u, _)| format!(", login {u}")).unwrap_or_default();
-                format!("e-mail to {} via {host}:{port} ({tls}{who})", to.join(", "))
+                let ca = ca.as_ref().map(|p| format!(", CA {}", p.display())).unwrap_or_default();
+                format!("e-mail to {} via {host}:{port} ({tls}{who}{ca})", to.join(", "))
             }
         }
     }
@@ -253,7 +281,9 @@ impl Channel {
                 let req = http.post(url.clone()).header("X-Gotify-Key", token.expose()).json(&body);
                 answer("gotify", req.send().await).await
             }
-            Self::Smtp { host, port, tls, login, from, to } => smtp(host, *port, *tls, login, from, to, m).await,
+            Self::Smtp { host, port, tls, login, from, to, ca } => {
+                smtp(Server { host, port: *port, tls: *tls, ca: ca.as_deref() }, login, from, to, m).await
+            }
         }
     }
 }
@@ -345,22 +375,43 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-async fn smtp(
-    host: &str,
+/// Where an e-mail goes.
+struct Server<'a> {
+    host: &'a str,
     port: u16,
     tls: Tls,
+    ca: Option<&'a std::path::Path>,
+}
+
+async fn smtp(
+    server: Server<'_>,
     login: &Option<(String, Secret<String>)>,
     from: &Mailbox,
     to: &[Mailbox],
     m: &Message,
 ) -> Result<(), SendError> {
+    use lettre::transport::smtp::client::{Certificate, Tls as Mode, TlsParameters};
+    let Server { host, port, tls, ca } = server;
     let err = |what: &str, e: &dyn std::error::Error| SendError(format!("e-mail: {what}: {}", error_chain(e)));
-    let builder = match tls {
-        Tls::StartTls => {
+    let builder = match (tls, ca) {
+        (Tls::None, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        (Tls::StartTls, None) => {
             AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| err("setting up STARTTLS", &e))?
         }
-        Tls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| err("setting up TLS", &e))?,
-        Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        (Tls::Implicit, None) => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| err("setting up TLS", &e))?
+        }
+        (mode, Some(ca)) => {
+            let pem =
+                tokio::fs::read(ca).await.map_err(|e| err(&format!("reading the CA file {}", ca.display()), &e))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| err(&format!("the CA file {}", ca.display()), &e))?;
+            let params = TlsParameters::builder(host.to_string())
+                .add_root_certificate(cert)
+                .build_rustls()
+                .map_err(|e| err("setting up TLS", &e))?;
+            let mode = if mode == Tls::Implicit { Mode::Wrapper(params) } else { Mode::Required(params) };
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).tls(mode)
+        }
     };
     let mut builder = builder.port(port).timeout(Some(SEND_LIMIT));
     if let Some((user, pass)) = login {
@@ -390,10 +441,13 @@ async fn smtp(
         Ok(_) => Ok(()),
         Err(e) => {
             let code = e.status().map(|c| format!(" ({c})")).unwrap_or_default();
-            let hint = if e.to_string().to_ascii_lowercase().contains("auth")
-                || e.status().is_some_and(|c| c.to_string().starts_with("535"))
-            {
+            let words = e.to_string().to_ascii_lowercase();
+            let hint = if words.contains("no compatible authentication mechanism") {
+                ": the server offers no login on this connection (does it want tls=starttls or tls=tls?)"
+            } else if e.status().is_some_and(|c| c.to_string().starts_with("535")) || words.contains("credentials") {
                 ": the login was refused; set the channel again with the right user and password"
+            } else if words.contains("certificate") {
+                ": the server's certificate is not trusted (add &ca=/PATH/ca.pem for a CA of your own)"
             } else if e.is_permanent() {
                 ": the server refused it"
             } else {

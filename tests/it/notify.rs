@@ -443,17 +443,23 @@ struct Smtp {
 
 impl Smtp {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, "plain", None)
+    }
+
+    /// `mode`: plain, starttls (required before AUTH) or tls (implicit), with the
+    /// certificate and key files for the TLS ones.
+    fn start_with(dir: &Path, mode: &str, cert: Option<(&Path, &Path)>) -> Self {
         let pythonpath = pip_install("aiosmtpd-python", "aiosmtpd==1.4.6", "aiosmtpd");
-        let mail = dir.join("mail");
+        let mail = dir.join(format!("mail-{mode}"));
         std::fs::create_dir_all(&mail).expect("mail dir");
-        let script = dir.join("smtpd.py");
+        let script = dir.join(format!("smtpd-{mode}.py"));
         std::fs::write(
             &script,
             r#"import os, sys, time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-port, out = int(sys.argv[1]), sys.argv[2]
+port, out, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
 class Keep:
     async def handle_DATA(self, server, session, envelope):
@@ -467,7 +473,17 @@ def check(server, session, envelope, mechanism, auth_data):
     ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"coach" and auth_data.password == b"right-password"
     return AuthResult(success=ok, handled=False)
 
-c = Controller(Keep(), hostname="127.0.0.1", port=port, authenticator=check, auth_required=True, auth_require_tls=False)
+tls = {"auth_require_tls": False}
+if mode != "plain":
+    import ssl
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    if mode == "starttls":
+        tls = {"tls_context": ctx, "require_starttls": True, "auth_require_tls": True}
+    else:
+        # TLS from the first byte; aiosmtpd only counts STARTTLS as TLS for AUTH.
+        tls = {"ssl_context": ctx, "auth_require_tls": False}
+c = Controller(Keep(), hostname="127.0.0.1", port=port, authenticator=check, auth_required=True, **tls)
 c.start()
 print("ready", flush=True)
 while True:
@@ -476,10 +492,12 @@ while True:
         )
         .expect("script");
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let child = Command::new("python3")
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&mail)
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script).arg(port.to_string()).arg(&mail).arg(mode);
+        if let Some((cert, key)) = cert {
+            cmd.arg(cert).arg(key);
+        }
+        let child = cmd
             .env("PYTHONPATH", pythonpath)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -884,4 +902,92 @@ async fn the_weekly_digest_arrives_once_on_monday_with_text_html_and_the_roster_
     let decoder = png::Decoder::new(std::io::Cursor::new(png));
     let info = decoder.read_info().expect("a PNG that decodes");
     assert!(info.info().width >= 400, "{}", info.info().width);
+}
+
+#[tokio::test]
+async fn e_mail_goes_through_starttls_and_implicit_tls_with_auth_and_an_unknown_ca_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    if !crate::have(Command::new("openssl").arg("version")) {
+        assert!(crate::apt_install(&["openssl"]), "openssl is missing and could not be installed");
+    }
+    // A CA of the test's own, and a server certificate for 127.0.0.1 it signed.
+    let p = |f: &str| dir.path().join(f);
+    let (ca, cert, key) = (p("ca.pem"), p("cert.pem"), p("key.pem"));
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    let openssl = |args: &[&str]| crate::have(Command::new("openssl").args(args).current_dir(dir.path()));
+    assert!(openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=coachd test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem"
+    ]));
+    assert!(openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr"
+    ]));
+    assert!(openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem"
+    ]));
+    let c = case("Europe/Berlin", "10 push-ups", day("2026-11-01"), |_| {}).await;
+    for (mode, tls) in [("starttls", "starttls"), ("tls", "tls")] {
+        let smtp = Smtp::start_with(dir.path(), mode, Some((&cert, &key)));
+        let url = |extra: &str| {
+            format!(
+                "smtp://coach:right-password@127.0.0.1:{}?to=alex@example.org&from=sam@example.org&tls={tls}{extra}",
+                smtp.port
+            )
+        };
+        c.channel(&url(&format!("&ca={}", ca.display()))).await;
+        let sent = c.app.test_channel(&c.target(), Utc::now()).await.expect("test");
+        assert!(sent.is_ok(), "{mode}: {sent:?}");
+        assert_eq!(smtp.messages().len(), 1, "{mode}");
+        assert!(smtp.messages()[0].contains("Subject: coachd: test message"));
+        // Without the CA, the server's certificate is not trusted: nothing is sent.
+        c.channel(&url("")).await;
+        let e = c.app.test_channel(&c.target(), Utc::now()).await.expect("test").expect_err("untrusted");
+        assert!(e.to_ascii_lowercase().contains("certificate"), "{mode}: {e}");
+        assert_eq!(smtp.messages().len(), 1, "{mode}");
+    }
+    // A server that requires STARTTLS refuses a login in the clear.
+    let smtp = Smtp::start_with(dir.path(), "starttls", Some((&cert, &key)));
+    let plain =
+        format!("smtp://coach:right-password@127.0.0.1:{}?to=a@example.org&from=s@example.org&tls=none", smtp.port);
+    c.channel(&plain).await;
+    let e = c.app.test_channel(&c.target(), Utc::now()).await.expect("test").expect_err("STARTTLS required");
+    assert!(e.contains("530") || e.to_ascii_lowercase().contains("starttls"), "{e}");
 }
