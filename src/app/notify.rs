@@ -497,10 +497,12 @@ impl App {
             if !self.store.claim_outbox(row.id, now).await? {
                 continue;
             }
-            let message = self.message_of(&row, &stored.kind, now).await?;
-            let result = match Channel::parse(stored.url.expose()) {
-                Ok(ch) => ch.send(&http, &message).await.map_err(|e| e.0),
-                Err(e) => Err(e),
+            // A claimed row is always settled: a message that cannot be made is a failure
+            // of its own, not a row left `sending`.
+            let result = match (self.message_of(&row, &stored.kind, now).await, Channel::parse(stored.url.expose())) {
+                (Ok(message), Ok(ch)) => ch.send(&http, &message).await.map_err(|e| e.0),
+                (Err(e), _) => Err(format!("the message could not be made: {e}")),
+                (_, Err(e)) => Err(e),
             };
             match result {
                 Ok(()) => {
