@@ -126,7 +126,8 @@ fn pretty_exercise(e: &str, n: f64) -> String {
     }
 }
 
-/// "10 push-ups", "8000 steps", else the homework's own words.
+/// "10 push-ups", "8000 steps", else the homework's own words without its days
+/// ("15 minutes of cardio on Tue, Thu" is "15 minutes of cardio" on the day).
 fn what(row: &HomeworkRow, target: f64) -> String {
     match &row.homework.rule.measure {
         Measure::Reps { exercise, .. } => format!("{} {}", number(target), pretty_exercise(exercise, target)),
@@ -134,8 +135,7 @@ fn what(row: &HomeworkRow, target: f64) -> String {
             format!("{} sets of {reps} {}", number(target), pretty_exercise(exercise, f64::from(*reps)))
         }
         Measure::Steps { .. } => format!("{} steps", number(target)),
-        Measure::Minutes { .. } if !row.homework.rule.schedule.weekly() => {
-            // "15 minutes of cardio on Tue, Thu" / "... every day": the amount, not the days.
+        _ if !row.homework.rule.schedule.weekly() => {
             let text = &row.homework.text;
             let cut = [" every ", " on "].iter().filter_map(|w| text.find(w)).min().unwrap_or(text.len());
             text[..cut].to_string()
@@ -144,11 +144,18 @@ fn what(row: &HomeworkRow, target: f64) -> String {
     }
 }
 
+/// A reminder's title: "10 push-ups tonight?", "a run, twice a week: this week?".
+fn title(row: &HomeworkRow, target: f64, cfg: &crate::engine::judge::JudgeConfig) -> String {
+    let what = what(row, target);
+    if row.homework.rule.schedule.weekly() {
+        format!("{what}: this week?")
+    } else {
+        format!("{what} {}?", when(row, cfg))
+    }
+}
+
 fn when(row: &HomeworkRow, cfg: &crate::engine::judge::JudgeConfig) -> String {
     let rule = &row.homework.rule;
-    if rule.schedule.weekly() {
-        return "this week".into();
-    }
     match rule.window.or(rule.nightly.then_some(cfg.nightly)) {
         Some(w) if rule.nightly || w.crosses_midnight() => "tonight".into(),
         Some(w) => format!("by {}", w.end.format("%H:%M")),
@@ -344,7 +351,7 @@ impl App {
                 }
                 let progress = self.progress(client, &row, date, now).await?;
                 let target = hw.rule.target_on(hw.from, date);
-                let title = format!("{} {}?", what(&row, target), when(&row, &j.cfg));
+                let title = title(&row, target, &j.cfg);
                 let (state, reason) = match nudge::decide(&p, &settings, client.tz, now, progress, opted_out) {
                     Decision::Wait => continue,
                     Decision::Send => ("pending", None),
