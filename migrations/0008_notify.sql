@@ -39,7 +39,7 @@ CREATE TABLE outbox (
     id            INTEGER PRIMARY KEY,
     client_id     INTEGER REFERENCES clients(id) ON DELETE CASCADE,
     trainer_id    INTEGER REFERENCES trainers(id) ON DELETE CASCADE,
-    kind          TEXT NOT NULL,               -- nudge, digest, test
+    kind          TEXT NOT NULL,               -- nudge, digest, weekly, test
     homework_id   INTEGER REFERENCES homework(id) ON DELETE CASCADE,
     occurrence    TEXT,                        -- the occurrence's date (a week's Monday)
     channel_kind  TEXT,                        -- what it went (or was to go) through
@@ -61,5 +61,7 @@ CREATE TABLE outbox (
 CREATE UNIQUE INDEX outbox_one_nudge ON outbox(homework_id, occurrence) WHERE kind = 'nudge';
 -- One weekly digest per trainer and week (`occurrence` is the week's Monday).
 CREATE UNIQUE INDEX outbox_one_digest ON outbox(trainer_id, occurrence) WHERE kind = 'digest';
+-- One weekly message per client and week (their week, and the link to reflect on it).
+CREATE UNIQUE INDEX outbox_one_weekly ON outbox(client_id, occurrence) WHERE kind = 'weekly';
 CREATE INDEX outbox_due ON outbox(state, next_try_ms);
 CREATE INDEX outbox_of_client ON outbox(client_id, created_ms);

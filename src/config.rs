@@ -275,6 +275,9 @@ pub struct NotifyConfig {
     /// The trainers' weekly digest goes out on Mondays at this local `HH:MM` (in
     /// `clients.default_tz`, else the server's zone); empty: no digest.
     pub digest_at: String,
+    /// A client's weekly message (their week, a link to reflect on it) goes out on their
+    /// Sunday at this local `HH:MM`; empty: none.
+    pub weekly_at: String,
 }
 
 impl Default for NotifyConfig {
@@ -287,6 +290,7 @@ impl Default for NotifyConfig {
             quiet_hours: "22:00-07:00".into(),
             retry_max_s: 1800,
             digest_at: "07:00".into(),
+            weekly_at: "18:00".into(),
         }
     }
 }
@@ -794,6 +798,12 @@ impl Config {
             bad(
                 "notify.digest_at",
                 format!("{:?} is not a time: write HH:MM, e.g. 07:00, or \"\" for no digest", n.digest_at),
+            );
+        }
+        if !n.weekly_at.trim().is_empty() && chrono::NaiveTime::parse_from_str(n.weekly_at.trim(), "%H:%M").is_err() {
+            bad(
+                "notify.weekly_at",
+                format!("{:?} is not a time: write HH:MM, e.g. 18:00, or \"\" for none", n.weekly_at),
             );
         }
         if !n.quiet_hours.trim().is_empty() {

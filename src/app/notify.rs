@@ -17,7 +17,7 @@ use crate::engine::judge::{EvidenceRef, Verdict};
 use crate::engine::nudge::{self, Decision, Progress};
 use crate::engine::rule::{number, Measure};
 use crate::notify::{Action, Channel, Message};
-use crate::store::notify::{ChannelStatus, NewOutbox, OutboxRow, Recipient};
+use crate::store::notify::{ChannelStatus, NewOutbox, OutboxRow, Recipient, WeekMessage};
 use crate::store::web::Trainer;
 use crate::store::{Client, HomeworkRow};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -75,6 +75,8 @@ pub enum LinkAction {
     Did,
     /// Turn reminders off.
     Stop,
+    /// The weekly reflection (1-10 and a note) of the week the message was about.
+    Reflect,
 }
 
 impl LinkAction {
@@ -83,11 +85,12 @@ impl LinkAction {
             Self::Done => "done",
             Self::Did => "did",
             Self::Stop => "stop",
+            Self::Reflect => "reflect",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Done, Self::Did, Self::Stop].into_iter().find(|a| a.as_str() == s)
+        [Self::Done, Self::Did, Self::Stop, Self::Reflect].into_iter().find(|a| a.as_str() == s)
     }
 }
 
@@ -267,12 +270,13 @@ impl App {
         })?;
         let title = format!("coachd: your clients' week of {}", week.format("%b %-d"));
         let mut round = Round::default();
-        if self
-            .store
-            .record_digest(trainer.id, week, &channel.kind, &title, now + Duration::hours(24), now)
-            .await?
-            .is_none()
-        {
+        let m = WeekMessage {
+            channel_kind: &channel.kind,
+            title: &title,
+            expires: now + Duration::hours(24),
+            link_expires: None,
+        };
+        if self.store.record_week(Recipient::Trainer(trainer.id), week, m, now).await?.is_none() {
             return Err(AppError::input(format!(
                 "the digest of the week of {week} was sent to {} already",
                 trainer.name
@@ -304,6 +308,7 @@ impl App {
         for client in self.store.list_clients().await? {
             let Some(channel) = self.store.channel(Recipient::Client(client.id)).await? else { continue };
             self.plan_client(&client, &channel.kind, now, &mut round).await?;
+            self.plan_week_message(&client, &channel.kind, now, &mut round).await?;
         }
         if let Some(week) = self.digest_due(now) {
             // Only on that Monday: a daemon down all day sends no stale digest on Tuesday.
@@ -313,7 +318,8 @@ impl App {
             for trainer in self.store.trainers().await? {
                 let Some(channel) = self.store.channel(Recipient::Trainer(trainer.id)).await? else { continue };
                 let title = format!("coachd: your clients' week of {}", week.format("%b %-d"));
-                if self.store.record_digest(trainer.id, week, &channel.kind, &title, expires, now).await?.is_some() {
+                let m = WeekMessage { channel_kind: &channel.kind, title: &title, expires, link_expires: None };
+                if self.store.record_week(Recipient::Trainer(trainer.id), week, m, now).await?.is_some() {
                     round.queued += 1;
                 }
             }
@@ -460,6 +466,12 @@ impl App {
             let trainer = trainer.ok_or_else(|| AppError::NotFound(format!("trainer #{tid}")))?;
             return self.digest(&trainer, week, now).await;
         }
+        if let (true, Some(cid), Some(week), Some(until)) =
+            (row.kind == "weekly", row.client_id, row.occurrence, row.link_expires)
+        {
+            let client = self.store.client_by_id(cid).await?;
+            return self.week_message(&client, row.id, week, until, now).await;
+        }
         let mut m = Message { title: row.title.clone(), body: row.body.clone(), ..Message::default() };
         if let (Some(cid), Some(hw), Some(date), Some(until)) =
             (row.client_id, row.homework_id, row.occurrence, row.link_expires)
@@ -532,6 +544,106 @@ impl App {
         Ok(())
     }
 
+    /// On the client's Sunday at `notify.weekly_at`: their week's message, once, while
+    /// that Sunday lasts.
+    async fn plan_week_message(
+        &self,
+        client: &Client,
+        kind: &str,
+        now: DateTime<Utc>,
+        round: &mut Round,
+    ) -> AppResult<()> {
+        let Ok(at) = chrono::NaiveTime::parse_from_str(self.config.notify.weekly_at.trim(), "%H:%M") else {
+            return Ok(());
+        };
+        let local = now.with_timezone(&client.tz);
+        if chrono::Datelike::weekday(&local) != chrono::Weekday::Sun || local.time() < at {
+            return Ok(());
+        }
+        if self.store.nudges_off(client.id).await? {
+            return Ok(());
+        }
+        let week = crate::time::monday(local.date_naive());
+        let expires = crate::time::local(client.tz, week + Duration::days(7), chrono::NaiveTime::MIN);
+        let title = format!("Your week of {}", week.format("%b %-d"));
+        // A week to reflect on it: until the next week's message.
+        let m =
+            WeekMessage { channel_kind: kind, title: &title, expires, link_expires: Some(expires + Duration::days(7)) };
+        if self.store.record_week(Recipient::Client(client.id), week, m, now).await?.is_some() {
+            round.queued += 1;
+        }
+        Ok(())
+    }
+
+    /// A client's week: how each homework went (done of due so far), the week as one
+    /// small chart (inline in e-mail), and links to reflect on it and to stop messages.
+    async fn week_message(
+        &self,
+        client: &Client,
+        row_id: i64,
+        week: NaiveDate,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> AppResult<Message> {
+        let end = week + Duration::days(6);
+        let report = self.status(std::slice::from_ref(client), week, end, now).await?;
+        let link = |a: LinkAction, exp: i64| self.nudge_link_url(row_id, client, 0, week, a, exp);
+        let reflect = link(LinkAction::Reflect, until.timestamp());
+        let stop = link(LinkAction::Stop, (until + Duration::days(STOP_LINK_DAYS)).timestamp());
+        let mut lines = Vec::new();
+        let mut ids: Vec<(i64, String)> =
+            report.occurrences.iter().map(|o| (o.homework_id, o.homework.clone())).collect();
+        ids.sort();
+        ids.dedup();
+        let (mut done_all, mut due_all) = (0usize, 0usize);
+        for (id, text) in ids {
+            let occs: Vec<_> = report.occurrences.iter().filter(|o| o.homework_id == id).collect();
+            let done = occs.iter().filter(|o| o.verdict == Verdict::Done).count();
+            let due = occs.iter().filter(|o| !matches!(o.verdict, Verdict::Excused)).count();
+            done_all += done;
+            due_all += due;
+            lines.push(format!("{text}: {done} of {due} done"));
+        }
+        let title = format!("Your week of {}: {done_all} of {due_all} done", week.format("%b %-d"));
+        let body = format!(
+            "{}\n\nHow did your week go? Rate it 1-10 and say why: {reflect}\n\nNo more messages: {stop}",
+            lines.join("\n")
+        );
+        let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+        let html = format!(
+            "<!doctype html><html><body style=\"font-family:sans-serif;color:#222;max-width:560px\"><h1 style=\"font-size:20px\">{}</h1>\
+             <p><img src=\"cid:week\" alt=\"Your week\" style=\"max-width:100%\"></p><ul>{}</ul>\
+             <p><a href=\"{}\">How did your week go? Rate it 1-10</a></p>\
+             <p style=\"color:#777;font-size:12px\"><a href=\"{}\">No more messages</a></p></body></html>",
+            esc(&title),
+            lines.iter().map(|l| format!("<li>{}</li>", esc(l))).collect::<String>(),
+            esc(&reflect),
+            esc(&stop)
+        );
+        let chart =
+            self.chart(crate::charts::Kind::Adherence, Some(client), &[], (Some(week), Some(end)), None).await?;
+        let png = crate::charts::render::render(&chart, crate::charts::Format::Png).map_err(AppError::Runtime)?;
+        Ok(Message {
+            title,
+            body,
+            click: Some(reflect.clone()),
+            actions: vec![
+                Action { label: "Rate my week".into(), url: reflect, post: false },
+                Action { label: "Stop messages".into(), url: stop, post: false },
+            ],
+            html: Some(html),
+            images: vec![("week".into(), png)],
+        })
+    }
+
+    /// The reflection sent through a weekly message's link: that week's, 1-10 and a note.
+    pub async fn reflect_by_link(&self, link: &NudgeLink, rating: &str, note: &str) -> AppResult<u8> {
+        if link.action != LinkAction::Reflect {
+            return Err(AppError::input("this link is not for a reflection"));
+        }
+        self.reflect(&link.client, link.occurrence, rating, note).await
+    }
+
     /// Check a link from a nudge: it must be one coachd signed for that row, unexpired.
     pub async fn nudge_link(
         &self,
@@ -543,30 +655,35 @@ impl App {
     ) -> Result<NudgeLink, LinkRefusal> {
         let action = LinkAction::parse(action).ok_or(LinkRefusal::Invalid)?;
         let row = self.store.outbox_row(id).await.ok().flatten().ok_or(LinkRefusal::Invalid)?;
-        let (Some(cid), Some(hw), Some(date)) = (row.client_id, row.homework_id, row.occurrence) else {
+        let (Some(cid), Some(date)) = (row.client_id, row.occurrence) else {
             return Err(LinkRefusal::Invalid);
         };
+        let hw = row.homework_id.unwrap_or(0);
+        let fits = match action {
+            LinkAction::Done | LinkAction::Did => row.kind == "nudge",
+            LinkAction::Reflect => row.kind == "weekly",
+            LinkAction::Stop => row.kind == "nudge" || row.kind == "weekly",
+        };
         let parts = Self::link_parts(id, cid, hw, date, action, exp);
-        if row.kind != "nudge" || !self.store.cipher().signed(&[parts.as_bytes()], mac) {
+        if !fits || !self.store.cipher().signed(&[parts.as_bytes()], mac) {
             return Err(LinkRefusal::Invalid);
         }
         if now.timestamp() > exp {
             return Err(LinkRefusal::Expired);
         }
-        if action != LinkAction::Stop && row.link_used.is_some() {
+        if matches!(action, LinkAction::Done | LinkAction::Did) && row.link_used.is_some() {
             return Err(LinkRefusal::Used);
         }
         let client = self.store.client_by_id(cid).await.map_err(|_| LinkRefusal::Invalid)?;
-        let homework = self.store.homework(hw).await.map_err(|_| LinkRefusal::Invalid)?;
-        Ok(NudgeLink {
-            outbox: id,
-            action,
-            homework: homework.homework.text.clone(),
-            occurrence: date,
-            unit: homework.homework.rule.unit().to_string(),
-            target: homework.homework.rule.target_on(homework.homework.from, date),
-            client,
-        })
+        let (homework, unit, target) = match row.homework_id {
+            Some(h) => {
+                let hw = self.store.homework(h).await.map_err(|_| LinkRefusal::Invalid)?.homework;
+                let target = hw.rule.target_on(hw.from, date);
+                (hw.text.clone(), hw.rule.unit().to_string(), target)
+            }
+            None => (String::new(), String::new(), 0.0),
+        };
+        Ok(NudgeLink { outbox: id, action, homework, occurrence: date, unit, target, client })
     }
 
     /// Follow a checked link: a check-in (of the target, or of `value`), or reminders
@@ -582,6 +699,7 @@ impl App {
                 self.store.set_nudges_off(link.client.id, now).await?;
                 Ok(Ok(()))
             }
+            LinkAction::Reflect => Err(AppError::input("a reflection is sent with its rating and note")),
             LinkAction::Done | LinkAction::Did => {
                 let value = if link.action == LinkAction::Done { None } else { value };
                 if value.is_some_and(|v| !(v.is_finite() && (0.0..=100_000.0).contains(&v))) {

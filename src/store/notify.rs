@@ -59,7 +59,7 @@ pub struct ChannelStatus {
 #[derive(Clone, Debug)]
 pub struct NewOutbox {
     pub to: Recipient,
-    /// `nudge` or `test` (digests: [`Store::record_digest`]).
+    /// `nudge` or `test` (digests and weekly messages: [`Store::record_week`]).
     pub kind: &'static str,
     /// A nudge's occurrence: (homework id, its date).
     pub occurrence: Option<(i64, NaiveDate)>,
@@ -70,6 +70,15 @@ pub struct NewOutbox {
     pub state: &'static str,
     pub reason: Option<String>,
     pub due: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+    pub link_expires: Option<DateTime<Utc>>,
+}
+
+/// A once-a-week message to record ([`Store::record_week`]).
+#[derive(Clone, Copy, Debug)]
+pub struct WeekMessage<'a> {
+    pub channel_kind: &'a str,
+    pub title: &'a str,
     pub expires: DateTime<Utc>,
     pub link_expires: Option<DateTime<Utc>>,
 }
@@ -328,31 +337,38 @@ impl Store {
         Ok(id)
     }
 
-    /// Record a trainer's weekly digest for the week starting `week`, once: the new row's
-    /// id, or None when that week's digest exists already.
-    pub async fn record_digest(
+    /// Record a once-a-week message for the week starting `week`, once: a trainer's
+    /// `digest` or a client's `weekly`. The new row's id, or None when that week's exists.
+    pub async fn record_week(
         &self,
-        trainer: TrainerId,
+        to: Recipient,
         week: NaiveDate,
-        channel_kind: &str,
-        title: &str,
-        expires: DateTime<Utc>,
+        m: WeekMessage<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
+        let (client, trainer) = to.ids();
+        // The conflict target is one of two fixed clauses, matching the partial unique indexes.
+        let (kind, target) = match to {
+            Recipient::Trainer(_) => ("digest", "(trainer_id, occurrence) WHERE kind = 'digest'"),
+            Recipient::Client(_) => ("weekly", "(client_id, occurrence) WHERE kind = 'weekly'"),
+        };
         let t = now.timestamp_millis();
-        Ok(sqlx::query_scalar(
-            "INSERT INTO outbox (trainer_id, kind, occurrence, channel_kind, title, body, state, due_ms, next_try_ms,
-                                 expires_ms, created_ms, updated_ms)
-             VALUES (?, 'digest', ?, ?, ?, '', 'pending', ?, ?, ?, ?, ?)
-             ON CONFLICT (trainer_id, occurrence) WHERE kind = 'digest' DO NOTHING RETURNING id",
-        )
+        Ok(sqlx::query_scalar(&format!(
+            "INSERT INTO outbox (client_id, trainer_id, kind, occurrence, channel_kind, title, body, state, due_ms,
+                                 next_try_ms, expires_ms, link_expires_ms, created_ms, updated_ms)
+             VALUES (?, ?, ?, ?, ?, ?, '', 'pending', ?, ?, ?, ?, ?, ?)
+             ON CONFLICT {target} DO NOTHING RETURNING id"
+        ))
+        .bind(client)
         .bind(trainer)
+        .bind(kind)
         .bind(week.to_string())
-        .bind(channel_kind)
-        .bind(title)
+        .bind(m.channel_kind)
+        .bind(m.title)
         .bind(t)
         .bind(t)
-        .bind(expires.timestamp_millis())
+        .bind(m.expires.timestamp_millis())
+        .bind(m.link_expires.map(|x| x.timestamp_millis()))
         .bind(t)
         .bind(t)
         .fetch_optional(&self.pool)

@@ -2,7 +2,8 @@
 //! by coachd for one outbox row, its client and occurrence), so no login and no form
 //! token: ntfy's "Done" button POSTs it as it is. A GET shows one button that POSTs
 //! (mail scanners and link previews fetch GETs, and must not check anyone in); the
-//! "I did N" page asks for the number. A refused link is a plain page and changes nothing.
+//! "I did N" page asks for the number; a weekly message's link shows the reflection form
+//! (1-10 and a note) of its week. A refused link is a plain page and changes nothing.
 
 use super::page::{html, Page, WebError};
 use super::session::parse_form;
@@ -23,6 +24,7 @@ struct NudgePage {
     error: String,
     ask: bool,
     amount: bool,
+    reflect: bool,
     homework: String,
     day: String,
     unit: String,
@@ -36,6 +38,7 @@ fn page(code: StatusCode, title: &str, message: String, error: String) -> Respon
         error,
         ask: false,
         amount: false,
+        reflect: false,
         homework: String::new(),
         day: String::new(),
         unit: String::new(),
@@ -69,6 +72,7 @@ pub async fn show(State(state): State<WebState>, Path(p): LinkPath) -> Page {
         LinkAction::Done => ("Done?", format!("Yes, done: {}", link.homework)),
         LinkAction::Did => ("How many did you do?", "Send".to_string()),
         LinkAction::Stop => ("No more reminders?", "Stop reminders".to_string()),
+        LinkAction::Reflect => ("How did your week go?", "Save".to_string()),
     };
     Ok(html(NudgePage {
         title: title.into(),
@@ -76,8 +80,13 @@ pub async fn show(State(state): State<WebState>, Path(p): LinkPath) -> Page {
         error: String::new(),
         ask: true,
         amount: link.action == LinkAction::Did,
-        homework: link.homework.clone(),
-        day: link.occurrence.format("%a %b %-d").to_string(),
+        reflect: link.action == LinkAction::Reflect,
+        homework: if link.action == LinkAction::Reflect { "Your week".into() } else { link.homework.clone() },
+        day: if link.action == LinkAction::Reflect {
+            format!("from {}", link.occurrence.format("%a %b %-d"))
+        } else {
+            link.occurrence.format("%a %b %-d").to_string()
+        },
         unit: link.unit.clone(),
         button,
     }))
@@ -87,6 +96,10 @@ pub async fn show(State(state): State<WebState>, Path(p): LinkPath) -> Page {
 struct Amount {
     #[serde(default)]
     value: Option<String>,
+    #[serde(default)]
+    rating: String,
+    #[serde(default)]
+    note: String,
 }
 
 pub async fn take(State(state): State<WebState>, Path(p): LinkPath, body: Bytes) -> Page {
@@ -95,6 +108,11 @@ pub async fn take(State(state): State<WebState>, Path(p): LinkPath, body: Bytes)
         Err(r) => return Ok(r),
     };
     let form: Amount = if body.is_empty() { Amount::default() } else { parse_form(&body)? };
+    if link.action == LinkAction::Reflect {
+        let rating = state.app.reflect_by_link(&link, &form.rating, &form.note).await?;
+        let said = format!("Saved your week of {}: {rating}/10. Your trainer sees it.", link.occurrence);
+        return Ok(page(StatusCode::OK, "Thank you", said, String::new()));
+    }
     let value = match form.value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => {
@@ -105,7 +123,9 @@ pub async fn take(State(state): State<WebState>, Path(p): LinkPath, body: Bytes)
         Err(why) => Ok(refused(&why)),
         Ok(()) => {
             let said = match link.action {
-                LinkAction::Stop => "You will get no more reminders. Your trainer can turn them on again.".to_string(),
+                LinkAction::Stop | LinkAction::Reflect => {
+                    "You will get no more reminders. Your trainer can turn them on again.".to_string()
+                }
                 LinkAction::Done => format!("Recorded: {} on {}. Well done!", link.homework, link.occurrence),
                 LinkAction::Did => format!(
                     "Recorded: {} {} of {} on {}.",

@@ -144,7 +144,8 @@ async fn stand_in() -> (StandIn, String) {
 }
 
 /// A store, an app on it (links made for `http://coachd.test`), one client with a
-/// homework from `from`.
+/// homework from `from`. The client's weekly message is off unless `config` turns it
+/// on, so the nudge tests see nudges alone (several of their days are Sundays).
 struct Case {
     ts: TestStore,
     app: App,
@@ -156,6 +157,7 @@ async fn case(tz: &str, phrase: &str, from: NaiveDate, config: impl FnOnce(&mut 
     let ts = TestStore::new().await;
     let mut c = ts.config.clone();
     c.web.public_url = "http://coachd.test".into();
+    c.notify.weekly_at = String::new();
     config(&mut c);
     let app = App::new(ts.store.clone(), Arc::new(c)).expect("app");
     let client =
@@ -784,6 +786,7 @@ async fn the_client_page_sets_and_tests_the_channel_and_lists_the_outbox_and_met
     let mut cfg = site.ts.config.clone();
     cfg.notify.daily_at = "00:00".into();
     cfg.notify.quiet_hours = String::new();
+    cfg.notify.weekly_at = String::new(); // a Sunday evening run would send that too
     let app = App::new(site.ts.store.clone(), Arc::new(cfg)).expect("app");
     let r = app.notify_round(Utc::now()).await.expect("round");
     assert_eq!(r.sent, 1, "{r:?}");
@@ -990,4 +993,53 @@ async fn e_mail_goes_through_starttls_and_implicit_tls_with_auth_and_an_unknown_
     c.channel(&plain).await;
     let e = c.app.test_channel(&c.target(), Utc::now()).await.expect("test").expect_err("STARTTLS required");
     assert!(e.contains("530") || e.to_ascii_lowercase().contains("starttls"), "{e}");
+}
+
+#[tokio::test]
+async fn the_clients_weekly_message_goes_out_once_on_sunday_evening_and_its_link_saves_that_weeks_reflection() {
+    let (s, addr) = stand_in().await;
+    let tz = "America/Los_Angeles";
+    // This week's Sunday (its links then work now, on the real clock of the web server).
+    let monday = coachd::time::monday(coachd::time::today(tz.parse().expect("tz"), Utc::now()));
+    let sunday = monday + Duration::days(6);
+    let c = case(tz, "10 push-ups", monday - Duration::days(14), |cfg| cfg.notify.weekly_at = "18:00".into()).await;
+    c.channel(&format!("ntfy+http://{addr}/week?token={NTFY_TOKEN}")).await;
+    c.ts.store.add_checkin(c.client.id, c.hw, monday + Duration::days(1), None, None, "cli").await.expect("checkin");
+    let weekly =
+        || s.delivered("/week").into_iter().filter(|g| g.headers["title"].starts_with("Your week")).collect::<Vec<_>>();
+    for (when, n) in [
+        (local(tz, sunday, "17:59"), 0),
+        (local(tz, sunday, "18:00"), 1),
+        (local(tz, sunday, "19:30"), 1),
+        (local(tz, sunday + Duration::days(1), "18:00"), 1),
+    ] {
+        c.round(when).await;
+        assert_eq!(weekly().len(), n, "at {when}");
+    }
+    let got = weekly().remove(0);
+    assert_eq!(got.headers["title"], format!("Your week of {}: 1 of 7 done", monday.format("%b %-d")));
+    assert!(got.body.contains("10 push-ups every day: 1 of 7 done"), "{}", got.body);
+    let base = c.ts.serve().await;
+    let l = links(&got, &base);
+    let reflect = &l["Rate my week"];
+    assert!(reflect.contains("/reflect/"), "{reflect}");
+    let http = reqwest::Client::new();
+    let (code, page) = follow(&http, "GET", reflect, &[]).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("How did your week go?") && page.contains("name=\"rating\""), "{page}");
+    // The same signature with another action is not a link coachd made.
+    let (code, _) = follow(&http, "POST", &reflect.replace("/reflect/", "/done/"), &[]).await;
+    assert_eq!(code, 404);
+    let (code, page) =
+        follow(&http, "POST", reflect, &[("rating", "8"), ("note", "good week, tired on Thursday")]).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("8/10"), "{page}");
+    let saved = c.app.reflections(&c.client, 4).await.expect("reflections");
+    assert_eq!(saved.len(), 1);
+    assert_eq!(
+        (saved[0].week, saved[0].rating, saved[0].note.as_deref()),
+        (monday, 8, Some("good week, tired on Thursday"))
+    );
+    let row = c.outbox().await.into_iter().find(|o| o.kind == "weekly").expect("the weekly row");
+    assert_eq!((row.state.as_str(), row.occurrence), ("sent", Some(monday)));
 }
