@@ -20,8 +20,20 @@ pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
 pub const ENV_PREFIX: &str = "COACHD__";
 
 /// The sections a configuration may have.
-const SECTIONS: [&str; 11] =
-    ["web", "log", "store", "supervisor", "clients", "homework", "inbox", "ble", "providers", "backup", "mqtt"];
+const SECTIONS: [&str; 12] = [
+    "web",
+    "log",
+    "store",
+    "supervisor",
+    "clients",
+    "homework",
+    "inbox",
+    "ble",
+    "providers",
+    "backup",
+    "mqtt",
+    "notify",
+];
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Config {
@@ -36,6 +48,7 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub backup: BackupConfig,
     pub mqtt: MqttConfig,
+    pub notify: NotifyConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -239,6 +252,59 @@ impl Default for MqttConfig {
             base_topic: "coachd".into(),
             interval_s: 60,
             reconnect_max_s: 60,
+        }
+    }
+}
+
+/// Reminders ("nudges") to clients through their channels (`coachd notify set`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotifyConfig {
+    /// Send nudges while `coachd run` runs (only clients with a channel get any).
+    pub enabled: bool,
+    /// How often the schedule and the outbox are looked at, in seconds.
+    pub interval_s: u64,
+    /// A windowed (or nightly) homework's reminder goes out this long before the window ends.
+    pub lead_minutes: u32,
+    /// A whole-day homework's reminder (and a weekly one's, on its last day), local `HH:MM`.
+    pub daily_at: String,
+    /// No reminder in between, local `HH:MM-HH:MM`; empty: none.
+    pub quiet_hours: String,
+    /// A failing send is retried with backoff doubling from a minute up to this, in seconds.
+    pub retry_max_s: u64,
+    /// The trainers' weekly digest goes out on Mondays at this local `HH:MM` (in
+    /// `clients.default_tz`, else the server's zone); empty: no digest.
+    pub digest_at: String,
+    /// A client's weekly message (their week, a link to reflect on it) goes out on their
+    /// Sunday at this local `HH:MM`; empty: none.
+    pub weekly_at: String,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_s: 60,
+            lead_minutes: 90,
+            daily_at: "20:00".into(),
+            quiet_hours: "22:00-07:00".into(),
+            retry_max_s: 1800,
+            digest_at: "07:00".into(),
+            weekly_at: "18:00".into(),
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// The engine's schedule settings. Call on a validated config; a bad value falls back to the default.
+    pub fn nudge_settings(&self) -> crate::engine::nudge::NudgeSettings {
+        use crate::engine::rule::Window;
+        let d = Self::default();
+        let time = |s: &str| chrono::NaiveTime::parse_from_str(s.trim(), "%H:%M").ok();
+        crate::engine::nudge::NudgeSettings {
+            lead: chrono::Duration::minutes(i64::from(self.lead_minutes)),
+            daily_at: time(&self.daily_at).or_else(|| time(&d.daily_at)).unwrap_or_default(),
+            quiet: if self.quiet_hours.trim().is_empty() { None } else { Window::parse(&self.quiet_hours).ok() },
         }
     }
 }
@@ -592,6 +658,7 @@ impl Config {
             providers: section(&merged, "providers", &origins, &mut problems),
             backup: section(&merged, "backup", &origins, &mut problems),
             mqtt: section(&merged, "mqtt", &origins, &mut problems),
+            notify: section(&merged, "notify", &origins, &mut problems),
         };
         for key in merged.keys() {
             if !SECTIONS.contains(&key.as_str()) {
@@ -719,6 +786,36 @@ impl Config {
         for (key, value, range) in
             [("mqtt.interval_s", m.interval_s, 1..=3600), ("mqtt.reconnect_max_s", m.reconnect_max_s, 1..=3600)]
         {
+            if !range.contains(&value) {
+                bad(key, format!("{value} must be between {} and {}", range.start(), range.end()));
+            }
+        }
+        let n = &self.notify;
+        if chrono::NaiveTime::parse_from_str(n.daily_at.trim(), "%H:%M").is_err() {
+            bad("notify.daily_at", format!("{:?} is not a time: write HH:MM, e.g. 20:00", n.daily_at));
+        }
+        if !n.digest_at.trim().is_empty() && chrono::NaiveTime::parse_from_str(n.digest_at.trim(), "%H:%M").is_err() {
+            bad(
+                "notify.digest_at",
+                format!("{:?} is not a time: write HH:MM, e.g. 07:00, or \"\" for no digest", n.digest_at),
+            );
+        }
+        if !n.weekly_at.trim().is_empty() && chrono::NaiveTime::parse_from_str(n.weekly_at.trim(), "%H:%M").is_err() {
+            bad(
+                "notify.weekly_at",
+                format!("{:?} is not a time: write HH:MM, e.g. 18:00, or \"\" for none", n.weekly_at),
+            );
+        }
+        if !n.quiet_hours.trim().is_empty() {
+            if let Err(e) = crate::engine::rule::Window::parse(&n.quiet_hours) {
+                bad("notify.quiet_hours", format!("{e}; or \"\" for none"));
+            }
+        }
+        for (key, value, range) in [
+            ("notify.interval_s", n.interval_s, 1..=3600),
+            ("notify.lead_minutes", u64::from(n.lead_minutes), 0..=1440),
+            ("notify.retry_max_s", n.retry_max_s, 60..=86_400),
+        ] {
             if !range.contains(&value) {
                 bad(key, format!("{value} must be between {} and {}", range.start(), range.end()));
             }

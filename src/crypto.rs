@@ -45,6 +45,9 @@ pub struct SealError(String);
 pub struct Cipher {
     aead: XChaCha20Poly1305,
     fingerprint: String,
+    /// The key for links coachd signs (HMAC-SHA256), derived from the data dir's key so
+    /// it needs no file of its own and is never stored.
+    link_key: [u8; 32],
 }
 
 impl fmt::Debug for Cipher {
@@ -59,7 +62,18 @@ impl Cipher {
         h.update(b"coachd key fingerprint v1\0");
         h.update(key);
         let fingerprint = hex(&h.finalize()[..8]);
-        Self { aead: XChaCha20Poly1305::new(Key::from_slice(key)), fingerprint }
+        let link_key = hmac_sha256(key, &[b"coachd link signing key v1"]);
+        Self { aead: XChaCha20Poly1305::new(Key::from_slice(key)), fingerprint, link_key }
+    }
+
+    /// The signature of a link's parts (hex), under a key only this data dir has.
+    pub fn sign(&self, parts: &[&[u8]]) -> String {
+        hex(&hmac_sha256(&self.link_key, parts))
+    }
+
+    /// Whether `mac` (hex) is the signature of `parts`, compared in constant time.
+    pub fn signed(&self, parts: &[&[u8]], mac: &str) -> bool {
+        unhex(mac).is_some_and(|m| hmac_sha256_is(&self.link_key, parts, &m))
     }
 
     /// A short, non-secret identifier of the key, stored to detect a swapped key file.

@@ -23,6 +23,8 @@
 //!   API, Health Auto Export pushes, OAuth callbacks and webhooks, `/healthz`, `/metrics`.
 //! - [`homeassistant`]: Home Assistant over MQTT: each client a device (adherence, today's
 //!   homework, data age, needs attention) through discovery; a daemon source.
+//! - [`notifier`]: the daemon's reminder beat: [`app::App::notify_round`] every `notify.interval_s`
+//!   (the schedule from [`engine::nudge`], the outbox in [`store`], the sends through [`notify`]).
 //! - [`daemon`]: `coachd run`: runs the sources it is given and the web server; SIGTERM drain, sd_notify.
 //! - [`sources`]: the one place that assembles the daemon's sources from the configuration.
 //! - [`app`]: the application layer: typed use cases and [`app::AppError`].
@@ -39,9 +41,10 @@
 //! - [`files`]: FIT, TCX, GPX, Apple Health, Health Auto Export and Gadgetbridge readers;
 //!   account exports (Strava, Garmin Connect) and gzip; file import.
 //! - [`inbox`]: the watched inbox folder source.
+//! - [`notify`]: channels that reach a person (ntfy, Gotify, SMTP e-mail with lettre), each one URL.
 //! - [`store`]: every SQL statement, behind a small API with [`store::StoreError`] (and the
 //!   read-only reader of a Gadgetbridge database, the one foreign database coachd reads).
-//! - [`engine`]: pure: homework phrases and rules, evidence, verdicts, adherence.
+//! - [`engine`]: pure: homework phrases and rules, evidence, verdicts, adherence, when to nudge.
 //! - [`model`]: the normalized shapes every source produces.
 //! - [`activity_types`]: coachd's activity types, their families and categories.
 //! - [`sleep`]: nights from stretches asleep, dated by the wake-up day, with bed and wake times.
@@ -69,6 +72,8 @@ pub mod inbox;
 pub mod init;
 pub mod live;
 pub mod model;
+pub mod notifier;
+pub mod notify;
 pub mod paths;
 pub mod providers;
 pub mod sleep;

@@ -1,5 +1,6 @@
 //! The one place that assembles the daemon's sources from the configuration: the
-//! inbox, the Bluetooth collector, the cloud sync, Home Assistant over MQTT and, for
+//! inbox, the Bluetooth collector, the cloud sync, Home Assistant over MQTT, the notifier
+//! (nudges and the outbox) and, for
 //! `run --demo` or `--simulate-strap`, the simulated strap. `daemon::run` runs whatever it is given.
 
 use crate::app::App;
@@ -30,6 +31,9 @@ pub fn build(app: &App, data: &DataDir, strap: Option<(Vec<String>, Duration)>) 
     sources.extend(crate::providers::sync::CloudSource::all(app.providers.clone()));
     if config.mqtt.enabled {
         sources.push(Arc::new(crate::homeassistant::HomeAssistant::new(app.clone())));
+    }
+    if config.notify.enabled {
+        sources.push(Arc::new(crate::notifier::Notifier::new(app.clone())));
     }
     if let Some((clients, tick)) = strap {
         for (n, client) in clients.into_iter().enumerate() {

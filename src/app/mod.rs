@@ -15,6 +15,7 @@ mod charts;
 mod clients;
 mod connections;
 mod devices;
+pub mod digest;
 pub mod doctor;
 mod erase;
 mod freshness;
@@ -22,6 +23,7 @@ mod homework;
 mod inbound;
 mod links;
 pub mod live;
+pub mod notify;
 pub mod questions;
 pub mod trainers;
 
@@ -36,6 +38,7 @@ pub use freshness::SourceFreshness;
 pub use homework::parse_weekdays;
 pub use homework::{Assignment, Logged, ManualActivity, Plan};
 pub use inbound::{Counts, PushRefused, Pushed, WebhookRefusal};
+pub use notify::{LinkAction, LinkRefusal, NotifyTarget, NudgeLink, Round};
 pub use questions::{parse_questions, Answered, Every, QuestionsAssignment};
 pub use trainers::{TrainerAdded, TrainerLine};
 

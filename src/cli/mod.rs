@@ -20,6 +20,7 @@ mod devices;
 mod doctor;
 mod homework;
 mod import;
+mod notify;
 mod setup;
 mod trainer;
 use clap::{Parser, Subcommand};
@@ -232,6 +233,9 @@ enum Command {
     /// Dashboard logins: add a trainer (or set a new password), list trainers
     #[command(subcommand)]
     Trainer(TrainerCommand),
+    /// Push and e-mail channels for nudges: set, test, remove, list; the outbox of what was sent
+    #[command(subcommand, after_help = notify::NOTIFY_HELP)]
+    Notify(notify::NotifyCommand),
     /// Print a client's private link (their charts, this week, check-ins); --revoke ends every link
     Share {
         client: String,
@@ -664,6 +668,7 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
         }
         Command::Trainer(TrainerCommand::List) => trainer::list(app).await,
         Command::Share { client, revoke } => trainer::share(app, &client, revoke).await,
+        Command::Notify(cmd) => notify::notify(app, cmd).await,
         Command::Chart { kind, client, from, to, activity, out } => {
             charts::chart(app, charts::ChartArgs { kind, client, from, to, activity, out }).await
         }

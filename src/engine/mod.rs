@@ -4,11 +4,13 @@
 //! - [`phrase`] parses the trainer's words into a [`rule::Rule`];
 //! - [`evidence`] merges one workout seen by several sources into one [`evidence::Workout`];
 //! - [`judge`] turns (homework, evidence, now) into an [`judge::Occurrence`] with its verdict;
-//! - [`adherence`] sums occurrences into 7/30/90-day and weekly adherence.
+//! - [`adherence`] sums occurrences into 7/30/90-day and weekly adherence;
+//! - [`nudge`] decides when an open occurrence is worth a reminder (on any clock).
 
 pub mod adherence;
 pub mod evidence;
 pub mod judge;
+pub mod nudge;
 pub mod phrase;
 pub mod rule;
 

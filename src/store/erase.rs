@@ -28,6 +28,8 @@ pub const CLIENT_ROWS: &[(&str, &str)] = &[
         "checkin_id IN (SELECT id FROM checkins WHERE client_id = ?1) \
          OR homework_id IN (SELECT id FROM homework WHERE client_id = ?1)",
     ),
+    ("outbox", "client_id = ?1 OR homework_id IN (SELECT id FROM homework WHERE client_id = ?1)"),
+    ("channels", OWN),
     ("verdicts", OF_HOMEWORK),
     ("excuses", OF_HOMEWORK),
     ("checkins", OWN),

@@ -21,6 +21,7 @@ pub mod gadgetbridge;
 mod homework;
 mod ingest;
 pub mod inspect;
+pub mod notify;
 pub mod providers;
 mod push;
 pub mod web;
@@ -192,6 +193,11 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The data dir's cipher: sealing and the signatures of links coachd hands out.
+    pub fn cipher(&self) -> &Cipher {
+        &self.cipher
     }
 
     /// Wait for in-flight statements and close every connection (checkpointing the WAL).

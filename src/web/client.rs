@@ -107,12 +107,33 @@ struct ClientPage {
     today: String,
     devices: Vec<String>,
     share_links: u64,
+    /// The reminder channel, without secrets (empty: none), its state, and the outbox.
+    channel: String,
+    channel_state: String,
+    channel_failing: bool,
+    nudges_off: bool,
+    outbox: Vec<OutboxLine>,
     /// A phrase the assign form refused, back in the field with why and a suggestion.
     retry: AssignRetry,
     /// Examples under the assign form and every form in a fold (the engine's one table).
     examples: Vec<&'static str>,
     forms: Vec<(&'static str, &'static str, &'static str)>,
 }
+
+/// A row of the client's outbox.
+struct OutboxLine {
+    when: String,
+    title: String,
+    occurrence: String,
+    via: String,
+    state: String,
+    /// done, missed, pending, excused: the colour of the state.
+    css: &'static str,
+    detail: String,
+}
+
+/// How many outbox rows the client page lists.
+const OUTBOX_ROWS: i64 = 20;
 
 /// The `?phrase=&assign_error=` a refused assign form comes back with.
 #[derive(Deserialize, Default)]
@@ -275,6 +296,33 @@ async fn render_with(
     }
     let others =
         sources.others.iter().map(|o| OtherLine { display: o.display.clone(), last_data: when(o.last_data) }).collect();
+    let target = crate::app::NotifyTarget::Client(client.clone());
+    let channel = app.channel_status(&target).await?;
+    let outbox = app
+        .outbox(&target, OUTBOX_ROWS)
+        .await?
+        .into_iter()
+        .map(|o| OutboxLine {
+            when: o.sent.unwrap_or(o.created).with_timezone(&tz).format("%a %b %-d, %H:%M").to_string(),
+            title: o.title,
+            occurrence: o.occurrence.map(|d| d.to_string()).unwrap_or_else(|| o.kind.clone()),
+            via: o.channel_kind.unwrap_or_default(),
+            css: match o.state.as_str() {
+                "sent" => "done",
+                "failed" | "interrupted" => "missed",
+                "suppressed" => "excused",
+                _ => "pending",
+            },
+            state: match (o.state.as_str(), o.attempts) {
+                ("retry", n) => format!("retrying (tried {n}x)"),
+                (s, _) => s.to_string(),
+            },
+            detail: {
+                let used = o.link_used.map(|t| format!("checked in {}", t.with_timezone(&tz).format("%H:%M")));
+                [o.reason, used].into_iter().flatten().collect::<Vec<_>>().join("; ")
+            },
+        })
+        .collect();
     Ok(html(ClientPage {
         message,
         error: String::new(),
@@ -303,6 +351,17 @@ async fn render_with(
         today: today.to_string(),
         devices: app.devices_of(&client).await?,
         share_links: app.live_share_links(&client).await?,
+        nudges_off: app.nudges_off(&client).await?,
+        channel_failing: channel.as_ref().is_some_and(|c| c.state == "failing"),
+        channel_state: channel
+            .as_ref()
+            .map(|c| match &c.last_error {
+                Some(e) if c.state == "failing" => format!("failing: {e}"),
+                _ => c.state.clone(),
+            })
+            .unwrap_or_default(),
+        channel: channel.map(|c| c.shown).unwrap_or_default(),
+        outbox,
         retry,
         examples: crate::app::PHRASE_FORMS.iter().take(10).map(|(p, ..)| *p).collect(),
         forms: crate::app::PHRASE_FORMS.to_vec(),
@@ -491,6 +550,39 @@ pub async fn share(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfFo
     // Shown once, on this response; never in a URL the browser keeps in its history.
     let label = format!("Private link for {}", client.name);
     render(&state, f.session, client, String::new(), Some((label, link))).await
+}
+
+#[derive(Deserialize)]
+pub struct ChannelForm {
+    #[serde(default)]
+    url: String,
+    action: String,
+}
+
+/// Set, test or remove the client's reminder channel.
+pub async fn channel(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<ChannelForm>) -> Page {
+    let client = state.app.client_of(f.session.trainer.id, id).await?;
+    let to = crate::app::NotifyTarget::Client(client.clone());
+    let page = format!("/clients/{id}");
+    let said = match f.form.action.as_str() {
+        "set" => {
+            let shown = state.app.set_channel(&to, &f.form.url).await.map_err(|e| match e {
+                crate::app::AppError::Input(detail) => super::WebError::Input { title: "Channel not set", detail },
+                other => other.into(),
+            })?;
+            format!("Reminders for {} go to {shown}.", client.name)
+        }
+        "test" => match state.app.test_channel(&to, Utc::now()).await? {
+            Ok(shown) => format!("Sent a test message to {shown}."),
+            Err(e) => format!("The test message failed: {e}"),
+        },
+        "remove" => {
+            state.app.remove_channel(&to).await?;
+            format!("{} gets no more reminders.", client.name)
+        }
+        other => return Err(super::WebError::input(format!("unknown action {other:?}"))),
+    };
+    Ok(back(&page, &said))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,7 @@
 //! `GET /metrics` in the Prometheus text format: per source, batches, restarts, whether
 //! it is failing and the age of its last batch; cloud accounts by state and the age of
-//! each one's last sync (by account id); verdicts in the cache by state; clients and
-//! trainers. No names of people, so it needs no login (bind `web.listen` to an
+//! each one's last sync (by account id); verdicts in the cache by state; messages sent,
+//! failed and suppressed, and the outbox by state; clients and trainers. No names of people, so it needs no login (bind `web.listen` to an
 //! address only the scraper reaches).
 
 use super::WebState;
@@ -114,6 +114,36 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
         "gauge",
         "Seconds since the last backup (daily or `coachd backup`); absent before the first.",
         backup.map(|(at, _)| format!(" {}", (now - at).num_seconds())).into_iter().collect(),
+    );
+    // The outbox, as three counters a dashboard graphs (sent, failed, suppressed) and
+    // every state by kind. Counted from the store, so they survive restarts.
+    let outbox = state.app.outbox_counts().await.unwrap_or_default();
+    let total = |states: &[&str]| -> i64 {
+        outbox.iter().filter(|(_, s, _)| states.contains(&s.as_str())).map(|(_, _, n)| n).sum()
+    };
+    family(
+        "coachd_notify_sent_total",
+        "counter",
+        "Messages delivered to a channel.",
+        vec![format!(" {}", total(&["sent"]))],
+    );
+    family(
+        "coachd_notify_failed_total",
+        "counter",
+        "Messages given up on (the window closed, the channel refused, or a send cut short by a stop).",
+        vec![format!(" {}", total(&["failed", "interrupted"]))],
+    );
+    family(
+        "coachd_notify_suppressed_total",
+        "counter",
+        "Nudges decided against: already done, excused, checked in, opted out, quiet hours, too late.",
+        vec![format!(" {}", total(&["suppressed"]))],
+    );
+    family(
+        "coachd_outbox",
+        "gauge",
+        "Outbox rows by kind (nudge, test) and state (pending, sending, retry, sent, failed, interrupted, suppressed).",
+        outbox.iter().map(|(k, s, n)| format!("{{kind=\"{}\",state=\"{}\"}} {n}", escape(k), escape(s))).collect(),
     );
     family("coachd_clients", "gauge", "Clients.", vec![format!(" {}", counts.clients)]);
     family("coachd_trainers", "gauge", "Trainers with a dashboard login.", vec![format!(" {}", counts.trainers)]);

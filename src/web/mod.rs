@@ -9,7 +9,7 @@
 //!   its server-sent events), [`client`] (and its forms), [`data`]
 //!   (a client's export and removal),
 //!   [`workout`], [`charts`], [`share`] (a client's private link), [`view`] (the week
-//!   both client pages show).
+//!   both client pages show), [`nudge`] (the signed links in a reminder).
 //! - machines: [`api`] (JSON behind the session), [`push`] (Health Auto Export),
 //!   [`oauth`] (authorization callback, webhooks), [`metrics`], `/healthz` here.
 
@@ -20,6 +20,7 @@ pub mod data;
 pub mod live;
 pub mod login;
 pub mod metrics;
+pub mod nudge;
 pub mod oauth;
 pub mod page;
 pub mod proxy;
@@ -95,6 +96,7 @@ pub fn router(state: WebState) -> Router {
         .route("/clients/{id}/benchmarks/{bid}/remove", post(client::remove_benchmark))
         .route("/clients/{id}/devices", post(client::pair))
         .route("/clients/{id}/share", post(client::share))
+        .route("/clients/{id}/channel", post(client::channel))
         .route("/clients/{id}/connect", post(client::connect))
         .route("/clients/{id}/disconnect", post(client::disconnect))
         .route("/clients/{id}/export", post(data::export))
@@ -108,6 +110,7 @@ pub fn router(state: WebState) -> Router {
         .route("/c/{token}/connect/{provider}", get(share::connect_start))
         .route("/c/{token}/disconnect", post(share::disconnect))
         .route("/c/{token}/push-token", post(share::push_token))
+        .route("/n/{id}/{action}/{exp}/{mac}", get(nudge::show).post(nudge::take))
         .route("/api/clients", get(api::clients))
         .route("/api/clients/{id}/status", get(api::client_status))
         .route("/api/clients/{id}/activities", get(api::activities))

@@ -118,7 +118,7 @@ pub async fn fill_v1(pool: &SqlitePool, name: &str, n: i64) -> Made {
     Made { client, account, activity, homework, checkin, hash }
 }
 
-/// Rows of the client in every table later migrations added (0002 to 0006).
+/// Rows of the client in every table later migrations added (0002 to 0008).
 pub async fn fill_later(pool: &SqlitePool, m: &Made, n: i64) {
     let (client, homework, checkin, account) = (m.client, m.homework, m.checkin, m.account);
     exec(
@@ -134,7 +134,13 @@ pub async fn fill_later(pool: &SqlitePool, m: &Made, n: i64) {
                  VALUES ({client}, 'max push-ups', 'reps', 18, {homework}, '2026-11-10', 1);
              INSERT INTO answers (checkin_id, homework_id, occurrence, question, number, created_ms)
                  VALUES ({checkin}, {homework}, '2026-11-04', 0, 8, 1);
-             INSERT INTO meta (key, value) VALUES ('skipped:{account}', '[]');"
+             INSERT INTO meta (key, value) VALUES ('skipped:{account}', '[]');
+             INSERT INTO channels (client_id, kind, url, shown, created_ms, updated_ms)
+                 VALUES ({client}, 'ntfy', x'0{n}0{n}', 'ntfy https://ntfy.example.org/t{n}', 1, 1);
+             INSERT INTO outbox (client_id, kind, homework_id, occurrence, title, body, state, due_ms, next_try_ms,
+                                 expires_ms, created_ms, updated_ms)
+                 VALUES ({client}, 'nudge', {homework}, '2026-11-04', '10 push-ups today?', 'Tap when done.', 'sent',
+                         1, 1, 2, 1, 1);"
         ),
     )
     .await;

@@ -30,6 +30,7 @@ mod ingest;
 mod language;
 mod layers;
 mod live;
+mod notify;
 mod oura;
 mod providers;
 mod proxy;
