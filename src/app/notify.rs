@@ -56,6 +56,9 @@ pub struct Round {
     pub failed: u32,
 }
 
+/// The longest lead a reminder may have before its window ends: 12 hours.
+pub const MAX_LEAD_MIN: i64 = 720;
+
 /// One occurrence's reminder in a week's schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScheduledNudge {
@@ -231,6 +234,47 @@ impl App {
         Ok(result.map(|()| channel.shown()))
     }
 
+    /// The reminder settings for a client: the `[notify]` defaults, with the client's own
+    /// times (`coachd notify times`) over them.
+    pub async fn nudge_settings_for(&self, client: &Client) -> AppResult<nudge::NudgeSettings> {
+        let mut settings = self.config.notify.nudge_settings();
+        let (daily_at, lead_min) = self.store.nudge_times(client.id).await?;
+        if let Some(at) = daily_at.as_deref().and_then(|t| chrono::NaiveTime::parse_from_str(t, "%H:%M").ok()) {
+            settings.daily_at = at;
+        }
+        if let Some(lead) = lead_min.filter(|m| (0..=MAX_LEAD_MIN).contains(m)) {
+            settings.lead = Duration::minutes(lead);
+        }
+        Ok(settings)
+    }
+
+    /// Set the client's own reminder times: `daily_at` ("HH:MM", local) for whole-day
+    /// and weekly homework, `lead` (minutes, 0-720) before a window ends for windowed
+    /// ones; a value not given is kept, `reset` returns both to the defaults. The times
+    /// now in force.
+    pub async fn set_nudge_times(
+        &self,
+        client: &Client,
+        daily_at: Option<&str>,
+        lead: Option<&str>,
+        reset: bool,
+    ) -> AppResult<nudge::NudgeSettings> {
+        let (mut at, mut lead_min) = if reset { (None, None) } else { self.store.nudge_times(client.id).await? };
+        if let Some(t) = daily_at {
+            let parsed = chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M")
+                .map_err(|_| AppError::input(format!("{t:?} is not a time of day: give HH:MM, e.g. 19:30")))?;
+            at = Some(parsed.format("%H:%M").to_string());
+        }
+        if let Some(l) = lead {
+            let minutes = l.trim().parse::<i64>().ok().filter(|m| (0..=MAX_LEAD_MIN).contains(m)).ok_or_else(|| {
+                AppError::input(format!("{l:?} is not a lead: give whole minutes from 0 to {MAX_LEAD_MIN}"))
+            })?;
+            lead_min = Some(minutes);
+        }
+        self.store.set_nudge_times(client.id, at.as_deref(), lead_min).await?;
+        self.nudge_settings_for(client).await
+    }
+
     /// Whether the client turned reminders off through a nudge's link.
     pub async fn nudges_off(&self, client: &Client) -> AppResult<bool> {
         Ok(self.store.nudges_off(client.id).await?)
@@ -239,7 +283,7 @@ impl App {
     /// When each occurrence of the week starting `monday` is due a reminder (the plan
     /// alone: whether one is sent depends on the day's data).
     pub async fn nudge_schedule(&self, client: &Client, monday: NaiveDate) -> AppResult<Vec<ScheduledNudge>> {
-        let settings = self.config.notify.nudge_settings();
+        let settings = self.nudge_settings_for(client).await?;
         let j = self.judging();
         let mut out = Vec::new();
         for row in self.store.list_homework(Some(client.id)).await? {
@@ -330,7 +374,7 @@ impl App {
 
     /// Put the client's due nudges in the outbox (to send, or suppressed with why).
     async fn plan_client(&self, client: &Client, kind: &str, now: DateTime<Utc>, round: &mut Round) -> AppResult<()> {
-        let settings = self.config.notify.nudge_settings();
+        let settings = self.nudge_settings_for(client).await?;
         let j = self.judging();
         let today = crate::time::today(client.tz, now);
         let opted_out = self.store.nudges_off(client.id).await?;

@@ -1,4 +1,4 @@
-//! `coachd notify set|test|remove|list|outbox`.
+//! `coachd notify set|test|remove|list|times|schedule|digest|outbox`.
 
 use super::Failure;
 use crate::app::{App, NotifyTarget};
@@ -61,6 +61,19 @@ pub enum NotifyCommand {
         #[arg(long)]
         send: bool,
     },
+    /// A client's own reminder times, over the [notify] defaults (without options: show them)
+    Times {
+        client: String,
+        /// When a whole-day or weekly homework's reminder is due, HH:MM on the client's clock
+        #[arg(long, value_name = "HH:MM")]
+        at: Option<String>,
+        /// Minutes before a windowed homework's window ends (0-720), e.g. a nightly one's
+        #[arg(long, value_name = "MIN")]
+        lead: Option<String>,
+        /// Back to the [notify] defaults
+        #[arg(long, conflicts_with_all = ["at", "lead"])]
+        default: bool,
+    },
     /// When a client's reminders are due over a week, on their clock (nothing is sent)
     Schedule {
         client: String,
@@ -122,6 +135,22 @@ pub async fn notify(app: &App, cmd: NotifyCommand) -> Result<(), Failure> {
             } else {
                 println!("{} had no channel", to.name());
             }
+            Ok(())
+        }
+        NotifyCommand::Times { client, at, lead, default } => {
+            let c = app.client(&client).await?;
+            let s = if at.is_none() && lead.is_none() && !default {
+                app.nudge_settings_for(&c).await?
+            } else {
+                app.set_nudge_times(&c, at.as_deref(), lead.as_deref(), default).await?
+            };
+            println!(
+                "{}: whole-day and weekly homework at {}; windowed homework {} min before the window ends",
+                c.name,
+                s.daily_at.format("%H:%M"),
+                s.lead.num_minutes()
+            );
+            println!("see the week with `coachd notify schedule {}`", c.name);
             Ok(())
         }
         NotifyCommand::List { json } => {

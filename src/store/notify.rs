@@ -284,6 +284,32 @@ impl Store {
         Ok(off.flatten().is_some())
     }
 
+    /// The client's own reminder times: (daily time "HH:MM", minutes before a window ends).
+    pub async fn nudge_times(&self, client: ClientId) -> Result<(Option<String>, Option<i64>), StoreError> {
+        let row: Option<(Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT nudge_daily_at, nudge_lead_min FROM clients WHERE id = ?")
+                .bind(client)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.unwrap_or((None, None)))
+    }
+
+    /// Set (or, with None, return to the default) the client's own reminder times.
+    pub async fn set_nudge_times(
+        &self,
+        client: ClientId,
+        daily_at: Option<&str>,
+        lead_min: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE clients SET nudge_daily_at = ?, nudge_lead_min = ? WHERE id = ?")
+            .bind(daily_at)
+            .bind(lead_min)
+            .bind(client)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_nudges_off(&self, client: ClientId, at: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("UPDATE clients SET nudges_off_ms = COALESCE(nudges_off_ms, ?) WHERE id = ?")
             .bind(at.timestamp_millis())

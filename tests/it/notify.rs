@@ -255,6 +255,50 @@ async fn a_nudge_goes_out_once_at_the_right_local_time_on_both_sides_of_utc_and_
 }
 
 #[tokio::test]
+async fn a_client_s_own_reminder_times_move_the_nudge_and_bad_times_change_nothing() {
+    let (s, addr) = stand_in().await;
+    for (n, (phrase, at, lead, due)) in
+        [("10 push-ups", "18:45", "90", "18:45"), ("10 push-ups every night", "20:00", "360", "21:00")]
+            .into_iter()
+            .enumerate()
+    {
+        let d = day("2026-10-25"); // Berlin's 25-hour day
+        let c = case("Europe/Berlin", phrase, d - Duration::days(3), |_| {}).await;
+        let topic = format!("own{n}");
+        c.channel(&format!("ntfy+http://{addr}/{topic}?token={NTFY_TOKEN}")).await;
+        let set = c.app.set_nudge_times(&c.client, Some(at), Some(lead), false).await.expect("times");
+        assert_eq!(set.daily_at.format("%H:%M").to_string(), at);
+        // Refused, and what was set stays.
+        for (bad_at, bad_lead) in [(Some("25:00"), None), (Some("7pm"), None), (None, Some("721")), (None, Some("-5"))]
+        {
+            let e = c.app.set_nudge_times(&c.client, bad_at, bad_lead, false).await.expect_err("refused");
+            assert!(e.to_string().contains("HH:MM") || e.to_string().contains("minutes"), "{e}");
+        }
+        let kept = c.app.nudge_settings_for(&c.client).await.expect("settings");
+        assert_eq!(
+            (kept.daily_at.format("%H:%M").to_string(), kept.lead.num_minutes().to_string()),
+            (at.into(), lead.into())
+        );
+        let week = c.app.nudge_schedule(&c.client, coachd::time::monday(d)).await.expect("schedule");
+        let planned = week.iter().find(|p| p.date == d).and_then(|p| p.due).expect("planned");
+        assert_eq!(planned, local("Europe/Berlin", d, due), "{phrase}: the schedule says {due}");
+        let start = local("Europe/Berlin", d, "00:00");
+        c.walk(start, start + Duration::hours(30), Duration::minutes(5)).await;
+        let sent: Vec<_> = c.outbox().await.into_iter().filter(|o| o.occurrence == Some(d)).collect();
+        assert_eq!(sent.len(), 1, "{phrase}");
+        assert_eq!(
+            sent[0].sent,
+            Some(local("Europe/Berlin", d, due)),
+            "{phrase}: sent at {due}, the client's own time"
+        );
+        assert_eq!(s.delivered(&format!("/{topic}")).len(), 1);
+        // Back to the defaults: 20:00 for a whole-day homework, 22:00 for a nightly one.
+        let back = c.app.set_nudge_times(&c.client, None, None, true).await.expect("reset");
+        assert_eq!((back.daily_at.format("%H:%M").to_string(), back.lead.num_minutes()), ("20:00".into(), 90));
+    }
+}
+
+#[tokio::test]
 async fn no_nudge_when_the_strap_already_showed_it_done_or_the_day_is_excused_or_checked_in() {
     let (s, addr) = stand_in().await;
     let tz = "Europe/Berlin";

@@ -1,0 +1,6 @@
+-- coachd schema, version 10: a client's own reminder times, over the [notify] defaults.
+-- `nudge_daily_at` ("HH:MM", local): when a whole-day or weekly homework's reminder is
+-- due; `nudge_lead_min`: how long before a window ends a windowed one's is. NULL: the
+-- configured default.
+ALTER TABLE clients ADD COLUMN nudge_daily_at TEXT;
+ALTER TABLE clients ADD COLUMN nudge_lead_min INTEGER;
