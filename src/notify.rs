@@ -256,7 +256,17 @@ impl Channel {
     async fn send_now(&self, http: &reqwest::Client, m: &Message) -> Result<(), SendError> {
         match self {
             Self::Ntfy { url, token, basic } => {
-                let mut req = http.post(url.clone()).header("Title", header_text(&m.title)).body(m.body.clone());
+                // With an image (a digest's chart), ntfy's attachment upload: the file as the
+                // body of a PUT, the text in the `Message` header (`\n` for new lines).
+                let mut req = match m.images.first() {
+                    Some((id, png)) => http
+                        .put(url.clone())
+                        .header("Filename", header_text(&format!("{id}.png")))
+                        .header("Message", header_text(&ntfy_message(&m.body)))
+                        .body(png.clone()),
+                    None => http.post(url.clone()).body(m.body.clone()),
+                }
+                .header("Title", header_text(&m.title));
                 if let Some(click) = &m.click {
                     req = req.header("Click", header_text(click));
                 }
@@ -309,6 +319,23 @@ fn header_text(s: &str) -> reqwest::header::HeaderValue {
     let clean: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     reqwest::header::HeaderValue::from_bytes(clean.as_bytes())
         .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""))
+}
+
+/// ntfy's limit on a message's text, in bytes.
+const NTFY_MESSAGE_MAX: usize = 4096;
+
+/// A message's text for ntfy's `Message` header: new lines as `\n`, cut to ntfy's
+/// limit at a character boundary (the e-mail digest and the dashboard have the rest).
+fn ntfy_message(body: &str) -> String {
+    let text = body.replace('\n', "\\n");
+    if text.len() <= NTFY_MESSAGE_MAX {
+        return text;
+    }
+    let mut cut = NTFY_MESSAGE_MAX - 3;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &text[..cut])
 }
 
 /// ntfy's `Actions` header: `http, Done, URL, method=POST, clear=true; view, Label, URL`.
@@ -510,6 +537,14 @@ mod tests {
         let e = Channel::parse("ntfy//u:hunter2@x?token=tk_1").expect_err("no scheme");
         assert!(!e.contains("hunter2") && !e.contains("tk_1"), "{e}");
         assert!(Channel::parse("smtp://127.0.0.1:2525?to=a@b.org&from=c@d.org&tls=none").is_ok());
+    }
+
+    #[test]
+    fn an_ntfy_message_header_keeps_its_lines_and_its_limit() {
+        assert_eq!(ntfy_message("a\nb"), "a\\nb");
+        let long = "é".repeat(3000);
+        let m = ntfy_message(&long);
+        assert!(m.len() <= NTFY_MESSAGE_MAX && m.ends_with("..."), "{}", m.len());
     }
 
     #[test]

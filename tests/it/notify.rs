@@ -22,8 +22,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Debug)]
 struct Got {
     path: String,
+    method: String,
     headers: BTreeMap<String, String>,
     body: String,
+    bytes: Vec<u8>,
     status: u16,
 }
 
@@ -49,11 +51,16 @@ impl StandIn {
     }
 
     fn record(&self, path: String, headers: &HeaderMap, body: String, status: u16) {
+        self.record_as("POST", path, headers, body.into_bytes(), status);
+    }
+
+    fn record_as(&self, method: &str, path: String, headers: &HeaderMap, bytes: Vec<u8>, status: u16) {
         let headers = headers
             .iter()
             .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        self.got.lock().expect("lock").push(Got { path, headers, body, status });
+        let body = String::from_utf8_lossy(&bytes).into_owned();
+        self.got.lock().expect("lock").push(Got { path, method: method.into(), headers, body, bytes, status });
     }
 
     fn scripted(&self) -> Option<u16> {
@@ -92,6 +99,29 @@ async fn ntfy(State(s): State<StandIn>, UrlPath(topic): UrlPath<String>, headers
     json(
         200,
         serde_json::json!({"id": "hwQ2YpKdmg", "time": 1_764_000_000, "event": "message", "topic": topic, "message": body}),
+    )
+}
+
+/// ntfy's attachment upload: `PUT /TOPIC` with the file as the body, `Filename` and the
+/// text in `Message`; the same token check.
+async fn ntfy_put(
+    State(s): State<StandIn>,
+    UrlPath(topic): UrlPath<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let path = format!("/{topic}");
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if auth != format!("Bearer {NTFY_TOKEN}") {
+        s.record_as("PUT", path, &headers, body.to_vec(), 401);
+        return json(401, serde_json::json!({"code": 40101, "http": 401, "error": "unauthorized"}));
+    }
+    s.record_as("PUT", path, &headers, body.to_vec(), 200);
+    let name = headers.get("filename").and_then(|v| v.to_str().ok()).unwrap_or("attachment").to_string();
+    json(
+        200,
+        serde_json::json!({"id": "aTtAcH3d", "event": "message", "topic": topic,
+                           "attachment": {"name": name, "type": "image/png", "size": body.len()}}),
     )
 }
 
@@ -136,7 +166,10 @@ async fn gotify(
 /// Both stand-ins on one loopback port; its `host:port`.
 async fn stand_in() -> (StandIn, String) {
     let s = StandIn::default();
-    let app = axum::Router::new().route("/message", post(gotify)).route("/{topic}", post(ntfy)).with_state(s.clone());
+    let app = axum::Router::new()
+        .route("/message", post(gotify))
+        .route("/{topic}", post(ntfy).put(ntfy_put))
+        .with_state(s.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -952,6 +985,45 @@ async fn the_weekly_digest_arrives_once_on_monday_with_text_html_and_the_roster_
 }
 
 #[tokio::test]
+async fn on_ntfy_the_digest_comes_with_the_roster_chart_attached() {
+    let (s, addr) = stand_in().await;
+    let ts = TestStore::new().await;
+    let mut cfg = ts.config.clone();
+    cfg.web.public_url = "http://coachd.test".into();
+    cfg.clients.default_tz = "Europe/Berlin".into();
+    let app = App::new(ts.store.clone(), Arc::new(cfg)).expect("app");
+    let (sam, _) = ts
+        .store
+        .upsert_trainer("sam", &coachd::crypto::hash_password("sam's password!").expect("hash"))
+        .await
+        .expect("trainer");
+    let alex = ts
+        .store
+        .add_client(&NewClient::parse("alex", "Europe/Berlin", Some(190), None).expect("client"))
+        .await
+        .expect("add");
+    ts.store.set_client_trainer(alex.id, Some(sam.id)).await.expect("assign");
+    let monday = day("2026-11-23");
+    let rule = coachd::engine::phrase::parse("10 push-ups").expect("phrase");
+    ts.store.add_homework(alex.id, &rule, monday - Duration::days(30), None).await.expect("hw");
+    let to = NotifyTarget::Trainer(sam);
+    app.set_channel(&to, &format!("ntfy+http://{addr}/sam-digest?token={NTFY_TOKEN}")).await.expect("channel");
+    app.notify_round(local("Europe/Berlin", monday, "07:00")).await.expect("round");
+    let got = s.delivered("/sam-digest");
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let g = &got[0];
+    assert_eq!(g.method, "PUT", "an attachment upload");
+    assert_eq!(g.headers["filename"], "roster.png");
+    assert!(g.bytes.starts_with(b"\x89PNG\r\n\x1a\n") && g.bytes.len() > 1000, "a PNG of {} bytes", g.bytes.len());
+    png::Decoder::new(std::io::Cursor::new(g.bytes.clone())).read_info().expect("a PNG that decodes");
+    let message = &g.headers["message"];
+    assert!(message.contains("alex") && message.contains("\\n"), "the text, lines as \\n: {message}");
+    assert!(g.headers["title"].starts_with("coachd: your clients' week of"), "{:?}", g.headers);
+    let rows = app.outbox(&to, 10).await.expect("outbox");
+    assert_eq!((rows[0].kind.as_str(), rows[0].state.as_str()), ("digest", "sent"));
+}
+
+#[tokio::test]
 async fn e_mail_goes_through_starttls_and_implicit_tls_with_auth_and_an_unknown_ca_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     if !crate::have(Command::new("openssl").arg("version")) {
@@ -1062,7 +1134,11 @@ async fn the_clients_weekly_message_goes_out_once_on_sunday_evening_and_its_link
     }
     let got = weekly().remove(0);
     assert_eq!(got.headers["title"], format!("Your week of {}: 1 of 7 done", monday.format("%b %-d")));
-    assert!(got.body.contains("10 push-ups every day: 1 of 7 done"), "{}", got.body);
+    // Their week's chart is the attachment; the text is in the Message header.
+    assert_eq!(got.method, "PUT");
+    assert!(got.bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "the week's chart attached");
+    let text = got.headers["message"].replace("\\n", "\n");
+    assert!(text.contains("10 push-ups every day: 1 of 7 done"), "{text}");
     let base = c.ts.serve().await;
     let l = links(&got, &base);
     let reflect = &l["Rate my week"];
