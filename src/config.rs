@@ -278,6 +278,9 @@ pub struct NotifyConfig {
     /// A client's weekly message (their week, a link to reflect on it) goes out on their
     /// Sunday at this local `HH:MM`; empty: none.
     pub weekly_at: String,
+    /// Also a daily digest, of the clients who need attention only, on the other days
+    /// at `digest_at` (none on a day when nobody does).
+    pub attention_daily: bool,
 }
 
 impl Default for NotifyConfig {
@@ -291,6 +294,7 @@ impl Default for NotifyConfig {
             retry_max_s: 1800,
             digest_at: "07:00".into(),
             weekly_at: "18:00".into(),
+            attention_daily: false,
         }
     }
 }

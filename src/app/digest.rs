@@ -1,7 +1,8 @@
 //! The trainer's weekly digest: each client's adherence over the last 7 and 30 days with
 //! the change against the week before, who slipped on which homework, and why data is
 //! missing where it is (an account that needs connecting again, a sync that fails, a
-//! source silent for days), with the roster chart inline. E-mail gets a plain-text part,
+//! source silent for days), with the roster chart inline (and, with
+//! `notify.attention_daily`, a daily one of the clients who need attention only). E-mail gets a plain-text part,
 //! an HTML part and the chart as an inline PNG (`cid:roster`); push channels the text.
 //!
 //! It is due on Mondays at `notify.digest_at` in [`App::default_tz`] (trainers have no
@@ -33,6 +34,8 @@ pub struct DigestClient {
     pub slipped: Vec<String>,
     /// Why data is missing: "no data from Strava since Tue Nov 17: the account needs connecting again".
     pub missing: Vec<String>,
+    /// Some homework of theirs needs attention (as on the roster).
+    pub needs_attention: bool,
 }
 
 fn pct(x: Option<f64>) -> String {
@@ -72,6 +75,55 @@ impl App {
         let at = chrono::NaiveTime::parse_from_str(self.config.notify.digest_at.trim(), "%H:%M").ok()?;
         let local = now.with_timezone(&self.default_tz());
         (local.weekday() == Weekday::Mon && local.time() >= at).then(|| local.date_naive() - Duration::days(7))
+    }
+
+    /// The day a needs-attention digest sent at `now` is for, if one is due: with
+    /// `notify.attention_daily` on, any day but Monday (which has the weekly digest), at or
+    /// after `notify.digest_at`, in the default zone.
+    pub fn attention_due(&self, now: DateTime<Utc>) -> Option<NaiveDate> {
+        if !self.config.notify.attention_daily {
+            return None;
+        }
+        let at = chrono::NaiveTime::parse_from_str(self.config.notify.digest_at.trim(), "%H:%M").ok()?;
+        let local = now.with_timezone(&self.default_tz());
+        (local.weekday() != Weekday::Mon && local.time() >= at).then(|| local.date_naive())
+    }
+
+    /// The clients of the trainer who need attention on `day`, with the last seven days
+    /// (up to yesterday) in the digest's lines.
+    pub async fn attention_lines(
+        &self,
+        trainer: &Trainer,
+        day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> AppResult<Vec<DigestClient>> {
+        let lines = self.digest_lines(trainer, day - Duration::days(7), now).await?;
+        Ok(lines.into_iter().filter(|c| c.needs_attention).collect())
+    }
+
+    /// The needs-attention digest of `day` as a message (text; the dashboard link).
+    pub async fn attention_digest(&self, trainer: &Trainer, day: NaiveDate, now: DateTime<Utc>) -> AppResult<Message> {
+        let lines = self.attention_lines(trainer, day, now).await?;
+        let title = match lines.len() {
+            1 => "coachd: 1 client needs attention".to_string(),
+            n => format!("coachd: {n} clients need attention"),
+        };
+        let dashboard = format!("{}/roster", self.base_url().trim_end_matches('/'));
+        let mut text = format!("{title} ({}; the last 7 days)\n\n", day.format("%a %b %-d"));
+        if lines.is_empty() {
+            text.push_str("Nobody needs attention any more.\n");
+        }
+        for c in &lines {
+            let _ = writeln!(text, "{}: {} over 7 days ({} points)", c.name, pct(c.days7), points(c.change));
+            for n in c.slipped.iter().chain(&c.missing) {
+                let _ = writeln!(text, "  - {n}");
+            }
+        }
+        let _ = write!(
+            text,
+            "\nThe dashboard: {dashboard}\nDaily digests: notify.attention_daily in the server's configuration\n"
+        );
+        Ok(Message { title, body: text, click: Some(dashboard), ..Message::default() })
     }
 
     /// The digest's lines for the trainer's clients, about the week starting `week`.
@@ -122,6 +174,7 @@ impl App {
                 change: days7.zip(prev).map(|(a, b)| a - b),
                 slipped,
                 missing,
+                needs_attention: report.adherence.iter().any(|a| a.needs_attention),
             });
         }
         Ok(out)

@@ -368,6 +368,25 @@ impl App {
                 }
             }
         }
+        if let Some(day) = self.attention_due(now) {
+            // Once a day, and only when someone needs attention: the lines are computed
+            // only while that day's row is not there yet.
+            for trainer in self.store.trainers().await? {
+                let Some(channel) = self.store.channel(Recipient::Trainer(trainer.id)).await? else { continue };
+                if self.store.attention_recorded(trainer.id, day).await?
+                    || self.attention_lines(&trainer, day, now).await?.is_empty()
+                {
+                    continue;
+                }
+                let tz = self.default_tz();
+                let expires = crate::time::local(tz, day + Duration::days(1), chrono::NaiveTime::MIN);
+                let title = "coachd: clients who need attention";
+                let m = WeekMessage { channel_kind: &channel.kind, title, expires, link_expires: None };
+                if self.store.record_attention(trainer.id, day, m, now).await?.is_some() {
+                    round.queued += 1;
+                }
+            }
+        }
         self.deliver(now, &mut round).await?;
         Ok(round)
     }
@@ -509,6 +528,11 @@ impl App {
             let trainer = self.store.trainers().await?.into_iter().find(|t| t.id == tid);
             let trainer = trainer.ok_or_else(|| AppError::NotFound(format!("trainer #{tid}")))?;
             return self.digest(&trainer, week, now).await;
+        }
+        if let (true, Some(tid), Some(day)) = (row.kind == "attention", row.trainer_id, row.occurrence) {
+            let trainer = self.store.trainers().await?.into_iter().find(|t| t.id == tid);
+            let trainer = trainer.ok_or_else(|| AppError::NotFound(format!("trainer #{tid}")))?;
+            return self.attention_digest(&trainer, day, now).await;
         }
         if let (true, Some(cid), Some(week), Some(until)) =
             (row.kind == "weekly", row.client_id, row.occurrence, row.link_expires)

@@ -74,6 +74,14 @@ pub struct NewOutbox {
     pub link_expires: Option<DateTime<Utc>>,
 }
 
+/// The messages that go out once per period, each with its unique index.
+#[derive(Clone, Copy)]
+enum Once {
+    Digest,
+    Attention,
+    Weekly,
+}
+
 /// A once-a-week message to record ([`Store::record_week`]).
 #[derive(Clone, Copy, Debug)]
 pub struct WeekMessage<'a> {
@@ -372,12 +380,52 @@ impl Store {
         m: WeekMessage<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        let (client, trainer) = to.ids();
-        // The conflict target is one of two fixed clauses, matching the partial unique indexes.
-        let (kind, target) = match to {
-            Recipient::Trainer(_) => ("digest", "(trainer_id, occurrence) WHERE kind = 'digest'"),
-            Recipient::Client(_) => ("weekly", "(client_id, occurrence) WHERE kind = 'weekly'"),
+        let kind = match to {
+            Recipient::Trainer(_) => Once::Digest,
+            Recipient::Client(_) => Once::Weekly,
         };
+        self.record_once(to, kind, week, m, now).await
+    }
+
+    /// Record a trainer's needs-attention digest of `day`, once. None when that day's exists.
+    pub async fn record_attention(
+        &self,
+        trainer: TrainerId,
+        day: NaiveDate,
+        m: WeekMessage<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.record_once(Recipient::Trainer(trainer), Once::Attention, day, m, now).await
+    }
+
+    /// Whether the trainer's needs-attention digest of `day` is in the outbox already.
+    pub async fn attention_recorded(&self, trainer: TrainerId, day: NaiveDate) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM outbox WHERE kind = 'attention' AND trainer_id = ? AND occurrence = ? LIMIT 1",
+        )
+        .bind(trainer)
+        .bind(day.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn record_once(
+        &self,
+        to: Recipient,
+        once: Once,
+        occurrence: NaiveDate,
+        m: WeekMessage<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let (client, trainer) = to.ids();
+        // The conflict target is one of three fixed clauses, matching the partial unique indexes.
+        let (kind, target) = match once {
+            Once::Digest => ("digest", "(trainer_id, occurrence) WHERE kind = 'digest'"),
+            Once::Attention => ("attention", "(trainer_id, occurrence) WHERE kind = 'attention'"),
+            Once::Weekly => ("weekly", "(client_id, occurrence) WHERE kind = 'weekly'"),
+        };
+        let week = occurrence;
         let t = now.timestamp_millis();
         Ok(sqlx::query_scalar(&format!(
             "INSERT INTO outbox (client_id, trainer_id, kind, occurrence, channel_kind, title, body, state, due_ms,

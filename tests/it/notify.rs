@@ -1024,6 +1024,71 @@ async fn on_ntfy_the_digest_comes_with_the_roster_chart_attached() {
 }
 
 #[tokio::test]
+async fn with_attention_daily_a_trainer_hears_each_other_morning_about_the_clients_who_slipped_only() {
+    let (s, addr) = stand_in().await;
+    let ts = TestStore::new().await;
+    let mut cfg = ts.config.clone();
+    cfg.web.public_url = "http://coachd.test".into();
+    cfg.clients.default_tz = "Europe/Berlin".into();
+    cfg.notify.attention_daily = true;
+    let app = App::new(ts.store.clone(), Arc::new(cfg)).expect("app");
+    let hash = coachd::crypto::hash_password("a trainer's password").expect("hash");
+    let (sam, _) = ts.store.upsert_trainer("sam", &hash).await.expect("trainer");
+    let (kim, _) = ts.store.upsert_trainer("kim", &hash).await.expect("trainer");
+    let tz = "Europe/Berlin";
+    let monday = day("2026-11-23");
+    // alex (sam's) did every day until a week before, then stopped (the roster's drop);
+    // kim's only client did every day.
+    let alex = ts.store.add_client(&NewClient::parse("alex", tz, Some(190), None).expect("client")).await.expect("add");
+    let bo = ts.store.add_client(&NewClient::parse("bo", tz, Some(190), None).expect("client")).await.expect("add");
+    ts.store.set_client_trainer(alex.id, Some(sam.id)).await.expect("assign");
+    ts.store.set_client_trainer(bo.id, Some(kim.id)).await.expect("assign");
+    let rule = coachd::engine::phrase::parse("10 push-ups").expect("phrase");
+    let alex_hw =
+        ts.store.add_homework(alex.id, &rule, monday - Duration::days(30), None).await.expect("hw").homework.id;
+    for d in 0..24 {
+        let on = monday - Duration::days(30) + Duration::days(d);
+        ts.store.add_checkin(alex.id, alex_hw, on, Some(10.0), None, "cli").await.expect("checkin");
+    }
+    let bo_hw = ts.store.add_homework(bo.id, &rule, monday - Duration::days(30), None).await.expect("hw").homework.id;
+    for d in 0..40 {
+        let on = monday - Duration::days(30) + Duration::days(d);
+        ts.store.add_checkin(bo.id, bo_hw, on, Some(10.0), None, "cli").await.expect("checkin");
+    }
+    for (who, topic) in [(&sam, "sam"), (&kim, "kim")] {
+        let url = format!("ntfy+http://{addr}/{topic}?token={NTFY_TOKEN}");
+        app.set_channel(&NotifyTarget::Trainer(who.clone()), &url).await.expect("channel");
+    }
+    let attention = |topic: &str| {
+        s.delivered(&format!("/{topic}"))
+            .into_iter()
+            .filter(|g| g.headers["title"].contains("need"))
+            .collect::<Vec<_>>()
+    };
+    for (when, n) in [
+        (local(tz, monday, "07:00"), 0), // Monday: the weekly digest instead
+        (local(tz, monday + Duration::days(1), "06:59"), 0),
+        (local(tz, monday + Duration::days(1), "07:00"), 1),
+        (local(tz, monday + Duration::days(1), "12:00"), 1),
+        (local(tz, monday + Duration::days(2), "07:05"), 2),
+    ] {
+        app.notify_round(when).await.expect("round");
+        assert_eq!(attention("sam").len(), n, "at {when}");
+        assert!(attention("kim").is_empty(), "kim's client is fine: nothing to say");
+    }
+    let got = &attention("sam")[0];
+    assert_eq!(got.headers["title"], "coachd: 1 client needs attention");
+    assert!(got.body.contains("alex: 0% over 7 days (-100 points)"), "{}", got.body);
+    assert!(got.body.contains("no device has delivered any data yet"), "why, where it is known: {}", got.body);
+    assert!(!got.body.contains("bo:"), "{}", got.body);
+    let digests = s.delivered("/sam").into_iter().filter(|g| g.headers["title"].contains("your clients' week")).count();
+    assert_eq!(digests, 1, "Monday's weekly digest went out as before");
+    let kinds: Vec<String> =
+        app.outbox(&NotifyTarget::Trainer(sam), 10).await.expect("outbox").into_iter().map(|o| o.kind).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "attention").count(), 2, "{kinds:?}");
+}
+
+#[tokio::test]
 async fn e_mail_goes_through_starttls_and_implicit_tls_with_auth_and_an_unknown_ca_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     if !crate::have(Command::new("openssl").arg("version")) {
