@@ -563,26 +563,47 @@ pub struct ChannelForm {
 pub async fn channel(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfForm<ChannelForm>) -> Page {
     let client = state.app.client_of(f.session.trainer.id, id).await?;
     let to = crate::app::NotifyTarget::Client(client.clone());
-    let page = format!("/clients/{id}");
-    let said = match f.form.action.as_str() {
+    let said = channel_action(&state, &to, &f.form).await?;
+    Ok(back(&format!("/clients/{id}"), &said))
+}
+
+/// Set, test or remove the logged-in trainer's own channel (digests), from the roster.
+pub async fn own_channel(State(state): State<WebState>, f: CsrfForm<ChannelForm>) -> Page {
+    let to = crate::app::NotifyTarget::Trainer(f.session.trainer.clone());
+    let said = channel_action(&state, &to, &f.form).await?;
+    Ok(back("/roster", &said))
+}
+
+/// What a channel form asked for, done; what to tell the trainer.
+async fn channel_action(
+    state: &WebState,
+    to: &crate::app::NotifyTarget,
+    form: &ChannelForm,
+) -> Result<String, super::WebError> {
+    Ok(match form.action.as_str() {
         "set" => {
-            let shown = state.app.set_channel(&to, &f.form.url).await.map_err(|e| match e {
+            let shown = state.app.set_channel(to, &form.url).await.map_err(|e| match e {
                 crate::app::AppError::Input(detail) => super::WebError::Input { title: "Channel not set", detail },
                 other => other.into(),
             })?;
-            format!("Reminders for {} go to {shown}.", client.name)
+            match to {
+                crate::app::NotifyTarget::Client(c) => format!("Reminders for {} go to {shown}.", c.name),
+                crate::app::NotifyTarget::Trainer(_) => format!("Your digests go to {shown}."),
+            }
         }
-        "test" => match state.app.test_channel(&to, Utc::now()).await? {
+        "test" => match state.app.test_channel(to, Utc::now()).await? {
             Ok(shown) => format!("Sent a test message to {shown}."),
             Err(e) => format!("The test message failed: {e}"),
         },
         "remove" => {
-            state.app.remove_channel(&to).await?;
-            format!("{} gets no more reminders.", client.name)
+            state.app.remove_channel(to).await?;
+            match to {
+                crate::app::NotifyTarget::Client(c) => format!("{} gets no more reminders.", c.name),
+                crate::app::NotifyTarget::Trainer(_) => "You get no more digests.".to_string(),
+            }
         }
         other => return Err(super::WebError::input(format!("unknown action {other:?}"))),
-    };
-    Ok(back(&page, &said))
+    })
 }
 
 #[derive(Deserialize)]

@@ -85,6 +85,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/live", get(live::snapshot))
         .route("/charts/{file}", get(charts::roster))
         .route("/clients", post(roster::add_client))
+        .route("/channel", post(client::own_channel))
         .route("/clients/{id}", get(client::page))
         .route("/clients/{id}/charts/{file}", get(charts::client))
         .route("/clients/{id}/workouts/{aid}", get(workout::page))

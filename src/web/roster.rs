@@ -133,11 +133,15 @@ struct RosterPage {
     rows: Vec<RosterLine>,
     as_of: String,
     default_tz: String,
+    /// The trainer's own channel (digests), shown without secrets; empty: none.
+    channel: String,
+    channel_state: String,
 }
 
 pub async fn page(State(state): State<WebState>, me: LoggedIn, Query(q): Query<Msg>) -> Page {
     let session = me.session;
     let roster = state.roster.get(&state, session.trainer.id).await?;
+    let own = state.app.channel_status(&crate::app::NotifyTarget::Trainer(session.trainer.clone())).await?;
     let rows = roster
         .rows
         .iter()
@@ -159,6 +163,14 @@ pub async fn page(State(state): State<WebState>, me: LoggedIn, Query(q): Query<M
         rows,
         as_of: format!("As of {} UTC.", roster.computed.format("%Y-%m-%d %H:%M")),
         default_tz: state.app.default_tz().name().to_string(),
+        channel: own.as_ref().map(|c| c.shown.clone()).unwrap_or_default(),
+        channel_state: own
+            .as_ref()
+            .map(|c| match &c.last_error {
+                Some(e) if c.state == "failing" => format!("failing: {e}"),
+                _ => c.state.clone(),
+            })
+            .unwrap_or_default(),
     }))
 }
 

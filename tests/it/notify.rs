@@ -815,6 +815,44 @@ async fn notify_commands_set_list_and_refuse_a_bad_url_without_printing_secrets(
 }
 
 #[tokio::test]
+async fn a_trainer_sets_and_tests_their_own_digest_channel_from_the_roster() {
+    use crate::dashboard::{browser, login, site, PASSWORD_A, PASSWORD_B};
+    let (s, addr) = stand_in().await;
+    let site = site().await;
+    let anna = browser();
+    let csrf = login(&site, &anna, "anna", PASSWORD_A).await;
+    let post = |http: &reqwest::Client, csrf: &str, url: &str, action: &str| {
+        http.post(format!("{}/channel", site.base)).form(&[("csrf", csrf), ("url", url), ("action", action)]).send()
+    };
+    let url = format!("ntfy+http://{addr}/anna-digest?token={NTFY_TOKEN}");
+    let r = post(&anna, "", &url, "set").await.expect("no csrf");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a form without the session's token");
+    let r = post(&anna, &csrf, &url, "set").await.expect("set");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()["location"].to_str().unwrap_or_default().starts_with("/roster?msg=Your+digests+go+to"));
+    let r = post(&anna, &csrf, "", "test").await.expect("test");
+    assert!(r.headers()["location"].to_str().unwrap_or_default().contains("Sent+a+test"), "{:?}", r.headers());
+    assert_eq!(s.delivered("/anna-digest").len(), 1, "the test message");
+    let roster = anna.get(format!("{}/roster", site.base)).send().await.expect("roster").text().await.expect("body");
+    assert!(roster.contains("Channel: ntfy") && !roster.contains(NTFY_TOKEN), "shown without its token");
+    let r = post(&anna, &csrf, "ftp://x", "set").await.expect("bad");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // It is anna's own: ben's roster has none, and ben's form sets ben's.
+    let ben = browser();
+    let ben_csrf = login(&site, &ben, "ben", PASSWORD_B).await;
+    let roster = ben.get(format!("{}/roster", site.base)).send().await.expect("roster").text().await.expect("body");
+    assert!(roster.contains("No channel: you get no weekly digest"));
+    let app = App::new(site.ts.store.clone(), Arc::new(site.ts.config.clone())).expect("app");
+    let (anna_t, ben_t) =
+        (app.trainer_named("anna").await.expect("anna"), app.trainer_named("ben").await.expect("ben"));
+    assert!(app.channel_status(&NotifyTarget::Trainer(anna_t.clone())).await.expect("status").is_some());
+    assert!(app.channel_status(&NotifyTarget::Trainer(ben_t)).await.expect("status").is_none());
+    let r = post(&anna, &csrf, "", "remove").await.expect("remove");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(app.channel_status(&NotifyTarget::Trainer(anna_t)).await.expect("status").is_none());
+}
+
+#[tokio::test]
 async fn the_client_page_sets_and_tests_the_channel_and_lists_the_outbox_and_metrics_count_it() {
     use crate::dashboard::{browser, login, site, PASSWORD_A, PASSWORD_B};
     let (s, addr) = stand_in().await;
