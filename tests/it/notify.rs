@@ -846,7 +846,14 @@ async fn a_trainer_sets_and_tests_their_own_digest_channel_from_the_roster() {
     let (anna_t, ben_t) =
         (app.trainer_named("anna").await.expect("anna"), app.trainer_named("ben").await.expect("ben"));
     assert!(app.channel_status(&NotifyTarget::Trainer(anna_t.clone())).await.expect("status").is_some());
-    assert!(app.channel_status(&NotifyTarget::Trainer(ben_t)).await.expect("status").is_none());
+    assert!(app.channel_status(&NotifyTarget::Trainer(ben_t.clone())).await.expect("status").is_none());
+    let r =
+        post(&ben, &ben_csrf, &format!("ntfy+http://{addr}/ben-digest?token={NTFY_TOKEN}"), "set").await.expect("ben");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let bens = app.channel_status(&NotifyTarget::Trainer(ben_t)).await.expect("status").expect("ben's own");
+    assert!(bens.shown.contains("ben-digest"), "{}", bens.shown);
+    let annas = app.channel_status(&NotifyTarget::Trainer(anna_t.clone())).await.expect("status").expect("anna's");
+    assert!(annas.shown.contains("anna-digest"), "anna's channel is untouched: {}", annas.shown);
     let r = post(&anna, &csrf, "", "remove").await.expect("remove");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(app.channel_status(&NotifyTarget::Trainer(anna_t)).await.expect("status").is_none());
