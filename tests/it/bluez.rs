@@ -1046,3 +1046,55 @@ fn devices_scan_lists_the_fitness_sensors_the_fake_bluez_finds_strongest_first()
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(text.contains("Concept2 PM5") && text.contains("devices pair ADDRESS CLIENT"), "{text}");
 }
+
+#[test]
+fn the_system_bus_restarting_mid_session_gives_one_session() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (bus_daemon, address) = private_bus(dir.path());
+    // As the system bus's own address is: the socket, without the server's guid (a new
+    // bus daemon has a new one).
+    let bus = address.split(",guid=").next().expect("address").to_string();
+    for args in [vec!["client", "add", "ana", "--tz", "Europe/Berlin"], vec!["devices", "pair", PAIRED, "ana"]] {
+        super::coachd(&data).args(&args).assert().success();
+    }
+    let mut fake = Fake::start(&bus);
+    let (mut daemon, log) = coachd_run(&data, &bus);
+    fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(30));
+    let first = fake.beat(130);
+    for _ in 1..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake.beat(130);
+    }
+    // The system bus itself goes away and comes back at the same address (dbus-daemon
+    // restarted): coachd's D-Bus connection is gone with every stream on it; the probe
+    // notices, and the collector connects again and finds the strap.
+    drop(fake);
+    drop(bus_daemon);
+    let _ = std::fs::remove_file(dir.path().join("bus"));
+    let (_bus_daemon, again) = private_bus(dir.path());
+    assert!(again.starts_with(&bus), "the same socket: {again}");
+    let mut fake = Fake::start(&bus);
+    let mut kept = Vec::new();
+    let subscribed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(60));
+    }));
+    if subscribed.is_err() {
+        kept.extend(log.try_iter());
+        panic!("not subscribed again; coachd logged:\n{}", kept.join("\n"));
+    }
+    let mut last = Instant::now();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        last = fake.beat(140);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop(&mut daemon, &log, &mut kept);
+    let sessions = ble_sessions(&data);
+    assert_eq!(sessions.len(), 1, "one session across the bus restart: {sessions:?}\n{}", kept.join("\n"));
+    let (_, samples, duration) = sessions[0].clone();
+    assert_eq!(samples, 20, "every notification of both halves, once");
+    let spanned = (last - first).as_secs_f64();
+    assert!(duration <= spanned + 1.5 && duration >= 1.4, "duration {duration} s, notifications spanned {spanned} s");
+}
