@@ -369,21 +369,26 @@ impl App {
             }
         }
         if let Some(day) = self.attention_due(now) {
-            // Once a day, and only when someone needs attention: the lines are computed
-            // only while that day's row is not there yet.
+            // Once a day: the lines are computed while that day's row is not there yet, and
+            // a day on which nobody needs attention is recorded as suppressed, so the next
+            // rounds of that day (every minute) do not compute them again.
             for trainer in self.store.trainers().await? {
                 let Some(channel) = self.store.channel(Recipient::Trainer(trainer.id)).await? else { continue };
-                if self.store.attention_recorded(trainer.id, day).await?
-                    || self.attention_lines(&trainer, day, now).await?.is_empty()
-                {
+                if self.store.attention_recorded(trainer.id, day).await? {
                     continue;
                 }
+                let nobody = self.attention_lines(&trainer, day, now).await?.is_empty();
                 let tz = self.default_tz();
                 let expires = crate::time::local(tz, day + Duration::days(1), chrono::NaiveTime::MIN);
                 let title = "coachd: clients who need attention";
                 let m = WeekMessage { channel_kind: &channel.kind, title, expires, link_expires: None };
-                if self.store.record_attention(trainer.id, day, m, now).await?.is_some() {
-                    round.queued += 1;
+                match self.store.record_attention(trainer.id, day, m, now).await? {
+                    Some(id) if nobody => {
+                        self.store.settle_outbox(id, "suppressed", Some("nobody needs attention"), None, now).await?;
+                        round.suppressed += 1;
+                    }
+                    Some(_) => round.queued += 1,
+                    None => {}
                 }
             }
         }

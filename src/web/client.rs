@@ -353,13 +353,7 @@ async fn render_with(
         share_links: app.live_share_links(&client).await?,
         nudges_off: app.nudges_off(&client).await?,
         channel_failing: channel.as_ref().is_some_and(|c| c.state == "failing"),
-        channel_state: channel
-            .as_ref()
-            .map(|c| match &c.last_error {
-                Some(e) if c.state == "failing" => format!("failing: {e}"),
-                _ => c.state.clone(),
-            })
-            .unwrap_or_default(),
+        channel_state: channel.as_ref().map(super::view::channel_state).unwrap_or_default(),
         channel: channel.map(|c| c.shown).unwrap_or_default(),
         outbox,
         retry,

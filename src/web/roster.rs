@@ -164,13 +164,7 @@ pub async fn page(State(state): State<WebState>, me: LoggedIn, Query(q): Query<M
         as_of: format!("As of {} UTC.", roster.computed.format("%Y-%m-%d %H:%M")),
         default_tz: state.app.default_tz().name().to_string(),
         channel: own.as_ref().map(|c| c.shown.clone()).unwrap_or_default(),
-        channel_state: own
-            .as_ref()
-            .map(|c| match &c.last_error {
-                Some(e) if c.state == "failing" => format!("failing: {e}"),
-                _ => c.state.clone(),
-            })
-            .unwrap_or_default(),
+        channel_state: own.as_ref().map(super::view::channel_state).unwrap_or_default(),
     }))
 }
 

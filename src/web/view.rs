@@ -177,3 +177,11 @@ fn occurrence_line(o: &Occurrence, links_for: Option<i64>) -> OccurrenceLine {
         evidence,
     }
 }
+
+/// A channel's state as a page shows it: `ok`, `untested`, or `failing: WHY`.
+pub fn channel_state(c: &crate::store::notify::ChannelStatus) -> String {
+    match &c.last_error {
+        Some(e) if c.state == "failing" => format!("failing: {e}"),
+        _ => c.state.clone(),
+    }
+}
