@@ -1,10 +1,16 @@
-//! Homework engine benchmark: 200 clients × 4 homework × 365 days of realistic data.
+//! Homework engine benchmark: 200 clients × 4 homework × 364 days of realistic data.
 //!
 //! Prints: the pure engine judging everything from evidence in memory; the same from
 //! scratch through the store (load evidence, judge, write the verdict cache); a warm
-//! status run; and re-judging after one new activity arrives.
+//! status run; and re-judging after one new activity arrives. Then a scaling table for
+//! 200, 1,000 and 5,000 clients (each size in its own process, so its peak memory is its
+//! own): from-scratch and warm status, the roster's status, peak RSS and database size.
+//! Beyond 200 clients the data is the 200 clients' copied in bulk (new ids and names,
+//! every row the engine reads; the per-second samples are not copied, as the engine
+//! reads the histograms kept beside them).
 //!
 //!     cargo bench --bench engine            # COACHD_BENCH_CLIENTS=50 for a quicker run
+//!     COACHD_BENCH_SCALE=200,1000 cargo bench --bench engine   # sizes of the table; 0 skips it
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use coachd::config::{Config, Synchronous};
@@ -156,19 +162,198 @@ async fn populate(store: &Store, clients: usize, first: NaiveDate, days: i64) ->
     samples
 }
 
+/// Copy the first `base` clients (and everything the engine reads of theirs) until there
+/// are `n`, in bulk: a few statements per copy.
+async fn replicate(db: &std::path::Path, base: i64, n: i64) {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(db).foreign_keys(true))
+        .await
+        .expect("open");
+    let max = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"))
+                .fetch_one(&pool)
+                .await
+                .expect("max")
+        }
+    };
+    let (clients, activities, homework) = (max("clients").await, max("activities").await, max("homework").await);
+    let copies = (n + base - 1) / base;
+    for k in 1..copies {
+        let last = base.min(n - k * base);
+        let (c, a, h) = (k * clients, k * activities, k * homework);
+        let statements = [
+            format!(
+                "INSERT INTO clients (id, name, tz, hr_max, birth_year, trainer_id, created_ms)
+                 SELECT id + {c}, name || '.{k}', tz, hr_max, birth_year, trainer_id, created_ms FROM clients
+                 WHERE id <= {last}"
+            ),
+            format!(
+                "INSERT INTO homework (id, client_id, text, rule, from_date, until_date, created_ms)
+                 SELECT id + {h}, client_id + {c}, text, rule, from_date, until_date, created_ms FROM homework
+                 WHERE client_id <= {last}"
+            ),
+            format!(
+                "INSERT INTO activities (id, client_id, source, external_id, start_ms, end_ms, utc_offset_s, type,
+                    category, duration_s, distance_m, avg_hr, max_hr, energy_kj, content_hash, hr_hist, hr_samples,
+                    updated_ms, hr_zones)
+                 SELECT id + {a}, client_id + {c}, source, external_id || '.{k}', start_ms, end_ms, utc_offset_s, type,
+                    category, duration_s, distance_m, avg_hr, max_hr, energy_kj, content_hash, hr_hist, hr_samples,
+                    updated_ms, hr_zones
+                 FROM activities WHERE client_id <= {last}"
+            ),
+            format!(
+                "INSERT INTO strength_sets (activity_id, seq, start_ms, duration_s, exercise, set_type, reps, weight_kg)
+                 SELECT s.activity_id + {a}, s.seq, s.start_ms, s.duration_s, s.exercise, s.set_type, s.reps,
+                    s.weight_kg
+                 FROM strength_sets s JOIN activities x ON x.id = s.activity_id WHERE x.client_id <= {last}"
+            ),
+            format!(
+                "INSERT INTO daily_metrics (client_id, date, metric, source, value, updated_ms)
+                 SELECT client_id + {c}, date, metric, source, value, updated_ms FROM daily_metrics
+                 WHERE client_id <= {last}"
+            ),
+        ];
+        let mut tx = pool.begin().await.expect("begin");
+        for q in statements {
+            sqlx::query(&q).execute(&mut *tx).await.expect("copy");
+        }
+        tx.commit().await.expect("commit");
+    }
+    pool.close().await;
+}
+
+/// `coachd run` on the data just made: the time to the first 200 on `/healthz`, then the
+/// idle RSS ten seconds later, and the size of the binary.
+fn startup(data: &DataDir) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let exe = env!("CARGO_BIN_EXE_coachd");
+    let t = Instant::now();
+    let mut child = std::process::Command::new(exe)
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .env("COACHD_DATA_DIR", data.root())
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent") // no Bluetooth here
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn coachd run");
+    let mut ready = None;
+    while t.elapsed() < std::time::Duration::from_secs(30) {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut head = [0u8; 12];
+            if s.read_exact(&mut head).is_ok() && head.ends_with(b"200") {
+                ready = Some(t.elapsed());
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("VmRSS:")).map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let size = std::fs::metadata(exe).map(|m| m.len()).unwrap_or(0);
+    match ready {
+        Some(d) => {
+            println!("{:<58} {:>7.0} ms", "coachd run on this data: first 200 on /healthz", d.as_secs_f64() * 1e3)
+        }
+        None => println!("coachd run on this data: no 200 on /healthz within 30 s"),
+    }
+    println!("{:<58} {rss:>10}", "idle RSS 10 s later");
+    println!("{:<58} {:>7.1} MB  ({exe})", "binary size (this profile)", size as f64 / 1e6);
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    data: DataDir,
+    config: Config,
+    first: NaiveDate,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+    days: i64,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(dir.path().join("data"));
+    let mut config = Config::default();
+    config.store.synchronous = Synchronous::Normal; // setup speed only; figures below are reads
+    let days = 364;
+    let today = NaiveDate::from_ymd_opt(2026, 11, 22).expect("date");
+    let first = today - Duration::days(days - 1);
+    let now =
+        chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 11, 22, 23, 0, 0).single().expect("now").with_timezone(&Utc);
+    Setup { _dir: dir, data, config, first, today, now, days }
+}
+
+/// One row of the scaling table, in this process: prints `SCALE` and its figures.
+async fn scale_row(n: usize) {
+    let s = setup();
+    let (store, _) = coachd::init::init(&s.data, &s.data.default_config(), &s.config).await.expect("init");
+    let t = Instant::now();
+    let base = n.min(200);
+    populate(&store, base, s.first, s.days).await;
+    store.close().await;
+    if n > base {
+        replicate(&s.data.database(), base as i64, n as i64).await;
+    }
+    let setup_s = t.elapsed().as_secs_f64();
+    let (store, _) = coachd::init::init(&s.data, &s.data.default_config(), &s.config).await.expect("init");
+    // The peak from here on: what status costs, not what generating the data did.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let cfg = s.config.homework.judge_config();
+    let all = store.list_clients().await.expect("clients");
+    assert_eq!(all.len(), n, "clients");
+    let week = s.today - Duration::days(6);
+    let timed = |from: NaiveDate, to: NaiveDate| {
+        let (store, cfg, all) = (&store, &cfg, &all);
+        async move {
+            let t = Instant::now();
+            let (report, stats) = status(store, cfg, 0.2, all, from, to, s.now).await.expect("status");
+            std::hint::black_box(report);
+            (t.elapsed().as_secs_f64() * 1e3, stats)
+        }
+    };
+    let (cold, stats) = timed(week, s.today).await;
+    let (warm, _) = timed(week, s.today).await;
+    let (roster, _) = timed(s.today, s.today).await;
+    let rss = peak_rss_kb();
+    store.close().await;
+    let db: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|x| std::fs::metadata(format!("{}{x}", s.data.database().display())).ok())
+        .map(|m| m.len())
+        .sum();
+    println!("SCALE {n} {setup_s:.1} {cold:.0} {warm:.1} {roster:.1} {rss} {db} {}", stats.judged);
+}
+
 fn main() {
-    let clients: usize = std::env::var("COACHD_BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    if let Some(n) = std::env::var("COACHD_BENCH_SCALE_ROW").ok().and_then(|v| v.parse().ok()) {
+        rt.block_on(scale_row(n));
+        return;
+    }
+    let clients: usize = std::env::var("COACHD_BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     rt.block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = DataDir::new(dir.path().join("data"));
-        let mut config = Config::default();
-        config.store.synchronous = Synchronous::Normal; // setup speed only; figures below are reads
+        let Setup { _dir, data, config, first, today, now, days } = setup();
         let (store, _) = coachd::init::init(&data, &data.default_config(), &config).await.expect("init");
-        let days = 364;
-        let today = NaiveDate::from_ymd_opt(2026, 11, 22).expect("date");
-        let first = today - Duration::days(days - 1);
-        let now = chrono_tz::Europe::Berlin.with_ymd_and_hms(2026, 11, 22, 23, 0, 0).single().expect("now").with_timezone(&Utc);
         let t = Instant::now();
         let samples = populate(&store, clients, first, days).await;
         let counts = store.row_counts().await.expect("counts");
@@ -185,10 +370,16 @@ fn main() {
         // 1. Pure engine: evidence already in memory.
         let mut loaded = Vec::new();
         let t = Instant::now();
-        for c in &all {
-            let tz = c.tz;
-            let hw: Vec<_> = store.list_homework(Some(c.id)).await.expect("hw").into_iter().map(|r| r.homework).collect();
-            loaded.push((c, tz, hw, store.evidence(c.id, tz, first, today + Duration::days(7)).await.expect("evidence")));
+        let ids: Vec<_> = all.iter().map(|c| c.id).collect();
+        let mut homework = store.homework_of(&ids).await.expect("homework");
+        // As status reads it: a chunk of clients at a time, five statements per chunk.
+        for chunk in all.chunks(250) {
+            let wanted: Vec<_> = chunk.iter().map(|c| (c.id, c.tz, first, today + Duration::days(7))).collect();
+            let mut evidence = store.evidence_of(&wanted).await.expect("evidence");
+            for c in chunk {
+                let hw = homework.remove(&c.id).unwrap_or_default();
+                loaded.push((c, c.tz, hw, evidence.remove(&c.id).unwrap_or_default()));
+            }
         }
         let load_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
@@ -238,5 +429,37 @@ fn main() {
             t.elapsed().as_secs_f64() * 1e3
         );
         store.close().await;
+        startup(&data);
     });
+
+    let sizes = std::env::var("COACHD_BENCH_SCALE").unwrap_or_else(|_| "200,1000,5000".into());
+    let sizes: Vec<usize> = sizes.split(',').filter_map(|v| v.trim().parse().ok()).filter(|n| *n > 0).collect();
+    if sizes.is_empty() {
+        return;
+    }
+    println!("\nscaling: N clients × 4 homework × 1 year; status with a week shown (cold: cache empty, judges the");
+    println!("180 days adherence needs; warm: cached), the roster's status (today only), peak RSS of that process");
+    println!("from after the setup, database size\n");
+    println!(
+        "{:>7} {:>9} {:>11} {:>9} {:>10} {:>10} {:>9} {:>9} {:>10}",
+        "clients", "setup", "cold", "judged", "µs/verdict", "warm", "roster", "peak RSS", "database"
+    );
+    let exe = std::env::current_exe().expect("exe");
+    for n in sizes {
+        let out = std::process::Command::new(&exe).env("COACHD_BENCH_SCALE_ROW", n.to_string()).output().expect("run");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let Some(line) = text.lines().find_map(|l| l.strip_prefix("SCALE ")) else {
+            println!("{n:>7} failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+            continue;
+        };
+        let f: Vec<f64> = line.split(' ').filter_map(|v| v.parse().ok()).collect();
+        if let [_, setup, cold, warm, roster, rss, db, judged] = f[..] {
+            println!(
+                "{n:>7} {setup:>7.1} s {cold:>8.0} ms {judged:>9.0} {:>10.2} {warm:>7.1} ms {roster:>6.1} ms {:>6.0} MB {:>7.0} MB",
+                cold * 1e3 / judged.max(1.0),
+                rss / 1024.0,
+                db / 1e6
+            );
+        }
+    }
 }

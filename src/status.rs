@@ -1,14 +1,19 @@
 //! Verdicts and adherence for `status`, the dashboard and the API.
 //!
-//! Final verdicts are cached; ingest, check-ins and excuses mark the local dates they
-//! change, and a status run first drops the cached verdicts those dates can affect, then
-//! judges only occurrences without a cached verdict (pending ones are never cached).
+//! Final verdicts are cached (`store::verdicts`); ingest, check-ins and excuses mark the
+//! local dates they change, and a status run first drops the cached months those dates
+//! can affect, then judges only occurrences without a cached verdict (pending ones are
+//! never cached).
 
 use crate::engine::adherence::{adherence, Adherence};
+use crate::engine::evidence::Evidence;
 use crate::engine::judge::{judge, Occurrence, Verdict};
 use crate::engine::judge::{Homework, JudgeConfig};
+use crate::model::ClientId;
+use crate::store::verdicts::{CachedOccurrence, MonthRow};
 use crate::store::{Client, Store, StoreError};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -34,7 +39,20 @@ pub fn hr_max(c: &Client, today: NaiveDate) -> Option<f64> {
     c.hr_max.map(f64::from).or_else(|| c.birth_year.map(|y| 208.0 - 0.7 * f64::from(today.year() - y)))
 }
 
+/// Clients read, judged and cached together: bounds what a run holds in memory, whatever
+/// the number of clients, while keeping the statements per client few.
+const CHUNK: usize = 250;
+
+/// Occurrences judged per blocking task at least: below this, the run judges in place.
+const PARALLEL_MIN: usize = 4_000;
+
 /// Verdicts with dates in `[from, to]` and adherence as of `now`, for each client.
+///
+/// Clients are taken a chunk at a time. For a chunk, a run reads what it needs for every
+/// client at once: the homework, which clients changed, the cached verdicts of the span
+/// adherence needs and the cached occurrences of the range shown (decoded for those
+/// months only); then the evidence of the occurrences not cached, which it judges on
+/// every core and caches in one write.
 pub async fn status(
     store: &Store,
     cfg: &JudgeConfig,
@@ -49,64 +67,236 @@ pub async fn status(
     store.check_verdict_settings(&fingerprint).await?;
     let mut report = StatusReport::default();
     let mut stats = RunStats::default();
-    for client in clients {
-        let tz = client.tz;
-        let today = now.with_timezone(&tz).date_naive();
-        let homework: Vec<Homework> =
-            store.list_homework(Some(client.id)).await?.into_iter().map(|r| r.homework).collect();
-        if homework.is_empty() {
-            continue;
+    let run = Run { store, cfg, attention_drop, from, to, now };
+    for chunk in clients.chunks(CHUNK) {
+        run.chunk(chunk, &mut report, &mut stats).await?;
+    }
+    Ok((report, stats))
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    cfg: &'a JudgeConfig,
+    attention_drop: f64,
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Utc>,
+}
+
+/// One client's part of a run.
+struct Plan<'a> {
+    client: &'a Client,
+    today: NaiveDate,
+    /// The dates whose verdicts adherence needs (and the displayed range, if wider).
+    span: (NaiveDate, NaiveDate),
+    homework: Vec<Homework>,
+    /// Per homework (by index), the (date, verdict) pairs of the span.
+    verdicts: Vec<Vec<(NaiveDate, Verdict)>>,
+    shown: Vec<Occurrence>,
+    /// Occurrences to judge: (homework index, date).
+    missing: Vec<(usize, NaiveDate)>,
+}
+
+impl Run<'_> {
+    async fn chunk(
+        &self,
+        clients: &[Client],
+        report: &mut StatusReport,
+        stats: &mut RunStats,
+    ) -> Result<(), StoreError> {
+        let (store, from, to) = (self.store, self.from, self.to);
+        let ids: Vec<ClientId> = clients.iter().map(|c| c.id).collect();
+        let mut homework = store.homework_of(&ids).await?;
+        let dirty = store.dirty_clients(&ids).await?;
+        for client in clients.iter().filter(|c| dirty.contains(&c.id)) {
+            let Some(homework) = homework.get(&client.id) else { continue };
+            stats.invalidated += store
+                .invalidate_dirty(client.id, |d| {
+                    homework.iter().flat_map(|h| h.affected_by(d).into_iter().map(|o| (h.id, o))).collect()
+                })
+                .await?;
         }
-        stats.invalidated += store
-            .invalidate_dirty(client.id, |d| {
-                homework.iter().flat_map(|h| h.affected_by(d).into_iter().map(|o| (h.id, o))).collect()
-            })
-            .await?;
-        // Weekly occurrences are dated by their Monday, up to 6 days before the span: start
-        // the span on a Monday so every occurrence in it finds its cached verdict.
-        let span_from = crate::time::monday(from.min(today - Duration::days(LOOKBACK_DAYS - 1)));
-        let span_to = to.max(today);
         // Adherence needs only verdicts; the displayed range needs whole occurrences. A
         // weekly occurrence is dated by its Monday, up to 6 days before `from`.
         let show_from = from - Duration::days(6);
-        let mut verdicts: HashMap<(i64, NaiveDate), Verdict> = store
-            .cached_verdicts(client.id, span_from, span_to)
-            .await?
-            .into_iter()
-            .map(|(h, d, v)| ((h, d), v))
-            .collect();
-        let mut shown: Vec<Occurrence> = store.cached_occurrences(client.id, show_from, to).await?;
-        stats.cached += verdicts.len();
-        let missing: Vec<(&Homework, NaiveDate)> = homework
+        let mut plans: Vec<Plan> = clients
             .iter()
-            .flat_map(|h| h.occurrence_dates(span_from, span_to).into_iter().map(move |d| (h, d)))
-            .filter(|(h, d)| !verdicts.contains_key(&(h.id, *d)))
+            .filter_map(|client| {
+                let homework = homework.remove(&client.id).filter(|h| !h.is_empty())?;
+                let today = self.now.with_timezone(&client.tz).date_naive();
+                // Weekly occurrences are dated by their Monday, up to 6 days before the
+                // span: start it on a Monday so every occurrence in it finds its verdict.
+                let span = (crate::time::monday(from.min(today - Duration::days(LOOKBACK_DAYS - 1))), to.max(today));
+                let verdicts = vec![Vec::new(); homework.len()];
+                Some(Plan { client, today, span, homework, verdicts, shown: Vec::new(), missing: Vec::new() })
+            })
             .collect();
-        if let (Some(lo), Some(hi)) = (missing.iter().map(|m| m.1).min(), missing.iter().map(|m| m.1).max()) {
-            let evidence = store.evidence(client.id, tz, lo, hi + Duration::days(7)).await?;
-            let max = hr_max(client, today);
-            let judged: Vec<Occurrence> =
-                missing.iter().map(|(h, d)| judge(h, cfg, tz, max, *d, &evidence, now)).collect();
-            stats.judged += judged.len();
-            let final_ones: Vec<Occurrence> =
-                judged.iter().filter(|o| o.verdict != Verdict::Pending).cloned().collect();
-            store.save_verdicts(&final_ones).await?;
-            for o in judged {
-                verdicts.insert((o.homework_id, o.date), o.verdict);
-                if o.date >= show_from && o.date <= to {
-                    shown.push(o);
+        let (Some(lo), Some(hi)) = (plans.iter().map(|p| p.span.0).min(), plans.iter().map(|p| p.span.1).max()) else {
+            return Ok(());
+        };
+        let with_homework: Vec<ClientId> = plans.iter().map(|p| p.client.id).collect();
+        let mut cached = store.cached(&with_homework, lo, hi, show_from, to).await?;
+        let mut cached_occurrences: HashMap<i64, Vec<CachedOccurrence>> = HashMap::new();
+        for o in cached.occurrences {
+            cached_occurrences.entry(o.homework_id).or_default().push(o);
+        }
+        for plan in &mut plans {
+            let (span_from, span_to) = plan.span;
+            for (i, h) in plan.homework.iter().enumerate() {
+                let have: HashMap<NaiveDate, Verdict> = cached
+                    .verdicts
+                    .remove(&h.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(d, _)| *d >= span_from && *d <= span_to)
+                    .collect();
+                stats.cached += have.len();
+                for d in h.occurrence_dates(span_from, span_to) {
+                    if !have.contains_key(&d) {
+                        plan.missing.push((i, d));
+                    }
+                }
+                plan.verdicts[i] = have.into_iter().collect();
+                for o in cached_occurrences.remove(&h.id).unwrap_or_default() {
+                    plan.shown.push(Occurrence::from_cache(
+                        h,
+                        o.date,
+                        o.verdict,
+                        o.achieved,
+                        o.target,
+                        o.self_reported,
+                        o.evidence,
+                    ));
                 }
             }
         }
-        for h in &homework {
-            let mine: Vec<(NaiveDate, Verdict)> =
-                verdicts.iter().filter(|((hw, _), _)| *hw == h.id).map(|((_, d), v)| (*d, *v)).collect();
-            report.adherence.push(adherence(&client.name, h.id, &mine, today, attention_drop));
+
+        // The evidence of what is not cached, for every client of the chunk at once.
+        let wanted: Vec<(ClientId, Tz, NaiveDate, NaiveDate)> = plans
+            .iter()
+            .filter_map(|p| {
+                let lo = p.missing.iter().map(|m| m.1).min()?;
+                let hi = p.missing.iter().map(|m| m.1).max()?;
+                Some((p.client.id, p.client.tz, lo, hi + Duration::days(7)))
+            })
+            .collect();
+        let mut evidence = store.evidence_of(&wanted).await?;
+        let jobs: Vec<Job> = plans
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, p)| !p.missing.is_empty())
+            .map(|(i, p)| Job {
+                plan: i,
+                tz: p.client.tz,
+                hr_max: hr_max(p.client, p.today),
+                homework: p.homework.clone(),
+                missing: std::mem::take(&mut p.missing),
+                evidence: evidence.remove(&p.client.id).unwrap_or_default(),
+                shown: (show_from, to),
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for judged in judge_all(jobs, self.cfg, self.now).await? {
+            let plan = &mut plans[judged.plan];
+            stats.judged += judged.count;
+            for (k, d, v) in judged.verdicts {
+                plan.verdicts[k].push((d, v));
+            }
+            plan.shown.extend(judged.shown);
+            rows.extend(judged.rows);
         }
-        // A weekly occurrence (dated by its Monday) shows when its week overlaps the range.
-        shown.retain(|o| o.last_day() >= from && o.date <= to);
-        shown.sort_by_key(|o| (o.homework_id, o.date));
-        report.occurrences.extend(shown);
+        store.save_verdicts(rows).await?;
+
+        for mut plan in plans {
+            for (h, mine) in plan.homework.iter().zip(&plan.verdicts) {
+                report.adherence.push(adherence(&plan.client.name, h.id, mine, plan.today, self.attention_drop));
+            }
+            // A weekly occurrence (dated by its Monday) shows when its week overlaps the range.
+            plan.shown.retain(|o| o.last_day() >= from && o.date <= to);
+            plan.shown.sort_by_key(|o| (o.homework_id, o.date));
+            report.occurrences.extend(plan.shown);
+        }
+        Ok(())
     }
-    Ok((report, stats))
+}
+
+/// One client's occurrences to judge, with what judging them needs (owned, so that it can
+/// move to a blocking task).
+struct Job {
+    plan: usize,
+    tz: Tz,
+    hr_max: Option<f64>,
+    homework: Vec<Homework>,
+    missing: Vec<(usize, NaiveDate)>,
+    evidence: Evidence,
+    /// The dates whose occurrences are kept whole.
+    shown: (NaiveDate, NaiveDate),
+}
+
+/// What judging a job gave: the verdicts (homework index, date, verdict), the occurrences
+/// shown, and the final ones encoded for the cache.
+struct Judged {
+    plan: usize,
+    count: usize,
+    verdicts: Vec<(usize, NaiveDate, Verdict)>,
+    shown: Vec<Occurrence>,
+    rows: Vec<MonthRow>,
+}
+
+impl Job {
+    fn run(self, cfg: &JudgeConfig, now: DateTime<Utc>) -> Judged {
+        let mut out = Judged {
+            plan: self.plan,
+            count: self.missing.len(),
+            verdicts: Vec::new(),
+            shown: Vec::new(),
+            rows: Vec::new(),
+        };
+        let mut to_cache = Vec::new();
+        for (k, d) in &self.missing {
+            let o = judge(&self.homework[*k], cfg, self.tz, self.hr_max, *d, &self.evidence, now);
+            out.verdicts.push((*k, o.date, o.verdict));
+            if o.verdict != Verdict::Pending {
+                to_cache.push(MonthRow::entry(&o));
+            }
+            if o.date >= self.shown.0 && o.date <= self.shown.1 {
+                out.shown.push(o);
+            }
+        }
+        out.rows = MonthRow::group(to_cache.into_iter().flatten());
+        out
+    }
+}
+
+/// Judge the jobs, on every core when there are many occurrences (the engine is pure and
+/// each client's evidence its own), in place when there are few.
+async fn judge_all(jobs: Vec<Job>, cfg: &JudgeConfig, now: DateTime<Utc>) -> Result<Vec<Judged>, StoreError> {
+    let total: usize = jobs.iter().map(|j| j.missing.len()).sum();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    let tasks = cores.min(total / PARALLEL_MIN).max(1);
+    if tasks == 1 {
+        return Ok(jobs.into_iter().map(|j| j.run(cfg, now)).collect());
+    }
+    // Deal the clients out so each task gets about the same number of occurrences.
+    let mut shares: Vec<(usize, Vec<Job>)> = (0..tasks).map(|_| (0, Vec::new())).collect();
+    let mut jobs = jobs;
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.missing.len()));
+    for job in jobs {
+        if let Some(share) = shares.iter_mut().min_by_key(|s| s.0) {
+            share.0 += job.missing.len();
+            share.1.push(job);
+        }
+    }
+    let handles: Vec<_> = shares
+        .into_iter()
+        .map(|(_, share)| {
+            let cfg = cfg.clone();
+            tokio::task::spawn_blocking(move || share.into_iter().map(|j| j.run(&cfg, now)).collect::<Vec<_>>())
+        })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.extend(h.await.map_err(|e| StoreError::Corrupt(format!("judging stopped: {e}")))?);
+    }
+    Ok(out)
 }

@@ -64,6 +64,15 @@ pub struct Homework {
 }
 
 impl Homework {
+    /// `day`, or `week` for weekly homework (its occurrences are dated by their Monday).
+    pub fn period(&self) -> &'static str {
+        if self.rule.schedule.weekly() {
+            "week"
+        } else {
+            "day"
+        }
+    }
+
     pub fn active_on(&self, d: NaiveDate) -> bool {
         d >= self.from && self.until.is_none_or(|u| d <= u)
     }
@@ -137,6 +146,32 @@ pub struct Occurrence {
 }
 
 impl Occurrence {
+    /// An occurrence as a verdict cache keeps it; the homework supplies the rest.
+    pub fn from_cache(
+        hw: &Homework,
+        date: NaiveDate,
+        verdict: Verdict,
+        achieved: f64,
+        target: f64,
+        self_reported: bool,
+        evidence: Vec<EvidenceRef>,
+    ) -> Self {
+        Self {
+            client: hw.client.clone(),
+            homework_id: hw.id,
+            homework: hw.text.clone(),
+            date,
+            period: hw.period().into(),
+            verdict,
+            achieved,
+            target,
+            unit: hw.rule.unit().into(),
+            self_reported,
+            evidence,
+            note: None,
+        }
+    }
+
     /// The last date it covers: a weekly occurrence (dated by its Monday) covers the week.
     pub fn last_day(&self) -> NaiveDate {
         if self.period == "week" {
@@ -448,7 +483,7 @@ pub fn judge(
         homework_id: hw.id,
         homework: hw.text.clone(),
         date,
-        period: "day".into(),
+        period: hw.period().into(),
         verdict: Verdict::Pending,
         achieved: 0.0,
         target: hw.rule.target_on(hw.from, date),
@@ -458,7 +493,6 @@ pub fn judge(
         note: None,
     };
     let (days, closes): (Vec<NaiveDate>, DateTime<Utc>) = if hw.rule.schedule.weekly() {
-        occ.period = "week".into();
         let days: Vec<NaiveDate> = (0..7).map(|i| date + Duration::days(i)).filter(|d| hw.active_on(*d)).collect();
         let last = days.last().copied().unwrap_or(date);
         (days, window(&hw.rule, cfg, tz, last).1)

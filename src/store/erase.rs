@@ -83,7 +83,7 @@ pub const EXPORTED: &[&str] = &[
 ];
 
 /// Columns holding JSON text, exported as JSON values.
-const JSON_COLUMNS: &[&str] = &["rule", "occurrence"];
+const JSON_COLUMNS: &[&str] = &["rule", "detail"];
 
 fn condition(table: &str) -> Option<&'static str> {
     if table == "devices" {

@@ -3,7 +3,7 @@
 use super::ingest::mark_dirty;
 use super::{codec, Store, StoreError};
 use crate::engine::evidence::{ActivityRec, CheckinRec, DailyValue, Evidence, SetRec};
-use crate::engine::judge::{Homework, Occurrence, Verdict};
+use crate::engine::judge::Homework;
 use crate::engine::rule::Rule;
 use crate::model::{Category, ClientId, Metric};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -42,13 +42,11 @@ fn homework_row(r: HomeworkSql) -> Result<HomeworkRow, StoreError> {
 const HOMEWORK_SELECT: &str = "SELECT h.id, h.client_id, c.name, h.text, h.rule, h.from_date, h.until_date
                                FROM homework h JOIN clients c ON c.id = h.client_id";
 
-/// id, homework id, date, value, note.
-type CheckinSql = (i64, Option<i64>, String, Option<f64>, Option<String>);
-
 /// activity id, start, exercise, reps, duration.
 type SetSql = (i64, Option<i64>, String, Option<i64>, Option<f64>);
 
 type ActivitySql = (
+    i64,
     i64,
     String,
     i64,
@@ -120,9 +118,10 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("homework #{id}")));
         }
-        sqlx::query("DELETE FROM verdicts WHERE homework_id = ? AND date > ?")
+        // A weekly occurrence may straddle the end.
+        sqlx::query("DELETE FROM verdicts WHERE homework_id = ? AND month >= ?")
             .bind(id)
-            .bind((until - Duration::days(7)).to_string()) // a weekly occurrence may straddle the end
+            .bind(super::verdicts::month_of(until - Duration::days(7)))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -189,17 +188,44 @@ impl Store {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Evidence, StoreError> {
+        Ok(self.evidence_of(&[(client, tz, from, to)]).await?.remove(&client).unwrap_or_default())
+    }
+
+    /// The evidence of several clients, each for its own dates `[from, to]`: five
+    /// statements for all of them, whatever their number.
+    pub async fn evidence_of(
+        &self,
+        wanted: &[(ClientId, Tz, NaiveDate, NaiveDate)],
+    ) -> Result<HashMap<ClientId, Evidence>, StoreError> {
+        let (Some(from), Some(to)) = (wanted.iter().map(|w| w.2).min(), wanted.iter().map(|w| w.3).max()) else {
+            return Ok(HashMap::new());
+        };
         // Local dates map to UTC within ±14 h; workouts last at most two days; nightly
         // windows reach into the next morning and sleep is dated by the wake-up day.
-        let lo = from.and_time(chrono::NaiveTime::MIN).and_utc() - Duration::days(3);
-        let hi = to.and_time(chrono::NaiveTime::MIN).and_utc() + Duration::days(3);
-        let (lo_ms, hi_ms) = (lo.timestamp_millis(), hi.timestamp_millis());
+        let span = |from: NaiveDate, to: NaiveDate| {
+            let lo = from.and_time(chrono::NaiveTime::MIN).and_utc() - Duration::days(3);
+            let hi = to.and_time(chrono::NaiveTime::MIN).and_utc() + Duration::days(3);
+            (lo.timestamp_millis(), hi.timestamp_millis())
+        };
+        let days = |from: NaiveDate, to: NaiveDate| (from - Duration::days(2), to + Duration::days(2));
+        let (lo_ms, hi_ms) = span(from, to);
+        let (d_lo, d_hi) = days(from, to);
+        let (d_lo, d_hi) = (d_lo.to_string(), d_hi.to_string());
+        // Each client's own span, to keep only its rows when the spans differ.
+        let own: HashMap<ClientId, ((i64, i64), (NaiveDate, NaiveDate))> =
+            wanted.iter().map(|&(c, _, f, t)| (c, (span(f, t), days(f, t)))).collect();
+        let ids = serde_json::to_string(&own.keys().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into());
+        let in_span = |c: ClientId, ms: i64| own.get(&c).is_some_and(|((lo, hi), _)| ms >= *lo && ms < *hi);
+        let on_day = |c: ClientId, d: NaiveDate| own.get(&c).is_some_and(|(_, (lo, hi))| d >= *lo && d <= *hi);
+
         let rows: Vec<ActivitySql> = sqlx::query_as(
-            "SELECT id, source, start_ms, end_ms, utc_offset_s, type, category, duration_s, avg_hr, max_hr, hr_hist,
-                    hr_samples, CASE WHEN source IN ('fit', 'tcx', 'gpx') THEN content_hash END, distance_m, hr_zones
-             FROM activities WHERE client_id = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms",
+            "SELECT id, client_id, source, start_ms, end_ms, utc_offset_s, type, category, duration_s, avg_hr, max_hr,
+                    hr_hist, hr_samples, CASE WHEN source IN ('fit', 'tcx', 'gpx') THEN content_hash END, distance_m,
+                    hr_zones
+             FROM activities WHERE client_id IN (SELECT value FROM json_each(?)) AND start_ms >= ? AND start_ms < ?
+             ORDER BY client_id, start_ms",
         )
-        .bind(client)
+        .bind(&ids)
         .bind(lo_ms)
         .bind(hi_ms)
         .fetch_all(&self.pool)
@@ -207,11 +233,11 @@ impl Store {
         let sets: Vec<SetSql> = sqlx::query_as(
             "SELECT s.activity_id, s.start_ms, s.exercise, s.reps, s.duration_s FROM strength_sets s
              JOIN activities a ON a.id = s.activity_id
-             WHERE a.client_id = ? AND a.start_ms >= ? AND a.start_ms < ? AND s.set_type = 'active'
-               AND (s.reps > 0 OR s.duration_s > 0)
+             WHERE a.client_id IN (SELECT value FROM json_each(?)) AND a.start_ms >= ? AND a.start_ms < ?
+               AND s.set_type = 'active' AND (s.reps > 0 OR s.duration_s > 0)
              ORDER BY s.activity_id, s.seq",
         )
-        .bind(client)
+        .bind(&ids)
         .bind(lo_ms)
         .bind(hi_ms)
         .fetch_all(&self.pool)
@@ -225,10 +251,13 @@ impl Store {
                 duration_s: duration_s.filter(|d| d.is_finite() && *d > 0.0),
             });
         }
-        let mut activities = Vec::with_capacity(rows.len());
+        let mut activities: HashMap<ClientId, Vec<ActivityRec>> = HashMap::new();
         for r in rows {
+            if !in_span(r.1, r.3) {
+                continue;
+            }
             let mut hr_hist = Vec::new();
-            if let Some(blob) = &r.10 {
+            if let Some(blob) = &r.11 {
                 let mut points = Vec::new();
                 codec::decode(blob, &mut points)
                     .map_err(|e| StoreError::Corrupt(format!("hr histogram of activity #{}: {e}", r.0)))?;
@@ -237,7 +266,7 @@ impl Store {
                     .filter_map(|(bpm, ms)| Some((u16::try_from(bpm).ok()?, ms as f64 / 1000.0)))
                     .collect();
             }
-            let hr_zones = match &r.14 {
+            let hr_zones = match &r.15 {
                 Some(json) => Some(
                     serde_json::from_str(json)
                         .map_err(|e| StoreError::Corrupt(format!("heart-rate zones of activity #{}: {e}", r.0)))?,
@@ -245,202 +274,101 @@ impl Store {
                 None => None,
             };
             let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
-            activities.push(ActivityRec {
+            activities.entry(r.1).or_default().push(ActivityRec {
                 id: r.0,
-                source: r.1,
-                start: at(r.2),
-                end: at(r.3),
-                utc_offset_s: i32::try_from(r.4).unwrap_or(0),
-                category: Category::parse(&r.6).unwrap_or(Category::Other),
-                activity_type: r.5,
-                duration_s: r.7,
-                distance_m: r.13.filter(|d| d.is_finite() && *d >= 0.0),
-                avg_hr: r.8,
-                max_hr: r.9.and_then(|v| u16::try_from(v).ok()),
+                source: r.2,
+                start: at(r.3),
+                end: at(r.4),
+                utc_offset_s: i32::try_from(r.5).unwrap_or(0),
+                category: Category::parse(&r.7).unwrap_or(Category::Other),
+                activity_type: r.6,
+                duration_s: r.8,
+                distance_m: r.14.filter(|d| d.is_finite() && *d >= 0.0),
+                avg_hr: r.9,
+                max_hr: r.10.and_then(|v| u16::try_from(v).ok()),
                 hr_hist,
-                hr_samples: u32::try_from(r.11).unwrap_or(0),
+                hr_samples: u32::try_from(r.12).unwrap_or(0),
                 hr_zones,
                 sets: sets_by.remove(&r.0).unwrap_or_default(),
-                origin: r.12,
+                origin: r.13,
             });
         }
-        let (d_lo, d_hi) = ((from - Duration::days(2)).to_string(), (to + Duration::days(2)).to_string());
-        let daily: Vec<(String, String, String, f64)> = sqlx::query_as(
-            "SELECT date, metric, source, value FROM daily_metrics WHERE client_id = ? AND date BETWEEN ? AND ?",
+        let rows: Vec<(i64, String, String, String, f64)> = sqlx::query_as(
+            "SELECT client_id, date, metric, source, value FROM daily_metrics
+             WHERE client_id IN (SELECT value FROM json_each(?)) AND date BETWEEN ? AND ?",
         )
-        .bind(client)
+        .bind(&ids)
         .bind(&d_lo)
         .bind(&d_hi)
         .fetch_all(&self.pool)
         .await?;
-        let daily = daily
-            .into_iter()
-            .filter_map(|(d, m, source, value)| {
-                Some(DailyValue { date: d.parse().ok()?, metric: Metric::parse(&m)?, source, value })
+        let mut daily: HashMap<ClientId, Vec<DailyValue>> = HashMap::new();
+        for (c, d, m, source, value) in rows {
+            let (Ok(d), Some(metric)) = (d.parse(), Metric::parse(&m)) else { continue };
+            if on_day(c, d) {
+                daily.entry(c).or_default().push(DailyValue { date: d, metric, source, value });
+            }
+        }
+        let rows: Vec<(i64, i64, Option<i64>, String, Option<f64>, Option<String>)> = sqlx::query_as(
+            "SELECT client_id, id, homework_id, date, value, note FROM checkins
+             WHERE client_id IN (SELECT value FROM json_each(?)) AND date BETWEEN ? AND ?",
+        )
+        .bind(&ids)
+        .bind(&d_lo)
+        .bind(&d_hi)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut checkins: HashMap<ClientId, Vec<CheckinRec>> = HashMap::new();
+        for (c, id, homework_id, d, value, note) in rows {
+            let d = date(&d)?;
+            if on_day(c, d) {
+                checkins.entry(c).or_default().push(CheckinRec { id, homework_id, date: d, value, note });
+            }
+        }
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT h.client_id, e.homework_id, e.date FROM excuses e JOIN homework h ON h.id = e.homework_id
+             WHERE h.client_id IN (SELECT value FROM json_each(?)) AND e.date BETWEEN ? AND ?",
+        )
+        .bind(&ids)
+        .bind(&d_lo)
+        .bind(&d_hi)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut excused: HashMap<ClientId, BTreeSet<(i64, NaiveDate)>> = HashMap::new();
+        for (c, hw, d) in rows {
+            let d = date(&d)?;
+            if on_day(c, d) {
+                excused.entry(c).or_default().insert((hw, d));
+            }
+        }
+        Ok(wanted
+            .iter()
+            .map(|&(c, tz, _, _)| {
+                let ev = Evidence::build(
+                    tz,
+                    activities.remove(&c).unwrap_or_default(),
+                    daily.remove(&c).unwrap_or_default(),
+                    checkins.remove(&c).unwrap_or_default(),
+                    excused.remove(&c).unwrap_or_default(),
+                );
+                (c, ev)
             })
-            .collect();
-        let checkins: Vec<CheckinSql> = sqlx::query_as(
-            "SELECT id, homework_id, date, value, note FROM checkins WHERE client_id = ? AND date BETWEEN ? AND ?",
-        )
-        .bind(client)
-        .bind(&d_lo)
-        .bind(&d_hi)
-        .fetch_all(&self.pool)
-        .await?;
-        let checkins = checkins
-            .into_iter()
-            .map(|(id, homework_id, d, value, note)| Ok(CheckinRec { id, homework_id, date: date(&d)?, value, note }))
-            .collect::<Result<_, StoreError>>()?;
-        let excuses: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT e.homework_id, e.date FROM excuses e JOIN homework h ON h.id = e.homework_id
-             WHERE h.client_id = ? AND e.date BETWEEN ? AND ?",
-        )
-        .bind(client)
-        .bind(&d_lo)
-        .bind(&d_hi)
-        .fetch_all(&self.pool)
-        .await?;
-        let excused: BTreeSet<(i64, NaiveDate)> =
-            excuses.into_iter().map(|(h, d)| Ok((h, date(&d)?))).collect::<Result<_, StoreError>>()?;
-        Ok(Evidence::build(tz, activities, daily, checkins, excused))
+            .collect())
     }
 
-    /// Drop the cached verdicts that a client's changed dates can affect, and forget
-    /// those dates, in one transaction. `affected` maps a changed date to the
-    /// (homework, occurrence date) pairs it can move.
-    pub async fn invalidate_dirty(
-        &self,
-        client: ClientId,
-        affected: impl Fn(NaiveDate) -> Vec<(i64, NaiveDate)>,
-    ) -> Result<usize, StoreError> {
-        // The common case, nothing changed, must not take the write lock.
-        let any: Option<i64> = sqlx::query_scalar("SELECT 1 FROM dirty_dates WHERE client_id = ? LIMIT 1")
-            .bind(client)
-            .fetch_optional(&self.pool)
-            .await?;
-        if any.is_none() {
-            return Ok(0);
-        }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let dirty: Vec<String> = sqlx::query_scalar("SELECT date FROM dirty_dates WHERE client_id = ?")
-            .bind(client)
-            .fetch_all(&mut *tx)
-            .await?;
-        if dirty.is_empty() {
-            return Ok(0);
-        }
-        let mut keys: HashMap<i64, BTreeSet<NaiveDate>> = HashMap::new();
-        for d in &dirty {
-            for (hw, on) in affected(date(d)?) {
-                keys.entry(hw).or_default().insert(on);
-            }
-        }
-        let mut count = 0;
-        for (hw, dates) in &keys {
-            count += dates.len();
-            let list: Vec<String> = dates.iter().map(ToString::to_string).collect();
-            let list = serde_json::to_string(&list).map_err(|e| StoreError::Invalid(vec![e.to_string()]))?;
-            sqlx::query("DELETE FROM verdicts WHERE homework_id = ? AND date IN (SELECT value FROM json_each(?))")
-                .bind(hw)
-                .bind(list)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM dirty_dates WHERE client_id = ?").bind(client).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(count)
-    }
-
-    /// Cached verdicts (homework, date, verdict) of a client's homework with dates in `[from, to]`.
-    pub async fn cached_verdicts(
-        &self,
-        client: ClientId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<(i64, NaiveDate, Verdict)>, StoreError> {
-        // One row per homework ("date:verdict,..."), not one per day: a year of verdicts
-        // for 200 clients is 230,000 rows otherwise.
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT v.homework_id, group_concat(v.date || ':' || v.verdict) FROM verdicts v
-             JOIN homework h ON h.id = v.homework_id
-             WHERE h.client_id = ? AND v.date BETWEEN ? AND ? GROUP BY v.homework_id",
-        )
-        .bind(client)
-        .bind(from.to_string())
-        .bind(to.to_string())
+    /// The homework of the given clients, each client's by id.
+    pub async fn homework_of(&self, clients: &[ClientId]) -> Result<HashMap<ClientId, Vec<Homework>>, StoreError> {
+        let rows: Vec<HomeworkSql> = sqlx::query_as(&format!(
+            "{HOMEWORK_SELECT} WHERE h.client_id IN (SELECT value FROM json_each(?)) ORDER BY h.id"
+        ))
+        .bind(serde_json::to_string(clients).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::new();
-        for (hw, list) in rows {
-            for item in list.split(',') {
-                let (d, v) =
-                    item.split_once(':').ok_or_else(|| StoreError::Corrupt(format!("cached verdict {item:?}")))?;
-                let verdict = Verdict::parse(v).ok_or_else(|| StoreError::Corrupt(format!("cached verdict {v:?}")))?;
-                out.push((hw, date(d)?, verdict));
-            }
+        let mut out: HashMap<ClientId, Vec<Homework>> = HashMap::new();
+        for r in rows {
+            let row = homework_row(r)?;
+            out.entry(row.client_id).or_default().push(row.homework);
         }
         Ok(out)
-    }
-
-    /// Cached occurrences, in full, of a client's homework with dates in `[from, to]`.
-    pub async fn cached_occurrences(
-        &self,
-        client: ClientId,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<Occurrence>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT v.occurrence FROM verdicts v JOIN homework h ON h.id = v.homework_id
-             WHERE h.client_id = ? AND v.date BETWEEN ? AND ?",
-        )
-        .bind(client)
-        .bind(from.to_string())
-        .bind(to.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(json,)| serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("cached verdict: {e}"))))
-            .collect()
-    }
-
-    /// Cache final verdicts: one statement for the lot (rows unpacked by SQLite's json_each).
-    pub async fn save_verdicts(&self, occurrences: &[Occurrence]) -> Result<(), StoreError> {
-        if occurrences.is_empty() {
-            return Ok(());
-        }
-        let json = serde_json::to_string(occurrences).map_err(|e| StoreError::Invalid(vec![e.to_string()]))?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO verdicts (homework_id, date, verdict, occurrence)
-             SELECT j.value ->> 'homework_id', j.value ->> 'date', j.value ->> 'verdict', j.value FROM json_each(?) j",
-        )
-        .bind(json)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Drop every cached verdict when the settings that shaped them changed.
-    pub async fn check_verdict_settings(&self, fingerprint: &str) -> Result<bool, StoreError> {
-        // Read first: only a change of settings takes the write lock.
-        let current: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'verdict_settings'")
-            .fetch_optional(&self.pool)
-            .await?;
-        if current.as_deref() == Some(fingerprint) {
-            return Ok(false);
-        }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'verdict_settings'")
-            .fetch_optional(&mut *tx)
-            .await?;
-        if stored.as_deref() == Some(fingerprint) {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM verdicts").execute(&mut *tx).await?;
-        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES ('verdict_settings', ?)")
-            .bind(fingerprint)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 }

@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod notify;
 pub mod providers;
 mod push;
+pub mod verdicts;
 pub mod web;
 
 pub use accounts::Tokens;

@@ -229,11 +229,4 @@ impl Store {
             })
             .collect()
     }
-
-    /// Verdict counts in the cache, for /metrics.
-    pub async fn verdict_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as("SELECT verdict, COUNT(*) FROM verdicts GROUP BY verdict ORDER BY verdict")
-            .fetch_all(&self.pool)
-            .await?)
-    }
 }

@@ -110,7 +110,7 @@ pub async fn fill_v1(pool: &SqlitePool, name: &str, n: i64) -> Made {
     exec(
         pool,
         &format!(
-            "INSERT INTO verdicts (homework_id, date, verdict, occurrence) VALUES ({homework}, '2026-11-02', 'done', '{{}}');
+            "INSERT INTO verdicts (homework_id, month, codes, detail) VALUES ({homework}, 24322, zeroblob(31), '[]');
              INSERT INTO excuses (homework_id, date, reason, created_ms) VALUES ({homework}, '2026-11-05', 'ill', 1);"
         ),
     )

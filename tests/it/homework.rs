@@ -289,3 +289,45 @@ fn the_cli_contract() {
         .iter()
         .all(|o| o["homework_id"] != 2 || o["date"].as_str() < Some("2026-11-13")));
 }
+
+#[tokio::test]
+async fn cached_verdicts_read_back_exactly_as_judged_across_months() {
+    let (t, alex) = setup().await;
+    for b in week_data(alex) {
+        t.store.ingest(&b).await.expect("ingest");
+    }
+    t.store.add_checkin(alex, 2, date(16), Some(12_000.0), Some("walked to work"), "cli").await.expect("checkin");
+    t.store.excuse(alex, 1, date(17), Some("flu")).await.expect("excuse");
+    let cfg = t.config.homework.judge_config();
+    let clients = t.store.list_clients().await.expect("clients");
+    // Into December, from a Monday in October: weekly occurrences dated in one month and
+    // shown in another, and months only partly judged (today's occurrences are pending).
+    let now = berlin(2026, 12, 3, 12, 0);
+    let (from, to) =
+        (NaiveDate::from_ymd_opt(2026, 10, 28).expect("date"), NaiveDate::from_ymd_opt(2026, 12, 6).expect("date"));
+    let (cold, s1) = status(&t.store, &cfg, 0.2, &clients, from, to, now).await.expect("status");
+    assert_eq!(s1.cached, 0, "{s1:?}");
+    let (warm, s2) = status(&t.store, &cfg, 0.2, &clients, from, to, now).await.expect("status");
+    // Only what is still pending is judged again (the 3rd to the 6th, and that week).
+    let pending = cold.occurrences.iter().filter(|o| o.verdict == Verdict::Pending).count();
+    assert!(s2.cached > 0 && s2.judged == pending, "{s2:?}, {pending} pending");
+    assert_eq!(cold.occurrences, warm.occurrences, "every field of every occurrence, cached or not");
+    assert_eq!(cold.adherence, warm.adherence);
+    assert!(warm.occurrences.iter().any(|o| o.verdict == Verdict::Excused));
+    assert!(warm.occurrences.iter().any(|o| o.self_reported));
+    // A narrower range reads the same occurrences from the cache.
+    let (week, _) = status(&t.store, &cfg, 0.2, &clients, date(16), date(22), now).await.expect("status");
+    let expected: Vec<_> =
+        cold.occurrences.iter().filter(|o| o.last_day() >= date(16) && o.date <= date(22)).cloned().collect();
+    assert_eq!(week.occurrences, expected);
+    // After a change, what is re-judged equals a run from scratch on the same data.
+    let late = batch("strava", vec![hr_workout(alex, "late", "run", berlin(2026, 11, 30, 23, 50), 20, 0)], None);
+    t.store.ingest(&late).await.expect("ingest");
+    let (after, s3) = status(&t.store, &cfg, 0.2, &clients, from, to, now).await.expect("status");
+    assert!(s3.invalidated > 0, "{s3:?}");
+    let mut other = cfg.clone();
+    other.bands.done -= 1e-9; // other settings drop the whole cache: everything judged again
+    let (scratch, _) = status(&t.store, &other, 0.2, &clients, from, to, now).await.expect("status");
+    assert_eq!(after.occurrences, scratch.occurrences);
+    assert_eq!(after.adherence, scratch.adherence);
+}

@@ -1,0 +1,477 @@
+//! The verdict cache: final verdicts, one row per homework and calendar month.
+//!
+//! A row holds a byte per day (`codes`: 0 when nothing is cached for the day, else the
+//! verdict) and the month's occurrences in a compact JSON array (`detail`), without what
+//! the homework supplies (its text, unit and period). Adherence reads only the codes;
+//! the occurrences are decoded only for the months a caller shows. Ingest, check-ins
+//! and excuses mark the dates they change (`dirty_dates`); a status run drops the months
+//! those dates can affect before reading, so a cached verdict never disagrees with the
+//! data. Pending verdicts are never cached. A row that does not decode is treated as not
+//! cached: it is judged again and written over.
+
+use super::{Store, StoreError};
+use crate::engine::judge::{EvidenceRef, Occurrence, Verdict};
+use crate::model::ClientId;
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// The verdicts a cache row can hold, by code (code = index + 1; 0 is "not cached").
+const CODES: [Verdict; 5] = [Verdict::Done, Verdict::Partial, Verdict::Missed, Verdict::NoData, Verdict::Excused];
+
+fn code(v: Verdict) -> u8 {
+    CODES.iter().position(|c| *c == v).map_or(0, |i| i as u8 + 1)
+}
+
+fn verdict(code: u8) -> Option<Verdict> {
+    CODES.get(usize::from(code).checked_sub(1)?).copied()
+}
+
+/// The month key of a date: year * 12 + month - 1.
+pub fn month_of(d: NaiveDate) -> i64 {
+    i64::from(d.year()) * 12 + i64::from(d.month0())
+}
+
+fn day_in(month: i64, day: u8) -> Option<NaiveDate> {
+    let year = i32::try_from(month.div_euclid(12)).ok()?;
+    NaiveDate::from_ymd_opt(year, u32::try_from(month.rem_euclid(12)).ok()? + 1, u32::from(day))
+}
+
+/// One piece of evidence, as cached (externally tagged and positional: quick to decode).
+#[derive(Serialize, Deserialize)]
+enum Ev {
+    A(i64, Vec<String>, f64),
+    M(String, NaiveDate, f64, Vec<String>),
+    C(i64, NaiveDate, Option<f64>, bool),
+}
+
+impl From<&EvidenceRef> for Ev {
+    fn from(e: &EvidenceRef) -> Self {
+        match e {
+            EvidenceRef::Activity { activity_id, sources, amount } => {
+                Self::A(*activity_id, sources.clone(), finite(*amount))
+            }
+            EvidenceRef::Metric { metric, date, value, sources } => {
+                Self::M(metric.clone(), *date, finite(*value), sources.clone())
+            }
+            EvidenceRef::Checkin { checkin_id, date, value, self_reported } => {
+                Self::C(*checkin_id, *date, value.map(finite), *self_reported)
+            }
+        }
+    }
+}
+
+impl From<Ev> for EvidenceRef {
+    fn from(e: Ev) -> Self {
+        match e {
+            Ev::A(activity_id, sources, amount) => Self::Activity { activity_id, sources, amount },
+            Ev::M(metric, date, value, sources) => Self::Metric { metric, date, value, sources },
+            Ev::C(checkin_id, date, value, self_reported) => Self::Checkin { checkin_id, date, value, self_reported },
+        }
+    }
+}
+
+/// Day of the month, achieved, target, self-reported, evidence.
+type Entry = (u8, f64, f64, bool, Vec<Ev>);
+
+/// A cached occurrence without what its homework supplies; see [`Occurrence::from_cache`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedOccurrence {
+    pub homework_id: i64,
+    pub date: NaiveDate,
+    pub verdict: Verdict,
+    pub achieved: f64,
+    pub target: f64,
+    pub self_reported: bool,
+    pub evidence: Vec<EvidenceRef>,
+}
+
+/// What the cache holds for some clients over a span.
+#[derive(Debug, Default)]
+pub struct Cached {
+    /// Per homework, every cached (date, verdict) in the span.
+    pub verdicts: HashMap<i64, Vec<(NaiveDate, Verdict)>>,
+    /// The cached occurrences in full, of the dates asked for in full.
+    pub occurrences: Vec<CachedOccurrence>,
+}
+
+fn encode(entries: &BTreeMap<u8, (Verdict, Entry)>) -> (Vec<u8>, String) {
+    let mut codes = vec![0u8; 31];
+    let mut detail = Vec::with_capacity(entries.len());
+    for (day, (v, e)) in entries {
+        codes[usize::from(*day) - 1] = code(*v);
+        detail.push(e);
+    }
+    // Entries hold numbers, strings and dates only; should encoding ever fail, the empty
+    // detail does not decode, and the month counts as not cached.
+    (codes, serde_json::to_string(&detail).unwrap_or_default())
+}
+
+/// A row's entries, each with its day and still encoded, or None when the row does not
+/// decode or disagrees with its codes (then it counts as not cached).
+fn split<'a>(codes: &[u8], detail: &'a str) -> Option<Vec<(u8, Verdict, &'a RawValue)>> {
+    let raw: Vec<&RawValue> = serde_json::from_str(detail).ok()?;
+    let mut out = Vec::with_capacity(raw.len());
+    for r in raw {
+        // An entry starts with its day: `[3,...`.
+        let text = r.get().strip_prefix('[')?;
+        let digits = text.find(|c: char| !c.is_ascii_digit())?;
+        let day: u8 = text[..digits].parse().ok()?;
+        let v = verdict(*codes.get(usize::from(day).checked_sub(1)?)?)?;
+        out.push((day, v, r));
+    }
+    (out.len() == codes.iter().filter(|c| **c != 0).count()).then_some(out)
+}
+
+/// A row's entries by day, decoded, or None as for [`split`].
+fn decode(codes: &[u8], detail: &str) -> Option<BTreeMap<u8, (Verdict, Entry)>> {
+    let mut out = BTreeMap::new();
+    for (day, v, raw) in split(codes, detail)? {
+        let e: Entry = serde_json::from_str(raw.get()).ok()?;
+        if e.0 != day {
+            return None;
+        }
+        out.insert(day, (v, e));
+    }
+    Some(out)
+}
+
+/// One final occurrence, ready for its month's row.
+pub struct CacheEntry {
+    key: (i64, i64),
+    day: u8,
+    verdict: Verdict,
+    entry: Entry,
+}
+
+/// A month of one homework's final verdicts, encoded for the cache.
+pub struct MonthRow {
+    key: (i64, i64),
+    codes: Vec<u8>,
+    detail: String,
+}
+
+impl MonthRow {
+    /// The cache entry of a final occurrence; None for a pending one.
+    pub fn entry(o: &Occurrence) -> Option<CacheEntry> {
+        let day = u8::try_from(o.date.day()).ok()?;
+        (o.verdict != Verdict::Pending).then(|| CacheEntry {
+            key: (o.homework_id, month_of(o.date)),
+            day,
+            verdict: o.verdict,
+            entry: (
+                day,
+                finite(o.achieved),
+                finite(o.target),
+                o.self_reported,
+                o.evidence.iter().map(Ev::from).collect(),
+            ),
+        })
+    }
+
+    /// Entries grouped into their months' rows, encoded.
+    pub fn group(entries: impl IntoIterator<Item = CacheEntry>) -> Vec<MonthRow> {
+        let mut months: BTreeMap<(i64, i64), BTreeMap<u8, (Verdict, Entry)>> = BTreeMap::new();
+        for e in entries {
+            months.entry(e.key).or_default().insert(e.day, (e.verdict, e.entry));
+        }
+        months
+            .into_iter()
+            .map(|(key, entries)| {
+                let (codes, detail) = encode(&entries);
+                MonthRow { key, codes, detail }
+            })
+            .collect()
+    }
+}
+
+fn finite(x: f64) -> f64 {
+    if x.is_finite() {
+        x
+    } else {
+        0.0
+    }
+}
+
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+impl Store {
+    /// The cache of `clients`' homework for dates in `[from, to]`: every verdict, and the
+    /// occurrences in full for dates in `[full_from, full_to]` (only those months' details
+    /// are decoded).
+    pub async fn cached(
+        &self,
+        clients: &[ClientId],
+        from: NaiveDate,
+        to: NaiveDate,
+        full_from: NaiveDate,
+        full_to: NaiveDate,
+    ) -> Result<Cached, StoreError> {
+        let rows: Vec<(i64, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
+            "SELECT v.homework_id, v.month, v.codes, CASE WHEN v.month BETWEEN ?3 AND ?4 THEN v.detail END
+             FROM verdicts v JOIN homework h ON h.id = v.homework_id
+             WHERE h.client_id IN (SELECT value FROM json_each(?1)) AND v.month BETWEEN ?2 AND ?5",
+        )
+        .bind(ids_json(clients))
+        .bind(month_of(from))
+        .bind(month_of(full_from))
+        .bind(month_of(full_to))
+        .bind(month_of(to))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Cached::default();
+        for (hw, month, codes, detail) in rows {
+            let mut days = Vec::new();
+            match detail {
+                Some(detail) => {
+                    let Some(entries) = split(&codes, &detail) else { continue };
+                    let mut full = Vec::new();
+                    for (day, v, raw) in entries {
+                        let Some(date) = day_in(month, day) else { continue };
+                        if date < from || date > to {
+                            continue;
+                        }
+                        days.push((date, v));
+                        if date >= full_from && date <= full_to {
+                            full.push((date, v, raw));
+                        }
+                    }
+                    // Only the entries shown are decoded; one that does not decode makes
+                    // the whole row count as not cached.
+                    let decoded: Option<Vec<CachedOccurrence>> = full
+                        .into_iter()
+                        .map(|(date, verdict, raw)| {
+                            let (_, achieved, target, self_reported, ev): Entry =
+                                serde_json::from_str(raw.get()).ok()?;
+                            Some(CachedOccurrence {
+                                homework_id: hw,
+                                date,
+                                verdict,
+                                achieved,
+                                target,
+                                self_reported,
+                                evidence: ev.into_iter().map(EvidenceRef::from).collect(),
+                            })
+                        })
+                        .collect();
+                    let Some(decoded) = decoded else { continue };
+                    out.occurrences.extend(decoded);
+                }
+                None => {
+                    for (i, c) in codes.iter().enumerate().take(31) {
+                        let (Some(v), Some(date)) = (verdict(*c), day_in(month, i as u8 + 1)) else { continue };
+                        if date >= from && date <= to {
+                            days.push((date, v));
+                        }
+                    }
+                }
+            }
+            out.verdicts.entry(hw).or_default().extend(days);
+        }
+        Ok(out)
+    }
+
+    /// Cache months of final verdicts, merged into the rows already there, in one
+    /// transaction.
+    pub async fn save_verdicts(&self, rows: Vec<MonthRow>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut rows: BTreeMap<(i64, i64), MonthRow> = rows.into_iter().map(|r| (r.key, r)).collect();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Months already partly cached (the current one, say) keep what they hold.
+        let keys: Vec<(i64, i64)> = rows.keys().copied().collect();
+        let mut existing: Vec<(i64, i64, Vec<u8>, String)> = Vec::new();
+        for chunk in keys.chunks(5_000) {
+            existing.extend(
+                sqlx::query_as(
+                    "SELECT v.homework_id, v.month, v.codes, v.detail FROM verdicts v
+                     JOIN json_each(?) k ON v.homework_id = k.value ->> 0 AND v.month = k.value ->> 1",
+                )
+                .bind(serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into()))
+                .fetch_all(&mut *tx)
+                .await?,
+            );
+        }
+        for (hw, month, codes, detail) in existing {
+            let (Some(old), Some(row)) = (decode(&codes, &detail), rows.get_mut(&(hw, month))) else { continue };
+            let Some(mut new) = decode(&row.codes, &row.detail) else { continue };
+            for (day, e) in old {
+                new.entry(day).or_insert(e);
+            }
+            (row.codes, row.detail) = encode(&new);
+        }
+        // A few hundred rows per statement keeps every statement within SQLite's limits.
+        let rows: Vec<MonthRow> = rows.into_values().collect();
+        for chunk in rows.chunks(200) {
+            let mut q = sqlx::QueryBuilder::new("INSERT OR REPLACE INTO verdicts (homework_id, month, codes, detail) ");
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.key.0).push_bind(r.key.1).push_bind(r.codes.as_slice()).push_bind(r.detail.as_str());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The clients among `clients` whose evidence changed since their verdicts were read.
+    pub async fn dirty_clients(&self, clients: &[ClientId]) -> Result<HashSet<ClientId>, StoreError> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT client_id FROM dirty_dates WHERE client_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids_json(clients))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Drop the cached verdicts that a client's changed dates can affect, and forget those
+    /// dates, in one transaction. `affected` maps a changed date to the (homework,
+    /// occurrence date) pairs it can move. Returns how many verdicts were dropped.
+    pub async fn invalidate_dirty(
+        &self,
+        client: ClientId,
+        affected: impl Fn(NaiveDate) -> Vec<(i64, NaiveDate)>,
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let dirty: Vec<String> = sqlx::query_scalar("SELECT date FROM dirty_dates WHERE client_id = ?")
+            .bind(client)
+            .fetch_all(&mut *tx)
+            .await?;
+        if dirty.is_empty() {
+            return Ok(0);
+        }
+        let mut drop: BTreeMap<(i64, i64), BTreeSet<u8>> = BTreeMap::new();
+        for d in &dirty {
+            let d: NaiveDate = d.parse().map_err(|_| StoreError::Corrupt(format!("stored date {d:?}")))?;
+            for (hw, on) in affected(d) {
+                if let Ok(day) = u8::try_from(on.day()) {
+                    drop.entry((hw, month_of(on))).or_default().insert(day);
+                }
+            }
+        }
+        let keys: Vec<(i64, i64)> = drop.keys().copied().collect();
+        let rows: Vec<(i64, i64, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT v.homework_id, v.month, v.codes, v.detail FROM verdicts v
+             JOIN json_each(?) k ON v.homework_id = k.value ->> 0 AND v.month = k.value ->> 1",
+        )
+        .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut dropped = 0;
+        for (hw, month, codes, detail) in rows {
+            let days = drop.get(&(hw, month)).cloned().unwrap_or_default();
+            // A row that does not decode is dropped whole: it is judged again anyway.
+            let kept = decode(&codes, &detail).map(|mut entries| {
+                let before = entries.len();
+                entries.retain(|day, _| !days.contains(day));
+                dropped += before - entries.len();
+                entries
+            });
+            match kept {
+                Some(entries) if !entries.is_empty() => {
+                    let (codes, detail) = encode(&entries);
+                    sqlx::query("UPDATE verdicts SET codes = ?, detail = ? WHERE homework_id = ? AND month = ?")
+                        .bind(codes)
+                        .bind(detail)
+                        .bind(hw)
+                        .bind(month)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                _ => {
+                    sqlx::query("DELETE FROM verdicts WHERE homework_id = ? AND month = ?")
+                        .bind(hw)
+                        .bind(month)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        sqlx::query("DELETE FROM dirty_dates WHERE client_id = ?").bind(client).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(dropped)
+    }
+
+    /// Drop every cached verdict when the settings that shaped them changed.
+    pub async fn check_verdict_settings(&self, fingerprint: &str) -> Result<bool, StoreError> {
+        // Read first: only a change of settings takes the write lock.
+        let current: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'verdict_settings'")
+            .fetch_optional(&self.pool)
+            .await?;
+        if current.as_deref() == Some(fingerprint) {
+            return Ok(false);
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'verdict_settings'")
+            .fetch_optional(&mut *tx)
+            .await?;
+        if stored.as_deref() == Some(fingerprint) {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM verdicts").execute(&mut *tx).await?;
+        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES ('verdict_settings', ?)")
+            .bind(fingerprint)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Verdict counts in the cache, for /metrics, by verdict name.
+    pub async fn verdict_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT codes FROM verdicts").fetch_all(&self.pool).await?;
+        let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for codes in rows {
+            for v in codes.into_iter().filter_map(verdict) {
+                *counts.entry(v.as_str()).or_default() += 1;
+            }
+        }
+        Ok(counts.into_iter().map(|(v, n)| (v.to_string(), n)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_keys_round_trip_every_day() {
+        let mut d = NaiveDate::from_ymd_opt(2023, 12, 25).expect("date");
+        while d < NaiveDate::from_ymd_opt(2025, 3, 5).expect("date") {
+            let day = u8::try_from(d.day()).expect("day");
+            assert_eq!(day_in(month_of(d), day), Some(d));
+            d = d.succ_opt().expect("next");
+        }
+        assert_eq!(month_of(NaiveDate::from_ymd_opt(2026, 1, 1).expect("date")), 2026 * 12);
+        assert_eq!(day_in(2026 * 12 + 1, 30), None, "no 30 February");
+    }
+
+    #[test]
+    fn codes_cover_every_final_verdict_and_only_those() {
+        for v in CODES {
+            assert_eq!(verdict(code(v)), Some(v));
+        }
+        assert_eq!(code(Verdict::Pending), 0);
+        assert_eq!(verdict(0), None);
+        assert_eq!(verdict(6), None);
+    }
+
+    #[test]
+    fn a_row_that_disagrees_with_its_codes_counts_as_not_cached() {
+        let mut entries = BTreeMap::new();
+        entries.insert(3, (Verdict::Done, (3, 15.0, 15.0, false, vec![Ev::A(7, vec!["fit".into()], 15.0)])));
+        let (codes, detail) = encode(&entries);
+        assert_eq!(codes[2], code(Verdict::Done));
+        assert!(decode(&codes, &detail).is_some());
+        let mut extra = codes.clone();
+        extra[4] = code(Verdict::Missed);
+        assert!(decode(&extra, &detail).is_none(), "a code without its occurrence");
+        assert!(decode(&codes, "[[3, 1.0]]").is_none(), "a truncated entry");
+        assert!(decode(&codes, "[[32, 1.0, 1.0, false, []]]").is_none(), "a day past the codes");
+        assert!(decode(&codes[..2], &detail).is_none(), "codes cut short");
+    }
+}
