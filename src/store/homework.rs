@@ -1,13 +1,15 @@
 //! Homework, check-ins, excuses, the evidence the engine judges from, and the verdict cache.
 
 use super::ingest::mark_dirty;
-use super::{codec, Store, StoreError};
+use super::{codec, packed, Store, StoreError};
 use crate::engine::evidence::{ActivityRec, CheckinRec, DailyValue, Evidence, SetRec};
 use crate::engine::judge::Homework;
 use crate::engine::rule::Rule;
 use crate::model::{Category, ClientId, Metric};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 /// A homework and the client it belongs to.
@@ -42,25 +44,52 @@ fn homework_row(r: HomeworkSql) -> Result<HomeworkRow, StoreError> {
 const HOMEWORK_SELECT: &str = "SELECT h.id, h.client_id, c.name, h.text, h.rule, h.from_date, h.until_date
                                FROM homework h JOIN clients c ON c.id = h.client_id";
 
-/// activity id, start, exercise, reps, duration.
-type SetSql = (i64, Option<i64>, String, Option<i64>, Option<f64>);
+/// A strength set as packed: activity id, start, exercise, reps, duration.
+#[derive(Deserialize)]
+struct SetPacked(i64, Option<i64>, String, Option<i64>, #[serde(deserialize_with = "packed::opt_real")] Option<f64>);
 
-type ActivitySql = (
-    i64,
-    i64,
+/// An activity as packed, in the order the statement lists the columns.
+#[derive(Deserialize)]
+struct ActivityPacked<'a> {
+    id: i64,
+    source: String,
+    start_ms: i64,
+    end_ms: i64,
+    utc_offset_s: i64,
+    activity_type: String,
+    #[serde(borrow)]
+    category: Cow<'a, str>,
+    #[serde(deserialize_with = "packed::real")]
+    duration_s: f64,
+    #[serde(deserialize_with = "packed::opt_real")]
+    avg_hr: Option<f64>,
+    max_hr: Option<i64>,
+    /// Hex of the codec points.
+    hr_hist: Option<&'a str>,
+    hr_samples: i64,
+    /// Hex of the content hash, for files.
+    origin: Option<&'a str>,
+    #[serde(deserialize_with = "packed::opt_real")]
+    distance_m: Option<f64>,
+    hr_zones: Option<String>,
+}
+
+/// A daily metric as packed: date, metric, source, value.
+#[derive(Deserialize)]
+struct DailyPacked<'a>(
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
     String,
+    #[serde(deserialize_with = "packed::real")] f64,
+);
+
+/// A check-in as packed: id, homework id, date, value, note.
+#[derive(Deserialize)]
+struct CheckinPacked(
     i64,
-    i64,
-    i64,
-    String,
-    String,
-    f64,
-    Option<f64>,
     Option<i64>,
-    Option<Vec<u8>>,
-    i64,
-    Option<Vec<u8>>,
-    Option<f64>,
+    String,
+    #[serde(deserialize_with = "packed::opt_real")] Option<f64>,
     Option<String>,
 );
 
@@ -217,128 +246,151 @@ impl Store {
         let ids = serde_json::to_string(&own.keys().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into());
         let in_span = |c: ClientId, ms: i64| own.get(&c).is_some_and(|((lo, hi), _)| ms >= *lo && ms < *hi);
         let on_day = |c: ClientId, d: NaiveDate| own.get(&c).is_some_and(|(_, (lo, hi))| d >= *lo && d <= *hi);
+        // Each statement gives one row per client: its rows packed into a JSON array.
+        let by_time = |sql: String| packed::rows(&self.pool, sql, ids.clone(), lo_ms, hi_ms);
+        let by_date = |sql: String| packed::rows(&self.pool, sql, ids.clone(), d_lo.clone(), d_hi.clone());
+        let corrupt = |what: &str, e: serde_json::Error| StoreError::Corrupt(format!("{what}: {e}"));
 
-        let rows: Vec<ActivitySql> = sqlx::query_as(
-            "SELECT id, client_id, source, start_ms, end_ms, utc_offset_s, type, category, duration_s, avg_hr, max_hr,
-                    hr_hist, hr_samples, CASE WHEN source IN ('fit', 'tcx', 'gpx') THEN content_hash END, distance_m,
-                    hr_zones
-             FROM activities WHERE client_id IN (SELECT value FROM json_each(?)) AND start_ms >= ? AND start_ms < ?
-             ORDER BY client_id, start_ms",
-        )
-        .bind(&ids)
-        .bind(lo_ms)
-        .bind(hi_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        let sets: Vec<SetSql> = sqlx::query_as(
-            "SELECT s.activity_id, s.start_ms, s.exercise, s.reps, s.duration_s FROM strength_sets s
-             JOIN activities a ON a.id = s.activity_id
-             WHERE a.client_id IN (SELECT value FROM json_each(?)) AND a.start_ms >= ? AND a.start_ms < ?
-               AND s.set_type = 'active' AND (s.reps > 0 OR s.duration_s > 0)
-             ORDER BY s.activity_id, s.seq",
-        )
-        .bind(&ids)
-        .bind(lo_ms)
-        .bind(hi_ms)
-        .fetch_all(&self.pool)
+        let set_rows = by_time(format!(
+            "SELECT a.client_id, json_group_array(json_array(s.activity_id, s.start_ms, s.exercise, s.reps, {})
+                     ORDER BY s.activity_id, s.seq)
+                 FROM strength_sets s JOIN activities a ON a.id = s.activity_id
+                 WHERE a.client_id IN (SELECT value FROM json_each(?)) AND a.start_ms >= ? AND a.start_ms < ?
+                   AND s.set_type = 'active' AND (s.reps > 0 OR s.duration_s > 0)
+                 GROUP BY a.client_id",
+            packed::real_sql("s.duration_s")
+        ))
         .await?;
         let mut sets_by: HashMap<i64, Vec<SetRec>> = HashMap::new();
-        for (id, start, exercise, reps, duration_s) in sets {
-            sets_by.entry(id).or_default().push(SetRec {
-                start: start.and_then(DateTime::from_timestamp_millis),
-                exercise,
-                reps: reps.and_then(|r| u32::try_from(r).ok()).unwrap_or(0),
-                duration_s: duration_s.filter(|d| d.is_finite() && *d > 0.0),
-            });
+        for (_, json) in &set_rows {
+            let sets: Vec<SetPacked> = serde_json::from_str(json).map_err(|e| corrupt("strength sets", e))?;
+            for s in sets {
+                sets_by.entry(s.0).or_default().push(SetRec {
+                    start: s.1.and_then(DateTime::from_timestamp_millis),
+                    exercise: s.2,
+                    reps: s.3.and_then(|r| u32::try_from(r).ok()).unwrap_or(0),
+                    duration_s: s.4.filter(|d| d.is_finite() && *d > 0.0),
+                });
+            }
         }
+        let activity_rows = by_time(format!(
+            "SELECT client_id, json_group_array(json_array(id, source, start_ms, end_ms, utc_offset_s, type, category,
+                     {}, {}, max_hr, CASE WHEN hr_hist IS NOT NULL THEN hex(hr_hist) END, hr_samples,
+                     CASE WHEN source IN ('fit', 'tcx', 'gpx') AND content_hash IS NOT NULL THEN hex(content_hash) END,
+                     {}, hr_zones) ORDER BY start_ms, id)
+                 FROM activities WHERE client_id IN (SELECT value FROM json_each(?)) AND start_ms >= ? AND start_ms < ?
+                 GROUP BY client_id",
+            packed::real_sql("duration_s"),
+            packed::real_sql("avg_hr"),
+            packed::real_sql("distance_m")
+        ))
+        .await?;
         let mut activities: HashMap<ClientId, Vec<ActivityRec>> = HashMap::new();
-        for r in rows {
-            if !in_span(r.1, r.3) {
-                continue;
+        let mut points = Vec::new();
+        for (c, json) in &activity_rows {
+            let rows: Vec<ActivityPacked> = serde_json::from_str(json).map_err(|e| corrupt("activities", e))?;
+            let mine = activities.entry(*c).or_default();
+            for r in rows {
+                if !in_span(*c, r.start_ms) {
+                    continue;
+                }
+                let mut hr_hist = Vec::new();
+                if let Some(hex) = r.hr_hist {
+                    let blob = crate::crypto::unhex(hex)
+                        .ok_or_else(|| StoreError::Corrupt(format!("hr histogram of activity #{}", r.id)))?;
+                    points.clear();
+                    codec::decode(&blob, &mut points)
+                        .map_err(|e| StoreError::Corrupt(format!("hr histogram of activity #{}: {e}", r.id)))?;
+                    hr_hist = points
+                        .iter()
+                        .filter_map(|&(bpm, ms)| Some((u16::try_from(bpm).ok()?, ms as f64 / 1000.0)))
+                        .collect();
+                }
+                let hr_zones = match &r.hr_zones {
+                    Some(json) => Some(
+                        serde_json::from_str(json)
+                            .map_err(|e| StoreError::Corrupt(format!("heart-rate zones of activity #{}: {e}", r.id)))?,
+                    ),
+                    None => None,
+                };
+                let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
+                mine.push(ActivityRec {
+                    id: r.id,
+                    source: r.source,
+                    start: at(r.start_ms),
+                    end: at(r.end_ms),
+                    utc_offset_s: i32::try_from(r.utc_offset_s).unwrap_or(0),
+                    category: Category::parse(&r.category).unwrap_or(Category::Other),
+                    activity_type: r.activity_type,
+                    duration_s: r.duration_s,
+                    distance_m: r.distance_m.filter(|d| d.is_finite() && *d >= 0.0),
+                    avg_hr: r.avg_hr,
+                    max_hr: r.max_hr.and_then(|v| u16::try_from(v).ok()),
+                    hr_hist,
+                    hr_samples: u32::try_from(r.hr_samples).unwrap_or(0),
+                    hr_zones,
+                    sets: sets_by.remove(&r.id).unwrap_or_default(),
+                    origin: r.origin.and_then(crate::crypto::unhex),
+                });
             }
-            let mut hr_hist = Vec::new();
-            if let Some(blob) = &r.11 {
-                let mut points = Vec::new();
-                codec::decode(blob, &mut points)
-                    .map_err(|e| StoreError::Corrupt(format!("hr histogram of activity #{}: {e}", r.0)))?;
-                hr_hist = points
-                    .into_iter()
-                    .filter_map(|(bpm, ms)| Some((u16::try_from(bpm).ok()?, ms as f64 / 1000.0)))
-                    .collect();
-            }
-            let hr_zones = match &r.15 {
-                Some(json) => Some(
-                    serde_json::from_str(json)
-                        .map_err(|e| StoreError::Corrupt(format!("heart-rate zones of activity #{}: {e}", r.0)))?,
-                ),
-                None => None,
-            };
-            let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
-            activities.entry(r.1).or_default().push(ActivityRec {
-                id: r.0,
-                source: r.2,
-                start: at(r.3),
-                end: at(r.4),
-                utc_offset_s: i32::try_from(r.5).unwrap_or(0),
-                category: Category::parse(&r.7).unwrap_or(Category::Other),
-                activity_type: r.6,
-                duration_s: r.8,
-                distance_m: r.14.filter(|d| d.is_finite() && *d >= 0.0),
-                avg_hr: r.9,
-                max_hr: r.10.and_then(|v| u16::try_from(v).ok()),
-                hr_hist,
-                hr_samples: u32::try_from(r.12).unwrap_or(0),
-                hr_zones,
-                sets: sets_by.remove(&r.0).unwrap_or_default(),
-                origin: r.13,
-            });
         }
-        let rows: Vec<(i64, String, String, String, f64)> = sqlx::query_as(
-            "SELECT client_id, date, metric, source, value FROM daily_metrics
-             WHERE client_id IN (SELECT value FROM json_each(?)) AND date BETWEEN ? AND ?",
-        )
-        .bind(&ids)
-        .bind(&d_lo)
-        .bind(&d_hi)
-        .fetch_all(&self.pool)
+        let daily_rows = by_date(format!(
+            "SELECT client_id, json_group_array(json_array(date, metric, source, {}) ORDER BY date, metric, source)
+                 FROM daily_metrics WHERE client_id IN (SELECT value FROM json_each(?)) AND date BETWEEN ? AND ?
+                 GROUP BY client_id",
+            packed::real_sql("value")
+        ))
         .await?;
         let mut daily: HashMap<ClientId, Vec<DailyValue>> = HashMap::new();
-        for (c, d, m, source, value) in rows {
-            let (Ok(d), Some(metric)) = (d.parse(), Metric::parse(&m)) else { continue };
-            if on_day(c, d) {
-                daily.entry(c).or_default().push(DailyValue { date: d, metric, source, value });
+        for (c, json) in &daily_rows {
+            let rows: Vec<DailyPacked> = serde_json::from_str(json).map_err(|e| corrupt("daily metrics", e))?;
+            let mine = daily.entry(*c).or_default();
+            for r in rows {
+                let (Ok(d), Some(metric)) = (r.0.parse(), Metric::parse(&r.1)) else { continue };
+                if on_day(*c, d) {
+                    mine.push(DailyValue { date: d, metric, source: r.2, value: r.3 });
+                }
             }
         }
-        let rows: Vec<(i64, i64, Option<i64>, String, Option<f64>, Option<String>)> = sqlx::query_as(
-            "SELECT client_id, id, homework_id, date, value, note FROM checkins
-             WHERE client_id IN (SELECT value FROM json_each(?)) AND date BETWEEN ? AND ?",
-        )
-        .bind(&ids)
-        .bind(&d_lo)
-        .bind(&d_hi)
-        .fetch_all(&self.pool)
+        let checkin_rows = by_date(format!(
+            "SELECT client_id, json_group_array(json_array(id, homework_id, date, {}, note) ORDER BY date, id)
+                 FROM checkins WHERE client_id IN (SELECT value FROM json_each(?)) AND date BETWEEN ? AND ?
+                 GROUP BY client_id",
+            packed::real_sql("value")
+        ))
         .await?;
         let mut checkins: HashMap<ClientId, Vec<CheckinRec>> = HashMap::new();
-        for (c, id, homework_id, d, value, note) in rows {
-            let d = date(&d)?;
-            if on_day(c, d) {
-                checkins.entry(c).or_default().push(CheckinRec { id, homework_id, date: d, value, note });
+        for (c, json) in &checkin_rows {
+            let rows: Vec<CheckinPacked> = serde_json::from_str(json).map_err(|e| corrupt("check-ins", e))?;
+            for r in rows {
+                let d = date(&r.2)?;
+                if on_day(*c, d) {
+                    checkins.entry(*c).or_default().push(CheckinRec {
+                        id: r.0,
+                        homework_id: r.1,
+                        date: d,
+                        value: r.3,
+                        note: r.4,
+                    });
+                }
             }
         }
-        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT h.client_id, e.homework_id, e.date FROM excuses e JOIN homework h ON h.id = e.homework_id
-             WHERE h.client_id IN (SELECT value FROM json_each(?)) AND e.date BETWEEN ? AND ?",
+        let excuse_rows = by_date(
+            "SELECT h.client_id, json_group_array(json_array(e.homework_id, e.date))
+             FROM excuses e JOIN homework h ON h.id = e.homework_id
+             WHERE h.client_id IN (SELECT value FROM json_each(?)) AND e.date BETWEEN ? AND ?
+             GROUP BY h.client_id"
+                .to_string(),
         )
-        .bind(&ids)
-        .bind(&d_lo)
-        .bind(&d_hi)
-        .fetch_all(&self.pool)
         .await?;
         let mut excused: HashMap<ClientId, BTreeSet<(i64, NaiveDate)>> = HashMap::new();
-        for (c, hw, d) in rows {
-            let d = date(&d)?;
-            if on_day(c, d) {
-                excused.entry(c).or_default().insert((hw, d));
+        for (c, json) in &excuse_rows {
+            let rows: Vec<(i64, Cow<str>)> = serde_json::from_str(json).map_err(|e| corrupt("excuses", e))?;
+            for (hw, d) in rows {
+                let d = date(&d)?;
+                if on_day(*c, d) {
+                    excused.entry(*c).or_default().insert((hw, d));
+                }
             }
         }
         Ok(wanted
@@ -356,14 +408,19 @@ impl Store {
             .collect())
     }
 
-    /// The homework of the given clients, each client's by id.
+    /// The homework of the given clients, each client's by id (one statement, one row).
     pub async fn homework_of(&self, clients: &[ClientId]) -> Result<HashMap<ClientId, Vec<Homework>>, StoreError> {
-        let rows: Vec<HomeworkSql> = sqlx::query_as(&format!(
-            "{HOMEWORK_SELECT} WHERE h.client_id IN (SELECT value FROM json_each(?)) ORDER BY h.id"
-        ))
+        let json: String = sqlx::query_scalar(
+            "SELECT json_group_array(json_array(h.id, h.client_id, c.name, h.text, h.rule, h.from_date, h.until_date)
+                 ORDER BY h.id)
+             FROM homework h JOIN clients c ON c.id = h.client_id
+             WHERE h.client_id IN (SELECT value FROM json_each(?))",
+        )
         .bind(serde_json::to_string(clients).unwrap_or_else(|_| "[]".into()))
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
+        let rows: Vec<HomeworkSql> =
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("homework: {e}")))?;
         let mut out: HashMap<ClientId, Vec<Homework>> = HashMap::new();
         for r in rows {
             let row = homework_row(r)?;

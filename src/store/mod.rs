@@ -22,6 +22,7 @@ mod homework;
 mod ingest;
 pub mod inspect;
 pub mod notify;
+mod packed;
 pub mod providers;
 mod push;
 pub mod verdicts;
