@@ -109,16 +109,24 @@ pub async fn fill_v1(pool: &SqlitePool, name: &str, n: i64) -> Made {
     .await;
     exec(
         pool,
-        &format!(
-            "INSERT INTO verdicts (homework_id, month, codes, detail) VALUES ({homework}, 24322, zeroblob(31), '[]');
-             INSERT INTO excuses (homework_id, date, reason, created_ms) VALUES ({homework}, '2026-11-05', 'ill', 1);"
-        ),
+        &format!("INSERT INTO excuses (homework_id, date, reason, created_ms) VALUES ({homework}, '2026-11-05', 'ill', 1);"),
     )
     .await;
+    // The verdict cache as the first release kept it: a row per occurrence (migration 12
+    // replaced it by a row per month, which `fill_later` writes).
+    if has_column(pool, "verdicts", "occurrence").await {
+        exec(
+            pool,
+            &format!(
+                "INSERT INTO verdicts (homework_id, date, verdict, occurrence) VALUES ({homework}, '2026-11-02', 'done', '{{}}');"
+            ),
+        )
+        .await;
+    }
     Made { client, account, activity, homework, checkin, hash }
 }
 
-/// Rows of the client in every table later migrations added (0002 to 0008).
+/// Rows of the client in every table later migrations added or remade (0002 to 0012).
 pub async fn fill_later(pool: &SqlitePool, m: &Made, n: i64) {
     let (client, homework, checkin, account) = (m.client, m.homework, m.checkin, m.account);
     exec(
@@ -144,6 +152,27 @@ pub async fn fill_later(pool: &SqlitePool, m: &Made, n: i64) {
         ),
     )
     .await;
+    if has_column(pool, "verdicts", "codes").await {
+        let codes = format!("x'01{}'", "00".repeat(30));
+        exec(
+            pool,
+            &format!(
+                "INSERT INTO verdicts (homework_id, month, codes, detail)
+                 VALUES ({homework}, 24322, {codes}, '[[1,10.0,10.0,false,[]]]');"
+            ),
+        )
+        .await;
+    }
+}
+
+async fn has_column(pool: &SqlitePool, table: &str, column: &str) -> bool {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?")
+        .bind(table)
+        .bind(column)
+        .fetch_one(pool)
+        .await
+        .expect("table info");
+    n > 0
 }
 
 /// Every table in the database, but SQLite's own.

@@ -63,6 +63,11 @@ async fn a_first_release_database_upgrades_with_every_row_kept() {
     let pool = fixture::pool(&path).await;
     let after = counts(&pool).await;
     for (table, n) in &before {
+        if table == "verdicts" {
+            // A cache: migration 12 remade it a row per month; the next status judges again.
+            assert_eq!(after[table], 0, "the old verdict cache is dropped");
+            continue;
+        }
         let kept = if table == "meta" { after[table] - 1 } else { after[table] }; // + the key's fingerprint
         assert_eq!(kept, *n, "rows of {table}");
     }
