@@ -473,18 +473,43 @@ const LIVE_PASSWORD: &str = "a trainer in the room";
 fn live_snapshot(base: &str) -> serde_json::Value {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let http = super::dashboard::browser();
-        let page = http.get(format!("{base}/login")).send().await.expect("login page").text().await.expect("body");
-        let csrf = super::dashboard::csrf_of(&page);
-        let r = http
-            .post(format!("{base}/login"))
-            .form(&[("csrf", csrf.as_str()), ("name", "coach"), ("password", LIVE_PASSWORD)])
-            .send()
-            .await
-            .expect("login");
-        assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "login");
+        let http = live_login(base).await;
         http.get(format!("{base}/api/live")).send().await.expect("live").json().await.expect("JSON")
     })
+}
+
+/// A client logged in as the trainer `coach`.
+async fn live_login(base: &str) -> reqwest::Client {
+    let http = super::dashboard::browser();
+    let page = http.get(format!("{base}/login")).send().await.expect("login page").text().await.expect("body");
+    let csrf = super::dashboard::csrf_of(&page);
+    let r = http
+        .post(format!("{base}/login"))
+        .form(&[("csrf", csrf.as_str()), ("name", "coach"), ("password", LIVE_PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "login");
+    http
+}
+
+/// Wait until the live view shows the first client's first device at `bpm`: the collector
+/// has recorded that notification (it is shown after the recorder has it).
+fn wait_live_bpm(base: &str, bpm: u64, within: Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let http = live_login(base).await;
+        let deadline = Instant::now() + within;
+        loop {
+            let live: serde_json::Value =
+                http.get(format!("{base}/api/live")).send().await.expect("live").json().await.expect("JSON");
+            if live["clients"][0]["devices"][0]["bpm"].as_u64() == Some(bpm) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the live view did not show {bpm} bpm within {within:?}: {live}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
 }
 
 /// Where the daemon serves, from its "coachd is running" log line.
@@ -1238,22 +1263,30 @@ fn the_bus_dropping_coachds_bluez_connection_mid_session_gives_one_session() {
     for args in [vec!["client", "add", "ana", "--tz", "Europe/Berlin"], vec!["devices", "pair", PAIRED, "ana"]] {
         super::coachd(&data).args(&args).assert().success();
     }
+    super::coachd(&data)
+        .args(["trainer", "add", "coach", "--password-stdin"])
+        .write_stdin(LIVE_PASSWORD)
+        .assert()
+        .success();
     let mut fake = Fake::start(&bus);
     // A session ends only after 2 minutes of silence here (the default), however long a
     // loaded machine takes to notice the lost connection.
     let (mut daemon, log) = coachd_run_with(&data, &relay.address, 60, &[("COACHD__BLE__SESSION_SILENCE_S", "120")]);
+    let mut kept = Vec::new();
+    let base = format!("http://{}", listen_address(&log, &mut kept));
     fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(30));
     let first = fake.beat(130);
-    for _ in 1..10 {
+    for i in 1..10 {
         std::thread::sleep(Duration::from_millis(150));
-        fake.beat(130);
+        fake.beat(if i == 9 { 135 } else { 130 });
     }
+    // "sent" means the bus has it, not coachd: the cut waits until the last one is recorded.
+    wait_live_bpm(&base, 135, Duration::from_secs(30));
     // btleplug's connection dies (the one that subscribed); the bus, org.bluez and the
     // connection coachd watches BlueZ's owner on stay.
     let (cut, stayed) = relay.cut_saying("StartNotify");
     assert_eq!(cut, 1, "one connection subscribed");
     assert!(stayed >= 1, "the probe's connection stays");
-    let mut kept = Vec::new();
     let subscribed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(90));
     }));
@@ -1262,11 +1295,11 @@ fn the_bus_dropping_coachds_bluez_connection_mid_session_gives_one_session() {
         panic!("not subscribed again; coachd logged:\n{}", kept.join("\n"));
     }
     let mut last = Instant::now();
-    for _ in 0..10 {
+    for i in 0..10 {
         std::thread::sleep(Duration::from_millis(150));
-        last = fake.beat(140);
+        last = fake.beat(if i == 9 { 145 } else { 140 });
     }
-    std::thread::sleep(Duration::from_millis(300));
+    wait_live_bpm(&base, 145, Duration::from_secs(30));
     stop(&mut daemon, &log, &mut kept);
     // The rest of what it logged, up to the end of its stderr.
     while let Ok(line) = log.recv_timeout(Duration::from_secs(5)) {
