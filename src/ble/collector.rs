@@ -13,7 +13,12 @@
 //! btleplug reports neither a lost D-Bus connection nor a bluetoothd restart, so a probe
 //! asks BlueZ for its adapters every few seconds; when that fails, every task flushes,
 //! and the collector waits for BlueZ to come back (logging that once). Batches go through
-//! one channel to the source's own task, which commits them in order.
+//! one channel to the source's own task, which commits them in order. btleplug's streams
+//! (a device's notifications, the adapter's events) do not end when its D-Bus connection
+//! dies: each bluez-async stream holds the sending end of its own channel, so a dead
+//! connection is silence and calls that get no answer. The probe's call notices it while
+//! BlueZ's owner still answers on the probe's own connection, and the collector starts
+//! over with a new Manager, the open sessions parked as for a bluetoothd restart.
 //!
 //! A device that cannot be connected is never dropped: its task retries with backoff
 //! and says why it is waiting (BlueZ refusing a connection more than the adapter holds,
@@ -410,8 +415,11 @@ async fn collect(
                     Ok(_) => break Stop::Lost("bluetoothd restarted".into()),
                     Err(e) => break Stop::Lost(format!("org.bluez left the bus: {e:#}")),
                 }
+                // The owner answered on the probe's own connection: a call that fails on
+                // btleplug's means that connection is dead (or bluetoothd hangs), and only a
+                // new Manager hears BlueZ again. Its streams never say so (module docs).
                 if let Err(e) = timed("asking BlueZ for adapters", CALL_TIMEOUT, manager.adapters()).await {
-                    break Stop::Lost(format!("{e:#}"));
+                    break Stop::Lost(format!("org.bluez is on the bus but does not answer coachd's connection: {e:#}"));
                 }
                 pairings = ctx.store.pairings().await?;
                 // Unpaired (or moved to another client) while running: stop, keeping what was recorded.
@@ -443,6 +451,8 @@ async fn collect(
                 }
                 // A task that ended by itself (its notification stream ended) hands its
                 // recorder back: an open session goes on in the next task, not split.
+                // btleplug 0.13's BlueZ streams never end (see the module docs); this is
+                // for one that does, not a path a lost connection takes.
                 let finished: Vec<_> = tasks.iter().filter(|(_, t)| t.join.is_finished()).map(|(id, _)| id.clone()).collect();
                 for id in finished {
                     if let Some(t) = tasks.remove(&id) {

@@ -240,9 +240,10 @@ impl Store {
         let (lo_ms, hi_ms) = span(from, to);
         let (d_lo, d_hi) = days(from, to);
         let (d_lo, d_hi) = (d_lo.to_string(), d_hi.to_string());
-        // Each client's own span, to keep only its rows when the spans differ.
-        let own: HashMap<ClientId, ((i64, i64), (NaiveDate, NaiveDate))> =
-            wanted.iter().map(|&(c, _, f, t)| (c, (span(f, t), days(f, t)))).collect();
+        // Each client's own span (start times in ms, and days), to keep only its rows when
+        // the spans differ.
+        type Span = ((i64, i64), (NaiveDate, NaiveDate));
+        let own: HashMap<ClientId, Span> = wanted.iter().map(|&(c, _, f, t)| (c, (span(f, t), days(f, t)))).collect();
         let ids = serde_json::to_string(&own.keys().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into());
         let in_span = |c: ClientId, ms: i64| own.get(&c).is_some_and(|((lo, hi), _)| ms >= *lo && ms < *hi);
         let on_day = |c: ClientId, d: NaiveDate| own.get(&c).is_some_and(|(_, (lo, hi))| d >= *lo && d <= *hi);

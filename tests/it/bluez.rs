@@ -207,6 +207,11 @@ fn coachd_run(data: &Path, bus: &str) -> (Guard, Receiver<String>) {
 
 /// [`coachd_run`], committing open sessions every `flush_s`.
 fn coachd_run_flushing(data: &Path, bus: &str, flush_s: u32) -> (Guard, Receiver<String>) {
+    coachd_run_with(data, bus, flush_s, &[])
+}
+
+/// [`coachd_run_flushing`] with more (or other) settings from the environment.
+fn coachd_run_with(data: &Path, bus: &str, flush_s: u32, env: &[(&str, &str)]) -> (Guard, Receiver<String>) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
         .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
         .env("COACHD_DATA_DIR", data)
@@ -218,6 +223,7 @@ fn coachd_run_flushing(data: &Path, bus: &str, flush_s: u32) -> (Guard, Receiver
         .env("COACHD__BLE__FLUSH_S", flush_s.to_string())
         .env("COACHD__BLE__BLUEZ_RETRY_S", "1")
         .env("COACHD__INBOX__ENABLED", "false")
+        .envs(env.iter().copied())
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -467,18 +473,43 @@ const LIVE_PASSWORD: &str = "a trainer in the room";
 fn live_snapshot(base: &str) -> serde_json::Value {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let http = super::dashboard::browser();
-        let page = http.get(format!("{base}/login")).send().await.expect("login page").text().await.expect("body");
-        let csrf = super::dashboard::csrf_of(&page);
-        let r = http
-            .post(format!("{base}/login"))
-            .form(&[("csrf", csrf.as_str()), ("name", "coach"), ("password", LIVE_PASSWORD)])
-            .send()
-            .await
-            .expect("login");
-        assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "login");
+        let http = live_login(base).await;
         http.get(format!("{base}/api/live")).send().await.expect("live").json().await.expect("JSON")
     })
+}
+
+/// A client logged in as the trainer `coach`.
+async fn live_login(base: &str) -> reqwest::Client {
+    let http = super::dashboard::browser();
+    let page = http.get(format!("{base}/login")).send().await.expect("login page").text().await.expect("body");
+    let csrf = super::dashboard::csrf_of(&page);
+    let r = http
+        .post(format!("{base}/login"))
+        .form(&[("csrf", csrf.as_str()), ("name", "coach"), ("password", LIVE_PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER, "login");
+    http
+}
+
+/// Wait until the live view shows the first client's first device at `bpm`: the collector
+/// has recorded that notification (it is shown after the recorder has it).
+fn wait_live_bpm(base: &str, bpm: u64, within: Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let http = live_login(base).await;
+        let deadline = Instant::now() + within;
+        loop {
+            let live: serde_json::Value =
+                http.get(format!("{base}/api/live")).send().await.expect("live").json().await.expect("JSON");
+            if live["clients"][0]["devices"][0]["bpm"].as_u64() == Some(bpm) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the live view did not show {bpm} bpm within {within:?}: {live}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
 }
 
 /// Where the daemon serves, from its "coachd is running" log line.
@@ -1097,4 +1128,201 @@ fn the_system_bus_restarting_mid_session_gives_one_session() {
     assert_eq!(samples, 20, "every notification of both halves, once");
     let spanned = (last - first).as_secs_f64();
     assert!(duration <= spanned + 1.5 && duration >= 1.4, "duration {duration} s, notifications spanned {spanned} s");
+}
+
+/// A socket in front of the private bus that passes each connection through byte for byte
+/// and can cut one of them: one of coachd's D-Bus connections dying while the bus, the
+/// fake's `org.bluez` and coachd's other connections stay.
+struct Relay {
+    address: String,
+    socket: std::path::PathBuf,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<Relayed>>>,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// One connection through the relay.
+struct Relayed {
+    /// The client's socket and the bus's, to cut both.
+    ends: [std::os::unix::net::UnixStream; 2],
+    /// What the client has sent (the first MiB): a D-Bus message header carries its
+    /// member name as plain text, so btleplug's connection is the one that said
+    /// `StartNotify`, and the probe's says `GetNameOwner` and nothing of BlueZ's.
+    sent: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    fn start(socket: &Path, bus: &Path) -> Relay {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = UnixListener::bind(socket).expect("the relay's socket");
+        let connections: Arc<Mutex<Vec<Relayed>>> = Arc::default();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (kept, stop, bus) = (connections.clone(), stopping.clone(), bus.to_path_buf());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { break };
+                // No bus: the client's connection closes, as the bus's own would refuse it.
+                let Ok(upstream) = UnixStream::connect(&bus) else { continue };
+                let ends = [client.try_clone().expect("clone"), upstream.try_clone().expect("clone")];
+                let sent = Arc::new(Mutex::new(Vec::new()));
+                let open = Arc::new(AtomicBool::new(true));
+                let back = (upstream.try_clone().expect("clone"), client.try_clone().expect("clone"));
+                relay_bytes(client, upstream, Some(sent.clone()), open.clone());
+                relay_bytes(back.0, back.1, None, open.clone());
+                kept.lock().expect("relay lock").push(Relayed { ends, sent, open });
+            }
+        });
+        Relay {
+            address: format!("unix:path={}", socket.display()),
+            socket: socket.to_path_buf(),
+            connections,
+            stopping,
+        }
+    }
+
+    /// Cut every open connection whose client has sent `said`. Returns how many were cut
+    /// and how many others stay open.
+    fn cut_saying(&self, said: &str) -> (usize, usize) {
+        use std::sync::atomic::Ordering;
+        let connections = self.connections.lock().expect("relay lock");
+        let (mut cut, mut stayed) = (0, 0);
+        for c in connections.iter().filter(|c| c.open.load(Ordering::SeqCst)) {
+            let sent = c.sent.lock().expect("relay lock");
+            if sent.windows(said.len()).any(|w| w == said.as_bytes()) {
+                for end in &c.ends {
+                    let _ = end.shutdown(std::net::Shutdown::Both);
+                }
+                cut += 1;
+            } else {
+                stayed += 1;
+            }
+        }
+        (cut, stayed)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::os::unix::net::UnixStream::connect(&self.socket); // wakes the accepting thread
+        for c in self.connections.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for end in &c.ends {
+                let _ = end.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Copy `from` to `to` on a thread of its own, keeping what went through in `record`,
+/// until either side closes; then close both.
+fn relay_bytes(
+    mut from: std::os::unix::net::UnixStream,
+    mut to: std::os::unix::net::UnixStream,
+    record: Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::io::Read;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            // Kept before it goes on: once the bus has a message, the test can find it here.
+            if let Some(record) = &record {
+                let mut record = record.lock().unwrap_or_else(|p| p.into_inner());
+                if record.len() < 1 << 20 {
+                    record.extend_from_slice(&buf[..n]);
+                }
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        open.store(false, std::sync::atomic::Ordering::SeqCst);
+        let _ = from.shutdown(std::net::Shutdown::Both);
+        let _ = to.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+/// A device's notifications stop reaching coachd and come back: the bus drops the D-Bus
+/// connection btleplug subscribed on, while the bus, BlueZ and the strap stay.
+#[test]
+fn the_bus_dropping_coachds_bluez_connection_mid_session_gives_one_session() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let (_bus_daemon, bus) = private_bus(dir.path());
+    let relay = Relay::start(&dir.path().join("relay"), &dir.path().join("bus"));
+    for args in [vec!["client", "add", "ana", "--tz", "Europe/Berlin"], vec!["devices", "pair", PAIRED, "ana"]] {
+        super::coachd(&data).args(&args).assert().success();
+    }
+    super::coachd(&data)
+        .args(["trainer", "add", "coach", "--password-stdin"])
+        .write_stdin(LIVE_PASSWORD)
+        .assert()
+        .success();
+    let mut fake = Fake::start(&bus);
+    // A session ends only after 2 minutes of silence here (the default), however long a
+    // loaded machine takes to notice the lost connection.
+    let (mut daemon, log) = coachd_run_with(&data, &relay.address, 60, &[("COACHD__BLE__SESSION_SILENCE_S", "120")]);
+    let mut kept = Vec::new();
+    let base = format!("http://{}", listen_address(&log, &mut kept));
+    fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(30));
+    let first = fake.beat(130);
+    for i in 1..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake.beat(if i == 9 { 135 } else { 130 });
+    }
+    // "sent" means the bus has it, not coachd: the cut waits until the last one is recorded.
+    wait_live_bpm(&base, 135, Duration::from_secs(30));
+    // btleplug's connection dies (the one that subscribed); the bus, org.bluez and the
+    // connection coachd watches BlueZ's owner on stay.
+    let (cut, stayed) = relay.cut_saying("StartNotify");
+    assert_eq!(cut, 1, "one connection subscribed");
+    assert!(stayed >= 1, "the probe's connection stays");
+    let subscribed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fake.expect(&format!("subscribed {PAIRED}"), Duration::from_secs(90));
+    }));
+    if subscribed.is_err() {
+        kept.extend(log.try_iter());
+        panic!("not subscribed again; coachd logged:\n{}", kept.join("\n"));
+    }
+    let mut last = Instant::now();
+    for i in 0..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        last = fake.beat(if i == 9 { 145 } else { 140 });
+    }
+    wait_live_bpm(&base, 145, Duration::from_secs(30));
+    stop(&mut daemon, &log, &mut kept);
+    // The rest of what it logged, up to the end of its stderr.
+    while let Ok(line) = log.recv_timeout(Duration::from_secs(5)) {
+        kept.push(line);
+    }
+    println!("{}", kept.join("\n"));
+    let sessions = ble_sessions(&data);
+    assert_eq!(sessions.len(), 1, "one session across the lost connection: {sessions:?}\n{}", kept.join("\n"));
+    let (_, samples, duration) = sessions[0].clone();
+    assert_eq!(samples, 20, "every notification sent while coachd was connected, once");
+    let spanned = (last - first).as_secs_f64();
+    assert!((duration - spanned).abs() < 1.5, "duration {duration} s, notifications spanned {spanned} s");
+    // The path taken: the probe's call on the dead connection got no answer while BlueZ
+    // answered on the probe's own; not BlueZ leaving or restarting.
+    let noticed = kept.iter().filter(|l| l.contains("does not answer coachd's connection")).count();
+    assert_eq!(noticed, 1, "the dead connection noticed once:\n{}", kept.join("\n"));
+    for never in ["org.bluez left the bus", "bluetoothd restarted"] {
+        assert!(!kept.iter().any(|l| l.contains(never)), "BlueZ stayed: {never:?}\n{}", kept.join("\n"));
+    }
+    assert!(
+        !kept.iter().any(|l| l.contains("stream ended")),
+        "btleplug's streams were silent on the dead connection, never ended (ble::collector's \
+         module docs); if one ends now, that path was taken and this test should say so:\n{}",
+        kept.join("\n")
+    );
 }
