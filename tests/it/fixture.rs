@@ -109,7 +109,9 @@ pub async fn fill_v1(pool: &SqlitePool, name: &str, n: i64) -> Made {
     .await;
     exec(
         pool,
-        &format!("INSERT INTO excuses (homework_id, date, reason, created_ms) VALUES ({homework}, '2026-11-05', 'ill', 1);"),
+        &format!(
+            "INSERT INTO excuses (homework_id, date, reason, created_ms) VALUES ({homework}, '2026-11-05', 'ill', 1);"
+        ),
     )
     .await;
     // The verdict cache as the first release kept it: a row per occurrence (migration 12
