@@ -71,6 +71,44 @@ impl Store {
     /// Store a batch and its cursor atomically.
     #[tracing::instrument(skip_all, fields(source = %batch.source, activities = batch.activities.len()))]
     pub async fn ingest(&self, batch: &Batch) -> Result<IngestReport, StoreError> {
+        // IMMEDIATE takes the write lock up front, so a concurrent writer (the CLI next to
+        // the daemon) waits on the busy timeout instead of failing a read-to-write upgrade.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let report = Self::ingest_in(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Store several batches in one transaction (one commit, one sync), each still all or
+    /// nothing: each is written inside a savepoint, and one the store refuses (`Invalid`,
+    /// `Conflict`) is rolled back alone, its error in its place in the answer. Any other
+    /// failure rolls back every batch of the call.
+    #[tracing::instrument(skip_all, fields(batches = batches.len()))]
+    pub async fn ingest_many(&self, batches: &[Batch]) -> Result<Vec<Result<IngestReport, StoreError>>, StoreError> {
+        use sqlx::Acquire;
+        // IMMEDIATE for the reason given in `ingest`.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let mut savepoint = (&mut tx).begin().await?;
+            match Self::ingest_in(&mut savepoint, batch).await {
+                Ok(report) => {
+                    savepoint.commit().await?;
+                    out.push(Ok(report));
+                }
+                Err(e @ (StoreError::Invalid(_) | StoreError::Conflict(_))) => {
+                    savepoint.rollback().await?;
+                    out.push(Err(e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// One batch and its cursor, written in the caller's transaction (or savepoint).
+    async fn ingest_in(tx: &mut Tx<'_>, batch: &Batch) -> Result<IngestReport, StoreError> {
         let mut problems = batch.problems();
         if batch.buckets.iter().any(|b| b.metric == Metric::SleepEnd) {
             problems.push(format!(
@@ -83,12 +121,9 @@ impl Store {
         }
         let now = Store::now_ms();
         let mut report = IngestReport::default();
-        // IMMEDIATE takes the write lock up front, so a concurrent writer (the CLI next to
-        // the daemon) waits on the busy timeout instead of failing a read-to-write upgrade.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut zones = TzCache::default();
         for a in &batch.activities {
-            let (id, outcome) = upsert_activity(&mut tx, &batch.source, a, now).await?;
+            let (id, outcome) = upsert_activity(tx, &batch.source, a, now).await?;
             let mut changed = !matches!(outcome, Upsert::Unchanged);
             match outcome {
                 Upsert::Inserted => report.activities_inserted += 1,
@@ -98,21 +133,21 @@ impl Store {
             let fresh = matches!(outcome, Upsert::Inserted);
             let mut hr_changed = false;
             for s in &a.series {
-                let written = merge_series(&mut tx, id, s, fresh).await?;
+                let written = merge_series(tx, id, s, fresh).await?;
                 hr_changed |= written > 0 && s.kind == SeriesKind::Hr;
                 changed |= written > 0;
                 report.samples_written += written;
             }
             if hr_changed {
-                refresh_hr_summary(&mut tx, id).await?;
+                refresh_hr_summary(tx, id).await?;
             }
             if let Some(sets) = &a.sets {
-                changed |= replace_sets(&mut tx, id, sets, fresh).await?;
+                changed |= replace_sets(tx, id, sets, fresh).await?;
             }
             if changed {
-                let tz = zones.get(&mut tx, a.client_id).await?;
+                let tz = zones.get(tx, a.client_id).await?;
                 for d in local_dates(tz, a.start, a.end) {
-                    mark_dirty(&mut tx, a.client_id, d).await?;
+                    mark_dirty(tx, a.client_id, d).await?;
                 }
             }
         }
@@ -130,12 +165,12 @@ impl Store {
             .bind(&batch.source)
             .bind(d.value)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(|e| fk_context(e, format!("daily {} of client #{}", d.metric.as_str(), d.client_id)))?;
             if done.rows_affected() > 0 {
                 report.daily_written += 1;
-                mark_dirty(&mut tx, d.client_id, d.date).await?;
+                mark_dirty(tx, d.client_id, d.date).await?;
             }
         }
         let mut touched: std::collections::BTreeSet<(i64, crate::model::Metric, chrono::NaiveDate)> =
@@ -151,12 +186,12 @@ impl Store {
             .bind(&batch.source)
             .bind(b.t_ms)
             .bind(b.value)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(|e| fk_context(e, format!("{} bucket of client #{}", b.metric.as_str(), b.client_id)))?;
             if done.rows_affected() > 0 {
                 report.buckets_written += 1;
-                let tz = zones.get(&mut tx, b.client_id).await?;
+                let tz = zones.get(tx, b.client_id).await?;
                 let at = chrono::DateTime::from_timestamp_millis(b.t_ms).unwrap_or_default();
                 touched.insert((b.client_id, b.metric, at.with_timezone(&tz).date_naive()));
             }
@@ -169,15 +204,15 @@ impl Store {
             .flat_map(|&(c, _, d)| [d.pred_opt(), Some(d), d.succ_opt()].into_iter().flatten().map(move |d| (c, d)))
             .collect();
         for (client, wake) in nights {
-            let tz = zones.get(&mut tx, client).await?;
-            if derive_night(&mut tx, client, &batch.source, tz, wake, now).await? {
+            let tz = zones.get(tx, client).await?;
+            if derive_night(tx, client, &batch.source, tz, wake, now).await? {
                 report.daily_written += 1;
-                mark_dirty(&mut tx, client, wake).await?;
+                mark_dirty(tx, client, wake).await?;
             }
         }
         for (client, metric, day) in touched.into_iter().filter(|(_, m, _)| *m != Metric::SleepStart) {
             // The day's total is the sum of its distinct buckets, in the client's local day.
-            let tz = zones.get(&mut tx, client).await?;
+            let tz = zones.get(tx, client).await?;
             let bound = |d: chrono::NaiveDate| local(tz, d, chrono::NaiveTime::MIN).timestamp_millis();
             let (lo, hi) = (bound(day), bound(day + chrono::Duration::days(1)));
             let total: f64 = sqlx::query_scalar(
@@ -189,7 +224,7 @@ impl Store {
             .bind(&batch.source)
             .bind(lo)
             .bind(hi)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
             sqlx::query(
                 "INSERT INTO daily_metrics (client_id, date, metric, source, value, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
@@ -202,10 +237,10 @@ impl Store {
             .bind(&batch.source)
             .bind(total)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             report.daily_written += 1;
-            mark_dirty(&mut tx, client, day).await?;
+            mark_dirty(tx, client, day).await?;
         }
         if let Some(c) = &batch.cursor {
             sqlx::query(
@@ -217,10 +252,9 @@ impl Store {
             .bind(&c.stream)
             .bind(&c.value)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(report)
     }
 
@@ -351,6 +385,21 @@ async fn upsert_activity(
 /// Merge a series into the stored chunks; returns how many points were new or changed.
 async fn merge_series(tx: &mut Tx<'_>, id: ActivityId, series: &Series, fresh: bool) -> Result<usize, StoreError> {
     let scale = series.kind.scale();
+    if fresh && series.samples.windows(2).all(|w| w[0].t_ms < w[1].t_ms) {
+        // A new activity's series in time order (what files and devices give): each chunk
+        // is encoded straight from the samples, with nothing to merge.
+        let mut buf = Vec::new();
+        let mut points: Vec<(i64, i64)> = Vec::new();
+        for (i, s) in series.samples.iter().enumerate() {
+            points.push((s.t_ms, (s.value * scale).round() as i64));
+            let slot = s.t_ms.div_euclid(CHUNK_MS);
+            if series.samples.get(i + 1).is_none_or(|next| next.t_ms.div_euclid(CHUNK_MS) != slot) {
+                insert_chunk(tx, id, series.kind, slot * CHUNK_MS, &points, &mut buf).await?;
+                points.clear();
+            }
+        }
+        return Ok(series.samples.len());
+    }
     // Group by chunk slot; within a slot keep the last value given for a time.
     let mut slots: BTreeMap<i64, BTreeMap<i64, i64>> = BTreeMap::new();
     for s in &series.samples {
@@ -382,25 +431,38 @@ async fn merge_series(tx: &mut Tx<'_>, id: ActivityId, series: &Series, fresh: b
         }
         written += changed;
         let merged = merge_points(&old, &new);
-        codec::encode(&merged, &mut buf);
-        let (first, last) = (merged[0].0, merged[merged.len() - 1].0);
-        sqlx::query(
-            "INSERT INTO sample_chunks (activity_id, kind, chunk_ms, first_ms, last_ms, n, data)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (activity_id, kind, chunk_ms)
-             DO UPDATE SET first_ms = excluded.first_ms, last_ms = excluded.last_ms, n = excluded.n, data = excluded.data",
-        )
-        .bind(id)
-        .bind(series.kind.id())
-        .bind(slot)
-        .bind(first)
-        .bind(last)
-        .bind(merged.len() as i64)
-        .bind(&buf)
-        .execute(&mut **tx)
-        .await?;
+        insert_chunk(tx, id, series.kind, slot, &merged, &mut buf).await?;
     }
     Ok(written)
+}
+
+/// Write one chunk of points (time-sorted, at least one), encoded in `buf`.
+async fn insert_chunk(
+    tx: &mut Tx<'_>,
+    id: ActivityId,
+    kind: SeriesKind,
+    slot: i64,
+    points: &[(i64, i64)],
+    buf: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    codec::encode(points, buf);
+    let (first, last) = (points[0].0, points[points.len() - 1].0);
+    sqlx::query(
+        "INSERT INTO sample_chunks (activity_id, kind, chunk_ms, first_ms, last_ms, n, data)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (activity_id, kind, chunk_ms)
+         DO UPDATE SET first_ms = excluded.first_ms, last_ms = excluded.last_ms, n = excluded.n, data = excluded.data",
+    )
+    .bind(id)
+    .bind(kind.id())
+    .bind(slot)
+    .bind(first)
+    .bind(last)
+    .bind(points.len() as i64)
+    .bind(&*buf)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Union of two time-sorted point lists; at the same time the new value wins.
