@@ -186,7 +186,10 @@ pub fn parse(bytes: &[u8], client: i64, offset_s: impl Fn(DateTime<Utc>) -> i32)
     }
     // fitparser has panicked on malformed input (found by fuzz/run: an arithmetic
     // underflow in its header parser); a bad file must be an error, never a crash.
-    let (decoded, diagnostics) = quiet_stderr(|| std::panic::catch_unwind(|| fitparser::from_bytes(bytes)));
+    // The decoder prints to stderr only for a field whose size is not a multiple of its
+    // type's; a file without one is decoded as it is, so decodes run side by side.
+    let decode = || std::panic::catch_unwind(|| fitparser::from_bytes(bytes));
+    let (decoded, diagnostics) = if may_complain(bytes) { quiet_stderr(decode) } else { (decode(), Vec::new()) };
     let decoded = decoded.map_err(|_| FileError::Invalid("FIT: the decoder failed on malformed data".into()))?;
     let records = decoded.map_err(|e| FileError::Invalid(decode_error(&e, bytes.len())))?;
     let mut sessions = Vec::new();
@@ -421,6 +424,81 @@ fn decode_error(e: &fitparser::Error, len: usize) -> String {
     }
 }
 
+/// Whether decoding `bytes` may make the decoder print: a definition message has a field
+/// whose size is not a multiple of its base type's (fitparser then reads it as bytes and
+/// says so on stderr). Walks the messages' framing only (headers, definitions, data sizes);
+/// anything it cannot follow answers yes, so the capture is left out only when it is
+/// certainly not needed.
+fn may_complain(bytes: &[u8]) -> bool {
+    // Sizes of FIT base types by their number (bits 5 and 6 masked out, as the decoder does).
+    fn base_size(base: u8) -> usize {
+        match base & 0x9f {
+            0x83 | 0x84 | 0x8b => 2,
+            0x85 | 0x86 | 0x88 | 0x8c => 4,
+            0x89 | 0x8e | 0x8f | 0x90 => 8,
+            _ => 1,
+        }
+    }
+    let mut pos = 0usize;
+    // Chained FIT files: header, messages, CRC, and again.
+    while pos < bytes.len() {
+        let Some(head) = bytes.get(pos..pos + 12) else { return true };
+        let header = usize::from(head[0]);
+        if !(header == 12 || header == 14) || &head[8..12] != b".FIT" {
+            return true;
+        }
+        let data = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let end = pos + header + data;
+        if end + 2 > bytes.len() {
+            return true;
+        }
+        // Data message sizes (header byte included) by local message type.
+        let mut sizes = [0usize; 16];
+        let mut at = pos + header;
+        while at < end {
+            let b = bytes[at];
+            if b & 0x80 != 0 {
+                match sizes[usize::from((b >> 5) & 0x3)] {
+                    0 => return true,
+                    n => at += n,
+                }
+            } else if b & 0x40 != 0 {
+                let Some(fixed) = bytes.get(at + 1..at + 6) else { return true };
+                let n = usize::from(fixed[4]);
+                let fields_at = at + 6;
+                let Some(fields) = bytes.get(fields_at..fields_at + 3 * n) else { return true };
+                let mut size = 1;
+                for f in fields.chunks_exact(3) {
+                    let (len, base) = (usize::from(f[1]), f[2]);
+                    if len % base_size(base) != 0 {
+                        return true;
+                    }
+                    size += len;
+                }
+                at = fields_at + 3 * n;
+                if b & 0x20 != 0 {
+                    let Some(&m) = bytes.get(at) else { return true };
+                    let m = usize::from(m);
+                    let Some(dev) = bytes.get(at + 1..at + 1 + 3 * m) else { return true };
+                    size += dev.chunks_exact(3).map(|f| usize::from(f[1])).sum::<usize>();
+                    at += 1 + 3 * m;
+                }
+                sizes[usize::from(b & 0x0f)] = size;
+            } else {
+                match sizes[usize::from(b & 0x0f)] {
+                    0 => return true,
+                    n => at += n,
+                }
+            }
+        }
+        if at != end {
+            return true;
+        }
+        pos = end + 2;
+    }
+    false
+}
+
 /// Run `f` with this process's stderr captured: the FIT decoder prints diagnostics of
 /// its own (`ERROR: field size …` for fields it reads anyway), which must not reach the
 /// user's terminal or the journal raw. Returns what was printed, one entry per line, for
@@ -465,4 +543,41 @@ fn quiet_stderr<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
     let text = reader.join().unwrap_or_default();
     let lines = String::from_utf8_lossy(&text).lines().map(str::to_string).filter(|l| !l.is_empty()).collect();
     (out, lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FIT file of one definition (local type 0, `record`: a uint32 timestamp and a
+    /// heart rate of `hr_size` bytes typed `hr_base`) and `n` data messages.
+    fn tiny(hr_size: u8, hr_base: u8, n: usize) -> Vec<u8> {
+        let mut data = vec![0x40, 0, 0, 20, 0, 2, 253, 4, 0x86, 3, hr_size, hr_base];
+        for i in 0..n {
+            data.push(0);
+            data.extend_from_slice(&(1_000_000_000u32 + i as u32).to_le_bytes());
+            data.extend(std::iter::repeat_n(140, usize::from(hr_size)));
+        }
+        let mut file = vec![12, 0x10, 0x64, 0];
+        file.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        file.extend_from_slice(b".FIT");
+        file.extend(data);
+        file.extend_from_slice(&[0, 0]);
+        file
+    }
+
+    #[test]
+    fn the_stderr_capture_is_needed_only_for_a_field_of_an_odd_size() {
+        assert!(!may_complain(&tiny(1, 0x02, 3)), "a well-formed file");
+        assert!(may_complain(&tiny(1, 0x86, 3)), "one byte of a uint32");
+        assert!(may_complain(&tiny(3, 0x84, 1)), "three bytes of uint16s");
+        let good = tiny(1, 0x02, 3);
+        assert!(may_complain(&good[..good.len() - 4]), "cut short: not followed, so captured");
+        let mut chained = good.clone();
+        chained.extend_from_slice(&tiny(1, 0x86, 1));
+        assert!(may_complain(&chained), "the second of two chained files");
+        chained.truncate(good.len());
+        chained.extend_from_slice(&good);
+        assert!(!may_complain(&chained));
+    }
 }
