@@ -342,6 +342,19 @@ impl App {
         Ok(crate::files::import_file(&self.store, client, client.tz, path, progress).await?)
     }
 
+    /// Import many files or exports for the client, as [`App::import_file`] would one by
+    /// one (parsed on every core, stored in order, each all or nothing); `done` hears each
+    /// file's outcome, by its index, in order once it is committed.
+    pub async fn import_files(
+        &self,
+        client: &Client,
+        paths: &[std::path::PathBuf],
+        progress: crate::files::Progress,
+        done: impl FnMut(usize, crate::files::Outcome),
+    ) -> AppResult<()> {
+        Ok(crate::files::import_files(&self.store, client, client.tz, paths, progress, done).await?)
+    }
+
     /// The client's weekly reflections, newest first.
     pub async fn reflections(&self, client: &Client, weeks: i64) -> AppResult<Vec<crate::store::web::Reflection>> {
         Ok(self.store.reflections(client.id, weeks).await?)

@@ -47,26 +47,39 @@ pub async fn import(app: &App, data: &DataDir, client: &str, paths: &[PathBuf]) 
     })?;
     let mut rejected = 0;
     let mut members_rejected = 0;
-    for path in &files {
-        let (progress, bar) = progress_bar();
-        let outcome = app.import_file(&client, path, progress).await;
-        if let Some(b) = bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
-            b.finish_and_clear();
-        }
-        match outcome? {
-            Outcome::Imported { format, activities, samples } => {
-                println!("imported   {} ({format}: {activities} activities, {samples} samples)", path.display())
+    let mut failed = None;
+    // One bar, shown while a large file or an export is read, cleared at its outcome.
+    let (progress, bar) = progress_bar();
+    let imported = app
+        .import_files(&client, &files, progress, |i, outcome| {
+            if let Some(b) = bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                b.finish_and_clear();
             }
-            Outcome::Duplicate { format } => println!("duplicate  {} ({format}: already imported)", path.display()),
-            Outcome::Rejected(reason) => {
-                rejected += 1;
-                println!("rejected   {}: {reason}", path.display());
+            let path = files[i].display();
+            match outcome {
+                Outcome::Imported { format, activities, samples } => {
+                    println!("imported   {path} ({format}: {activities} activities, {samples} samples)")
+                }
+                Outcome::Duplicate { format } => println!("duplicate  {path} ({format}: already imported)"),
+                Outcome::Rejected(reason) => {
+                    rejected += 1;
+                    println!("rejected   {path}: {reason}");
+                }
+                Outcome::Export(r) => {
+                    members_rejected += r.rejected.len();
+                    if let Err(e) = export_lines(data, &files[i], &r) {
+                        failed.get_or_insert(e);
+                    }
+                }
             }
-            Outcome::Export(r) => {
-                members_rejected += r.rejected.len();
-                export_lines(data, path, &r)?;
-            }
-        }
+        })
+        .await;
+    if let Some(b) = bar.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+        b.finish_and_clear();
+    }
+    imported?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     if rejected > 0 || members_rejected > 0 {
         let mut why = Vec::new();

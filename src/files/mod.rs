@@ -7,6 +7,10 @@
 //! (source = format, stream = `sha256:…`) in the same transaction, so importing the same
 //! file again is reported as a duplicate and changes nothing; the same workout in
 //! another file (FIT and TCX of one run) is merged by the engine's cross-source dedup.
+//!
+//! [`import_file`] takes one file; [`import_files`] (`coachd import`) takes many, parses
+//! them on every core and stores them in order, many per transaction with a savepoint
+//! each, so a file is still all or nothing.
 
 pub mod apple;
 pub mod export;
@@ -21,6 +25,7 @@ use crate::store::{Client, Store, StoreError};
 use chrono::{DateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -229,6 +234,259 @@ pub async fn import_file(
     })
 }
 
+/// Files reported together at most (those stored in one transaction, each in a savepoint
+/// of its own), and samples stored in one.
+/// Sized so one commit (one fsync with `synchronous = full`) serves many files while
+/// what waits for it stays a few MB.
+const GROUP_FILES: usize = 32;
+const GROUP_SAMPLES: usize = 1 << 19;
+
+/// Import many files, as [`import_file`] would one after the other, but faster: the
+/// files are read, hashed and parsed on as many threads as there are cores, and one
+/// writer stores them in order, several per transaction with a savepoint each, so each
+/// file is still all or nothing. `done` hears each file's outcome (by its index in
+/// `paths`) in order, once it is committed. Exports, Apple Health and Gadgetbridge files
+/// stream themselves and go through [`import_file`] in their turn (with `progress`).
+///
+/// A crash loses nothing and doubles nothing: a file's hash is its cursor, committed
+/// with its data, so a file whose transaction did not commit is imported again.
+pub async fn import_files(
+    store: &Store,
+    client: &Client,
+    tz: Tz,
+    paths: &[PathBuf],
+    progress: Progress,
+    mut done: impl FnMut(usize, Outcome),
+) -> Result<(), StoreError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).min(paths.len());
+    // Files claimed and not yet committed. Above what one group holds plus what the
+    // workers have in hand, so the file the writer waits for can always be claimed.
+    let window = GROUP_FILES + 2 * workers;
+    let permits = Arc::new(Semaphore::new(window));
+    // However this ends, the workers stop at their next file.
+    struct Close(Arc<Semaphore>);
+    impl Drop for Close {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _close = Close(permits.clone());
+    let next = Arc::new(AtomicUsize::new(0));
+    let shared: Arc<[PathBuf]> = paths.into();
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<(usize, Result<Prepared, StoreError>, OwnedSemaphorePermit)>(window);
+    let runtime = tokio::runtime::Handle::current();
+    for _ in 0..workers {
+        let (paths, next, permits, tx, runtime) =
+            (shared.clone(), next.clone(), permits.clone(), tx.clone(), runtime.clone());
+        let (store, client) = (store.clone(), client.clone());
+        tokio::task::spawn_blocking(move || loop {
+            let Ok(permit) = runtime.block_on(permits.clone().acquire_owned()) else { break };
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(path) = paths.get(i) else { break };
+            let known =
+                |source: &str, stream: &str| runtime.block_on(store.cursor(source, stream)).map(|c| c.is_some());
+            let prepared = prepare(path, &client, tz, known);
+            if tx.blocking_send((i, prepared, permit)).is_err() {
+                break;
+            }
+        });
+    }
+    drop(tx);
+    let mut arrived: BTreeMap<usize, (Result<Prepared, StoreError>, OwnedSemaphorePermit)> = BTreeMap::new();
+    let mut group = Group::default();
+    // The first file of each content (by its cursor) in this run, and what became of it.
+    let mut firsts: HashMap<(&'static str, String), usize> = HashMap::new();
+    let mut outcomes: HashMap<usize, Outcome> = HashMap::new();
+    for (i, path) in paths.iter().enumerate() {
+        let next = loop {
+            if let Some(x) = arrived.remove(&i) {
+                break Some(x);
+            }
+            match rx.recv().await {
+                Some((j, p, permit)) => {
+                    arrived.insert(j, (p, permit));
+                }
+                None => break None,
+            }
+        };
+        let Some((prepared, permit)) = next else {
+            // Only a worker that died leaves a file unanswered: it is imported here instead.
+            group.flush(store, &mut outcomes, &mut done).await?;
+            done(i, import_file(store, client, tz, path, progress.clone()).await?);
+            continue;
+        };
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                group.flush(store, &mut outcomes, &mut done).await?;
+                return Err(e);
+            }
+        };
+        match prepared {
+            Prepared::Known(outcome) => group.entries.push((i, Entry::Known(outcome), permit)),
+            Prepared::Streamed => {
+                group.flush(store, &mut outcomes, &mut done).await?;
+                drop(permit);
+                done(i, import_file(store, client, tz, path, progress.clone()).await?);
+            }
+            Prepared::Ready { format, hash, parsed } => {
+                let stream = format!("sha256:{}", hex(&hash));
+                let key = (format.source(), stream);
+                if let Some(&first) = firsts.get(&key) {
+                    group.entries.push((i, Entry::SameAs { first, format }, permit));
+                } else {
+                    let stream = key.1.clone();
+                    firsts.insert(key, i);
+                    match batch_of(format, hash, parsed, stream, &file_name(path)) {
+                        Err(why) => group.entries.push((i, Entry::Known(Outcome::Rejected(why)), permit)),
+                        Ok((batch, samples)) => {
+                            group.samples += samples;
+                            let activities = batch.activities.len();
+                            group.batches.push(batch);
+                            group.entries.push((i, Entry::Write { format, activities, samples }, permit));
+                        }
+                    }
+                }
+            }
+        }
+        if group.entries.len() >= GROUP_FILES || group.samples >= GROUP_SAMPLES {
+            group.flush(store, &mut outcomes, &mut done).await?;
+        }
+    }
+    group.flush(store, &mut outcomes, &mut done).await
+}
+
+/// What a worker made of one file.
+enum Prepared {
+    /// Parsed, to be stored.
+    Ready { format: Format, hash: [u8; 32], parsed: Parsed },
+    /// Settled without storing anything: a duplicate, or rejected.
+    Known(Outcome),
+    /// A file that streams itself ([`import_file`]).
+    Streamed,
+}
+
+/// Read, recognise, hash and parse one file, in one read and without copying it:
+/// `known(source, stream)` says whether a file of that hash was imported before.
+fn prepare(
+    path: &Path,
+    client: &Client,
+    tz: Tz,
+    known: impl Fn(&str, &str) -> Result<bool, StoreError>,
+) -> Result<Prepared, StoreError> {
+    let read = || -> Result<Option<(Format, Vec<u8>)>, FileError> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        let mut bytes = Vec::with_capacity(usize::try_from(len.min(MAX_FILE_BYTES)).unwrap_or(0) + 1);
+        (&mut file).take(64 * 1024).read_to_end(&mut bytes)?;
+        let format = sniff(&bytes)?;
+        if !matches!(format, Format::Fit | Format::Tcx | Format::Gpx | Format::Gzip) {
+            return Ok(None);
+        }
+        if len > MAX_FILE_BYTES {
+            return Err(FileError::Unsupported(format!(
+                "more than {} MB is not an activity file",
+                MAX_FILE_BYTES / 1_000_000
+            )));
+        }
+        if format == Format::Gzip {
+            drop(bytes);
+            let inner = export::read_member(&mut std::fs::File::open(path)?, true)?;
+            return match sniff(&inner)? {
+                f @ (Format::Fit | Format::Tcx | Format::Gpx) => Ok(Some((f, inner))),
+                other => Err(FileError::Unsupported(format!("a compressed {other} is not read; unpack it first"))),
+            };
+        }
+        file.read_to_end(&mut bytes)?;
+        Ok(Some((format, bytes)))
+    };
+    let (format, bytes) = match read() {
+        Ok(Some(x)) => x,
+        Ok(None) => return Ok(Prepared::Streamed),
+        Err(e) => return Ok(Prepared::Known(Outcome::Rejected(e.to_string()))),
+    };
+    let hash = crate::crypto::sha256(&bytes);
+    if known(format.source(), &format!("sha256:{}", hex(&hash)))? {
+        return Ok(Prepared::Known(Outcome::Duplicate { format }));
+    }
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(&bytes, format, client, tz)))
+        .unwrap_or_else(|_| Err(FileError::Invalid("the parser failed".into())));
+    Ok(match parsed {
+        Ok(parsed) => {
+            for line in &parsed.diagnostics {
+                tracing::debug!(file = %path.display(), "decoder: {line}");
+            }
+            Prepared::Ready { format, hash, parsed }
+        }
+        Err(e) => Prepared::Known(Outcome::Rejected(e.to_string())),
+    })
+}
+
+/// Files waiting for one transaction, in order.
+#[derive(Default)]
+struct Group {
+    batches: Vec<Batch>,
+    samples: usize,
+    /// Each file's index, what to report, and its place in the window (freed once reported).
+    entries: Vec<(usize, Entry, tokio::sync::OwnedSemaphorePermit)>,
+}
+
+enum Entry {
+    /// The next of `batches`.
+    Write {
+        format: Format,
+        activities: usize,
+        samples: usize,
+    },
+    Known(Outcome),
+    /// The same content as an earlier file of this run: what became of that one.
+    SameAs {
+        first: usize,
+        format: Format,
+    },
+}
+
+impl Group {
+    /// Store the group's batches in one transaction and report every file of it in order.
+    async fn flush(
+        &mut self,
+        store: &Store,
+        outcomes: &mut HashMap<usize, Outcome>,
+        done: &mut impl FnMut(usize, Outcome),
+    ) -> Result<(), StoreError> {
+        let results = if self.batches.is_empty() { Vec::new() } else { store.ingest_many(&self.batches).await? };
+        let mut results = results.into_iter();
+        for (i, entry, permit) in self.entries.drain(..) {
+            let outcome = match entry {
+                Entry::Write { format, activities, samples } => match results.next() {
+                    Some(Ok(_)) => Outcome::Imported { format, activities, samples },
+                    Some(Err(e)) => Outcome::Rejected(refusal(e)?),
+                    None => Outcome::Rejected("not stored".into()),
+                },
+                Entry::Known(outcome) => outcome,
+                Entry::SameAs { first, format } => match outcomes.get(&first) {
+                    Some(Outcome::Rejected(why)) => Outcome::Rejected(why.clone()),
+                    _ => Outcome::Duplicate { format },
+                },
+            };
+            outcomes.insert(i, outcome.clone());
+            done(i, outcome);
+            drop(permit);
+        }
+        self.batches.clear();
+        self.samples = 0;
+        Ok(())
+    }
+}
+
 /// How far an import is: bytes of the file read and in all; for an export, also the
 /// members handled and activities found so far.
 #[derive(Clone, Copy, Debug, Default)]
@@ -364,6 +622,34 @@ async fn store_parsed(
     stream: String,
     name: &str,
 ) -> Result<Result<(usize, usize), String>, StoreError> {
+    let (batch, samples) = match batch_of(format, hash, parsed, stream, name) {
+        Ok(x) => x,
+        Err(why) => return Ok(Err(why)),
+    };
+    match store.ingest(&batch).await {
+        Ok(_) => Ok(Ok((batch.activities.len(), samples))),
+        Err(e) => refusal(e).map(Err),
+    }
+}
+
+/// Why the store refused a file's batch, or the failure that is not the file's.
+fn refusal(e: StoreError) -> Result<String, StoreError> {
+    match e {
+        StoreError::Invalid(p) => Ok(p.join("; ")),
+        StoreError::Conflict(c) => Ok(c),
+        e => Err(e),
+    }
+}
+
+/// A parsed file as the batch that stores it, with its hash as the cursor, and its
+/// sample count; or why nothing of it can be stored.
+fn batch_of(
+    format: Format,
+    hash: [u8; 32],
+    parsed: Parsed,
+    stream: String,
+    name: &str,
+) -> Result<(Batch, usize), String> {
     let mut batch = Batch::new(format.source());
     // The model's clamp, as for every source: what cannot be true is left out, with why.
     let mut refused = Vec::new();
@@ -378,7 +664,7 @@ async fn store_parsed(
         }
     }
     if batch.activities.is_empty() && !refused.is_empty() {
-        return Ok(Err(refused.join("; ")));
+        return Err(refused.join("; "));
     }
     for why in &refused {
         tracing::warn!(file = name, %why, "activity left out");
@@ -386,12 +672,7 @@ async fn store_parsed(
     batch.daily = parsed.daily;
     batch.cursor = Some(Cursor { stream, value: name.to_string() });
     let samples = batch.activities.iter().flat_map(|a| &a.series).map(|s| s.samples.len()).sum();
-    match store.ingest(&batch).await {
-        Ok(_) => Ok(Ok((batch.activities.len(), samples))),
-        Err(StoreError::Invalid(p)) => Ok(Err(p.join("; "))),
-        Err(StoreError::Conflict(c)) => Ok(Err(c)),
-        Err(e) => Err(e),
-    }
+    Ok((batch, samples))
 }
 
 pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, FileError> {

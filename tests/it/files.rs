@@ -383,3 +383,75 @@ fn a_monitoring_file_is_named_for_what_it_is() {
     let err = coachd::files::fit::parse(&w.finish(), 1, |_| 0).expect_err("not an activity");
     assert!(err.to_string().contains("not an activity file: it is a monitoring"), "{err}");
 }
+
+/// A run of `serial` starting `hours` after [`t0`], `hr` its steady heart rate.
+fn hour_run(serial: u32, hours: i64, hr: u8) -> Vec<u8> {
+    let start = t0() + hours * 3600;
+    let mut w = FitWriter::default();
+    w.file_id(serial, start);
+    for s in 0..600 {
+        w.record(start + s, hr, 80);
+    }
+    w.session(&session(start, 600, SPORT_RUNNING));
+    w.finish()
+}
+
+#[test]
+fn a_folder_of_many_files_is_reported_in_order_each_file_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    coachd(&data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
+    coachd(&data).args(["client", "add", "bo", "--tz", "Europe/Berlin"]).assert().success();
+    // bo's run, imported first: a file of alex's with the same device identity but other
+    // content is refused by the store (the activity is bo's) inside a group of good files.
+    let theirs = dir.path().join("theirs.fit");
+    std::fs::write(&theirs, hour_run(9000, 0, 140)).expect("write");
+    coachd(&data).args(["import", "bo"]).arg(&theirs).assert().success();
+    // More files than one transaction holds, with a copy, a broken file and the clash.
+    let mut expect = Vec::new();
+    for i in 0..70u32 {
+        let name = format!("{i:03}.fit");
+        let bytes = match i {
+            13 => b"not a fit file".to_vec(),
+            // The same content as file 2: a duplicate of it within the run.
+            40 => hour_run(3002, 2, 141),
+            55 => hour_run(9000, 0, 150),
+            _ => hour_run(3000 + i, i64::from(i), 141),
+        };
+        std::fs::write(files.join(&name), bytes).expect("write");
+        expect.push(match i {
+            13 | 55 => ("rejected", name),
+            40 => ("duplicate", name),
+            _ => ("imported", name),
+        });
+    }
+    let out = coachd(&data).args(["import", "alex"]).arg(&files).output().expect("import");
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 70, "{stdout}");
+    for (line, (what, name)) in lines.iter().zip(&expect) {
+        assert!(line.starts_with(what) && line.contains(name.as_str()), "{line} (expected {what} {name})");
+    }
+    assert!(lines[55].contains("belongs to client"), "{}", lines[55]);
+    let stored = |client: &str| {
+        let out = coachd(&data)
+            .args(["activities", client, "--from", "2026-11-01", "--to", "2026-12-31", "--json"])
+            .output()
+            .expect("activities");
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        list.as_array().expect("list").iter().map(|a| a["hr_samples"].as_i64().unwrap_or(0)).collect::<Vec<_>>()
+    };
+    // 67 files stored whole; bo's run untouched by the refused file.
+    let alex = stored("alex");
+    assert_eq!(alex.len(), 67, "{alex:?}");
+    assert!(alex.iter().all(|n| *n == 600), "{alex:?}");
+    assert_eq!(stored("bo"), vec![600]);
+    // Again: every stored file is a duplicate; the refused ones are refused again.
+    let out = coachd(&data).args(["import", "alex"]).arg(&files).output().expect("import");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("duplicate")).count(), 68, "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("rejected")).count(), 2, "{stdout}");
+}
