@@ -81,7 +81,34 @@ fn with_xml<T>(
 }
 
 fn date_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S %z").ok().map(|t| t.with_timezone(&Utc))
+    let s = s.trim();
+    exact_date_time(s)
+        .or_else(|| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S %z").ok().map(|t| t.with_timezone(&Utc)))
+}
+
+/// `2024-01-01 07:00:00 +0100`, the one way Apple writes a date, read without chrono's
+/// format interpreter (an export has millions); anything else is left to it.
+fn exact_date_time(s: &str) -> Option<DateTime<Utc>> {
+    let b = s.as_bytes();
+    let shape = b.len() == 25
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b' '
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b' '
+        && (b[20] == b'+' || b[20] == b'-');
+    if !shape {
+        return None;
+    }
+    let n = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(n(0, 4)?).ok()?, n(5, 7)?, n(8, 10)?)?;
+    let time = chrono::NaiveTime::from_hms_opt(n(11, 13)?, n(14, 16)?, n(17, 19)?)?;
+    let offset_s = i32::try_from(n(21, 23)? * 3600 + n(23, 25)? * 60).ok()?;
+    let offset = chrono::FixedOffset::east_opt(if b[20] == b'-' { -offset_s } else { offset_s })?;
+    Some(offset.from_local_datetime(&date.and_time(time)).single()?.with_timezone(&Utc))
 }
 
 fn workout_type(hk: &str) -> &'static str {
@@ -115,6 +142,47 @@ struct Workout {
     hr: Vec<Sample>,
 }
 
+/// Attributes by name: all of a workout's, or the few a record is read for.
+trait Attrs {
+    fn get(&self, key: &str) -> Option<&str>;
+}
+
+impl Attrs for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<&str> {
+        HashMap::get(self, key).map(String::as_str)
+    }
+}
+
+/// The attributes of a `<Record>` that are read, borrowed from the reader's buffer (no
+/// copy unless a value holds an escape): records are nearly all of an export.
+struct RecordAttrs<'a>([Option<std::borrow::Cow<'a, str>>; 5]);
+
+const RECORD_KEYS: [&str; 5] = ["type", "sourceName", "startDate", "endDate", "value"];
+
+impl Attrs for RecordAttrs<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        RECORD_KEYS.iter().position(|k| *k == key).and_then(|i| self.0[i].as_deref())
+    }
+}
+
+/// A record's attributes, each checked as [`attrs`] checks them, the read ones kept.
+fn record_attrs<'a>(e: &'a BytesStart<'_>, pos: u64) -> Result<RecordAttrs<'a>, FileError> {
+    let bad = |err: &dyn std::fmt::Display| FileError::Invalid(format!("Apple Health export: byte {pos}: {err}"));
+    let mut out = RecordAttrs([None, None, None, None, None]);
+    for a in e.attributes() {
+        let a = a.map_err(|err| bad(&err))?;
+        match RECORD_KEYS.iter().position(|k| k.as_bytes() == a.key.as_ref()) {
+            Some(i) => out.0[i] = Some(a.unescape_value().map_err(|err| bad(&err))?),
+            // Not read, but a broken escape in it is still a malformed file.
+            None if a.value.contains(&b'&') || std::str::from_utf8(&a.value).is_err() => {
+                a.unescape_value().map_err(|err| bad(&err))?;
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
 fn attrs(e: &BytesStart<'_>, pos: u64) -> Result<HashMap<String, String>, FileError> {
     let mut out = HashMap::new();
     for a in e.attributes() {
@@ -126,20 +194,20 @@ fn attrs(e: &BytesStart<'_>, pos: u64) -> Result<HashMap<String, String>, FileEr
     Ok(out)
 }
 
-fn required<'a>(a: &'a HashMap<String, String>, key: &str, what: &str, pos: u64) -> Result<&'a str, FileError> {
-    a.get(key).map(String::as_str).ok_or_else(|| {
+fn required<'a>(a: &'a impl Attrs, key: &str, what: &str, pos: u64) -> Result<&'a str, FileError> {
+    a.get(key).ok_or_else(|| {
         FileError::Invalid(format!("Apple Health export: {what} at byte {pos} has no {key}: the file is malformed"))
     })
 }
 
-fn when(a: &HashMap<String, String>, key: &str, what: &str, pos: u64) -> Result<DateTime<Utc>, FileError> {
+fn when(a: &impl Attrs, key: &str, what: &str, pos: u64) -> Result<DateTime<Utc>, FileError> {
     let s = required(a, key, what, pos)?;
     date_time(s).ok_or_else(|| {
         FileError::Invalid(format!("Apple Health export: {what} at byte {pos}: {key} {s:?} is not a date"))
     })
 }
 
-fn value(a: &HashMap<String, String>, what: &str, pos: u64) -> Result<f64, FileError> {
+fn value(a: &impl Attrs, what: &str, pos: u64) -> Result<f64, FileError> {
     let s = required(a, "value", what, pos)?;
     s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| {
         FileError::Invalid(format!("Apple Health export: {what} at byte {pos}: value {s:?} is not a number"))
@@ -196,7 +264,8 @@ fn walk(
 /// Parse an export for one client, whose time zone dates the daily metrics.
 pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<'_>) -> Result<Parsed, FileError> {
     // Pass 1: workouts and daily metrics.
-    let mut steps: HashMap<(NaiveDate, String), f64> = HashMap::new();
+    // Step totals by device, then local day (looked up by the record's own name, no copy).
+    let mut steps: HashMap<String, HashMap<NaiveDate, f64>> = HashMap::new();
     // Stretches asleep (ms) per recording device, made into nights once all are read.
     let mut asleep: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     // Mindful sessions by start: two apps writing the same session keep the longer.
@@ -210,14 +279,19 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
             match e.local_name().as_ref() {
                 b"HealthData" => root_seen = true,
                 b"Record" => {
-                    let a = attrs(e, pos)?;
+                    let a = record_attrs(e, pos)?;
                     let ty = required(&a, "type", "a record", pos)?;
                     let local = |t: DateTime<Utc>| t.with_timezone(&tz).date_naive();
                     match ty {
                         "HKQuantityTypeIdentifierStepCount" => {
                             let start = when(&a, "startDate", "a step count", pos)?;
-                            let source = a.get("sourceName").cloned().unwrap_or_default();
-                            *steps.entry((local(start), source)).or_default() += value(&a, "a step count", pos)?;
+                            let count = value(&a, "a step count", pos)?;
+                            let source = a.get("sourceName").unwrap_or_default();
+                            let days = match steps.get_mut(source) {
+                                Some(days) => days,
+                                None => steps.entry(source.to_string()).or_default(),
+                            };
+                            *days.entry(local(start)).or_default() += count;
                         }
                         "HKCategoryTypeIdentifierSleepAnalysis" => {
                             let (s, t) = (
@@ -227,7 +301,7 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
                             let is_asleep =
                                 a.get("value").is_some_and(|v| v.starts_with("HKCategoryValueSleepAnalysisAsleep"));
                             if is_asleep && t > s {
-                                let source = a.get("sourceName").cloned().unwrap_or_default();
+                                let source = a.get("sourceName").unwrap_or_default().to_string();
                                 asleep.entry(source).or_default().push((s.timestamp_millis(), t.timestamp_millis()));
                             }
                         }
@@ -312,8 +386,16 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
                 if e.local_name().as_ref() != b"Record" {
                     return Ok(());
                 }
-                let a = attrs(e, pos)?;
-                if a.get("type").map(String::as_str) != Some("HKQuantityTypeIdentifierHeartRate") {
+                // Every record's attributes were checked in the first pass: only the type
+                // is looked at first here.
+                let heart_rate = e.try_get_attribute("type").ok().flatten().is_some_and(|t| {
+                    t.value.as_ref() == b"HKQuantityTypeIdentifierHeartRate" || t.value.contains(&b'&')
+                });
+                if !heart_rate {
+                    return Ok(());
+                }
+                let a = record_attrs(e, pos)?;
+                if a.get("type") != Some("HKQuantityTypeIdentifierHeartRate") {
                     return Ok(());
                 }
                 let t = when(&a, "startDate", "a heart-rate record", pos)?;
@@ -329,9 +411,9 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
         })?;
     }
     let mut parsed = Parsed::default();
-    let most = |m: HashMap<(NaiveDate, String), f64>| {
+    let most = |m: HashMap<String, HashMap<NaiveDate, f64>>| {
         let mut by_day: BTreeMap<NaiveDate, f64> = BTreeMap::new();
-        for ((d, _), v) in m {
+        for (d, v) in m.into_values().flatten() {
             let e = by_day.entry(d).or_default();
             *e = e.max(v);
         }
@@ -458,6 +540,30 @@ mod tests {
         assert_eq!(daily(&p, Metric::SleepEnd), vec![("2026-11-21".to_string(), wake)]);
         let asleep = (2.0 * 60.0 + 25.0 + 4.0 * 60.0 + 45.0 + 30.0) * 60.0;
         assert_eq!(daily(&p, Metric::SleepS), vec![("2026-11-21".to_string(), asleep)]);
+    }
+
+    #[test]
+    fn apple_dates_read_without_chrono_agree_with_chrono() {
+        let chrono = |s: &str| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S %z").ok().map(|t| t.with_timezone(&Utc));
+        for s in [
+            "2024-01-01 07:00:00 +0100",
+            "2024-02-29 23:59:59 -0530",
+            "1999-12-31 00:00:00 +0000",
+            "2026-03-29 02:30:00 +0200",
+        ] {
+            assert!(exact_date_time(s).is_some(), "{s}");
+            assert_eq!(exact_date_time(s), chrono(s), "{s}");
+        }
+        for s in [
+            "2023-02-29 07:00:00 +0100",
+            "2024-01-01 24:00:00 +0100",
+            "2024-01-01 07:00:00 Z",
+            "2024-1-01 07:00:00 +0100",
+        ] {
+            assert_eq!(exact_date_time(s), None, "{s}");
+            assert_eq!(date_time(s), chrono(s), "{s}");
+        }
+        assert_eq!(date_time(" 2024-01-01 07:00:00 +0100 "), chrono("2024-01-01 07:00:00 +0100"));
     }
 
     #[test]
