@@ -1,18 +1,29 @@
 //! File import benchmark, side by side in one run:
 //!
-//! 1. 500 one-hour FIT activities (per-second HR and cadence): coachd parsing only,
-//!    coachd importing end to end (parse, store, content hash), and Python's `fitdecode`
-//!    merely parsing the same files (when `python3 -c "import fitdecode"` works;
-//!    `pip install fitdecode`).
-//! 2. Peak memory (max RSS) of `coachd import` on a synthetic Apple Health export.xml of
-//!    `COACHD_BENCH_APPLE_MB` MB (default 1024; 0 skips it).
-//! 3. A Strava-shaped account export of `COACHD_BENCH_EXPORT` one-hour activities
+//! 1. `COACHD_BENCH_FILES` one-hour FIT activities (default 500; per-second HR and
+//!    cadence): the bare `fitparser` crate parsing them on one thread (nothing mapped or
+//!    kept: the floor a single-threaded importer could reach), coachd parsing only,
+//!    coachd importing end to end (read, hash, parse on every core, store in
+//!    transactions of many files with a savepoint each, fsync), `coachd import` of the
+//!    folder (the binary, a fresh data dir: what a trainer runs), the same with the
+//!    binary named by `COACHD_BENCH_BEFORE` (an older build, for before/after in one
+//!    run), and Python's `fitdecode` merely parsing the same files (when
+//!    `python3 -c "import fitdecode"` works; `pip install fitdecode`); then the ratios.
+//! 2. A Strava-shaped account export of `COACHD_BENCH_EXPORT` one-hour activities
 //!    (default 2000; 0 skips it; FIT, GPX and TCX in turn, each gzipped, per-second
 //!    points): `coachd import` of the zip (wall time, peak RSS, activities/s) beside the
 //!    bare parse of the same members in this process (gunzip + parse, nothing stored),
 //!    and the peak RSS of a tenth of the export, to show memory does not grow with it.
+//! 3. `coachd import` of a synthetic Apple Health export.xml of `COACHD_BENCH_APPLE_MB`
+//!    MB (default 1024; 0 skips it): throughput and peak memory (max RSS), for this
+//!    build and the `COACHD_BENCH_BEFORE` one.
 //!
 //!     cargo build --release && cargo bench --bench import
+//!
+//! Before and after in one run: build the older commit's binary once and name it, e.g.
+//! `git worktree add /tmp/old OLD && cargo build --release --manifest-path
+//! /tmp/old/Cargo.toml && COACHD_BENCH_BEFORE=/tmp/old/target/release/coachd cargo bench
+//! --bench import`.
 
 #[path = "../tests/it/fit_encoder.rs"]
 #[allow(dead_code)]
@@ -20,7 +31,7 @@ mod fit_encoder;
 
 use chrono::{Duration, TimeZone, Utc};
 use coachd::config::{Config, Synchronous};
-use coachd::files::{import_file, quiet, Outcome};
+use coachd::files::{import_files, quiet, Outcome};
 use coachd::paths::DataDir;
 use coachd::store::NewClient;
 use fit_encoder::FitWriter;
@@ -102,6 +113,35 @@ fn write_apple_export(path: &Path, mb: u64) -> u64 {
     written
 }
 
+/// `coachd import` of `paths` into a fresh data dir: (seconds, peak RSS in kB, stdout).
+fn cli_import(bin: &Path, data: &Path, tz: &str, paths: &[&Path]) -> (f64, u64, String) {
+    let added = Command::new(bin)
+        .env("COACHD_DATA_DIR", data)
+        .args(["client", "add", "bench", "--tz", tz])
+        .output()
+        .expect("coachd");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let mut cmd = Command::new(bin);
+    cmd.env("COACHD_DATA_DIR", data).arg("import").arg("bench").args(paths);
+    let t = Instant::now();
+    let (out, rss) = run_measuring_peak(cmd);
+    let secs = t.elapsed().as_secs_f64();
+    assert!(out.status.success(), "{} import failed: {}", bin.display(), String::from_utf8_lossy(&out.stdout));
+    (secs, rss, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The binaries to compare: this build's, and the one `COACHD_BENCH_BEFORE` names.
+fn binaries() -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut bins = Vec::new();
+    if let Some(before) = std::env::var_os("COACHD_BENCH_BEFORE") {
+        let before = std::path::PathBuf::from(before);
+        assert!(before.is_file(), "COACHD_BENCH_BEFORE={} is not a file", before.display());
+        bins.push(("before", before));
+    }
+    bins.push(("this build", std::path::PathBuf::from(env!("CARGO_BIN_EXE_coachd"))));
+    bins
+}
+
 fn main() {
     let n: u32 = std::env::var("COACHD_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -114,11 +154,25 @@ fn main() {
         paths.push(p);
     }
     let samples = f64::from(n) * 3600.0;
-    println!("{n} one-hour FIT files, per-second records ({samples:.0} records)\n");
-    println!("{:<52} {:>10} {:>12} {:>14}", "", "time", "files/s", "records/s");
-    let row = |label: &str, secs: f64| {
-        println!("{label:<52} {:>8.2} s {:>12.0} {:>14.0}", secs, f64::from(n) / secs, samples / secs);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    println!("{n} one-hour FIT files, per-second records ({samples:.0} records); {cores} cores\n");
+    println!("{:<60} {:>10} {:>10} {:>12} {:>10}", "", "time", "files/s", "records/s", "peak RSS");
+    let row = |label: &str, secs: f64, rss_kb: Option<u64>| {
+        let rss = rss_kb.map_or("-".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0));
+        println!("{label:<60} {secs:>8.2} s {:>10.0} {:>12.0} {rss:>10}", f64::from(n) / secs, samples / secs);
     };
+
+    // The bare decoder, one thread: read each file and decode it, nothing mapped or kept.
+    let t = Instant::now();
+    let mut records = 0usize;
+    for p in &paths {
+        let bytes = std::fs::read(p).expect("read");
+        let decoded = fitparser::from_bytes(&bytes).expect("fitparser");
+        records += decoded.iter().filter(|r| r.kind() == fitparser::profile::MesgNum::Record).count();
+    }
+    let bare = t.elapsed().as_secs_f64();
+    assert_eq!(records as f64, samples);
+    row("bare fitparser: parse only, single-threaded, same files", bare, None);
 
     // coachd parsing only.
     let client = coachd::store::Client {
@@ -137,9 +191,9 @@ fn main() {
         let format = coachd::files::sniff(&bytes).expect("sniff");
         std::hint::black_box(coachd::files::parse(&bytes, format, &client, chrono_tz::Europe::Berlin).expect("parse"));
     }
-    row("coachd: parse only (fitparser + mapping)", t.elapsed().as_secs_f64());
+    row("coachd: parse only (fitparser + mapping), single-threaded", t.elapsed().as_secs_f64(), None);
 
-    // coachd end to end: hash, parse, store.
+    // coachd end to end in this process: read, hash, parse, store, fsync.
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let secs = rt.block_on(async {
         let data = DataDir::new(dir.path().join("data"));
@@ -151,15 +205,29 @@ fn main() {
             .await
             .expect("add");
         let t = Instant::now();
-        for p in &paths {
-            let outcome = import_file(&store, &client, chrono_tz::Europe::Berlin, p, quiet()).await.expect("import");
+        let mut imported = 0;
+        import_files(&store, &client, chrono_tz::Europe::Berlin, &paths, quiet(), |_, outcome| {
             assert!(matches!(outcome, Outcome::Imported { .. }), "{outcome:?}");
-        }
+            imported += 1;
+        })
+        .await
+        .expect("import");
+        assert_eq!(imported, n);
         let secs = t.elapsed().as_secs_f64();
         store.close().await;
         secs
     });
-    row("coachd: import end to end (hash, parse, store, fsync)", secs);
+    row("coachd: import end to end, in process (synchronous = full)", secs, None);
+
+    // The binary, as a trainer runs it: a fresh data dir, the folder, default settings.
+    let mut cli = Vec::new();
+    for (which, bin) in binaries() {
+        let data = dir.path().join(format!("fit-data-{}", which.replace(' ', "-")));
+        let (secs, rss, out) = cli_import(&bin, &data, "Europe/Berlin", &[files.as_path()]);
+        assert_eq!(out.lines().filter(|l| l.starts_with("imported")).count(), n as usize, "{out}");
+        row(&format!("`coachd import FOLDER`, {which}"), secs, Some(rss));
+        cli.push((which, secs));
+    }
 
     // Python fitdecode, parsing only.
     let script = r#"
@@ -174,21 +242,33 @@ for f in files:
                 n += 1
 print(time.perf_counter() - t, n)
 "#;
-    match Command::new("python3").args(["-c", script]).arg(&files).output() {
+    let fitdecode = match Command::new("python3").args(["-c", script]).arg(&files).output() {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
             let secs: f64 = text.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
-            row("python fitdecode: parse only", secs);
+            row("python fitdecode: parse only", secs, None);
+            Some(secs)
         }
-        _ => println!("python fitdecode: not available (pip install fitdecode) — skipped"),
+        _ => {
+            println!("python fitdecode: not available (pip install fitdecode) — skipped");
+            None
+        }
+    };
+    println!();
+    for (which, secs) in &cli {
+        let vs_python = fitdecode.map_or(String::new(), |p| format!(", {:.1}× Python fitdecode's parse", p / secs));
+        println!(
+            "`coachd import`, {which}: {:.2}× a bare single-threaded fitparser parse (aim ≥ 1.0){vs_python}",
+            bare / secs
+        );
+    }
+    if let [(_, before), (_, after)] = cli.as_slice() {
+        println!("this build imports the folder {:.2}× as fast as the one before", before / after);
     }
 
-    let bin = std::env::var("CARGO_BIN_EXE_coachd")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/coachd"));
     let exports: u32 = std::env::var("COACHD_BENCH_EXPORT").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     if exports > 0 {
-        export_bench(&bin, dir.path(), exports, &client);
+        export_bench(dir.path(), exports, &client);
     }
     let mb: u64 = std::env::var("COACHD_BENCH_APPLE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
     if mb == 0 {
@@ -196,25 +276,17 @@ print(time.perf_counter() - t, n)
     }
     let export = dir.path().join("export.xml");
     let bytes = write_apple_export(&export, mb);
-    let data = dir.path().join("apple-data");
-    Command::new(&bin)
-        .env("COACHD_DATA_DIR", &data)
-        .args(["client", "add", "bench", "--tz", "Europe/Berlin"])
-        .output()
-        .expect("coachd");
-    let mut cmd = Command::new(&bin);
-    cmd.env("COACHD_DATA_DIR", &data).arg("import").arg("bench").arg(&export);
-    let t = Instant::now();
-    let (out, rss) = run_measuring_peak(cmd);
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "\nApple Health export.xml of {} MB: {:.1} s ({:.0} MB/s over two passes), peak RSS {:.1} MB ({})",
-        bytes >> 20,
-        secs,
-        (bytes >> 20) as f64 / secs,
-        rss as f64 / 1024.0,
-        String::from_utf8_lossy(&out.stdout).trim()
-    );
+    println!("\nApple Health export.xml of {} MB (`coachd import`, a fresh data dir)", bytes >> 20);
+    for (which, bin) in binaries() {
+        let data = dir.path().join(format!("apple-data-{}", which.replace(' ', "-")));
+        let (secs, rss, out) = cli_import(&bin, &data, "Europe/Berlin", &[export.as_path()]);
+        println!(
+            "  {which:<12} {secs:>6.2} s {:>6.0} MB/s   peak RSS {:>6.1} MB   ({})",
+            (bytes >> 20) as f64 / secs,
+            rss as f64 / 1024.0,
+            out.trim()
+        );
+    }
 }
 
 fn iso(t: i64) -> String {
@@ -282,7 +354,7 @@ fn write_export(path: &Path, members: &[(String, Vec<u8>)]) -> u64 {
     std::fs::metadata(path).expect("meta").len()
 }
 
-fn export_bench(bin: &Path, dir: &Path, n: u32, client: &coachd::store::Client) {
+fn export_bench(dir: &Path, n: u32, client: &coachd::store::Client) {
     let members: Vec<(String, Vec<u8>)> = (0..n)
         .map(|i| {
             let (name, raw) = export_member(i);
@@ -312,22 +384,13 @@ fn export_bench(bin: &Path, dir: &Path, n: u32, client: &coachd::store::Client) 
         f64::from(n) / bare,
         "-"
     );
-    for (label, path, count) in
-        [("coachd import, a tenth of the export", &small, tenth), ("coachd import, the whole export", &big, n)]
-    {
-        let data = dir.join(format!("export-data-{count}"));
-        Command::new(bin)
-            .env("COACHD_DATA_DIR", &data)
-            .args(["client", "add", "bench", "--tz", "UTC"])
-            .output()
-            .expect("coachd");
-        let mut cmd = Command::new(bin);
-        cmd.env("COACHD_DATA_DIR", &data).arg("import").arg("bench").arg(path);
-        let t = Instant::now();
-        let (out, rss) = run_measuring_peak(cmd);
-        let secs = t.elapsed().as_secs_f64();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains(&format!("{count} files imported")), "{text}");
-        println!("{label:<52} {secs:>8.2} s {:>14.0} {:>9.1} MB", f64::from(count) / secs, rss as f64 / 1024.0);
+    for (which, bin) in binaries() {
+        for (label, path, count) in [("a tenth of the export", &small, tenth), ("the whole export", &big, n)] {
+            let data = dir.join(format!("export-data-{count}-{}", which.replace(' ', "-")));
+            let (secs, rss, text) = cli_import(&bin, &data, "UTC", &[path.as_path()]);
+            assert!(text.contains(&format!("{count} files imported")), "{text}");
+            let label = format!("coachd import, {label}, {which}");
+            println!("{label:<52} {secs:>8.2} s {:>14.0} {:>9.1} MB", f64::from(count) / secs, rss as f64 / 1024.0);
+        }
     }
 }
