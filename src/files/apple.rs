@@ -1,9 +1,10 @@
 //! Apple Health exports (`export.zip` or `export.xml`), streamed in constant memory.
 //!
-//! Real exports are hundreds of MB to several GB, so the XML is read twice as a stream
-//! rather than held: the first pass collects workouts, mindful sessions, daily step
-//! counts, sleep and resting heart rate (all small), the second only the heart-rate
-//! records that fall inside a workout. A malformed record makes the whole file rejected with its byte
+//! Real exports are hundreds of MB to several GB, so the XML is read as a stream rather
+//! than held: the first pass collects workouts, mindful sessions, daily step counts,
+//! sleep and resting heart rate (all small), and the heart rates themselves up to a
+//! bounded number ([`KEPT_HR`], 10 MB); only an export with more is read a second time
+//! for the heart-rate records that fall inside a workout. A malformed record makes the whole file rejected with its byte
 //! position: nothing partial is stored.
 
 use super::{FileError, Parsed};
@@ -21,6 +22,10 @@ use std::path::Path;
 /// An entry claiming more than this, or more than 200× its compressed size, is refused.
 const MAX_ENTRY_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 const MAX_RATIO: u64 = 200;
+
+/// Heart-rate records kept from the first pass at most (10 bytes each), so an export with
+/// fewer is read once; a larger one is read twice, in the same memory.
+const KEPT_HR: usize = 1 << 20;
 
 /// Called with (bytes done, bytes in all).
 type Progress<'a> = &'a dyn Fn(u64, u64);
@@ -263,6 +268,18 @@ fn walk(
 
 /// Parse an export for one client, whose time zone dates the daily metrics.
 pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<'_>) -> Result<Parsed, FileError> {
+    parse_keeping(path, zipped, client, tz, progress, KEPT_HR)
+}
+
+/// [`parse`], keeping at most `kept_max` heart rates from the first pass.
+fn parse_keeping(
+    path: &Path,
+    zipped: bool,
+    client: i64,
+    tz: Tz,
+    progress: Progress<'_>,
+    kept_max: usize,
+) -> Result<Parsed, FileError> {
     // Pass 1: workouts and daily metrics.
     // Step totals by device, then local day (looked up by the record's own name, no copy).
     let mut steps: HashMap<String, HashMap<NaiveDate, f64>> = HashMap::new();
@@ -274,6 +291,9 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
     let mut workouts: Vec<Workout> = Vec::new();
     let mut in_workout = false;
     let mut root_seen = false;
+    // Plausible heart rates (time, bpm) in file order while there are few enough, so that
+    // no second pass is needed; past `KEPT_HR` they are dropped and the second pass reads them.
+    let mut kept_hr: Option<(Vec<i64>, Vec<u16>)> = Some((Vec::new(), Vec::new()));
     with_xml(path, zipped, |reader, total| {
         walk(reader, total, &|done, all| progress(done / 2, all), |e, empty, pos| {
             match e.local_name().as_ref() {
@@ -322,8 +342,16 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
                         }
                         "HKQuantityTypeIdentifierHeartRate" => {
                             // Checked now so a malformed one rejects the file before anything is kept.
-                            when(&a, "startDate", "a heart-rate record", pos)?;
-                            value(&a, "a heart-rate record", pos)?;
+                            let t = when(&a, "startDate", "a heart-rate record", pos)?;
+                            let bpm = value(&a, "a heart-rate record", pos)?;
+                            if let Some((times, rates)) = kept_hr.as_mut().filter(|k| k.0.len() < kept_max) {
+                                if SeriesKind::Hr.plausible(bpm) {
+                                    times.push(t.timestamp_millis());
+                                    rates.push(bpm.round() as u16);
+                                }
+                            } else {
+                                kept_hr = None;
+                            }
                         }
                         _ => {}
                     }
@@ -380,7 +408,20 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
     }
     // Pass 2: heart rate inside workouts.
     workouts.sort_by_key(|w| w.start);
-    if !workouts.is_empty() {
+    let any_workout = !workouts.is_empty();
+    let mut in_workouts = |t_ms: i64, bpm: f64| {
+        let i = workouts.partition_point(|w| w.start.timestamp_millis() <= t_ms);
+        if let Some(w) = i.checked_sub(1).and_then(|i| workouts.get_mut(i)) {
+            if t_ms <= w.end.timestamp_millis() {
+                w.hr.push(Sample { t_ms, value: bpm });
+            }
+        }
+    };
+    if let Some((times, rates)) = kept_hr {
+        for (t_ms, bpm) in times.into_iter().zip(rates) {
+            in_workouts(t_ms, f64::from(bpm));
+        }
+    } else if any_workout {
         with_xml(path, zipped, |reader, total| {
             walk(reader, total, &|done, all| progress(all / 2 + done / 2, all), |e, _, pos| {
                 if e.local_name().as_ref() != b"Record" {
@@ -400,11 +441,8 @@ pub fn parse(path: &Path, zipped: bool, client: i64, tz: Tz, progress: Progress<
                 }
                 let t = when(&a, "startDate", "a heart-rate record", pos)?;
                 let bpm = value(&a, "a heart-rate record", pos)?;
-                let i = workouts.partition_point(|w| w.start <= t);
-                if let Some(w) = i.checked_sub(1).and_then(|i| workouts.get_mut(i)) {
-                    if t <= w.end && SeriesKind::Hr.plausible(bpm) {
-                        w.hr.push(Sample { t_ms: t.timestamp_millis(), value: bpm.round() });
-                    }
+                if SeriesKind::Hr.plausible(bpm) {
+                    in_workouts(t.timestamp_millis(), bpm.round());
                 }
                 Ok(())
             })
@@ -540,6 +578,40 @@ mod tests {
         assert_eq!(daily(&p, Metric::SleepEnd), vec![("2026-11-21".to_string(), wake)]);
         let asleep = (2.0 * 60.0 + 25.0 + 4.0 * 60.0 + 45.0 + 30.0) * 60.0;
         assert_eq!(daily(&p, Metric::SleepS), vec![("2026-11-21".to_string(), asleep)]);
+    }
+
+    #[test]
+    fn heart_rates_kept_from_the_first_pass_give_what_a_second_pass_gives() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("export.xml");
+        let mut xml = String::from("<?xml version=\"1.0\"?>\n<HealthData locale=\"en_US\">\n");
+        for m in 0..180 {
+            let t = format!("2026-11-20 {:02}:{:02}:00 +0100", 17 + m / 60, m % 60);
+            let bpm = if m == 7 { "400".to_string() } else { format!("{}.4", 100 + m % 50) };
+            xml.push_str(&format!(
+                "<Record type=\"HKQuantityTypeIdentifierHeartRate\" sourceName=\"Watch\" startDate=\"{t}\" \
+                 endDate=\"{t}\" value=\"{bpm}\"/>\n"
+            ));
+        }
+        for (start, end) in [("17:05", "17:40"), ("18:30", "19:10")] {
+            xml.push_str(&format!(
+                "<Workout workoutActivityType=\"HKWorkoutActivityTypeRunning\" startDate=\"2026-11-20 {start}:00 +0100\" \
+                 endDate=\"2026-11-20 {end}:00 +0100\"/>\n"
+            ));
+        }
+        xml.push_str("</HealthData>\n");
+        std::fs::write(&path, xml).expect("write");
+        let series = |kept_max| {
+            let p = parse_keeping(&path, false, 3, chrono_tz::Europe::Berlin, &|_, _| {}, kept_max).expect("parse");
+            p.activities
+                .into_iter()
+                .map(|a| a.series.into_iter().flat_map(|s| s.samples).collect())
+                .collect::<Vec<Vec<Sample>>>()
+        };
+        let once = series(KEPT_HR);
+        assert_eq!(once.iter().map(Vec::len).collect::<Vec<_>>(), vec![35, 41], "the implausible 400 left out");
+        assert_eq!(once, series(0), "read twice");
+        assert_eq!(once, series(100), "kept until the 100th, then read twice");
     }
 
     #[test]
