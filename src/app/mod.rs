@@ -13,6 +13,7 @@ pub mod backup;
 mod benchmarks;
 mod charts;
 mod clients;
+pub mod collectors;
 mod connections;
 mod devices;
 pub mod digest;

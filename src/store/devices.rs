@@ -57,7 +57,7 @@ pub struct StoredSession {
     pub distance_m: Option<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Pairing {
     pub address: String,
     pub client_id: ClientId,

@@ -107,8 +107,9 @@ impl Store {
         Ok(out)
     }
 
-    /// One batch and its cursor, written in the caller's transaction (or savepoint).
-    async fn ingest_in(tx: &mut Tx<'_>, batch: &Batch) -> Result<IngestReport, StoreError> {
+    /// One batch and its cursor, written in the caller's transaction (or savepoint): also
+    /// a remote collector's batches with the collector's cursor (`store::collectors`).
+    pub(super) async fn ingest_in(tx: &mut Tx<'_>, batch: &Batch) -> Result<IngestReport, StoreError> {
         let mut problems = batch.problems();
         if batch.buckets.iter().any(|b| b.metric == Metric::SleepEnd) {
             problems.push(format!(
@@ -587,6 +588,44 @@ async fn refresh_hr_summary(tx: &mut Tx<'_>, id: ActivityId) -> Result<(), Store
     sqlx::query("UPDATE activities SET hr_hist = ?, hr_samples = ? WHERE id = ?")
         .bind(blob)
         .bind(points.len() as i64)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Set a session's average and maximum heart rate from every stored sample: a session
+/// forwarded in parts by more than one collector has each part's figures in its batches.
+pub(super) async fn restate_hr(tx: &mut Tx<'_>, source: &str, external_id: &str) -> Result<(), StoreError> {
+    let Some(id): Option<i64> = sqlx::query_scalar("SELECT id FROM activities WHERE source = ? AND external_id = ?")
+        .bind(source)
+        .bind(external_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(());
+    };
+    let chunks: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT data FROM sample_chunks WHERE activity_id = ? AND kind = ? ORDER BY chunk_ms")
+            .bind(id)
+            .bind(SeriesKind::Hr.id())
+            .fetch_all(&mut **tx)
+            .await?;
+    let mut points = Vec::new();
+    for data in &chunks {
+        codec::decode(data, &mut points)
+            .map_err(|e| StoreError::Corrupt(format!("hr series of activity #{id}: {e}")))?;
+    }
+    if points.is_empty() {
+        return Ok(());
+    }
+    let scale = SeriesKind::Hr.scale();
+    let sum: f64 = points.iter().map(|&(_, v)| v as f64 / scale).sum();
+    let avg = (sum / points.len() as f64 * 10.0).round() / 10.0;
+    let max = points.iter().map(|&(_, v)| v).max().map(|v| (v as f64 / scale).round() as i64);
+    sqlx::query("UPDATE activities SET avg_hr = ?, max_hr = ? WHERE id = ?")
+        .bind(avg)
+        .bind(max)
         .bind(id)
         .execute(&mut **tx)
         .await?;

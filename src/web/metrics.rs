@@ -1,7 +1,8 @@
 //! `GET /metrics` in the Prometheus text format: per source, batches, restarts, whether
 //! it is failing and the age of its last batch; cloud accounts by state and the age of
 //! each one's last sync (by account id); verdicts in the cache by state; messages sent,
-//! failed and suppressed, and the outbox by state; clients and trainers. No names of people, so it needs no login (bind `web.listen` to an
+//! failed and suppressed, and the outbox by state; clients and trainers; each remote
+//! collector's last contact, backlog, full outbox and refusals. No names of people, so it needs no login (bind `web.listen` to an
 //! address only the scraper reaches).
 
 use super::WebState;
@@ -147,5 +148,55 @@ pub async fn metrics(State(state): State<WebState>) -> Response {
     );
     family("coachd_clients", "gauge", "Clients.", vec![format!(" {}", counts.clients)]);
     family("coachd_trainers", "gauge", "Trainers with a dashboard login.", vec![format!(" {}", counts.trainers)]);
+    // Remote collectors, by the name the admin gave the box (no person's name).
+    let collectors = state.app.collectors().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "metrics: reading the collectors failed");
+        Vec::new()
+    });
+    let per_collector = |f: &dyn Fn(&crate::app::collectors::CollectorLine) -> Option<String>| {
+        collectors.iter().filter_map(|c| f(c).map(|v| format!("{{collector=\"{}\"}} {v}", escape(&c.name)))).collect()
+    };
+    family(
+        "coachd_collector_last_contact_age_seconds",
+        "gauge",
+        "Seconds since a remote collector last reached the hub (absent before its first contact).",
+        per_collector(&|c| c.last_contact_age_s.map(|s| s.to_string())),
+    );
+    family(
+        "coachd_collector_backlog_batches",
+        "gauge",
+        "Batches waiting in a collector's outbox, as it last reported.",
+        per_collector(&|c| c.backlog_batches.map(|b| b.to_string())),
+    );
+    family(
+        "coachd_collector_backlog_bytes",
+        "gauge",
+        "Bytes waiting in a collector's outbox, as it last reported.",
+        per_collector(&|c| c.backlog_bytes.map(|b| b.to_string())),
+    );
+    family(
+        "coachd_collector_outbox_full",
+        "gauge",
+        "1 while a collector's outbox is full (new sessions are not stored there).",
+        per_collector(&|c| Some(u8::from(c.outbox_full).to_string())),
+    );
+    family(
+        "coachd_collector_not_stored_total",
+        "counter",
+        "Batches a collector could not store because its outbox was full.",
+        per_collector(&|c| Some(c.not_stored.to_string())),
+    );
+    family(
+        "coachd_collector_applied_samples_total",
+        "counter",
+        "Samples the hub applied from a collector's batches.",
+        per_collector(&|c| Some(c.applied_samples.to_string())),
+    );
+    family(
+        "coachd_collector_refused",
+        "gauge",
+        "1 while a collector's last request was refused (a device not paired at the hub, a replayed batch).",
+        per_collector(&|c| Some(u8::from(c.state == "refused").to_string())),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
 }

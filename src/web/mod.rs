@@ -11,11 +11,13 @@
 //!   [`workout`], [`charts`], [`share`] (a client's private link), [`view`] (the week
 //!   both client pages show), [`nudge`] (the signed links in a reminder).
 //! - machines: [`api`] (JSON behind the session), [`push`] (Health Auto Export),
+//!   [`collector`] (remote Bluetooth collectors forwarding batches, with their token),
 //!   [`oauth`] (authorization callback, webhooks), [`metrics`], `/healthz` here.
 
 pub mod api;
 pub mod charts;
 pub mod client;
+pub mod collector;
 pub mod data;
 pub mod live;
 pub mod login;
@@ -132,6 +134,12 @@ pub fn router(state: WebState) -> Router {
             post(share::upload)
                 .layer(DefaultBodyLimit::max(share::UPLOAD_LIMIT + 64 * 1024))
                 .layer(axum::middleware::map_response(security_headers)),
+        )
+        .route("/collector/v1/batches", post(collector::batches).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)))
+        .route("/collector/v1/pairings", get(collector::pairings))
+        .route(
+            "/collector/v1/status",
+            axum::routing::put(collector::status).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT * 16)),
         )
         .route("/oauth/{provider}/callback", get(oauth::callback))
         .route(

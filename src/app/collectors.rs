@@ -1,0 +1,246 @@
+//! Remote Bluetooth collectors, hub side: register one (its token shown once), list what
+//! each last reported, remove one (its token stops working); and what a collector may do
+//! with its token: read the pairing list, report its state, forward batches.
+
+use super::{App, AppError, AppResult};
+use crate::crypto::Secret;
+use crate::store::collectors::{Applied, Collector, ForwardError, Forwarded, InRange, Report};
+use crate::store::devices::Pairing;
+use crate::store::StoreError;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::io::Read;
+
+/// A forwarded request may unpack to at most this much JSON (about a week of one strap).
+pub const BATCHES_LIMIT: u64 = 256 * 1024 * 1024;
+/// A collector that has not been heard from for this long is shown as silent.
+const SILENT_AFTER_S: i64 = 120;
+
+pub struct CollectorAdded {
+    pub name: String,
+    /// Shown once; only its hash is stored.
+    pub token: Secret<String>,
+}
+
+/// One collector as `coachd collector list` and `/metrics` show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CollectorLine {
+    pub name: String,
+    /// `ok`, `never` (no contact yet), `silent` (no contact for two minutes),
+    /// `outbox_full`, or `refused` (the last request was refused, within the last hour).
+    pub state: &'static str,
+    pub created: DateTime<Utc>,
+    pub last_contact: Option<DateTime<Utc>>,
+    pub last_contact_age_s: Option<i64>,
+    /// The collector's cursor: the last sequence number the hub applied.
+    pub last_seq: i64,
+    pub applied_batches: i64,
+    pub applied_samples: i64,
+    pub backlog_batches: Option<i64>,
+    pub backlog_bytes: Option<i64>,
+    pub outbox_full: bool,
+    pub not_stored: i64,
+    pub adapter: Option<String>,
+    pub in_range: Vec<InRange>,
+    pub refused: Option<String>,
+    pub refused_at: Option<DateTime<Utc>>,
+}
+
+/// Why a collector's request was refused, in the kinds the web answers differently.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorRefusal {
+    /// 401: no token, an unknown one, or a removed collector's.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: a device not paired at the hub with the client the batch names.
+    #[error("{message}")]
+    Forbidden { message: String, seq: i64 },
+    /// 409: a sequence number already applied with other content.
+    #[error("{message}")]
+    Replayed { message: String, seq: i64 },
+    /// 400: not gzip, not JSON, not a session batch.
+    #[error("{message}")]
+    BadBody { message: String, seq: Option<i64> },
+    #[error(transparent)]
+    Failed(#[from] AppError),
+}
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn line(c: Collector, now: DateTime<Utc>) -> CollectorLine {
+    let age = c.last_contact_ms.map(|ms| (now - at(ms)).num_seconds());
+    let refused_recently = c.refused_ms.is_some_and(|ms| (now - at(ms)).num_seconds() < 3600)
+        && c.refused_ms > c.last_contact_ms.map(|m| m - 1000);
+    let state = match age {
+        None => "never",
+        Some(s) if s > SILENT_AFTER_S => "silent",
+        _ if c.outbox_full => "outbox_full",
+        _ if refused_recently => "refused",
+        _ => "ok",
+    };
+    CollectorLine {
+        state,
+        created: at(c.created_ms),
+        last_contact: c.last_contact_ms.map(at),
+        last_contact_age_s: age,
+        last_seq: c.last_seq,
+        applied_batches: c.applied_batches,
+        applied_samples: c.applied_samples,
+        backlog_batches: c.backlog_batches,
+        backlog_bytes: c.backlog_bytes,
+        outbox_full: c.outbox_full,
+        not_stored: c.not_stored,
+        adapter: c.adapter,
+        in_range: c.in_range.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
+        refused: c.refused,
+        refused_at: c.refused_ms.map(at),
+        name: c.name,
+    }
+}
+
+/// A collector's name: what the admin calls the box ("studio", "garage-gym").
+fn check_name(name: &str) -> AppResult<&str> {
+    let name = name.trim();
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(AppError::input(format!(
+            "{name:?} is not a collector name: use up to 64 letters, digits, '-', '_' or '.', e.g. studio-east"
+        )))
+    }
+}
+
+impl App {
+    /// Register a collector; its token is returned once.
+    pub async fn add_collector(&self, name: &str) -> AppResult<CollectorAdded> {
+        let name = check_name(name)?;
+        let (c, token) = self.store.add_collector(name).await.map_err(|e| match e {
+            StoreError::Duplicate(_) => {
+                AppError::input(format!("a collector named {name:?} exists; remove it first or choose another name"))
+            }
+            other => other.into(),
+        })?;
+        Ok(CollectorAdded { name: c.name, token: Secret::new(token) })
+    }
+
+    pub async fn collectors(&self) -> AppResult<Vec<CollectorLine>> {
+        let now = Utc::now();
+        Ok(self.store.collectors().await?.into_iter().map(|c| line(c, now)).collect())
+    }
+
+    /// Remove a collector: its token is refused from now on; what it forwarded stays.
+    pub async fn remove_collector(&self, name: &str) -> AppResult<()> {
+        self.store.remove_collector(name.trim()).await.map_err(|e| match e {
+            StoreError::NotFound(_) => {
+                AppError::NotFound(format!("no collector named {:?} (coachd collector list shows them)", name.trim()))
+            }
+            other => other.into(),
+        })
+    }
+
+    /// The collector a bearer token belongs to.
+    pub async fn collector_by_token(&self, token: Option<&str>) -> Result<Collector, CollectorRefusal> {
+        let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+            return Err(CollectorRefusal::Unauthorized(
+                "missing header Authorization: Bearer TOKEN (coachd collector add NAME at the hub prints it)".into(),
+            ));
+        };
+        let found = if crate::crypto::is_token(token) {
+            self.store.collector_by_token(token).await.map_err(AppError::from)?
+        } else {
+            None
+        };
+        found.ok_or_else(|| {
+            CollectorRefusal::Unauthorized(
+                "unknown or revoked collector token: register the collector again with coachd collector add NAME"
+                    .into(),
+            )
+        })
+    }
+
+    /// The pairing list a collector records by: every device paired at the hub, with
+    /// its client's id and time zone (nothing else of the client).
+    pub async fn collector_pairings(&self, _collector: &Collector) -> AppResult<Vec<Pairing>> {
+        Ok(self.store.pairings().await?)
+    }
+
+    pub async fn collector_report(&self, collector: &Collector, report: &Report) -> AppResult<()> {
+        if report.outbox_full && !collector.outbox_full {
+            tracing::error!(collector = %collector.name, "the collector's outbox is full: new sessions are not stored there");
+        }
+        Ok(self.store.set_collector_report(collector.id, report).await?)
+    }
+
+    /// Apply a request of forwarded batches (`gzip`: the body is gzip-compressed JSON),
+    /// all or none, each exactly once.
+    pub async fn collector_batches(
+        &self,
+        collector: &Collector,
+        body: &[u8],
+        gzip: bool,
+    ) -> Result<Applied, CollectorRefusal> {
+        let bad = |message: String| CollectorRefusal::BadBody { message, seq: None };
+        let mut json = Vec::new();
+        if gzip {
+            let read = flate2::read::GzDecoder::new(body).take(BATCHES_LIMIT + 1).read_to_end(&mut json);
+            read.map_err(|e| bad(format!("the body is not gzip: {e}")))?;
+            if json.len() as u64 > BATCHES_LIMIT {
+                return Err(bad(format!("the body unpacks to over {BATCHES_LIMIT} bytes; send fewer batches at once")));
+            }
+        } else {
+            json.extend_from_slice(body);
+        }
+        #[derive(serde::Deserialize)]
+        struct Request {
+            batches: Vec<Forwarded>,
+        }
+        let request: Request = serde_json::from_slice(&json)
+            .map_err(|e| bad(format!("the body is not a list of forwarded batches: {e}")))?;
+        let gap_ms = i64::try_from(self.config.ble.session_silence_s * 1000).unwrap_or(i64::MAX);
+        match self.store.ingest_forwarded(collector.id, &request.batches, gap_ms).await {
+            Ok(applied) => {
+                if applied.applied > 0 {
+                    tracing::info!(
+                        collector = %collector.name, applied = applied.applied, repeated = applied.repeated,
+                        through = applied.through, samples = applied.samples, "forwarded batches applied"
+                    );
+                }
+                Ok(applied)
+            }
+            Err(refused) => {
+                let message = refused.to_string();
+                let refusal = match refused {
+                    ForwardError::Store(e) => return Err(CollectorRefusal::Failed(e.into())),
+                    ForwardError::Unpaired { seq, .. } => CollectorRefusal::Forbidden { message: message.clone(), seq },
+                    ForwardError::Replayed { seq, .. } => CollectorRefusal::Replayed { message: message.clone(), seq },
+                    ForwardError::Invalid { seq, .. } => {
+                        CollectorRefusal::BadBody { message: message.clone(), seq: Some(seq) }
+                    }
+                };
+                tracing::warn!(collector = %collector.name, "forwarded batches refused: {message}");
+                if let Err(e) = self.store.note_collector_refusal(collector.id, &message).await {
+                    tracing::warn!("recording the refusal: {e}");
+                }
+                Err(refusal)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn collector_names_are_short_and_plain() {
+        assert_eq!(check_name(" studio-east ").ok(), Some("studio-east"));
+        for bad in ["", "two words", "a/b", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+}

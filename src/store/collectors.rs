@@ -1,0 +1,406 @@
+//! Remote Bluetooth collectors registered at this hub, and the batches they forward.
+//!
+//! A collector (`coachd collect` on a box by the equipment) records sessions the way the
+//! daemon's own Bluetooth collector does, commits each batch to its outbox under a
+//! sequence number, and forwards them in order. [`Store::ingest_forwarded`] applies a
+//! request's batches through the normal ingest (`Store::ingest_in`) in one
+//! transaction together with the collector's cursor (`last_seq`) and the replay log, so
+//! a batch is applied exactly once: sent again (its answer was lost) it changes nothing;
+//! the same sequence number with other content is refused, and so is a batch for a
+//! device that is not paired at the hub with the client the batch names.
+//!
+//! A session the hub already holds for the same device and client, within the session
+//! gap of a forwarded one (the strap walked from one collector to another, or a collector
+//! restarted mid-workout), is extended rather than doubled: the forwarded activity takes
+//! its id, and the stored one's span and heart-rate summary cover both.
+
+use super::devices::parse_address;
+use super::{Store, StoreError};
+use crate::crypto::{random_token, same_secret, sha256, token_hash};
+use crate::model::{Batch, NewActivity, SeriesKind};
+use serde::{Deserialize, Serialize};
+use sqlx::{Sqlite, Transaction};
+use thiserror::Error;
+
+/// Replay-log entries kept per collector (older ones are below the cursor and refused
+/// as stale). A collector resends at most one request's worth of batches it applied.
+const REPLAY_LOG: i64 = 20_000;
+
+/// The source forwarded sessions are stored under: the same as the daemon's own strap
+/// sessions (`ble::session::SOURCE`, as `last_session` reads them), so a device's
+/// sessions are one series wherever they were recorded.
+pub const FORWARDED_SOURCE: &str = "ble";
+
+/// A collector as `coachd collector list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Collector {
+    pub id: i64,
+    pub name: String,
+    pub created_ms: i64,
+    pub last_contact_ms: Option<i64>,
+    /// The collector's cursor: the highest sequence number applied.
+    pub last_seq: i64,
+    pub applied_batches: i64,
+    pub applied_samples: i64,
+    /// When the collector last reported its state (the fields below).
+    pub report_ms: Option<i64>,
+    pub backlog_batches: Option<i64>,
+    pub backlog_bytes: Option<i64>,
+    pub outbox_full: bool,
+    /// Batches the collector could not commit because its outbox was full.
+    pub not_stored: i64,
+    pub adapter: Option<String>,
+    /// JSON list of [`InRange`].
+    pub in_range: Option<String>,
+    /// The last batch refused and why.
+    pub refused: Option<String>,
+    pub refused_ms: Option<i64>,
+}
+
+/// A sensor near a collector, as it reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InRange {
+    pub address: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `connected`, `waiting` (with why), or `seen` (advertising, not paired or not connected).
+    pub link: String,
+    #[serde(default)]
+    pub note: Option<String>,
+    pub seen_ms: i64,
+}
+
+/// What a collector reports of itself (`PUT /collector/v1/status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Report {
+    pub backlog_batches: i64,
+    pub backlog_bytes: i64,
+    pub outbox_full: bool,
+    pub not_stored: i64,
+    /// The Bluetooth source's state and detail ("running: scanning on hci0; ...").
+    pub adapter: String,
+    pub in_range: Vec<InRange>,
+}
+
+/// One batch as a collector forwards it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forwarded {
+    /// Unique per collector, increasing by one per batch its outbox committed.
+    pub seq: i64,
+    /// A random id given when the batch was committed to the outbox.
+    pub id: String,
+    pub batch: Batch,
+}
+
+/// What a request of batches did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub applied: u64,
+    /// Already applied (same id and content): nothing changed.
+    pub repeated: u64,
+    /// The collector's cursor after the request.
+    pub through: i64,
+    pub samples: u64,
+}
+
+/// Why forwarded batches were refused; nothing of the request was stored.
+#[derive(Debug, Error)]
+pub enum ForwardError {
+    /// The sequence number was applied before with other content (or is below the cursor).
+    #[error("batch {seq}: {why}")]
+    Replayed { seq: i64, why: String },
+    /// A device the hub has not paired with the client the batch names.
+    #[error("batch {seq}: device {address} is not paired with client #{client} at the hub; pair it there (coachd devices pair {address} CLIENT) and the collector sends it again")]
+    Unpaired { seq: i64, address: String, client: i64 },
+    /// Not a session batch a collector may send.
+    #[error("batch {seq}: {why}")]
+    Invalid { seq: i64, why: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Tx<'a> = Transaction<'a, Sqlite>;
+
+/// The device address of a strap session's external id (`ADDRESS@START_MS`).
+fn device_of(a: &NewActivity) -> Option<String> {
+    let (address, start) = a.external_id.split_once('@')?;
+    start.parse::<i64>().ok()?;
+    parse_address(address).ok()
+}
+
+impl Store {
+    /// Register a collector; returns it and its token (shown once, stored hashed).
+    pub async fn add_collector(&self, name: &str) -> Result<(Collector, String), StoreError> {
+        let token = random_token()?;
+        let done = sqlx::query("INSERT INTO collectors (name, token_hash, created_ms) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(token_hash(&token))
+            .bind(Store::now_ms())
+            .execute(&self.pool)
+            .await;
+        match done {
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                return Err(StoreError::Duplicate(format!("collector {name:?}")))
+            }
+            other => other?,
+        };
+        Ok((self.collector(name).await?, token))
+    }
+
+    pub async fn collectors(&self) -> Result<Vec<Collector>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM collectors ORDER BY name").fetch_all(&self.pool).await?)
+    }
+
+    pub async fn collector(&self, name: &str) -> Result<Collector, StoreError> {
+        sqlx::query_as("SELECT * FROM collectors WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("collector {name:?}")))
+    }
+
+    /// Remove a collector: its token stops working at once. What it forwarded stays.
+    pub async fn remove_collector(&self, name: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM collectors WHERE name = ?").bind(name).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("collector {name:?}")));
+        }
+        Ok(())
+    }
+
+    /// The collector whose token this is (and note the contact), or None.
+    pub async fn collector_by_token(&self, token: &str) -> Result<Option<Collector>, StoreError> {
+        let hash = token_hash(token);
+        let found: Option<(Vec<u8>, String)> =
+            sqlx::query_as("SELECT token_hash, name FROM collectors WHERE token_hash = ?")
+                .bind(&hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        // The lookup is by the hash (which says nothing of the token); compared again in
+        // constant time so no early exit depends on the stored value.
+        let Some((stored, name)) =
+            found.filter(|(stored, _)| same_secret(&crate::crypto::hex(stored), &crate::crypto::hex(&hash)))
+        else {
+            return Ok(None);
+        };
+        debug_assert_eq!(stored, hash);
+        sqlx::query("UPDATE collectors SET last_contact_ms = ? WHERE name = ?")
+            .bind(Store::now_ms())
+            .bind(&name)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(self.collector(&name).await?))
+    }
+
+    pub async fn set_collector_report(&self, id: i64, report: &Report) -> Result<(), StoreError> {
+        let in_range = serde_json::to_string(&report.in_range).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "UPDATE collectors SET report_ms = ?, backlog_batches = ?, backlog_bytes = ?, outbox_full = ?,
+                    not_stored = ?, adapter = ?, in_range = ? WHERE id = ?",
+        )
+        .bind(Store::now_ms())
+        .bind(report.backlog_batches)
+        .bind(report.backlog_bytes)
+        .bind(report.outbox_full)
+        .bind(report.not_stored)
+        .bind(&report.adapter)
+        .bind(in_range)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Remember why a collector's batch was refused, for `collector list`.
+    pub async fn note_collector_refusal(&self, id: i64, why: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE collectors SET refused = ?, refused_ms = ? WHERE id = ?")
+            .bind(why)
+            .bind(Store::now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Apply a collector's batches, in order, exactly once, with its cursor, in one
+    /// transaction: all of them or (refused) none. `gap_ms`: the session gap within which
+    /// a device's stored session is extended.
+    pub async fn ingest_forwarded(
+        &self,
+        collector: i64,
+        batches: &[Forwarded],
+        gap_ms: i64,
+    ) -> Result<Applied, ForwardError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from)?;
+        let cursor: i64 = sqlx::query_scalar("SELECT last_seq FROM collectors WHERE id = ?")
+            .bind(collector)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or_else(|| StoreError::NotFound(format!("collector #{collector}")))?;
+        let paired: std::collections::HashMap<String, i64> =
+            self.pairings().await?.into_iter().map(|p| (p.address.to_ascii_uppercase(), p.client_id)).collect();
+        let mut out = Applied { through: cursor, ..Applied::default() };
+        let now = Store::now_ms();
+        let mut last_seen = cursor;
+        for f in batches {
+            if f.seq <= last_seen && f.seq > cursor {
+                return Err(ForwardError::Invalid {
+                    seq: f.seq,
+                    why: "batches out of order within the request".into(),
+                });
+            }
+            let digest = sha256(&serde_json::to_vec(&f.batch).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            let logged: Option<(String, Vec<u8>)> =
+                sqlx::query_as("SELECT batch_id, digest FROM collector_batches WHERE collector_id = ? AND seq = ?")
+                    .bind(collector)
+                    .bind(f.seq)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+            match logged {
+                Some((id, d)) if id == f.id && d == digest => {
+                    out.repeated += 1;
+                    continue;
+                }
+                Some((id, _)) => {
+                    let why = if id == f.id {
+                        format!("applied before with other content (batch id {id}); refused, nothing stored")
+                    } else {
+                        format!(
+                            "sequence number applied before as batch {id}, now sent as {}; refused, nothing stored",
+                            f.id
+                        )
+                    };
+                    return Err(ForwardError::Replayed { seq: f.seq, why });
+                }
+                None if f.seq <= cursor => {
+                    return Err(ForwardError::Replayed {
+                        seq: f.seq,
+                        why: format!(
+                            "at or below this collector's cursor ({cursor}) and not in the replay log; refused"
+                        ),
+                    })
+                }
+                None => {}
+            }
+            last_seen = f.seq;
+            let mut batch = check(f, &paired)?;
+            let mut with_hr = Vec::new();
+            for a in &mut batch.activities {
+                settle_session(&mut tx, a, gap_ms).await?;
+                if a.series.iter().any(|s| s.kind == SeriesKind::Hr && !s.samples.is_empty()) {
+                    with_hr.push(a.external_id.clone());
+                }
+            }
+            let report = Store::ingest_in(&mut tx, &batch).await?;
+            for external in with_hr {
+                super::ingest::restate_hr(&mut tx, FORWARDED_SOURCE, &external).await?;
+            }
+            sqlx::query(
+                "INSERT INTO collector_batches (collector_id, seq, batch_id, digest, applied_ms) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(collector)
+            .bind(f.seq)
+            .bind(&f.id)
+            .bind(digest.to_vec())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+            out.applied += 1;
+            out.samples += report.samples_written as u64;
+            out.through = out.through.max(f.seq);
+        }
+        sqlx::query(
+            "UPDATE collectors SET last_seq = ?, applied_batches = applied_batches + ?,
+                    applied_samples = applied_samples + ?, last_contact_ms = ? WHERE id = ?",
+        )
+        .bind(out.through)
+        .bind(out.applied as i64)
+        .bind(out.samples as i64)
+        .bind(now)
+        .bind(collector)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        sqlx::query("DELETE FROM collector_batches WHERE collector_id = ? AND seq <= ?")
+            .bind(collector)
+            .bind(out.through - REPLAY_LOG)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(out)
+    }
+}
+
+/// A forwarded batch as the hub stores it, or why it may not be: strap sessions only,
+/// each of a device paired at the hub with the client the session names; the hub keeps
+/// the cursor itself.
+fn check(f: &Forwarded, paired: &std::collections::HashMap<String, i64>) -> Result<Batch, ForwardError> {
+    let b = &f.batch;
+    let invalid = |why: String| ForwardError::Invalid { seq: f.seq, why };
+    if b.source != FORWARDED_SOURCE {
+        return Err(invalid(format!("source {:?}: a collector forwards Bluetooth sessions only", b.source)));
+    }
+    if !b.daily.is_empty() || !b.buckets.is_empty() || b.cursor.is_some() {
+        return Err(invalid("a collector forwards sessions only (no daily metrics, buckets or cursor)".into()));
+    }
+    let problems = b.problems();
+    if !problems.is_empty() {
+        return Err(invalid(problems.join("; ")));
+    }
+    for a in &b.activities {
+        let Some(address) = device_of(a) else {
+            return Err(invalid(format!("activity {:?} is not a device session (ADDRESS@START)", a.external_id)));
+        };
+        if paired.get(&address) != Some(&a.client_id) {
+            return Err(ForwardError::Unpaired { seq: f.seq, address, client: a.client_id });
+        }
+    }
+    Ok(b.clone())
+}
+
+/// Give a forwarded session the id of the device's stored session it goes on with, and
+/// widen it to cover the stored span (a batch from the collector that saw less of it
+/// must not shorten it).
+async fn settle_session(tx: &mut Tx<'_>, a: &mut NewActivity, gap_ms: i64) -> Result<(), StoreError> {
+    let Some(address) = device_of(a) else { return Ok(()) };
+    let (start, end) = (a.start.timestamp_millis(), a.end.timestamp_millis());
+    let mut stored: Option<(i64, i64)> =
+        sqlx::query_as("SELECT start_ms, end_ms FROM activities WHERE source = ? AND external_id = ?")
+            .bind(FORWARDED_SOURCE)
+            .bind(&a.external_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if stored.is_none() {
+        let prefix = format!("{address}@");
+        let other: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT external_id, start_ms, end_ms FROM activities
+              WHERE source = ? AND client_id = ? AND substr(external_id, 1, ?) = ? AND start_ms <= ? AND end_ms >= ?
+              ORDER BY end_ms DESC LIMIT 1",
+        )
+        .bind(FORWARDED_SOURCE)
+        .bind(a.client_id)
+        .bind(prefix.len() as i64)
+        .bind(&prefix)
+        .bind(end + gap_ms)
+        .bind(start - gap_ms)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some((external, s, e)) = other {
+            tracing::debug!(from = %a.external_id, into = %external, "a forwarded session goes on with the stored one");
+            a.external_id = external;
+            stored = Some((s, e));
+        }
+    }
+    if let Some((s, e)) = stored {
+        let (lo, hi) = (start.min(s), end.max(e));
+        a.start = chrono::DateTime::from_timestamp_millis(lo).unwrap_or(a.start);
+        a.end = chrono::DateTime::from_timestamp_millis(hi).unwrap_or(a.end);
+        a.duration_s = (hi - lo) as f64 / 1000.0;
+    }
+    Ok(())
+}
