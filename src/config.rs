@@ -20,7 +20,7 @@ pub const DEFAULT_TOML: &str = include_str!("default-config.toml");
 pub const ENV_PREFIX: &str = "COACHD__";
 
 /// The sections a configuration may have.
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "web",
     "log",
     "store",
@@ -33,6 +33,7 @@ const SECTIONS: [&str; 12] = [
     "backup",
     "mqtt",
     "notify",
+    "collector",
 ];
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -49,6 +50,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub mqtt: MqttConfig,
     pub notify: NotifyConfig,
+    pub collector: CollectorConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -532,6 +534,48 @@ impl Default for BleConfig {
     }
 }
 
+/// Collector mode (`coachd collect`): this box records Bluetooth sensors and forwards
+/// the sessions to a hub. The hub itself needs nothing here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CollectorConfig {
+    /// The hub's URL, `https://…` (plain `http://` only to a loopback address).
+    pub hub: String,
+    /// The file holding this collector's token (`coachd collector add NAME` at the hub prints it).
+    pub token_file: String,
+    /// The outbox's size limit, in MB: when full, new batches are not stored (and said so).
+    pub outbox_max_mb: u64,
+    /// Failed forwards are retried with backoff (and jitter) up to this delay, in seconds.
+    pub retry_max_s: u64,
+    /// How often the collector reports its state and reads its pairing list, in seconds.
+    pub report_s: u64,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self { hub: String::new(), token_file: String::new(), outbox_max_mb: 256, retry_max_s: 60, report_s: 10 }
+    }
+}
+
+/// Whether `url` may carry a collector's token: https, or http to a loopback address.
+pub fn hub_url_problem(url: &str) -> Option<String> {
+    let Ok(u) = url::Url::parse(url) else {
+        return Some(format!("{url:?} is not a URL; write the hub's address, e.g. https://coach.example.com"));
+    };
+    let host = u.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let loopback =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match u.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        "http" => Some(format!(
+            "{url:?} is plain http to another machine: the collector's token and clients' sessions would cross the \
+             network unencrypted; use https:// (plain http only to 127.0.0.1 or ::1)"
+        )),
+        other => Some(format!("{url:?}: scheme {other:?}; use https://")),
+    }
+}
+
 /// How verdicts are reached (defaults follow ../shared/reference/compliance.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -663,6 +707,7 @@ impl Config {
             backup: section(&merged, "backup", &origins, &mut problems),
             mqtt: section(&merged, "mqtt", &origins, &mut problems),
             notify: section(&merged, "notify", &origins, &mut problems),
+            collector: section(&merged, "collector", &origins, &mut problems),
         };
         for key in merged.keys() {
             if !SECTIONS.contains(&key.as_str()) {
@@ -755,6 +800,21 @@ impl Config {
             && !b.adapter.starts_with("hci")
         {
             bad("ble.adapter", format!("{:?} is neither an adapter address nor a name like hci0", b.adapter));
+        }
+        let c = &self.collector;
+        if !c.hub.is_empty() {
+            if let Some(problem) = hub_url_problem(&c.hub) {
+                bad("collector.hub", problem);
+            }
+        }
+        for (key, value, range) in [
+            ("collector.outbox_max_mb", c.outbox_max_mb, 1..=1_000_000),
+            ("collector.retry_max_s", c.retry_max_s, 1..=3600),
+            ("collector.report_s", c.report_s, 1..=3600),
+        ] {
+            if !range.contains(&value) {
+                bad(key, format!("{value} must be between {} and {}", range.start(), range.end()));
+            }
         }
         if !(100..=3_600_000).contains(&self.inbox.poll_ms) {
             bad("inbox.poll_ms", format!("{} must be between 100 and 3600000", self.inbox.poll_ms));

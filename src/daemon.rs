@@ -157,3 +157,8 @@ fn notify(states: &[sd_notify::NotifyState]) {
         warn!(error = %e, "sd_notify failed");
     }
 }
+
+/// Tell systemd (Type=notify) that collector mode is up, with the sources' summary.
+pub fn notify_ready(status: &str) {
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(status)]);
+}

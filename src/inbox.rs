@@ -52,7 +52,7 @@ type Seen = HashMap<PathBuf, (u64, SystemTime)>;
 impl Inbox {
     /// One pass over every client's folder; returns how many files were handled.
     async fn scan(&self, ctx: &SourceContext, seen: &mut Seen) -> anyhow::Result<usize> {
-        let clients = ctx.store.list_clients().await?;
+        let clients = ctx.store()?.list_clients().await?;
         let mut handled = 0;
         let mut still_there = Seen::new();
         for client in &clients {
@@ -78,7 +78,7 @@ impl Inbox {
                     still_there.insert(path, stamp); // new or still growing: look again next scan
                     continue;
                 }
-                let outcome = import_file(&ctx.store, client, tz, &path, crate::files::quiet()).await?;
+                let outcome = import_file(ctx.store()?, client, tz, &path, crate::files::quiet()).await?;
                 let name = path.display().to_string();
                 match outcome {
                     Outcome::Imported { format, activities, samples } => {

@@ -9,6 +9,7 @@
 
 use crate::config::{Config, SupervisorConfig};
 use crate::model::{Batch, IngestReport};
+use crate::store::outbox::{Outbox, PushError};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -34,10 +35,19 @@ pub trait Source: Send + Sync + 'static {
     fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a>;
 }
 
+/// Where a source's batches go.
+#[derive(Clone, Debug)]
+pub enum Sink {
+    /// `coachd run`: this daemon's database, through ingest.
+    Store(Store),
+    /// `coachd collect`: the collector's outbox, which the forwarder sends to the hub.
+    Outbox(Outbox),
+}
+
 /// What a source is given to work with.
 #[derive(Clone)]
 pub struct SourceContext {
-    pub store: Store,
+    pub sink: Sink,
     /// Cancelled when the daemon stops: commit what you hold, then return `Ok(())`.
     pub shutdown: CancellationToken,
     pub config: Arc<Config>,
@@ -48,9 +58,30 @@ pub struct SourceContext {
 }
 
 impl SourceContext {
-    /// Store a batch and record it in the source's health.
+    /// The daemon's database. Collector mode has none (it runs only the Bluetooth
+    /// collector and its forwarder), so a source that needs it fails there, saying so.
+    pub fn store(&self) -> anyhow::Result<&Store> {
+        match &self.sink {
+            Sink::Store(store) => Ok(store),
+            Sink::Outbox(_) => anyhow::bail!(
+                "source {} needs the hub's database; collector mode (coachd collect) runs only the Bluetooth collector",
+                self.name
+            ),
+        }
+    }
+
+    /// Store a batch and record it in the source's health: ingest into the database, or
+    /// (collector mode) commit it to the outbox. A full outbox is an error here; the
+    /// batch was not stored.
     pub async fn ingest(&self, batch: &Batch) -> Result<IngestReport, StoreError> {
-        let report = self.store.ingest(batch).await?;
+        let report = match &self.sink {
+            Sink::Store(store) => store.ingest(batch).await?,
+            Sink::Outbox(outbox) => match outbox.push(batch).await {
+                Ok(_) => IngestReport::default(),
+                Err(PushError::Store(e)) => return Err(e),
+                Err(full @ PushError::Full { .. }) => return Err(StoreError::Invalid(vec![full.to_string()])),
+            },
+        };
         self.health.update(&self.name, |h| {
             h.batches += 1;
             h.last_batch = Some(Utc::now());
@@ -73,6 +104,12 @@ impl SourceContext {
             () = tokio::time::sleep(d) => true,
             () = self.shutdown.cancelled() => false,
         }
+    }
+
+    /// Every source's state, as /healthz shows it (the collector's forwarder reports the
+    /// Bluetooth collector's to the hub).
+    pub fn sources(&self) -> Vec<SourceHealth> {
+        self.health.snapshot()
     }
 
     /// A short human-readable note shown in /healthz ("3 devices connected").
@@ -169,6 +206,16 @@ impl Supervisor {
         config: Arc<Config>,
         shutdown: CancellationToken,
     ) -> Self {
+        Self::start_with(sources, Sink::Store(store), config, shutdown)
+    }
+
+    /// [`Supervisor::start`] with the batches going to `sink` (collector mode's outbox).
+    pub fn start_with(
+        sources: Vec<Arc<dyn Source>>,
+        sink: Sink,
+        config: Arc<Config>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let health = Health::default();
         let live = crate::live::Live::default();
         let mut tasks = JoinSet::new();
@@ -190,7 +237,7 @@ impl Supervisor {
                 },
             );
             let ctx = SourceContext {
-                store: store.clone(),
+                sink: sink.clone(),
                 shutdown: shutdown.clone(),
                 config: config.clone(),
                 live: live.clone(),

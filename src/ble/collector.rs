@@ -32,9 +32,10 @@ use super::reading::{self, Decoder, Reading, BATTERY_LEVEL, BODY_SENSOR_LOCATION
 use super::session::Recorder;
 use crate::config::BleConfig;
 use crate::model::{Batch, ClientId};
-use crate::source::{Source, SourceContext, SourceFuture};
-use crate::store::devices::Link;
-use crate::store::devices::Pairing;
+use crate::source::{Sink, Source, SourceContext, SourceFuture};
+use crate::store::devices::{Link, Pairing, StoredSession};
+use crate::store::outbox::PushError;
+use crate::store::StoreError;
 use btleplug::api::bleuuid::{uuid_from_u16, BleUuid};
 use btleplug::api::{Central, CentralEvent, CharPropFlags, Manager as _, Peripheral as _, ScanFilter};
 use btleplug::platform::{Adapter, Manager, Peripheral, PeripheralId};
@@ -319,9 +320,9 @@ async fn collect(
     }
     let (tx, mut rx) = mpsc::channel::<Batch>(256);
     let mut tasks: HashMap<PeripheralId, DeviceTask> = HashMap::new();
-    let mut pairings = ctx.store.pairings().await?;
+    let mut pairings = ctx.sink.pairings().await?;
     // What an earlier run said of the links no longer holds.
-    if let Err(e) = ctx.store.clear_device_links().await {
+    if let Err(e) = ctx.sink.clear_device_links().await {
         tracing::warn!("cannot clear the devices' links: {e}");
     }
     let mut links: HashMap<String, Link> = HashMap::new();
@@ -338,7 +339,7 @@ async fn collect(
             biased;
             () = ctx.shutdown.cancelled() => break Stop::Shutdown,
             Some(batch) = rx.recv() => {
-                ctx.ingest(&batch).await?;
+                deliver(ctx, &batch).await?;
             }
             event = events.next() => {
                 let Some(event) = event else { break Stop::Lost("the adapter's event stream ended".into()) };
@@ -421,7 +422,7 @@ async fn collect(
                 if let Err(e) = timed("asking BlueZ for adapters", CALL_TIMEOUT, manager.adapters()).await {
                     break Stop::Lost(format!("org.bluez is on the bus but does not answer coachd's connection: {e:#}"));
                 }
-                pairings = ctx.store.pairings().await?;
+                pairings = ctx.sink.pairings().await?;
                 // Unpaired (or moved to another client) while running: stop, keeping what was recorded.
                 tasks.retain(|_, t| {
                     let keep = pairings.iter().any(|p| p.address.eq_ignore_ascii_case(&t.address) && p.client_id == t.client_id);
@@ -465,7 +466,7 @@ async fn collect(
                 for (id, t) in &tasks {
                     if t.connected.load(Ordering::Relaxed) && seen_at.get(id).is_none_or(|at| at.elapsed() >= SEEN_EVERY) {
                         seen_at.insert(id.clone(), Instant::now());
-                        if let Err(e) = ctx.store.device_seen(&t.address, None, "").await {
+                        if let Err(e) = ctx.sink.device_seen(&t.address, None, "").await {
                             tracing::warn!(address = %t.address, "cannot record a device seen: {e}");
                         }
                     }
@@ -488,7 +489,7 @@ async fn collect(
                         Link::Connected => connected += 1,
                     }
                     if links.get(&t.address) != Some(&link) {
-                        match ctx.store.set_device_link(&t.address, Some(&link)).await {
+                        match ctx.sink.set_device_link(&t.address, Some(&link)).await {
                             Ok(()) => {
                                 links.insert(t.address.clone(), link);
                             }
@@ -499,7 +500,7 @@ async fn collect(
                 let gone: Vec<String> =
                     links.keys().filter(|a| !tasks.values().any(|t| &t.address == *a)).cloned().collect();
                 for address in gone {
-                    if ctx.store.set_device_link(&address, None).await.is_ok() {
+                    if ctx.sink.set_device_link(&address, None).await.is_ok() {
                         links.remove(&address);
                     }
                 }
@@ -534,7 +535,7 @@ async fn collect(
     }
     drop(tx);
     while let Some(batch) = rx.recv().await {
-        ctx.ingest(&batch).await?;
+        deliver(ctx, &batch).await?;
     }
     for (_, t) in tasks {
         if let Ok(recorder) = t.join.await {
@@ -544,15 +545,81 @@ async fn collect(
     if matches!(stop, Stop::Shutdown) {
         let _ = tokio::time::timeout(Duration::from_secs(1), adapter.stop_scan()).await;
     }
-    if let Err(e) = ctx.store.clear_device_links().await {
+    if let Err(e) = ctx.sink.clear_device_links().await {
         tracing::warn!("cannot clear the devices' links: {e}");
     }
     Ok(stop)
 }
 
 async fn note_seen(ctx: &SourceContext, seen: &Seen) {
-    if let Err(e) = ctx.store.device_seen(&seen.address, seen.name.as_deref(), &seen.services.join(",")).await {
+    if let Err(e) = ctx.sink.device_seen(&seen.address, seen.name.as_deref(), &seen.services.join(",")).await {
         tracing::warn!(address = %seen.address, "cannot record a device seen nearby: {e}");
+    }
+}
+
+/// What the collector reads and writes beside its batches: the daemon's database, or in
+/// collector mode the outbox (the hub's pairing list as last read, the sessions this box
+/// recorded, the sensors in range and their links, which the forwarder reports).
+impl Sink {
+    async fn pairings(&self) -> Result<Vec<Pairing>, StoreError> {
+        match self {
+            Sink::Store(s) => s.pairings().await,
+            Sink::Outbox(o) => o.pairings().await,
+        }
+    }
+
+    async fn last_session(&self, client: ClientId, address: &str) -> Result<Option<StoredSession>, StoreError> {
+        match self {
+            Sink::Store(s) => s.last_session(client, address).await,
+            Sink::Outbox(o) => o.last_session(client, address).await,
+        }
+    }
+
+    async fn device_seen(&self, address: &str, name: Option<&str>, services: &str) -> Result<(), StoreError> {
+        match self {
+            Sink::Store(s) => s.device_seen(address, name, services).await,
+            Sink::Outbox(o) => o.device_seen(address, name, services).await,
+        }
+    }
+
+    async fn set_device_link(&self, address: &str, link: Option<&Link>) -> Result<(), StoreError> {
+        match self {
+            Sink::Store(s) => s.set_device_link(address, link).await,
+            Sink::Outbox(o) => o.set_device_link(address, link).await,
+        }
+    }
+
+    async fn clear_device_links(&self) -> Result<(), StoreError> {
+        match self {
+            Sink::Store(s) => s.clear_device_links().await,
+            Sink::Outbox(o) => o.clear_device_links().await,
+        }
+    }
+}
+
+/// Hand a session batch over: ingest it, or commit it to the outbox. A full outbox does
+/// not stop the collector (sessions go on being recorded, and the live view shows them);
+/// the batch is not stored, which is logged as an error (once a minute) and reported.
+async fn deliver(ctx: &SourceContext, batch: &Batch) -> anyhow::Result<()> {
+    let Sink::Outbox(outbox) = &ctx.sink else {
+        ctx.ingest(batch).await?;
+        return Ok(());
+    };
+    match outbox.push(batch).await {
+        Ok(_) => {
+            ctx.note_batch();
+            Ok(())
+        }
+        Err(e @ PushError::Full { .. }) => {
+            static LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
+            let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+            if logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                *logged = Some(Instant::now());
+                tracing::error!("{e}");
+            }
+            Ok(())
+        }
+        Err(PushError::Store(e)) => Err(e.into()),
     }
 }
 
@@ -596,13 +663,13 @@ fn spawn_device(
         retry: retry.clone(),
     };
     tracing::info!(address = %pairing.address, client = pairing.client_id, "paired sensor found; connecting");
-    let store = ctx.store.clone();
+    let sink = ctx.sink.clone();
     let client = pairing.client_id;
     let join = tokio::spawn(async move {
         // A new recorder (coachd started): the device's latest stored session goes on if
         // the device is back within the session gap.
         if fresh {
-            match store.last_session(client, &device.address).await {
+            match sink.last_session(client, &device.address).await {
                 Ok(Some(stored)) => device.recorder.resume(stored),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(address = %device.address, "cannot read the device's last session: {e}"),

@@ -102,7 +102,7 @@ impl Source for SimulatedStrap {
 
     fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
         Box::pin(async move {
-            let client = ctx.store.client_by_name(&self.client).await?;
+            let client = ctx.store()?.client_by_name(&self.client).await?;
             let tz = client.tz;
             let offset = tz.offset_from_utc_datetime(&Utc::now().naive_utc()).fix().local_minus_utc();
             let mut recorder = Recorder::new(self.device.clone(), client.id, offset, self.cfg.clone());
@@ -111,7 +111,7 @@ impl Source for SimulatedStrap {
             // Started again within the session gap: the session goes on, as a real
             // strap's does. The simulated clock never goes back (a fast simulation runs
             // ahead of the real one).
-            if let Some(stored) = ctx.store.last_session(client.id, &self.device).await? {
+            if let Some(stored) = ctx.store()?.last_session(client.id, &self.device).await? {
                 if stored.last_ms >= t_ms - self.cfg.silence.as_millis() as i64 {
                     t_ms = t_ms.max(stored.last_ms + 1000);
                 }

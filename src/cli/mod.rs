@@ -15,6 +15,7 @@ use crate::paths::DataDir;
 mod accounts;
 mod benchmarks;
 mod charts;
+mod collector;
 mod data;
 mod devices;
 mod doctor;
@@ -294,6 +295,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Register, list or remove remote Bluetooth collectors (boxes running `coachd collect`) at this hub
+    #[command(subcommand)]
+    Collector(collector::CollectorCommand),
+    /// Collector mode: record the Bluetooth sensors paired at the hub and forward their sessions to it (no database, no dashboard); every batch is committed to DATA/collector-outbox.db first, then forwarded in order, and nothing is lost while the hub is away
+    Collect {
+        /// The hub's URL, https://... (plain http:// only to a loopback address) [default: collector.hub]
+        #[arg(long, value_name = "URL")]
+        hub: Option<String>,
+        /// The file holding this collector's token from `coachd collector add NAME` at the hub [default: collector.token_file]
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
     /// Run the daemon: every source, the supervisor and the web server
     Run {
         /// Address to listen on [default: web.listen, 127.0.0.1:7878]
@@ -450,7 +463,7 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::umask(0o077);
     }
-    if !matches!(cli.command, Command::Run { .. }) {
+    if !matches!(cli.command, Command::Run { .. } | Command::Collect { .. }) {
         // A short command whose reader went away (`coachd activities … | head`) ends
         // quietly, as Unix tools do, instead of panicking in `println!`. Sockets are
         // unaffected (they are written with MSG_NOSIGNAL). The daemon keeps ignoring it.
@@ -491,7 +504,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     }
     let env: Vec<(String, String)> = env.collect();
     let config = crate::app::load_config(&config_path, env.clone()).map_err(|p| Failure::Input(p.to_string()))?;
-    let is_run = matches!(cli.command, Command::Run { .. });
+    let is_run = matches!(cli.command, Command::Run { .. } | Command::Collect { .. });
     init_logging(&config, cli.log_format, is_run);
     if let Command::Setup(args) = cli.command {
         // Writes the configuration first (root's, on a packaged install), then runs as
@@ -569,6 +582,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Restore { file, keep_config } => data::restore(&data, &config_path, &file, keep_config, &config).await,
+        Command::Collect { hub, token_file } => collect(&data, config, hub, token_file).await,
         command => {
             let app = open(&data, &config_path, config, true).await?;
             let result = with_app(&app, &data, command).await;
@@ -576,6 +590,47 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             result
         }
     }
+}
+
+/// `coachd collect`: the flags over `[collector]`, checked before anything starts.
+async fn collect(
+    data: &DataDir,
+    config: Config,
+    hub: Option<String>,
+    token_file: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let mut config = config;
+    if let Some(hub) = hub {
+        config.collector.hub = hub;
+    }
+    if let Some(file) = token_file {
+        config.collector.token_file = file.display().to_string();
+    }
+    let c = &config.collector;
+    if c.hub.is_empty() {
+        return Err(Failure::Input("collector mode needs the hub's URL: --hub https://... (or collector.hub)".into()));
+    }
+    if let Some(problem) = crate::config::hub_url_problem(&c.hub) {
+        return Err(Failure::Input(format!("--hub: {problem}")));
+    }
+    let hub = url::Url::parse(&c.hub).map_err(|e| Failure::Input(format!("--hub {:?}: {e}", c.hub)))?;
+    if c.token_file.is_empty() {
+        return Err(Failure::Input(
+            "collector mode needs its token: --token-file FILE (or collector.token_file), holding what `coachd collector add NAME` printed at the hub".into(),
+        ));
+    }
+    let token = crate::collect::read_token(std::path::Path::new(&c.token_file)).map_err(Failure::Input)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    let signal = async move {
+        if let Err(e) = daemon::shutdown_signal().await {
+            let _ = stop_tx.send(e);
+        }
+    };
+    crate::collect::run(config, data, hub, token, signal).await.map_err(Failure::Runtime)?;
+    if let Ok(e) = { stop_rx }.try_recv() {
+        return Err(Failure::Runtime(e));
+    }
+    Ok(())
 }
 
 /// `run --demo`: the demo data set if missing, the client "demo" who wears the
@@ -604,6 +659,7 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
         Command::Client(cmd) => client(app, cmd).await,
         Command::Backup { file, with_key } => data::backup(app, file.as_deref(), with_key).await,
         Command::Devices(cmd) => devices::devices(app, cmd).await,
+        Command::Collector(cmd) => collector::collector(app, cmd).await,
         Command::Assign { client, questions: Some(file), every, days, from, until, .. } => {
             homework::assign_questions(app, homework::QuestionsArgs { client, file, every, days, from, until }).await
         }
@@ -674,6 +730,7 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
         }
         Command::Demo { now, gallery } => charts::demo(app, now.as_deref(), gallery.as_deref()).await,
         Command::Init
+        | Command::Collect { .. }
         | Command::Setup(_)
         | Command::Config(_)
         | Command::Run { .. }

@@ -574,7 +574,7 @@ async fn provider_loop(reg: &Registry, ctx: &SourceContext, provider: &str) -> a
         poke.as_mut().enable();
         let now = reg.clock.now();
         let accounts: Vec<Account> =
-            ctx.store.accounts().await?.into_iter().filter(|a| a.provider == provider && a.syncable()).collect();
+            ctx.store()?.accounts().await?.into_iter().filter(|a| a.provider == provider && a.syncable()).collect();
         let poked: std::collections::BTreeSet<i64> = {
             let mut pending = reg.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             accounts.iter().filter_map(|a| pending.take(&a.id)).collect()
@@ -589,12 +589,12 @@ async fn provider_loop(reg: &Registry, ctx: &SourceContext, provider: &str) -> a
             .collect();
         unfinished.clear();
         if let Ok(p) = super::provider(provider) {
-            if let Err(e) = p.upkeep(reg, &ctx.store).await {
+            if let Err(e) = p.upkeep(reg, ctx.store()?).await {
                 tracing::warn!(provider, error = %e, "keeping the push subscriptions failed; trying again next round");
             }
         }
         if !due.is_empty() {
-            for (a, r) in sync_round(reg, &ctx.store, &due).await {
+            for (a, r) in sync_round(reg, ctx.store()?, &due).await {
                 match r {
                     Ok(r) if !r.done => {
                         unfinished.insert(a.id);

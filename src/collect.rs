@@ -1,0 +1,81 @@
+//! `coachd collect`: collector mode. The same binary on a small box by the equipment (a
+//! Raspberry Pi with BlueZ) runs only the Bluetooth collector, with the same session
+//! recorder as `coachd run`, and the [`crate::forward`] forwarder; no database, no
+//! dashboard, no homework engine. Batches go to the outbox in the data dir
+//! (`collector-outbox.db`, [`crate::store::outbox`]) and from there to the hub.
+
+use crate::config::Config;
+use crate::crypto::Secret;
+use crate::paths::DataDir;
+use crate::source::{Sink, Source, Supervisor};
+use crate::store::outbox::Outbox;
+use anyhow::Context;
+use std::future::Future;
+use std::sync::Arc;
+use tracing::info;
+
+/// The outbox's file in the collector's data dir.
+pub fn outbox_path(data: &DataDir) -> std::path::PathBuf {
+    data.root().join("collector-outbox.db")
+}
+
+/// Read a collector token from its file (written by the admin from `collector add`).
+pub fn read_token(path: &std::path::Path) -> Result<Secret<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!("cannot read the token file {}: {e}; write the token `coachd collector add NAME` printed at the hub into it", path.display())
+    })?;
+    let token = text.trim();
+    if !crate::crypto::is_token(token) {
+        return Err(format!(
+            "{} does not hold a collector token (64 hex digits, as `coachd collector add NAME` printed it)",
+            path.display()
+        ));
+    }
+    Ok(Secret::new(token.to_string()))
+}
+
+/// Run collector mode until `shutdown`, then let the recorder flush its open sessions
+/// into the outbox and stop.
+pub async fn run(
+    config: Config,
+    data: &DataDir,
+    hub: url::Url,
+    token: Secret<String>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data.root()).with_context(|| format!("creating {}", data.root().display()))?;
+    let lock_path = data.lock_file();
+    let _lock = match crate::paths::try_lock(&lock_path, "collector")
+        .with_context(|| format!("locking {}", lock_path.display()))?
+    {
+        Ok(lock) => lock,
+        Err(holder) => anyhow::bail!(
+            "{} is held by {holder}: another coachd is using {}; stop it first",
+            lock_path.display(),
+            data.root().display()
+        ),
+    };
+    let path = outbox_path(data);
+    let max = i64::try_from(config.collector.outbox_max_mb.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX);
+    let outbox = Outbox::open(&path, max).await.with_context(|| format!("opening the outbox {}", path.display()))?;
+    let backlog = outbox.backlog().await?;
+    info!(outbox = %path.display(), batches = backlog.batches, bytes = backlog.bytes, hub = %hub, "collector mode");
+    let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    #[cfg(feature = "ble")]
+    sources.push(Arc::new(crate::ble::collector::Collector::new(config.ble.clone())));
+    #[cfg(not(feature = "ble"))]
+    tracing::error!("this build has no Bluetooth support (cargo feature `ble`): only the outbox is forwarded");
+    sources.push(Arc::new(crate::forward::Forwarder::new(hub, token, outbox.clone(), &config.collector)));
+    let token = tokio_util::sync::CancellationToken::new();
+    let supervisor = Supervisor::start_with(sources, Sink::Outbox(outbox.clone()), Arc::new(config), token.clone());
+    let health = supervisor.health();
+    crate::daemon::notify_ready(&health.summary());
+    info!("coachd collector is running");
+    shutdown.await;
+    info!("stopping: the recorder commits its open sessions to the outbox");
+    token.cancel();
+    supervisor.join().await;
+    outbox.close().await;
+    info!("stopped");
+    Ok(())
+}
