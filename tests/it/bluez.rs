@@ -18,7 +18,7 @@ const PAIRED: &str = "C0:FF:EE:00:00:01";
 const STRANGER: &str = "C0:FF:EE:00:00:02";
 
 /// Lines a child prints, read on a thread.
-fn lines(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
+pub(crate) fn lines(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -31,7 +31,7 @@ fn lines(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
 }
 
 /// Kills the child when dropped, so a failing test leaves nothing running.
-pub(crate) struct Guard(Child);
+pub(crate) struct Guard(pub(crate) Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -41,7 +41,7 @@ impl Drop for Guard {
 }
 
 /// dbus-daemon and dbus-next, installed if missing; returns the PYTHONPATH to use.
-fn prerequisites() -> String {
+pub(crate) fn prerequisites() -> String {
     static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PY.get_or_init(|| {
         if !have(Command::new("dbus-daemon").arg("--version")) {
@@ -55,7 +55,7 @@ fn prerequisites() -> String {
     .clone()
 }
 
-fn private_bus(dir: &Path) -> (Guard, String) {
+pub(crate) fn private_bus(dir: &Path) -> (Guard, String) {
     private_bus_with(dir, "")
 }
 
@@ -117,7 +117,7 @@ impl Fake {
     }
 
     /// The fake with these devices (`ADDR[=NAME][/KIND]`) and options (`--max-connections N`).
-    fn with(bus: &str, args: &[&str]) -> Fake {
+    pub(crate) fn with(bus: &str, args: &[&str]) -> Fake {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake_bluez/fake_bluez.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -137,7 +137,7 @@ impl Fake {
     }
 
     /// Wait for a line; everything read on the way is kept in `seen`.
-    fn expect(&mut self, want: &str, within: Duration) {
+    pub(crate) fn expect(&mut self, want: &str, within: Duration) {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(line) = self.out.recv_timeout(Duration::from_millis(100)) {
@@ -151,7 +151,7 @@ impl Fake {
         panic!("the fake BlueZ did not print {want:?} within {within:?}; it printed {:?}", self.seen);
     }
 
-    fn say(&mut self, line: &str) {
+    pub(crate) fn say(&mut self, line: &str) {
         writeln!(self.stdin, "{line}").expect("write to the fake");
         self.stdin.flush().expect("flush");
     }
@@ -161,7 +161,7 @@ impl Fake {
         self.beat_of(PAIRED, bpm)
     }
 
-    fn beat_of(&mut self, address: &str, bpm: u8) -> Instant {
+    pub(crate) fn beat_of(&mut self, address: &str, bpm: u8) -> Instant {
         self.notify(address, &format!("16{bpm:02x}0002"))
     }
 
@@ -233,7 +233,7 @@ fn coachd_run_with(data: &Path, bus: &str, flush_s: u32, env: &[(&str, &str)]) -
     (Guard(child), err)
 }
 
-fn wait_log(log: &Receiver<String>, kept: &mut Vec<String>, want: &str, within: Duration) {
+pub(crate) fn wait_log(log: &Receiver<String>, kept: &mut Vec<String>, want: &str, within: Duration) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if let Ok(line) = log.recv_timeout(Duration::from_millis(100)) {
@@ -513,7 +513,7 @@ fn wait_live_bpm(base: &str, bpm: u64, within: Duration) {
 }
 
 /// Where the daemon serves, from its "coachd is running" log line.
-fn listen_address(log: &Receiver<String>, kept: &mut Vec<String>) -> String {
+pub(crate) fn listen_address(log: &Receiver<String>, kept: &mut Vec<String>) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let Ok(line) = log.recv_timeout(Duration::from_millis(100)) else { continue };
@@ -552,7 +552,11 @@ fn devices(data: &Path) -> std::collections::BTreeMap<String, serde_json::Value>
 }
 
 /// Poll until `ok` holds (or fail after `within`, showing the last value).
-fn eventually<T: std::fmt::Debug>(within: Duration, mut get: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
+pub(crate) fn eventually<T: std::fmt::Debug>(
+    within: Duration,
+    mut get: impl FnMut() -> T,
+    ok: impl Fn(&T) -> bool,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
         let v = get();

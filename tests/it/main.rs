@@ -7,6 +7,7 @@ mod bluez;
 mod browser;
 mod charts;
 mod cli;
+mod collect;
 mod connections;
 mod crash;
 mod daemon;

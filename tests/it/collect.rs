@@ -1,0 +1,588 @@
+//! Remote collectors end to end: `coachd collect` binaries, each on its own private
+//! D-Bus with the fake BlueZ (tests/it/bluez.rs), forwarding to a hub `coachd run` in the
+//! same test; and the hub's batch endpoint refusing what a collector may not send.
+
+use crate::bluez::{eventually, lines, listen_address, prerequisites, private_bus, Fake, Guard};
+use coachd::model::SeriesKind;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+const STRAP: &str = "C0:FF:EE:00:00:01";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A hub on `port` (its own Bluetooth collector off: the straps are at the collectors).
+fn hub(data: &Path, port: u16) -> (Guard, Receiver<String>, String) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--log-format", "json"])
+        .env("COACHD_DATA_DIR", data)
+        .env("RUST_LOG", "info")
+        .env("COACHD__BLE__ENABLED", "false")
+        .env("COACHD__BLE__SESSION_SILENCE_S", "30")
+        .env("COACHD__INBOX__ENABLED", "false")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("COACHD_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn coachd run");
+    let log = lines(child.stderr.take().expect("stderr"));
+    let mut kept = Vec::new();
+    let listen = listen_address(&log, &mut kept);
+    (Guard(child), log, format!("http://{listen}"))
+}
+
+/// `coachd collect` on the fake BlueZ at `bus`, forwarding to `hub`.
+fn collector(data: &Path, bus: &str, hub: &str, token_file: &Path) -> (Guard, Receiver<String>) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+        .args(["collect", "--hub", hub, "--token-file"])
+        .arg(token_file)
+        .args(["--log-format", "json"])
+        .env("COACHD_DATA_DIR", data)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .env("RUST_LOG", "info,bluez_async=warn")
+        .env("COACHD__BLE__SESSION_SILENCE_S", "30")
+        .env("COACHD__BLE__FLUSH_S", "1")
+        .env("COACHD__BLE__BLUEZ_RETRY_S", "1")
+        .env("COACHD__COLLECTOR__REPORT_S", "1")
+        .env("COACHD__COLLECTOR__RETRY_MAX_S", "2")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("COACHD_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn coachd collect");
+    let log = lines(child.stderr.take().expect("stderr"));
+    (Guard(child), log)
+}
+
+/// Clients ana and bo, the strap paired with ana, and collectors with these names; their
+/// token files.
+fn prepare_hub(dir: &Path, hub_data: &Path, names: &[&str]) -> Vec<PathBuf> {
+    for args in [
+        vec!["client", "add", "ana", "--tz", "Europe/Berlin"],
+        vec!["client", "add", "bo", "--tz", "Europe/Berlin"],
+        vec!["devices", "pair", STRAP, "ana"],
+    ] {
+        super::coachd(hub_data).args(&args).assert().success();
+    }
+    names
+        .iter()
+        .map(|name| {
+            let out = super::coachd(hub_data).args(["collector", "add", name]).assert().success();
+            let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+            let token = text
+                .lines()
+                .map(str::trim)
+                .find(|l| coachd::crypto::is_token(l))
+                .unwrap_or_else(|| panic!("no token printed: {text}"))
+                .to_string();
+            let file = dir.join(format!("{name}.token"));
+            std::fs::write(&file, format!("{token}\n")).expect("token file");
+            file
+        })
+        .collect()
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(f)
+}
+
+/// The hub's Bluetooth sessions: (external id, stored hr_samples, heart-rate sample times).
+fn hub_sessions(data: &Path) -> Vec<(String, i64, Vec<i64>)> {
+    block_on(async {
+        let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", data.join("coachd.db").display()))
+            .await
+            .expect("db");
+        let rows: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT id, external_id, hr_samples FROM activities WHERE source = 'ble' ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .expect("query");
+        pool.close().await;
+        let dd = coachd::paths::DataDir::new(data);
+        let (store, _) =
+            coachd::init::init(&dd, &dd.default_config(), &coachd::config::Config::default()).await.expect("open");
+        let mut out = Vec::new();
+        for (id, external, n) in rows {
+            let hr = store.series(id, SeriesKind::Hr).await.expect("series");
+            out.push((external, n, hr.iter().map(|s| s.t_ms).collect()));
+        }
+        store.close().await;
+        out
+    })
+}
+
+fn hub_times(data: &Path) -> BTreeSet<i64> {
+    hub_sessions(data).into_iter().flat_map(|(_, _, t)| t).collect()
+}
+
+/// Heart-rate sample times waiting in a (stopped) collector's outbox, and its batch count.
+fn outbox_times(data: &Path) -> (BTreeSet<i64>, usize) {
+    let path = data.join("collector-outbox.db");
+    if !path.exists() {
+        return (BTreeSet::new(), 0);
+    }
+    block_on(async {
+        let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.expect("outbox");
+        let bodies: Vec<(String,)> =
+            sqlx::query_as("SELECT body FROM batches ORDER BY seq").fetch_all(&pool).await.expect("q");
+        pool.close().await;
+        let mut times = BTreeSet::new();
+        for (body,) in &bodies {
+            let b: coachd::model::Batch = serde_json::from_str(body).expect("a stored batch");
+            for a in &b.activities {
+                for s in a.series.iter().filter(|s| s.kind == SeriesKind::Hr) {
+                    times.extend(s.samples.iter().map(|p| p.t_ms));
+                }
+            }
+        }
+        (times, bodies.len())
+    })
+}
+
+fn collectors_json(hub_data: &Path) -> Vec<serde_json::Value> {
+    let out = super::coachd(hub_data).args(["collector", "list", "--json"]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn signal(g: &Guard, sig: &str) {
+    assert!(Command::new("kill").args([sig, &g.0.id().to_string()]).status().expect("kill").success());
+}
+
+/// SIGTERM, and exit 0 within 15 s.
+fn stop(g: &mut Guard, log: &Receiver<String>, what: &str) {
+    signal(g, "-TERM");
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = g.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(asked.elapsed() < Duration::from_secs(15), "{what} did not stop within 15 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let kept: Vec<String> = log.try_iter().collect();
+    assert_eq!(status.code(), Some(0), "{what}:\n{}", kept.join("\n"));
+}
+
+fn kill(g: &mut Guard) {
+    let _ = g.0.kill();
+    let _ = g.0.wait();
+}
+
+#[test]
+fn a_collector_records_while_the_hub_is_stopped_and_every_sample_reaches_it_once_as_one_activity() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hub_data, col_data) = (dir.path().join("hub"), dir.path().join("collector"));
+    let (_bus, bus) = private_bus(dir.path());
+    let mut fake = Fake::start(&bus);
+    let tokens = prepare_hub(dir.path(), &hub_data, &["studio"]);
+    let port = free_port();
+    let (mut hub1, hub_log, base) = hub(&hub_data, port);
+    let (mut col, col_log) = collector(&col_data, &bus, &base, &tokens[0]);
+    fake.expect(&format!("subscribed {STRAP}"), Duration::from_secs(40));
+    let first = fake.beat_of(STRAP, 120);
+    for i in 1..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake.beat_of(STRAP, if i % 2 == 0 { 120 } else { 140 });
+    }
+    eventually(Duration::from_secs(30), || hub_times(&hub_data).len(), |n| *n == 10);
+
+    // The hub goes away; the collector keeps recording into its outbox.
+    stop(&mut hub1, &hub_log, "the hub");
+    for i in 0..20 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake.beat_of(STRAP, if i % 2 == 0 { 120 } else { 140 });
+    }
+    let mut last = Instant::now();
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(150));
+        last = fake.beat_of(STRAP, 140);
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(hub_times(&hub_data).len(), 10, "nothing reached a stopped hub");
+
+    // Back: the backlog drains, every sample once, one session.
+    let (mut hub2, hub_log2, _) = hub(&hub_data, port);
+    eventually(Duration::from_secs(40), || hub_times(&hub_data).len(), |n| *n == 35);
+    let listed = eventually(
+        Duration::from_secs(30),
+        || collectors_json(&hub_data),
+        |c| c.len() == 1 && c[0]["backlog_batches"] == 0 && c[0]["state"] == "ok",
+    );
+    let studio = &listed[0];
+    assert_eq!(studio["name"], "studio");
+    assert!(studio["last_contact_age_s"].as_i64().is_some_and(|s| s < 30), "{studio}");
+    let in_range = studio["in_range"].as_array().expect("in range");
+    assert!(
+        in_range.iter().any(|s| s["address"] == STRAP && s["link"] == "connected"),
+        "the strap is connected at the collector: {studio}"
+    );
+    assert!(studio["adapter"].as_str().is_some_and(|a| a.starts_with("running")), "{studio}");
+    let metrics =
+        block_on(async { reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text") });
+    assert!(metrics.contains("coachd_collector_backlog_batches{collector=\"studio\"} 0"), "{metrics}");
+    assert!(metrics.contains("coachd_collector_outbox_full{collector=\"studio\"} 0"), "{metrics}");
+
+    stop(&mut col, &col_log, "the collector");
+    stop(&mut hub2, &hub_log2, "the hub");
+    let sessions = hub_sessions(&hub_data);
+    assert_eq!(sessions.len(), 1, "one activity: {sessions:?}");
+    let (external, n, times) = &sessions[0];
+    assert!(external.starts_with(STRAP), "{external}");
+    assert_eq!((*n, times.len()), (35, 35), "every sample once");
+    let spanned = (times[times.len() - 1] - times[0]) as f64 / 1000.0;
+    let expected = (last - first).as_secs_f64();
+    assert!((spanned - expected).abs() < 1.5, "samples span {spanned} s; notifications {expected} s");
+}
+
+/// xorshift: the kill points, reproducible from the seed printed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn a_collector_killed_at_random_points_loses_nothing_it_committed_and_doubles_nothing() {
+    prerequisites();
+    let rounds: u32 = std::env::var("COLLECT_KILL_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let seed = std::env::var("COLLECT_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
+    });
+    println!("COLLECT_KILL_SEED={seed} COLLECT_KILL_ROUNDS={rounds}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hub_data, col_data) = (dir.path().join("hub"), dir.path().join("collector"));
+    let (_bus, bus) = private_bus(dir.path());
+    let mut fake = Fake::start(&bus);
+    let tokens = prepare_hub(dir.path(), &hub_data, &["studio"]);
+    let (mut hub, hub_log, base) = hub(&hub_data, free_port());
+    let mut committed: BTreeSet<i64> = BTreeSet::new();
+    let (mut sent, mut surely) = (0usize, 0usize);
+    for round in 0..rounds {
+        let (mut col, col_log) = collector(&col_data, &bus, &base, &tokens[0]);
+        let subscribed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fake.expect(&format!("subscribed {STRAP}"), Duration::from_secs(40));
+        }));
+        if subscribed.is_err() {
+            let kept: Vec<String> = col_log.try_iter().collect();
+            panic!("round {round}: not subscribed; the collector logged:\n{}", kept.join("\n"));
+        }
+        let mut beats = Vec::new();
+        for _ in 0..2 + rng.below(6) {
+            std::thread::sleep(Duration::from_millis(100 + rng.below(300)));
+            beats.push(fake.beat_of(STRAP, 130));
+        }
+        // Kill while recording, while flushing, or while forwarding.
+        std::thread::sleep(Duration::from_millis(rng.below(2500)));
+        kill(&mut col);
+        let killed = Instant::now();
+        sent += beats.len();
+        // A beat the recorder had for 4 s was flushed (every second) and committed.
+        surely += beats.iter().filter(|b| killed - **b >= Duration::from_secs(4)).count();
+        let (waiting, _) = outbox_times(&col_data);
+        let now: BTreeSet<i64> = hub_times(&hub_data).union(&waiting).copied().collect();
+        let lost: Vec<_> = committed.difference(&now).collect();
+        assert!(lost.is_empty(), "round {round} (seed {seed}): committed samples lost: {lost:?}");
+        committed = now;
+    }
+    assert!(committed.len() >= surely, "{} committed of {sent} sent; {surely} were surely flushed", committed.len());
+    // Started once more, the collector forwards what its outbox still holds.
+    let (mut col, col_log) = collector(&col_data, &bus, &base, &tokens[0]);
+    eventually(Duration::from_secs(40), || hub_times(&hub_data), |t| t.is_superset(&committed));
+    stop(&mut col, &col_log, "the collector");
+    eventually(Duration::from_secs(20), || outbox_times(&col_data).1, |n| *n == 0);
+    stop(&mut hub, &hub_log, "the hub");
+    let sessions = hub_sessions(&hub_data);
+    assert_eq!(
+        sessions.len(),
+        1,
+        "one activity across {rounds} kills: {:?}",
+        sessions.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
+    let (_, n, times) = &sessions[0];
+    let times: BTreeSet<i64> = times.iter().copied().collect();
+    assert_eq!(times, committed, "the hub holds exactly what the collector committed");
+    assert_eq!(*n as usize, committed.len(), "nothing doubled");
+    let studio = &collectors_json(&hub_data)[0];
+    assert_eq!(studio["applied_batches"], studio["last_seq"], "each sequence number applied once: {studio}");
+    println!("{rounds} kills: {sent} notifications sent, {} committed and forwarded once", committed.len());
+}
+
+/// A proxy between the collector and the hub that, once armed, passes one batch request
+/// to the hub, SIGKILLs the hub once it has answered, and gives the collector no answer.
+struct Proxy {
+    base: String,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    killed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    hub_pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    answers: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+fn proxy(hub: String) -> Proxy {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hub_pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let answers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (a, k, p, ans) = (armed.clone(), killed.clone(), hub_pid.clone(), answers.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        rt.block_on(async move {
+            listener.set_nonblocking(true).expect("nonblocking");
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let http = reqwest::Client::new();
+            let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+                let (http, hub, a, k, p, ans) =
+                    (http.clone(), hub.clone(), a.clone(), k.clone(), p.clone(), ans.clone());
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+                    let url = format!("{hub}{}", parts.uri.path_and_query().map(|x| x.as_str()).unwrap_or("/"));
+                    let mut out = http.request(parts.method.clone(), url).body(body.to_vec());
+                    for (name, value) in &parts.headers {
+                        if name != "host" && name != "content-length" {
+                            out = out.header(name, value);
+                        }
+                    }
+                    let batches = parts.uri.path().ends_with("/batches");
+                    let Ok(r) = out.send().await else {
+                        return (axum::http::StatusCode::BAD_GATEWAY, "the hub is away".to_string());
+                    };
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    if batches && status.is_success() {
+                        ans.lock().expect("lock").push(serde_json::from_str(&text).unwrap_or_default());
+                        if a.swap(false, Ordering::SeqCst) {
+                            // Applied and committed at the hub; the hub dies before its answer arrives.
+                            let pid = p.load(Ordering::SeqCst);
+                            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                            k.store(true, Ordering::SeqCst);
+                            return (axum::http::StatusCode::BAD_GATEWAY, "the hub died mid-request".to_string());
+                        }
+                    }
+                    (status, text)
+                }
+            });
+            axum::serve(listener, app).await.expect("proxy");
+        });
+    });
+    Proxy { base, armed, killed, hub_pid, answers }
+}
+
+#[test]
+fn a_hub_killed_mid_request_applies_the_batch_once() {
+    use std::sync::atomic::Ordering;
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hub_data, col_data) = (dir.path().join("hub"), dir.path().join("collector"));
+    let (_bus, bus) = private_bus(dir.path());
+    let mut fake = Fake::start(&bus);
+    let tokens = prepare_hub(dir.path(), &hub_data, &["studio"]);
+    let port = free_port();
+    let (mut hub1, _log1, base) = hub(&hub_data, port);
+    let proxy = proxy(base);
+    proxy.hub_pid.store(hub1.0.id(), Ordering::SeqCst);
+    let (mut col, col_log) = collector(&col_data, &bus, &proxy.base, &tokens[0]);
+    fake.expect(&format!("subscribed {STRAP}"), Duration::from_secs(40));
+    proxy.armed.store(true, Ordering::SeqCst);
+    for _ in 0..12 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake.beat_of(STRAP, 130);
+    }
+    eventually(Duration::from_secs(30), || proxy.killed.load(Ordering::SeqCst), |k| *k);
+    let _ = hub1.0.wait();
+    let applied_before = hub_times(&hub_data).len();
+    assert!(applied_before > 0, "the request was applied before the hub died");
+    // The hub comes back at the same address; the collector sends the batch again.
+    let (mut hub2, log2, _) = hub(&hub_data, port);
+    eventually(Duration::from_secs(40), || hub_times(&hub_data).len(), |n| *n == 12);
+    eventually(
+        Duration::from_secs(30),
+        || collectors_json(&hub_data),
+        |c| c[0]["backlog_batches"] == 0 && c[0]["last_contact_age_s"].as_i64().is_some_and(|s| s < 10),
+    );
+    stop(&mut col, &col_log, "the collector");
+    let repeated: u64 = proxy.answers.lock().expect("lock").iter().map(|a| a["repeated"].as_u64().unwrap_or(0)).sum();
+    assert!(repeated >= 1, "the batch whose answer was lost was sent again and found applied");
+    let studio = &collectors_json(&hub_data)[0];
+    assert_eq!(studio["applied_batches"], studio["last_seq"], "applied once: {studio}");
+    stop(&mut hub2, &log2, "the hub");
+    let sessions = hub_sessions(&hub_data);
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!((sessions[0].1, sessions[0].2.len()), (12, 12), "every sample once");
+}
+
+#[test]
+fn two_collectors_seeing_the_same_strap_in_turn_give_one_session_at_the_hub() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub_data = dir.path().join("hub");
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a_dir).expect("dir");
+    std::fs::create_dir_all(&b_dir).expect("dir");
+    let (_bus_a, bus_a) = private_bus(&a_dir);
+    let (_bus_b, bus_b) = private_bus(&b_dir);
+    let mut fake_a = Fake::with(&bus_a, &[&format!("{STRAP}=Polar H10 test")]);
+    let mut fake_b = Fake::with(&bus_b, &[&format!("{STRAP}=Polar H10 test")]);
+    let tokens = prepare_hub(dir.path(), &hub_data, &["hall-east", "hall-west"]);
+    let (mut hub, hub_log, base) = hub(&hub_data, free_port());
+    let (mut col_a, log_a) = collector(&a_dir.join("data"), &bus_a, &base, &tokens[0]);
+    let (mut col_b, log_b) = collector(&b_dir.join("data"), &bus_b, &base, &tokens[1]);
+    fake_a.expect(&format!("subscribed {STRAP}"), Duration::from_secs(40));
+    fake_b.expect(&format!("subscribed {STRAP}"), Duration::from_secs(40));
+    // The client warms up by the east end of the hall, then rows at the west end.
+    let first = fake_a.beat_of(STRAP, 120);
+    for _ in 1..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        fake_a.beat_of(STRAP, 120);
+    }
+    eventually(Duration::from_secs(30), || hub_times(&hub_data).len(), |n| *n == 10);
+    std::thread::sleep(Duration::from_secs(3));
+    let mut last = first;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        last = fake_b.beat_of(STRAP, 140);
+    }
+    eventually(Duration::from_secs(30), || hub_times(&hub_data).len(), |n| *n == 20);
+    stop(&mut col_a, &log_a, "collector a");
+    stop(&mut col_b, &log_b, "collector b");
+    stop(&mut hub, &hub_log, "the hub");
+    let sessions = hub_sessions(&hub_data);
+    assert_eq!(sessions.len(), 1, "one session across two collectors: {sessions:?}");
+    let (_, n, times) = &sessions[0];
+    assert_eq!((*n, times.len()), (20, 20));
+    let spanned = (times[times.len() - 1] - times[0]) as f64 / 1000.0;
+    assert!((spanned - (last - first).as_secs_f64()).abs() < 1.5, "the session spans both parts: {spanned} s");
+    let out = super::coachd(&hub_data).args(["activities", "ana", "--json"]).output().expect("activities");
+    let acts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let a = &acts.as_array().expect("list")[0];
+    assert_eq!(a["avg_hr"].as_f64(), Some(130.0), "both parts' heart rate: {a}");
+    assert_eq!(a["max_hr"].as_u64(), Some(140), "{a}");
+    assert!((a["duration_s"].as_f64().unwrap_or(0.0) - spanned).abs() < 1.0, "{a}");
+}
+
+/// Hub side only: what the batch endpoint refuses, and that a refusal stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tokens_unpaired_devices_and_replayed_batches_are_refused_with_a_clear_status_and_nothing_stored() {
+    use std::io::Write;
+    let t = super::TestStore::new().await;
+    let ana = t.client("ana").await;
+    let bo = t.client("bo").await;
+    t.store.pair_device(STRAP, ana).await.expect("pair");
+    let (_, token) = t.store.add_collector("studio").await.expect("add");
+    let base = t.serve().await;
+    let http = reqwest::Client::new();
+    let start = super::t0();
+    let session = |client: i64, address: &str, bpm: f64| {
+        let mut a = super::hour_run(client, &format!("{address}@{}", start.timestamp_millis()), start);
+        a.activity_type = "workout".into();
+        a.series[0].samples.truncate(60);
+        for s in &mut a.series[0].samples {
+            s.value = bpm;
+        }
+        a.end = start + chrono::Duration::seconds(59);
+        a.duration_s = 59.0;
+        a.distance_m = None;
+        super::batch("ble", vec![a], None)
+    };
+    let post = |token: Option<String>, batches: serde_json::Value| {
+        let http = http.clone();
+        let url = format!("{base}/collector/v1/batches");
+        async move {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(serde_json::json!({ "batches": batches }).to_string().as_bytes()).expect("gzip");
+            let mut r = http.post(url).header("content-encoding", "gzip").body(gz.finish().expect("gzip"));
+            if let Some(token) = token {
+                r = r.bearer_auth(token);
+            }
+            let r = r.send().await.expect("send");
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.expect("json"))
+        }
+    };
+    let one = |seq: i64, id: &str, b: &coachd::model::Batch| serde_json::json!([{ "seq": seq, "id": id, "batch": b }]);
+    let good = session(ana, STRAP, 130.0);
+
+    // No token, a made-up one: 401, nothing stored.
+    let (s, body) = post(None, one(1, "a1", &good)).await;
+    assert_eq!(s, 401, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("Authorization")), "{body}");
+    let (s, body) = post(Some("ab".repeat(32)), one(1, "a1", &good)).await;
+    assert_eq!(s, 401, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("unknown or revoked")), "{body}");
+    assert_eq!(t.store.row_counts().await.expect("counts").activities, 0);
+
+    // Applied once; the same batch again changes nothing.
+    let (s, body) = post(Some(token.clone()), one(1, "a1", &good)).await;
+    assert_eq!((s, body["applied"].as_u64(), body["through"].as_i64()), (200, Some(1), Some(1)), "{body}");
+    let counts = t.store.row_counts().await.expect("counts");
+    let (s, body) = post(Some(token.clone()), one(1, "a1", &good)).await;
+    assert_eq!((s, body["applied"].as_u64(), body["repeated"].as_u64()), (200, Some(0), Some(1)), "{body}");
+    assert_eq!(t.store.row_counts().await.expect("counts"), counts, "a repeated batch changes nothing");
+
+    // The same sequence number with other content, or under another id: 409, nothing stored.
+    let other = session(ana, STRAP, 150.0);
+    for (id, b) in [("a1", &other), ("zz", &good)] {
+        let (s, body) = post(Some(token.clone()), one(1, id, b)).await;
+        assert_eq!((s, body["seq"].as_i64()), (409, Some(1)), "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("refused")), "{body}");
+    }
+    let hr = t.store.series(1, SeriesKind::Hr).await.expect("hr");
+    assert!(hr.iter().all(|s| s.value == 130.0), "the stored session is untouched");
+
+    // A device the hub has not paired, or paired with someone else: 403, nothing of the
+    // request stored (the good batch before it in the same request neither).
+    let unpaired = session(ana, "C0:FF:EE:00:00:99", 130.0);
+    let not_bos = session(bo, STRAP, 130.0);
+    for b in [&unpaired, &not_bos] {
+        let later = session(ana, STRAP, 131.0);
+        let batches =
+            serde_json::json!([{ "seq": 2, "id": "b2", "batch": later }, { "seq": 3, "id": "b3", "batch": b }]);
+        let (s, body) = post(Some(token.clone()), batches).await;
+        assert_eq!((s, body["seq"].as_i64()), (403, Some(3)), "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("not paired")), "{body}");
+        assert_eq!(t.store.row_counts().await.expect("counts"), counts, "nothing stored");
+    }
+    let listed = t.store.collector("studio").await.expect("collector");
+    assert_eq!(listed.last_seq, 1, "the cursor did not move");
+    assert!(listed.refused.as_deref().is_some_and(|r| r.contains("not paired")), "{listed:?}");
+
+    // Not a session (a cursor of its own, daily metrics): 400.
+    let mut sneaky = session(ana, STRAP, 130.0);
+    sneaky.cursor = Some(coachd::model::Cursor { stream: "x".into(), value: "y".into() });
+    let (s, body) = post(Some(token.clone()), one(2, "c2", &sneaky)).await;
+    assert_eq!(s, 400, "{body}");
+
+    // The pairing list: with the token only.
+    let r = http.get(format!("{base}/collector/v1/pairings")).send().await.expect("pairings");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = http.get(format!("{base}/collector/v1/pairings")).bearer_auth(&token).send().await.expect("pairings");
+    let list: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(list["pairings"][0]["address"], STRAP, "{list}");
+    assert_eq!(list["pairings"][0]["client_id"], ana, "{list}");
+
+    // Removed: its token is refused from then on.
+    t.store.remove_collector("studio").await.expect("remove");
+    let (s, _) = post(Some(token.clone()), one(2, "d2", &session(ana, STRAP, 130.0))).await;
+    assert_eq!(s, 401);
+    let r = http.get(format!("{base}/collector/v1/pairings")).bearer_auth(&token).send().await.expect("pairings");
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(t.store.row_counts().await.expect("counts"), counts);
+}
