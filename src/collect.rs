@@ -60,12 +60,16 @@ pub async fn run(
     let outbox = Outbox::open(&path, max).await.with_context(|| format!("opening the outbox {}", path.display()))?;
     let backlog = outbox.backlog().await?;
     info!(outbox = %path.display(), batches = backlog.batches, bytes = backlog.bytes, hub = %hub, "collector mode");
-    let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+    let forwarder: Arc<dyn Source> =
+        Arc::new(crate::forward::Forwarder::new(hub, token, outbox.clone(), &config.collector));
     #[cfg(feature = "ble")]
-    sources.push(Arc::new(crate::ble::collector::Collector::new(config.ble.clone())));
+    let sources: Vec<Arc<dyn Source>> =
+        vec![Arc::new(crate::ble::collector::Collector::new(config.ble.clone())), forwarder];
     #[cfg(not(feature = "ble"))]
-    tracing::error!("this build has no Bluetooth support (cargo feature `ble`): only the outbox is forwarded");
-    sources.push(Arc::new(crate::forward::Forwarder::new(hub, token, outbox.clone(), &config.collector)));
+    let sources: Vec<Arc<dyn Source>> = {
+        tracing::error!("this build has no Bluetooth support (cargo feature `ble`): only the outbox is forwarded");
+        vec![forwarder]
+    };
     let token = tokio_util::sync::CancellationToken::new();
     let supervisor = Supervisor::start_with(sources, Sink::Outbox(outbox.clone()), Arc::new(config), token.clone());
     let health = supervisor.health();

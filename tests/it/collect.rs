@@ -2,7 +2,7 @@
 //! D-Bus with the fake BlueZ (tests/it/bluez.rs), forwarding to a hub `coachd run` in the
 //! same test; and the hub's batch endpoint refusing what a collector may not send.
 
-use crate::bluez::{eventually, lines, listen_address, prerequisites, private_bus, Fake, Guard};
+use crate::bluez::{eventually, lines, listen_address, prerequisites, private_bus, wait_log, Fake, Guard};
 use coachd::model::SeriesKind;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -58,6 +58,8 @@ fn collector(data: &Path, bus: &str, hub: &str, token_file: &Path) -> (Guard, Re
         .spawn()
         .expect("spawn coachd collect");
     let log = lines(child.stderr.take().expect("stderr"));
+    // Up (its SIGTERM handler installed) before the test goes on.
+    wait_log(&log, &mut Vec::new(), "coachd collector is running", Duration::from_secs(30));
     (Guard(child), log)
 }
 
