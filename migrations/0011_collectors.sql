@@ -6,7 +6,8 @@
 -- cursor: the highest sequence number applied, written in the same transaction as the
 -- batch. The status columns are what the collector last reported (its outbox backlog,
 -- whether the outbox is full, its adapter's state, the sensors in range as JSON), and
--- `refused` the last batch the hub refused and why, for `coachd collector list`.
+-- `refused` the last batch the hub refused and why, for `coachd collector list`;
+-- `applied_ms` the last request that went through (a refusal after it is current).
 -- No client's rows live here: a collector is equipment, like a device.
 CREATE TABLE collectors (
     id INTEGER PRIMARY KEY,
@@ -15,6 +16,7 @@ CREATE TABLE collectors (
     created_ms INTEGER NOT NULL,
     last_contact_ms INTEGER,
     last_seq INTEGER NOT NULL DEFAULT 0,
+    applied_ms INTEGER,
     applied_batches INTEGER NOT NULL DEFAULT 0,
     applied_samples INTEGER NOT NULL DEFAULT 0,
     report_ms INTEGER,

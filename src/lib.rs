@@ -12,7 +12,9 @@
 //!
 //! A source turns the outside world into a [`model::Batch`] and hands it to ingest
 //! through its [`source::SourceContext`]; ingest writes it and its cursor in one
-//! transaction. The pure [`engine`] judges homework from the evidence [`store`] reads;
+//! transaction. In collector mode (`coachd collect`) the context's sink is an outbox
+//! instead, which the forwarder sends to a hub's web server, where the batch goes
+//! through the same ingest. The pure [`engine`] judges homework from the evidence [`store`] reads;
 //! [`status`] caches final verdicts. [`app`] owns every use case; [`cli`] and [`web`]
 //! are two thin front ends over it and never import each other. ARCHITECTURE.md at the
 //! root says which module may call which and where new things go.
@@ -26,6 +28,9 @@
 //! - [`notifier`]: the daemon's reminder beat: [`app::App::notify_round`] every `notify.interval_s`
 //!   (the schedule from [`engine::nudge`], the outbox in [`store`], the sends through [`notify`]).
 //! - [`daemon`]: `coachd run`: runs the sources it is given and the web server; SIGTERM drain, sd_notify.
+//! - [`collect`]: `coachd collect`, collector mode on a box by the equipment: only the
+//!   Bluetooth collector (the same recorder) and the [`forward`]er, batches into the
+//!   outbox ([`store::outbox`]), no database, no web server.
 //! - [`sources`]: the one place that assembles the daemon's sources from the configuration.
 //! - [`app`]: the application layer: typed use cases and [`app::AppError`].
 //! - [`status`]: verdicts and adherence for a span, with the verdict cache.
@@ -41,9 +46,14 @@
 //! - [`files`]: FIT, TCX, GPX, Apple Health, Health Auto Export and Gadgetbridge readers;
 //!   account exports (Strava, Garmin Connect) and gzip; file import.
 //! - [`inbox`]: the watched inbox folder source.
+//! - [`forward`]: collector mode's forwarder: the outbox to the hub's
+//!   `/collector/v1/batches` in order (gzip JSON, capped jittered backoff), the pairing
+//!   list back, the collector's state reported.
 //! - [`notify`]: channels that reach a person (ntfy, Gotify, SMTP e-mail with lettre), each one URL.
 //! - [`store`]: every SQL statement, behind a small API with [`store::StoreError`] (and the
-//!   read-only reader of a Gadgetbridge database, the one foreign database coachd reads).
+//!   read-only reader of a Gadgetbridge database, the one foreign database coachd reads;
+//!   and a collector's own outbox file, [`store::outbox`]). Remote collectors' batches
+//!   are applied once each, with their cursor, by [`store::collectors`].
 //! - [`engine`]: pure: homework phrases and rules, evidence, verdicts, adherence, when to nudge.
 //! - [`model`]: the normalized shapes every source produces.
 //! - [`activity_types`]: coachd's activity types, their families and categories.

@@ -27,7 +27,7 @@ pub struct CollectorAdded {
 pub struct CollectorLine {
     pub name: String,
     /// `ok`, `never` (no contact yet), `silent` (no contact for two minutes),
-    /// `outbox_full`, or `refused` (the last request was refused, within the last hour).
+    /// `outbox_full`, or `refused` (a request was refused since the last that went through).
     pub state: &'static str,
     pub created: DateTime<Utc>,
     pub last_contact: Option<DateTime<Utc>>,
@@ -71,13 +71,14 @@ fn at(ms: i64) -> DateTime<Utc> {
 
 fn line(c: Collector, now: DateTime<Utc>) -> CollectorLine {
     let age = c.last_contact_ms.map(|ms| (now - at(ms)).num_seconds());
-    let refused_recently = c.refused_ms.is_some_and(|ms| (now - at(ms)).num_seconds() < 3600)
-        && c.refused_ms > c.last_contact_ms.map(|m| m - 1000);
+    // Refused since the last request that went through: still stuck (the collector
+    // keeps reporting, so its last contact says nothing of its batches).
+    let refused_now = c.refused_ms.is_some_and(|r| c.applied_ms.is_none_or(|a| r > a));
     let state = match age {
         None => "never",
         Some(s) if s > SILENT_AFTER_S => "silent",
         _ if c.outbox_full => "outbox_full",
-        _ if refused_recently => "refused",
+        _ if refused_now => "refused",
         _ => "ok",
     };
     CollectorLine {

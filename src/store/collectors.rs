@@ -40,6 +40,8 @@ pub struct Collector {
     pub last_contact_ms: Option<i64>,
     /// The collector's cursor: the highest sequence number applied.
     pub last_seq: i64,
+    /// When a request last went through (applied, or found already applied).
+    pub applied_ms: Option<i64>,
     pub applied_batches: i64,
     pub applied_samples: i64,
     /// When the collector last reported its state (the fields below).
@@ -315,11 +317,12 @@ impl Store {
         }
         sqlx::query(
             "UPDATE collectors SET last_seq = ?, applied_batches = applied_batches + ?,
-                    applied_samples = applied_samples + ?, last_contact_ms = ? WHERE id = ?",
+                    applied_samples = applied_samples + ?, last_contact_ms = ?, applied_ms = ? WHERE id = ?",
         )
         .bind(out.through)
         .bind(out.applied as i64)
         .bind(out.samples as i64)
+        .bind(now)
         .bind(now)
         .bind(collector)
         .execute(&mut *tx)

@@ -571,6 +571,14 @@ async fn bad_tokens_unpaired_devices_and_replayed_batches_are_refused_with_a_cle
     sneaky.cursor = Some(coachd::model::Cursor { stream: "x".into(), value: "y".into() });
     let (s, body) = post(Some(token.clone()), one(2, "c2", &sneaky)).await;
     assert_eq!(s, 400, "{body}");
+    let app = coachd::app::App::new(t.store.clone(), std::sync::Arc::new(t.config.clone())).expect("app");
+    let shown = app.collectors().await.expect("list");
+    assert_eq!(shown[0].state, "refused", "collector list shows it stuck: {shown:?}");
+    // Once a request goes through again, it is no longer shown as refused.
+    let (s, body) = post(Some(token.clone()), one(2, "c2", &session(ana, STRAP, 131.0))).await;
+    assert_eq!((s, body["through"].as_i64()), (200, Some(2)), "{body}");
+    assert_eq!(app.collectors().await.expect("list")[0].state, "ok");
+    let counts = t.store.row_counts().await.expect("counts");
 
     // The pairing list: with the token only.
     let r = http.get(format!("{base}/collector/v1/pairings")).send().await.expect("pairings");
@@ -582,7 +590,7 @@ async fn bad_tokens_unpaired_devices_and_replayed_batches_are_refused_with_a_cle
 
     // Removed: its token is refused from then on.
     t.store.remove_collector("studio").await.expect("remove");
-    let (s, _) = post(Some(token.clone()), one(2, "d2", &session(ana, STRAP, 130.0))).await;
+    let (s, _) = post(Some(token.clone()), one(3, "d3", &session(ana, STRAP, 130.0))).await;
     assert_eq!(s, 401);
     let r = http.get(format!("{base}/collector/v1/pairings")).bearer_auth(&token).send().await.expect("pairings");
     assert_eq!(r.status().as_u16(), 401);

@@ -13,11 +13,13 @@ use std::io::Read;
 
 /// Tables that hold no client's rows: what they are, checked by hand.
 const NOT_CLIENT_DATA: &[&str] = &[
-    "_sqlx_migrations", // the schema's history
-    "trainers",         // dashboard users
-    "sessions",         // trainers' logins
-    "meta",             // settings of the store; a client's account keys are checked below
-    "cursors",          // named by stream, no column names a client; checked below
+    "_sqlx_migrations",  // the schema's history
+    "trainers",          // dashboard users
+    "sessions",          // trainers' logins
+    "meta",              // settings of the store; a client's account keys are checked below
+    "cursors",           // named by stream, no column names a client; checked below
+    "collectors",        // remote collector boxes (equipment, like devices): name, token hash, status
+    "collector_batches", // a collector's replay log: sequence numbers and digests of what it sent
 ];
 
 /// The client-owned things a table's columns may reference.
