@@ -596,3 +596,35 @@ async fn bad_tokens_unpaired_devices_and_replayed_batches_are_refused_with_a_cle
     assert_eq!(r.status().as_u16(), 401);
     assert_eq!(t.store.row_counts().await.expect("counts"), counts);
 }
+
+#[test]
+fn collect_refuses_plain_http_to_another_machine_and_a_token_file_without_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("collector");
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{}\n", "ab".repeat(32))).expect("token");
+    let refused = |hub: &str, file: &Path| {
+        let out = super::coachd(&data).args(["collect", "--hub", hub, "--token-file"]).arg(file).assert().code(2);
+        String::from_utf8_lossy(&out.get_output().stderr).to_string()
+    };
+    let err = refused("http://coach.example.org", &token);
+    assert!(err.contains("plain http") && err.contains("https://"), "{err}");
+    let err = refused("ftp://coach.example.org", &token);
+    assert!(err.contains("https://"), "{err}");
+    let err = refused("https://coach.example.org", &dir.path().join("missing"));
+    assert!(err.contains("cannot read the token file"), "{err}");
+    std::fs::write(&token, "not a token\n").expect("token");
+    let err = refused("https://coach.example.org", &token);
+    assert!(err.contains("does not hold a collector token"), "{err}");
+    assert!(!data.join("collector-outbox.db").exists(), "nothing started");
+    // The same check in the configuration.
+    std::fs::create_dir_all(&data).expect("dir");
+    let out = super::coachd(&data)
+        .args(["config", "check"])
+        .env("COACHD__COLLECTOR__HUB", "http://192.168.1.10:7878")
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stdout).to_string()
+        + &String::from_utf8_lossy(&out.get_output().stderr);
+    assert!(err.contains("COACHD__COLLECTOR__HUB") && err.contains("plain http"), "{err}");
+}
