@@ -49,7 +49,7 @@ async fn main() {
         for day in 0..7 {
             let mut r = Recorder::new(address.clone(), *client, 3600, SessionConfig::default());
             let t0 = week_start + day * 86_400_000 + n as i64 * 600_000;
-            let mut x = (n as u64 + 1) * 0x9E37_79B9_7F4A_7C15 | 1;
+            let mut x = (n as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
             let mut out = Vec::new();
             for s in 0..hours * 3600 {
                 x ^= x << 13;
