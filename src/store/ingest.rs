@@ -563,10 +563,8 @@ async fn replace_sets(tx: &mut Tx<'_>, id: ActivityId, sets: &[StrengthSet], fre
     Ok(!new.is_empty() || !fresh)
 }
 
-/// Recompute an activity's heart-rate histogram from its whole stored series. Each
-/// sample stands for the time until the next one, at most 5 s (a dropout is not effort).
-async fn refresh_hr_summary(tx: &mut Tx<'_>, id: ActivityId) -> Result<(), StoreError> {
-    const MAX_GAP_MS: i64 = 5000;
+/// An activity's whole stored heart-rate series, decoded, in time order.
+async fn hr_points(tx: &mut Tx<'_>, id: ActivityId) -> Result<Vec<(i64, i64)>, StoreError> {
     let chunks: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT data FROM sample_chunks WHERE activity_id = ? AND kind = ? ORDER BY chunk_ms")
             .bind(id)
@@ -578,6 +576,14 @@ async fn refresh_hr_summary(tx: &mut Tx<'_>, id: ActivityId) -> Result<(), Store
         codec::decode(data, &mut points)
             .map_err(|e| StoreError::Corrupt(format!("hr series of activity #{id}: {e}")))?;
     }
+    Ok(points)
+}
+
+/// Recompute an activity's heart-rate histogram from its whole stored series. Each
+/// sample stands for the time until the next one, at most 5 s (a dropout is not effort).
+async fn refresh_hr_summary(tx: &mut Tx<'_>, id: ActivityId) -> Result<(), StoreError> {
+    const MAX_GAP_MS: i64 = 5000;
+    let points = hr_points(tx, id).await?;
     let mut hist: BTreeMap<i64, i64> = BTreeMap::new();
     for (i, &(t, bpm)) in points.iter().enumerate() {
         let weight = points.get(i + 1).map_or(1000, |&(next, _)| (next - t).clamp(0, MAX_GAP_MS));
@@ -605,17 +611,7 @@ pub(super) async fn restate_hr(tx: &mut Tx<'_>, source: &str, external_id: &str)
     else {
         return Ok(());
     };
-    let chunks: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT data FROM sample_chunks WHERE activity_id = ? AND kind = ? ORDER BY chunk_ms")
-            .bind(id)
-            .bind(SeriesKind::Hr.id())
-            .fetch_all(&mut **tx)
-            .await?;
-    let mut points = Vec::new();
-    for data in &chunks {
-        codec::decode(data, &mut points)
-            .map_err(|e| StoreError::Corrupt(format!("hr series of activity #{id}: {e}")))?;
-    }
+    let points = hr_points(tx, id).await?;
     if points.is_empty() {
         return Ok(());
     }
