@@ -6,7 +6,7 @@
 # survive; remove (data kept), then purge (data gone). Checks that need a running
 # systemd say so where there is none.
 #
-#   scripts/package-test.sh            # builds the release binary first
+#   scripts/package-test.sh            # builds the binary first (the `dist` profile)
 #   COACHD_DEB_PROFILE=dev COACHD_DEB_NO_BUILD=1 scripts/package-test.sh
 #                                      # CI: packages the binary `cargo test` built
 set -euo pipefail
@@ -26,7 +26,7 @@ if dpkg-query -W coachd >/dev/null 2>&1 || [ -e /var/lib/coachd ]; then
 fi
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version 3.8.0
 
-profile="${COACHD_DEB_PROFILE:-release}"
+profile="${COACHD_DEB_PROFILE:-dist}"
 build=()
 [ -n "${COACHD_DEB_NO_BUILD:-}" ] && build=(--no-build)
 out=$(mktemp -d)
