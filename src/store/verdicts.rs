@@ -210,15 +210,12 @@ impl Store {
         full_from: NaiveDate,
         full_to: NaiveDate,
     ) -> Result<Cached, StoreError> {
-        // One row per client: its months packed into a JSON array, the detail inlined
-        // only for the months shown.
-        let packed: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT h.client_id, json_group_array(json_array(v.homework_id, v.month, hex(v.codes),
-                 CASE WHEN v.month BETWEEN ?3 AND ?4 THEN json_valid(v.detail) ELSE 2 END,
-                 CASE WHEN v.month BETWEEN ?3 AND ?4 AND json_valid(v.detail) THEN json(v.detail) END))
+        // A row per homework and month (a few thousand for a year of a chunk of clients,
+        // so plain rows cost less than packing them), the detail only for months shown.
+        let rows: Vec<(i64, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
+            "SELECT v.homework_id, v.month, v.codes, CASE WHEN v.month BETWEEN ?3 AND ?4 THEN v.detail END
              FROM verdicts v JOIN homework h ON h.id = v.homework_id
-             WHERE h.client_id IN (SELECT value FROM json_each(?1)) AND v.month BETWEEN ?2 AND ?5
-             GROUP BY h.client_id",
+             WHERE h.client_id IN (SELECT value FROM json_each(?1)) AND v.month BETWEEN ?2 AND ?5",
         )
         .bind(ids_json(clients))
         .bind(month_of(from))
@@ -227,24 +224,14 @@ impl Store {
         .bind(month_of(to))
         .fetch_all(&self.pool)
         .await?;
-        let mut rows = Vec::new();
-        for (_, json) in &packed {
-            // homework, month, hex codes, 2 = codes only, 1 = with detail, 0 = detail not JSON
-            let months: Vec<(i64, i64, &str, u8, Option<&RawValue>)> =
-                serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("verdict cache: {e}")))?;
-            for (hw, month, codes, state, detail) in months {
-                let Some(codes) = crate::crypto::unhex(codes) else { continue };
-                match (state, detail) {
-                    (2, _) => rows.push((hw, month, codes, None)),
-                    (1, Some(detail)) => rows.push((hw, month, codes, Some(detail.get()))),
-                    _ => {} // a row that does not decode counts as not cached
-                }
-            }
-        }
+        let shown = month_of(full_from)..=month_of(full_to);
         let mut out = Cached::default();
         for (hw, month, codes, detail) in rows {
+            if codes.len() != 31 {
+                continue; // a row that does not decode counts as not cached
+            }
             let mut days = Vec::new();
-            match detail {
+            match detail.as_deref() {
                 Some(detail) => {
                     let Some(entries) = split(&codes, detail) else { continue };
                     let mut full = Vec::new();
@@ -279,6 +266,7 @@ impl Store {
                     let Some(decoded) = decoded else { continue };
                     out.occurrences.extend(decoded);
                 }
+                None if shown.contains(&month) => continue, // detail NULL: not cached
                 None => {
                     for (i, c) in codes.iter().enumerate().take(31) {
                         let (Some(v), Some(date)) = (verdict(*c), day_in(month, i as u8 + 1)) else { continue };

@@ -293,7 +293,8 @@ async fn a_questions_homework_is_done_when_answered_and_missed_when_not() {
         assert_eq!(verdict(&before, weekly, week)["verdict"], "missed", "a past week without answers: {before}");
     }
     assert_eq!(verdict(&before, weekly, monday)["verdict"], "pending", "this week, not answered yet");
-    assert_eq!(verdict(&before, daily, today - Duration::days(1))["verdict"], "missed", "{before}");
+    // Two days back: yesterday stays pending for the judging grace (6 h) after midnight.
+    assert_eq!(verdict(&before, daily, today - Duration::days(2))["verdict"], "missed", "{before}");
     assert!(verdict(&before, weekly, monday).get("answers").is_none());
 
     // The client answers both on the private page.
@@ -318,5 +319,5 @@ async fn a_questions_homework_is_done_when_answered_and_missed_when_not() {
     for week in [monday - Duration::days(14), monday - Duration::days(7)] {
         assert_eq!(verdict(&after, weekly, week)["verdict"], "missed", "answering now does not reach back");
     }
-    assert_eq!(verdict(&after, daily, today - Duration::days(1))["verdict"], "missed");
+    assert_eq!(verdict(&after, daily, today - Duration::days(2))["verdict"], "missed");
 }
