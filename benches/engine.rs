@@ -239,6 +239,7 @@ fn startup(data: &DataDir) {
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .env("COACHD_DATA_DIR", data.root())
         .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent") // no Bluetooth here
+        .env("MALLOC_ARENA_MAX", "2") // as the systemd unit runs it
         .env_remove("NOTIFY_SOCKET")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
