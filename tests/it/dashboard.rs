@@ -371,12 +371,13 @@ async fn a_client_link_reaches_only_its_client() {
     assert_eq!(http.post(&url).form(&tick).send().await.expect("post").status(), StatusCode::SEE_OTHER);
     let alex = s.ts.store.client_by_id(s.a_client).await.expect("client");
     let (report, _) =
-        coachd::status::status(&s.ts.store, &cfg, 0.2, &[alex], today - Duration::days(1), today, Utc::now())
+        coachd::status::status(&s.ts.store, &cfg, 0.2, &[alex], today - Duration::days(2), today, Utc::now())
             .await
             .expect("status");
     let verdict = |d| report.occurrences.iter().find(|o| o.homework_id == habit && o.date == d).map(|o| o.verdict);
     assert_eq!(verdict(today), Some(coachd::engine::judge::Verdict::Done), "ticked today");
-    assert_eq!(verdict(today - Duration::days(1)), Some(coachd::engine::judge::Verdict::Missed), "no tick yesterday");
+    // Two days back: yesterday stays pending for the judging grace (6 h) after midnight.
+    assert_eq!(verdict(today - Duration::days(2)), Some(coachd::engine::judge::Verdict::Missed), "no tick then");
     // The weekly reflection.
     let r = http
         .post(format!("{}/c/{token}/reflection", s.base))
