@@ -688,3 +688,52 @@ fn collect_refuses_plain_http_to_another_machine_and_a_token_file_without_a_toke
         + &String::from_utf8_lossy(&out.get_output().stderr);
     assert!(err.contains("COACHD__COLLECTOR__HUB") && err.contains("plain http"), "{err}");
 }
+
+/// Hub side only: a scan request goes to the collector it was asked of, and only that
+/// collector may answer it, once, with sensor addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_request_reaches_only_its_collector_and_is_answered_once() {
+    use coachd::store::collectors::{Heard, ScanState};
+    let t = super::TestStore::new().await;
+    let (studio, token) = t.store.add_collector("studio").await.expect("add");
+    let (_, other) = t.store.add_collector("attic").await.expect("add");
+    let base = t.serve().await;
+    let http = reqwest::Client::new();
+    let id = t.store.ask_scan(studio.id, 3).await.expect("ask");
+    let scan_of = |token: String| {
+        let (http, url) = (http.clone(), format!("{base}/collector/v1/pairings"));
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.expect("pairings");
+            r.json::<serde_json::Value>().await.expect("json")["scan"].clone()
+        }
+    };
+    assert_eq!(scan_of(other.clone()).await, serde_json::Value::Null, "not the attic's");
+    assert_eq!(scan_of(token.clone()).await, serde_json::json!({ "id": id, "seconds": 3 }));
+    assert_eq!(t.store.scan_state(id).await.expect("state"), ScanState::Waiting { sent: true });
+    let answer = |token: String, body: serde_json::Value| {
+        let (http, url) = (http.clone(), format!("{base}/collector/v1/scans/{id}"));
+        async move {
+            let r = http.post(url).bearer_auth(token).json(&body).send().await.expect("answer");
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.expect("json"))
+        }
+    };
+    let good = serde_json::json!({ "seen": [{ "address": "c0:ff:ee:00:00:01", "name": "Polar H10",
+        "services": ["heart_rate"], "rssi": -50 }] });
+    let (s, body) = answer(other, good.clone()).await;
+    assert_eq!(s, 404, "another collector's request: {body}");
+    let (s, body) = answer(token.clone(), serde_json::json!({ "seen": [{ "address": "not an address" }] })).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("not an address")), "{body}");
+    let (s, body) = answer(token.clone(), good.clone()).await;
+    assert_eq!(s, 200, "{body}");
+    let heard = Heard {
+        address: "C0:FF:EE:00:00:01".into(),
+        name: Some("Polar H10".into()),
+        services: vec!["heart_rate".into()],
+        rssi: Some(-50),
+    };
+    assert_eq!(t.store.scan_state(id).await.expect("state"), ScanState::Done(vec![heard]));
+    let (s, body) = answer(token.clone(), good).await;
+    assert_eq!(s, 404, "answered once: {body}");
+    assert_eq!(scan_of(token).await, serde_json::Value::Null, "nothing open any more");
+}
