@@ -107,6 +107,7 @@ async fn main() {
         coachd::crypto::Secret::new(token),
         outbox.clone(),
         &config.collector,
+        None,
     ));
     let stop = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();

@@ -60,8 +60,21 @@ pub async fn run(
     let outbox = Outbox::open(&path, max).await.with_context(|| format!("opening the outbox {}", path.display()))?;
     let backlog = outbox.backlog().await?;
     info!(outbox = %path.display(), batches = backlog.batches, bytes = backlog.bytes, hub = %hub, "collector mode");
+    #[cfg(feature = "ble")]
+    let scanner: Option<crate::forward::Scanner> = {
+        let adapter = config.ble.adapter.clone();
+        Some(Arc::new(move |listen| {
+            let adapter = adapter.clone();
+            Box::pin(async move {
+                let seen = crate::ble::collector::scan(&adapter, listen).await?;
+                Ok(seen.into_iter().map(Into::into).collect())
+            })
+        }))
+    };
+    #[cfg(not(feature = "ble"))]
+    let scanner = None;
     let forwarder: Arc<dyn Source> =
-        Arc::new(crate::forward::Forwarder::new(hub, token, outbox.clone(), &config.collector));
+        Arc::new(crate::forward::Forwarder::new(hub, token, outbox.clone(), &config.collector, scanner));
     #[cfg(feature = "ble")]
     let sources: Vec<Arc<dyn Source>> =
         vec![Arc::new(crate::ble::collector::Collector::new(config.ble.clone())), forwarder];

@@ -547,7 +547,8 @@ pub struct CollectorConfig {
     pub outbox_max_mb: u64,
     /// Failed forwards are retried with backoff (and jitter) up to this delay, in seconds.
     pub retry_max_s: u64,
-    /// How often the collector reports its state and reads its pairing list, in seconds.
+    /// How often the collector reports its state and reads its pairing list (and with it
+    /// a scan the hub asks for), in seconds.
     pub report_s: u64,
 }
 

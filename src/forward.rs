@@ -14,10 +14,17 @@
 //! /collector/v1/pairings`, kept in the outbox so recording goes on while the hub is
 //! away) and reports its state (`PUT /collector/v1/status`: backlog, a full outbox, the
 //! adapter, the sensors in range), which `coachd collector list` and `/metrics` show.
+//!
+//! The pairing list's answer may carry a scan the hub asks of this collector
+//! (`coachd devices scan --collector NAME`): it runs at once, beside the forwarding, on
+//! this box's adapter (the [`Scanner`] that [`crate::collect`] hands in, the same scan
+//! as the local `devices scan`), and its answer goes to `POST /collector/v1/scans/ID`.
+//! The request waits at the hub until the next report, so it starts at most
+//! `collector.report_s` after it was asked.
 
 use crate::crypto::Secret;
 use crate::source::{Source, SourceContext, SourceFuture};
-use crate::store::collectors::{Applied, InRange, Report};
+use crate::store::collectors::{Applied, Heard, InRange, Report, ScanAsked};
 use crate::store::devices::Pairing;
 use crate::store::outbox::Outbox;
 use std::io::Write;
@@ -32,12 +39,23 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// Sensors seen this recently count as in range.
 const IN_RANGE_MS: i64 = 180_000;
 
+/// Listens on this box's adapter for the given time: what it heard, as `devices scan` lists it.
+pub type Scanner = std::sync::Arc<
+    dyn Fn(Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Vec<Heard>>> + Send>>
+        + Send
+        + Sync,
+>;
+
 pub struct Forwarder {
     hub: url::Url,
     token: Secret<String>,
     outbox: Outbox,
     retry_max: Duration,
     report_every: Duration,
+    /// None: a build without Bluetooth, which answers a scan request with why not.
+    scanner: Option<Scanner>,
+    /// The last scan request started (the hub sends it until it is answered).
+    scan_started: std::sync::Mutex<Option<i64>>,
 }
 
 /// Why a send did not go through.
@@ -67,14 +85,61 @@ fn jitter(d: Duration) -> Duration {
 }
 
 impl Forwarder {
-    pub fn new(hub: url::Url, token: Secret<String>, outbox: Outbox, cfg: &crate::config::CollectorConfig) -> Self {
+    pub fn new(
+        hub: url::Url,
+        token: Secret<String>,
+        outbox: Outbox,
+        cfg: &crate::config::CollectorConfig,
+        scanner: Option<Scanner>,
+    ) -> Self {
         Self {
             hub,
             token,
             outbox,
             retry_max: Duration::from_secs(cfg.retry_max_s),
             report_every: Duration::from_secs(cfg.report_s),
+            scanner,
+            scan_started: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Run a scan the hub asked for, once, beside the forwarding; post its answer.
+    fn start_scan(&self, http: &reqwest::Client, asked: ScanAsked, shutdown: tokio_util::sync::CancellationToken) {
+        {
+            let Ok(mut started) = self.scan_started.lock() else { return };
+            if *started == Some(asked.id) {
+                return;
+            }
+            *started = Some(asked.id);
+        }
+        let listen = Duration::from_secs(asked.seconds.clamp(1, 300));
+        tracing::info!(scan = asked.id, seconds = listen.as_secs(), "the hub asks for a scan");
+        let scan = self.scanner.as_ref().map(|scan| scan(listen));
+        let (http, url, token) = (http.clone(), self.url(&format!("scans/{}", asked.id)), self.token.clone());
+        tokio::spawn(async move {
+            let answer = match scan {
+                None => Err("this coachd was built without Bluetooth support (cargo feature `ble`)".to_string()),
+                Some(scan) => tokio::select! {
+                    done = scan => done.map_err(|e| format!("{e:#}")),
+                    () = shutdown.cancelled() => Err("the collector was stopped mid-scan".to_string()),
+                },
+            };
+            let body = match &answer {
+                Ok(seen) => serde_json::json!({ "seen": seen }),
+                Err(why) => serde_json::json!({ "error": why }),
+            };
+            let sent = http.post(url).bearer_auth(token.expose()).json(&body).send().await;
+            match (sent.map(|r| r.status()), answer) {
+                (Ok(status), Ok(seen)) if status.is_success() => {
+                    tracing::info!(scan = asked.id, sensors = seen.len(), "scan answered")
+                }
+                (Ok(status), Err(why)) if status.is_success() => {
+                    tracing::warn!(scan = asked.id, "scan failed, and the hub told: {why}")
+                }
+                (Ok(status), _) => tracing::warn!(scan = asked.id, %status, "the hub did not take the scan's answer"),
+                (Err(e), _) => tracing::warn!(scan = asked.id, "cannot send the scan's answer to the hub: {e}"),
+            }
+        });
     }
 
     fn url(&self, path: &str) -> String {
@@ -136,6 +201,11 @@ impl Forwarder {
         let pairings: Vec<Pairing> = serde_json::from_value(body["pairings"].clone())
             .map_err(|e| Failed::Away(format!("the hub's pairing list: {e}")))?;
         self.outbox.set_pairings(&pairings).await.map_err(|e| Failed::Away(format!("saving the pairing list: {e}")))?;
+        match serde_json::from_value::<Option<ScanAsked>>(body["scan"].clone()) {
+            Ok(Some(asked)) => self.start_scan(http, asked, ctx.shutdown.clone()),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("the hub's scan request: {e}"),
+        }
         let backlog = self.outbox.backlog().await.map_err(|e| Failed::Away(e.to_string()))?;
         let since = chrono::Utc::now().timestamp_millis() - IN_RANGE_MS;
         let in_range = self

@@ -4,7 +4,9 @@
 
 use super::{App, AppError, AppResult};
 use crate::crypto::Secret;
-use crate::store::collectors::{Applied, Collector, ForwardError, Forwarded, InRange, Report};
+use crate::store::collectors::{
+    Applied, Collector, ForwardError, Forwarded, Heard, InRange, Report, ScanAsked, ScanState,
+};
 use crate::store::devices::Pairing;
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
@@ -15,6 +17,19 @@ use std::io::Read;
 pub const BATCHES_LIMIT: u64 = 256 * 1024 * 1024;
 /// A collector that has not been heard from for this long is shown as silent.
 const SILENT_AFTER_S: i64 = 120;
+/// A scan's answer may name at most this many sensors (a busy gym has dozens).
+const HEARD_LIMIT: usize = 1000;
+
+/// "40 s", "5 min", "3 h", "2 days": how long ago, for messages.
+fn ago(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
 
 pub struct CollectorAdded {
     pub name: String,
@@ -58,6 +73,9 @@ pub enum CollectorRefusal {
     /// 409: a sequence number already applied with other content.
     #[error("{message}")]
     Replayed { message: String, seq: i64 },
+    /// 404: an answer to a scan request that is not open.
+    #[error("{0}")]
+    NotAsked(String),
     /// 400: not gzip, not JSON, not a session batch.
     #[error("{message}")]
     BadBody { message: String, seq: Option<i64> },
@@ -170,6 +188,112 @@ impl App {
         Ok(self.store.pairings().await?)
     }
 
+    /// The scan the hub asks of this collector, if any (sent with its pairing list).
+    pub async fn collector_open_scan(&self, collector: &Collector) -> AppResult<Option<ScanAsked>> {
+        Ok(self.store.open_scan(collector.id).await?)
+    }
+
+    /// A collector's answer to scan `id`: the sensors it heard, or why it could not scan.
+    pub async fn collector_scan_answer(
+        &self,
+        collector: &Collector,
+        id: i64,
+        answer: Result<Vec<Heard>, String>,
+    ) -> Result<(), CollectorRefusal> {
+        let bad = |message: String| CollectorRefusal::BadBody { message, seq: None };
+        let answer = match answer {
+            Ok(heard) if heard.len() > HEARD_LIMIT => {
+                return Err(bad(format!("{} sensors in one scan answer; at most {HEARD_LIMIT}", heard.len())))
+            }
+            Ok(heard) => {
+                let mut clean = Vec::with_capacity(heard.len());
+                for mut h in heard {
+                    h.address = crate::store::devices::parse_address(&h.address)
+                        .map_err(|e| bad(format!("scan answer: {e}")))?;
+                    h.name = h.name.map(|n| n.chars().take(64).collect());
+                    h.services.retain(|s| s.len() <= 32);
+                    clean.push(h);
+                }
+                Ok(clean)
+            }
+            Err(why) => Err(why.chars().take(500).collect()),
+        };
+        if self.store.finish_scan(collector.id, id, &answer).await.map_err(AppError::from)? {
+            Ok(())
+        } else {
+            Err(CollectorRefusal::NotAsked(format!(
+                "no open scan request #{id} for collector {:?}: answered already, or the hub gave up waiting",
+                collector.name
+            )))
+        }
+    }
+
+    /// `devices scan --collector NAME`: ask that collector to listen for `listen` and
+    /// wait up to `wait` for what it heard. The collector learns of the request when it
+    /// next reads its pairing list (every `collector.report_s` there, 10 s by default).
+    pub async fn scan_at_collector(
+        &self,
+        name: &str,
+        listen: std::time::Duration,
+        wait: std::time::Duration,
+    ) -> AppResult<Vec<super::devices::SeenDevice>> {
+        let name = name.trim();
+        let collector = self.store.collector(name).await.map_err(|e| match e {
+            StoreError::NotFound(_) => AppError::NotFound(format!(
+                "no collector named {name:?}: coachd collector list shows the registered ones \
+                 (a removed collector's token is revoked; register it again with coachd collector add {name})"
+            )),
+            other => other.into(),
+        })?;
+        let id = self.store.ask_scan(collector.id, listen.as_secs()).await?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.store.scan_state(id).await? {
+                ScanState::Done(heard) => {
+                    self.store.drop_scan(id).await?;
+                    return self.remember_heard(heard, Some(&collector.name)).await;
+                }
+                ScanState::Failed(why) => {
+                    self.store.drop_scan(id).await?;
+                    return Err(AppError::Runtime(anyhow::anyhow!(
+                        "collector {} could not scan: {why}",
+                        collector.name
+                    )));
+                }
+                ScanState::Waiting { sent } => {
+                    if tokio::time::Instant::now() >= deadline {
+                        self.store.drop_scan(id).await?;
+                        let now = self.store.collector(name).await?;
+                        let age = now.last_contact_ms.map(|ms| (Utc::now() - at(ms)).num_seconds());
+                        let seen = match age {
+                            None => format!(
+                                "collector {} has never contacted this hub; is coachd collect running there with its token?",
+                                now.name
+                            ),
+                            Some(s) if sent && s < i64::try_from(wait.as_secs()).unwrap_or(i64::MAX) => format!(
+                                "collector {} is in contact (last seen {} ago): its log says why the scan did not finish",
+                                now.name,
+                                ago(s)
+                            ),
+                            Some(s) => format!("collector {} last seen {} ago; is it running?", now.name, ago(s)),
+                        };
+                        let what = if sent {
+                            "took the scan request but sent no answer"
+                        } else {
+                            "did not pick up the scan request"
+                        };
+                        return Err(AppError::Runtime(anyhow::anyhow!(
+                            "no scan from collector {} within {} s: it {what}. {seen}",
+                            now.name,
+                            wait.as_secs()
+                        )));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+
     pub async fn collector_report(&self, collector: &Collector, report: &Report) -> AppResult<()> {
         if report.outbox_full && !collector.outbox_full {
             tracing::error!(collector = %collector.name, "the collector's outbox is full: new sessions are not stored there");
@@ -235,7 +359,15 @@ impl App {
 
 #[cfg(test)]
 mod tests {
-    use super::check_name;
+    use super::{ago, check_name};
+
+    #[test]
+    fn ages_read_in_the_unit_that_fits() {
+        assert_eq!(ago(40), "40 s");
+        assert_eq!(ago(300), "5 min");
+        assert_eq!(ago(3 * 3600), "3 h");
+        assert_eq!(ago(3 * 86_400), "3 days");
+    }
 
     #[test]
     fn collector_names_are_short_and_plain() {

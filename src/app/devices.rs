@@ -1,6 +1,7 @@
 //! Bluetooth sensors: find them, bind them to clients, list them.
 
 use super::{App, AppError, AppResult};
+use crate::store::collectors::Heard;
 use crate::store::devices::{parse_address, Device};
 use crate::store::web::TrainerId;
 use crate::store::Client;
@@ -13,6 +14,10 @@ pub struct SeenDevice {
     pub services: Vec<String>,
     pub rssi: Option<i16>,
     pub client: Option<String>,
+    /// The remote collector that heard it (`devices scan --collector NAME`); absent for
+    /// the local adapter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collector: Option<String>,
 }
 
 impl App {
@@ -55,20 +60,31 @@ impl App {
         let seen = crate::ble::collector::scan(&self.config.ble.adapter, listen)
             .await
             .map_err(|e| e.context("Bluetooth scan failed (is bluetoothd running, and may this user use it?)"))?;
-        for s in &seen {
+        self.remember_heard(seen.into_iter().map(Into::into).collect(), None).await
+    }
+
+    /// Remember sensors a scan heard (for `devices list`), with the client each is
+    /// paired with; `collector`: the remote collector that heard them.
+    pub(super) async fn remember_heard(
+        &self,
+        heard: Vec<Heard>,
+        collector: Option<&str>,
+    ) -> AppResult<Vec<SeenDevice>> {
+        for s in &heard {
             self.store.device_seen(&s.address, s.name.as_deref(), &s.services.join(",")).await?;
         }
         let paired = self.store.devices().await?;
         let client_of =
             |a: &str| paired.iter().find(|d| d.address.eq_ignore_ascii_case(a)).and_then(|d| d.client.clone());
-        Ok(seen
+        Ok(heard
             .into_iter()
             .map(|s| SeenDevice {
                 client: client_of(&s.address),
-                services: s.services.iter().map(|x| x.to_string()).collect(),
+                services: s.services,
                 address: s.address,
                 name: s.name,
                 rssi: s.rssi,
+                collector: collector.map(String::from),
             })
             .collect())
     }

@@ -78,6 +78,19 @@ pub struct Seen {
     pub rssi: Option<i16>,
 }
 
+/// What a scan heard, as the hub stores it (the local `devices scan` and a remote
+/// collector's answer alike).
+impl From<Seen> for crate::store::collectors::Heard {
+    fn from(s: Seen) -> Self {
+        Self {
+            services: s.services.iter().map(|x| x.to_string()).collect(),
+            address: s.address,
+            name: s.name,
+            rssi: s.rssi,
+        }
+    }
+}
+
 async fn timed<T, E: std::fmt::Display>(
     what: &str,
     limit: Duration,
@@ -156,34 +169,49 @@ async fn describe(p: &Peripheral) -> Option<Seen> {
     Some(Seen { address: props.address.to_string(), name: props.local_name, services, rssi: props.rssi })
 }
 
-/// `devices scan`: the fitness sensors nearby after listening for `listen`.
-/// Start discovery; discovery already running (`org.bluez.Error.InProgress`: started by
-/// this connection before, or still held for a process that died a moment ago) is what
-/// was asked for, not a failure.
-async fn start_discovery(adapter: &Adapter) -> anyhow::Result<()> {
+/// Start discovery: true when this call started it. Discovery already running
+/// (`org.bluez.Error.InProgress`: started by this connection before, or still held for a
+/// process that died a moment ago) is what was asked for, not a failure.
+async fn start_discovery(adapter: &Adapter) -> anyhow::Result<bool> {
     match timed("starting discovery", CALL_TIMEOUT, adapter.start_scan(scan_filter())).await {
         Err(e) if format!("{e:#}").contains("InProgress") || format!("{e:#}").contains("already in progress") => {
             tracing::debug!("discovery was already running: {e:#}");
-            Ok(())
+            Ok(false)
         }
-        other => other,
+        Err(e) => Err(e),
+        Ok(()) => Ok(true),
     }
 }
 
+/// `devices scan` (local, or a remote collector's for the hub): the fitness sensors
+/// nearby after listening for `listen`. Sensors BlueZ already holds are not announced
+/// again: the ones it has heard during a discovery still running (a collector recording
+/// on this adapter; those with a signal) count too, and discovery this call did not
+/// start is left running for its owner.
 pub async fn scan(adapter_name: &str, listen: Duration) -> anyhow::Result<Vec<Seen>> {
     let (_manager, adapter, _) = open_adapter(adapter_name).await?;
     let mut events = timed("subscribing to adapter events", CALL_TIMEOUT, adapter.events()).await?;
-    start_discovery(&adapter).await?;
-    let deadline = tokio::time::Instant::now() + listen;
+    let started = start_discovery(&adapter).await?;
     let mut ids = Vec::new();
+    for p in timed("listing known devices", CALL_TIMEOUT, adapter.peripherals()).await? {
+        if p.properties().await.ok().flatten().is_some_and(|props| props.rssi.is_some()) {
+            ids.push(p.id());
+        }
+    }
+    let deadline = tokio::time::Instant::now() + listen;
     while let Ok(Some(event)) = tokio::time::timeout_at(deadline, events.next()).await {
-        if let CentralEvent::DeviceDiscovered(id) | CentralEvent::ServicesAdvertisement { id, .. } = event {
+        if let CentralEvent::DeviceDiscovered(id)
+        | CentralEvent::DeviceUpdated(id)
+        | CentralEvent::ServicesAdvertisement { id, .. } = event
+        {
             if !ids.contains(&id) {
                 ids.push(id);
             }
         }
     }
-    let _ = adapter.stop_scan().await;
+    if started {
+        let _ = adapter.stop_scan().await;
+    }
     let mut seen = Vec::new();
     for id in ids {
         if let Ok(p) = adapter.peripheral(&id).await {

@@ -6,11 +6,21 @@ use chrono::{DateTime, Local};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DevicesCommand {
-    /// List fitness sensors nearby (address, name, services, signal) through BlueZ
+    /// List fitness sensors nearby (address, name, services, signal) through BlueZ, on
+    /// this machine or at a remote collector
     Scan {
         /// How long to listen, in seconds
         #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
         seconds: u64,
+        /// Ask this remote collector (from `coachd collector list`) to scan on its adapter
+        /// instead; it picks the request up at its next report (every `collector.report_s`
+        /// there, 10 s by default)
+        #[arg(long, value_name = "NAME")]
+        collector: Option<String>,
+        /// With --collector: how long to wait for its answer, in seconds (default: the
+        /// scan's length plus 60)
+        #[arg(long, value_name = "S", requires = "collector", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        wait: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -38,7 +48,7 @@ fn when(ms: Option<i64>) -> String {
 
 pub async fn devices(app: &App, cmd: DevicesCommand) -> Result<(), Failure> {
     match cmd {
-        DevicesCommand::Scan { seconds, json } => scan(app, seconds, json).await,
+        DevicesCommand::Scan { seconds, collector, wait, json } => scan(app, seconds, collector, wait, json).await,
         DevicesCommand::Pair { address, client } => {
             let client = app.client(&client).await?;
             let d = app.pair_device(&address, &client, None).await?;
@@ -88,23 +98,44 @@ pub async fn devices(app: &App, cmd: DevicesCommand) -> Result<(), Failure> {
     }
 }
 
-async fn scan(app: &App, seconds: u64, json: bool) -> Result<(), Failure> {
-    let seen = app.scan_devices(std::time::Duration::from_secs(seconds)).await?;
+async fn scan(
+    app: &App,
+    seconds: u64,
+    collector: Option<String>,
+    wait: Option<u64>,
+    json: bool,
+) -> Result<(), Failure> {
+    let listen = std::time::Duration::from_secs(seconds);
+    let seen = match &collector {
+        Some(name) => {
+            let wait = std::time::Duration::from_secs(wait.unwrap_or(seconds + 60));
+            if !json {
+                eprintln!("asked collector {name} to scan for {seconds} s; waiting for its answer");
+            }
+            app.scan_at_collector(name, listen, wait).await?
+        }
+        None => app.scan_devices(listen).await?,
+    };
+    let at = collector.as_deref().map(|c| format!(" at collector {c}")).unwrap_or_default();
     if json {
         println!("{}", serde_json::to_string_pretty(&seen).map_err(anyhow::Error::new)?);
     } else if seen.is_empty() {
-        println!("no fitness sensors heard in {seconds} s; wake the sensor (wear the strap, pedal, start the belt) and scan again");
+        println!("no fitness sensors heard{at} in {seconds} s; wake the sensor (wear the strap, pedal, start the belt) and scan again");
     } else {
-        println!("{:<18} {:<22} {:<30} {:>5}  CLIENT", "ADDRESS", "NAME", "SERVICES", "RSSI");
+        let by = if collector.is_some() { "  COLLECTOR" } else { "" };
+        let head = format!("{:<18} {:<22} {:<30} {:>5}  {:<14}{by}", "ADDRESS", "NAME", "SERVICES", "RSSI", "CLIENT");
+        println!("{}", head.trim_end());
         for s in &seen {
-            println!(
-                "{:<18} {:<22} {:<30} {:>5}  {}",
+            let by = s.collector.as_deref().map(|c| format!("  {c}")).unwrap_or_default();
+            let line = format!(
+                "{:<18} {:<22} {:<30} {:>5}  {:<14}{by}",
                 s.address,
                 s.name.as_deref().unwrap_or("-"),
                 s.services.join(","),
                 s.rssi.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
                 s.client.clone().unwrap_or_else(|| "(not paired)".into())
             );
+            println!("{}", line.trim_end());
         }
         println!("pair one with `coachd devices pair ADDRESS CLIENT`");
     }

@@ -95,6 +95,39 @@ pub struct Forwarded {
     pub batch: Batch,
 }
 
+/// A sensor a collector heard during a scan the hub asked of it (as `devices scan`
+/// lists one: address, name, the fitness services it advertises, signal).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Heard {
+    pub address: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+    #[serde(default)]
+    pub rssi: Option<i16>,
+}
+
+/// A scan the hub asks of a collector, as the collector learns of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanAsked {
+    pub id: i64,
+    /// How long to listen.
+    pub seconds: u64,
+}
+
+/// What became of a scan asked of a collector.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScanState {
+    /// No answer yet; `sent`: the collector has been told of it.
+    Waiting {
+        sent: bool,
+    },
+    Done(Vec<Heard>),
+    /// The collector could not scan, and said why.
+    Failed(String),
+}
+
 /// What a request of batches did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Applied {
@@ -222,6 +255,89 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Ask a collector to scan for `seconds`; the request's id.
+    pub async fn ask_scan(&self, collector: i64, seconds: u64) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO collector_scans (collector_id, seconds, asked_ms) VALUES (?, ?, ?) RETURNING id",
+        )
+        .bind(collector)
+        .bind(i64::try_from(seconds).unwrap_or(i64::MAX))
+        .bind(Store::now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// The oldest scan asked of this collector and not answered yet, marked as sent.
+    pub async fn open_scan(&self, collector: i64) -> Result<Option<ScanAsked>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT id, seconds FROM collector_scans WHERE collector_id = ? AND done_ms IS NULL ORDER BY id LIMIT 1",
+        )
+        .bind(collector)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((id, seconds)) = row else { return Ok(None) };
+        sqlx::query("UPDATE collector_scans SET sent_ms = coalesce(sent_ms, ?) WHERE id = ?")
+            .bind(Store::now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(ScanAsked { id, seconds: u64::try_from(seconds).unwrap_or_default() }))
+    }
+
+    /// A collector's answer to a scan asked of it: what it heard, or why it could not
+    /// scan. False when no such open request of this collector exists (answered
+    /// already, given up on, or another collector's).
+    pub async fn finish_scan(
+        &self,
+        collector: i64,
+        id: i64,
+        answer: &Result<Vec<Heard>, String>,
+    ) -> Result<bool, StoreError> {
+        let (seen, error) = match answer {
+            Ok(heard) => (Some(serde_json::to_string(heard).map_err(|e| StoreError::Corrupt(e.to_string()))?), None),
+            Err(why) => (None, Some(why.as_str())),
+        };
+        let done = sqlx::query(
+            "UPDATE collector_scans SET done_ms = ?, seen = ?, error = ?
+              WHERE id = ? AND collector_id = ? AND done_ms IS NULL",
+        )
+        .bind(Store::now_ms())
+        .bind(seen)
+        .bind(error)
+        .bind(id)
+        .bind(collector)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn scan_state(&self, id: i64) -> Result<ScanState, StoreError> {
+        /// sent_ms, done_ms, seen, error
+        type Row = (Option<i64>, Option<i64>, Option<String>, Option<String>);
+        let row: Option<Row> = sqlx::query_as("SELECT sent_ms, done_ms, seen, error FROM collector_scans WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some((sent, done, seen, error)) = row else {
+            return Err(StoreError::NotFound(format!("scan request #{id}")));
+        };
+        Ok(match (done, seen, error) {
+            (None, ..) => ScanState::Waiting { sent: sent.is_some() },
+            (Some(_), _, Some(why)) => ScanState::Failed(why),
+            (Some(_), seen, None) => ScanState::Done(
+                serde_json::from_str(seen.as_deref().unwrap_or("[]"))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            ),
+        })
+    }
+
+    /// Forget a scan request (answered and read, or given up on).
+    pub async fn drop_scan(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM collector_scans WHERE id = ?").bind(id).execute(&self.pool).await?;
         Ok(())
     }
 

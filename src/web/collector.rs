@@ -6,14 +6,19 @@
 //!   token, 403 for a device not paired at the hub, 409 for a sequence number already
 //!   applied with other content, 400 for a body that is not forwarded batches; a
 //!   refusal's JSON names the batch (`seq`) and nothing of the request is stored.
-//! - `GET /collector/v1/pairings`: `{"pairings": [{"address", "client_id", "tz"}]}`.
+//! - `GET /collector/v1/pairings`: `{"pairings": [{"address", "client_id", "tz"}],
+//!   "scan": {"id", "seconds"} or null}`; `scan` is a scan asked with
+//!   `coachd devices scan --collector NAME`, which the collector runs at once.
+//! - `POST /collector/v1/scans/{id}`: the answer to that scan, `{"seen": [{"address",
+//!   "name", "services", "rssi"}]}` or `{"error": "why it could not scan"}`; 404 when
+//!   the request is not open (answered, or the hub gave up waiting).
 //! - `PUT /collector/v1/status`: the collector's backlog, adapter and sensors in range.
 
 use super::WebState;
 use crate::app::collectors::CollectorRefusal;
 use crate::store::collectors::{Collector, Report};
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +39,7 @@ impl IntoResponse for CollectorRefusal {
             CollectorRefusal::Forbidden { message, seq } => refused(StatusCode::FORBIDDEN, message, Some(seq)),
             CollectorRefusal::Replayed { message, seq } => refused(StatusCode::CONFLICT, message, Some(seq)),
             CollectorRefusal::BadBody { message, seq } => refused(StatusCode::BAD_REQUEST, message, seq),
+            CollectorRefusal::NotAsked(m) => refused(StatusCode::NOT_FOUND, m, None),
             CollectorRefusal::Failed(e) if e.is_disk_full() => {
                 tracing::error!(error = %e, "forwarded batches refused: the disk is full");
                 refused(StatusCode::INSUFFICIENT_STORAGE, e.to_string(), None)
@@ -77,7 +83,8 @@ pub async fn pairings(
     CollectorAuth(collector): CollectorAuth,
 ) -> Result<Json<serde_json::Value>, CollectorRefusal> {
     let pairings = state.app.collector_pairings(&collector).await?;
-    Ok(Json(json!({ "pairings": pairings })))
+    let scan = state.app.collector_open_scan(&collector).await?;
+    Ok(Json(json!({ "pairings": pairings, "scan": scan })))
 }
 
 pub async fn status(
@@ -86,5 +93,28 @@ pub async fn status(
     Json(report): Json<Report>,
 ) -> Result<Json<serde_json::Value>, CollectorRefusal> {
     state.app.collector_report(&collector, &report).await?;
+    Ok(Json(json!({ "status": "ok" })))
+}
+
+/// A collector's answer to a scan the hub asked of it.
+#[derive(serde::Deserialize)]
+pub struct ScanAnswer {
+    #[serde(default)]
+    seen: Vec<crate::store::collectors::Heard>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+pub async fn scan_answer(
+    State(state): State<WebState>,
+    CollectorAuth(collector): CollectorAuth,
+    Path(id): Path<i64>,
+    Json(answer): Json<ScanAnswer>,
+) -> Result<Json<serde_json::Value>, CollectorRefusal> {
+    let answer = match answer.error {
+        Some(why) => Err(why),
+        None => Ok(answer.seen),
+    };
+    state.app.collector_scan_answer(&collector, id, answer).await?;
     Ok(Json(json!({ "status": "ok" })))
 }

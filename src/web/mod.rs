@@ -138,6 +138,10 @@ pub fn router(state: WebState) -> Router {
         .route("/collector/v1/batches", post(collector::batches).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)))
         .route("/collector/v1/pairings", get(collector::pairings))
         .route(
+            "/collector/v1/scans/{id}",
+            post(collector::scan_answer).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT * 16)),
+        )
+        .route(
             "/collector/v1/status",
             axum::routing::put(collector::status).layer(DefaultBodyLimit::max(FORM_BODY_LIMIT * 16)),
         )

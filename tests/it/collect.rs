@@ -245,6 +245,66 @@ fn a_collector_records_while_the_hub_is_stopped_and_every_sample_reaches_it_once
     assert!((spanned - expected).abs() < 1.5, "samples span {spanned} s; notifications {expected} s");
 }
 
+#[test]
+fn devices_scan_at_a_collector_lists_what_its_adapter_hears_and_a_silent_collector_is_named_with_its_last_contact() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hub_data, col_data) = (dir.path().join("hub"), dir.path().join("collector"));
+    let (_bus, bus) = private_bus(dir.path());
+    let cadence = "C0:FF:EE:00:02:03";
+    let mut fake = Fake::with(&bus, &[&format!("{STRAP}=Polar H10 test"), &format!("{cadence}=Cadence/csc")]);
+    let tokens = prepare_hub(dir.path(), &hub_data, &["studio"]);
+    let (mut hub, hub_log, base) = hub(&hub_data, free_port());
+    let (mut col, col_log) = collector(&col_data, &bus, &base, &tokens[0]);
+    fake.expect(&format!("subscribed {STRAP}"), Duration::from_secs(40));
+
+    // Asked at the hub, scanned at the collector (which records the strap meanwhile).
+    let out = super::coachd(&hub_data)
+        .args(["devices", "scan", "--collector", "studio", "--seconds", "2", "--wait", "30", "--json"])
+        .assert()
+        .success();
+    let seen: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
+    let seen = seen.as_array().expect("a list");
+    let strap = seen.iter().find(|s| s["address"] == STRAP).unwrap_or_else(|| panic!("the strap: {seen:?}"));
+    assert_eq!(strap["name"], "Polar H10 test", "{strap}");
+    assert_eq!(strap["services"][0], "heart_rate", "{strap}");
+    assert!(strap["rssi"].is_i64(), "{strap}");
+    assert_eq!((&strap["client"], &strap["collector"]), (&"ana".into(), &"studio".into()), "{strap}");
+    let other = seen.iter().find(|s| s["address"] == cadence).unwrap_or_else(|| panic!("the sensor: {seen:?}"));
+    assert_eq!((&other["services"][0], &other["client"]), (&"cycling_speed".into(), &serde_json::Value::Null));
+    // The table names the collector too; what was heard is remembered for `devices list`.
+    let out = super::coachd(&hub_data)
+        .args(["devices", "scan", "--collector", "studio", "--seconds", "1", "--wait", "30"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("COLLECTOR") && text.contains("Cadence") && text.contains("studio"), "{text}");
+    let out = super::coachd(&hub_data).args(["devices", "list", "--json"]).assert().success();
+    let listed: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
+    assert!(listed.as_array().expect("list").iter().any(|d| d["address"] == cadence), "{listed}");
+    // The collector kept recording the strap through the scans.
+    fake.beat_of(STRAP, 120);
+    eventually(Duration::from_secs(30), || hub_times(&hub_data).len(), |n| *n >= 1);
+
+    // Stopped: the hub gives up after --wait and names the collector's last contact.
+    stop(&mut col, &col_log, "the collector");
+    let out = super::coachd(&hub_data)
+        .args(["devices", "scan", "--collector", "studio", "--seconds", "1", "--wait", "2"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("collector studio last seen") && err.contains("s ago; is it running?"), "{err}");
+    // An unknown (or removed, so revoked) collector is bad input.
+    let out = super::coachd(&hub_data).args(["devices", "scan", "--collector", "attic"]).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no collector named \"attic\"") && err.contains("collector list"), "{err}");
+    super::coachd(&hub_data).args(["collector", "remove", "studio"]).assert().success();
+    let out = super::coachd(&hub_data).args(["devices", "scan", "--collector", "studio"]).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no collector named \"studio\""), "{err}");
+    stop(&mut hub, &hub_log, "the hub");
+}
+
 /// xorshift: the kill points, reproducible from the seed printed.
 struct Rng(u64);
 
@@ -627,4 +687,53 @@ fn collect_refuses_plain_http_to_another_machine_and_a_token_file_without_a_toke
     let err = String::from_utf8_lossy(&out.get_output().stdout).to_string()
         + &String::from_utf8_lossy(&out.get_output().stderr);
     assert!(err.contains("COACHD__COLLECTOR__HUB") && err.contains("plain http"), "{err}");
+}
+
+/// Hub side only: a scan request goes to the collector it was asked of, and only that
+/// collector may answer it, once, with sensor addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_request_reaches_only_its_collector_and_is_answered_once() {
+    use coachd::store::collectors::{Heard, ScanState};
+    let t = super::TestStore::new().await;
+    let (studio, token) = t.store.add_collector("studio").await.expect("add");
+    let (_, other) = t.store.add_collector("attic").await.expect("add");
+    let base = t.serve().await;
+    let http = reqwest::Client::new();
+    let id = t.store.ask_scan(studio.id, 3).await.expect("ask");
+    let scan_of = |token: String| {
+        let (http, url) = (http.clone(), format!("{base}/collector/v1/pairings"));
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.expect("pairings");
+            r.json::<serde_json::Value>().await.expect("json")["scan"].clone()
+        }
+    };
+    assert_eq!(scan_of(other.clone()).await, serde_json::Value::Null, "not the attic's");
+    assert_eq!(scan_of(token.clone()).await, serde_json::json!({ "id": id, "seconds": 3 }));
+    assert_eq!(t.store.scan_state(id).await.expect("state"), ScanState::Waiting { sent: true });
+    let answer = |token: String, body: serde_json::Value| {
+        let (http, url) = (http.clone(), format!("{base}/collector/v1/scans/{id}"));
+        async move {
+            let r = http.post(url).bearer_auth(token).json(&body).send().await.expect("answer");
+            (r.status().as_u16(), r.json::<serde_json::Value>().await.expect("json"))
+        }
+    };
+    let good = serde_json::json!({ "seen": [{ "address": "c0:ff:ee:00:00:01", "name": "Polar H10",
+        "services": ["heart_rate"], "rssi": -50 }] });
+    let (s, body) = answer(other, good.clone()).await;
+    assert_eq!(s, 404, "another collector's request: {body}");
+    let (s, body) = answer(token.clone(), serde_json::json!({ "seen": [{ "address": "not an address" }] })).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("not an address")), "{body}");
+    let (s, body) = answer(token.clone(), good.clone()).await;
+    assert_eq!(s, 200, "{body}");
+    let heard = Heard {
+        address: "C0:FF:EE:00:00:01".into(),
+        name: Some("Polar H10".into()),
+        services: vec!["heart_rate".into()],
+        rssi: Some(-50),
+    };
+    assert_eq!(t.store.scan_state(id).await.expect("state"), ScanState::Done(vec![heard]));
+    let (s, body) = answer(token.clone(), good).await;
+    assert_eq!(s, 404, "answered once: {body}");
+    assert_eq!(scan_of(token).await, serde_json::Value::Null, "nothing open any more");
 }

@@ -20,6 +20,7 @@ const NOT_CLIENT_DATA: &[&str] = &[
     "cursors",           // named by stream, no column names a client; checked below
     "collectors",        // remote collector boxes (equipment, like devices): name, token hash, status
     "collector_batches", // a collector's replay log: sequence numbers and digests of what it sent
+    "collector_scans",   // scans asked of a collector: sensors heard (equipment), kept until read
 ];
 
 /// The client-owned things a table's columns may reference.
