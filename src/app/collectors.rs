@@ -20,8 +20,8 @@ const SILENT_AFTER_S: i64 = 120;
 /// A scan's answer may name at most this many sensors (a busy gym has dozens).
 const HEARD_LIMIT: usize = 1000;
 
-/// "40 s", "5 min", "3 h", "2 days": how long ago, for messages.
-fn ago(seconds: i64) -> String {
+/// "40 s", "5 min", "3 h", "2 days": how long ago, for messages and listings.
+pub fn ago(seconds: i64) -> String {
     let s = seconds.max(0);
     match s {
         0..=119 => format!("{s} s"),

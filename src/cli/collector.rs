@@ -21,13 +21,7 @@ pub enum CollectorCommand {
 }
 
 fn age(seconds: Option<i64>) -> String {
-    match seconds {
-        None => "never".into(),
-        Some(s) if s < 120 => format!("{s} s ago"),
-        Some(s) if s < 7200 => format!("{} min ago", s / 60),
-        Some(s) if s < 172_800 => format!("{} h ago", s / 3600),
-        Some(s) => format!("{} days ago", s / 86_400),
-    }
+    seconds.map_or_else(|| "never".into(), |s| format!("{} ago", crate::app::collectors::ago(s)))
 }
 
 pub async fn collector(app: &App, cmd: CollectorCommand) -> Result<(), Failure> {
