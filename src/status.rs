@@ -62,7 +62,7 @@ pub async fn status(
     to: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<(StatusReport, RunStats), StoreError> {
-    let json = serde_json::to_string(cfg).unwrap_or_default();
+    let json = format!("{}{}", crate::engine::REVISION, serde_json::to_string(cfg).unwrap_or_default());
     let fingerprint = crate::crypto::hex(&crate::crypto::sha256(json.as_bytes())[..8]);
     store.check_verdict_settings(&fingerprint).await?;
     let mut report = StatusReport::default();

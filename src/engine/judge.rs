@@ -272,7 +272,20 @@ fn day_amount(
     // never split over two days. Sets carry their own times when the source knows them.
     let first = ev.workouts.partition_point(|w| w.start < a - Duration::days(2));
     let near: Vec<&Workout> = ev.workouts[first..].iter().take_while(|w| w.start < b).collect();
-    let starts_inside = |w: &&Workout| w.start >= a;
+    // Which of a workout's records count here: all of them when it starts in the window.
+    // When it starts earlier (another source's longer record began before midnight) but
+    // one of its records starts in the window, the records from the window's start on
+    // still count here: what a record alone earned is never taken away by another
+    // source joining it. The earlier day keeps the whole workout.
+    let counted = |w: &&Workout| -> Option<DateTime<Utc>> {
+        if w.start >= a {
+            Some(w.start)
+        } else if w.parts.iter().any(|p| p.start >= a && p.start < b) {
+            Some(a)
+        } else {
+            None
+        }
+    };
     let mut add = |w: &Workout, amount: f64, refs: &mut Vec<EvidenceRef>| {
         if amount > 0.0 {
             total += amount;
@@ -282,8 +295,8 @@ fn day_amount(
     match &rule.measure {
         // Each workout counts once: the union of its records (Workout::credit).
         Measure::Minutes { of, .. } => {
-            for w in near.into_iter().filter(starts_inside) {
-                let most = w.credit(|p| record_minutes(p, of, hr_max));
+            for (w, from) in near.iter().filter_map(|w| Some((*w, counted(w)?))) {
+                let most = w.credit(|p| if p.start >= from { record_minutes(p, of, hr_max) } else { 0.0 });
                 add(w, most, &mut refs);
             }
         }
@@ -302,15 +315,24 @@ fn day_amount(
             }
         }
         Measure::Session { of } => {
-            for w in near.into_iter().filter(starts_inside) {
-                if w.parts.iter().any(|p| session_matches(p, of)) {
+            for (w, from) in near.iter().filter_map(|w| Some((*w, counted(w)?))) {
+                if w.parts.iter().any(|p| p.start >= from && session_matches(p, of)) {
                     add(w, 1.0, &mut refs);
                 }
             }
         }
         Measure::Distance { of, unit, .. } => {
-            for w in near.into_iter().filter(starts_inside) {
-                let most = w.credit(|p| if session_matches(p, of) { p.distance_m.unwrap_or(0.0) } else { 0.0 });
+            for (w, from) in near.iter().filter_map(|w| Some((*w, counted(w)?))) {
+                let most =
+                    w.credit(
+                        |p| {
+                            if p.start >= from && session_matches(p, of) {
+                                p.distance_m.unwrap_or(0.0)
+                            } else {
+                                0.0
+                            }
+                        },
+                    );
                 add(w, most / unit.meters(), &mut refs);
             }
         }

@@ -14,6 +14,15 @@ pub mod nudge;
 pub mod phrase;
 pub mod rule;
 
+/// The revision of the engine's judgement. Cached verdicts carry it (with the judging
+/// settings) and are judged again when it changes, so an upgrade that changes how
+/// evidence is credited never leaves old verdicts standing. Raise it with any change
+/// that can change a verdict.
+///
+/// 2: a record that starts in a day keeps its credit there when a longer record from the
+/// day before merges with it.
+pub const REVISION: u32 = 2;
+
 #[cfg(test)]
 mod language_tests;
 #[cfg(test)]

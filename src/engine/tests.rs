@@ -79,6 +79,23 @@ fn a_late_evening_session_counts_for_its_local_date() {
 }
 
 #[test]
+fn a_run_after_midnight_keeps_its_day_when_a_walk_from_before_midnight_joins_it() {
+    let tz = chrono_tz::Europe::Berlin;
+    let h = hw("15 minutes of cardio");
+    let run = act(1, "fit", "run", at(tz, 2026, 11, 19, 0, 0), 15);
+    let alone = evidence(tz, vec![run.clone()], Vec::new());
+    assert_eq!(verdict(&h, tz, date(2026, 11, 19), &alone).verdict, Verdict::Done);
+    // A Strava walk from 23:36 to 01:05 overlaps the run and merges with it: the evening
+    // it started gets the whole workout, and the run still counts for its own day.
+    let walk = act(2, "strava", "walk", at(tz, 2026, 11, 18, 23, 36), 89);
+    let both = evidence(tz, vec![run, walk], Vec::new());
+    assert_eq!(both.workouts.len(), 1);
+    assert_eq!(verdict(&h, tz, date(2026, 11, 18), &both).achieved, 89.0);
+    let o = verdict(&h, tz, date(2026, 11, 19), &both);
+    assert_eq!((o.verdict, o.achieved), (Verdict::Done, 15.0));
+}
+
+#[test]
 fn nightly_push_ups_after_midnight_count_for_the_evening_before() {
     let tz = chrono_tz::Europe::Berlin;
     let h = hw("10 push-ups every night");
