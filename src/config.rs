@@ -178,13 +178,30 @@ pub enum Synchronous {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StoreConfig {
+    /// Empty: the SQLite file in the data dir. `postgres://user@host:port/dbname`: that
+    /// PostgreSQL database.
+    pub url: String,
+    /// PostgreSQL: a file holding the password. Empty: the systemd credential
+    /// `$CREDENTIALS_DIRECTORY/store_password` if there is one, else the URL's own or none.
+    pub password_file: String,
+    /// PostgreSQL: each statement is cancelled after this long, in ms (0: no limit).
+    pub statement_timeout_ms: u64,
+    /// Connections in the pool (SQLite: readers beside the one writer).
+    pub max_connections: u32,
     pub busy_timeout_ms: u64,
     pub synchronous: Synchronous,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { busy_timeout_ms: 5000, synchronous: Synchronous::Full }
+        Self {
+            url: String::new(),
+            password_file: String::new(),
+            statement_timeout_ms: 30_000,
+            max_connections: 4,
+            busy_timeout_ms: 5000,
+            synchronous: Synchronous::Full,
+        }
     }
 }
 
@@ -193,8 +210,38 @@ impl StoreConfig {
         crate::store::StoreOptions {
             busy_timeout: Duration::from_millis(self.busy_timeout_ms),
             synchronous_full: self.synchronous == Synchronous::Full,
-            ..Default::default()
+            max_connections: self.max_connections,
         }
+    }
+
+    /// Whether the store is a PostgreSQL server rather than the data dir's file.
+    pub fn is_postgres(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+
+    /// The PostgreSQL store's options, its password read from the file or credential.
+    pub fn postgres(&self) -> Result<crate::store::PgOptions, String> {
+        let file = if !self.password_file.trim().is_empty() {
+            Some(std::path::PathBuf::from(self.password_file.trim()))
+        } else {
+            std::env::var_os("CREDENTIALS_DIRECTORY")
+                .map(|dir| std::path::Path::new(&dir).join("store_password"))
+                .filter(|p| p.exists())
+        };
+        let password = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    format!("cannot read the database password from {}: {e}; check store.password_file", path.display())
+                })?;
+                Some(crate::crypto::Secret::new(text.trim_end_matches(['\r', '\n']).to_string()))
+            }
+            None => None,
+        };
+        Ok(crate::store::PgOptions {
+            url: self.url.trim().to_string(),
+            password,
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+        })
     }
 }
 
@@ -745,6 +792,20 @@ impl Config {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             bad("log.level", format!("{:?} is not a log level or filter: {e}", self.log.level));
+        }
+        let url = self.store.url.trim();
+        if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bad(
+                "store.url",
+                "must be empty (the SQLite file in the data dir) or a postgres:// URL, e.g. \
+                 postgres://coachd@localhost/coachd"
+                    .into(),
+            );
+        } else if !url.is_empty() && url::Url::parse(url).is_err() {
+            bad("store.url", "is not a valid URL (postgres://USER@HOST:PORT/DBNAME)".into());
+        }
+        if self.store.max_connections == 0 || self.store.max_connections > 200 {
+            bad("store.max_connections", format!("{} must be between 1 and 200", self.store.max_connections));
         }
         if self.store.busy_timeout_ms == 0 || self.store.busy_timeout_ms > 600_000 {
             bad("store.busy_timeout_ms", format!("{} must be between 1 and 600000", self.store.busy_timeout_ms));

@@ -41,6 +41,13 @@ pub async fn init(data: &DataDir, config_path: &Path, config: &Config) -> anyhow
     }
     let (cipher, created_key) = crypto::load_or_create_key(&data.key())?;
     report.created_key = created_key;
+    if config.store.is_postgres() {
+        let pg = config.store.postgres().map_err(anyhow::Error::msg)?;
+        let store = Store::open_postgres(&pg, &config.store.options(), cipher)
+            .await
+            .with_context(|| format!("opening the PostgreSQL database {}", pg.shown()))?;
+        return Ok((store, report));
+    }
     let db = data.database();
     report.created_database = !db.exists();
     let store = Store::open(&db, &config.store.options(), cipher)

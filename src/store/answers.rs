@@ -3,6 +3,7 @@
 //! so sending the form again replaces the set instead of adding a second one.
 
 use super::ingest::mark_dirty;
+use super::on;
 use super::{Store, StoreError};
 use crate::model::ClientId;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -53,38 +54,42 @@ impl Store {
             return Err(StoreError::Invalid(vec!["no answers to store".into()]));
         }
         // IMMEDIATE: two submissions of the same form must not both find no earlier set.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let earlier: Vec<(i64, String)> = sqlx::query_as(
+        let mut tx = self.write().await?;
+        let earlier: Vec<(i64, String)> = on!(&mut tx, |e, sql| sqlx::query_as(&sql(
             "SELECT DISTINCT c.id, c.date FROM answers a JOIN checkins c ON c.id = a.checkin_id
              WHERE a.homework_id = ? AND a.occurrence = ? AND c.client_id = ?",
-        )
+        ))
         .bind(homework)
         .bind(occurrence.to_string())
         .bind(client)
-        .fetch_all(&mut *tx)
-        .await?;
+        .fetch_all(&mut **e)
+        .await)?;
         for (id, d) in &earlier {
             // The answers go with their check-in (ON DELETE CASCADE).
-            sqlx::query("DELETE FROM checkins WHERE id = ?").bind(id).execute(&mut *tx).await?;
+            on!(&mut tx, |e, sql| sqlx::query(&sql("DELETE FROM checkins WHERE id = ?"))
+                .bind(id)
+                .execute(&mut **e)
+                .await
+                .map(|r| r.rows_affected()))?;
             mark_dirty(&mut tx, client, date(d)?).await?;
         }
         let now = Store::now_ms();
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on!(&mut tx, |e, sql| sqlx::query_scalar(&sql(
             "INSERT INTO checkins (client_id, homework_id, date, value, note, origin, created_ms)
              VALUES (?, ?, ?, NULL, NULL, ?, ?) RETURNING id",
-        )
+        ))
         .bind(client)
         .bind(homework)
         .bind(on.to_string())
         .bind(origin)
         .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(&mut **e)
+        .await)?;
         for a in answers {
-            sqlx::query(
+            on!(&mut tx, |e, sql| sqlx::query(&sql(
                 "INSERT INTO answers (checkin_id, homework_id, occurrence, question, text, number, created_ms)
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
+            ))
             .bind(id)
             .bind(homework)
             .bind(occurrence.to_string())
@@ -92,8 +97,9 @@ impl Store {
             .bind(a.text.as_deref())
             .bind(a.number)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **e)
             .await
+            .map(|r| r.rows_affected()))
             .map_err(|e| match e {
                 e if super::is_unique_violation(&e) => {
                     StoreError::Invalid(vec![format!("question {} answered twice", u32::from(a.question) + 1)])
@@ -114,17 +120,17 @@ impl Store {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<AnswerSet>, StoreError> {
-        let rows: Vec<AnswerSql> = sqlx::query_as(
+        let rows: Vec<AnswerSql> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
             "SELECT a.homework_id, a.occurrence, a.checkin_id, c.date, c.created_ms, a.question, a.text, a.number
              FROM answers a JOIN checkins c ON c.id = a.checkin_id
              WHERE c.client_id = ? AND a.occurrence BETWEEN ? AND ?
              ORDER BY a.occurrence DESC, a.homework_id, a.question",
-        )
+        ))
         .bind(client)
         .bind(from.to_string())
         .bind(to.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e)
+        .await)?;
         let mut sets: Vec<AnswerSet> = Vec::new();
         for (homework_id, occurrence, checkin_id, on, created_ms, question, text, number) in rows {
             let question = u8::try_from(question)

@@ -73,7 +73,7 @@ impl Store {
         let target = dest.to_str().ok_or_else(|| {
             StoreError::Invalid(vec![format!("the backup path {} is not valid UTF-8", dest.display())])
         })?;
-        sqlx::query("VACUUM INTO ?").bind(target).execute(&self.pool).await?;
+        sqlx::query("VACUUM INTO ?").bind(target).execute(self.sqlite()?).await?;
         let copy = open_plain(dest, false).await?;
         let result = sqlx::query("PRAGMA journal_mode = DELETE").execute(&copy).await;
         copy.close().await;
@@ -139,7 +139,13 @@ impl Store {
 
     /// Checkpoint the WAL into the main file, so the file alone is the whole database.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        match &self.db {
+            super::Backend::Sqlite(p) => {
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(p).await?;
+            }
+            // The server's own files are the server's business.
+            super::Backend::Postgres(_) => {}
+        }
         Ok(())
     }
 
@@ -150,15 +156,18 @@ impl Store {
             "INSERT INTO meta (key, value) VALUES ('last_backup', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(format!("{at_ms} {path}"))
-        .execute(&self.pool)
+        .execute(self.sqlite()?)
         .await?;
         Ok(())
     }
 
     /// When the last backup was made (ms) and its file.
     pub async fn last_backup(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let value: Option<String> =
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'last_backup'").fetch_optional(&self.pool).await?;
+        let value: Option<String> = super::on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
+            "SELECT value FROM meta WHERE key = 'last_backup'"
+        ))
+        .fetch_optional(e)
+        .await)?;
         Ok(value.and_then(|v| {
             let (ms, path) = v.split_once(' ')?;
             Some((ms.parse().ok()?, path.to_string()))
@@ -167,7 +176,12 @@ impl Store {
 
     /// The schema version of the open database.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(applied_version(&self.pool).await?.unwrap_or(0))
+        Ok(super::on!(&self.db, |e, sql| sqlx::query_scalar::<_, Option<i64>>(&sql(
+            "SELECT max(version) FROM _sqlx_migrations WHERE success"
+        ))
+        .fetch_one(e)
+        .await)?
+        .unwrap_or(0))
     }
 }
 

@@ -3,6 +3,7 @@
 //! show the effect of. Values are range-checked here, per unit, before anything is
 //! written (the migration repeats the ranges as CHECKs).
 
+use super::on;
 use super::web::TrainerId;
 use super::{Store, StoreError};
 use crate::model::ClientId;
@@ -214,12 +215,12 @@ impl Store {
             return Err(StoreError::Invalid(problems));
         }
         // The homework, if any, must be this client's: checked in the same statement.
-        let id: Option<i64> = sqlx::query_scalar(
+        let id: Option<i64> = on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
             "INSERT INTO benchmarks (client_id, name, unit, value, note, homework_id, date, trainer_id, created_ms)
              SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
              WHERE ?6 IS NULL OR EXISTS (SELECT 1 FROM homework WHERE id = ?6 AND client_id = ?1)
              RETURNING id",
-        )
+        ))
         .bind(b.client_id)
         .bind(b.name.trim())
         .bind(b.unit.as_str())
@@ -229,8 +230,8 @@ impl Store {
         .bind(b.date.to_string())
         .bind(b.trainer_id)
         .bind(Store::now_ms())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e)
+        .await)?;
         let id = id.ok_or_else(|| {
             StoreError::Conflict(format!(
                 "homework #{} is not a homework of client #{}",
@@ -243,38 +244,39 @@ impl Store {
 
     /// One of the client's benchmarks (another client's is NotFound, like a missing one).
     pub async fn benchmark(&self, client: ClientId, id: i64) -> Result<Benchmark, StoreError> {
-        let row: Option<BenchmarkSql> = sqlx::query_as(&format!("{SELECT} WHERE b.id = ? AND b.client_id = ?"))
-            .bind(id)
-            .bind(client)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<BenchmarkSql> =
+            on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!("{SELECT} WHERE b.id = ? AND b.client_id = ?")))
+                .bind(id)
+                .bind(client)
+                .fetch_optional(e)
+                .await)?;
         from_row(row.ok_or_else(|| StoreError::NotFound(format!("benchmark #{id}")))?)
     }
 
     /// The client's benchmarks, of one test (any case) or all, by test, then oldest first.
     pub async fn benchmarks(&self, client: ClientId, name: Option<&str>) -> Result<Vec<Benchmark>, StoreError> {
         let name = name.map(str::trim);
-        let rows: Vec<BenchmarkSql> = sqlx::query_as(&format!(
+        let rows: Vec<BenchmarkSql> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!(
             "{SELECT} WHERE b.client_id = ? AND (? IS NULL OR b.name = ? COLLATE NOCASE)
              ORDER BY b.name COLLATE NOCASE, b.date, b.id"
-        ))
+        )))
         .bind(client)
         .bind(name)
         .bind(name)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e)
+        .await)?;
         rows.into_iter().map(from_row).collect()
     }
 
     /// The name (as first written) and unit of a test the client has results for.
     pub async fn benchmark_test(&self, client: ClientId, name: &str) -> Result<Option<(String, Unit)>, StoreError> {
-        let row: Option<(String, String)> = sqlx::query_as(
+        let row: Option<(String, String)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
             "SELECT name, unit FROM benchmarks WHERE client_id = ? AND name = ? COLLATE NOCASE ORDER BY id LIMIT 1",
-        )
+        ))
         .bind(client)
         .bind(name.trim())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e)
+        .await)?;
         row.map(|(name, unit)| {
             let unit = Unit::parse(&unit).ok_or_else(|| StoreError::Corrupt(format!("benchmark unit {unit:?}")))?;
             Ok((name, unit))
@@ -285,12 +287,13 @@ impl Store {
     /// Delete one of the client's benchmarks; returns what it was.
     pub async fn remove_benchmark(&self, client: ClientId, id: i64) -> Result<Benchmark, StoreError> {
         let gone = self.benchmark(client, id).await?;
-        let done = sqlx::query("DELETE FROM benchmarks WHERE id = ? AND client_id = ?")
+        let done = on!(&self.db, |e, sql| sqlx::query(&sql("DELETE FROM benchmarks WHERE id = ? AND client_id = ?"))
             .bind(id)
             .bind(client)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if done == 0 {
             return Err(StoreError::NotFound(format!("benchmark #{id}")));
         }
         Ok(gone)

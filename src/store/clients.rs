@@ -1,5 +1,6 @@
 //! Clients: the people whose homework coachd judges.
 
+use super::on;
 use super::{is_unique_violation, Store, StoreError};
 use crate::model::ClientId;
 use chrono::{DateTime, Datelike, Utc};
@@ -96,16 +97,16 @@ const SELECT: &str = "SELECT c.id, c.name, c.tz, c.hr_max, c.birth_year, t.name,
 
 impl Store {
     pub async fn add_client(&self, new: &NewClient) -> Result<Client, StoreError> {
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
             "INSERT INTO clients (name, tz, hr_max, birth_year, created_ms) VALUES (?, ?, ?, ?, ?) RETURNING id",
-        )
+        ))
         .bind(&new.name)
         .bind(new.tz.name())
         .bind(new.hr_max.map(i64::from))
         .bind(new.birth_year)
         .bind(Store::now_ms())
-        .fetch_one(&self.pool)
-        .await
+        .fetch_one(e)
+        .await)
         .map_err(|e| {
             if is_unique_violation(&e) {
                 StoreError::Duplicate(format!("client {:?}", new.name))
@@ -117,23 +118,28 @@ impl Store {
     }
 
     pub async fn client_by_id(&self, id: ClientId) -> Result<Client, StoreError> {
-        let row: Option<ClientRow> =
-            sqlx::query_as(&format!("{SELECT} WHERE c.id = ?")).bind(id).fetch_optional(&self.pool).await?;
+        let row: Option<ClientRow> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!("{SELECT} WHERE c.id = ?")))
+            .bind(id)
+            .fetch_optional(e)
+            .await)?;
         row.map(from_row).ok_or_else(|| StoreError::NotFound(format!("client #{id}")))?
     }
 
     /// Look a client up by name, ignoring case.
     pub async fn client_by_name(&self, name: &str) -> Result<Client, StoreError> {
-        let row: Option<ClientRow> = sqlx::query_as(&format!("{SELECT} WHERE c.name = ? COLLATE NOCASE"))
-            .bind(name.trim())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<ClientRow> =
+            on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!("{SELECT} WHERE c.name = ? COLLATE NOCASE")))
+                .bind(name.trim())
+                .fetch_optional(e)
+                .await)?;
         row.map(from_row).ok_or_else(|| StoreError::NotFound(format!("client {name:?}")))?
     }
 
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         let rows: Vec<ClientRow> =
-            sqlx::query_as(&format!("{SELECT} ORDER BY c.name COLLATE NOCASE")).fetch_all(&self.pool).await?;
+            on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!("{SELECT} ORDER BY c.name COLLATE NOCASE")))
+                .fetch_all(e)
+                .await)?;
         rows.into_iter().map(from_row).collect()
     }
 }

@@ -15,11 +15,11 @@
 //! its id, and the stored one's span and heart-rate summary cover both.
 
 use super::devices::parse_address;
+use super::{on, Tx};
 use super::{Store, StoreError};
 use crate::crypto::{random_token, same_secret, sha256, token_hash};
 use crate::model::{Batch, NewActivity, SeriesKind};
 use serde::{Deserialize, Serialize};
-use sqlx::{Sqlite, Transaction};
 use thiserror::Error;
 
 /// Replay-log entries kept per collector (older ones are below the cursor and refused
@@ -155,8 +155,6 @@ pub enum ForwardError {
     Store(#[from] StoreError),
 }
 
-type Tx<'a> = Transaction<'a, Sqlite>;
-
 /// The device address of a strap session's external id (`ADDRESS@START_MS`).
 fn device_of(a: &NewActivity) -> Option<String> {
     let (address, start) = a.external_id.split_once('@')?;
@@ -168,12 +166,15 @@ impl Store {
     /// Register a collector; returns it and its token (shown once, stored hashed).
     pub async fn add_collector(&self, name: &str) -> Result<(Collector, String), StoreError> {
         let token = random_token()?;
-        let done = sqlx::query("INSERT INTO collectors (name, token_hash, created_ms) VALUES (?, ?, ?)")
-            .bind(name)
-            .bind(token_hash(&token))
-            .bind(Store::now_ms())
-            .execute(&self.pool)
-            .await;
+        let done = on!(&self.db, |e, sql| sqlx::query(&sql(
+            "INSERT INTO collectors (name, token_hash, created_ms) VALUES (?, ?, ?)"
+        ))
+        .bind(name)
+        .bind(token_hash(&token))
+        .bind(Store::now_ms())
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()));
         match done {
             Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
                 return Err(StoreError::Duplicate(format!("collector {name:?}")))
@@ -184,21 +185,25 @@ impl Store {
     }
 
     pub async fn collectors(&self) -> Result<Vec<Collector>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM collectors ORDER BY name").fetch_all(&self.pool).await?)
+        Ok(on!(&self.db, |e, sql| sqlx::query_as(&sql("SELECT * FROM collectors ORDER BY name")).fetch_all(e).await)?)
     }
 
     pub async fn collector(&self, name: &str) -> Result<Collector, StoreError> {
-        sqlx::query_as("SELECT * FROM collectors WHERE name = ?")
+        on!(&self.db, |e, sql| sqlx::query_as(&sql("SELECT * FROM collectors WHERE name = ?"))
             .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("collector {name:?}")))
+            .fetch_optional(e)
+            .await)?
+        .ok_or_else(|| StoreError::NotFound(format!("collector {name:?}")))
     }
 
     /// Remove a collector: its token stops working at once. What it forwarded stays.
     pub async fn remove_collector(&self, name: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM collectors WHERE name = ?").bind(name).execute(&self.pool).await?;
-        if done.rows_affected() == 0 {
+        let done = on!(&self.db, |e, sql| sqlx::query(&sql("DELETE FROM collectors WHERE name = ?"))
+            .bind(name)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if done == 0 {
             return Err(StoreError::NotFound(format!("collector {name:?}")));
         }
         Ok(())
@@ -207,11 +212,12 @@ impl Store {
     /// The collector whose token this is (and note the contact), or None.
     pub async fn collector_by_token(&self, token: &str) -> Result<Option<Collector>, StoreError> {
         let hash = token_hash(token);
-        let found: Option<(Vec<u8>, String)> =
-            sqlx::query_as("SELECT token_hash, name FROM collectors WHERE token_hash = ?")
-                .bind(&hash)
-                .fetch_optional(&self.pool)
-                .await?;
+        let found: Option<(Vec<u8>, String)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
+            "SELECT token_hash, name FROM collectors WHERE token_hash = ?"
+        ))
+        .bind(&hash)
+        .fetch_optional(e)
+        .await)?;
         // The lookup is by the hash (which says nothing of the token); compared again in
         // constant time so no early exit depends on the stored value.
         let Some((stored, name)) =
@@ -220,20 +226,21 @@ impl Store {
             return Ok(None);
         };
         debug_assert_eq!(stored, hash);
-        sqlx::query("UPDATE collectors SET last_contact_ms = ? WHERE name = ?")
+        on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE collectors SET last_contact_ms = ? WHERE name = ?"))
             .bind(Store::now_ms())
             .bind(&name)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(Some(self.collector(&name).await?))
     }
 
     pub async fn set_collector_report(&self, id: i64, report: &Report) -> Result<(), StoreError> {
         let in_range = serde_json::to_string(&report.in_range).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql(
             "UPDATE collectors SET report_ms = ?, backlog_batches = ?, backlog_bytes = ?, outbox_full = ?,
                     not_stored = ?, adapter = ?, in_range = ? WHERE id = ?",
-        )
+        ))
         .bind(Store::now_ms())
         .bind(report.backlog_batches)
         .bind(report.backlog_bytes)
@@ -242,49 +249,56 @@ impl Store {
         .bind(&report.adapter)
         .bind(in_range)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Remember why a collector's batch was refused, for `collector list`.
     pub async fn note_collector_refusal(&self, id: i64, why: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE collectors SET refused = ?, refused_ms = ? WHERE id = ?")
+        on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE collectors SET refused = ?, refused_ms = ? WHERE id = ?"))
             .bind(why)
             .bind(Store::now_ms())
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Ask a collector to scan for `seconds`; the request's id.
     pub async fn ask_scan(&self, collector: i64, seconds: u64) -> Result<i64, StoreError> {
-        let id = sqlx::query_scalar(
+        let id = on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
             "INSERT INTO collector_scans (collector_id, seconds, asked_ms) VALUES (?, ?, ?) RETURNING id",
-        )
+        ))
         .bind(collector)
         .bind(i64::try_from(seconds).unwrap_or(i64::MAX))
         .bind(Store::now_ms())
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(e)
+        .await)?;
         Ok(id)
     }
 
     /// The oldest scan asked of this collector and not answered yet, marked as sent.
     pub async fn open_scan(&self, collector: i64) -> Result<Option<ScanAsked>, StoreError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(
+        let row: Option<(i64, i64)> = on!(&self.db, |e, sql| {
+            sqlx::query_as(&sql(
             "SELECT id, seconds FROM collector_scans WHERE collector_id = ? AND done_ms IS NULL ORDER BY id LIMIT 1",
-        )
+        ))
         .bind(collector)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e)
+        .await
+        })?;
         let Some((id, seconds)) = row else { return Ok(None) };
-        sqlx::query("UPDATE collector_scans SET sent_ms = coalesce(sent_ms, ?) WHERE id = ?")
-            .bind(Store::now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql(
+            "UPDATE collector_scans SET sent_ms = coalesce(sent_ms, ?) WHERE id = ?"
+        ))
+        .bind(Store::now_ms())
+        .bind(id)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(Some(ScanAsked { id, seconds: u64::try_from(seconds).unwrap_or_default() }))
     }
 
@@ -301,27 +315,29 @@ impl Store {
             Ok(heard) => (Some(serde_json::to_string(heard).map_err(|e| StoreError::Corrupt(e.to_string()))?), None),
             Err(why) => (None, Some(why.as_str())),
         };
-        let done = sqlx::query(
-            "UPDATE collector_scans SET done_ms = ?, seen = ?, error = ?
-              WHERE id = ? AND collector_id = ? AND done_ms IS NULL",
-        )
-        .bind(Store::now_ms())
-        .bind(seen)
-        .bind(error)
-        .bind(id)
-        .bind(collector)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let done =
+            on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE collector_scans SET done_ms = ?, seen = ?, error = ?
+              WHERE id = ? AND collector_id = ? AND done_ms IS NULL",))
+            .bind(Store::now_ms())
+            .bind(seen)
+            .bind(error)
+            .bind(id)
+            .bind(collector)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
     }
 
     pub async fn scan_state(&self, id: i64) -> Result<ScanState, StoreError> {
         /// sent_ms, done_ms, seen, error
         type Row = (Option<i64>, Option<i64>, Option<String>, Option<String>);
-        let row: Option<Row> = sqlx::query_as("SELECT sent_ms, done_ms, seen, error FROM collector_scans WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<Row> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
+            "SELECT sent_ms, done_ms, seen, error FROM collector_scans WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(e)
+        .await)?;
         let Some((sent, done, seen, error)) = row else {
             return Err(StoreError::NotFound(format!("scan request #{id}")));
         };
@@ -337,7 +353,11 @@ impl Store {
 
     /// Forget a scan request (answered and read, or given up on).
     pub async fn drop_scan(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM collector_scans WHERE id = ?").bind(id).execute(&self.pool).await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql("DELETE FROM collector_scans WHERE id = ?"))
+            .bind(id)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -350,11 +370,12 @@ impl Store {
         batches: &[Forwarded],
         gap_ms: i64,
     ) -> Result<Applied, ForwardError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from)?;
-        let cursor: i64 = sqlx::query_scalar("SELECT last_seq FROM collectors WHERE id = ?")
-            .bind(collector)
-            .fetch_optional(&mut *tx)
-            .await
+        let mut tx = self.write().await?;
+        let cursor: i64 =
+            on!(&mut tx, |e, sql| sqlx::query_scalar(&sql("SELECT last_seq FROM collectors WHERE id = ?"))
+                .bind(collector)
+                .fetch_optional(&mut **e)
+                .await)
             .map_err(StoreError::from)?
             .ok_or_else(|| StoreError::NotFound(format!("collector #{collector}")))?;
         let paired: std::collections::HashMap<String, i64> =
@@ -370,13 +391,14 @@ impl Store {
                 });
             }
             let digest = sha256(&serde_json::to_vec(&f.batch).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-            let logged: Option<(String, Vec<u8>)> =
-                sqlx::query_as("SELECT batch_id, digest FROM collector_batches WHERE collector_id = ? AND seq = ?")
-                    .bind(collector)
-                    .bind(f.seq)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
+            let logged: Option<(String, Vec<u8>)> = on!(&mut tx, |e, sql| sqlx::query_as(&sql(
+                "SELECT batch_id, digest FROM collector_batches WHERE collector_id = ? AND seq = ?"
+            ))
+            .bind(collector)
+            .bind(f.seq)
+            .fetch_optional(&mut **e)
+            .await)
+            .map_err(StoreError::from)?;
             match logged {
                 Some((id, d)) if id == f.id && d == digest => {
                     out.repeated += 1;
@@ -416,40 +438,42 @@ impl Store {
             for external in with_hr {
                 super::ingest::restate_hr(&mut tx, FORWARDED_SOURCE, &external).await?;
             }
-            sqlx::query(
+            on!(&mut tx, |e, sql| sqlx::query(&sql(
                 "INSERT INTO collector_batches (collector_id, seq, batch_id, digest, applied_ms) VALUES (?, ?, ?, ?, ?)",
-            )
+            ))
             .bind(collector)
             .bind(f.seq)
             .bind(&f.id)
             .bind(digest.to_vec())
             .bind(now)
-            .execute(&mut *tx)
-            .await
+            .execute(&mut **e)
+            .await.map(|r| r.rows_affected()))
             .map_err(StoreError::from)?;
             out.applied += 1;
             out.samples += report.samples_written as u64;
             out.through = out.through.max(f.seq);
         }
-        sqlx::query(
+        on!(&mut tx, |e, sql| sqlx::query(&sql(
             "UPDATE collectors SET last_seq = ?, applied_batches = applied_batches + ?,
                     applied_samples = applied_samples + ?, last_contact_ms = ?, applied_ms = ? WHERE id = ?",
-        )
+        ))
         .bind(out.through)
         .bind(out.applied as i64)
         .bind(out.samples as i64)
         .bind(now)
         .bind(now)
         .bind(collector)
-        .execute(&mut *tx)
+        .execute(&mut **e)
         .await
+        .map(|r| r.rows_affected()))
         .map_err(StoreError::from)?;
-        sqlx::query("DELETE FROM collector_batches WHERE collector_id = ? AND seq <= ?")
+        on!(&mut tx, |e, sql| sqlx::query(&sql("DELETE FROM collector_batches WHERE collector_id = ? AND seq <= ?"))
             .bind(collector)
             .bind(out.through - REPLAY_LOG)
-            .execute(&mut *tx)
+            .execute(&mut **e)
             .await
-            .map_err(StoreError::from)?;
+            .map(|r| r.rows_affected()))
+        .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(out)
     }
@@ -488,27 +512,28 @@ fn check(f: &Forwarded, paired: &std::collections::HashMap<String, i64>) -> Resu
 async fn settle_session(tx: &mut Tx<'_>, a: &mut NewActivity, gap_ms: i64) -> Result<(), StoreError> {
     let Some(address) = device_of(a) else { return Ok(()) };
     let (start, end) = (a.start.timestamp_millis(), a.end.timestamp_millis());
-    let mut stored: Option<(i64, i64)> =
-        sqlx::query_as("SELECT start_ms, end_ms FROM activities WHERE source = ? AND external_id = ?")
-            .bind(FORWARDED_SOURCE)
-            .bind(&a.external_id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let mut stored: Option<(i64, i64)> = on!(&mut *tx, |e, sql| sqlx::query_as(&sql(
+        "SELECT start_ms, end_ms FROM activities WHERE source = ? AND external_id = ?"
+    ))
+    .bind(FORWARDED_SOURCE)
+    .bind(&a.external_id)
+    .fetch_optional(&mut **e)
+    .await)?;
     if stored.is_none() {
         let prefix = format!("{address}@");
-        let other: Option<(String, i64, i64)> = sqlx::query_as(
-            "SELECT external_id, start_ms, end_ms FROM activities
-              WHERE source = ? AND client_id = ? AND substr(external_id, 1, ?) = ? AND start_ms <= ? AND end_ms >= ?
-              ORDER BY end_ms DESC LIMIT 1",
-        )
-        .bind(FORWARDED_SOURCE)
-        .bind(a.client_id)
-        .bind(prefix.len() as i64)
-        .bind(&prefix)
-        .bind(end + gap_ms)
-        .bind(start - gap_ms)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let other: Option<(String, i64, i64)> = on!(&mut *tx, |e, sql| {
+            sqlx::query_as(&sql("SELECT external_id, start_ms, end_ms FROM activities
+              WHERE source = ? AND client_id = ? AND substr(external_id, 1, CAST(? AS INTEGER)) = ? AND start_ms <= ? AND end_ms >= ?
+              ORDER BY end_ms DESC LIMIT 1",))
+            .bind(FORWARDED_SOURCE)
+            .bind(a.client_id)
+            .bind(prefix.len() as i64)
+            .bind(&prefix)
+            .bind(end + gap_ms)
+            .bind(start - gap_ms)
+            .fetch_optional(&mut **e)
+            .await
+        })?;
         if let Some((external, s, e)) = other {
             tracing::debug!(from = %a.external_id, into = %external, "a forwarded session goes on with the stored one");
             a.external_id = external;

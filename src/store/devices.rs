@@ -1,6 +1,7 @@
 //! Bluetooth sensors: what was seen nearby, and which client each paired one belongs to.
 //! A device with no client is never recorded.
 
+use super::on;
 use super::{Store, StoreError};
 use crate::model::ClientId;
 use serde::Serialize;
@@ -68,46 +69,49 @@ impl Store {
     /// Record a device seen nearby (a scan, or the collector's discovery). Keeps its pairing.
     pub async fn device_seen(&self, address: &str, name: Option<&str>, services: &str) -> Result<(), StoreError> {
         let address = parse_address(address).map_err(|e| StoreError::Invalid(vec![e]))?;
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql(
             "INSERT INTO devices (address, name, services, last_seen_ms) VALUES (?, ?, ?, ?)
              ON CONFLICT(address) DO UPDATE SET name = COALESCE(excluded.name, devices.name),
                  services = CASE WHEN excluded.services = '' THEN devices.services ELSE excluded.services END,
                  last_seen_ms = excluded.last_seen_ms",
-        )
+        ))
         .bind(address)
         .bind(name)
         .bind(services)
         .bind(Store::now_ms())
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Bind a device to a client (moving it from another client if it was paired before).
     pub async fn pair_device(&self, address: &str, client: ClientId) -> Result<Device, StoreError> {
         let address = parse_address(address).map_err(|e| StoreError::Invalid(vec![e]))?;
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql(
             "INSERT INTO devices (address, client_id, paired_ms) VALUES (?, ?, ?)
              ON CONFLICT(address) DO UPDATE SET client_id = excluded.client_id, paired_ms = excluded.paired_ms",
-        )
+        ))
         .bind(&address)
         .bind(client)
         .bind(Store::now_ms())
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         self.device(&address).await
     }
 
     /// Forget a device's client; it is no longer recorded. Errors if it was not paired.
     pub async fn unpair_device(&self, address: &str) -> Result<(), StoreError> {
         let address = parse_address(address).map_err(|e| StoreError::Invalid(vec![e]))?;
-        let done = sqlx::query(
+        let done = on!(&self.db, |e, sql| sqlx::query(&sql(
             "UPDATE devices SET client_id = NULL, paired_ms = NULL WHERE address = ? AND client_id IS NOT NULL",
-        )
+        ))
         .bind(&address)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if done == 0 {
             return Err(StoreError::NotFound(format!("paired device {address}")));
         }
         Ok(())
@@ -124,14 +128,14 @@ impl Store {
 
     /// Every known device, paired ones first.
     pub async fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on!(&self.db, |e, sql| sqlx::query_as(&sql(
             "SELECT d.address, d.name, d.services, c.name AS client, d.client_id, d.paired_ms, d.last_seen_ms,
                     d.link, d.link_note, d.link_ms
              FROM devices d LEFT JOIN clients c ON c.id = d.client_id
              ORDER BY d.client_id IS NULL, d.address",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        ))
+        .fetch_all(e)
+        .await)?)
     }
 
     /// The collector's view of a device's link (None: it is not recording it).
@@ -142,31 +146,37 @@ impl Store {
             Some(Link::Waiting(why)) => (Some("waiting"), Some(why.as_str())),
             None => (None, None),
         };
-        sqlx::query("UPDATE devices SET link = ?, link_note = ?, link_ms = ? WHERE address = ?")
-            .bind(state)
-            .bind(note)
-            .bind(link.map(|_| Store::now_ms()))
-            .bind(address)
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql(
+            "UPDATE devices SET link = ?, link_note = ?, link_ms = ? WHERE address = ?"
+        ))
+        .bind(state)
+        .bind(note)
+        .bind(link.map(|_| Store::now_ms()))
+        .bind(address)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Forget every link (a collector starting or stopping: nothing it said holds any more).
     pub async fn clear_device_links(&self) -> Result<(), StoreError> {
-        sqlx::query("UPDATE devices SET link = NULL, link_note = NULL, link_ms = NULL WHERE link IS NOT NULL")
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql(
+            "UPDATE devices SET link = NULL, link_note = NULL, link_ms = NULL WHERE link IS NOT NULL"
+        ))
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Paired devices with their client's time zone.
     pub async fn pairings(&self) -> Result<Vec<Pairing>, StoreError> {
-        let rows: Vec<(String, ClientId, String)> = sqlx::query_as(
+        let rows: Vec<(String, ClientId, String)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
             "SELECT d.address, c.id, c.tz FROM devices d JOIN clients c ON c.id = d.client_id ORDER BY d.address",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        ))
+        .fetch_all(e)
+        .await)?;
         rows.into_iter()
             .map(|(address, client_id, tz): (String, i64, String)| {
                 let tz =
@@ -180,17 +190,17 @@ impl Store {
     /// external id `ADDRESS@START`), if any.
     pub async fn last_session(&self, client: ClientId, address: &str) -> Result<Option<StoredSession>, StoreError> {
         let prefix = format!("{address}@");
-        let row: Option<SessionRow> = sqlx::query_as(
+        let row: Option<SessionRow> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
             "SELECT start_ms, end_ms, hr_samples, avg_hr, max_hr, distance_m FROM activities
-              WHERE client_id = ? AND source = ? AND substr(external_id, 1, ?) = ?
+              WHERE client_id = ? AND source = ? AND substr(external_id, 1, CAST(? AS INTEGER)) = ?
               ORDER BY end_ms DESC LIMIT 1",
-        )
+        ))
         .bind(client)
         .bind("ble")
         .bind(prefix.len() as i64)
         .bind(&prefix)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e)
+        .await)?;
         Ok(row.map(|(start_ms, last_ms, n, avg_hr, max_hr, distance_m)| StoredSession {
             start_ms,
             last_ms,

@@ -6,6 +6,7 @@
 //! a client (directly or through its activities, homework or check-ins) and is missing
 //! here fails it.
 
+use super::on;
 use super::{Store, StoreError};
 use crate::model::ClientId;
 use serde::Serialize;
@@ -92,7 +93,15 @@ fn condition(table: &str) -> Option<&'static str> {
     CLIENT_ROWS.iter().find(|(t, _)| *t == table).map(|(_, c)| *c)
 }
 
-fn to_json(row: &sqlx::sqlite::SqliteRow) -> Map<String, Value> {
+fn to_json<R>(row: &R) -> Map<String, Value>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     let mut out = Map::new();
     for (i, col) in row.columns().iter().enumerate() {
         let name = col.name();
@@ -101,8 +110,10 @@ fn to_json(row: &sqlx::sqlite::SqliteRow) -> Map<String, Value> {
             Value::Null
         } else {
             match raw.type_info().name() {
-                "INTEGER" => row.try_get::<i64, _>(i).map(Value::from).unwrap_or(Value::Null),
-                "REAL" => row.try_get::<f64, _>(i).map(Value::from).unwrap_or(Value::Null),
+                // SQLite's storage classes, PostgreSQL's types.
+                "INTEGER" | "INT8" => row.try_get::<i64, _>(i).map(Value::from).unwrap_or(Value::Null),
+                "INT4" => row.try_get::<i32, _>(i).map(Value::from).unwrap_or(Value::Null),
+                "REAL" | "FLOAT8" => row.try_get::<f64, _>(i).map(Value::from).unwrap_or(Value::Null),
                 "TEXT" => {
                     let text: String = row.try_get(i).unwrap_or_default();
                     if JSON_COLUMNS.contains(&name) {
@@ -133,21 +144,21 @@ impl Store {
         }
         let cond = condition(table).ok_or_else(|| StoreError::Invalid(vec![format!("no condition for {table}")]))?;
         // The table names come from the constant lists above, never from input.
-        let rows =
-            sqlx::query(&format!("SELECT * FROM {table} WHERE {cond}")).bind(client).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(to_json).collect())
+        Ok(on!(&self.db, |e, sql| sqlx::query(&sql(&format!("SELECT * FROM {table} WHERE {cond}")))
+            .bind(client)
+            .fetch_all(e)
+            .await
+            .map(|rows| rows.iter().map(to_json).collect()))?)
     }
 
     /// The ids of the client's activities that have samples, with their start and end (ms).
     pub async fn activities_with_samples(&self, client: ClientId) -> Result<Vec<(i64, i64, i64, String)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT a.id, a.start_ms, a.end_ms, a.type FROM activities a
+        Ok(on!(&self.db, |e, sql| sqlx::query_as(&sql("SELECT a.id, a.start_ms, a.end_ms, a.type FROM activities a
              WHERE a.client_id = ? AND EXISTS (SELECT 1 FROM sample_chunks s WHERE s.activity_id = a.id)
-             ORDER BY a.start_ms",
-        )
+             ORDER BY a.start_ms",))
         .bind(client)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(e)
+        .await)?)
     }
 
     /// Delete every row of the client in one transaction: [`CLIENT_ROWS`], the cursors
@@ -156,15 +167,19 @@ impl Store {
     pub async fn remove_client(&self, client: ClientId) -> Result<Removed, StoreError> {
         // BEGIN IMMEDIATE: the write lock first, so no batch for this client can land
         // between reading what is theirs and deleting it.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let name: Option<String> =
-            sqlx::query_scalar("SELECT name FROM clients WHERE id = ?").bind(client).fetch_optional(&mut *tx).await?;
+            on!(&mut tx, |e, sql| sqlx::query_scalar(&sql("SELECT name FROM clients WHERE id = ?"))
+                .bind(client)
+                .fetch_optional(&mut **e)
+                .await)?;
         let name = name.ok_or_else(|| StoreError::NotFound(format!("client #{client}")))?;
         let mut removed = Removed { client: name.clone(), ..Default::default() };
-        let cursors = sqlx::query(
+        let hash = self.hex_of("content_hash");
+        let statement = format!(
             "DELETE FROM cursors WHERE
                 stream IN (SELECT 'account:' || id FROM accounts WHERE client_id = ?1)
-             OR stream IN (SELECT 'sha256:' || lower(hex(content_hash)) FROM activities
+             OR stream IN (SELECT 'sha256:' || {hash} FROM activities
                            WHERE client_id = ?1 AND content_hash IS NOT NULL)
              OR stream = 'demo-' || ?2
              OR (source IN (SELECT source FROM activities WHERE client_id = ?1
@@ -172,30 +187,40 @@ impl Store {
                             UNION SELECT source FROM metric_buckets WHERE client_id = ?1)
                  AND source NOT IN (SELECT source FROM activities WHERE client_id <> ?1
                             UNION SELECT source FROM daily_metrics WHERE client_id <> ?1
-                            UNION SELECT source FROM metric_buckets WHERE client_id <> ?1))",
-        )
-        .bind(client)
-        .bind(&name)
-        .execute(&mut *tx)
-        .await?;
-        removed.cursors = cursors.rows_affected();
-        sqlx::query(
+                            UNION SELECT source FROM metric_buckets WHERE client_id <> ?1))"
+        );
+        let cursors = on!(&mut tx, |e, sql| sqlx::query(&sql(&statement))
+            .bind(client)
+            .bind(&name)
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
+        removed.cursors = cursors;
+        on!(&mut tx, |e, sql| sqlx::query(&sql(
             "DELETE FROM meta WHERE key IN (SELECT 'skipped:' || id FROM accounts WHERE client_id = ?1
                                             UNION SELECT 'lease:refresh:' || id FROM accounts WHERE client_id = ?1)",
-        )
+        ))
         .bind(client)
-        .execute(&mut *tx)
-        .await?;
-        let unpaired = sqlx::query("UPDATE devices SET client_id = NULL, paired_ms = NULL WHERE client_id = ?")
-            .bind(client)
-            .execute(&mut *tx)
-            .await?;
-        removed.devices_unpaired = unpaired.rows_affected();
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        let unpaired = on!(&mut tx, |e, sql| sqlx::query(&sql(
+            "UPDATE devices SET client_id = NULL, paired_ms = NULL WHERE client_id = ?"
+        ))
+        .bind(client)
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        removed.devices_unpaired = unpaired;
         for (table, cond) in CLIENT_ROWS {
             // Names and conditions are the constants above, never input.
-            let done = sqlx::query(&format!("DELETE FROM {table} WHERE {cond}")).bind(client).execute(&mut *tx).await?;
-            if done.rows_affected() > 0 {
-                removed.rows.push((table.to_string(), done.rows_affected()));
+            let done = on!(&mut tx, |e, sql| sqlx::query(&sql(&format!("DELETE FROM {table} WHERE {cond}")))
+                .bind(client)
+                .execute(&mut **e)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if done > 0 {
+                removed.rows.push((table.to_string(), done));
             }
         }
         tx.commit().await?;

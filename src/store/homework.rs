@@ -1,6 +1,7 @@
 //! Homework, check-ins, excuses, the evidence the engine judges from, and the verdict cache.
 
 use super::ingest::mark_dirty;
+use super::on;
 use super::{codec, packed, Store, StoreError};
 use crate::engine::evidence::{ActivityRec, CheckinRec, DailyValue, Evidence, SetRec};
 use crate::engine::judge::Homework;
@@ -102,57 +103,64 @@ impl Store {
         until: Option<NaiveDate>,
     ) -> Result<HomeworkRow, StoreError> {
         let json = serde_json::to_string(rule).map_err(|e| StoreError::Invalid(vec![e.to_string()]))?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on!(&self.db, |e, sql| {
+            sqlx::query_scalar(&sql(
             "INSERT INTO homework (client_id, text, rule, from_date, until_date, created_ms) VALUES (?, ?, ?, ?, ?, ?)
              RETURNING id",
-        )
+        ))
         .bind(client)
         .bind(rule.to_string())
         .bind(json)
         .bind(from.to_string())
         .bind(until.map(|d| d.to_string()))
         .bind(Store::now_ms())
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(e)
+        .await
+        })?;
         self.homework(id).await
     }
 
     pub async fn homework(&self, id: i64) -> Result<HomeworkRow, StoreError> {
         let row: Option<HomeworkSql> =
-            sqlx::query_as(&format!("{HOMEWORK_SELECT} WHERE h.id = ?")).bind(id).fetch_optional(&self.pool).await?;
+            on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!("{HOMEWORK_SELECT} WHERE h.id = ?")))
+                .bind(id)
+                .fetch_optional(e)
+                .await)?;
         homework_row(row.ok_or_else(|| StoreError::NotFound(format!("homework #{id}")))?)
     }
 
     /// Every homework, or one client's, by id.
     pub async fn list_homework(&self, client: Option<ClientId>) -> Result<Vec<HomeworkRow>, StoreError> {
         // `? IS NULL` lets one statement serve both: every client, or just one.
-        let rows: Vec<HomeworkSql> = sqlx::query_as(&format!(
+        let rows: Vec<HomeworkSql> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!(
             "{HOMEWORK_SELECT} WHERE ? IS NULL OR h.client_id = ? ORDER BY c.name COLLATE NOCASE, h.id"
-        ))
+        )))
         .bind(client)
         .bind(client)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e)
+        .await)?;
         rows.into_iter().map(homework_row).collect()
     }
 
     /// Set the last day a homework applies; cached verdicts after it are dropped.
     pub async fn end_homework(&self, id: i64, until: NaiveDate) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query("UPDATE homework SET until_date = ? WHERE id = ?")
+        let mut tx = self.write().await?;
+        let done = on!(&mut tx, |e, sql| sqlx::query(&sql("UPDATE homework SET until_date = ? WHERE id = ?"))
             .bind(until.to_string())
             .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if done == 0 {
             return Err(StoreError::NotFound(format!("homework #{id}")));
         }
         // A weekly occurrence may straddle the end.
-        sqlx::query("DELETE FROM verdicts WHERE homework_id = ? AND month >= ?")
+        on!(&mut tx, |e, sql| sqlx::query(&sql("DELETE FROM verdicts WHERE homework_id = ? AND month >= ?"))
             .bind(id)
             .bind(super::verdicts::month_of(until - Duration::days(7)))
-            .execute(&mut *tx)
-            .await?;
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
         tx.commit().await?;
         Ok(())
     }
@@ -166,11 +174,11 @@ impl Store {
         note: Option<&str>,
         origin: &str,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let id: i64 = sqlx::query_scalar(
+        let mut tx = self.write().await?;
+        let id: i64 = on!(&mut tx, |e, sql| sqlx::query_scalar(&sql(
             "INSERT INTO checkins (client_id, homework_id, date, value, note, origin, created_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
+        ))
         .bind(client)
         .bind(homework)
         .bind(on.to_string())
@@ -178,8 +186,8 @@ impl Store {
         .bind(note)
         .bind(origin)
         .bind(Store::now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(&mut **e)
+        .await)?;
         mark_dirty(&mut tx, client, on).await?;
         tx.commit().await?;
         Ok(id)
@@ -193,17 +201,18 @@ impl Store {
         on: NaiveDate,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
+        let mut tx = self.write().await?;
+        on!(&mut tx, |e, sql| sqlx::query(&sql(
             "INSERT INTO excuses (homework_id, date, reason, created_ms) VALUES (?, ?, ?, ?)
              ON CONFLICT (homework_id, date) DO UPDATE SET reason = excluded.reason",
-        )
+        ))
         .bind(homework)
         .bind(on.to_string())
         .bind(reason)
         .bind(Store::now_ms())
-        .execute(&mut *tx)
-        .await?;
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
         mark_dirty(&mut tx, client, on).await?;
         tx.commit().await?;
         Ok(())
@@ -248,18 +257,20 @@ impl Store {
         let in_span = |c: ClientId, ms: i64| own.get(&c).is_some_and(|((lo, hi), _)| ms >= *lo && ms < *hi);
         let on_day = |c: ClientId, d: NaiveDate| own.get(&c).is_some_and(|(_, (lo, hi))| d >= *lo && d <= *hi);
         // Each statement gives one row per client: its rows packed into a JSON array.
-        let by_time = |sql: String| packed::rows(&self.pool, sql, ids.clone(), lo_ms, hi_ms);
-        let by_date = |sql: String| packed::rows(&self.pool, sql, ids.clone(), d_lo.clone(), d_hi.clone());
+        let by_time = |sql: String| packed::rows(&self.db, sql, ids.clone(), lo_ms, hi_ms);
+        let by_date = |sql: String| packed::rows(&self.db, sql, ids.clone(), d_lo.clone(), d_hi.clone());
+        let p = packed::Packing::of(&self.db);
+        let (agg, end, arr, in_ids) = (p.agg, p.end, p.arr, p.ids);
         let corrupt = |what: &str, e: serde_json::Error| StoreError::Corrupt(format!("{what}: {e}"));
 
         let set_rows = by_time(format!(
-            "SELECT a.client_id, json_group_array(json_array(s.activity_id, s.start_ms, s.exercise, s.reps, {})
-                     ORDER BY s.activity_id, s.seq)
+            "SELECT a.client_id, {agg}{arr}(s.activity_id, s.start_ms, s.exercise, s.reps, {})
+                     ORDER BY s.activity_id, s.seq{end}
                  FROM strength_sets s JOIN activities a ON a.id = s.activity_id
-                 WHERE a.client_id IN (SELECT value FROM json_each(?)) AND a.start_ms >= ? AND a.start_ms < ?
+                 WHERE a.client_id IN ({in_ids}) AND a.start_ms >= ? AND a.start_ms < ?
                    AND s.set_type = 'active' AND (s.reps > 0 OR s.duration_s > 0)
                  GROUP BY a.client_id",
-            packed::real_sql("s.duration_s")
+            p.real("s.duration_s")
         ))
         .await?;
         let mut sets_by: HashMap<i64, Vec<SetRec>> = HashMap::new();
@@ -275,15 +286,17 @@ impl Store {
             }
         }
         let activity_rows = by_time(format!(
-            "SELECT client_id, json_group_array(json_array(id, source, start_ms, end_ms, utc_offset_s, type, category,
-                     {}, {}, max_hr, CASE WHEN hr_hist IS NOT NULL THEN hex(hr_hist) END, hr_samples,
-                     CASE WHEN source IN ('fit', 'tcx', 'gpx') AND content_hash IS NOT NULL THEN hex(content_hash) END,
-                     {}, hr_zones) ORDER BY start_ms, id)
-                 FROM activities WHERE client_id IN (SELECT value FROM json_each(?)) AND start_ms >= ? AND start_ms < ?
+            "SELECT client_id, {agg}{arr}(id, source, start_ms, end_ms, utc_offset_s, type, category,
+                     {}, {}, max_hr, {}, hr_samples,
+                     CASE WHEN source IN ('fit', 'tcx', 'gpx') THEN {} END,
+                     {}, hr_zones) ORDER BY start_ms, id{end}
+                 FROM activities WHERE client_id IN ({in_ids}) AND start_ms >= ? AND start_ms < ?
                  GROUP BY client_id",
-            packed::real_sql("duration_s"),
-            packed::real_sql("avg_hr"),
-            packed::real_sql("distance_m")
+            p.real("duration_s"),
+            p.real("avg_hr"),
+            p.hex("hr_hist"),
+            p.hex("content_hash"),
+            p.real("distance_m")
         ))
         .await?;
         let mut activities: HashMap<ClientId, Vec<ActivityRec>> = HashMap::new();
@@ -336,10 +349,10 @@ impl Store {
             }
         }
         let daily_rows = by_date(format!(
-            "SELECT client_id, json_group_array(json_array(date, metric, source, {}) ORDER BY date, metric, source)
-                 FROM daily_metrics WHERE client_id IN (SELECT value FROM json_each(?)) AND date BETWEEN ? AND ?
+            "SELECT client_id, {agg}{arr}(date, metric, source, {}) ORDER BY date, metric, source{end}
+                 FROM daily_metrics WHERE client_id IN ({in_ids}) AND date BETWEEN ? AND ?
                  GROUP BY client_id",
-            packed::real_sql("value")
+            p.real("value")
         ))
         .await?;
         let mut daily: HashMap<ClientId, Vec<DailyValue>> = HashMap::new();
@@ -354,10 +367,10 @@ impl Store {
             }
         }
         let checkin_rows = by_date(format!(
-            "SELECT client_id, json_group_array(json_array(id, homework_id, date, {}, note) ORDER BY date, id)
-                 FROM checkins WHERE client_id IN (SELECT value FROM json_each(?)) AND date BETWEEN ? AND ?
+            "SELECT client_id, {agg}{arr}(id, homework_id, date, {}, note) ORDER BY date, id{end}
+                 FROM checkins WHERE client_id IN ({in_ids}) AND date BETWEEN ? AND ?
                  GROUP BY client_id",
-            packed::real_sql("value")
+            p.real("value")
         ))
         .await?;
         let mut checkins: HashMap<ClientId, Vec<CheckinRec>> = HashMap::new();
@@ -376,13 +389,12 @@ impl Store {
                 }
             }
         }
-        let excuse_rows = by_date(
-            "SELECT h.client_id, json_group_array(json_array(e.homework_id, e.date))
+        let excuse_rows = by_date(format!(
+            "SELECT h.client_id, {agg}{arr}(e.homework_id, e.date){end}
              FROM excuses e JOIN homework h ON h.id = e.homework_id
-             WHERE h.client_id IN (SELECT value FROM json_each(?)) AND e.date BETWEEN ? AND ?
+             WHERE h.client_id IN ({in_ids}) AND e.date BETWEEN ? AND ?
              GROUP BY h.client_id"
-                .to_string(),
-        )
+        ))
         .await?;
         let mut excused: HashMap<ClientId, BTreeSet<(i64, NaiveDate)>> = HashMap::new();
         for (c, json) in &excuse_rows {
@@ -411,15 +423,20 @@ impl Store {
 
     /// The homework of the given clients, each client's by id (one statement, one row).
     pub async fn homework_of(&self, clients: &[ClientId]) -> Result<HashMap<ClientId, Vec<Homework>>, StoreError> {
-        let json: String = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(h.id, h.client_id, c.name, h.text, h.rule, h.from_date, h.until_date)
-                 ORDER BY h.id)
+        let p = packed::Packing::of(&self.db);
+        let (agg, end, arr, in_ids) = (p.agg, p.end, p.arr, p.ids);
+        let statement = format!(
+            "SELECT {agg}{arr}(h.id, h.client_id, c.name, h.text, h.rule, h.from_date, h.until_date)
+                 ORDER BY h.id{end}
              FROM homework h JOIN clients c ON c.id = h.client_id
-             WHERE h.client_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(serde_json::to_string(clients).unwrap_or_else(|_| "[]".into()))
-        .fetch_one(&self.pool)
-        .await?;
+             WHERE h.client_id IN ({in_ids})"
+        );
+        // No homework: SQLite packs an empty array, PostgreSQL gives NULL.
+        let json: Option<String> = on!(&self.db, |e, sql| sqlx::query_scalar(&sql(&statement))
+            .bind(serde_json::to_string(clients).unwrap_or_else(|_| "[]".into()))
+            .fetch_one(e)
+            .await)?;
+        let json = json.unwrap_or_else(|| "[]".into());
         let rows: Vec<HomeworkSql> =
             serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("homework: {e}")))?;
         let mut out: HashMap<ClientId, Vec<Homework>> = HashMap::new();

@@ -8,19 +8,17 @@
 //! give the whole night's bed and wake times.
 
 use super::codec;
+use super::{on, Tx};
 use super::{Store, StoreError};
 use crate::model::{ActivityId, Batch, IngestReport, Metric, NewActivity, Sample, Series, SeriesKind, StrengthSet};
 use crate::sleep;
 use crate::time::{local, local_dates};
-use sqlx::{Sqlite, Transaction};
 use std::collections::BTreeMap;
 
 /// A sample chunk covers this much time. Measured with benches/ingest.rs: 15 minutes of
 /// 1 Hz heart rate is ~1.8 KB, small enough to rewrite on every BLE flush and large
 /// enough that per-row overhead stays under 0.1 byte per sample.
 pub(super) const CHUNK_MS: i64 = 15 * 60 * 1000;
-
-type Tx<'a> = Transaction<'a, Sqlite>;
 
 /// The stored scalar fields of an activity, compared to decide whether an upsert changes anything.
 #[derive(Debug, PartialEq, sqlx::FromRow)]
@@ -73,7 +71,7 @@ impl Store {
     pub async fn ingest(&self, batch: &Batch) -> Result<IngestReport, StoreError> {
         // IMMEDIATE takes the write lock up front, so a concurrent writer (the CLI next to
         // the daemon) waits on the busy timeout instead of failing a read-to-write upgrade.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let report = Self::ingest_in(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(report)
@@ -85,12 +83,11 @@ impl Store {
     /// failure rolls back every batch of the call.
     #[tracing::instrument(skip_all, fields(batches = batches.len()))]
     pub async fn ingest_many(&self, batches: &[Batch]) -> Result<Vec<Result<IngestReport, StoreError>>, StoreError> {
-        use sqlx::Acquire;
         // IMMEDIATE for the reason given in `ingest`.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {
-            let mut savepoint = (&mut tx).begin().await?;
+            let mut savepoint = tx.savepoint().await?;
             match Self::ingest_in(&mut savepoint, batch).await {
                 Ok(report) => {
                     savepoint.commit().await?;
@@ -153,23 +150,24 @@ impl Store {
             }
         }
         for d in &batch.daily {
-            let done = sqlx::query(
+            let done = on!(&mut *tx, |e, sql| sqlx::query(&sql(
                 "INSERT INTO daily_metrics (client_id, date, metric, source, value, updated_ms)
                  VALUES (?, ?, ?, ?, ?, ?)
                  ON CONFLICT (client_id, date, metric, source)
                  DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms
-                 WHERE value IS NOT excluded.value",
-            )
+                 WHERE daily_metrics.value IS DISTINCT FROM excluded.value",
+            ))
             .bind(d.client_id)
             .bind(d.date.to_string())
             .bind(d.metric.as_str())
             .bind(&batch.source)
             .bind(d.value)
             .bind(now)
-            .execute(&mut **tx)
+            .execute(&mut **e)
             .await
+            .map(|r| r.rows_affected()))
             .map_err(|e| fk_context(e, format!("daily {} of client #{}", d.metric.as_str(), d.client_id)))?;
-            if done.rows_affected() > 0 {
+            if done > 0 {
                 report.daily_written += 1;
                 mark_dirty(tx, d.client_id, d.date).await?;
             }
@@ -177,20 +175,21 @@ impl Store {
         let mut touched: std::collections::BTreeSet<(i64, crate::model::Metric, chrono::NaiveDate)> =
             Default::default();
         for b in &batch.buckets {
-            let done = sqlx::query(
+            let done = on!(&mut *tx, |e, sql| sqlx::query(&sql(
                 "INSERT INTO metric_buckets (client_id, metric, source, t_ms, value) VALUES (?, ?, ?, ?, ?)
                  ON CONFLICT (client_id, metric, source, t_ms) DO UPDATE SET value = excluded.value
-                 WHERE value IS NOT excluded.value",
-            )
+                 WHERE metric_buckets.value IS DISTINCT FROM excluded.value",
+            ))
             .bind(b.client_id)
             .bind(b.metric.as_str())
             .bind(&batch.source)
             .bind(b.t_ms)
             .bind(b.value)
-            .execute(&mut **tx)
+            .execute(&mut **e)
             .await
+            .map(|r| r.rows_affected()))
             .map_err(|e| fk_context(e, format!("{} bucket of client #{}", b.metric.as_str(), b.client_id)))?;
-            if done.rows_affected() > 0 {
+            if done > 0 {
                 report.buckets_written += 1;
                 let tz = zones.get(tx, b.client_id).await?;
                 let at = chrono::DateTime::from_timestamp_millis(b.t_ms).unwrap_or_default();
@@ -216,76 +215,83 @@ impl Store {
             let tz = zones.get(tx, client).await?;
             let bound = |d: chrono::NaiveDate| local(tz, d, chrono::NaiveTime::MIN).timestamp_millis();
             let (lo, hi) = (bound(day), bound(day + chrono::Duration::days(1)));
-            let total: f64 = sqlx::query_scalar(
+            let total: f64 = on!(&mut *tx, |e, sql| sqlx::query_scalar(&sql(
                 "SELECT COALESCE(SUM(value), 0.0) FROM metric_buckets
                  WHERE client_id = ? AND metric = ? AND source = ? AND t_ms >= ? AND t_ms < ?",
-            )
+            ))
             .bind(client)
             .bind(metric.as_str())
             .bind(&batch.source)
             .bind(lo)
             .bind(hi)
-            .fetch_one(&mut **tx)
-            .await?;
-            sqlx::query(
+            .fetch_one(&mut **e)
+            .await)?;
+            on!(&mut *tx, |e, sql| {
+                sqlx::query(&sql(
                 "INSERT INTO daily_metrics (client_id, date, metric, source, value, updated_ms) VALUES (?, ?, ?, ?, ?, ?)
                  ON CONFLICT (client_id, date, metric, source)
-                 DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms WHERE value IS NOT excluded.value",
-            )
+                 DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms WHERE daily_metrics.value IS DISTINCT FROM excluded.value",
+            ))
             .bind(client)
             .bind(day.to_string())
             .bind(metric.as_str())
             .bind(&batch.source)
             .bind(total)
             .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            .execute(&mut **e)
+            .await.map(|r| r.rows_affected())
+            })?;
             report.daily_written += 1;
             mark_dirty(tx, client, day).await?;
         }
         if let Some(c) = &batch.cursor {
-            sqlx::query(
+            on!(&mut *tx, |e, sql| sqlx::query(&sql(
                 "INSERT INTO cursors (source, stream, value, updated_ms) VALUES (?, ?, ?, ?)
                  ON CONFLICT (source, stream) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms
-                 WHERE value IS NOT excluded.value",
-            )
+                 WHERE cursors.value IS DISTINCT FROM excluded.value",
+            ))
             .bind(&batch.source)
             .bind(&c.stream)
             .bind(&c.value)
             .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
         Ok(report)
     }
 
     /// The cursor a source last committed for a stream.
     pub async fn cursor(&self, source: &str, stream: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM cursors WHERE source = ? AND stream = ?")
-            .bind(source)
-            .bind(stream)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
+            "SELECT value FROM cursors WHERE source = ? AND stream = ?"
+        ))
+        .bind(source)
+        .bind(stream)
+        .fetch_optional(e)
+        .await)?)
     }
 
     /// The id of an activity by its source identity.
     pub async fn activity_id(&self, source: &str, external_id: &str) -> Result<Option<ActivityId>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM activities WHERE source = ? AND external_id = ?")
-            .bind(source)
-            .bind(external_id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
+            "SELECT id FROM activities WHERE source = ? AND external_id = ?"
+        ))
+        .bind(source)
+        .bind(external_id)
+        .fetch_optional(e)
+        .await)?)
     }
 
     /// One series of one activity, in time order.
     pub async fn series(&self, activity: ActivityId, kind: SeriesKind) -> Result<Vec<Sample>, StoreError> {
-        let chunks: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        let chunks: Vec<(i64, Vec<u8>)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
             "SELECT chunk_ms, data FROM sample_chunks WHERE activity_id = ? AND kind = ? ORDER BY chunk_ms",
-        )
+        ))
         .bind(activity)
         .bind(kind.id())
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e)
+        .await)?;
         let mut points = Vec::new();
         for (chunk_ms, data) in chunks {
             codec::decode(&data, &mut points).map_err(|e| {
@@ -298,7 +304,8 @@ impl Store {
 
     /// The strength sets of an activity, in order.
     pub async fn sets(&self, activity: ActivityId) -> Result<Vec<StrengthSet>, StoreError> {
-        let rows = load_sets(&self.pool, activity).await?;
+        let rows: Vec<SetRow> =
+            on!(&self.db, |e, sql| sqlx::query_as(&sql(LOAD_SETS)).bind(activity).fetch_all(e).await)?;
         Ok(rows.into_iter().map(SetRow::into_set).collect())
     }
 }
@@ -310,18 +317,20 @@ async fn upsert_activity(
     now: i64,
 ) -> Result<(ActivityId, Upsert), StoreError> {
     let new = ActivityFields::of(a);
-    let existing: Option<(i64,)> = sqlx::query_as("SELECT id FROM activities WHERE source = ? AND external_id = ?")
-        .bind(source)
-        .bind(&a.external_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let existing: Option<(i64,)> =
+        on!(&mut *tx, |e, sql| sqlx::query_as(&sql("SELECT id FROM activities WHERE source = ? AND external_id = ?"))
+            .bind(source)
+            .bind(&a.external_id)
+            .fetch_optional(&mut **e)
+            .await)?;
     let Some((id,)) = existing else {
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on!(&mut *tx, |e, sql| {
+            sqlx::query_scalar(&sql(
             "INSERT INTO activities (client_id, source, external_id, start_ms, end_ms, utc_offset_s, type, category,
                                      duration_s, distance_m, avg_hr, max_hr, energy_kj, content_hash, hr_zones,
                                      updated_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
+        ))
         .bind(new.client_id)
         .bind(source)
         .bind(&a.external_id)
@@ -338,18 +347,19 @@ async fn upsert_activity(
         .bind(&new.content_hash)
         .bind(&new.hr_zones)
         .bind(now)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut **e)
         .await
+        })
         .map_err(|e| fk_context(e, format!("activity {source}/{} of client #{}", a.external_id, a.client_id)))?;
         return Ok((id, Upsert::Inserted));
     };
-    let old: ActivityFields = sqlx::query_as(
+    let old: ActivityFields = on!(&mut *tx, |e, sql| sqlx::query_as(&sql(
         "SELECT client_id, start_ms, end_ms, utc_offset_s, type, category, duration_s, distance_m, avg_hr,
                 max_hr, energy_kj, content_hash, hr_zones FROM activities WHERE id = ?",
-    )
+    ))
     .bind(id)
-    .fetch_one(&mut **tx)
-    .await?;
+    .fetch_one(&mut **e)
+    .await)?;
     if old.client_id != new.client_id {
         return Err(StoreError::Conflict(format!(
             "activity {source}/{} belongs to client #{}, not client #{}",
@@ -359,11 +369,11 @@ async fn upsert_activity(
     if old == new {
         return Ok((id, Upsert::Unchanged));
     }
-    sqlx::query(
+    on!(&mut *tx, |e, sql| sqlx::query(&sql(
         "UPDATE activities SET start_ms = ?, end_ms = ?, utc_offset_s = ?, type = ?, category = ?, duration_s = ?,
                 distance_m = ?, avg_hr = ?, max_hr = ?, energy_kj = ?, content_hash = ?, hr_zones = ?, updated_ms = ?
          WHERE id = ?",
-    )
+    ))
     .bind(new.start_ms)
     .bind(new.end_ms)
     .bind(new.utc_offset_s)
@@ -378,8 +388,9 @@ async fn upsert_activity(
     .bind(&new.hr_zones)
     .bind(now)
     .bind(id)
-    .execute(&mut **tx)
-    .await?;
+    .execute(&mut **e)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok((id, Upsert::Updated))
 }
 
@@ -412,14 +423,14 @@ async fn merge_series(tx: &mut Tx<'_>, id: ActivityId, series: &Series, fresh: b
     for (slot, new) in slots {
         old.clear();
         if !fresh {
-            let data: Option<Vec<u8>> = sqlx::query_scalar(
+            let data: Option<Vec<u8>> = on!(&mut *tx, |e, sql| sqlx::query_scalar(&sql(
                 "SELECT data FROM sample_chunks WHERE activity_id = ? AND kind = ? AND chunk_ms = ?",
-            )
+            ))
             .bind(id)
             .bind(series.kind.id())
             .bind(slot)
-            .fetch_optional(&mut **tx)
-            .await?;
+            .fetch_optional(&mut **e)
+            .await)?;
             if let Some(data) = data {
                 codec::decode(&data, &mut old).map_err(|e| {
                     StoreError::Corrupt(format!("{} chunk {slot} of activity #{id}: {e}", series.kind.as_str()))
@@ -448,12 +459,12 @@ async fn insert_chunk(
 ) -> Result<(), StoreError> {
     codec::encode(points, buf);
     let (first, last) = (points[0].0, points[points.len() - 1].0);
-    sqlx::query(
+    on!(&mut *tx, |e, sql| sqlx::query(&sql(
         "INSERT INTO sample_chunks (activity_id, kind, chunk_ms, first_ms, last_ms, n, data)
          VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (activity_id, kind, chunk_ms)
          DO UPDATE SET first_ms = excluded.first_ms, last_ms = excluded.last_ms, n = excluded.n, data = excluded.data",
-    )
+    ))
     .bind(id)
     .bind(kind.id())
     .bind(slot)
@@ -461,8 +472,9 @@ async fn insert_chunk(
     .bind(last)
     .bind(points.len() as i64)
     .bind(&*buf)
-    .execute(&mut **tx)
-    .await?;
+    .execute(&mut **e)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -522,33 +534,29 @@ impl SetRow {
     }
 }
 
-async fn load_sets<'e, E>(db: E, id: ActivityId) -> Result<Vec<SetRow>, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Sqlite>,
-{
-    sqlx::query_as(
-        "SELECT start_ms, duration_s, exercise, set_type, reps, weight_kg FROM strength_sets
-         WHERE activity_id = ? ORDER BY seq",
-    )
-    .bind(id)
-    .fetch_all(db)
-    .await
-}
+const LOAD_SETS: &str = "SELECT start_ms, duration_s, exercise, set_type, reps, weight_kg FROM strength_sets
+                         WHERE activity_id = ? ORDER BY seq";
 
 /// Returns whether anything changed.
 async fn replace_sets(tx: &mut Tx<'_>, id: ActivityId, sets: &[StrengthSet], fresh: bool) -> Result<bool, StoreError> {
     let new: Vec<SetRow> = sets.iter().map(SetRow::of).collect();
     if !fresh {
-        if load_sets(&mut **tx, id).await? == new {
+        let old: Vec<SetRow> =
+            on!(&mut *tx, |e, sql| sqlx::query_as(&sql(LOAD_SETS)).bind(id).fetch_all(&mut **e).await)?;
+        if old == new {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM strength_sets WHERE activity_id = ?").bind(id).execute(&mut **tx).await?;
+        on!(&mut *tx, |e, sql| sqlx::query(&sql("DELETE FROM strength_sets WHERE activity_id = ?"))
+            .bind(id)
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
     }
     for (seq, s) in new.iter().enumerate() {
-        sqlx::query(
+        on!(&mut *tx, |e, sql| sqlx::query(&sql(
             "INSERT INTO strength_sets (activity_id, seq, start_ms, duration_s, exercise, set_type, reps, weight_kg)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+        ))
         .bind(id)
         .bind(seq as i64)
         .bind(s.start_ms)
@@ -557,20 +565,22 @@ async fn replace_sets(tx: &mut Tx<'_>, id: ActivityId, sets: &[StrengthSet], fre
         .bind(&s.set_type)
         .bind(s.reps)
         .bind(s.weight_kg)
-        .execute(&mut **tx)
-        .await?;
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
     }
     Ok(!new.is_empty() || !fresh)
 }
 
 /// An activity's whole stored heart-rate series, decoded, in time order.
 async fn hr_points(tx: &mut Tx<'_>, id: ActivityId) -> Result<Vec<(i64, i64)>, StoreError> {
-    let chunks: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT data FROM sample_chunks WHERE activity_id = ? AND kind = ? ORDER BY chunk_ms")
-            .bind(id)
-            .bind(SeriesKind::Hr.id())
-            .fetch_all(&mut **tx)
-            .await?;
+    let chunks: Vec<Vec<u8>> = on!(&mut *tx, |e, sql| sqlx::query_scalar(&sql(
+        "SELECT data FROM sample_chunks WHERE activity_id = ? AND kind = ? ORDER BY chunk_ms"
+    ))
+    .bind(id)
+    .bind(SeriesKind::Hr.id())
+    .fetch_all(&mut **e)
+    .await)?;
     let mut points = Vec::new();
     for data in &chunks {
         codec::decode(data, &mut points)
@@ -591,23 +601,26 @@ async fn refresh_hr_summary(tx: &mut Tx<'_>, id: ActivityId) -> Result<(), Store
     }
     let mut blob = Vec::new();
     codec::encode(&hist.into_iter().collect::<Vec<_>>(), &mut blob);
-    sqlx::query("UPDATE activities SET hr_hist = ?, hr_samples = ? WHERE id = ?")
+    on!(&mut *tx, |e, sql| sqlx::query(&sql("UPDATE activities SET hr_hist = ?, hr_samples = ? WHERE id = ?"))
         .bind(blob)
         .bind(points.len() as i64)
         .bind(id)
-        .execute(&mut **tx)
-        .await?;
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Set a session's average and maximum heart rate from every stored sample: a session
 /// forwarded in parts by more than one collector has each part's figures in its batches.
 pub(super) async fn restate_hr(tx: &mut Tx<'_>, source: &str, external_id: &str) -> Result<(), StoreError> {
-    let Some(id): Option<i64> = sqlx::query_scalar("SELECT id FROM activities WHERE source = ? AND external_id = ?")
-        .bind(source)
-        .bind(external_id)
-        .fetch_optional(&mut **tx)
-        .await?
+    let Some(id): Option<i64> = on!(&mut *tx, |e, sql| sqlx::query_scalar(&sql(
+        "SELECT id FROM activities WHERE source = ? AND external_id = ?"
+    ))
+    .bind(source)
+    .bind(external_id)
+    .fetch_optional(&mut **e)
+    .await)?
     else {
         return Ok(());
     };
@@ -619,12 +632,13 @@ pub(super) async fn restate_hr(tx: &mut Tx<'_>, source: &str, external_id: &str)
     let sum: f64 = points.iter().map(|&(_, v)| v as f64 / scale).sum();
     let avg = (sum / points.len() as f64 * 10.0).round() / 10.0;
     let max = points.iter().map(|&(_, v)| v).max().map(|v| (v as f64 / scale).round() as i64);
-    sqlx::query("UPDATE activities SET avg_hr = ?, max_hr = ? WHERE id = ?")
+    on!(&mut *tx, |e, sql| sqlx::query(&sql("UPDATE activities SET avg_hr = ?, max_hr = ? WHERE id = ?"))
         .bind(avg)
         .bind(max)
         .bind(id)
-        .execute(&mut **tx)
-        .await?;
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -645,17 +659,15 @@ async fn derive_night(
     let bound = |d: chrono::NaiveDate| local(tz, d, chrono::NaiveTime::MIN).timestamp_millis();
     let next = wake.succ_opt().unwrap_or(wake);
     let (lo, hi) = (bound(wake).saturating_sub(margin), bound(next).saturating_add(margin));
-    let rows: Vec<(i64, f64)> = sqlx::query_as(
-        "SELECT t_ms, value FROM metric_buckets
-         WHERE client_id = ? AND metric = ? AND source = ? AND t_ms >= ? AND t_ms < ?",
-    )
+    let rows: Vec<(i64, f64)> = on!(&mut *tx, |e, sql| sqlx::query_as(&sql("SELECT t_ms, value FROM metric_buckets
+         WHERE client_id = ? AND metric = ? AND source = ? AND t_ms >= ? AND t_ms < ?",))
     .bind(client)
     .bind(Metric::SleepStart.as_str())
     .bind(source)
     .bind(lo)
     .bind(hi)
-    .fetch_all(&mut **tx)
-    .await?;
+    .fetch_all(&mut **e)
+    .await)?;
     // `as` saturates: a stored value far out of range makes an implausible night, not a panic.
     let stretches: Vec<(i64, i64)> =
         rows.into_iter().map(|(end, start_s)| ((start_s * 1000.0).round() as i64, end)).collect();
@@ -668,36 +680,38 @@ async fn derive_night(
     match times {
         Some((start, end)) => {
             for (metric, value) in [(Metric::SleepStart, start), (Metric::SleepEnd, end)] {
-                let done = sqlx::query(
+                let done = on!(&mut *tx, |e, sql| sqlx::query(&sql(
                     "INSERT INTO daily_metrics (client_id, date, metric, source, value, updated_ms)
                      VALUES (?, ?, ?, ?, ?, ?)
                      ON CONFLICT (client_id, date, metric, source)
                      DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms
-                     WHERE value IS NOT excluded.value",
-                )
+                     WHERE daily_metrics.value IS DISTINCT FROM excluded.value",
+                ))
                 .bind(client)
                 .bind(wake.to_string())
                 .bind(metric.as_str())
                 .bind(source)
                 .bind(value)
                 .bind(now_ms)
-                .execute(&mut **tx)
-                .await?;
-                changed |= done.rows_affected() > 0;
+                .execute(&mut **e)
+                .await
+                .map(|r| r.rows_affected()))?;
+                changed |= done > 0;
             }
         }
         None => {
-            let done = sqlx::query(
+            let done = on!(&mut *tx, |e, sql| sqlx::query(&sql(
                 "DELETE FROM daily_metrics WHERE client_id = ? AND date = ? AND source = ? AND metric IN (?, ?)",
-            )
+            ))
             .bind(client)
             .bind(wake.to_string())
             .bind(source)
             .bind(Metric::SleepStart.as_str())
             .bind(Metric::SleepEnd.as_str())
-            .execute(&mut **tx)
-            .await?;
-            changed = done.rows_affected() > 0;
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
+            changed = done > 0;
         }
     }
     Ok(changed)
@@ -705,11 +719,14 @@ async fn derive_night(
 
 /// Remember that a client's evidence on a local date changed, so its verdicts are re-judged.
 pub(super) async fn mark_dirty(tx: &mut Tx<'_>, client: i64, date: chrono::NaiveDate) -> Result<(), StoreError> {
-    sqlx::query("INSERT OR IGNORE INTO dirty_dates (client_id, date) VALUES (?, ?)")
-        .bind(client)
-        .bind(date.to_string())
-        .execute(&mut **tx)
-        .await?;
+    on!(&mut *tx, |e, sql| sqlx::query(&sql(
+        "INSERT INTO dirty_dates (client_id, date) VALUES (?, ?) ON CONFLICT DO NOTHING"
+    ))
+    .bind(client)
+    .bind(date.to_string())
+    .execute(&mut **e)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -722,11 +739,11 @@ impl TzCache {
         if let Some(tz) = self.0.get(&client) {
             return Ok(*tz);
         }
-        let name: String = sqlx::query_scalar("SELECT tz FROM clients WHERE id = ?")
+        let name: String = on!(&mut *tx, |e, sql| sqlx::query_scalar(&sql("SELECT tz FROM clients WHERE id = ?"))
             .bind(client)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| StoreError::Invalid(vec![format!("client #{client}: no such client")]))?;
+            .fetch_optional(&mut **e)
+            .await)?
+        .ok_or_else(|| StoreError::Invalid(vec![format!("client #{client}: no such client")]))?;
         let tz = name.parse().map_err(|_| StoreError::Corrupt(format!("client #{client} has time zone {name:?}")))?;
         self.0.insert(client, tz);
         Ok(tz)

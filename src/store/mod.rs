@@ -16,6 +16,7 @@ mod clients;
 pub mod codec;
 pub mod collectors;
 pub mod devices;
+mod dialect;
 pub mod erase;
 mod freshness;
 pub mod gadgetbridge;
@@ -38,14 +39,19 @@ pub use homework::HomeworkRow;
 
 use crate::crypto::Cipher;
 use serde::Serialize;
+use sqlx::postgres::PgPool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Postgres, Sqlite, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 use thiserror::Error;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock key every PostgreSQL write transaction takes (SQLite's one writer).
+const WRITER_LOCK: i64 = 0x636f_6163_6864; // "coachd"
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -81,6 +87,12 @@ pub enum StoreError {
     DiskFull,
     #[error("database error: {0}")]
     Db(sqlx::Error),
+    /// A file operation of the SQLite store asked of a PostgreSQL one.
+    #[error(
+        "this works on coachd's SQLite file only; the store is PostgreSQL: use the server's own tools \
+         (pg_dump, pg_restore, amcheck)"
+    )]
+    SqliteOnly,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -97,6 +109,31 @@ impl From<sqlx::Error> for StoreError {
             Self::DiskFull
         } else {
             Self::Db(e)
+        }
+    }
+}
+
+/// Where a PostgreSQL store is.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// `postgres://user@host:port/dbname`; a password in it works, but a file or a
+    /// systemd credential keeps it out of the config.
+    pub url: String,
+    pub password: Option<crate::crypto::Secret<String>>,
+    /// Each statement is cancelled after this long (zero: no limit).
+    pub statement_timeout: Duration,
+}
+
+impl PgOptions {
+    /// The URL with any password in it replaced, for messages and logs.
+    pub fn shown(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "the configured PostgreSQL URL".to_string(),
         }
     }
 }
@@ -119,8 +156,66 @@ impl Default for StoreOptions {
 /// A handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
     cipher: Cipher,
+}
+
+/// One of the two databases the store runs on. Statements are written once, in SQL both
+/// understand, and run on whichever this is with [`on!`].
+#[derive(Clone, Debug)]
+pub(crate) enum Backend<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+pub(crate) type Db = Backend<SqlitePool, PgPool>;
+
+/// A write transaction on either database.
+pub(crate) type Tx<'a> = Backend<sqlx::Transaction<'a, Sqlite>, sqlx::Transaction<'a, Postgres>>;
+
+/// Run one statement on either database: `on!(&self.db, |e, sql| sqlx::query(&sql("…")).fetch_one(e).await)`.
+/// The body is compiled once per backend with `e` the pool (or `&mut` transaction) and `s`
+/// the dialect's placeholder spelling ([`dialect`]), so one statement serves both.
+macro_rules! on {
+    ($db:expr, |$e:ident, $s:ident| $body:expr) => {
+        match $db {
+            $crate::store::Backend::Sqlite($e) => {
+                let $s = $crate::store::dialect::sqlite;
+                $body
+            }
+            $crate::store::Backend::Postgres($e) => {
+                let $s = $crate::store::dialect::postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on;
+
+impl Tx<'_> {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Backend::Sqlite(t) => t.commit().await,
+            Backend::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Backend::Sqlite(t) => t.rollback().await,
+            Backend::Postgres(t) => t.rollback().await,
+        }
+    }
+
+    /// A savepoint inside this transaction: dropped without commit, only its own writes
+    /// are undone.
+    pub(crate) async fn savepoint(&mut self) -> Result<Tx<'_>, sqlx::Error> {
+        use sqlx::Connection;
+        Ok(match self {
+            Backend::Sqlite(t) => Backend::Sqlite(t.begin().await?),
+            Backend::Postgres(t) => Backend::Postgres(t.begin().await?),
+        })
+    }
 }
 
 impl From<crate::crypto::RandomError> for StoreError {
@@ -174,29 +269,112 @@ impl Store {
             return Err(e);
         }
         MIGRATOR.run(&pool).await?;
-        let store = Self { pool, cipher };
+        let store = Self { db: Backend::Sqlite(pool), cipher };
         store.check_key().await?;
         Ok(store)
+    }
+
+    /// Connect to a PostgreSQL database and migrate it. The migration runs under
+    /// PostgreSQL's advisory lock (sqlx takes it), so replicas starting together migrate
+    /// once; a database migrated by a newer coachd is refused as [`StoreError::TooNew`].
+    pub async fn open_postgres(pg: &PgOptions, opts: &StoreOptions, cipher: Cipher) -> Result<Self, StoreError> {
+        let mut connect = sqlx::postgres::PgConnectOptions::from_str(&pg.url)?;
+        if let Some(password) = &pg.password {
+            connect = connect.password(password.expose());
+        }
+        if !pg.statement_timeout.is_zero() {
+            let ms = pg.statement_timeout.as_millis().to_string();
+            connect = connect.options([("statement_timeout", ms.as_str())]);
+        }
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(opts.busy_timeout.max(Duration::from_secs(1)))
+            .idle_timeout(Duration::from_secs(300))
+            .connect_with(connect)
+            .await?;
+        let known = PG_MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let found: Option<i64> = match sqlx::query_scalar::<_, Option<i64>>("SELECT max(version) FROM _sqlx_migrations")
+            .fetch_one(&pool)
+            .await
+        {
+            Ok(v) => v,
+            // No migrations table yet: an empty database.
+            Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some("42P01") => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(found) = found.filter(|f| *f > known) {
+            pool.close().await;
+            return Err(StoreError::TooNew { path: pg.shown(), found, known });
+        }
+        PG_MIGRATOR.run(&pool).await?;
+        let store = Self { db: Backend::Postgres(pool), cipher };
+        store.check_key().await?;
+        Ok(store)
+    }
+
+    /// SQL for a BLOB column as lowercase hex text.
+    pub(crate) fn hex_of(&self, column: &str) -> String {
+        match self.db {
+            Backend::Sqlite(_) => format!("lower(hex({column}))"),
+            Backend::Postgres(_) => format!("encode({column}, 'hex')"),
+        }
+    }
+
+    /// Which database this is, for logs and reports (a PostgreSQL URL without its password).
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
     }
 
     /// Remember the key's fingerprint on first open; refuse a different key later.
     async fn check_key(&self) -> Result<(), StoreError> {
         let found = self.cipher.fingerprint().to_string();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let stored: Option<String> =
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_fingerprint'").fetch_optional(&mut *tx).await?;
+            on!(&mut tx, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = 'key_fingerprint'"))
+                .fetch_optional(&mut **e)
+                .await)?;
         match stored {
             Some(stored) if stored != found => return Err(StoreError::KeyMismatch { stored, found }),
             Some(_) => {}
             None => {
-                sqlx::query("INSERT INTO meta (key, value) VALUES ('key_fingerprint', ?)")
-                    .bind(&found)
-                    .execute(&mut *tx)
-                    .await?;
+                on!(&mut tx, |e, sql| sqlx::query(&sql(
+                    "INSERT INTO meta (key, value) VALUES ('key_fingerprint', ?)"
+                ))
+                .bind(&found)
+                .execute(&mut **e)
+                .await
+                .map(|r| r.rows_affected()))?;
             }
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Begin a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so a read inside it sees what the write will change; on PostgreSQL
+    /// the same holds through one transaction-scoped advisory lock that every writer
+    /// takes, whichever replica it runs in.
+    pub(crate) async fn write(&self) -> Result<Tx<'static>, StoreError> {
+        Ok(match &self.db {
+            Backend::Sqlite(p) => Backend::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITER_LOCK).execute(&mut *tx).await?;
+                Backend::Postgres(tx)
+            }
+        })
+    }
+
+    /// The SQLite pool, for what only SQLite has (the file's own backup and checks).
+    pub(crate) fn sqlite(&self) -> Result<&SqlitePool, StoreError> {
+        match &self.db {
+            Backend::Sqlite(p) => Ok(p),
+            Backend::Postgres(_) => Err(StoreError::SqliteOnly),
+        }
     }
 
     /// The data dir's cipher: sealing and the signatures of links coachd hands out.
@@ -206,23 +384,26 @@ impl Store {
 
     /// Wait for in-flight statements and close every connection (checkpointing the WAL).
     pub async fn close(&self) {
-        self.pool.close().await;
+        match &self.db {
+            Backend::Sqlite(p) => p.close().await,
+            Backend::Postgres(p) => p.close().await,
+        }
     }
 
     /// A trivial query, for health checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql("SELECT 1")).execute(e).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn row_counts(&self) -> Result<RowCounts, StoreError> {
-        let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        let row: (i64, i64, i64, i64, i64, i64) = on!(&self.db, |e, sql| sqlx::query_as(&sql(
             "SELECT (SELECT count(*) FROM clients), (SELECT count(*) FROM activities),
                     (SELECT count(*) FROM sample_chunks), (SELECT count(*) FROM strength_sets),
                     (SELECT count(*) FROM daily_metrics), (SELECT count(*) FROM cursors)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        ))
+        .fetch_one(e)
+        .await)?;
         Ok(RowCounts {
             clients: row.0,
             activities: row.1,

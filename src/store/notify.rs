@@ -8,6 +8,7 @@
 //! the daemon stopped, so it becomes `interrupted` and is not tried again.
 
 use super::ingest::mark_dirty;
+use super::on;
 use super::{Store, StoreError};
 use crate::crypto::Secret;
 use crate::model::ClientId;
@@ -206,16 +207,19 @@ impl Store {
         let sealed = self.cipher.seal(url.as_bytes()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = Store::now_ms();
         let (client, trainer) = to.ids();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM channels WHERE client_id IS ? AND trainer_id IS ?")
-            .bind(client)
-            .bind(trainer)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
+        let mut tx = self.write().await?;
+        on!(&mut tx, |e, sql| sqlx::query(&sql(
+            "DELETE FROM channels WHERE client_id IS NOT DISTINCT FROM ? AND trainer_id IS NOT DISTINCT FROM ?"
+        ))
+        .bind(client)
+        .bind(trainer)
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        on!(&mut tx, |e, sql| sqlx::query(&sql(
             "INSERT INTO channels (client_id, trainer_id, kind, url, shown, state, created_ms, updated_ms)
              VALUES (?, ?, ?, ?, ?, 'untested', ?, ?)",
-        )
+        ))
         .bind(client)
         .bind(trainer)
         .bind(kind)
@@ -223,10 +227,15 @@ impl Store {
         .bind(shown)
         .bind(now)
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
         if let Some(c) = client {
-            sqlx::query("UPDATE clients SET nudges_off_ms = NULL WHERE id = ?").bind(c).execute(&mut *tx).await?;
+            on!(&mut tx, |e, sql| sqlx::query(&sql("UPDATE clients SET nudges_off_ms = NULL WHERE id = ?"))
+                .bind(c)
+                .execute(&mut **e)
+                .await
+                .map(|r| r.rows_affected()))?;
         }
         tx.commit().await?;
         Ok(())
@@ -235,70 +244,86 @@ impl Store {
     /// Remove a channel; whether there was one.
     pub async fn remove_channel(&self, to: Recipient) -> Result<bool, StoreError> {
         let (client, trainer) = to.ids();
-        let done = sqlx::query("DELETE FROM channels WHERE client_id IS ? AND trainer_id IS ?")
-            .bind(client)
-            .bind(trainer)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let done = on!(&self.db, |e, sql| sqlx::query(&sql(
+            "DELETE FROM channels WHERE client_id IS NOT DISTINCT FROM ? AND trainer_id IS NOT DISTINCT FROM ?"
+        ))
+        .bind(client)
+        .bind(trainer)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
     }
 
     pub async fn channel(&self, to: Recipient) -> Result<Option<StoredChannel>, StoreError> {
         let (client, trainer) = to.ids();
-        let row: Option<ChannelSql> =
-            sqlx::query_as(&format!("{CHANNEL_SELECT} WHERE ch.client_id IS ? AND ch.trainer_id IS ?"))
-                .bind(client)
-                .bind(trainer)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<ChannelSql> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!(
+            "{CHANNEL_SELECT} WHERE ch.client_id IS NOT DISTINCT FROM ? AND ch.trainer_id IS NOT DISTINCT FROM ?"
+        )))
+        .bind(client)
+        .bind(trainer)
+        .fetch_optional(e)
+        .await)?;
         row.map(|r| self.channel_of_row(r)).transpose()
     }
 
     /// Every channel's status (no secrets), clients first, by name.
     pub async fn channel_statuses(&self) -> Result<Vec<ChannelStatus>, StoreError> {
-        let rows: Vec<ChannelSql> =
-            sqlx::query_as(&format!("{CHANNEL_SELECT} ORDER BY ch.client_id IS NULL, 9 COLLATE NOCASE"))
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<ChannelSql> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!(
+            "{CHANNEL_SELECT} ORDER BY ch.client_id IS NULL, COALESCE(c.name, t.name, '?') COLLATE NOCASE"
+        )))
+        .fetch_all(e)
+        .await)?;
         rows.into_iter().map(|r| self.channel_of_row(r).map(|c| c.status)).collect()
     }
 
     /// Record how a send through a channel went: `ok`, or `failing` with the error.
     pub async fn channel_result(&self, id: i64, error: Option<&str>, at: DateTime<Utc>) -> Result<(), StoreError> {
         let t = at.timestamp_millis();
-        let q = match error {
-            None => sqlx::query(
+        match error {
+            None => on!(&self.db, |e, sql| sqlx::query(&sql(
                 "UPDATE channels SET state = 'ok', last_error = NULL, last_ok_ms = ?, updated_ms = ? WHERE id = ?",
-            )
+            ))
             .bind(t)
-            .bind(t),
-            Some(e) => sqlx::query(
+            .bind(t)
+            .bind(id)
+            .execute(e)
+            .await
+            .map(|_| ()))?,
+            Some(error) => on!(&self.db, |e, sql| {
+                sqlx::query(&sql(
                 "UPDATE channels SET state = 'failing', last_error = ?, last_error_ms = ?, updated_ms = ? WHERE id = ?",
-            )
-            .bind(e)
+            ))
+            .bind(error)
             .bind(t)
-            .bind(t),
+            .bind(t)
+            .bind(id)
+            .execute(e)
+            .await
+            .map(|_| ())
+            })?,
         };
-        q.bind(id).execute(&self.pool).await?;
         Ok(())
     }
 
     /// Whether a client turned reminders off (the link in every nudge).
     pub async fn nudges_off(&self, client: ClientId) -> Result<bool, StoreError> {
-        let off: Option<Option<i64>> = sqlx::query_scalar("SELECT nudges_off_ms FROM clients WHERE id = ?")
-            .bind(client)
-            .fetch_optional(&self.pool)
-            .await?;
+        let off: Option<Option<i64>> =
+            on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT nudges_off_ms FROM clients WHERE id = ?"))
+                .bind(client)
+                .fetch_optional(e)
+                .await)?;
         Ok(off.flatten().is_some())
     }
 
     /// The client's own reminder times: (daily time "HH:MM", minutes before a window ends).
     pub async fn nudge_times(&self, client: ClientId) -> Result<(Option<String>, Option<i64>), StoreError> {
-        let row: Option<(Option<String>, Option<i64>)> =
-            sqlx::query_as("SELECT nudge_daily_at, nudge_lead_min FROM clients WHERE id = ?")
-                .bind(client)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(Option<String>, Option<i64>)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
+            "SELECT nudge_daily_at, nudge_lead_min FROM clients WHERE id = ?"
+        ))
+        .bind(client)
+        .fetch_optional(e)
+        .await)?;
         Ok(row.unwrap_or((None, None)))
     }
 
@@ -309,33 +334,39 @@ impl Store {
         daily_at: Option<&str>,
         lead_min: Option<i64>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE clients SET nudge_daily_at = ?, nudge_lead_min = ? WHERE id = ?")
-            .bind(daily_at)
-            .bind(lead_min)
-            .bind(client)
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql(
+            "UPDATE clients SET nudge_daily_at = ?, nudge_lead_min = ? WHERE id = ?"
+        ))
+        .bind(daily_at)
+        .bind(lead_min)
+        .bind(client)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn set_nudges_off(&self, client: ClientId, at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE clients SET nudges_off_ms = COALESCE(nudges_off_ms, ?) WHERE id = ?")
-            .bind(at.timestamp_millis())
-            .bind(client)
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql(
+            "UPDATE clients SET nudges_off_ms = COALESCE(nudges_off_ms, ?) WHERE id = ?"
+        ))
+        .bind(at.timestamp_millis())
+        .bind(client)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Whether the occurrence already has its nudge (sent, due or suppressed).
     pub async fn nudge_recorded(&self, homework: i64, occurrence: NaiveDate) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(
+        let n: i64 = on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
             "SELECT count(*) FROM outbox WHERE kind = 'nudge' AND homework_id = ? AND occurrence = ?",
-        )
+        ))
         .bind(homework)
         .bind(occurrence.to_string())
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(e)
+        .await)?;
         Ok(n > 0)
     }
 
@@ -344,12 +375,13 @@ impl Store {
     pub async fn record_outbox(&self, m: &NewOutbox, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
         let (client, trainer) = m.to.ids();
         let t = now.timestamp_millis();
-        let id: Option<i64> = sqlx::query_scalar(
+        let id: Option<i64> = on!(&self.db, |e, sql| {
+            sqlx::query_scalar(&sql(
             "INSERT INTO outbox (client_id, trainer_id, kind, homework_id, occurrence, channel_kind, title, body, state,
                                  reason, due_ms, next_try_ms, expires_ms, link_expires_ms, created_ms, updated_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (homework_id, occurrence) WHERE kind = 'nudge' DO NOTHING RETURNING id",
-        )
+        ))
         .bind(client)
         .bind(trainer)
         .bind(m.kind)
@@ -366,8 +398,9 @@ impl Store {
         .bind(m.link_expires.map(|x| x.timestamp_millis()))
         .bind(t)
         .bind(t)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e)
+        .await
+        })?;
         Ok(id)
     }
 
@@ -400,13 +433,13 @@ impl Store {
 
     /// Whether the trainer's needs-attention digest of `day` is in the outbox already.
     pub async fn attention_recorded(&self, trainer: TrainerId, day: NaiveDate) -> Result<bool, StoreError> {
-        let found: Option<i64> = sqlx::query_scalar(
+        let found: Option<i64> = on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
             "SELECT id FROM outbox WHERE kind = 'attention' AND trainer_id = ? AND occurrence = ? LIMIT 1",
-        )
+        ))
         .bind(trainer)
         .bind(day.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e)
+        .await)?;
         Ok(found.is_some())
     }
 
@@ -427,12 +460,12 @@ impl Store {
         };
         let week = occurrence;
         let t = now.timestamp_millis();
-        Ok(sqlx::query_scalar(&format!(
+        Ok(on!(&self.db, |e, sql| sqlx::query_scalar(&sql(&format!(
             "INSERT INTO outbox (client_id, trainer_id, kind, occurrence, channel_kind, title, body, state, due_ms,
                                  next_try_ms, expires_ms, link_expires_ms, created_ms, updated_ms)
              VALUES (?, ?, ?, ?, ?, ?, '', 'pending', ?, ?, ?, ?, ?, ?)
              ON CONFLICT {target} DO NOTHING RETURNING id"
-        ))
+        )))
         .bind(client)
         .bind(trainer)
         .bind(kind)
@@ -445,63 +478,72 @@ impl Store {
         .bind(m.link_expires.map(|x| x.timestamp_millis()))
         .bind(t)
         .bind(t)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(e)
+        .await)?)
     }
 
     /// Replace a pending row's text (the links in it need the row's id first).
     pub async fn set_outbox_text(&self, id: i64, title: &str, body: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET title = ?, body = ? WHERE id = ?")
+        on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE outbox SET title = ?, body = ? WHERE id = ?"))
             .bind(title)
             .bind(body)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
         let row: Option<OutboxSql> =
-            sqlx::query_as(&format!("{OUTBOX_SELECT} WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
+            on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!("{OUTBOX_SELECT} WHERE id = ?")))
+                .bind(id)
+                .fetch_optional(e)
+                .await)?;
         row.map(outbox_row).transpose()
     }
 
     /// Rows waiting to be sent (pending, or a retry whose time has come), oldest first.
     pub async fn outbox_due(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows: Vec<OutboxSql> = sqlx::query_as(&format!(
+        let rows: Vec<OutboxSql> = on!(&self.db, |e, sql| {
+            sqlx::query_as(&sql(&format!(
             "{OUTBOX_SELECT} WHERE state IN ('pending', 'retry') AND next_try_ms <= ? ORDER BY next_try_ms, id LIMIT 100"
-        ))
+        )))
         .bind(now.timestamp_millis())
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e)
+        .await
+        })?;
         rows.into_iter().map(outbox_row).collect()
     }
 
     /// A client's (or a trainer's) latest messages, newest first.
     pub async fn outbox_of(&self, to: Recipient, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
         let (client, trainer) = to.ids();
-        let rows: Vec<OutboxSql> = sqlx::query_as(&format!(
-            "{OUTBOX_SELECT} WHERE client_id IS ? AND trainer_id IS ? ORDER BY created_ms DESC, id DESC LIMIT ?"
-        ))
+        let rows: Vec<OutboxSql> = on!(&self.db, |e, sql| {
+            sqlx::query_as(&sql(&format!(
+            "{OUTBOX_SELECT} WHERE client_id IS NOT DISTINCT FROM ? AND trainer_id IS NOT DISTINCT FROM ? ORDER BY created_ms DESC, id DESC LIMIT ?"
+        )))
         .bind(client)
         .bind(trainer)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e)
+        .await
+        })?;
         rows.into_iter().map(outbox_row).collect()
     }
 
     /// Claim a row for sending; false when another round (or replica) has it.
     pub async fn claim_outbox(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = on!(&self.db, |e, sql| sqlx::query(&sql(
             "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_ms = ?
              WHERE id = ? AND state IN ('pending', 'retry')",
-        )
+        ))
         .bind(now.timestamp_millis())
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
     }
 
     /// Settle a claimed row: `sent`, `retry` (at `next_try`) or `failed`, with why.
@@ -514,10 +556,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let t = now.timestamp_millis();
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql(
             "UPDATE outbox SET state = ?, reason = ?, next_try_ms = COALESCE(?, next_try_ms),
                  sent_ms = CASE WHEN ? = 'sent' THEN ? ELSE sent_ms END, updated_ms = ? WHERE id = ?",
-        )
+        ))
         .bind(state)
         .bind(reason)
         .bind(next_try.map(|x| x.timestamp_millis()))
@@ -525,44 +567,45 @@ impl Store {
         .bind(t)
         .bind(t)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Give up on rows that were never sent and whose time has passed.
     pub async fn expire_outbox(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let t = now.timestamp_millis();
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'failed',
+        let done = on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE outbox SET state = 'failed',
                  reason = COALESCE(reason || '; ', '') || 'not sent before its window closed', updated_ms = ?
-             WHERE state IN ('pending', 'retry') AND expires_ms <= ?",
-        )
+             WHERE state IN ('pending', 'retry') AND expires_ms <= ?",))
         .bind(t)
         .bind(t)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done)
     }
 
     /// At the notifier's start: rows left `sending` by a stopped daemon are not sent again.
     pub async fn interrupt_sending(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'interrupted',
+        let done = on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE outbox SET state = 'interrupted',
                  reason = 'coachd stopped while sending it; not sent again, so it never arrives twice', updated_ms = ?
-             WHERE state = 'sending'",
-        )
+             WHERE state = 'sending'",))
         .bind(now.timestamp_millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done)
     }
 
     /// Rows by (kind, state), for /metrics.
     pub async fn outbox_counts(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        Ok(sqlx::query_as("SELECT kind, state, count(*) FROM outbox GROUP BY kind, state ORDER BY kind, state")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(on!(&self.db, |e, sql| sqlx::query_as(&sql(
+            "SELECT kind, state, count(*) FROM outbox GROUP BY kind, state ORDER BY kind, state"
+        ))
+        .fetch_all(e)
+        .await)?)
     }
 
     /// Use a nudge's check-in link once: in one transaction, mark the link used and
@@ -574,30 +617,29 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
         let t = now.timestamp_millis();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row: Option<(i64, i64, String)> = sqlx::query_as(
-            "UPDATE outbox SET link_used_ms = ?, updated_ms = ?
+        let mut tx = self.write().await?;
+        let row: Option<(i64, i64, String)> =
+            on!(&mut tx, |e, sql| sqlx::query_as(&sql("UPDATE outbox SET link_used_ms = ?, updated_ms = ?
              WHERE id = ? AND kind = 'nudge' AND link_used_ms IS NULL AND client_id IS NOT NULL
-             RETURNING client_id, homework_id, occurrence",
-        )
-        .bind(t)
-        .bind(t)
-        .bind(outbox)
-        .fetch_optional(&mut *tx)
-        .await?;
+             RETURNING client_id, homework_id, occurrence",))
+            .bind(t)
+            .bind(t)
+            .bind(outbox)
+            .fetch_optional(&mut **e)
+            .await)?;
         let Some((client, homework, date)) = row else { return Ok(None) };
         let on: NaiveDate = date.parse().map_err(|_| StoreError::Corrupt(format!("outbox #{outbox} date {date:?}")))?;
-        let id: i64 = sqlx::query_scalar(
+        let id: i64 = on!(&mut tx, |e, sql| sqlx::query_scalar(&sql(
             "INSERT INTO checkins (client_id, homework_id, date, value, note, origin, created_ms)
              VALUES (?, ?, ?, ?, NULL, 'nudge', ?) RETURNING id",
-        )
+        ))
         .bind(client)
         .bind(homework)
         .bind(on.to_string())
         .bind(value)
         .bind(t)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(&mut **e)
+        .await)?;
         mark_dirty(&mut tx, client, on).await?;
         tx.commit().await?;
         Ok(Some(id))

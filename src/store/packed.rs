@@ -7,35 +7,97 @@
 //! crosses as one value and is decoded here by serde, borrowing where it can.
 //!
 //! JSON numbers from SQLite keep only 15 significant digits, so a REAL goes through
-//! [`REAL`] (`printf('%!.17g', x)`: 17 digits, which give the same double back) and is
-//! read with [`real`]/[`opt_real`]; a BLOB goes as hex.
+//! [`Packing::real`] (`printf('%!.17g', x)`: 17 digits, which give the same double back)
+//! and is read with [`real`]/[`opt_real`]; a BLOB goes as hex.
+//!
+//! PostgreSQL packs the same arrays with its own functions (`json_agg`,
+//! `json_build_array`), its shortest exact text for a double and `encode(x, 'hex')`, so
+//! the decoding here is one for both; [`Packing`] spells each piece per database.
 
-use super::StoreError;
+use super::{on, Db, StoreError};
 use serde::de::{Deserialize, Deserializer, Error};
-use sqlx::{Encode, Sqlite, SqlitePool, Type};
+use sqlx::{Encode, Postgres, Sqlite, Type};
+
+/// The pieces of a packing statement, in the store's database's dialect.
+#[derive(Clone, Copy)]
+pub struct Packing {
+    /// The aggregate that packs rows into one JSON array (as text).
+    pub agg: &'static str,
+    /// Its closing: PostgreSQL's JSON is cast to text.
+    pub end: &'static str,
+    /// A row as a JSON array.
+    pub arr: &'static str,
+    /// The client ids, bound as one JSON array of numbers.
+    pub ids: &'static str,
+    pg: bool,
+}
+
+impl Packing {
+    pub fn of(db: &Db) -> Self {
+        match db {
+            super::Backend::Sqlite(_) => Self {
+                agg: "json_group_array(",
+                end: ")",
+                arr: "json_array",
+                ids: "SELECT value FROM json_each(?)",
+                pg: false,
+            },
+            super::Backend::Postgres(_) => Self {
+                agg: "CAST(json_agg(",
+                end: ") AS TEXT)",
+                arr: "json_build_array",
+                ids: "SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(? AS JSON))",
+                pg: true,
+            },
+        }
+    }
+
+    /// A REAL column so that it reads back exactly (NULL stays NULL).
+    pub fn real(&self, column: &str) -> String {
+        if self.pg {
+            format!("CAST({column} AS TEXT)")
+        } else {
+            format!("CASE WHEN {column} IS NOT NULL THEN printf('%!.17g', {column}) END")
+        }
+    }
+
+    /// The client ids as [`Packing::ids`], bound at placeholder `?N`.
+    pub fn ids_at(&self, n: u8) -> String {
+        self.ids.replace("(?)", &format!("(?{n})")).replace("(? AS", &format!("(?{n} AS"))
+    }
+
+    /// `JOIN` the JSON array of `[homework, month]` pairs bound at the `?` to the
+    /// verdicts `v`.
+    pub fn month_pairs(&self) -> &'static str {
+        if self.pg {
+            "JOIN json_array_elements(CAST(? AS JSON)) k
+               ON v.homework_id = CAST(k.value ->> 0 AS BIGINT) AND v.month = CAST(k.value ->> 1 AS BIGINT)"
+        } else {
+            "JOIN json_each(?) k ON v.homework_id = k.value ->> 0 AND v.month = k.value ->> 1"
+        }
+    }
+
+    /// A BLOB column as hex text (NULL stays NULL).
+    pub fn hex(&self, column: &str) -> String {
+        if self.pg {
+            format!("encode({column}, 'hex')")
+        } else {
+            format!("CASE WHEN {column} IS NOT NULL THEN hex({column}) END")
+        }
+    }
+}
 
 /// Run a statement that takes a JSON array of client ids and two bounds and gives
 /// (client id, packed rows) per client.
-pub async fn rows<A, B>(
-    pool: &SqlitePool,
-    sql: String,
-    ids: String,
-    lo: A,
-    hi: B,
-) -> Result<Vec<(i64, String)>, StoreError>
+pub async fn rows<A, B>(db: &Db, sql: String, ids: String, lo: A, hi: B) -> Result<Vec<(i64, String)>, StoreError>
 where
-    A: for<'q> Encode<'q, Sqlite> + Type<Sqlite> + Send + 'static,
-    B: for<'q> Encode<'q, Sqlite> + Type<Sqlite> + Send + 'static,
+    A: for<'q> Encode<'q, Sqlite> + Type<Sqlite> + for<'q> Encode<'q, Postgres> + Type<Postgres> + Send + 'static,
+    B: for<'q> Encode<'q, Sqlite> + Type<Sqlite> + for<'q> Encode<'q, Postgres> + Type<Postgres> + Send + 'static,
 {
-    Ok(sqlx::query_as(&sql).bind(ids).bind(lo).bind(hi).fetch_all(pool).await?)
+    Ok(on!(db, |e, dialect| sqlx::query_as(&dialect(&sql)).bind(ids).bind(lo).bind(hi).fetch_all(e).await)?)
 }
 
-/// The SQL that renders a REAL column so that it reads back exactly (NULL stays NULL).
-pub fn real_sql(column: &str) -> String {
-    format!("CASE WHEN {column} IS NOT NULL THEN printf('%!.17g', {column}) END")
-}
-
-/// A REAL rendered by [`real_sql`].
+/// A REAL rendered by [`Packing::real`].
 pub fn real<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let s: &str = Deserialize::deserialize(d)?;
     s.parse().map_err(|_| D::Error::custom(format!("not a number: {s:?}")))
@@ -64,7 +126,7 @@ mod tests {
         }
         let json: String = sqlx::query_scalar(&format!(
             "SELECT json_group_array(json_array({}, NULL) ORDER BY i) FROM t",
-            real_sql("x")
+            Packing::of(&super::super::Backend::Sqlite(pool.clone())).real("x")
         ))
         .fetch_one(&pool)
         .await

@@ -2,6 +2,7 @@
 //! pending authorizations, and what a provider already sent (to fetch only what changed
 //! and to notice deletions).
 
+use super::on;
 use super::{Store, StoreError};
 use crate::model::{ActivityId, ClientId};
 use crate::time::local_dates;
@@ -98,65 +99,75 @@ pub struct OAuthState {
 impl Store {
     pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         let rows: Vec<AccountRow> =
-            sqlx::query_as(&format!("{SELECT} ORDER BY c.name, a.provider")).fetch_all(&self.pool).await?;
+            on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!("{SELECT} ORDER BY c.name, a.provider")))
+                .fetch_all(e)
+                .await)?;
         Ok(rows.into_iter().map(account).collect())
     }
 
     pub async fn account(&self, client: ClientId, provider: &str) -> Result<Account, StoreError> {
-        let row: Option<AccountRow> = sqlx::query_as(&format!("{SELECT} WHERE a.client_id = ? AND a.provider = ?"))
-            .bind(client)
-            .bind(provider)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<AccountRow> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!(
+            "{SELECT} WHERE a.client_id = ? AND a.provider = ?"
+        )))
+        .bind(client)
+        .bind(provider)
+        .fetch_optional(e)
+        .await)?;
         row.map(account).ok_or_else(|| StoreError::NotFound(format!("{provider} account of client #{client}")))
     }
 
     pub async fn account_by_external(&self, provider: &str, external: &str) -> Result<Option<Account>, StoreError> {
-        let row: Option<AccountRow> =
-            sqlx::query_as(&format!("{SELECT} WHERE a.provider = ? AND a.external_user_id = ?"))
-                .bind(provider)
-                .bind(external)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<AccountRow> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!(
+            "{SELECT} WHERE a.provider = ? AND a.external_user_id = ?"
+        )))
+        .bind(provider)
+        .bind(external)
+        .fetch_optional(e)
+        .await)?;
         Ok(row.map(account))
     }
 
     /// Set an account's state and the reason (None clears it).
     pub async fn set_account_state(&self, id: i64, state: &str, reason: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE accounts SET state = ?, last_error = ?, updated_ms = ? WHERE id = ?")
-            .bind(state)
-            .bind(reason)
-            .bind(Store::now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql(
+            "UPDATE accounts SET state = ?, last_error = ?, updated_ms = ? WHERE id = ?"
+        ))
+        .bind(state)
+        .bind(reason)
+        .bind(Store::now_ms())
+        .bind(id)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn set_account_user(&self, id: i64, external: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE accounts SET external_user_id = ? WHERE id = ?")
+        on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE accounts SET external_user_id = ? WHERE id = ?"))
             .bind(external)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// A finished sync: when, and the error if it failed (the account stays active). A
     /// failure moves the last attempt and the last error, never the last success.
     pub async fn account_synced(&self, id: i64, at: DateTime<Utc>, error: Option<&str>) -> Result<(), StoreError> {
-        let sql = if error.is_none() {
+        let statement = if error.is_none() {
             "UPDATE accounts SET last_attempt_ms = ?1, last_sync_ms = ?1, last_error = ?2, updated_ms = ?3 WHERE id = ?4"
         } else {
             "UPDATE accounts SET last_attempt_ms = ?1, last_error_ms = ?1, last_error = ?2, updated_ms = ?3 WHERE id = ?4"
         };
-        sqlx::query(sql)
+        on!(&self.db, |e, sql| sqlx::query(&sql(statement))
             .bind(at.timestamp_millis())
             .bind(error)
             .bind(Store::now_ms())
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -171,29 +182,37 @@ impl Store {
             .as_ref()
             .map(|v| self.cipher.seal(v.as_bytes()).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()?;
-        sqlx::query("DELETE FROM oauth_states WHERE expires_ms < ?").bind(Store::now_ms()).execute(&self.pool).await?;
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql("DELETE FROM oauth_states WHERE expires_ms < ?"))
+            .bind(Store::now_ms())
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
+        on!(&self.db, |e, sql| {
+            sqlx::query(&sql(
             "INSERT INTO oauth_states (state, provider, client_id, verifier, redirect, expires_ms) VALUES (?, ?, ?, ?, ?, ?)",
-        )
+        ))
         .bind(state)
         .bind(&s.provider)
         .bind(s.client_id)
         .bind(sealed)
         .bind(&s.redirect)
         .bind(expires.timestamp_millis())
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
     /// Take (and delete) a pending authorization, if it exists and has not expired.
     pub async fn take_oauth_state(&self, state: &str) -> Result<Option<OAuthState>, StoreError> {
-        let row: Option<StateRow> = sqlx::query_as(
+        let row: Option<StateRow> = on!(&self.db, |e, sql| {
+            sqlx::query_as(&sql(
             "DELETE FROM oauth_states WHERE state = ? RETURNING provider, client_id, verifier, redirect, expires_ms",
-        )
+        ))
         .bind(state)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e)
+        .await
+        })?;
         let Some((provider, client_id, verifier, redirect, expires)) = row else { return Ok(None) };
         if expires < Store::now_ms() {
             return Ok(None);
@@ -216,33 +235,38 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<HashMap<String, Option<Vec<u8>>>, StoreError> {
-        let rows: Vec<(String, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT external_id, content_hash FROM activities
-             WHERE source = ? AND client_id = ? AND start_ms >= ? AND start_ms < ?",
-        )
-        .bind(source)
-        .bind(client)
-        .bind(from.timestamp_millis())
-        .bind(to.timestamp_millis())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, Option<Vec<u8>>)> =
+            on!(&self.db, |e, sql| sqlx::query_as(&sql("SELECT external_id, content_hash FROM activities
+             WHERE source = ? AND client_id = ? AND start_ms >= ? AND start_ms < ?",))
+            .bind(source)
+            .bind(client)
+            .bind(from.timestamp_millis())
+            .bind(to.timestamp_millis())
+            .fetch_all(e)
+            .await)?;
         Ok(rows.into_iter().collect())
     }
 
     /// Delete what `source` sent as `external_id` (deleted at the provider): the activity,
     /// its samples and sets; its dates are re-judged. Returns whether it existed.
     pub async fn delete_source_activity(&self, source: &str, external_id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row: Option<(ActivityId, ClientId, i64, i64, String)> = sqlx::query_as(
+        let mut tx = self.write().await?;
+        let row: Option<(ActivityId, ClientId, i64, i64, String)> = on!(&mut tx, |e, sql| {
+            sqlx::query_as(&sql(
             "SELECT a.id, a.client_id, a.start_ms, a.end_ms, c.tz FROM activities a JOIN clients c ON c.id = a.client_id
              WHERE a.source = ? AND a.external_id = ?",
-        )
+        ))
         .bind(source)
         .bind(external_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        .fetch_optional(&mut **e)
+        .await
+        })?;
         let Some((id, client, start, end, tz)) = row else { return Ok(false) };
-        sqlx::query("DELETE FROM activities WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        on!(&mut tx, |e, sql| sqlx::query(&sql("DELETE FROM activities WHERE id = ?"))
+            .bind(id)
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
         let tz: chrono_tz::Tz =
             tz.parse().map_err(|_| StoreError::Corrupt(format!("client #{client} time zone {tz:?}")))?;
         let (start, end) = (DateTime::from_timestamp_millis(start), DateTime::from_timestamp_millis(end));
@@ -267,17 +291,19 @@ impl Store {
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
     ) -> Result<Vec<chrono::NaiveDate>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
+        let rows: Vec<String> = on!(&self.db, |e, sql| {
+            sqlx::query_scalar(&sql(
             "SELECT date FROM daily_metrics WHERE source = ? AND client_id = ? AND metric = ? AND date BETWEEN ? AND ?
              ORDER BY date",
-        )
+        ))
         .bind(source)
         .bind(client)
         .bind(metric.as_str())
         .bind(from.to_string())
         .bind(to.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(e)
+        .await
+        })?;
         rows.iter().map(|d| d.parse().map_err(|_| StoreError::Corrupt(format!("daily metric date {d:?}")))).collect()
     }
 
@@ -290,18 +316,19 @@ impl Store {
         date: chrono::NaiveDate,
         metrics: &[crate::model::Metric],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let mut gone = 0;
         for m in metrics {
-            gone +=
-                sqlx::query("DELETE FROM daily_metrics WHERE source = ? AND client_id = ? AND date = ? AND metric = ?")
-                    .bind(source)
-                    .bind(client)
-                    .bind(date.to_string())
-                    .bind(m.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            gone += on!(&mut tx, |e, sql| sqlx::query(&sql(
+                "DELETE FROM daily_metrics WHERE source = ? AND client_id = ? AND date = ? AND metric = ?"
+            ))
+            .bind(source)
+            .bind(client)
+            .bind(date.to_string())
+            .bind(m.as_str())
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
         }
         if gone > 0 {
             super::ingest::mark_dirty(&mut tx, client, date).await?;
@@ -312,29 +339,39 @@ impl Store {
 
     /// A value a provider keeps in `meta` (its subscriptions' state, say).
     pub async fn meta_value(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_optional(&self.pool).await?)
+        Ok(on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = ?"))
+            .bind(key)
+            .fetch_optional(e)
+            .await)?)
     }
 
     pub async fn set_meta_value(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
+        ))
         .bind(key)
         .bind(value)
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// A random secret kept in `meta` under `key`, made on first use.
     pub async fn meta_secret(&self, key: &str) -> Result<String, StoreError> {
         let fresh = crate::crypto::random_token()?;
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+        on!(&self.db, |e, sql| sqlx::query(&sql(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+        ))
+        .bind(key)
+        .bind(&fresh)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = ?"))
             .bind(key)
-            .bind(&fresh)
-            .execute(&self.pool)
-            .await?;
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(key).fetch_one(&self.pool).await?)
+            .fetch_one(e)
+            .await)?)
     }
 }
 
@@ -346,9 +383,12 @@ impl Store {
     pub async fn try_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
         let key = format!("lease:{name}");
         let now = Store::now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let current: Option<String> =
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = ?").bind(&key).fetch_optional(&mut *tx).await?;
+            on!(&mut tx, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = ?"))
+                .bind(&key)
+                .fetch_optional(&mut **e)
+                .await)?;
         let live = current
             .as_deref()
             .and_then(|v| v.split_once(' '))
@@ -356,24 +396,26 @@ impl Store {
         if live {
             return Ok(false);
         }
-        sqlx::query(
+        on!(&mut tx, |e, sql| sqlx::query(&sql(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
+        ))
         .bind(&key)
         .bind(format!("{holder} {}", now + ttl_ms))
-        .execute(&mut *tx)
-        .await?;
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Give a lease back (only the holder's own).
     pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM meta WHERE key = ? AND value LIKE ? || ' %'")
+        on!(&self.db, |e, sql| sqlx::query(&sql("DELETE FROM meta WHERE key = ? AND value LIKE ? || ' %'"))
             .bind(format!("lease:{name}"))
             .bind(holder)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -382,59 +424,70 @@ impl Store {
     pub async fn set_skipped(&self, account: i64, skipped: &[String]) -> Result<(), StoreError> {
         let key = format!("skipped:{account}");
         if skipped.is_empty() {
-            sqlx::query("DELETE FROM meta WHERE key = ?").bind(&key).execute(&self.pool).await?;
+            on!(&self.db, |e, sql| sqlx::query(&sql("DELETE FROM meta WHERE key = ?"))
+                .bind(&key)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected()))?;
             return Ok(());
         }
         let json = serde_json::to_string(skipped).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
+        ))
         .bind(&key)
         .bind(json)
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn skipped(&self, account: i64) -> Result<Vec<String>, StoreError> {
-        let json: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(format!("skipped:{account}"))
-            .fetch_optional(&self.pool)
-            .await?;
+        let json: Option<String> =
+            on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = ?"))
+                .bind(format!("skipped:{account}"))
+                .fetch_optional(e)
+                .await)?;
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
     }
 
     /// The base URL the daemon last served at (its `--listen`, or `web.public_url`), so a
     /// command in another process makes links that reach it.
     pub async fn set_served_url(&self, url: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES ('served_url', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        on!(&self.db, |e, sql| {
+            sqlx::query(&sql("INSERT INTO meta (key, value) VALUES ('served_url', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"))
             .bind(url)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
     pub async fn served_url(&self) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = 'served_url'").fetch_optional(&self.pool).await?)
+        Ok(on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = 'served_url'"))
+            .fetch_optional(e)
+            .await)?)
     }
 
     /// Remember a provider's rate-limit headroom (JSON), for `accounts list` in another
     /// process than the daemon's.
     pub async fn save_headroom(&self, provider: &str, json: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
+        ))
         .bind(format!("headroom:{provider}"))
         .bind(json)
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn headroom(&self, provider: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+        Ok(on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = ?"))
             .bind(format!("headroom:{provider}"))
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(e)
+            .await)?)
     }
 }

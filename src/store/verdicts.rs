@@ -9,6 +9,7 @@
 //! data. Pending verdicts are never cached. A row that does not decode is treated as not
 //! cached: it is judged again and written over.
 
+use super::on;
 use super::{Store, StoreError};
 use crate::engine::judge::{EvidenceRef, Occurrence, Verdict};
 use crate::model::ClientId;
@@ -212,18 +213,20 @@ impl Store {
     ) -> Result<Cached, StoreError> {
         // A row per homework and month (a few thousand for a year of a chunk of clients,
         // so plain rows cost less than packing them), the detail only for months shown.
-        let rows: Vec<(i64, i64, Vec<u8>, Option<String>)> = sqlx::query_as(
+        let ids = super::packed::Packing::of(&self.db).ids_at(1);
+        let statement = format!(
             "SELECT v.homework_id, v.month, v.codes, CASE WHEN v.month BETWEEN ?3 AND ?4 THEN v.detail END
              FROM verdicts v JOIN homework h ON h.id = v.homework_id
-             WHERE h.client_id IN (SELECT value FROM json_each(?1)) AND v.month BETWEEN ?2 AND ?5",
-        )
-        .bind(ids_json(clients))
-        .bind(month_of(from))
-        .bind(month_of(full_from))
-        .bind(month_of(full_to))
-        .bind(month_of(to))
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE h.client_id IN ({ids}) AND v.month BETWEEN ?2 AND ?5"
+        );
+        let rows: Vec<(i64, i64, Vec<u8>, Option<String>)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&statement))
+            .bind(ids_json(clients))
+            .bind(month_of(from))
+            .bind(month_of(full_from))
+            .bind(month_of(full_to))
+            .bind(month_of(to))
+            .fetch_all(e)
+            .await)?;
         let shown = month_of(full_from)..=month_of(full_to);
         let mut out = Cached::default();
         for (hw, month, codes, detail) in rows {
@@ -288,20 +291,19 @@ impl Store {
             return Ok(());
         }
         let mut rows: BTreeMap<(i64, i64), MonthRow> = rows.into_iter().map(|r| (r.key, r)).collect();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         // Months already partly cached (the current one, say) keep what they hold.
         let keys: Vec<(i64, i64)> = rows.keys().copied().collect();
         let mut existing: Vec<(i64, i64, Vec<u8>, String)> = Vec::new();
+        let pairs = format!(
+            "SELECT v.homework_id, v.month, v.codes, v.detail FROM verdicts v {}",
+            super::packed::Packing::of(&self.db).month_pairs()
+        );
         for chunk in keys.chunks(5_000) {
-            existing.extend(
-                sqlx::query_as(
-                    "SELECT v.homework_id, v.month, v.codes, v.detail FROM verdicts v
-                     JOIN json_each(?) k ON v.homework_id = k.value ->> 0 AND v.month = k.value ->> 1",
-                )
+            existing.extend(on!(&mut tx, |e, sql| sqlx::query_as(&sql(&pairs))
                 .bind(serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into()))
-                .fetch_all(&mut *tx)
-                .await?,
-            );
+                .fetch_all(&mut **e)
+                .await)?);
         }
         for (hw, month, codes, detail) in existing {
             let (Some(old), Some(row)) = (decode(&codes, &detail), rows.get_mut(&(hw, month))) else { continue };
@@ -314,11 +316,16 @@ impl Store {
         // A few hundred rows per statement keeps every statement within SQLite's limits.
         let rows: Vec<MonthRow> = rows.into_values().collect();
         for chunk in rows.chunks(200) {
-            let mut q = sqlx::QueryBuilder::new("INSERT OR REPLACE INTO verdicts (homework_id, month, codes, detail) ");
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(r.key.0).push_bind(r.key.1).push_bind(r.codes.as_slice()).push_bind(r.detail.as_str());
-            });
-            q.build().execute(&mut *tx).await?;
+            on!(&mut tx, |e, _sql| {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO verdicts (homework_id, month, codes, detail) ");
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.key.0).push_bind(r.key.1).push_bind(r.codes.as_slice()).push_bind(r.detail.as_str());
+                });
+                q.push(
+                    " ON CONFLICT (homework_id, month) DO UPDATE SET codes = excluded.codes, detail = excluded.detail",
+                );
+                q.build().execute(&mut **e).await.map(|_| ())
+            })?;
         }
         tx.commit().await?;
         Ok(())
@@ -326,12 +333,12 @@ impl Store {
 
     /// The clients among `clients` whose evidence changed since their verdicts were read.
     pub async fn dirty_clients(&self, clients: &[ClientId]) -> Result<HashSet<ClientId>, StoreError> {
-        let rows: Vec<i64> = sqlx::query_scalar(
-            "SELECT DISTINCT client_id FROM dirty_dates WHERE client_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(ids_json(clients))
-        .fetch_all(&self.pool)
-        .await?;
+        let statement = format!(
+            "SELECT DISTINCT client_id FROM dirty_dates WHERE client_id IN ({})",
+            super::packed::Packing::of(&self.db).ids
+        );
+        let rows: Vec<i64> =
+            on!(&self.db, |e, sql| sqlx::query_scalar(&sql(&statement)).bind(ids_json(clients)).fetch_all(e).await)?;
         Ok(rows.into_iter().collect())
     }
 
@@ -343,11 +350,12 @@ impl Store {
         client: ClientId,
         affected: impl Fn(NaiveDate) -> Vec<(i64, NaiveDate)>,
     ) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let dirty: Vec<String> = sqlx::query_scalar("SELECT date FROM dirty_dates WHERE client_id = ?")
-            .bind(client)
-            .fetch_all(&mut *tx)
-            .await?;
+        let mut tx = self.write().await?;
+        let dirty: Vec<String> =
+            on!(&mut tx, |e, sql| sqlx::query_scalar(&sql("SELECT date FROM dirty_dates WHERE client_id = ?"))
+                .bind(client)
+                .fetch_all(&mut **e)
+                .await)?;
         if dirty.is_empty() {
             return Ok(0);
         }
@@ -361,13 +369,14 @@ impl Store {
             }
         }
         let keys: Vec<(i64, i64)> = drop.keys().copied().collect();
-        let rows: Vec<(i64, i64, Vec<u8>, String)> = sqlx::query_as(
-            "SELECT v.homework_id, v.month, v.codes, v.detail FROM verdicts v
-             JOIN json_each(?) k ON v.homework_id = k.value ->> 0 AND v.month = k.value ->> 1",
-        )
-        .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
-        .fetch_all(&mut *tx)
-        .await?;
+        let pairs = format!(
+            "SELECT v.homework_id, v.month, v.codes, v.detail FROM verdicts v {}",
+            super::packed::Packing::of(&self.db).month_pairs()
+        );
+        let rows: Vec<(i64, i64, Vec<u8>, String)> = on!(&mut tx, |e, sql| sqlx::query_as(&sql(&pairs))
+            .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&mut **e)
+            .await)?;
         let mut dropped = 0;
         for (hw, month, codes, detail) in rows {
             let days = drop.get(&(hw, month)).cloned().unwrap_or_default();
@@ -381,24 +390,34 @@ impl Store {
             match kept {
                 Some(entries) if !entries.is_empty() => {
                     let (codes, detail) = encode(&entries);
-                    sqlx::query("UPDATE verdicts SET codes = ?, detail = ? WHERE homework_id = ? AND month = ?")
-                        .bind(codes)
-                        .bind(detail)
-                        .bind(hw)
-                        .bind(month)
-                        .execute(&mut *tx)
-                        .await?;
+                    on!(&mut tx, |e, sql| sqlx::query(&sql(
+                        "UPDATE verdicts SET codes = ?, detail = ? WHERE homework_id = ? AND month = ?"
+                    ))
+                    .bind(codes)
+                    .bind(detail)
+                    .bind(hw)
+                    .bind(month)
+                    .execute(&mut **e)
+                    .await
+                    .map(|r| r.rows_affected()))?;
                 }
                 _ => {
-                    sqlx::query("DELETE FROM verdicts WHERE homework_id = ? AND month = ?")
-                        .bind(hw)
-                        .bind(month)
-                        .execute(&mut *tx)
-                        .await?;
+                    on!(&mut tx, |e, sql| sqlx::query(&sql(
+                        "DELETE FROM verdicts WHERE homework_id = ? AND month = ?"
+                    ))
+                    .bind(hw)
+                    .bind(month)
+                    .execute(&mut **e)
+                    .await
+                    .map(|r| r.rows_affected()))?;
                 }
             }
         }
-        sqlx::query("DELETE FROM dirty_dates WHERE client_id = ?").bind(client).execute(&mut *tx).await?;
+        on!(&mut tx, |e, sql| sqlx::query(&sql("DELETE FROM dirty_dates WHERE client_id = ?"))
+            .bind(client)
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
         tx.commit().await?;
         Ok(dropped)
     }
@@ -406,31 +425,39 @@ impl Store {
     /// Drop every cached verdict when the settings that shaped them changed.
     pub async fn check_verdict_settings(&self, fingerprint: &str) -> Result<bool, StoreError> {
         // Read first: only a change of settings takes the write lock.
-        let current: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'verdict_settings'")
-            .fetch_optional(&self.pool)
-            .await?;
+        let current: Option<String> =
+            on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = 'verdict_settings'"))
+                .fetch_optional(e)
+                .await)?;
         if current.as_deref() == Some(fingerprint) {
             return Ok(false);
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'verdict_settings'")
-            .fetch_optional(&mut *tx)
-            .await?;
+        let mut tx = self.write().await?;
+        let stored: Option<String> =
+            on!(&mut tx, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = 'verdict_settings'"))
+                .fetch_optional(&mut **e)
+                .await)?;
         if stored.as_deref() == Some(fingerprint) {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM verdicts").execute(&mut *tx).await?;
-        sqlx::query("INSERT OR REPLACE INTO meta (key, value) VALUES ('verdict_settings', ?)")
-            .bind(fingerprint)
-            .execute(&mut *tx)
-            .await?;
+        on!(&mut tx, |e, sql| sqlx::query(&sql("DELETE FROM verdicts"))
+            .execute(&mut **e)
+            .await
+            .map(|r| r.rows_affected()))?;
+        on!(&mut tx, |e, sql| sqlx::query(&sql("INSERT INTO meta (key, value) VALUES ('verdict_settings', ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value"))
+        .bind(fingerprint)
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
         tx.commit().await?;
         Ok(true)
     }
 
     /// Verdict counts in the cache, for /metrics, by verdict name.
     pub async fn verdict_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT codes FROM verdicts").fetch_all(&self.pool).await?;
+        let rows: Vec<Vec<u8>> =
+            on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT codes FROM verdicts")).fetch_all(e).await)?;
         let mut counts: BTreeMap<&'static str, i64> = BTreeMap::new();
         for codes in rows {
             for v in codes.into_iter().filter_map(verdict) {

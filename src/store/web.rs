@@ -3,6 +3,7 @@
 //! values shown once; only their SHA-256 is stored, so a copy of the database opens
 //! nothing.
 
+use super::on;
 use super::{Store, StoreError};
 use crate::crypto::{random_token, token_hash as hash};
 use crate::model::ClientId;
@@ -38,32 +39,37 @@ impl Store {
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
             return Err(StoreError::Invalid(vec![format!("trainer name {name:?}: 1-64 printable characters")]));
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let existing: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, name FROM trainers WHERE name = ? COLLATE NOCASE")
+            on!(&mut tx, |e, sql| sqlx::query_as(&sql("SELECT id, name FROM trainers WHERE name = ? COLLATE NOCASE"))
                 .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(&mut **e)
+                .await)?;
         let (trainer, created) = match existing {
             Some((id, name)) => {
-                sqlx::query("UPDATE trainers SET password_hash = ? WHERE id = ?")
+                on!(&mut tx, |e, sql| sqlx::query(&sql("UPDATE trainers SET password_hash = ? WHERE id = ?"))
                     .bind(password_hash)
                     .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                    .execute(&mut **e)
+                    .await
+                    .map(|r| r.rows_affected()))?;
                 // A new password ends every session of the old one.
-                sqlx::query("DELETE FROM sessions WHERE trainer_id = ?").bind(id).execute(&mut *tx).await?;
+                on!(&mut tx, |e, sql| sqlx::query(&sql("DELETE FROM sessions WHERE trainer_id = ?"))
+                    .bind(id)
+                    .execute(&mut **e)
+                    .await
+                    .map(|r| r.rows_affected()))?;
                 (Trainer { id, name }, false)
             }
             None => {
-                let id: i64 = sqlx::query_scalar(
+                let id: i64 = on!(&mut tx, |e, sql| sqlx::query_scalar(&sql(
                     "INSERT INTO trainers (name, password_hash, created_ms) VALUES (?, ?, ?) RETURNING id",
-                )
+                ))
                 .bind(name)
                 .bind(password_hash)
                 .bind(Store::now_ms())
-                .fetch_one(&mut *tx)
-                .await?;
+                .fetch_one(&mut **e)
+                .await)?;
                 (Trainer { id, name: name.to_string() }, true)
             }
         };
@@ -73,35 +79,41 @@ impl Store {
 
     pub async fn trainers(&self) -> Result<Vec<Trainer>, StoreError> {
         let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, name FROM trainers ORDER BY name").fetch_all(&self.pool).await?;
+            on!(&self.db, |e, sql| sqlx::query_as(&sql("SELECT id, name FROM trainers ORDER BY name"))
+                .fetch_all(e)
+                .await)?;
         Ok(rows.into_iter().map(|(id, name)| Trainer { id, name }).collect())
     }
 
     /// The trainer and their password hash, for a login.
     pub async fn trainer_login(&self, name: &str) -> Result<Option<(Trainer, Option<String>)>, StoreError> {
-        let row: Option<(i64, String, Option<String>)> =
-            sqlx::query_as("SELECT id, name, password_hash FROM trainers WHERE name = ? COLLATE NOCASE")
-                .bind(name.trim())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i64, String, Option<String>)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
+            "SELECT id, name, password_hash FROM trainers WHERE name = ? COLLATE NOCASE"
+        ))
+        .bind(name.trim())
+        .fetch_optional(e)
+        .await)?;
         Ok(row.map(|(id, name, hash)| (Trainer { id, name }, hash)))
     }
 
     /// Give every client without a trainer to this one; returns how many.
     pub async fn adopt_unassigned(&self, trainer: TrainerId) -> Result<u64, StoreError> {
-        let r = sqlx::query("UPDATE clients SET trainer_id = ? WHERE trainer_id IS NULL")
-            .bind(trainer)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+        let r =
+            on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE clients SET trainer_id = ? WHERE trainer_id IS NULL"))
+                .bind(trainer)
+                .execute(e)
+                .await
+                .map(|r| r.rows_affected()))?;
+        Ok(r)
     }
 
     pub async fn set_client_trainer(&self, client: ClientId, trainer: Option<TrainerId>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE clients SET trainer_id = ? WHERE id = ?")
+        on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE clients SET trainer_id = ? WHERE id = ?"))
             .bind(trainer)
             .bind(client)
-            .execute(&self.pool)
-            .await?;
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -110,35 +122,44 @@ impl Store {
         let token = random_token()?;
         let csrf = random_token()?;
         let now = Store::now_ms();
-        sqlx::query("DELETE FROM sessions WHERE expires_ms < ?").bind(now).execute(&self.pool).await?;
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql("DELETE FROM sessions WHERE expires_ms < ?"))
+            .bind(now)
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
+        on!(&self.db, |e, sql| sqlx::query(&sql(
             "INSERT INTO sessions (token_hash, trainer_id, csrf, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?)",
-        )
+        ))
         .bind(hash(&token))
         .bind(trainer.id)
         .bind(&csrf)
         .bind(now)
         .bind(now + ttl_ms)
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok((token, Session { trainer: trainer.clone(), csrf }))
     }
 
     /// The live session of a cookie token, if any.
     pub async fn session(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        let row: Option<(i64, String, String)> = sqlx::query_as(
+        let row: Option<(i64, String, String)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
             "SELECT t.id, t.name, s.csrf FROM sessions s JOIN trainers t ON t.id = s.trainer_id
              WHERE s.token_hash = ? AND s.expires_ms > ?",
-        )
+        ))
         .bind(hash(token))
         .bind(Store::now_ms())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(e)
+        .await)?;
         Ok(row.map(|(id, name, csrf)| Session { trainer: Trainer { id, name }, csrf }))
     }
 
     pub async fn end_session(&self, token: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?").bind(hash(token)).execute(&self.pool).await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql("DELETE FROM sessions WHERE token_hash = ?"))
+            .bind(hash(token))
+            .execute(e)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -158,39 +179,48 @@ impl Store {
     /// A new private link token for a client (earlier links keep working until revoked).
     pub async fn new_share_link(&self, client: ClientId) -> Result<String, StoreError> {
         let token = random_token()?;
-        sqlx::query("INSERT INTO share_links (token_hash, client_id, created_ms) VALUES (?, ?, ?)")
-            .bind(hash(&token))
-            .bind(client)
-            .bind(Store::now_ms())
-            .execute(&self.pool)
-            .await?;
+        on!(&self.db, |e, sql| sqlx::query(&sql(
+            "INSERT INTO share_links (token_hash, client_id, created_ms) VALUES (?, ?, ?)"
+        ))
+        .bind(hash(&token))
+        .bind(client)
+        .bind(Store::now_ms())
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(token)
     }
 
     /// Revoke every link of a client; returns how many were live.
     pub async fn revoke_share_links(&self, client: ClientId) -> Result<u64, StoreError> {
-        let r = sqlx::query("UPDATE share_links SET revoked_ms = ? WHERE client_id = ? AND revoked_ms IS NULL")
-            .bind(Store::now_ms())
-            .bind(client)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
+        let r = on!(&self.db, |e, sql| sqlx::query(&sql(
+            "UPDATE share_links SET revoked_ms = ? WHERE client_id = ? AND revoked_ms IS NULL"
+        ))
+        .bind(Store::now_ms())
+        .bind(client)
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(r)
     }
 
     pub async fn live_share_links(&self, client: ClientId) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM share_links WHERE client_id = ? AND revoked_ms IS NULL")
-            .bind(client)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
+            "SELECT COUNT(*) FROM share_links WHERE client_id = ? AND revoked_ms IS NULL"
+        ))
+        .bind(client)
+        .fetch_one(e)
+        .await)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     pub async fn client_for_share(&self, token: &str) -> Result<Option<ClientId>, StoreError> {
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT client_id FROM share_links WHERE token_hash = ? AND revoked_ms IS NULL")
-                .bind(hash(token))
-                .fetch_optional(&self.pool)
-                .await?;
+        let id: Option<i64> = on!(&self.db, |e, sql| sqlx::query_scalar(&sql(
+            "SELECT client_id FROM share_links WHERE token_hash = ? AND revoked_ms IS NULL"
+        ))
+        .bind(hash(token))
+        .fetch_optional(e)
+        .await)?;
         Ok(id)
     }
 
@@ -199,29 +229,31 @@ impl Store {
         if !(1..=10).contains(&r.rating) {
             return Err(StoreError::Invalid(vec![format!("rating {}: 1 to 10", r.rating)]));
         }
-        sqlx::query(
+        on!(&self.db, |e, sql| sqlx::query(&sql(
             "INSERT INTO reflections (client_id, week, rating, note, created_ms) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (client_id, week) DO UPDATE SET rating = excluded.rating, note = excluded.note,
              created_ms = excluded.created_ms",
-        )
+        ))
         .bind(client)
         .bind(r.week.to_string())
         .bind(i64::from(r.rating))
         .bind(&r.note)
         .bind(Store::now_ms())
-        .execute(&self.pool)
-        .await?;
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// The client's reflections, newest week first.
     pub async fn reflections(&self, client: ClientId, limit: i64) -> Result<Vec<Reflection>, StoreError> {
-        let rows: Vec<(String, i64, Option<String>)> =
-            sqlx::query_as("SELECT week, rating, note FROM reflections WHERE client_id = ? ORDER BY week DESC LIMIT ?")
-                .bind(client)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, i64, Option<String>)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(
+            "SELECT week, rating, note FROM reflections WHERE client_id = ? ORDER BY week DESC LIMIT ?"
+        ))
+        .bind(client)
+        .bind(limit)
+        .fetch_all(e)
+        .await)?;
         rows.into_iter()
             .map(|(week, rating, note)| {
                 let week = week.parse().map_err(|_| StoreError::Corrupt(format!("reflection week {week:?}")))?;

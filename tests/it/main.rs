@@ -52,6 +52,7 @@ use coachd::store::{NewClient, Store};
 use std::sync::Once;
 
 /// The real binary on a data dir, with no configuration leaking in from the environment.
+/// With `COACHD_TEST_POSTGRES` set, its store is that data dir's own PostgreSQL database.
 pub fn coachd(data: &std::path::Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("coachd").expect("binary");
     cmd.env("COACHD_DATA_DIR", data).env_remove("COACHD_CONFIG").env_remove("RUST_LOG");
@@ -60,7 +61,40 @@ pub fn coachd(data: &std::path::Path) -> assert_cmd::Command {
             cmd.env_remove(k);
         }
     }
+    if let Some(url) = postgres_for(data) {
+        cmd.env("COACHD__STORE__URL", url);
+    }
     cmd
+}
+
+/// The PostgreSQL database of a test's data dir, when the suite runs on PostgreSQL
+/// (`COACHD_TEST_POSTGRES=postgres://USER@HOST:PORT`, a server the tests may create
+/// databases on): one empty database per data dir, made on first use, so tests stay as
+/// apart as their temporary directories.
+pub fn postgres_for(data: &std::path::Path) -> Option<String> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static MADE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let base = std::env::var("COACHD_TEST_POSTGRES").ok().filter(|b| !b.trim().is_empty())?;
+    let base = base.trim().trim_end_matches('/').to_string();
+    // The data dir itself or its parent (a test's temp dir) names the database.
+    let key = data.parent().filter(|_| data.ends_with("data")).unwrap_or(data);
+    let digest =
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(key.as_os_str().as_encoded_bytes()));
+    let name = format!("coachd_t_{}", digest.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>());
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    let made = made.get_or_insert_with(HashSet::new);
+    if !made.contains(&name) {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &format!("{base}/postgres")])
+            .args(["-c", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+            .args(["-c", &format!("CREATE DATABASE {name}")])
+            .output()
+            .expect("psql for COACHD_TEST_POSTGRES");
+        assert!(out.status.success(), "creating {name}: {}", String::from_utf8_lossy(&out.stderr));
+        made.insert(name.clone());
+    }
+    Some(format!("{base}/{name}"))
 }
 
 /// Whether a command runs and succeeds (its output discarded).
@@ -122,7 +156,10 @@ impl TestStore {
         test_log();
         let dir = tempfile::tempdir().expect("tempdir");
         let data = DataDir::new(dir.path().join("data"));
-        let config = Config::default();
+        let mut config = Config::default();
+        if let Some(url) = postgres_for(data.root()) {
+            config.store.url = url;
+        }
         let (store, _) = coachd::init::init(&data, &data.default_config(), &config).await.expect("init");
         Self { dir, store, config }
     }

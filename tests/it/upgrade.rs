@@ -8,12 +8,12 @@ use coachd::store::{Store, StoreError, StoreOptions};
 use predicates::str::contains;
 use std::collections::BTreeMap;
 
-/// A database file with only migrations/0001_init.sql applied (through sqlx's own
+/// A database file with only migrations/sqlite/0001_init.sql applied (through sqlx's own
 /// migrator, so its history is what the first release recorded).
 async fn first_release_database(dir: &std::path::Path) -> std::path::PathBuf {
     let migrations = dir.join("migrations-0001");
     std::fs::create_dir_all(&migrations).expect("mkdir");
-    let first = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/0001_init.sql");
+    let first = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite/0001_init.sql");
     std::fs::copy(&first, migrations.join("0001_init.sql")).expect("copy the first migration");
     let path = dir.join("old.db");
     let pool = fixture::pool(&path).await;
