@@ -794,7 +794,7 @@ impl Config {
             bad("log.level", format!("{:?} is not a log level or filter: {e}", self.log.level));
         }
         let url = self.store.url.trim();
-        if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             bad(
                 "store.url",
                 "must be empty (the SQLite file in the data dir) or a postgres:// URL, e.g. \

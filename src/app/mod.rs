@@ -24,6 +24,7 @@ mod homework;
 mod inbound;
 mod links;
 pub mod live;
+pub mod migrate;
 pub mod notify;
 pub mod questions;
 pub mod trainers;

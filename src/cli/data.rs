@@ -169,3 +169,58 @@ pub async fn remove(app: &App, name: &str, yes: bool) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+pub const MIGRATE_HELP: &str = "\
+Before: stop coachd (systemctl stop coachd), create the role and the database
+(createuser coachd; createdb -O coachd coachd), and take a backup.
+After: put the printed line into the [store] section of coachd.toml (the password
+in store.password_file or the systemd credential store_password), and start coachd.
+Exit 0: copied and checked; 1: the copy differs (the line is not printed); 2: bad input.";
+
+/// `coachd migrate --to URL`: the SQLite database into PostgreSQL, checked.
+pub async fn migrate(data: &DataDir, config: &Config, to: &str, password_file: Option<&Path>) -> Result<(), Failure> {
+    let mut store = config.store.clone();
+    store.url = to.to_string();
+    if let Some(file) = password_file {
+        store.password_file = file.display().to_string();
+    }
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        return Err(Failure::Input(format!("--to {to:?} is not a postgres:// URL (postgres://USER@HOST:PORT/DBNAME)")));
+    }
+    let pg = store.postgres().map_err(Failure::Input)?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("  {spinner} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let report = crate::app::migrate::migrate(data, config, &pg, |table, rows| {
+        bar.set_message(format!("{table}: {rows} rows"));
+        bar.tick();
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    let total: u64 = report.copied.iter().map(|(_, n)| n).sum();
+    println!("copied {total} rows in {} tables into {}", report.copied.len(), report.target);
+    for (table, n) in report.copied.iter().filter(|(_, n)| *n > 0) {
+        println!("  {table:<20} {n:>10}");
+    }
+    for (table, a, b) in &report.count_mismatches {
+        println!("rows differ in {table}: {a} in SQLite, {b} in PostgreSQL");
+    }
+    for name in &report.verdict_mismatches {
+        println!("verdicts differ for client {name}");
+    }
+    if !report.matches() {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "the copy does not match the SQLite database; keep using it, and report this with the lines above"
+        )));
+    }
+    println!(
+        "checked: equal rows in every table, and equal verdicts of the last 90 days for {} clients",
+        report.clients_compared
+    );
+    println!("to switch, put this in the [store] section of the config and restart coachd:");
+    println!("url = \"{}\"", report.target);
+    Ok(())
+}

@@ -280,6 +280,16 @@ enum Command {
         #[arg(long)]
         with_key: bool,
     },
+    /// Copy this data dir's SQLite database into an empty PostgreSQL database, check the copy (rows per table, every client's verdicts of the last 90 days), and print the config line that switches to it; the SQLite file's data is left as it was
+    #[command(after_help = data::MIGRATE_HELP)]
+    Migrate {
+        /// The PostgreSQL database to copy into: postgres://USER@HOST:PORT/DBNAME (empty, or only migrated)
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// A file holding the database password [default: store.password_file, else the URL's own]
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
     /// Put a backup back (the daemon must be stopped); the database it replaces is kept aside
     Restore {
         /// A zip from `coachd backup` (or the daily ones in DATA/backups/), or a bare database file
@@ -582,6 +592,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Restore { file, keep_config } => data::restore(&data, &config_path, &file, keep_config, &config).await,
+        Command::Migrate { to, password_file } => data::migrate(&data, &config, &to, password_file.as_deref()).await,
         Command::Collect { hub, token_file } => collect(&data, config, hub, token_file).await,
         command => {
             let app = open(&data, &config_path, config, true).await?;
@@ -735,6 +746,7 @@ async fn with_app(app: &App, data: &DataDir, command: Command) -> Result<(), Fai
         | Command::Config(_)
         | Command::Run { .. }
         | Command::Restore { .. }
+        | Command::Migrate { .. }
         | Command::Doctor { .. } => {
             unreachable!("handled by dispatch without an open store")
         }

@@ -15,6 +15,7 @@ pub mod benchmarks;
 mod clients;
 pub mod codec;
 pub mod collectors;
+mod copy;
 pub mod devices;
 mod dialect;
 pub mod erase;

@@ -31,6 +31,7 @@ mod ingest;
 mod language;
 mod layers;
 mod live;
+mod migrate;
 mod notify;
 mod oura;
 mod providers;
