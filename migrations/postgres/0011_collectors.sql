@@ -22,7 +22,7 @@ CREATE TABLE collectors (
     report_ms BIGINT,
     backlog_batches BIGINT,
     backlog_bytes BIGINT,
-    outbox_full BIGINT NOT NULL DEFAULT 0,
+    outbox_full BOOLEAN NOT NULL DEFAULT false,
     not_stored BIGINT NOT NULL DEFAULT 0,
     adapter TEXT,
     in_range TEXT,

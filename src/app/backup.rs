@@ -423,7 +423,8 @@ pub async fn restore(
     let database = data.database();
     let incoming = with_suffix(&database, &format!(".restoring-{}", std::process::id()));
     let _ = std::fs::remove_file(&incoming);
-    let result = restore_locked(data, config_path, file, keep_config, opts, &incoming).await;
+    let pg = if config.store.is_postgres() { Some(config.store.postgres().map_err(AppError::input)?) } else { None };
+    let result = restore_locked(data, config_path, file, keep_config, opts, pg.as_ref(), &incoming).await;
     let _ = std::fs::remove_file(&incoming);
     result
 }
@@ -434,6 +435,7 @@ async fn restore_locked(
     file: &Path,
     keep_config: bool,
     opts: &StoreOptions,
+    pg: Option<&crate::store::PgOptions>,
     incoming: &Path,
 ) -> AppResult<Restored> {
     let database = data.database();
@@ -505,6 +507,41 @@ async fn restore_locked(
         }
     }
     let aside = with_suffix(&database, &tag);
+    if let Some(pg) = pg {
+        // A PostgreSQL store: what it holds is kept aside as a SQLite file (a backup of
+        // it), then the backup's rows replace it in one transaction.
+        let target = Store::open_postgres(pg, opts, cipher.clone())
+            .await
+            .with_context(|| format!("opening the PostgreSQL database {}", pg.shown()))?;
+        let held: i64 = target.table_counts().await?.iter().filter(|(t, _)| *t != "meta").map(|(_, n)| n).sum();
+        let kept_aside = if held > 0 {
+            target.backup_to(&aside).await.with_context(|| format!("keeping a copy aside in {}", aside.display()))?;
+            Some(aside)
+        } else {
+            None
+        };
+        let backup = Store::open(incoming, opts, cipher).await.context("opening the backup's database")?;
+        let copied = backup.copy_into(&target, true, |_, _| {}).await;
+        backup.close().await;
+        copied.with_context(|| format!("copying the backup into {}", pg.shown()))?;
+        let counts = target.row_counts().await;
+        let schema_now = target.schema_version().await;
+        target.close().await;
+        tracing::info!(from = %file.display(), aside = ?kept_aside, reconnect = reconnect.len(), "restored");
+        return Ok(Restored {
+            from: file.to_path_buf(),
+            database: PathBuf::from(pg.shown()),
+            kept_aside,
+            schema_before: facts.schema_version,
+            schema_now: schema_now.unwrap_or_else(|_| known_schema_version()),
+            counts: counts?,
+            key_restored,
+            key_aside,
+            config_restored,
+            config_aside,
+            reconnect,
+        });
+    }
     let moved = move_database(&database, &aside).with_context(|| format!("keeping {} aside", database.display()))?;
     std::fs::rename(incoming, &database)
         .with_context(|| format!("moving the restored database to {}", database.display()))?;

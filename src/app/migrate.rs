@@ -10,7 +10,7 @@
 use super::{AppError, AppResult};
 use crate::config::Config;
 use crate::paths::DataDir;
-use crate::store::{PgOptions, Store};
+use crate::store::Store;
 use anyhow::Context;
 use chrono::{Duration, Utc};
 
@@ -35,14 +35,27 @@ impl Migrated {
     }
 }
 
-/// Copy the data dir's database into the PostgreSQL database `pg` and check the copy.
-/// `progress` hears each table and the rows copied so far.
+/// Copy the data dir's database into the PostgreSQL database at `to` (its password in
+/// `password_file`, else as the config says) and check the copy. `progress` hears each
+/// table and the rows copied so far.
 pub async fn migrate(
     data: &DataDir,
     config: &Config,
-    pg: &PgOptions,
+    to: &str,
+    password_file: Option<&std::path::Path>,
     progress: impl FnMut(&str, u64),
 ) -> AppResult<Migrated> {
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        return Err(AppError::input(format!(
+            "--to {to:?} is not a postgres:// URL (postgres://USER@HOST:PORT/DBNAME)"
+        )));
+    }
+    let mut store = config.store.clone();
+    store.url = to.to_string();
+    if let Some(file) = password_file {
+        store.password_file = file.display().to_string();
+    }
+    let pg = &store.postgres().map_err(AppError::input)?;
     let database = data.database();
     if !database.exists() {
         return Err(AppError::input(format!(
@@ -73,7 +86,7 @@ async fn copy_and_check(
     config: &Config,
     progress: impl FnMut(&str, u64),
 ) -> AppResult<Migrated> {
-    let copied = source.copy_into(target, progress).await?;
+    let copied = source.copy_into(target, false, progress).await?;
     let (a, b) = (source.table_counts().await?, target.table_counts().await?);
     let mut count_mismatches = Vec::new();
     for (table, n) in &a {

@@ -179,21 +179,12 @@ Exit 0: copied and checked; 1: the copy differs (the line is not printed); 2: ba
 
 /// `coachd migrate --to URL`: the SQLite database into PostgreSQL, checked.
 pub async fn migrate(data: &DataDir, config: &Config, to: &str, password_file: Option<&Path>) -> Result<(), Failure> {
-    let mut store = config.store.clone();
-    store.url = to.to_string();
-    if let Some(file) = password_file {
-        store.password_file = file.display().to_string();
-    }
-    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
-        return Err(Failure::Input(format!("--to {to:?} is not a postgres:// URL (postgres://USER@HOST:PORT/DBNAME)")));
-    }
-    let pg = store.postgres().map_err(Failure::Input)?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
         indicatif::ProgressStyle::with_template("  {spinner} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
-    let report = crate::app::migrate::migrate(data, config, &pg, |table, rows| {
+    let report = crate::app::migrate::migrate(data, config, to, password_file, |table, rows| {
         bar.set_message(format!("{table}: {rows} rows"));
         bar.tick();
     })

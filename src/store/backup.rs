@@ -73,7 +73,28 @@ impl Store {
         let target = dest.to_str().ok_or_else(|| {
             StoreError::Invalid(vec![format!("the backup path {} is not valid UTF-8", dest.display())])
         })?;
-        sqlx::query("VACUUM INTO ?").bind(target).execute(self.sqlite()?).await?;
+        match &self.db {
+            super::Backend::Sqlite(p) => {
+                sqlx::query("VACUUM INTO ?").bind(target).execute(p).await?;
+            }
+            // A PostgreSQL store backs up into the same SQLite file a SQLite store writes,
+            // so a backup restores on either.
+            super::Backend::Postgres(_) => {
+                let opts = super::StoreOptions { max_connections: 1, ..Default::default() };
+                let copy = Store::open(dest, &opts, self.cipher.clone()).await?;
+                let copied = self.copy_into(&copy, false, |_, _| {}).await;
+                copy.close().await;
+                if let Err(e) = copied {
+                    let _ = std::fs::remove_file(dest);
+                    for side in ["-wal", "-shm"] {
+                        let mut f = dest.as_os_str().to_owned();
+                        f.push(side);
+                        let _ = std::fs::remove_file(f);
+                    }
+                    return Err(e);
+                }
+            }
+        }
         let copy = open_plain(dest, false).await?;
         let result = sqlx::query("PRAGMA journal_mode = DELETE").execute(&copy).await;
         copy.close().await;
@@ -152,12 +173,15 @@ impl Store {
     /// Remember when the last backup was made and where (any process: the daemon's daily
     /// one or `coachd backup`).
     pub async fn set_last_backup(&self, at_ms: i64, path: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        super::on!(&self.db, |e, sql| {
+            sqlx::query(&sql(
             "INSERT INTO meta (key, value) VALUES ('last_backup', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
+        ))
         .bind(format!("{at_ms} {path}"))
-        .execute(self.sqlite()?)
-        .await?;
+        .execute(e)
+        .await
+        .map(|_| ())
+        })?;
         Ok(())
     }
 

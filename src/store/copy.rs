@@ -26,6 +26,8 @@ enum Kind {
     Real,
     Text,
     Blob,
+    /// An INTEGER 0/1 in SQLite that PostgreSQL holds as BOOLEAN.
+    Bool,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
 /// One value in transit.
 #[derive(Clone, Debug, PartialEq)]
 enum Value {
+    Bool(Option<bool>),
     Integer(Option<i64>),
     Real(Option<f64>),
     Text(Option<String>),
@@ -97,6 +100,7 @@ async fn tables(pool: &SqlitePool) -> Result<Vec<Table>, StoreError> {
 
 fn sqlite_value(row: &sqlx::sqlite::SqliteRow, i: usize, kind: Kind) -> Result<Value, sqlx::Error> {
     Ok(match kind {
+        Kind::Bool => Value::Bool(row.try_get(i)?),
         Kind::Integer => Value::Integer(row.try_get(i)?),
         Kind::Real => Value::Real(row.try_get(i)?),
         Kind::Text => Value::Text(row.try_get(i)?),
@@ -106,6 +110,7 @@ fn sqlite_value(row: &sqlx::sqlite::SqliteRow, i: usize, kind: Kind) -> Result<V
 
 fn pg_value(row: &sqlx::postgres::PgRow, i: usize, kind: Kind) -> Result<Value, sqlx::Error> {
     Ok(match kind {
+        Kind::Bool => Value::Bool(row.try_get(i)?),
         Kind::Integer => Value::Integer(row.try_get(i)?),
         Kind::Real => Value::Real(row.try_get(i)?),
         Kind::Text => Value::Text(row.try_get(i)?),
@@ -129,6 +134,7 @@ async fn insert(tx: &mut super::Tx<'_>, table: &Table, rows: &[Vec<Value>]) -> R
             q.push_values(rows, |mut b, row| {
                 for v in row {
                     match v {
+                        Value::Bool(x) => b.push_bind(*x),
                         Value::Integer(x) => b.push_bind(*x),
                         Value::Real(x) => b.push_bind(*x),
                         Value::Text(x) => b.push_bind(x.clone()),
@@ -152,17 +158,46 @@ async fn insert(tx: &mut super::Tx<'_>, table: &Table, rows: &[Vec<Value>]) -> R
 }
 
 impl Store {
-    /// Copy every row of this SQLite store into `target` (another backend, freshly
-    /// migrated and empty), in one transaction on the target. `progress` hears each
-    /// table's name and the rows copied so far. Returns the rows copied per table.
-    pub async fn copy_into(&self, target: &Store, mut progress: impl FnMut(&str, u64)) -> Result<Copied, StoreError> {
-        let (schema_pool, source) = match (&self.db, &target.db) {
-            (Backend::Sqlite(s), Backend::Postgres(_)) => (s.clone(), &self.db),
-            (Backend::Postgres(_), Backend::Sqlite(t)) => (t.clone(), &self.db),
+    /// Copy every row of this store into `target` (the other backend, migrated to the
+    /// same schema), in one transaction on the target, from one snapshot of this one.
+    /// The target must be empty, unless `replace`: then what it holds is deleted in the
+    /// same transaction (a restore). `progress` hears each table's name and the rows
+    /// copied so far. Returns the rows copied per table.
+    pub async fn copy_into(
+        &self,
+        target: &Store,
+        replace: bool,
+        mut progress: impl FnMut(&str, u64),
+    ) -> Result<Copied, StoreError> {
+        let (schema_pool, pg, source) = match (&self.db, &target.db) {
+            (Backend::Sqlite(s), Backend::Postgres(p)) => (s.clone(), p.clone(), &self.db),
+            (Backend::Postgres(p), Backend::Sqlite(t)) => (t.clone(), p.clone(), &self.db),
             _ => return Err(StoreError::Invalid(vec!["a copy goes between SQLite and PostgreSQL".into()])),
         };
-        let tables = tables(&schema_pool).await?;
+        let mut tables = tables(&schema_pool).await?;
+        // Flags: INTEGER 0/1 in SQLite, BOOLEAN in PostgreSQL.
+        let flags: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+              WHERE table_schema = current_schema() AND data_type = 'boolean'",
+        )
+        .fetch_all(&pg)
+        .await?;
+        for t in &mut tables {
+            for (c, k) in &mut t.columns {
+                if flags.iter().any(|(ft, fc)| *ft == t.name && fc == c) {
+                    *k = Kind::Bool;
+                }
+            }
+        }
         let mut tx = target.write().await?;
+        if replace {
+            for t in tables.iter().rev() {
+                super::on!(&mut tx, |e, sql| sqlx::query(&sql(&format!("DELETE FROM {}", t.name)))
+                    .execute(&mut **e)
+                    .await
+                    .map(|_| ()))?;
+            }
+        }
         for t in &tables {
             let n: i64 = super::on!(&mut tx, |e, sql| sqlx::query_scalar(&sql(&format!(
                 "SELECT count(*) FROM {} {}",
@@ -178,6 +213,15 @@ impl Store {
                 )]));
             }
         }
+        // One snapshot of the source for every table, while its writers go on.
+        let mut snapshot = Some(match source {
+            Backend::Sqlite(p) => Backend::Sqlite(p.begin().await?),
+            Backend::Postgres(p) => {
+                let mut t = p.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *t).await?;
+                Backend::Postgres(t)
+            }
+        });
         let mut copied = Vec::new();
         for t in &tables {
             let select = format!(
@@ -190,8 +234,9 @@ impl Store {
             let mut count = 0u64;
             progress(&t.name, 0);
             match source {
-                Backend::Sqlite(pool) => {
-                    let mut rows = sqlx::query(&select).fetch(pool);
+                Backend::Sqlite(_) => {
+                    let Some(Backend::Sqlite(snapshot)) = &mut snapshot else { unreachable!("same backend") };
+                    let mut rows = sqlx::query(&select).fetch(&mut **snapshot);
                     while let Some(row) = rows.try_next().await? {
                         let values = t
                             .columns
@@ -208,8 +253,9 @@ impl Store {
                         }
                     }
                 }
-                Backend::Postgres(pool) => {
-                    let mut rows = sqlx::query(&select).fetch(pool);
+                Backend::Postgres(_) => {
+                    let Some(Backend::Postgres(snapshot)) = &mut snapshot else { unreachable!("same backend") };
+                    let mut rows = sqlx::query(&select).fetch(&mut **snapshot);
                     while let Some(row) = rows.try_next().await? {
                         let values = t
                             .columns
@@ -247,6 +293,9 @@ impl Store {
             copied.push((t.name.clone(), count));
         }
         tx.commit().await?;
+        if let Some(s) = snapshot {
+            s.rollback().await?;
+        }
         Ok(copied)
     }
 

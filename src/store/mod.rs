@@ -88,12 +88,6 @@ pub enum StoreError {
     DiskFull,
     #[error("database error: {0}")]
     Db(sqlx::Error),
-    /// A file operation of the SQLite store asked of a PostgreSQL one.
-    #[error(
-        "this works on coachd's SQLite file only; the store is PostgreSQL: use the server's own tools \
-         (pg_dump, pg_restore, amcheck)"
-    )]
-    SqliteOnly,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -112,6 +106,13 @@ impl From<sqlx::Error> for StoreError {
             Self::Db(e)
         }
     }
+}
+
+/// What [`Store::server_health`] found.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerHealth {
+    pub checksum_failures: i64,
+    pub schema_version: i64,
 }
 
 /// Where a PostgreSQL store is.
@@ -314,6 +315,24 @@ impl Store {
         Ok(store)
     }
 
+    /// A PostgreSQL server's view of this database: data checksum failures it counted
+    /// (0 where checksums are off) and the schema version.
+    pub async fn server_health(&self) -> Result<ServerHealth, StoreError> {
+        let pool = match &self.db {
+            Backend::Postgres(p) => p,
+            Backend::Sqlite(_) => return Err(StoreError::Invalid(vec!["the store is SQLite, not a server".into()])),
+        };
+        let checksum_failures: Option<i64> =
+            sqlx::query_scalar("SELECT checksum_failures FROM pg_stat_database WHERE datname = current_database()")
+                .fetch_optional(pool)
+                .await?
+                .flatten();
+        Ok(ServerHealth {
+            checksum_failures: checksum_failures.unwrap_or(0),
+            schema_version: self.schema_version().await?,
+        })
+    }
+
     /// SQL for a BLOB column as lowercase hex text.
     pub(crate) fn hex_of(&self, column: &str) -> String {
         match self.db {
@@ -368,14 +387,6 @@ impl Store {
                 Backend::Postgres(tx)
             }
         })
-    }
-
-    /// The SQLite pool, for what only SQLite has (the file's own backup and checks).
-    pub(crate) fn sqlite(&self) -> Result<&SqlitePool, StoreError> {
-        match &self.db {
-            Backend::Sqlite(p) => Ok(p),
-            Backend::Postgres(_) => Err(StoreError::SqliteOnly),
-        }
     }
 
     /// The data dir's cipher: sealing and the signatures of links coachd hands out.

@@ -99,9 +99,8 @@ fn restore_refuses_while_the_daemon_runs_and_the_daemon_backs_up_daily() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     coachd(&data).args(["client", "add", "alex", "--tz", "Europe/Berlin"]).assert().success();
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+    let mut child = crate::coachd_process(&data)
         .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .env("COACHD_DATA_DIR", &data)
         .env("COACHD__INBOX__ENABLED", "false")
         .env("COACHD__BLE__ENABLED", "false")
         .env_remove("NOTIFY_SOCKET")
@@ -207,7 +206,7 @@ fn tokens() -> Tokens {
 
 async fn app_on(root: &Path) -> App {
     let data = DataDir::new(root);
-    let config = coachd::config::Config::default();
+    let config = crate::test_config(root);
     App::open(&data, &data.default_config(), config, false).await.expect("open").0
 }
 
@@ -223,9 +222,8 @@ async fn without_the_key_a_restore_keeps_every_row_and_names_the_accounts_to_con
     let keyed = app.backup(Some(&ts.dir.path().join("keyed.zip")), true).await.expect("backup");
     assert!(!plain.manifest.with_key && keyed.manifest.with_key);
     app.close().await;
-    let opts = coachd::config::Config::default();
-
     let elsewhere = DataDir::new(ts.dir.path().join("elsewhere"));
+    let opts = crate::test_config(elsewhere.root());
     let config = elsewhere.default_config();
     let r = coachd::app::backup::restore(&elsewhere, &config, &plain.path, false, &opts).await.expect("restore");
     assert_eq!(r.reconnect, vec![("alex".to_string(), "strava".to_string())]);
@@ -237,6 +235,7 @@ async fn without_the_key_a_restore_keeps_every_row_and_names_the_accounts_to_con
     app.close().await;
 
     let keyed_dir = DataDir::new(ts.dir.path().join("keyed"));
+    let opts = crate::test_config(keyed_dir.root());
     let r = coachd::app::backup::restore(&keyed_dir, &keyed_dir.default_config(), &keyed.path, false, &opts)
         .await
         .expect("restore");
@@ -252,7 +251,7 @@ async fn daily_backups_come_once_a_day_and_keep_the_retention() {
     let root = ts.dir.path().join("data");
     ts.store.close().await;
     let data = DataDir::new(&root);
-    let mut config = coachd::config::Config::default();
+    let mut config = crate::test_config(&root);
     config.backup.retention = 2;
     let app = App::open(&data, &data.default_config(), config, false).await.expect("open").0;
     let app = App { config: Arc::new(app.config.as_ref().clone()), ..app };

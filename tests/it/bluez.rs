@@ -212,9 +212,8 @@ fn coachd_run_flushing(data: &Path, bus: &str, flush_s: u32) -> (Guard, Receiver
 
 /// [`coachd_run_flushing`] with more (or other) settings from the environment.
 fn coachd_run_with(data: &Path, bus: &str, flush_s: u32, env: &[(&str, &str)]) -> (Guard, Receiver<String>) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+    let mut child = crate::coachd_process(data)
         .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .env("COACHD_DATA_DIR", data)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .env("RUST_LOG", "info,bluez_async=warn")
         .env("COACHD__BLE__SESSION_SILENCE_S", "30")
@@ -329,11 +328,8 @@ fn a_paired_strap_on_a_fake_bluez_becomes_one_stored_session() {
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let dd = coachd::paths::DataDir::new(&data);
-        let config = coachd::config::Config::default();
-        let (store, _) = coachd::init::init(&dd, &dd.default_config(), &config).await.expect("open");
-        let pool =
-            sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", dd.database().display())).await.expect("db");
+        let store = crate::open_store(&data).await;
+        let pool = crate::raw_db(&data).await;
         let rows: Vec<Session> = sqlx::query_as(
             "SELECT a.id, a.external_id, a.client_id, a.duration_s, a.avg_hr, a.max_hr, c.name
              FROM activities a JOIN clients c ON c.id = a.client_id WHERE a.source = 'ble'",
@@ -362,9 +358,7 @@ fn a_paired_strap_on_a_fake_bluez_becomes_one_stored_session() {
 fn ble_sessions(data: &Path) -> Vec<(String, i64, f64)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", data.join("coachd.db").display()))
-            .await
-            .expect("db");
+        let pool = crate::raw_db(data).await;
         let rows = sqlx::query_as("SELECT external_id, hr_samples, duration_s FROM activities WHERE source = 'ble'")
             .fetch_all(&pool)
             .await
@@ -605,12 +599,10 @@ impl Stored {
 fn stored_sessions(data: &Path) -> Vec<(String, Stored)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", data.join("coachd.db").display()))
-            .await
-            .expect("db");
+        let pool = crate::raw_db(data).await;
         type Row = (i64, String, String, String, Option<f64>, Option<i64>, Option<i64>);
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT a.id, a.external_id, c.name, a.type, a.distance_m, s.kind, sum(s.n)
+            "SELECT a.id, a.external_id, c.name, a.type, a.distance_m, s.kind, CAST(sum(s.n) AS BIGINT)
              FROM activities a JOIN clients c ON c.id = a.client_id
              LEFT JOIN sample_chunks s ON s.activity_id = a.id
              WHERE a.source = 'ble' GROUP BY a.id, s.kind ORDER BY a.external_id",
@@ -637,9 +629,7 @@ fn stored_sessions(data: &Path) -> Vec<(String, Stored)> {
 fn series_of(data: &Path, id: i64, kind: coachd::model::SeriesKind) -> Vec<coachd::model::Sample> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let dd = coachd::paths::DataDir::new(data);
-        let (store, _) =
-            coachd::init::init(&dd, &dd.default_config(), &coachd::config::Config::default()).await.expect("open");
+        let store = crate::open_store(data).await;
         store.series(id, kind).await.expect("series")
     })
 }

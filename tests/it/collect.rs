@@ -18,9 +18,8 @@ fn free_port() -> u16 {
 
 /// A hub on `port` (its own Bluetooth collector off: the straps are at the collectors).
 fn hub(data: &Path, port: u16) -> (Guard, Receiver<String>, String) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+    let mut child = crate::coachd_process(data)
         .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--log-format", "json"])
-        .env("COACHD_DATA_DIR", data)
         .env("RUST_LOG", "info")
         .env("COACHD__BLE__ENABLED", "false")
         .env("COACHD__BLE__SESSION_SILENCE_S", "30")
@@ -39,11 +38,10 @@ fn hub(data: &Path, port: u16) -> (Guard, Receiver<String>, String) {
 
 /// `coachd collect` on the fake BlueZ at `bus`, forwarding to `hub`.
 fn collector(data: &Path, bus: &str, hub: &str, token_file: &Path) -> (Guard, Receiver<String>) {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+    let mut child = crate::coachd_process(data)
         .args(["collect", "--hub", hub, "--token-file"])
         .arg(token_file)
         .args(["--log-format", "json"])
-        .env("COACHD_DATA_DIR", data)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .env("RUST_LOG", "info,bluez_async=warn")
         .env("COACHD__BLE__SESSION_SILENCE_S", "30")
@@ -98,18 +96,14 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 /// The hub's Bluetooth sessions: (external id, stored hr_samples, heart-rate sample times).
 fn hub_sessions(data: &Path) -> Vec<(String, i64, Vec<i64>)> {
     block_on(async {
-        let pool = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", data.join("coachd.db").display()))
-            .await
-            .expect("db");
+        let pool = crate::raw_db(data).await;
         let rows: Vec<(i64, String, i64)> =
             sqlx::query_as("SELECT id, external_id, hr_samples FROM activities WHERE source = 'ble' ORDER BY id")
                 .fetch_all(&pool)
                 .await
                 .expect("query");
         pool.close().await;
-        let dd = coachd::paths::DataDir::new(data);
-        let (store, _) =
-            coachd::init::init(&dd, &dd.default_config(), &coachd::config::Config::default()).await.expect("open");
+        let store = crate::open_store(data).await;
         let mut out = Vec::new();
         for (id, external, n) in rows {
             let hr = store.series(id, SeriesKind::Hr).await.expect("series");

@@ -92,9 +92,8 @@ async fn in_process_daemon_reports_health_and_drains_on_shutdown() {
 #[test]
 fn the_binary_answers_healthz_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+    let mut child = crate::coachd_process(&dir.path().join("data"))
         .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .env("COACHD_DATA_DIR", dir.path().join("data"))
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -154,9 +153,7 @@ async fn the_demo_roster_judges_the_strap_wearer_too() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let bin = assert_cmd::cargo::cargo_bin("coachd");
-    let mut child = std::process::Command::new(bin)
-        .env("COACHD_DATA_DIR", dir.path().join("data"))
+    let mut child = crate::coachd_process(&dir.path().join("data"))
         .env("COACHD__BLE__ENABLED", "false")
         .env_remove("RUST_LOG")
         .args(["run", "--demo", "--listen", &format!("127.0.0.1:{port}")])
@@ -211,8 +208,7 @@ async fn links_made_beside_a_daemon_reach_the_port_it_serves() {
     )
     .expect("config");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"))
-        .env("COACHD_DATA_DIR", &data)
+    let mut child = crate::coachd_process(&data)
         .env_remove("RUST_LOG")
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::null())
@@ -247,8 +243,7 @@ async fn the_daemon_outlives_a_closed_log_pipe() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"))
-        .env("COACHD_DATA_DIR", &data)
+    let mut child = crate::coachd_process(&data)
         .env("COACHD__BLE__ENABLED", "false")
         .env("RUST_LOG", "coachd=debug")
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])

@@ -150,6 +150,9 @@ fn a_missing_or_swapped_key_fails_with_restore_as_the_fix() {
 
 #[test]
 fn a_corrupted_database_fails_and_names_the_newest_backup() {
+    if crate::sqlite_file_only("a damaged database file") {
+        return;
+    }
     let (_dir, data) = initialised();
     let db = data.join("coachd.db");
     for suffix in ["-wal", "-shm"] {
@@ -227,8 +230,7 @@ fn a_running_daemon_is_found_where_it_serves_and_missed_once_stopped() {
     )
     .expect("config");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"))
-        .env("COACHD_DATA_DIR", &data)
+    let mut child = crate::coachd_process(&data)
         .env_remove("RUST_LOG")
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::null())
@@ -326,8 +328,7 @@ fn a_daemon_whose_public_address_does_not_answer_is_told_apart_from_a_stopped_on
         ),
     )
     .expect("config");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"))
-        .env("COACHD_DATA_DIR", &data)
+    let mut child = crate::coachd_process(&data)
         .env_remove("RUST_LOG")
         .arg("run")
         .stdout(std::process::Stdio::null())

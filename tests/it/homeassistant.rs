@@ -154,9 +154,8 @@ fn recent_run(dir: &Path) -> PathBuf {
 
 /// `coachd run` with MQTT on `port`, states every second; waits until it serves.
 fn start_daemon(data: &Path, port: u16) -> Child {
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("coachd"))
+    let mut child = crate::coachd_process(data)
         .args(["run", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .env("COACHD_DATA_DIR", data)
         .env("COACHD__BLE__ENABLED", "false")
         .env("COACHD__INBOX__ENABLED", "false")
         .env("COACHD__BACKUP__DAILY", "false")

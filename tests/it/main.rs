@@ -68,6 +68,51 @@ pub fn coachd(data: &std::path::Path) -> assert_cmd::Command {
     cmd
 }
 
+/// The real binary on a data dir as a plain process (a daemon a test starts and stops),
+/// on the same store as [`coachd`] gives it.
+pub fn coachd_process(data: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"));
+    cmd.env("COACHD_DATA_DIR", data);
+    if let Some(url) = postgres_for(data) {
+        cmd.env("COACHD__STORE__URL", url);
+    }
+    cmd
+}
+
+/// Whether a test about the data dir's SQLite file itself (its bytes, its disk, its raw
+/// schema) has nothing to check because the suite runs on PostgreSQL; says so.
+pub fn sqlite_file_only(what: &str) -> bool {
+    let on_pg = std::env::var("COACHD_TEST_POSTGRES").is_ok_and(|v| !v.trim().is_empty());
+    if on_pg {
+        println!("skipped on PostgreSQL: {what} is about the SQLite file");
+    }
+    on_pg
+}
+
+/// The config a test's data dir runs with: the defaults, on that data dir's PostgreSQL
+/// database when the suite runs on PostgreSQL.
+pub fn test_config(data: &std::path::Path) -> Config {
+    let mut config = Config::default();
+    if let Some(url) = postgres_for(data) {
+        config.store.url = url;
+    }
+    config
+}
+
+/// The data dir's store, opened as the binary opens it.
+pub async fn open_store(data: &std::path::Path) -> Store {
+    let dd = DataDir::new(data);
+    coachd::init::init(&dd, &dd.default_config(), &test_config(data)).await.expect("open the store").0
+}
+
+/// The data dir's database as plain rows, to check what is stored (the SQLite file, or
+/// its PostgreSQL database). Statements number their placeholders (`$1`) for both.
+pub async fn raw_db(data: &std::path::Path) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = postgres_for(data).unwrap_or_else(|| format!("sqlite://{}", data.join("coachd.db").display()));
+    sqlx::AnyPool::connect(&url).await.expect("open the database")
+}
+
 /// The PostgreSQL database of a test's data dir, when the suite runs on PostgreSQL
 /// (`COACHD_TEST_POSTGRES=postgres://USER@HOST:PORT`, a server the tests may create
 /// databases on): one empty database per data dir, made on first use, so tests stay as

@@ -89,8 +89,8 @@ fn coachd_alone_at_a_terminal_walks_the_admin_through_it() {
     use rexpect::session::spawn_command;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("coachd"));
-    cmd.env("COACHD_DATA_DIR", &data).env_remove("COACHD_CONFIG").env_remove("RUST_LOG");
+    let mut cmd = crate::coachd_process(&data);
+    cmd.env_remove("COACHD_CONFIG").env_remove("RUST_LOG");
     let mut p = spawn_command(cmd, Some(30_000)).expect("coachd in a pseudo-terminal");
     p.exp_string("public URL").expect("step 1");
     p.exp_string(": ").expect("prompt");

@@ -138,7 +138,7 @@ pub async fn doctor(data: &DataDir, config_path: &Path, config: Result<Config, P
         }
     };
     let dir_ok = data_dir(&mut c, data.root());
-    let cipher = key(&mut c, data);
+    let cipher = key(&mut c, data, config.store.is_postgres());
     let store = if dir_ok { database(&mut c, data, &config, cipher.as_ref()).await } else { None };
     if dir_ok {
         backup(&mut c, data);
@@ -279,13 +279,15 @@ fn data_dir(c: &mut Checks, root: &Path) -> bool {
     true
 }
 
-fn key(c: &mut Checks, data: &DataDir) -> Option<crate::crypto::Cipher> {
+/// `remote_database`: the store is a PostgreSQL server, so its database exists apart
+/// from the data dir.
+fn key(c: &mut Checks, data: &DataDir, remote_database: bool) -> Option<crate::crypto::Cipher> {
     let path = data.key();
     let shown = path.display();
     let meta = match os::owned(&path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if data.database().exists() {
+            if remote_database || data.database().exists() {
                 c.fail(
                     "key",
                     format!("{shown} is missing, but the database exists: its sealed tokens cannot be opened"),
@@ -324,6 +326,9 @@ async fn database(
     config: &Config,
     cipher: Option<&crate::crypto::Cipher>,
 ) -> Option<Store> {
+    if config.store.is_postgres() {
+        return postgres(c, data, config, cipher).await;
+    }
     let path = data.database();
     let shown = path.display();
     let newest = newest_backup(&data.root().join("backups")).map(|(p, _)| p);
@@ -404,6 +409,74 @@ async fn database(
                 "database",
                 format!("{shown} is sound but stayed locked for {} s", (PROBE_LIMIT * 4).as_secs()),
                 "try again; if it stays locked, look for a hung process holding it (fuser coachd.db)",
+            );
+            None
+        }
+    }
+}
+
+/// The database check of a PostgreSQL store: reachable, migrated, sealed with this key.
+async fn postgres(
+    c: &mut Checks,
+    data: &DataDir,
+    config: &Config,
+    cipher: Option<&crate::crypto::Cipher>,
+) -> Option<Store> {
+    let key_shown = data.key().display().to_string();
+    let pg = match config.store.postgres() {
+        Ok(pg) => pg,
+        Err(e) => {
+            c.fail("database", e, "fix store.password_file (or the credential store_password)");
+            return None;
+        }
+    };
+    let shown = pg.shown();
+    let cipher = cipher?.clone();
+    let fingerprint = cipher.fingerprint().to_string();
+    match tokio::time::timeout(PROBE_LIMIT * 4, Store::open_postgres(&pg, &config.store.options(), cipher)).await {
+        Ok(Ok(s)) => {
+            c.ok("key", format!("{key_shown}: mode 600, matches the database"));
+            match s.server_health().await {
+                Ok(h) if h.checksum_failures > 0 => c.fail(
+                    "database",
+                    format!(
+                        "PostgreSQL {shown}: the server found {} damaged pages (data checksum failures)",
+                        h.checksum_failures
+                    ),
+                    "see the server's log; restore the database from a pg_dump or a coachd backup",
+                ),
+                Ok(h) => c.ok(
+                    "database",
+                    format!(
+                        "PostgreSQL {shown}: reachable, integrity ok (no checksum failures reported), schema version {}",
+                        h.schema_version
+                    ),
+                ),
+                Err(e) => c.fail("database", format!("PostgreSQL {shown}: {e}"), "check the server's log"),
+            }
+            Some(s)
+        }
+        Ok(Err(crate::store::StoreError::KeyMismatch { stored, .. })) => {
+            c.fail(
+                "key",
+                format!("{key_shown} is key {fingerprint}, but the database was sealed with key {stored}"),
+                "put the original coachd.key back from your backup (a new key cannot open the stored tokens)",
+            );
+            None
+        }
+        Ok(Err(e)) => {
+            c.fail(
+                "database",
+                format!("PostgreSQL {shown} cannot be used: {e}"),
+                "check that the server runs, that store.url names the database and role, and the password",
+            );
+            None
+        }
+        Err(_) => {
+            c.fail(
+                "database",
+                format!("PostgreSQL {shown} did not answer within {} s", (PROBE_LIMIT * 4).as_secs()),
+                "check that the server runs and that nothing holds a lock on its tables (pg_stat_activity)",
             );
             None
         }
