@@ -4,7 +4,7 @@
 //! # Map
 //!
 //! ```text
-//!  sources ─Batch─► store::ingest ─► store (SQLite) ─► status (engine + verdict cache) ─► charts
+//!  sources ─Batch─► store::ingest ─► store (SQLite or PostgreSQL) ─► status (engine + verdict cache) ─► charts
 //!  (ble, files,                                              ▲
 //!   inbox, cloud)                      app: every use case ──┘◄── cli (clap)  ◄── a person at a shell
 //!                                                            ◄── web (axum)   ◄── a browser, an app, a webhook
@@ -50,7 +50,8 @@
 //!   `/collector/v1/batches` in order (gzip JSON, capped jittered backoff), the pairing
 //!   list back, the collector's state reported.
 //! - [`notify`]: channels that reach a person (ntfy, Gotify, SMTP e-mail with lettre), each one URL.
-//! - [`store`]: every SQL statement, behind a small API with [`store::StoreError`] (and the
+//! - [`store`]: every SQL statement, behind a small API with [`store::StoreError`], on
+//!   SQLite (the data dir's file) or a PostgreSQL server, one statement for both (and the
 //!   read-only reader of a Gadgetbridge database, the one foreign database coachd reads;
 //!   and a collector's own outbox file, [`store::outbox`]). Remote collectors' batches
 //!   are applied once each, with their cursor, by [`store::collectors`].

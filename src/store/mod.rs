@@ -1,8 +1,10 @@
 //! The store: every SQL statement of coachd lives under this module.
 //!
 //! SQLite through sqlx is the embedded default (WAL, foreign keys, busy timeout,
-//! migrations from `migrations/` embedded and run on open). Callers see a small API of
-//! domain types, so another backend can be added without touching sources, engine or web.
+//! migrations from `migrations/sqlite/` embedded and run on open); a PostgreSQL server is
+//! the other backend (`store.url`, migrations from `migrations/postgres/`). Callers see a
+//! small API of domain types, the same on both. A statement is written once, in SQL both
+//! understand, and run on whichever the store is with [`on!`].
 //!
 //! Queries are runtime-checked (`sqlx::query`/`query_as`) rather than the `query!`
 //! macros: building then needs neither a database nor committed offline data, and every

@@ -605,7 +605,7 @@ fn stored_sessions(data: &Path) -> Vec<(String, Stored)> {
             "SELECT a.id, a.external_id, c.name, a.type, a.distance_m, s.kind, CAST(sum(s.n) AS BIGINT)
              FROM activities a JOIN clients c ON c.id = a.client_id
              LEFT JOIN sample_chunks s ON s.activity_id = a.id
-             WHERE a.source = 'ble' GROUP BY a.id, s.kind ORDER BY a.external_id",
+             WHERE a.source = 'ble' GROUP BY a.id, a.external_id, c.name, a.type, a.distance_m, s.kind ORDER BY a.external_id",
         )
         .fetch_all(&pool)
         .await

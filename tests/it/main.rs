@@ -79,6 +79,47 @@ pub fn coachd_process(data: &std::path::Path) -> std::process::Command {
     cmd
 }
 
+/// The same suite again with every store on PostgreSQL, when a server is given
+/// (`COACHD_TEST_POSTGRES_SERVER=postgres://USER@HOST:PORT`, a role that may create
+/// databases; `.ci/run` starts one): this binary runs itself with
+/// `COACHD_TEST_POSTGRES` set, so `cargo test` covers both backends.
+#[test]
+fn the_whole_suite_passes_on_postgresql() {
+    if std::env::var("COACHD_TEST_POSTGRES").is_ok_and(|v| !v.trim().is_empty()) {
+        return; // This is the PostgreSQL run itself.
+    }
+    let Some(server) = std::env::var("COACHD_TEST_POSTGRES_SERVER").ok().filter(|s| !s.trim().is_empty()) else {
+        println!(
+            "skipped: set COACHD_TEST_POSTGRES_SERVER=postgres://USER@HOST:PORT (a role that may create databases) \
+             to run the suite on PostgreSQL too"
+        );
+        return;
+    };
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .env("COACHD_TEST_POSTGRES", server.trim())
+        .args(["--skip", "the_whole_suite_passes_on_postgresql"])
+        .output()
+        .expect("run the suite on PostgreSQL");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Vec<&str> = stdout.lines().filter(|l| l.starts_with("test result") || l.ends_with("FAILED")).collect();
+    println!("on PostgreSQL: {}", summary.join("\n"));
+    assert!(
+        out.status.success(),
+        "the suite failed on PostgreSQL:\n{}\n--- stderr (end) ---\n{}",
+        stdout.lines().rev().take(200).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 /// Whether a test about the data dir's SQLite file itself (its bytes, its disk, its raw
 /// schema) has nothing to check because the suite runs on PostgreSQL; says so.
 pub fn sqlite_file_only(what: &str) -> bool {

@@ -59,3 +59,38 @@ fn migrate_copies_the_demo_into_postgres_with_equal_rows_and_the_same_status() {
         .stderr(contains("the target database is not empty"));
     on_sqlite(&data).args(["migrate", "--to", "mysql://x"]).assert().code(2).stderr(contains("postgres://"));
 }
+
+#[test]
+fn a_postgresql_database_migrated_by_a_newer_coachd_is_refused_naming_both_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let Some(url) = postgres_for(&data) else {
+        eprintln!("COACHD_TEST_POSTGRES is not set: no PostgreSQL server");
+        return;
+    };
+    let mut init = coachd(&data);
+    init.env("COACHD__STORE__URL", &url).args(["client", "add", "alex", "--tz", "UTC"]).assert().success();
+    let future = coachd::store::backup::known_schema_version() + 1;
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-c"])
+        .arg(format!(
+            "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time)
+             VALUES ({future}, 'from a newer coachd', now(), true, '\\x00'::bytea, 0)"
+        ))
+        .output()
+        .expect("psql");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut list = coachd(&data);
+    list.env("COACHD__STORE__URL", &url)
+        .args(["client", "list"])
+        .assert()
+        .code(1)
+        .stderr(contains(format!("schema version {future}")))
+        .stderr(contains(format!("knows versions up to {}", future - 1)));
+    // Nothing was changed: the client is still there once the future row is gone.
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-t", "-A", "-d", &url, "-c", "SELECT name FROM clients"])
+        .output()
+        .expect("psql");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "alex");
+}
