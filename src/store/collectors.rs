@@ -12,7 +12,10 @@
 //! A session the hub already holds for the same device and client, within the session
 //! gap of a forwarded one (the strap walked from one collector to another, or a collector
 //! restarted mid-workout), is extended rather than doubled: the forwarded activity takes
-//! its id, and the stored one's span and heart-rate summary cover both.
+//! its id, and the stored one's span and heart-rate summary cover both. Two collectors
+//! hearing the strap at the same time forward the same beats a few milliseconds apart:
+//! a forwarded sample next to one that another collector stored is left out
+//! ([`drop_heard_elsewhere`]), so the session holds each beat once.
 
 use super::devices::parse_address;
 use super::{on, Tx};
@@ -428,15 +431,20 @@ impl Store {
             last_seen = f.seq;
             let mut batch = check(f, &paired)?;
             let mut with_hr = Vec::new();
+            let mut newest = Vec::new();
             for a in &mut batch.activities {
                 settle_session(&mut tx, a, gap_ms).await?;
                 if a.series.iter().any(|s| s.kind == SeriesKind::Hr && !s.samples.is_empty()) {
                     with_hr.push(a.external_id.clone());
                 }
+                newest.push((a.external_id.clone(), drop_heard_elsewhere(&mut tx, collector, a).await?));
             }
             let report = Store::ingest_in(&mut tx, &batch).await?;
             for external in with_hr {
                 super::ingest::restate_hr(&mut tx, FORWARDED_SOURCE, &external).await?;
+            }
+            for (external, kinds) in newest {
+                note_forwarded(&mut tx, collector, &external, &kinds).await?;
             }
             on!(&mut tx, |e, sql| sqlx::query(&sql(
                 "INSERT INTO collector_batches (collector_id, seq, batch_id, digest, applied_ms) VALUES (?, ?, ?, ?, ?)",
@@ -504,6 +512,109 @@ fn check(f: &Forwarded, paired: &std::collections::HashMap<String, i64>) -> Resu
         }
     }
     Ok(b.clone())
+}
+
+/// A forwarded sample this close to one another collector stored is the same reading
+/// heard by both (BLE notifications of one strap reach two collectors a few ms apart).
+/// Never more than half the series' own spacing, so two readings are never taken for one.
+const SAME_READING_MS: i64 = 500;
+
+/// Half the median spacing of sorted times, capped at [`SAME_READING_MS`]; None for fewer
+/// than two.
+fn half_spacing(times: &[i64]) -> Option<i64> {
+    let mut gaps: Vec<i64> = times.windows(2).map(|w| w[1] - w[0]).filter(|g| *g > 0).collect();
+    if gaps.is_empty() {
+        return None;
+    }
+    gaps.sort_unstable();
+    Some((gaps[gaps.len() / 2] / 2).min(SAME_READING_MS))
+}
+
+/// Leave out of a forwarded session the samples another collector already stored:
+/// those within the tolerance of a stored sample newer than this collector's own newest
+/// of the session (what it stored itself is never newer). Returns the newest time of
+/// each series as forwarded, to remember as this collector's own.
+async fn drop_heard_elsewhere(
+    tx: &mut Tx<'_>,
+    collector: i64,
+    a: &mut NewActivity,
+) -> Result<Vec<(SeriesKind, i64)>, StoreError> {
+    let mut newest = Vec::new();
+    let id: Option<i64> = on!(&mut *tx, |e, sql| sqlx::query_scalar(&sql(
+        "SELECT id FROM activities WHERE source = ? AND external_id = ?"
+    ))
+    .bind(FORWARDED_SOURCE)
+    .bind(&a.external_id)
+    .fetch_optional(&mut **e)
+    .await)?;
+    for s in &mut a.series {
+        let mut times: Vec<i64> = s.samples.iter().map(|p| p.t_ms).collect();
+        times.sort_unstable();
+        let (Some(&lo), Some(&hi)) = (times.first(), times.last()) else { continue };
+        newest.push((s.kind, hi));
+        let Some(id) = id else { continue };
+        let own: Option<i64> = on!(&mut *tx, |e, sql| sqlx::query_scalar(&sql(
+            "SELECT last_ms FROM collector_sessions WHERE collector_id = ? AND activity_id = ? AND kind = ?"
+        ))
+        .bind(collector)
+        .bind(id)
+        .bind(s.kind.id())
+        .fetch_optional(&mut **e)
+        .await)?;
+        let stored = super::ingest::stored_times(tx, id, s.kind, lo - SAME_READING_MS, hi + SAME_READING_MS).await?;
+        let others: Vec<i64> = stored.into_iter().filter(|t| own.is_none_or(|own| *t > own)).collect();
+        if others.is_empty() {
+            continue;
+        }
+        let tolerance = half_spacing(&times).or_else(|| half_spacing(&others)).unwrap_or(SAME_READING_MS);
+        let before = s.samples.len();
+        s.samples.retain(|p| {
+            let i = others.partition_point(|t| *t < p.t_ms);
+            let near = |j: usize| others.get(j).is_some_and(|t| (t - p.t_ms).abs() <= tolerance);
+            !(near(i) || (i > 0 && near(i - 1)))
+        });
+        if s.samples.len() < before {
+            tracing::debug!(
+                session = %a.external_id, kind = s.kind.as_str(), left_out = before - s.samples.len(),
+                "samples another collector had already forwarded"
+            );
+        }
+    }
+    a.series.retain(|s| !s.samples.is_empty());
+    Ok(newest)
+}
+
+/// Remember the newest sample of each series this collector forwarded for a session.
+async fn note_forwarded(
+    tx: &mut Tx<'_>,
+    collector: i64,
+    external_id: &str,
+    kinds: &[(SeriesKind, i64)],
+) -> Result<(), StoreError> {
+    let id: Option<i64> = on!(&mut *tx, |e, sql| sqlx::query_scalar(&sql(
+        "SELECT id FROM activities WHERE source = ? AND external_id = ?"
+    ))
+    .bind(FORWARDED_SOURCE)
+    .bind(external_id)
+    .fetch_optional(&mut **e)
+    .await)?;
+    let Some(id) = id else { return Ok(()) };
+    for (kind, last) in kinds {
+        on!(&mut *tx, |e, sql| sqlx::query(&sql(
+            "INSERT INTO collector_sessions (collector_id, activity_id, kind, last_ms) VALUES (?, ?, ?, ?)
+             ON CONFLICT (collector_id, activity_id, kind) DO UPDATE SET last_ms = CASE
+                 WHEN excluded.last_ms > collector_sessions.last_ms THEN excluded.last_ms
+                 ELSE collector_sessions.last_ms END"
+        ))
+        .bind(collector)
+        .bind(id)
+        .bind(kind.id())
+        .bind(last)
+        .execute(&mut **e)
+        .await
+        .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
 }
 
 /// Give a forwarded session the id of the device's stored session it goes on with, and

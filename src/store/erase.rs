@@ -23,6 +23,7 @@ const OWN: &str = "client_id = ?1";
 /// accounts in their keys; [`Store::remove_client`] clears those too.
 pub const CLIENT_ROWS: &[(&str, &str)] = &[
     ("sample_chunks", OF_ACTIVITIES),
+    ("collector_sessions", OF_ACTIVITIES),
     ("strength_sets", OF_ACTIVITIES),
     (
         "answers",

@@ -589,6 +589,32 @@ async fn hr_points(tx: &mut Tx<'_>, id: ActivityId) -> Result<Vec<(i64, i64)>, S
     Ok(points)
 }
 
+/// The times of an activity's stored samples of one kind within [from, to], in order.
+pub(super) async fn stored_times(
+    tx: &mut Tx<'_>,
+    id: ActivityId,
+    kind: SeriesKind,
+    from: i64,
+    to: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let chunks: Vec<Vec<u8>> = on!(&mut *tx, |e, sql| sqlx::query_scalar(&sql(
+        "SELECT data FROM sample_chunks WHERE activity_id = ? AND kind = ? AND chunk_ms >= ? AND chunk_ms <= ?
+          ORDER BY chunk_ms"
+    ))
+    .bind(id)
+    .bind(kind.id())
+    .bind(from.div_euclid(CHUNK_MS) * CHUNK_MS)
+    .bind(to)
+    .fetch_all(&mut **e)
+    .await)?;
+    let mut points = Vec::new();
+    for data in &chunks {
+        codec::decode(data, &mut points)
+            .map_err(|e| StoreError::Corrupt(format!("{} series of activity #{id}: {e}", kind.as_str())))?;
+    }
+    Ok(points.into_iter().map(|(t, _)| t).filter(|t| (from..=to).contains(t)).collect())
+}
+
 /// Recompute an activity's heart-rate histogram from its whole stored series. Each
 /// sample stands for the time until the next one, at most 5 s (a dropout is not effort).
 async fn refresh_hr_summary(tx: &mut Tx<'_>, id: ActivityId) -> Result<(), StoreError> {

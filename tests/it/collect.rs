@@ -731,3 +731,160 @@ async fn a_scan_request_reaches_only_its_collector_and_is_answered_once() {
     assert_eq!(s, 404, "answered once: {body}");
     assert_eq!(scan_of(token).await, serde_json::Value::Null, "nothing open any more");
 }
+
+/// POST these forwarded batches with this token (gzip JSON, as a collector sends them):
+/// (status, answer).
+async fn post_batches(base: &str, token: &str, batches: serde_json::Value) -> (u16, serde_json::Value) {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(serde_json::json!({ "batches": batches }).to_string().as_bytes()).expect("gzip");
+    let r = reqwest::Client::new()
+        .post(format!("{base}/collector/v1/batches"))
+        .header("content-encoding", "gzip")
+        .bearer_auth(token)
+        .body(gz.finish().expect("gzip"))
+        .send()
+        .await
+        .expect("send");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("json"))
+}
+
+/// A strap session of `client` starting at `start_ms`, heart rate at these times.
+fn strap_session(client: i64, address: &str, start_ms: i64, times: &[i64], bpm: f64) -> coachd::model::Batch {
+    let at = |ms| chrono::DateTime::from_timestamp_millis(ms).expect("time");
+    let mut a = super::hour_run(client, &format!("{address}@{start_ms}"), at(start_ms));
+    a.activity_type = "workout".into();
+    a.series[0].samples = times.iter().map(|&t| coachd::model::Sample { t_ms: t, value: bpm }).collect();
+    a.series.truncate(1);
+    a.end = at(*times.last().expect("a sample"));
+    a.duration_s = (times.last().expect("a sample") - start_ms) as f64 / 1000.0;
+    a.distance_m = None;
+    a.avg_hr = Some(bpm);
+    a.max_hr = Some(bpm as u16);
+    super::batch("ble", vec![a], None)
+}
+
+async fn hub_db(t: &super::TestStore) -> sqlx::SqlitePool {
+    sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", t.dir.path().join("data/coachd.db").display()))
+        .await
+        .expect("db")
+}
+
+/// Hub side: two collectors near one strap at the same time forward the same beats a few
+/// milliseconds apart, in overlapping batches: one session, each beat once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_hearing_one_strap_at_the_same_time_give_one_session_with_each_beat_once() {
+    let t = super::TestStore::new().await;
+    let ana = t.client("ana").await;
+    t.store.pair_device(STRAP, ana).await.expect("pair");
+    let (_, east) = t.store.add_collector("east").await.expect("add");
+    let (_, west) = t.store.add_collector("west").await.expect("add");
+    let base = t.serve().await;
+    let start = super::t0().timestamp_millis();
+    // 60 beats a second apart; east hears each at +0..9 ms, west at +20..29 ms, each
+    // flushing every 5 s (west's batches straddle east's), west from the 10th beat on.
+    let heard = |offset: i64, beats: std::ops::Range<i64>| -> Vec<i64> {
+        beats.map(|i| start + i * 1000 + offset + i % 10).collect()
+    };
+    let mut east_seq = 0;
+    let mut west_seq = 0;
+    let mut requests = Vec::new();
+    for k in 0..12 {
+        let beats = k * 5..k * 5 + 5;
+        east_seq += 1;
+        requests.push((east.clone(), east_seq, strap_session(ana, STRAP, start, &heard(0, beats.clone()), 130.0)));
+        if k >= 2 {
+            west_seq += 1;
+            let straddled = (beats.start - 2)..(beats.end - 2);
+            requests.push((
+                west.clone(),
+                west_seq,
+                strap_session(ana, STRAP, start + 10_020, &heard(20, straddled), 130.0),
+            ));
+        }
+    }
+    // West's last part arrives after east's, and the end of the workout only west hears.
+    west_seq += 1;
+    requests.push((west.clone(), west_seq, strap_session(ana, STRAP, start + 10_020, &heard(20, 58..66), 130.0)));
+    for (token, seq, b) in &requests {
+        let (s, body) =
+            post_batches(&base, token, serde_json::json!([{ "seq": seq, "id": format!("x{seq}"), "batch": b }])).await;
+        assert_eq!(s, 200, "{body}");
+    }
+    let acts: Vec<(i64, String, i64, i64, i64)> =
+        sqlx::query_as("SELECT id, external_id, hr_samples, start_ms, end_ms FROM activities")
+            .fetch_all(&hub_db(&t).await)
+            .await
+            .expect("query");
+    assert_eq!(acts.len(), 1, "one session: {acts:?}");
+    let (id, external, n, first, last) = acts[0].clone();
+    assert_eq!(external, format!("{STRAP}@{start}"), "east's session, which west's went on with");
+    let hr = t.store.series(id, SeriesKind::Hr).await.expect("hr");
+    let beats: Vec<i64> = hr.iter().map(|s| (s.t_ms - start).div_euclid(1000)).collect();
+    assert_eq!(beats, (0..66).collect::<Vec<_>>(), "each beat once, east's or west's: {hr:?}");
+    assert_eq!(n, 66, "the session's count");
+    assert_eq!((first, last), (start, start + 65_000 + 20 + 5), "it spans both collectors' parts");
+}
+
+/// Two collectors near one strap at the same time (not in turn), end to end: each
+/// records and forwards every beat it hears; the hub keeps one session, each beat once.
+#[test]
+fn two_collectors_near_one_strap_at_the_same_time_give_one_session_with_every_beat_once() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub_data = dir.path().join("hub");
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a_dir).expect("dir");
+    std::fs::create_dir_all(&b_dir).expect("dir");
+    let (_bus_a, bus_a) = private_bus(&a_dir);
+    let (_bus_b, bus_b) = private_bus(&b_dir);
+    let mut fake_a = Fake::with(&bus_a, &[&format!("{STRAP}=Polar H10 test")]);
+    let mut fake_b = Fake::with(&bus_b, &[&format!("{STRAP}=Polar H10 test")]);
+    let tokens = prepare_hub(dir.path(), &hub_data, &["rack-1", "rack-2"]);
+    let (mut hub, hub_log, base) = hub(&hub_data, free_port());
+    let (mut col_a, log_a) = collector(&a_dir.join("data"), &bus_a, &base, &tokens[0]);
+    let (mut col_b, log_b) = collector(&b_dir.join("data"), &bus_b, &base, &tokens[1]);
+    fake_a.expect(&format!("subscribed {STRAP}"), Duration::from_secs(40));
+    fake_b.expect(&format!("subscribed {STRAP}"), Duration::from_secs(40));
+    // Every beat reaches both collectors, a few milliseconds apart.
+    let beats = 12;
+    for i in 0..beats {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        fake_a.beat_of(STRAP, 120 + i as u8);
+        fake_b.beat_of(STRAP, 120 + i as u8);
+    }
+    let last = chrono::Utc::now();
+    // Both have flushed (every second) and forwarded everything: each reported an empty
+    // outbox well after the last beat.
+    eventually(
+        Duration::from_secs(40),
+        || collectors_json(&hub_data),
+        |c| {
+            c.len() == 2
+                && c.iter().all(|c| {
+                    c["backlog_batches"] == 0
+                        && c["last_contact"]
+                            .as_str()
+                            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                            .is_some_and(|t| t > last + chrono::Duration::seconds(3))
+                })
+        },
+    );
+    stop(&mut col_a, &log_a, "collector a");
+    stop(&mut col_b, &log_b, "collector b");
+    stop(&mut hub, &hub_log, "the hub");
+    for data in [a_dir.join("data"), b_dir.join("data")] {
+        // (The stop commits the sessions' close; every beat went before it.)
+        assert!(outbox_times(&data).0.is_empty(), "every beat was forwarded before the stop");
+    }
+    let both = collectors_json(&hub_data);
+    assert!(both.iter().all(|c| c["applied_batches"].as_i64().is_some_and(|n| n > 0)), "both forwarded: {both:?}");
+    let sessions = hub_sessions(&hub_data);
+    assert_eq!(sessions.len(), 1, "one session: {sessions:?}");
+    let (_, n, times) = &sessions[0];
+    assert_eq!((*n, times.len()), (beats, beats as usize), "each beat once, not once per collector: {times:?}");
+    assert!(times.windows(2).all(|w| w[1] - w[0] > 200), "one sample per beat: {times:?}");
+}

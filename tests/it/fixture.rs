@@ -128,9 +128,9 @@ pub async fn fill_v1(pool: &SqlitePool, name: &str, n: i64) -> Made {
     Made { client, account, activity, homework, checkin, hash }
 }
 
-/// Rows of the client in every table later migrations added or remade (0002 to 0012).
+/// Rows of the client in every table later migrations added or remade (0002 to 0014).
 pub async fn fill_later(pool: &SqlitePool, m: &Made, n: i64) {
-    let (client, homework, checkin, account) = (m.client, m.homework, m.checkin, m.account);
+    let (client, homework, checkin, account, activity) = (m.client, m.homework, m.checkin, m.account, m.activity);
     exec(
         pool,
         &format!(
@@ -147,6 +147,8 @@ pub async fn fill_later(pool: &SqlitePool, m: &Made, n: i64) {
              INSERT INTO meta (key, value) VALUES ('skipped:{account}', '[]');
              INSERT INTO channels (client_id, kind, url, shown, created_ms, updated_ms)
                  VALUES ({client}, 'ntfy', x'0{n}0{n}', 'ntfy https://ntfy.example.org/t{n}', 1, 1);
+             INSERT OR IGNORE INTO collectors (id, name, token_hash, created_ms) VALUES (1, 'fixture', x'01', 1);
+             INSERT INTO collector_sessions (collector_id, activity_id, kind, last_ms) VALUES (1, {activity}, 1, 1);
              INSERT INTO outbox (client_id, kind, homework_id, occurrence, title, body, state, due_ms, next_try_ms,
                                  expires_ms, created_ms, updated_ms)
                  VALUES ({client}, 'nudge', {homework}, '2026-11-04', '10 push-ups today?', 'Tap when done.', 'sent',
