@@ -37,7 +37,7 @@ async fn main() {
         store.pair_device(&address, c.id).await.expect("pair");
         clients.push((c.id, address));
     }
-    let (_, token) = store.add_collector("bench").await.expect("collector");
+    let (_, token) = store.add_collector("bench", None).await.expect("collector");
 
     // The backlog: a week of sessions, recorded as the collector records them.
     let outbox_path = dir.path().join("collector-outbox.db");

@@ -1,5 +1,13 @@
--- coachd schema, version 14: what each remote collector forwarded of a session.
+-- coachd schema, version 14: a remote collector's scope, and what each collector
+-- forwarded of a session.
 --
+-- collectors.trainer_id: a collector bound to one trainer (`coachd collector add NAME
+-- --trainer LOGIN`) records and forwards only the devices of that trainer's clients;
+-- NULL is a studio-wide collector (every device paired at the hub). Removing the
+-- trainer removes the collector with it (its token stops working) rather than widening
+-- it to the whole studio.
+ALTER TABLE collectors ADD COLUMN trainer_id INTEGER REFERENCES trainers(id) ON DELETE CASCADE;
+
 -- The newest sample time of each series kind a collector forwarded for a session. Two
 -- collectors near the same strap at the same time each forward every beat they heard,
 -- a few milliseconds apart: a forwarded sample next to one another collector stored

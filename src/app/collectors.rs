@@ -1,6 +1,7 @@
-//! Remote Bluetooth collectors, hub side: register one (its token shown once), list what
-//! each last reported, remove one (its token stops working); and what a collector may do
-//! with its token: read the pairing list, report its state, forward batches.
+//! Remote Bluetooth collectors, hub side: register one (its token shown once; bound to
+//! a trainer or studio-wide), list what each last reported, remove one (its token stops
+//! working); and what a collector may do with its token: read its pairing list, report
+//! its state, forward batches.
 
 use super::{App, AppError, AppResult};
 use crate::crypto::Secret;
@@ -33,6 +34,8 @@ pub fn ago(seconds: i64) -> String {
 
 pub struct CollectorAdded {
     pub name: String,
+    /// The trainer it is bound to (None: studio-wide).
+    pub trainer: Option<String>,
     /// Shown once; only its hash is stored.
     pub token: Secret<String>,
 }
@@ -41,6 +44,9 @@ pub struct CollectorAdded {
 #[derive(Clone, Debug, Serialize)]
 pub struct CollectorLine {
     pub name: String,
+    /// The trainer it is bound to (it records and forwards only their clients), or None:
+    /// studio-wide.
+    pub trainer: Option<String>,
     /// `ok`, `never` (no contact yet), `silent` (no contact for two minutes),
     /// `outbox_full`, or `refused` (a request was refused since the last that went through).
     pub state: &'static str,
@@ -67,7 +73,8 @@ pub enum CollectorRefusal {
     /// 401: no token, an unknown one, or a removed collector's.
     #[error("{0}")]
     Unauthorized(String),
-    /// 403: a device not paired at the hub with the client the batch names.
+    /// 403: a device not paired at the hub with the client the batch names, or a client
+    /// outside the collector's scope.
     #[error("{message}")]
     Forbidden { message: String, seq: i64 },
     /// 409: a sequence number already applied with other content.
@@ -115,6 +122,7 @@ fn line(c: Collector, now: DateTime<Utc>) -> CollectorLine {
         in_range: c.in_range.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
         refused: c.refused,
         refused_at: c.refused_ms.map(at),
+        trainer: c.trainer,
         name: c.name,
     }
 }
@@ -135,16 +143,33 @@ fn check_name(name: &str) -> AppResult<&str> {
 }
 
 impl App {
-    /// Register a collector; its token is returned once.
-    pub async fn add_collector(&self, name: &str) -> AppResult<CollectorAdded> {
+    /// Register a collector; its token is returned once. `trainer`: the login of the
+    /// trainer it is bound to (it gets only their clients' devices and may submit only
+    /// for their clients); None: studio-wide.
+    pub async fn add_collector(&self, name: &str, trainer: Option<&str>) -> AppResult<CollectorAdded> {
         let name = check_name(name)?;
-        let (c, token) = self.store.add_collector(name).await.map_err(|e| match e {
+        let trainer = match trainer.map(str::trim) {
+            None => None,
+            Some(login) => Some(
+                self.store
+                    .trainer_login(login)
+                    .await?
+                    .ok_or_else(|| {
+                        AppError::NotFound(format!(
+                            "no trainer {login:?}: coachd trainer list shows them (coachd trainer add NAME adds one)"
+                        ))
+                    })?
+                    .0
+                    .id,
+            ),
+        };
+        let (c, token) = self.store.add_collector(name, trainer).await.map_err(|e| match e {
             StoreError::Duplicate(_) => {
                 AppError::input(format!("a collector named {name:?} exists; remove it first or choose another name"))
             }
             other => other.into(),
         })?;
-        Ok(CollectorAdded { name: c.name, token: Secret::new(token) })
+        Ok(CollectorAdded { name: c.name, trainer: c.trainer, token: Secret::new(token) })
     }
 
     pub async fn collectors(&self) -> AppResult<Vec<CollectorLine>> {
@@ -182,10 +207,11 @@ impl App {
         })
     }
 
-    /// The pairing list a collector records by: every device paired at the hub, with
-    /// its client's id and time zone (nothing else of the client).
-    pub async fn collector_pairings(&self, _collector: &Collector) -> AppResult<Vec<Pairing>> {
-        Ok(self.store.pairings().await?)
+    /// The pairing list a collector records by: every device paired at the hub (for a
+    /// collector bound to a trainer, those of the trainer's clients), with its client's
+    /// id and time zone (nothing else of the client).
+    pub async fn collector_pairings(&self, collector: &Collector) -> AppResult<Vec<Pairing>> {
+        Ok(self.store.collector_pairings(collector).await?)
     }
 
     /// The scan the hub asks of this collector, if any (sent with its pairing list).
@@ -327,7 +353,7 @@ impl App {
         let request: Request = serde_json::from_slice(&json)
             .map_err(|e| bad(format!("the body is not a list of forwarded batches: {e}")))?;
         let gap_ms = i64::try_from(self.config.ble.session_silence_s * 1000).unwrap_or(i64::MAX);
-        match self.store.ingest_forwarded(collector.id, &request.batches, gap_ms).await {
+        match self.store.ingest_forwarded(collector, &request.batches, gap_ms).await {
             Ok(applied) => {
                 if applied.applied > 0 {
                     tracing::info!(
@@ -341,7 +367,9 @@ impl App {
                 let message = refused.to_string();
                 let refusal = match refused {
                     ForwardError::Store(e) => return Err(CollectorRefusal::Failed(e.into())),
-                    ForwardError::Unpaired { seq, .. } => CollectorRefusal::Forbidden { message: message.clone(), seq },
+                    ForwardError::Unpaired { seq, .. } | ForwardError::OutOfScope { seq, .. } => {
+                        CollectorRefusal::Forbidden { message: message.clone(), seq }
+                    }
                     ForwardError::Replayed { seq, .. } => CollectorRefusal::Replayed { message: message.clone(), seq },
                     ForwardError::Invalid { seq, .. } => {
                         CollectorRefusal::BadBody { message: message.clone(), seq: Some(seq) }

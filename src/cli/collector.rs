@@ -9,8 +9,11 @@ pub enum CollectorCommand {
     Add {
         /// What you call the box, e.g. studio-east
         name: String,
+        /// Bind it to this trainer (their login): its pairing list holds only their clients' devices, and the hub refuses its sessions for anyone else. Without it the collector is studio-wide
+        #[arg(long, value_name = "LOGIN")]
+        trainer: Option<String>,
     },
-    /// Each collector: last contact, backlog in its outbox, adapter state, sensors in range, the last refusal
+    /// Each collector: its scope (a trainer or studio-wide), last contact, backlog in its outbox, adapter state, sensors in range, the last refusal
     List {
         /// Print JSON instead of one block per collector
         #[arg(long)]
@@ -26,9 +29,16 @@ fn age(seconds: Option<i64>) -> String {
 
 pub async fn collector(app: &App, cmd: CollectorCommand) -> Result<(), Failure> {
     match cmd {
-        CollectorCommand::Add { name } => {
-            let added = app.add_collector(&name).await?;
-            println!("collector {} registered. Its token (shown only now; the hub keeps only its hash):", added.name);
+        CollectorCommand::Add { name, trainer } => {
+            let added = app.add_collector(&name, trainer.as_deref()).await?;
+            let scope = match &added.trainer {
+                Some(login) => format!("for trainer {login}'s clients only"),
+                None => "studio-wide".into(),
+            };
+            println!(
+                "collector {} registered ({scope}). Its token (shown only now; the hub keeps only its hash):",
+                added.name
+            );
             println!();
             println!("{}", added.token.expose());
             println!();
@@ -48,6 +58,11 @@ pub async fn collector(app: &App, cmd: CollectorCommand) -> Result<(), Failure> 
             }
             for c in all {
                 println!("{}  [{}]", c.name, c.state);
+                let scope = match &c.trainer {
+                    Some(t) => format!("trainer {t}'s clients only"),
+                    None => "studio-wide (every device paired at the hub)".into(),
+                };
+                println!("  scope         {scope}");
                 println!("  last contact  {}", age(c.last_contact_age_s));
                 let backlog = match (c.backlog_batches, c.backlog_bytes) {
                     (Some(b), Some(bytes)) => format!("{b} batch(es), {bytes} bytes waiting in its outbox"),

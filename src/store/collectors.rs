@@ -16,6 +16,10 @@
 //! hearing the strap at the same time forward the same beats a few milliseconds apart:
 //! a forwarded sample next to one that another collector stored is left out
 //! ([`drop_heard_elsewhere`]), so the session holds each beat once.
+//!
+//! A collector's scope: one bound to a trainer (`collector add NAME --trainer LOGIN`)
+//! gets only that trainer's clients' devices in its pairing list, and a batch of it for
+//! any other client is refused; an unbound one is studio-wide.
 
 use super::devices::parse_address;
 use super::{on, Tx};
@@ -39,6 +43,11 @@ pub const FORWARDED_SOURCE: &str = "ble";
 pub struct Collector {
     pub id: i64,
     pub name: String,
+    /// The trainer it is bound to: it records and forwards only that trainer's clients.
+    /// None: studio-wide.
+    pub trainer_id: Option<i64>,
+    /// That trainer's login.
+    pub trainer: Option<String>,
     pub created_ms: i64,
     pub last_contact_ms: Option<i64>,
     /// The collector's cursor: the highest sequence number applied.
@@ -61,6 +70,9 @@ pub struct Collector {
     pub refused: Option<String>,
     pub refused_ms: Option<i64>,
 }
+
+/// The columns of [`Collector`].
+const COLLECTOR: &str = "SELECT c.*, t.name AS trainer FROM collectors c LEFT JOIN trainers t ON t.id = c.trainer_id";
 
 /// A sensor near a collector, as it reports it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -151,6 +163,9 @@ pub enum ForwardError {
     /// A device the hub has not paired with the client the batch names.
     #[error("batch {seq}: device {address} is not paired with client #{client} at the hub; pair it there (coachd devices pair {address} CLIENT) and the collector sends it again")]
     Unpaired { seq: i64, address: String, client: i64 },
+    /// A client outside the collector's scope (another trainer's).
+    #[error("batch {seq}: {why}; refused, nothing stored")]
+    OutOfScope { seq: i64, why: String },
     /// Not a session batch a collector may send.
     #[error("batch {seq}: {why}")]
     Invalid { seq: i64, why: String },
@@ -167,14 +182,16 @@ fn device_of(a: &NewActivity) -> Option<String> {
 
 impl Store {
     /// Register a collector; returns it and its token (shown once, stored hashed).
-    pub async fn add_collector(&self, name: &str) -> Result<(Collector, String), StoreError> {
+    /// `trainer`: bind it to that trainer's clients (None: studio-wide).
+    pub async fn add_collector(&self, name: &str, trainer: Option<i64>) -> Result<(Collector, String), StoreError> {
         let token = random_token()?;
         let done = on!(&self.db, |e, sql| sqlx::query(&sql(
-            "INSERT INTO collectors (name, token_hash, created_ms) VALUES (?, ?, ?)"
+            "INSERT INTO collectors (name, token_hash, created_ms, trainer_id) VALUES (?, ?, ?, ?)"
         ))
         .bind(name)
         .bind(token_hash(&token))
         .bind(Store::now_ms())
+        .bind(trainer)
         .execute(e)
         .await
         .map(|r| r.rows_affected()));
@@ -188,11 +205,11 @@ impl Store {
     }
 
     pub async fn collectors(&self) -> Result<Vec<Collector>, StoreError> {
-        Ok(on!(&self.db, |e, sql| sqlx::query_as(&sql("SELECT * FROM collectors ORDER BY name")).fetch_all(e).await)?)
+        Ok(on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!("{COLLECTOR} ORDER BY c.name"))).fetch_all(e).await)?)
     }
 
     pub async fn collector(&self, name: &str) -> Result<Collector, StoreError> {
-        on!(&self.db, |e, sql| sqlx::query_as(&sql("SELECT * FROM collectors WHERE name = ?"))
+        on!(&self.db, |e, sql| sqlx::query_as(&sql(&format!("{COLLECTOR} WHERE c.name = ?")))
             .bind(name)
             .fetch_optional(e)
             .await)?
@@ -210,6 +227,19 @@ impl Store {
             return Err(StoreError::NotFound(format!("collector {name:?}")));
         }
         Ok(())
+    }
+
+    /// The pairing list a collector records by: every device paired at the hub, or for
+    /// a collector bound to a trainer only those of that trainer's clients.
+    pub async fn collector_pairings(&self, collector: &Collector) -> Result<Vec<super::devices::Pairing>, StoreError> {
+        let all = self.pairings().await?;
+        let Some(trainer) = collector.trainer_id else { return Ok(all) };
+        let theirs: Vec<i64> =
+            on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT id FROM clients WHERE trainer_id = ?"))
+                .bind(trainer)
+                .fetch_all(e)
+                .await)?;
+        Ok(all.into_iter().filter(|p| theirs.contains(&p.client_id)).collect())
     }
 
     /// The collector whose token this is (and note the contact), or None.
@@ -369,20 +399,25 @@ impl Store {
     /// a device's stored session is extended.
     pub async fn ingest_forwarded(
         &self,
-        collector: i64,
+        collector: &Collector,
         batches: &[Forwarded],
         gap_ms: i64,
     ) -> Result<Applied, ForwardError> {
         let mut tx = self.write().await?;
         let cursor: i64 =
             on!(&mut tx, |e, sql| sqlx::query_scalar(&sql("SELECT last_seq FROM collectors WHERE id = ?"))
-                .bind(collector)
+                .bind(collector.id)
                 .fetch_optional(&mut **e)
                 .await)
             .map_err(StoreError::from)?
-            .ok_or_else(|| StoreError::NotFound(format!("collector #{collector}")))?;
+            .ok_or_else(|| StoreError::NotFound(format!("collector #{}", collector.id)))?;
         let paired: std::collections::HashMap<String, i64> =
             self.pairings().await?.into_iter().map(|p| (p.address.to_ascii_uppercase(), p.client_id)).collect();
+        let trainers: Vec<(i64, Option<i64>)> =
+            on!(&mut tx, |e, sql| sqlx::query_as(&sql("SELECT id, trainer_id FROM clients")).fetch_all(&mut **e).await)
+                .map_err(StoreError::from)?;
+        let trainers: std::collections::HashMap<i64, Option<i64>> = trainers.into_iter().collect();
+        let scope = Scope { collector, trainers: &trainers };
         let mut out = Applied { through: cursor, ..Applied::default() };
         let now = Store::now_ms();
         let mut last_seen = cursor;
@@ -397,7 +432,7 @@ impl Store {
             let logged: Option<(String, Vec<u8>)> = on!(&mut tx, |e, sql| sqlx::query_as(&sql(
                 "SELECT batch_id, digest FROM collector_batches WHERE collector_id = ? AND seq = ?"
             ))
-            .bind(collector)
+            .bind(collector.id)
             .bind(f.seq)
             .fetch_optional(&mut **e)
             .await)
@@ -429,7 +464,7 @@ impl Store {
                 None => {}
             }
             last_seen = f.seq;
-            let mut batch = check(f, &paired)?;
+            let mut batch = check(f.seq, &f.batch, &paired, &scope)?;
             let mut with_hr = Vec::new();
             let mut newest = Vec::new();
             for a in &mut batch.activities {
@@ -437,19 +472,20 @@ impl Store {
                 if a.series.iter().any(|s| s.kind == SeriesKind::Hr && !s.samples.is_empty()) {
                     with_hr.push(a.external_id.clone());
                 }
-                newest.push((a.external_id.clone(), drop_heard_elsewhere(&mut tx, collector, a).await?));
+                newest.push((a.external_id.clone(), drop_heard_elsewhere(&mut tx, collector.id, a).await?));
             }
             let report = Store::ingest_in(&mut tx, &batch).await?;
             for external in with_hr {
                 super::ingest::restate_hr(&mut tx, FORWARDED_SOURCE, &external).await?;
             }
             for (external, kinds) in newest {
-                note_forwarded(&mut tx, collector, &external, &kinds).await?;
+                note_forwarded(&mut tx, collector.id, &external, &kinds).await?;
             }
+            out.samples += report.samples_written as u64;
             on!(&mut tx, |e, sql| sqlx::query(&sql(
                 "INSERT INTO collector_batches (collector_id, seq, batch_id, digest, applied_ms) VALUES (?, ?, ?, ?, ?)",
             ))
-            .bind(collector)
+            .bind(collector.id)
             .bind(f.seq)
             .bind(&f.id)
             .bind(digest.to_vec())
@@ -458,7 +494,6 @@ impl Store {
             .await.map(|r| r.rows_affected()))
             .map_err(StoreError::from)?;
             out.applied += 1;
-            out.samples += report.samples_written as u64;
             out.through = out.through.max(f.seq);
         }
         on!(&mut tx, |e, sql| sqlx::query(&sql(
@@ -470,13 +505,13 @@ impl Store {
         .bind(out.samples as i64)
         .bind(now)
         .bind(now)
-        .bind(collector)
+        .bind(collector.id)
         .execute(&mut **e)
         .await
         .map(|r| r.rows_affected()))
         .map_err(StoreError::from)?;
         on!(&mut tx, |e, sql| sqlx::query(&sql("DELETE FROM collector_batches WHERE collector_id = ? AND seq <= ?"))
-            .bind(collector)
+            .bind(collector.id)
             .bind(out.through - REPLAY_LOG)
             .execute(&mut **e)
             .await
@@ -487,12 +522,42 @@ impl Store {
     }
 }
 
+/// Which clients a collector may submit for: all, or those of the trainer it is bound to.
+struct Scope<'a> {
+    collector: &'a Collector,
+    /// Each client's trainer.
+    trainers: &'a std::collections::HashMap<i64, Option<i64>>,
+}
+
+impl Scope<'_> {
+    fn allows(&self, seq: i64, client: i64) -> Result<(), ForwardError> {
+        let Some(trainer) = self.collector.trainer_id else { return Ok(()) };
+        let login = self.collector.trainer.as_deref().unwrap_or("?");
+        match self.trainers.get(&client) {
+            Some(Some(t)) if *t == trainer => Ok(()),
+            Some(_) => Err(ForwardError::OutOfScope {
+                seq,
+                why: format!(
+                    "client #{client} is not a client of trainer {login}, the only trainer collector {} \
+                     submits for",
+                    self.collector.name
+                ),
+            }),
+            None => Err(ForwardError::OutOfScope { seq, why: format!("no client #{client} at the hub") }),
+        }
+    }
+}
+
 /// A forwarded batch as the hub stores it, or why it may not be: strap sessions only,
-/// each of a device paired at the hub with the client the session names; the hub keeps
-/// the cursor itself.
-fn check(f: &Forwarded, paired: &std::collections::HashMap<String, i64>) -> Result<Batch, ForwardError> {
-    let b = &f.batch;
-    let invalid = |why: String| ForwardError::Invalid { seq: f.seq, why };
+/// each of a device paired at the hub with the client the session names, a client in
+/// the collector's scope; the hub keeps the cursor itself.
+fn check(
+    seq: i64,
+    b: &Batch,
+    paired: &std::collections::HashMap<String, i64>,
+    scope: &Scope<'_>,
+) -> Result<Batch, ForwardError> {
+    let invalid = |why: String| ForwardError::Invalid { seq, why };
     if b.source != FORWARDED_SOURCE {
         return Err(invalid(format!("source {:?}: a collector forwards Bluetooth sessions only", b.source)));
     }
@@ -508,8 +573,14 @@ fn check(f: &Forwarded, paired: &std::collections::HashMap<String, i64>) -> Resu
             return Err(invalid(format!("activity {:?} is not a device session (ADDRESS@START)", a.external_id)));
         };
         if paired.get(&address) != Some(&a.client_id) {
-            return Err(ForwardError::Unpaired { seq: f.seq, address, client: a.client_id });
+            return Err(ForwardError::Unpaired { seq, address, client: a.client_id });
         }
+        scope.allows(seq, a.client_id).map_err(|e| match e {
+            ForwardError::OutOfScope { seq, why } => {
+                ForwardError::OutOfScope { seq, why: format!("device {address}: {why}") }
+            }
+            other => other,
+        })?;
     }
     Ok(b.clone())
 }

@@ -542,7 +542,7 @@ async fn bad_tokens_unpaired_devices_and_replayed_batches_are_refused_with_a_cle
     let ana = t.client("ana").await;
     let bo = t.client("bo").await;
     t.store.pair_device(STRAP, ana).await.expect("pair");
-    let (_, token) = t.store.add_collector("studio").await.expect("add");
+    let (_, token) = t.store.add_collector("studio", None).await.expect("add");
     let base = t.serve().await;
     let http = reqwest::Client::new();
     let start = super::t0();
@@ -689,8 +689,8 @@ fn collect_refuses_plain_http_to_another_machine_and_a_token_file_without_a_toke
 async fn a_scan_request_reaches_only_its_collector_and_is_answered_once() {
     use coachd::store::collectors::{Heard, ScanState};
     let t = super::TestStore::new().await;
-    let (studio, token) = t.store.add_collector("studio").await.expect("add");
-    let (_, other) = t.store.add_collector("attic").await.expect("add");
+    let (studio, token) = t.store.add_collector("studio", None).await.expect("add");
+    let (_, other) = t.store.add_collector("attic", None).await.expect("add");
     let base = t.serve().await;
     let http = reqwest::Client::new();
     let id = t.store.ask_scan(studio.id, 3).await.expect("ask");
@@ -771,6 +771,87 @@ async fn hub_db(t: &super::TestStore) -> sqlx::SqlitePool {
         .expect("db")
 }
 
+/// Hub side: a collector bound to a trainer reads only that trainer's clients' devices
+/// and may submit only for them; a studio-wide one reads every pairing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trainer_bound_collector_lists_only_its_trainers_devices_and_is_refused_for_another_trainers_client() {
+    let t = super::TestStore::new().await;
+    let (tina, _) = t.store.upsert_trainer("tina", "x").await.expect("trainer");
+    let (tom, _) = t.store.upsert_trainer("tom", "x").await.expect("trainer");
+    let ana = t.client("ana").await;
+    let bo = t.client("bo").await;
+    t.store.set_client_trainer(ana, Some(tina.id)).await.expect("assign");
+    t.store.set_client_trainer(bo, Some(tom.id)).await.expect("assign");
+    let bos_strap = "C0:FF:EE:00:00:02";
+    t.store.pair_device(STRAP, ana).await.expect("pair");
+    t.store.pair_device(bos_strap, bo).await.expect("pair");
+    let app = coachd::app::App::new(t.store.clone(), std::sync::Arc::new(t.config.clone())).expect("app");
+    let bound = app.add_collector("tinas-gym", Some("tina")).await.expect("add").token;
+    let hall = app.add_collector("hall", None).await.expect("add").token;
+    let err = app.add_collector("nobodys", Some("nobody")).await.err().expect("no such trainer");
+    assert!(err.to_string().contains("no trainer \"nobody\""), "{err}");
+    let base = t.serve().await;
+    let http = reqwest::Client::new();
+    let pairings = |token: String| {
+        let (http, url) = (http.clone(), format!("{base}/collector/v1/pairings"));
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.expect("pairings");
+            let v: serde_json::Value = r.json().await.expect("json");
+            v["pairings"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|p| p["address"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(pairings(bound.expose().clone()).await, [STRAP], "only tina's client's strap");
+    assert_eq!(pairings(hall.expose().clone()).await, [STRAP, bos_strap], "studio-wide: every pairing");
+
+    // Bo's strap (paired at the hub, with tom's client) through tina's collector: 403,
+    // nothing of the request stored, the good batch before it neither.
+    let start = super::t0().timestamp_millis();
+    let times: Vec<i64> = (0..30).map(|i| start + i * 1000).collect();
+    let anas = strap_session(ana, STRAP, start, &times, 120.0);
+    let bos = strap_session(bo, bos_strap, start, &times, 120.0);
+    let (s, body) = post_batches(
+        &base,
+        bound.expose(),
+        serde_json::json!([{ "seq": 1, "id": "a1", "batch": anas }, { "seq": 2, "id": "a2", "batch": bos }]),
+    )
+    .await;
+    assert_eq!((s, body["seq"].as_i64()), (403, Some(2)), "{body}");
+    let why = body["error"].as_str().unwrap_or_default();
+    assert!(why.contains(bos_strap) && why.contains("not a client of trainer tina"), "{body}");
+    assert!(why.contains("nothing stored"), "{body}");
+    assert_eq!(t.store.row_counts().await.expect("counts").activities, 0, "nothing stored");
+    let c = t.store.collector("tinas-gym").await.expect("collector");
+    assert_eq!(c.last_seq, 0, "the cursor did not move");
+
+    // Its own trainer's client: applied. The studio-wide collector: bo's strap too.
+    let (s, body) =
+        post_batches(&base, bound.expose(), serde_json::json!([{ "seq": 1, "id": "a1", "batch": anas }])).await;
+    assert_eq!((s, body["applied"].as_u64()), (200, Some(1)), "{body}");
+    let (s, body) =
+        post_batches(&base, hall.expose(), serde_json::json!([{ "seq": 1, "id": "h1", "batch": bos }])).await;
+    assert_eq!((s, body["applied"].as_u64()), (200, Some(1)), "{body}");
+    let listed = app.collectors().await.expect("list");
+    let scope: Vec<_> = listed.iter().map(|c| (c.name.as_str(), c.trainer.as_deref())).collect();
+    assert_eq!(scope, [("hall", None), ("tinas-gym", Some("tina"))]);
+    let data = t.dir.path().join("data");
+    let out = super::coachd(&data).args(["collector", "list"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("scope         trainer tina's clients only"), "{text}");
+    assert!(text.contains("scope         studio-wide"), "{text}");
+    let out = super::coachd(&data).args(["collector", "add", "attic", "--trainer", "nobody"]).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("no trainer \"nobody\""), "{err}");
+    let out = super::coachd(&data).args(["collector", "add", "attic", "--trainer", "TOM"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(text.contains("registered (for trainer tom's clients only)"), "{text}");
+    assert_eq!(t.store.collector("attic").await.expect("attic").trainer.as_deref(), Some("tom"));
+}
+
 /// Hub side: two collectors near one strap at the same time forward the same beats a few
 /// milliseconds apart, in overlapping batches: one session, each beat once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -778,8 +859,8 @@ async fn two_collectors_hearing_one_strap_at_the_same_time_give_one_session_with
     let t = super::TestStore::new().await;
     let ana = t.client("ana").await;
     t.store.pair_device(STRAP, ana).await.expect("pair");
-    let (_, east) = t.store.add_collector("east").await.expect("add");
-    let (_, west) = t.store.add_collector("west").await.expect("add");
+    let (_, east) = t.store.add_collector("east", None).await.expect("add");
+    let (_, west) = t.store.add_collector("west", None).await.expect("add");
     let base = t.serve().await;
     let start = super::t0().timestamp_millis();
     // 60 beats a second apart; east hears each at +0..9 ms, west at +20..29 ms, each
