@@ -108,6 +108,7 @@ async fn main() {
         outbox.clone(),
         &config.collector,
         None,
+        outbox_path.with_file_name("quarantine"),
     ));
     let stop = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();

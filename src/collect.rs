@@ -19,6 +19,12 @@ pub fn outbox_path(data: &DataDir) -> std::path::PathBuf {
     data.root().join("collector-outbox.db")
 }
 
+/// The collector's inbox folder (`collector.inbox`; relative: inside the data dir), if any.
+pub fn inbox_dir(config: &Config, data: &DataDir) -> Option<std::path::PathBuf> {
+    let dir = config.collector.inbox.trim();
+    (!dir.is_empty()).then(|| data.root().join(dir))
+}
+
 /// Read a collector token from its file (written by the admin from `collector add`).
 pub fn read_token(path: &std::path::Path) -> Result<Secret<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -73,16 +79,31 @@ pub async fn run(
     };
     #[cfg(not(feature = "ble"))]
     let scanner = None;
-    let forwarder: Arc<dyn Source> =
-        Arc::new(crate::forward::Forwarder::new(hub, token, outbox.clone(), &config.collector, scanner));
+    let forwarder: Arc<dyn Source> = Arc::new(crate::forward::Forwarder::new(
+        hub,
+        token,
+        outbox.clone(),
+        &config.collector,
+        scanner,
+        data.root().join("quarantine"),
+    ));
     #[cfg(feature = "ble")]
-    let sources: Vec<Arc<dyn Source>> =
+    let mut sources: Vec<Arc<dyn Source>> =
         vec![Arc::new(crate::ble::collector::Collector::new(config.ble.clone())), forwarder];
     #[cfg(not(feature = "ble"))]
-    let sources: Vec<Arc<dyn Source>> = {
+    let mut sources: Vec<Arc<dyn Source>> = {
         tracing::error!("this build has no Bluetooth support (cargo feature `ble`): only the outbox is forwarded");
         vec![forwarder]
     };
+    if let Some(dir) = inbox_dir(&config, data) {
+        info!(inbox = %dir.display(), "inbox folder: a folder per client, named as at the hub");
+        sources.push(Arc::new(crate::inbox::CollectorInbox::new(
+            dir,
+            data.root(),
+            std::time::Duration::from_millis(config.inbox.poll_ms),
+            crate::store::collectors::FORWARDED_FILE_MAX,
+        )));
+    }
     let token = tokio_util::sync::CancellationToken::new();
     let supervisor = Supervisor::start_with(sources, Sink::Outbox(outbox.clone()), Arc::new(config), token.clone());
     let health = supervisor.health();

@@ -597,11 +597,22 @@ pub struct CollectorConfig {
     /// How often the collector reports its state and reads its pairing list (and with it
     /// a scan the hub asks for), in seconds.
     pub report_s: u64,
+    /// An inbox folder on the collector: files dropped into `INBOX/<client>/` (the
+    /// client's name at the hub) are forwarded to the hub and imported there. Empty: none.
+    /// A relative path is inside the data dir.
+    pub inbox: String,
 }
 
 impl Default for CollectorConfig {
     fn default() -> Self {
-        Self { hub: String::new(), token_file: String::new(), outbox_max_mb: 256, retry_max_s: 60, report_s: 10 }
+        Self {
+            hub: String::new(),
+            token_file: String::new(),
+            outbox_max_mb: 256,
+            retry_max_s: 60,
+            report_s: 10,
+            inbox: String::new(),
+        }
     }
 }
 

@@ -8,7 +8,10 @@
 //! and jitter; since the hub applies a sequence number once, a request whose answer was
 //! lost is simply sent again. A batch the hub refuses (a device it has not paired, a
 //! replayed number, a revoked token) is kept and retried at the longest backoff,
-//! logged as an error, and the batches before it still go.
+//! logged as an error, and the batches before it still go. A refused *file* (from the
+//! inbox folder: a client outside this collector's scope, a folder naming no client)
+//! does not hold the rest up: its bytes go to this box's quarantine
+//! (`DATA/quarantine/<folder>/NAME`, the hub's reason beside it) and it leaves the outbox.
 //!
 //! Every `collector.report_s` it reads its pairing list from the hub (`GET
 //! /collector/v1/pairings`, kept in the outbox so recording goes on while the hub is
@@ -56,6 +59,8 @@ pub struct Forwarder {
     scanner: Option<Scanner>,
     /// The last scan request started (the hub sends it until it is answered).
     scan_started: std::sync::Mutex<Option<i64>>,
+    /// Where a file the hub refused is kept (`DATA/quarantine`).
+    quarantine: std::path::PathBuf,
 }
 
 /// Why a send did not go through.
@@ -91,6 +96,7 @@ impl Forwarder {
         outbox: Outbox,
         cfg: &crate::config::CollectorConfig,
         scanner: Option<Scanner>,
+        quarantine: std::path::PathBuf,
     ) -> Self {
         Self {
             hub,
@@ -100,7 +106,31 @@ impl Forwarder {
             report_every: Duration::from_secs(cfg.report_s),
             scanner,
             scan_started: std::sync::Mutex::new(None),
+            quarantine,
         }
+    }
+
+    /// A file batch the hub refused: keep its bytes in this box's quarantine with the
+    /// hub's reason, then take it out of the outbox. False when `seq` is not a file.
+    async fn set_file_aside(&self, seq: i64, status: u16, message: &str) -> anyhow::Result<bool> {
+        use base64::Engine;
+        let Some(file) = self.outbox.file(seq).await? else { return Ok(false) };
+        let bytes = base64::engine::general_purpose::STANDARD.decode(file.data.as_bytes())?;
+        let folder = crate::paths::safe_name(&file.client);
+        let name = crate::paths::safe_name(&file.name);
+        let reason = format!("the hub refused it ({status}): {message}");
+        let dir = self.quarantine.join(&folder);
+        let kept = tokio::task::spawn_blocking({
+            let (dir, name, reason) = (dir.clone(), name.clone(), reason.clone());
+            move || crate::paths::keep_with_reason(&dir, &name, &bytes, &reason)
+        })
+        .await??;
+        self.outbox.set_aside(seq).await?;
+        tracing::error!(
+            batch = seq, client = %file.client, file = %file.name, kept = %kept.display(), status,
+            "the hub refused a file from the inbox folder: {message}; kept in the quarantine, the outbox goes on"
+        );
+        Ok(true)
     }
 
     /// Run a scan the hub asked for, once, beside the forwarding; post its answer.
@@ -170,7 +200,8 @@ impl Forwarder {
                 json.push(',');
             }
             // The id is hex and the body the JSON committed: no escaping needed.
-            json.push_str(&format!("{{\"seq\":{},\"id\":\"{}\",\"batch\":{}}}", p.seq, p.id, p.body));
+            let key = if p.file { "file" } else { "batch" };
+            json.push_str(&format!("{{\"seq\":{},\"id\":\"{}\",\"{key}\":{}}}", p.seq, p.id, p.body));
         }
         json.push_str("]}");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -331,6 +362,12 @@ impl Source for Forwarder {
                         ));
                     }
                     Err(Failed::Refused { status, message, seq }) => {
+                        if let Some(s) = seq {
+                            if self.set_file_aside(s, status, &message).await? {
+                                ctx.set_detail(format!("the hub refused file batch {s}: {message}; quarantined here"));
+                                continue;
+                            }
+                        }
                         tracing::error!(
                             status,
                             batch = seq.unwrap_or(head),

@@ -143,10 +143,43 @@ fn free_path(dir: &Path, name: &str) -> PathBuf {
 
 /// Move `file` into `dir` (made if missing) as `name`, or `name.1`, ... when taken; where
 /// it went.
+/// Across file systems (a collector's inbox folder on a share) it is copied, synced,
+/// and only then removed.
 pub fn move_into(file: &Path, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let target = free_path(dir, name);
-    std::fs::rename(file, &target)?;
+    match std::fs::rename(file, &target) {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            let bytes = std::fs::read(file)?;
+            if !write_new_private(&target, &bytes)? {
+                return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, target.display().to_string()));
+            }
+            std::fs::remove_file(file)?;
+        }
+        other => other?,
+    }
+    Ok(target)
+}
+
+/// Keep `bytes` in `dir` as `name` (or `name.1`, ... when another file has that name)
+/// with a `NAME.reason` file beside it saying why, once: the same bytes already kept
+/// under that name are not written again (a refused or unreadable file handled twice
+/// after a crash). Where they are.
+pub fn keep_with_reason(dir: &Path, name: &str, bytes: &[u8], reason: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let mut target = dir.join(name);
+    for i in 1.. {
+        match std::fs::read(&target) {
+            Ok(there) if there == bytes => return Ok(target),
+            Ok(_) => target = dir.join(format!("{name}.{i}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let mut why = target.clone().into_os_string();
+    why.push(".reason");
+    std::fs::write(&why, format!("{reason}\n"))?;
+    write_new_private(&target, bytes)?;
     Ok(target)
 }
 
@@ -204,6 +237,22 @@ pub fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     }
 }
 
+/// A file name safe to keep: its last part only, letters, digits, `.`, `-`, `_`.
+pub fn safe_name(given: &str) -> String {
+    let base = given.rsplit(['/', '\\']).next().unwrap_or("");
+    let name: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .take(100)
+        .collect();
+    let name = name.trim_start_matches('.');
+    if name.is_empty() {
+        "upload".into()
+    } else {
+        name.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +267,18 @@ mod tests {
         drop(first);
         let again = try_lock(&path, "restore").expect("io");
         assert!(again.is_ok(), "free once the holder is gone");
+    }
+
+    #[test]
+    fn a_file_is_kept_with_its_reason_once_and_another_of_the_same_name_beside_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let q = dir.path().join("quarantine/ana");
+        let first = keep_with_reason(&q, "run.fit", b"one", "why one").expect("keep");
+        assert_eq!(keep_with_reason(&q, "run.fit", b"one", "why one").expect("again"), first, "not twice");
+        let second = keep_with_reason(&q, "run.fit", b"two", "why two").expect("keep");
+        assert_eq!(second, q.join("run.fit.1"));
+        assert_eq!(std::fs::read(&second).expect("read"), b"two");
+        assert_eq!(std::fs::read_to_string(q.join("run.fit.1.reason")).expect("reason"), "why two\n");
+        assert_eq!(std::fs::read_dir(&q).expect("dir").count(), 4);
     }
 }

@@ -1,18 +1,21 @@
 //! Remote Bluetooth collectors, hub side: register one (its token shown once; bound to
 //! a trainer or studio-wide), list what each last reported, remove one (its token stops
 //! working); and what a collector may do with its token: read its pairing list, report
-//! its state, forward batches.
+//! its state, forward batches: sessions, and files from its inbox folder, read here
+//! with the file importer's reader ([`crate::files::read_bytes`]).
 
 use super::{App, AppError, AppResult};
 use crate::crypto::Secret;
 use crate::store::collectors::{
-    Applied, Collector, ForwardError, Forwarded, Heard, InRange, Report, ScanAsked, ScanState,
+    Applied, Collector, FileContent, FileImport, ForwardError, Forwarded, Heard, InRange, Report, ScanAsked, ScanState,
 };
 use crate::store::devices::Pairing;
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::io::Read;
+
+pub use crate::store::collectors::FORWARDED_FILE_MAX;
 
 /// A forwarded request may unpack to at most this much JSON (about a week of one strap).
 pub const BATCHES_LIMIT: u64 = 256 * 1024 * 1024;
@@ -65,6 +68,11 @@ pub struct CollectorLine {
     pub in_range: Vec<InRange>,
     pub refused: Option<String>,
     pub refused_at: Option<DateTime<Utc>>,
+    /// Files from its inbox folder imported, and quarantined at the hub (unreadable).
+    pub files_imported: i64,
+    pub files_quarantined: i64,
+    /// The last one quarantined: where it is at the hub and why.
+    pub quarantined: Option<String>,
 }
 
 /// Why a collector's request was refused, in the kinds the web answers differently.
@@ -122,6 +130,9 @@ fn line(c: Collector, now: DateTime<Utc>) -> CollectorLine {
         in_range: c.in_range.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default(),
         refused: c.refused,
         refused_at: c.refused_ms.map(at),
+        files_imported: c.files_imported,
+        files_quarantined: c.files_quarantined,
+        quarantined: c.quarantined,
         trainer: c.trainer,
         name: c.name,
     }
@@ -353,7 +364,11 @@ impl App {
         let request: Request = serde_json::from_slice(&json)
             .map_err(|e| bad(format!("the body is not a list of forwarded batches: {e}")))?;
         let gap_ms = i64::try_from(self.config.ble.session_silence_s * 1000).unwrap_or(i64::MAX);
-        match self.store.ingest_forwarded(collector, &request.batches, gap_ms).await {
+        let files = match self.forwarded_files(collector, &request.batches).await {
+            Ok(files) => files,
+            Err(refusal) => return Err(self.refused(collector, refusal).await),
+        };
+        match self.store.ingest_forwarded(collector, &request.batches, &files, gap_ms).await {
             Ok(applied) => {
                 if applied.applied > 0 {
                     tracing::info!(
@@ -375,12 +390,127 @@ impl App {
                         CollectorRefusal::BadBody { message: message.clone(), seq: Some(seq) }
                     }
                 };
-                tracing::warn!(collector = %collector.name, "forwarded batches refused: {message}");
-                if let Err(e) = self.store.note_collector_refusal(collector.id, &message).await {
-                    tracing::warn!("recording the refusal: {e}");
-                }
-                Err(refusal)
+                Err(self.refused(collector, refusal).await)
             }
+        }
+    }
+
+    /// Log a refusal and keep it for `collector list`.
+    async fn refused(&self, collector: &Collector, refusal: CollectorRefusal) -> CollectorRefusal {
+        if matches!(refusal, CollectorRefusal::Failed(_)) {
+            return refusal;
+        }
+        let message = refusal.to_string();
+        tracing::warn!(collector = %collector.name, "forwarded batches refused: {message}");
+        if let Err(e) = self.store.note_collector_refusal(collector.id, &message).await {
+            tracing::warn!("recording the refusal: {e}");
+        }
+        refusal
+    }
+
+    /// Read the files of a request (each for the client its folder names, in the
+    /// collector's scope): the batch that imports it, or, unreadable, its bytes kept in
+    /// the hub's quarantine with the reason. Nothing is kept of a file refused here.
+    async fn forwarded_files(
+        &self,
+        collector: &Collector,
+        batches: &[Forwarded],
+    ) -> Result<std::collections::HashMap<i64, FileImport>, CollectorRefusal> {
+        use base64::Engine;
+        let mut out = std::collections::HashMap::new();
+        for f in batches {
+            let Some(file) = &f.file else { continue };
+            let seq = f.seq;
+            let bad = |why: String| CollectorRefusal::BadBody {
+                message: format!("batch {seq}: file {:?}: {why}; refused, nothing stored", file.name),
+                seq: Some(seq),
+            };
+            let forbidden = |why: String| CollectorRefusal::Forbidden {
+                message: format!(
+                    "batch {seq}: file {:?} of folder {:?}: {why}; refused, nothing stored",
+                    file.name, file.client
+                ),
+                seq,
+            };
+            let client = match self.store.client_by_name(file.client.trim()).await {
+                Ok(c) => c,
+                Err(StoreError::NotFound(_)) => {
+                    return Err(forbidden(
+                        "no client of that name at the hub (a collector's inbox folders are named like the hub's:                          INBOX/<client name>/)"
+                            .into(),
+                    ))
+                }
+                Err(e) => return Err(CollectorRefusal::Failed(e.into())),
+            };
+            if let Some(trainer) = collector.trainer_id {
+                if client.trainer_id != Some(trainer) {
+                    return Err(forbidden(format!(
+                        "not a client of trainer {}, the only trainer collector {} submits for",
+                        collector.trainer.as_deref().unwrap_or("?"),
+                        collector.name
+                    )));
+                }
+            }
+            if file.size > FORWARDED_FILE_MAX {
+                return Err(bad(format!("{} bytes; a collector forwards at most {FORWARDED_FILE_MAX}", file.size)));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(file.data.as_bytes())
+                .map_err(|e| bad(format!("the data is not base64: {e}")))?;
+            let hash = crate::crypto::hex(&crate::crypto::sha256(&bytes));
+            if bytes.len() as u64 != file.size || !hash.eq_ignore_ascii_case(file.sha256.trim()) {
+                return Err(bad(format!(
+                    "{} bytes with SHA-256 {hash}, sent as {} bytes with {}: damaged on the way",
+                    bytes.len(),
+                    file.size,
+                    file.sha256
+                )));
+            }
+            let name = crate::paths::safe_name(&file.name);
+            let read = {
+                let (bytes, client, name) = (bytes.clone(), client.clone(), name.clone());
+                tokio::task::spawn_blocking(move || crate::files::read_bytes(&bytes, &client, &name))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the reader failed: {e}")))
+            };
+            let what = match read {
+                Ok(batch) => FileContent::Batch(batch),
+                Err(why) => {
+                    let kept = self.quarantine_forwarded(&client.name, &name, &bytes, &why, &collector.name)?;
+                    tracing::warn!(
+                        collector = %collector.name, client = %client.name, file = %name, reason = %why, kept = %kept,
+                        "a forwarded file could not be read; quarantined"
+                    );
+                    FileContent::Quarantined(format!("{name} of {}: {why} ({kept})", client.name))
+                }
+            };
+            out.insert(seq, FileImport { client: client.id, what });
+        }
+        Ok(out)
+    }
+
+    /// Keep an unreadable forwarded file in the hub's quarantine (`DATA/quarantine/<client>/`)
+    /// with a `.reason` beside it, once (the same batch sent again finds it there); where.
+    /// A failure to write fails the request, which the collector sends again.
+    fn quarantine_forwarded(
+        &self,
+        client: &str,
+        name: &str,
+        bytes: &[u8],
+        why: &str,
+        collector: &str,
+    ) -> Result<String, CollectorRefusal> {
+        // An app built from parts (no data dir) has nowhere to keep it; the collector's
+        // archive still holds the file.
+        let Some(files) = &self.files else { return Ok("not kept at the hub: no data dir".into()) };
+        let [_, _, dir] = files.data.client_folders(client);
+        let reason = format!("{why} (forwarded by collector {collector})");
+        match crate::paths::keep_with_reason(&dir, name, bytes, &reason) {
+            Ok(path) => Ok(format!("kept in {}", path.display())),
+            Err(e) => Err(CollectorRefusal::Failed(AppError::Runtime(anyhow::anyhow!(
+                "keeping an unreadable forwarded file in {}: {e}",
+                dir.display()
+            )))),
         }
     }
 }

@@ -87,22 +87,6 @@ fn other_display(source: &str) -> String {
     }
 }
 
-/// A file name safe to keep: its last part only, letters, digits, `.`, `-`, `_`.
-fn safe_name(given: &str) -> String {
-    let base = given.rsplit(['/', '\\']).next().unwrap_or("");
-    let name: String = base
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-        .take(100)
-        .collect();
-    let name = name.trim_start_matches('.');
-    if name.is_empty() {
-        "upload".into()
-    } else {
-        name.into()
-    }
-}
-
 impl App {
     /// Every source of the client, for the client's own page and the trainer's.
     pub async fn sources(&self, client: &Client) -> AppResult<Sources> {
@@ -218,7 +202,7 @@ impl App {
         given_name: &str,
     ) -> AppResult<crate::files::Outcome> {
         let outcome = self.import_file(client, temp, crate::files::quiet()).await;
-        let name = safe_name(given_name);
+        let name = crate::paths::safe_name(given_name);
         let kept = match (&outcome, &self.files) {
             (Ok(o), Some(files)) => {
                 let [_, archive, quarantine] = files.data.client_folders(&client.name);
@@ -260,7 +244,7 @@ impl App {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_name;
+    use crate::paths::safe_name;
 
     #[test]
     fn uploaded_names_keep_only_their_last_part_and_plain_characters() {

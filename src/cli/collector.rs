@@ -9,11 +9,11 @@ pub enum CollectorCommand {
     Add {
         /// What you call the box, e.g. studio-east
         name: String,
-        /// Bind it to this trainer (their login): its pairing list holds only their clients' devices, and the hub refuses its sessions for anyone else. Without it the collector is studio-wide
+        /// Bind it to this trainer (their login): its pairing list holds only their clients' devices, and the hub refuses its sessions and files for anyone else. Without it the collector is studio-wide
         #[arg(long, value_name = "LOGIN")]
         trainer: Option<String>,
     },
-    /// Each collector: its scope (a trainer or studio-wide), last contact, backlog in its outbox, adapter state, sensors in range, the last refusal
+    /// Each collector: its scope (a trainer or studio-wide), last contact, backlog in its outbox, adapter state, sensors in range, files from its inbox, the last refusal
     List {
         /// Print JSON instead of one block per collector
         #[arg(long)]
@@ -87,6 +87,15 @@ pub async fn collector(app: &App, cmd: CollectorCommand) -> Result<(), Failure> 
                     let name = s.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
                     let note = s.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
                     println!("  in range      {}{name} {}{note}", s.address, s.link);
+                }
+                if c.files_imported > 0 || c.files_quarantined > 0 {
+                    println!(
+                        "  inbox files   {} imported, {} quarantined at the hub",
+                        c.files_imported, c.files_quarantined
+                    );
+                }
+                if let Some(q) = &c.quarantined {
+                    println!("  quarantined   {q}");
                 }
                 if let (Some(why), Some(at)) = (&c.refused, c.refused_at) {
                     println!("  last refused  {} — {why}", at.format("%Y-%m-%d %H:%M:%S UTC"));

@@ -308,7 +308,7 @@ enum Command {
     /// Register, list or remove remote Bluetooth collectors (boxes running `coachd collect`) at this hub
     #[command(subcommand)]
     Collector(collector::CollectorCommand),
-    /// Collector mode: record the Bluetooth sensors paired at the hub and forward their sessions to it (no database, no dashboard); every batch is committed to DATA/collector-outbox.db first, then forwarded in order, and nothing is lost while the hub is away
+    /// Collector mode: record the Bluetooth sensors paired at the hub and forward their sessions to it (no database, no dashboard), and, with --inbox, the files dropped into an inbox folder; every batch is committed to DATA/collector-outbox.db first, then forwarded in order, and nothing is lost while the hub is away
     Collect {
         /// The hub's URL, https://... (plain http:// only to a loopback address) [default: collector.hub]
         #[arg(long, value_name = "URL")]
@@ -316,6 +316,9 @@ enum Command {
         /// The file holding this collector's token from `coachd collector add NAME` at the hub [default: collector.token_file]
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Also watch this inbox folder: files dropped into DIR/<client>/ (the client's name at the hub) are forwarded and imported at the hub; a relative path is inside the data dir [default: collector.inbox, none]
+        #[arg(long, value_name = "DIR")]
+        inbox: Option<PathBuf>,
     },
     /// Run the daemon: every source, the supervisor and the web server
     Run {
@@ -593,7 +596,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Command::Restore { file, keep_config } => data::restore(&data, &config_path, &file, keep_config, &config).await,
         Command::Migrate { to, password_file } => data::migrate(&data, &config, &to, password_file.as_deref()).await,
-        Command::Collect { hub, token_file } => collect(&data, config, hub, token_file).await,
+        Command::Collect { hub, token_file, inbox } => collect(&data, config, hub, token_file, inbox).await,
         command => {
             let app = open(&data, &config_path, config, true).await?;
             let result = with_app(&app, &data, command).await;
@@ -609,8 +612,12 @@ async fn collect(
     config: Config,
     hub: Option<String>,
     token_file: Option<PathBuf>,
+    inbox: Option<PathBuf>,
 ) -> Result<(), Failure> {
     let mut config = config;
+    if let Some(dir) = inbox {
+        config.collector.inbox = dir.display().to_string();
+    }
     if let Some(hub) = hub {
         config.collector.hub = hub;
     }

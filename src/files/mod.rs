@@ -234,6 +234,40 @@ pub async fn import_file(
     })
 }
 
+/// One small activity file's bytes (FIT, TCX or GPX, plain or gzipped), as a remote
+/// collector forwards it from its inbox folder: the batch that stores it for `client`,
+/// its content hash as the cursor, exactly as [`import_file`] would store the same file
+/// (so a file imported both ways is one import). Err: why it cannot be imported.
+/// Exports, Apple Health and Gadgetbridge files are read from a file of their own at
+/// the hub (its inbox, `coachd import`), not forwarded.
+pub fn read_bytes(bytes: &[u8], client: &Client, name: &str) -> Result<Batch, String> {
+    let refuse = |e: FileError| e.to_string();
+    let (format, plain) = match sniff(bytes).map_err(refuse)? {
+        f @ (Format::Fit | Format::Tcx | Format::Gpx) => (f, std::borrow::Cow::Borrowed(bytes)),
+        Format::Gzip => {
+            let inner = export::read_member(&mut &bytes[..], true).map_err(refuse)?;
+            match sniff(&inner).map_err(refuse)? {
+                f @ (Format::Fit | Format::Tcx | Format::Gpx) => (f, std::borrow::Cow::Owned(inner)),
+                other => return Err(format!("a compressed {other} is not read; unpack it first")),
+            }
+        }
+        other => {
+            return Err(format!(
+                "a collector forwards FIT, TCX and GPX files; put a {other} file into the hub's own inbox \
+                 (DATA/inbox/<client>/) or use coachd import"
+            ))
+        }
+    };
+    let hash = crate::crypto::sha256(&plain);
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(&plain, format, client, client.tz)))
+        .unwrap_or_else(|_| Err(FileError::Invalid("the parser failed".into())))
+        .map_err(refuse)?;
+    for line in &parsed.diagnostics {
+        tracing::debug!(file = name, "decoder: {line}");
+    }
+    batch_of(format, hash, parsed, format!("sha256:{}", hex(&hash)), name).map(|(batch, _)| batch)
+}
+
 /// Files reported together at most (those stored in one transaction, each in a savepoint
 /// of its own), and samples stored in one.
 /// Sized so one commit (one fsync with `synchronous = full`) serves many files while

@@ -19,7 +19,10 @@
 //!
 //! A collector's scope: one bound to a trainer (`collector add NAME --trainer LOGIN`)
 //! gets only that trainer's clients' devices in its pairing list, and a batch of it for
-//! any other client is refused; an unbound one is studio-wide.
+//! any other client is refused; an unbound one is studio-wide. A collector also
+//! forwards files dropped into its inbox folder: the app parses them (the same reader
+//! as the hub's inbox) and hands each here as a [`FileImport`], applied in the same
+//! transaction, in sequence with the sessions, its content hash as its cursor.
 
 use super::devices::parse_address;
 use super::{on, Tx};
@@ -32,6 +35,12 @@ use thiserror::Error;
 /// Replay-log entries kept per collector (older ones are below the cursor and refused
 /// as stale). A collector resends at most one request's worth of batches it applied.
 const REPLAY_LOG: i64 = 20_000;
+
+/// The largest file a collector forwards from its inbox folder, in bytes: 32 MiB (a FIT
+/// of a day-long ride is a few MB, a long ride's TCX some 20). A bigger file stays in the
+/// collector's quarantine (it refuses it before sending) and goes into the hub's own
+/// inbox or `coachd import` instead; the hub refuses one all the same.
+pub const FORWARDED_FILE_MAX: u64 = 32 * 1024 * 1024;
 
 /// The source forwarded sessions are stored under: the same as the daemon's own strap
 /// sessions (`ble::session::SOURCE`, as `last_session` reads them), so a device's
@@ -69,6 +78,11 @@ pub struct Collector {
     /// The last batch refused and why.
     pub refused: Option<String>,
     pub refused_ms: Option<i64>,
+    /// Files from its inbox imported, and quarantined at the hub (not readable).
+    pub files_imported: i64,
+    pub files_quarantined: i64,
+    /// The last file quarantined: its name, client and why.
+    pub quarantined: Option<String>,
 }
 
 /// The columns of [`Collector`].
@@ -100,14 +114,48 @@ pub struct Report {
     pub in_range: Vec<InRange>,
 }
 
-/// One batch as a collector forwards it.
+/// One batch as a collector forwards it: sessions (`batch`) or a file from its inbox
+/// (`file`), exactly one of them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Forwarded {
     /// Unique per collector, increasing by one per batch its outbox committed.
     pub seq: i64,
     /// A random id given when the batch was committed to the outbox.
     pub id: String,
-    pub batch: Batch,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<ForwardedFile>,
+}
+
+/// A file dropped into a collector's inbox folder (`INBOX/<client>/NAME`), as it
+/// forwards it: the folder's name (a client's name at the hub, as in the hub's own
+/// inbox), the file's name, its bytes in standard base64 and their SHA-256 in hex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedFile {
+    pub client: String,
+    pub name: String,
+    pub sha256: String,
+    pub size: u64,
+    pub data: String,
+}
+
+/// What the hub made of a forwarded file before the transaction (the app reads it with
+/// the file importer's reader), for the client its folder names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileImport {
+    pub client: i64,
+    pub what: FileContent,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FileContent {
+    /// Readable: the batch that stores it, its content hash as the cursor (so the same
+    /// file imported before, here or through the hub's inbox, changes nothing).
+    Batch(Batch),
+    /// Not readable: its bytes are in the hub's quarantine (where, and why); the batch is
+    /// applied (acknowledged) all the same, so the collector's outbox drains.
+    Quarantined(String),
 }
 
 /// A sensor a collector heard during a scan the hub asked of it (as `devices scan`
@@ -395,12 +443,14 @@ impl Store {
     }
 
     /// Apply a collector's batches, in order, exactly once, with its cursor, in one
-    /// transaction: all of them or (refused) none. `gap_ms`: the session gap within which
-    /// a device's stored session is extended.
+    /// transaction: all of them or (refused) none. `files`: what the app made of each
+    /// file batch, by sequence number. `gap_ms`: the session gap within which a device's
+    /// stored session is extended.
     pub async fn ingest_forwarded(
         &self,
         collector: &Collector,
         batches: &[Forwarded],
+        files: &std::collections::HashMap<i64, FileImport>,
         gap_ms: i64,
     ) -> Result<Applied, ForwardError> {
         let mut tx = self.write().await?;
@@ -419,6 +469,7 @@ impl Store {
         let trainers: std::collections::HashMap<i64, Option<i64>> = trainers.into_iter().collect();
         let scope = Scope { collector, trainers: &trainers };
         let mut out = Applied { through: cursor, ..Applied::default() };
+        let (mut imported, mut quarantined, mut last_quarantined) = (0i64, 0i64, None::<String>);
         let now = Store::now_ms();
         let mut last_seen = cursor;
         for f in batches {
@@ -428,7 +479,7 @@ impl Store {
                     why: "batches out of order within the request".into(),
                 });
             }
-            let digest = sha256(&serde_json::to_vec(&f.batch).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            let digest = digest_of(f)?;
             let logged: Option<(String, Vec<u8>)> = on!(&mut tx, |e, sql| sqlx::query_as(&sql(
                 "SELECT batch_id, digest FROM collector_batches WHERE collector_id = ? AND seq = ?"
             ))
@@ -464,24 +515,69 @@ impl Store {
                 None => {}
             }
             last_seen = f.seq;
-            let mut batch = check(f.seq, &f.batch, &paired, &scope)?;
-            let mut with_hr = Vec::new();
-            let mut newest = Vec::new();
-            for a in &mut batch.activities {
-                settle_session(&mut tx, a, gap_ms).await?;
-                if a.series.iter().any(|s| s.kind == SeriesKind::Hr && !s.samples.is_empty()) {
-                    with_hr.push(a.external_id.clone());
+            match (&f.batch, &f.file) {
+                (Some(b), None) => {
+                    let mut batch = check(f.seq, b, &paired, &scope)?;
+                    let mut with_hr = Vec::new();
+                    let mut newest = Vec::new();
+                    for a in &mut batch.activities {
+                        settle_session(&mut tx, a, gap_ms).await?;
+                        if a.series.iter().any(|s| s.kind == SeriesKind::Hr && !s.samples.is_empty()) {
+                            with_hr.push(a.external_id.clone());
+                        }
+                        newest.push((a.external_id.clone(), drop_heard_elsewhere(&mut tx, collector.id, a).await?));
+                    }
+                    let report = Store::ingest_in(&mut tx, &batch).await?;
+                    for external in with_hr {
+                        super::ingest::restate_hr(&mut tx, FORWARDED_SOURCE, &external).await?;
+                    }
+                    for (external, kinds) in newest {
+                        note_forwarded(&mut tx, collector.id, &external, &kinds).await?;
+                    }
+                    out.samples += report.samples_written as u64;
                 }
-                newest.push((a.external_id.clone(), drop_heard_elsewhere(&mut tx, collector.id, a).await?));
+                (None, Some(file)) => {
+                    let import = files.get(&f.seq).ok_or_else(|| ForwardError::Invalid {
+                        seq: f.seq,
+                        why: format!("file {:?} was not read", file.name),
+                    })?;
+                    scope.allows(f.seq, import.client)?;
+                    match &import.what {
+                        FileContent::Batch(b) => {
+                            let Some(c) = b.cursor.as_ref().filter(|_| b.source != FORWARDED_SOURCE) else {
+                                return Err(ForwardError::Invalid {
+                                    seq: f.seq,
+                                    why: format!("file {:?}: not a file's batch", file.name),
+                                });
+                            };
+                            let known: Option<String> = on!(&mut tx, |e, sql| sqlx::query_scalar(&sql(
+                                "SELECT value FROM cursors WHERE source = ? AND stream = ?"
+                            ))
+                            .bind(&b.source)
+                            .bind(&c.stream)
+                            .fetch_optional(&mut **e)
+                            .await)
+                            .map_err(StoreError::from)?;
+                            // Imported before (here or from the hub's own inbox): nothing changes.
+                            if known.is_none() {
+                                let report = Store::ingest_in(&mut tx, b).await?;
+                                out.samples += report.samples_written as u64;
+                            }
+                            imported += 1;
+                        }
+                        FileContent::Quarantined(why) => {
+                            quarantined += 1;
+                            last_quarantined = Some(why.clone());
+                        }
+                    }
+                }
+                _ => {
+                    return Err(ForwardError::Invalid {
+                        seq: f.seq,
+                        why: "a forwarded batch holds either sessions (\"batch\") or a file (\"file\")".into(),
+                    })
+                }
             }
-            let report = Store::ingest_in(&mut tx, &batch).await?;
-            for external in with_hr {
-                super::ingest::restate_hr(&mut tx, FORWARDED_SOURCE, &external).await?;
-            }
-            for (external, kinds) in newest {
-                note_forwarded(&mut tx, collector.id, &external, &kinds).await?;
-            }
-            out.samples += report.samples_written as u64;
             on!(&mut tx, |e, sql| sqlx::query(&sql(
                 "INSERT INTO collector_batches (collector_id, seq, batch_id, digest, applied_ms) VALUES (?, ?, ?, ?, ?)",
             ))
@@ -498,13 +594,18 @@ impl Store {
         }
         on!(&mut tx, |e, sql| sqlx::query(&sql(
             "UPDATE collectors SET last_seq = ?, applied_batches = applied_batches + ?,
-                    applied_samples = applied_samples + ?, last_contact_ms = ?, applied_ms = ? WHERE id = ?",
+                    applied_samples = applied_samples + ?, last_contact_ms = ?, applied_ms = ?,
+                    files_imported = files_imported + ?, files_quarantined = files_quarantined + ?,
+                    quarantined = coalesce(?, quarantined) WHERE id = ?",
         ))
         .bind(out.through)
         .bind(out.applied as i64)
         .bind(out.samples as i64)
         .bind(now)
         .bind(now)
+        .bind(imported)
+        .bind(quarantined)
+        .bind(last_quarantined)
         .bind(collector.id)
         .execute(&mut **e)
         .await
@@ -520,6 +621,17 @@ impl Store {
         tx.commit().await.map_err(StoreError::from)?;
         Ok(out)
     }
+}
+
+/// The replay log's digest of a forwarded batch: of its sessions as JSON (as before
+/// files were forwarded), or of the file as sent (its bytes, name and client).
+fn digest_of(f: &Forwarded) -> Result<[u8; 32], StoreError> {
+    let json = match (&f.batch, &f.file) {
+        (Some(b), _) => serde_json::to_vec(b),
+        (None, Some(file)) => serde_json::to_vec(file),
+        (None, None) => Ok(Vec::new()),
+    };
+    Ok(sha256(&json.map_err(|e| StoreError::Corrupt(e.to_string()))?))
 }
 
 /// Which clients a collector may submit for: all, or those of the trainer it is bound to.
@@ -729,4 +841,18 @@ async fn settle_session(tx: &mut Tx<'_>, a: &mut NewActivity, gap_ms: i64) -> Re
         a.duration_s = (hi - lo) as f64 / 1000.0;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{half_spacing, SAME_READING_MS};
+
+    #[test]
+    fn the_same_reading_is_within_half_a_series_spacing_and_never_over_the_cap() {
+        assert_eq!(half_spacing(&[0, 1000, 2000, 3000]), Some(500));
+        assert_eq!(half_spacing(&[0, 250, 500, 750, 5000]), Some(125), "the median, not a dropout");
+        assert_eq!(half_spacing(&[0, 3000, 6000]), Some(SAME_READING_MS));
+        assert_eq!(half_spacing(&[7]), None);
+        assert_eq!(half_spacing(&[7, 7]), None);
+    }
 }

@@ -1,7 +1,8 @@
 //! A collector's outbox (`coachd collect`): its own small SQLite file in the collector's
 //! data dir, never the hub's database.
 //!
-//! Every batch the Bluetooth collector records is committed here first, under the next
+//! Every batch the Bluetooth collector records, and every file its inbox folder takes
+//! in (`kind` = `file`, [`Outbox::push_file`]), is committed here first, under the next
 //! sequence number (`AUTOINCREMENT`: never reused, even after the batches before it were
 //! forwarded and deleted), then forwarded in order and deleted once the hub has applied
 //! it. A SIGKILL at any point loses nothing committed: what the hub applied but whose
@@ -13,6 +14,7 @@
 //! away: the pairing list the hub last gave, each device's latest session (so a restart
 //! mid-workout goes on with it), and the sensors in range with their links.
 
+use super::collectors::ForwardedFile;
 use super::devices::{Link, Pairing, StoredSession};
 use super::StoreError;
 use crate::model::{Batch, SeriesKind};
@@ -27,7 +29,8 @@ const SCHEMA: &[&str] = &[
         id TEXT NOT NULL,
         body TEXT NOT NULL,
         samples INTEGER NOT NULL,
-        created_ms INTEGER NOT NULL)",
+        created_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'batch')",
     "CREATE TABLE IF NOT EXISTS sessions (
         address TEXT PRIMARY KEY,
         client_id INTEGER NOT NULL,
@@ -66,9 +69,11 @@ pub enum PushError {
 pub struct Pending {
     pub seq: i64,
     pub id: String,
-    /// The batch as JSON, exactly as committed.
+    /// The batch as JSON, exactly as committed: sessions ([`Batch`]), or for a file a
+    /// [`ForwardedFile`].
     pub body: String,
     pub samples: i64,
+    pub file: bool,
 }
 
 /// What the outbox holds, for the status report and `/healthz`.
@@ -116,6 +121,13 @@ impl Outbox {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
+        // An outbox from before files were forwarded: its batches are all sessions.
+        let has_kind: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('batches') WHERE name = 'kind'")
+            .fetch_one(&pool)
+            .await?;
+        if has_kind == 0 {
+            sqlx::query("ALTER TABLE batches ADD COLUMN kind TEXT NOT NULL DEFAULT 'batch'").execute(&pool).await?;
+        }
         Ok(Self { pool, max_bytes })
     }
 
@@ -135,11 +147,22 @@ impl Outbox {
     /// restart. Returns the sequence number.
     pub async fn push(&self, batch: &Batch) -> Result<i64, PushError> {
         let body = serde_json::to_string(batch).map_err(|e| StoreError::Corrupt(format!("a batch as JSON: {e}")))?;
+        let samples: i64 = batch.activities.iter().flat_map(|a| &a.series).map(|s| s.samples.len() as i64).sum();
+        self.commit("batch", &body, samples, Some(batch)).await
+    }
+
+    /// Commit a file from the inbox folder under the next sequence number, in line with
+    /// the sessions. Returns the sequence number.
+    pub async fn push_file(&self, file: &ForwardedFile) -> Result<i64, PushError> {
+        let body = serde_json::to_string(file).map_err(|e| StoreError::Corrupt(format!("a file as JSON: {e}")))?;
+        self.commit("file", &body, 0, None).await
+    }
+
+    async fn commit(&self, kind: &str, body: &str, samples: i64, batch: Option<&Batch>) -> Result<i64, PushError> {
         let id = crate::crypto::random_token().map_err(StoreError::from)?.chars().take(32).collect::<String>();
         let hr_of = |a: &crate::model::NewActivity| {
             a.series.iter().filter(|s| s.kind == SeriesKind::Hr).map(|s| s.samples.len() as i64).sum::<i64>()
         };
-        let samples: i64 = batch.activities.iter().flat_map(|a| &a.series).map(|s| s.samples.len() as i64).sum();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(StoreError::from)?;
         let bytes: i64 = sqlx::query_scalar("SELECT COALESCE((SELECT value FROM counters WHERE name = 'bytes'), 0)")
             .fetch_one(&mut *tx)
@@ -157,15 +180,17 @@ impl Outbox {
             tx.commit().await.map_err(StoreError::from)?;
             return Err(PushError::Full { bytes, max: self.max_bytes });
         }
-        let seq: i64 =
-            sqlx::query_scalar("INSERT INTO batches (id, body, samples, created_ms) VALUES (?, ?, ?, ?) RETURNING seq")
-                .bind(&id)
-                .bind(&body)
-                .bind(samples)
-                .bind(now_ms())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO batches (id, body, samples, created_ms, kind) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+        )
+        .bind(&id)
+        .bind(body)
+        .bind(samples)
+        .bind(now_ms())
+        .bind(kind)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
         sqlx::query(
             "INSERT INTO counters (name, value) VALUES ('bytes', ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
         )
@@ -174,7 +199,7 @@ impl Outbox {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        for a in &batch.activities {
+        for a in batch.iter().flat_map(|b| &b.activities) {
             let Some((address, _)) = a.external_id.split_once('@') else { continue };
             sqlx::query(
                 "INSERT INTO sessions (address, client_id, external_id, start_ms, last_ms, hr_samples, avg_hr, max_hr,
@@ -204,21 +229,49 @@ impl Outbox {
     /// The oldest stored batches, in order: at most `max` of them and about `max_bytes`
     /// (always at least one).
     pub async fn pending(&self, max: i64, max_bytes: usize) -> Result<Vec<Pending>, StoreError> {
-        let rows: Vec<(i64, String, String, i64)> =
-            sqlx::query_as("SELECT seq, id, body, samples FROM batches ORDER BY seq LIMIT ?")
+        let rows: Vec<(i64, String, String, i64, String)> =
+            sqlx::query_as("SELECT seq, id, body, samples, kind FROM batches ORDER BY seq LIMIT ?")
                 .bind(max)
                 .fetch_all(&self.pool)
                 .await?;
         let mut out = Vec::new();
         let mut size = 0;
-        for (seq, id, body, samples) in rows {
+        for (seq, id, body, samples, kind) in rows {
             size += body.len();
             if !out.is_empty() && size > max_bytes {
                 break;
             }
-            out.push(Pending { seq, id, body, samples });
+            out.push(Pending { seq, id, body, samples, file: kind == "file" });
         }
         Ok(out)
+    }
+
+    /// The file committed under `seq`, if that batch is a file.
+    pub async fn file(&self, seq: i64) -> Result<Option<ForwardedFile>, StoreError> {
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM batches WHERE seq = ? AND kind = 'file'")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(format!("file batch {seq}: {e}"))))
+            .transpose()
+    }
+
+    /// Take one batch out of the outbox without forwarding it (a file the hub refused,
+    /// once its bytes are kept in the collector's quarantine).
+    pub async fn set_aside(&self, seq: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let freed: Option<i64> = sqlx::query_scalar("SELECT length(body) FROM batches WHERE seq = ?")
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(freed) = freed else { return Ok(false) };
+        sqlx::query("DELETE FROM batches WHERE seq = ?").bind(seq).execute(&mut *tx).await?;
+        sqlx::query("UPDATE counters SET value = MAX(0, value - ?) WHERE name = 'bytes'")
+            .bind(freed)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The hub applied everything up to `seq`: forget it.
@@ -426,5 +479,63 @@ mod tests {
         outbox.acked(4).await.expect("ack");
         assert_eq!(outbox.push(&session(0, 25..30)).await.expect("push"), 5);
         assert_eq!(outbox.last_seq().await.expect("seq"), 5);
+    }
+
+    #[tokio::test]
+    async fn files_take_their_turn_among_the_sessions_and_a_file_set_aside_frees_its_room() {
+        let dir = tempfile::tempdir().expect("dir");
+        let outbox = Outbox::open(&dir.path().join("outbox.db"), 1 << 20).await.expect("open");
+        let file = ForwardedFile {
+            client: "ana".into(),
+            name: "run.fit".into(),
+            sha256: "00".repeat(32),
+            size: 3,
+            data: "AAEC".into(),
+        };
+        assert_eq!(outbox.push(&session(0, 0..5)).await.expect("push"), 1);
+        assert_eq!(outbox.push_file(&file).await.expect("push file"), 2);
+        assert_eq!(outbox.push(&session(0, 5..10)).await.expect("push"), 3);
+        let pending = outbox.pending(10, 1 << 20).await.expect("pending");
+        let kinds: Vec<(i64, bool)> = pending.iter().map(|p| (p.seq, p.file)).collect();
+        assert_eq!(kinds, [(1, false), (2, true), (3, false)], "one sequence, in order");
+        assert_eq!(outbox.file(2).await.expect("read"), Some(file));
+        assert_eq!(outbox.file(1).await.expect("read"), None, "a session is not a file");
+        let before = outbox.backlog().await.expect("backlog").bytes;
+        assert!(outbox.set_aside(2).await.expect("set aside"));
+        let after = outbox.backlog().await.expect("backlog");
+        assert_eq!((after.batches, after.bytes), (2, before - pending[1].body.len() as i64));
+        let left: Vec<i64> = outbox.pending(10, 1 << 20).await.expect("pending").iter().map(|p| p.seq).collect();
+        assert_eq!(left, [1, 3]);
+        assert!(!outbox.set_aside(2).await.expect("again"), "gone already");
+    }
+
+    #[tokio::test]
+    async fn an_outbox_from_before_files_keeps_its_batches_as_sessions() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("outbox.db");
+        {
+            let pool = SqlitePool::connect_with(
+                SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+                    .expect("url")
+                    .create_if_missing(true),
+            )
+            .await
+            .expect("pool");
+            sqlx::query(
+                "CREATE TABLE batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, body TEXT NOT NULL,
+                                       samples INTEGER NOT NULL, created_ms INTEGER NOT NULL)",
+            )
+            .execute(&pool)
+            .await
+            .expect("old table");
+            sqlx::query("INSERT INTO batches (id, body, samples, created_ms) VALUES ('a', '{}', 0, 1)")
+                .execute(&pool)
+                .await
+                .expect("old row");
+            pool.close().await;
+        }
+        let outbox = Outbox::open(&path, 1 << 20).await.expect("open");
+        let pending = outbox.pending(10, 1 << 20).await.expect("pending");
+        assert_eq!((pending[0].seq, pending[0].file), (1, false));
     }
 }

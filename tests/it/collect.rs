@@ -38,10 +38,17 @@ fn hub(data: &Path, port: u16) -> (Guard, Receiver<String>, String) {
 
 /// `coachd collect` on the fake BlueZ at `bus`, forwarding to `hub`.
 fn collector(data: &Path, bus: &str, hub: &str, token_file: &Path) -> (Guard, Receiver<String>) {
+    collector_with(data, bus, hub, token_file, &[])
+}
+
+/// The same, with more arguments (`--inbox DIR`).
+fn collector_with(data: &Path, bus: &str, hub: &str, token_file: &Path, more: &[&str]) -> (Guard, Receiver<String>) {
     let mut child = crate::coachd_process(data)
         .args(["collect", "--hub", hub, "--token-file"])
         .arg(token_file)
         .args(["--log-format", "json"])
+        .args(more)
+        .env("COACHD__INBOX__POLL_MS", "200")
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
         .env("RUST_LOG", "info,bluez_async=warn")
         .env("COACHD__BLE__SESSION_SILENCE_S", "30")
@@ -765,10 +772,33 @@ fn strap_session(client: i64, address: &str, start_ms: i64, times: &[i64], bpm: 
     super::batch("ble", vec![a], None)
 }
 
+/// A file as a collector's inbox forwards it.
+fn inbox_file(client: &str, name: &str, bytes: &[u8]) -> serde_json::Value {
+    use base64::Engine;
+    serde_json::json!({
+        "client": client, "name": name, "size": bytes.len(),
+        "sha256": coachd::crypto::hex(&coachd::crypto::sha256(bytes)),
+        "data": base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
 async fn hub_db(t: &super::TestStore) -> sqlx::SqlitePool {
     sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", t.dir.path().join("data/coachd.db").display()))
         .await
         .expect("db")
+}
+
+/// The hub's web server over an app that knows its data dir (so it can quarantine).
+async fn serve_with_files(t: &super::TestStore) -> String {
+    let mut app = coachd::app::App::new(t.store.clone(), std::sync::Arc::new(t.config.clone())).expect("app");
+    let data = coachd::paths::DataDir::new(t.dir.path().join("data"));
+    app.files = Some(coachd::app::Files { config: data.default_config(), data });
+    let state = coachd::web::WebState::for_app(app, coachd::source::Health::default());
+    let router = coachd::web::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
 }
 
 /// Hub side: a collector bound to a trainer reads only that trainer's clients' devices
@@ -790,7 +820,7 @@ async fn a_trainer_bound_collector_lists_only_its_trainers_devices_and_is_refuse
     let hall = app.add_collector("hall", None).await.expect("add").token;
     let err = app.add_collector("nobodys", Some("nobody")).await.err().expect("no such trainer");
     assert!(err.to_string().contains("no trainer \"nobody\""), "{err}");
-    let base = t.serve().await;
+    let base = serve_with_files(&t).await;
     let http = reqwest::Client::new();
     let pairings = |token: String| {
         let (http, url) = (http.clone(), format!("{base}/collector/v1/pairings"));
@@ -825,6 +855,27 @@ async fn a_trainer_bound_collector_lists_only_its_trainers_devices_and_is_refuse
     assert!(why.contains(bos_strap) && why.contains("not a client of trainer tina"), "{body}");
     assert!(why.contains("nothing stored"), "{body}");
     assert_eq!(t.store.row_counts().await.expect("counts").activities, 0, "nothing stored");
+    // A file for bo's folder through tina's collector: refused the same way, nothing kept.
+    let fit = super::files::run_with_pause(7);
+    let (s, body) = post_batches(
+        &base,
+        bound.expose(),
+        serde_json::json!([{ "seq": 1, "id": "f1", "file": inbox_file("bo", "run.fit", &fit) }]),
+    )
+    .await;
+    assert_eq!((s, body["seq"].as_i64()), (403, Some(1)), "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("not a client of trainer tina")), "{body}");
+    let (s, body) = post_batches(
+        &base,
+        bound.expose(),
+        serde_json::json!([{ "seq": 1, "id": "f1", "file": inbox_file("nobody", "run.fit", &fit) }]),
+    )
+    .await;
+    assert_eq!(s, 403, "a folder naming no client: {body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("no client of that name")), "{body}");
+    let counts = t.store.row_counts().await.expect("counts");
+    assert_eq!((counts.activities, counts.cursors), (0, 0), "nothing stored: {counts:?}");
+    assert!(!t.dir.path().join("data/quarantine/bo").exists(), "nothing kept of a refused file");
     let c = t.store.collector("tinas-gym").await.expect("collector");
     assert_eq!(c.last_seq, 0, "the cursor did not move");
 
@@ -850,6 +901,70 @@ async fn a_trainer_bound_collector_lists_only_its_trainers_devices_and_is_refuse
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(text.contains("registered (for trainer tom's clients only)"), "{text}");
     assert_eq!(t.store.collector("attic").await.expect("attic").trainer.as_deref(), Some("tom"));
+}
+
+/// Hub side: files from a collector's inbox go through the file reader inside the
+/// exactly-once batch; one the hub cannot read is acknowledged and quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_file_is_imported_once_and_an_unreadable_one_is_acknowledged_and_quarantined_at_the_hub() {
+    let t = super::TestStore::new().await;
+    let ana = t.client("ana").await;
+    t.store.pair_device(STRAP, ana).await.expect("pair");
+    let (_, token) = t.store.add_collector("studio", None).await.expect("add");
+    let base = serve_with_files(&t).await;
+    let fit = super::files::run_with_pause(11);
+    let file = inbox_file("ana", "run.fit", &fit);
+
+    let (s, body) = post_batches(&base, &token, serde_json::json!([{ "seq": 1, "id": "f1", "file": file }])).await;
+    assert_eq!((s, body["applied"].as_u64(), body["through"].as_i64()), (200, Some(1), Some(1)), "{body}");
+    let counts = t.store.row_counts().await.expect("counts");
+    assert_eq!(counts.activities, 1, "{counts:?}");
+    let pool = hub_db(&t).await;
+    let sources: Vec<(String, i64)> =
+        sqlx::query_as("SELECT source, client_id FROM activities").fetch_all(&pool).await.expect("query");
+    assert_eq!(sources, [("fit".to_string(), ana)], "stored as ana's FIT file");
+    // The same batch again: repeated, nothing changes. The same file committed again (a
+    // crash between the collector's commit and its move): applied, and a duplicate.
+    let (s, body) = post_batches(&base, &token, serde_json::json!([{ "seq": 1, "id": "f1", "file": file }])).await;
+    assert_eq!((s, body["repeated"].as_u64()), (200, Some(1)), "{body}");
+    let (s, body) = post_batches(&base, &token, serde_json::json!([{ "seq": 2, "id": "f2", "file": file }])).await;
+    assert_eq!((s, body["applied"].as_u64(), body["through"].as_i64()), (200, Some(1), Some(2)), "{body}");
+    assert_eq!(t.store.row_counts().await.expect("counts"), counts, "one import by content hash");
+    // Damaged on the way (bytes and hash disagree): 400, nothing stored.
+    let mut damaged = inbox_file("ana", "other.fit", &super::files::run_with_pause(12));
+    damaged["sha256"] = serde_json::json!("00".repeat(32));
+    let (s, body) = post_batches(&base, &token, serde_json::json!([{ "seq": 3, "id": "f3", "file": damaged }])).await;
+    assert_eq!((s, body["seq"].as_i64()), (400, Some(3)), "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("damaged")), "{body}");
+
+    // Not an activity file, in line with a session: both applied; the file's bytes are
+    // kept in the hub's quarantine with why; collector list says so.
+    let junk = b"these are not the bytes of a workout".to_vec();
+    let start = super::t0().timestamp_millis();
+    let times: Vec<i64> = (0..10).map(|i| start + i * 1000).collect();
+    let batches = serde_json::json!([
+        { "seq": 3, "id": "f3", "file": inbox_file("ana", "notes.fit", &junk) },
+        { "seq": 4, "id": "b4", "batch": strap_session(ana, STRAP, start, &times, 120.0) },
+    ]);
+    let (s, body) = post_batches(&base, &token, batches.clone()).await;
+    assert_eq!((s, body["applied"].as_u64(), body["through"].as_i64()), (200, Some(2), Some(4)), "{body}");
+    let kept = t.dir.path().join("data/quarantine/ana/notes.fit");
+    assert_eq!(std::fs::read(&kept).expect("quarantined"), junk);
+    let reason = std::fs::read_to_string(t.dir.path().join("data/quarantine/ana/notes.fit.reason")).expect("reason");
+    assert!(reason.contains("not a FIT, TCX, GPX") && reason.contains("collector studio"), "{reason}");
+    // Sent again (its answer lost): nothing doubled, not even in the quarantine.
+    let (s, body) = post_batches(&base, &token, batches).await;
+    assert_eq!((s, body["repeated"].as_u64()), (200, Some(2)), "{body}");
+    let quarantined: Vec<_> = std::fs::read_dir(t.dir.path().join("data/quarantine/ana")).expect("dir").collect();
+    assert_eq!(quarantined.len(), 2, "the file and its reason, once");
+    let app = coachd::app::App::new(t.store.clone(), std::sync::Arc::new(t.config.clone())).expect("app");
+    let studio = &app.collectors().await.expect("list")[0];
+    assert_eq!((studio.files_imported, studio.files_quarantined), (2, 1), "{studio:?}");
+    assert!(
+        studio.quarantined.as_deref().is_some_and(|q| q.contains("notes.fit") && q.contains("quarantine")),
+        "{studio:?}"
+    );
+    assert_eq!(studio.state, "ok");
 }
 
 /// Hub side: two collectors near one strap at the same time forward the same beats a few
@@ -906,6 +1021,91 @@ async fn two_collectors_hearing_one_strap_at_the_same_time_give_one_session_with
     assert_eq!(beats, (0..66).collect::<Vec<_>>(), "each beat once, east's or west's: {hr:?}");
     assert_eq!(n, 66, "the session's count");
     assert_eq!((first, last), (start, start + 65_000 + 20 + 5), "it spans both collectors' parts");
+}
+
+/// Collector mode with an inbox folder, end to end: a file dropped into INBOX/<client>/
+/// is committed to the outbox beside the strap's sessions, archived on the collector and
+/// imported at the hub; one the hub cannot read is acknowledged and kept in the hub's
+/// quarantine; one for a folder naming no client, or over the size cap, is kept in the
+/// collector's quarantine with why, and the rest goes on.
+#[test]
+fn files_dropped_into_a_collectors_inbox_folder_reach_the_hub_once_and_the_ones_it_cannot_take_are_quarantined() {
+    prerequisites();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (hub_data, col_data) = (dir.path().join("hub"), dir.path().join("collector"));
+    let inbox = dir.path().join("share");
+    let (_bus, bus) = private_bus(dir.path());
+    let mut fake = Fake::start(&bus);
+    let tokens = prepare_hub(dir.path(), &hub_data, &["studio"]);
+    let (mut hub, hub_log, base) = hub(&hub_data, free_port());
+    let (mut col, col_log) =
+        collector_with(&col_data, &bus, &base, &tokens[0], &["--inbox", inbox.to_str().expect("utf-8")]);
+    fake.expect(&format!("subscribed {STRAP}"), Duration::from_secs(40));
+    fake.beat_of(STRAP, 120);
+
+    // Written in two steps: not taken while it grows.
+    let fit = super::files::run_with_pause(21);
+    std::fs::create_dir_all(inbox.join("ana")).expect("dir");
+    std::fs::create_dir_all(inbox.join("nobody")).expect("dir");
+    std::fs::write(inbox.join("ana/.run.fit.part"), &fit[..100]).expect("write");
+    std::fs::write(inbox.join("ana/notes.fit"), b"not a workout at all").expect("write");
+    std::fs::write(inbox.join("nobody/run.fit"), &fit).expect("write");
+    let big = std::fs::File::create(inbox.join("ana/huge.gpx")).expect("create");
+    big.set_len(coachd::store::collectors::FORWARDED_FILE_MAX + 1).expect("size");
+    drop(big);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(inbox.join("ana/.run.fit.part").exists(), "a file being written is left alone");
+    std::fs::write(inbox.join("ana/.run.fit.part"), &fit).expect("write");
+    std::fs::rename(inbox.join("ana/.run.fit.part"), inbox.join("ana/run.fit")).expect("rename");
+    fake.beat_of(STRAP, 125);
+
+    let sources = |data: &Path| -> Vec<String> {
+        let out = super::coachd(data)
+            .args(["activities", "ana", "--from", "2000-01-01", "--json"])
+            .output()
+            .expect("activities");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v.as_array()
+            .expect("list")
+            .iter()
+            .flat_map(|a| a["sources"].as_array().cloned().unwrap_or_default())
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    };
+    eventually(Duration::from_secs(40), || sources(&hub_data), |s| s.contains(&"fit".to_string()));
+    let studio = eventually(
+        Duration::from_secs(40),
+        || collectors_json(&hub_data),
+        |c| c[0]["files_imported"] == 1 && c[0]["files_quarantined"] == 1 && c[0]["backlog_batches"] == 0,
+    );
+    assert!(studio[0]["quarantined"].as_str().is_some_and(|q| q.contains("notes.fit")), "{studio:?}");
+    // Archived on the collector, the unreadable one kept at the hub with why.
+    assert_eq!(std::fs::read(col_data.join("archive/ana/run.fit")).expect("archived"), fit);
+    assert!(col_data.join("archive/ana/notes.fit").exists(), "committed, so archived here");
+    assert_eq!(
+        std::fs::read(hub_data.join("quarantine/ana/notes.fit")).expect("kept at the hub"),
+        b"not a workout at all"
+    );
+    let reason = std::fs::read_to_string(hub_data.join("quarantine/ana/notes.fit.reason")).expect("reason");
+    assert!(reason.contains("not a FIT, TCX, GPX"), "{reason}");
+    // A folder naming no client: refused by the hub, kept here with its answer.
+    let reason = eventually(
+        Duration::from_secs(30),
+        || std::fs::read_to_string(col_data.join("quarantine/nobody/run.fit.reason")).unwrap_or_default(),
+        |r| !r.is_empty(),
+    );
+    assert!(reason.contains("403") && reason.contains("no client of that name"), "{reason}");
+    assert_eq!(std::fs::read(col_data.join("quarantine/nobody/run.fit")).expect("kept"), fit);
+    // Over the cap: never sent, kept here with why.
+    let reason = std::fs::read_to_string(col_data.join("quarantine/ana/huge.gpx.reason")).expect("reason");
+    assert!(reason.contains("at most 33554432 bytes") && reason.contains("coachd import"), "{reason}");
+    assert!(!inbox.join("ana/huge.gpx").exists() && !inbox.join("ana/run.fit").exists(), "the inbox is empty");
+    // The strap went on: both beats at the hub, in the one session.
+    fake.beat_of(STRAP, 130);
+    eventually(Duration::from_secs(30), || hub_times(&hub_data).len(), |n| *n == 3);
+    stop(&mut col, &col_log, "the collector");
+    stop(&mut hub, &hub_log, "the hub");
+    assert_eq!(sources(&hub_data).iter().filter(|s| *s == "fit").count(), 1, "the FIT once");
 }
 
 /// Two collectors near one strap at the same time (not in turn), end to end: each
