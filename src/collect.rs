@@ -1,8 +1,9 @@
 //! `coachd collect`: collector mode. The same binary on a small box by the equipment (a
 //! Raspberry Pi with BlueZ) runs only the Bluetooth collector, with the same session
-//! recorder as `coachd run`, and the [`crate::forward`] forwarder; no database, no
-//! dashboard, no homework engine. Batches go to the outbox in the data dir
-//! (`collector-outbox.db`, [`crate::store::outbox`]) and from there to the hub.
+//! recorder as `coachd run`, if asked an inbox folder ([`crate::inbox::CollectorInbox`]),
+//! and the [`crate::forward`] forwarder; no database, no dashboard, no homework engine.
+//! Batches (sessions and files) go to the outbox in the data dir (`collector-outbox.db`,
+//! [`crate::store::outbox`]) and from there to the hub.
 
 use crate::config::Config;
 use crate::crypto::Secret;

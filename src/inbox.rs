@@ -7,6 +7,9 @@
 //! commit and the move only makes the file a duplicate on the next scan, which is then
 //! archived: nothing is lost or counted twice, and files that arrived while the daemon
 //! was down are picked up on the first scans.
+//!
+//! [`CollectorInbox`] is the same watch in collector mode (`coachd collect --inbox DIR`):
+//! it commits each stable file to the collector's outbox instead, and the hub imports it.
 
 use crate::files::{import_file, Outcome};
 use crate::source::{Source, SourceContext, SourceFuture};

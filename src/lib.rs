@@ -29,8 +29,8 @@
 //!   (the schedule from [`engine::nudge`], the outbox in [`store`], the sends through [`notify`]).
 //! - [`daemon`]: `coachd run`: runs the sources it is given and the web server; SIGTERM drain, sd_notify.
 //! - [`collect`]: `coachd collect`, collector mode on a box by the equipment: only the
-//!   Bluetooth collector (the same recorder) and the [`forward`]er, batches into the
-//!   outbox ([`store::outbox`]), no database, no web server.
+//!   Bluetooth collector (the same recorder), if asked an inbox folder, and the
+//!   [`forward`]er, batches into the outbox ([`store::outbox`]), no database, no web server.
 //! - [`sources`]: the one place that assembles the daemon's sources from the configuration.
 //! - [`app`]: the application layer: typed use cases and [`app::AppError`].
 //! - [`status`]: verdicts and adherence for a span, with the verdict cache.
@@ -45,7 +45,8 @@
 //!   reconcile, webhooks.
 //! - [`files`]: FIT, TCX, GPX, Apple Health, Health Auto Export and Gadgetbridge readers;
 //!   account exports (Strava, Garmin Connect) and gzip; file import.
-//! - [`inbox`]: the watched inbox folder source.
+//! - [`inbox`]: the watched inbox folder source: the hub's (imported), and a collector's
+//!   (committed to its outbox as file batches, imported at the hub).
 //! - [`forward`]: collector mode's forwarder: the outbox to the hub's
 //!   `/collector/v1/batches` in order (gzip JSON, capped jittered backoff), the pairing
 //!   list back, the collector's state reported.

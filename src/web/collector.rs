@@ -1,11 +1,16 @@
 //! The endpoints remote collectors (`coachd collect`) call, each with the collector's
 //! token (`Authorization: Bearer TOKEN`, from `coachd collector add NAME`):
 //!
-//! - `POST /collector/v1/batches`: gzip JSON `{"batches": [{"seq", "id", "batch"}]}`;
+//! - `POST /collector/v1/batches`: gzip JSON `{"batches": [{"seq", "id", "batch"}]}`,
+//!   where an item may carry `"file": {"client", "name", "size", "sha256", "data"}` (a
+//!   file from the collector's inbox folder, bytes in base64) instead of `batch`;
 //!   200 `{"applied", "repeated", "through", "samples"}`; 401 for an unknown or revoked
-//!   token, 403 for a device not paired at the hub, 409 for a sequence number already
-//!   applied with other content, 400 for a body that is not forwarded batches; a
-//!   refusal's JSON names the batch (`seq`) and nothing of the request is stored.
+//!   token, 403 for a device not paired at the hub or a client outside the collector's
+//!   scope (a folder naming no client, another trainer's client), 409 for a sequence
+//!   number already applied with other content, 400 for a body that is not forwarded
+//!   batches (or a file whose bytes and hash disagree); a refusal's JSON names the batch
+//!   (`seq`) and nothing of the request is stored. A file the hub cannot read is no
+//!   refusal: it is applied, and kept in the hub's quarantine.
 //! - `GET /collector/v1/pairings`: `{"pairings": [{"address", "client_id", "tz"}],
 //!   "scan": {"id", "seconds"} or null}`; `scan` is a scan asked with
 //!   `coachd devices scan --collector NAME`, which the collector runs at once.
