@@ -782,10 +782,14 @@ fn inbox_file(client: &str, name: &str, bytes: &[u8]) -> serde_json::Value {
     })
 }
 
-async fn hub_db(t: &super::TestStore) -> sqlx::SqlitePool {
-    sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", t.dir.path().join("data/coachd.db").display()))
-        .await
-        .expect("db")
+/// `coachd activities CLIENT --json` on the test store's data dir.
+fn activities_of(t: &super::TestStore, client: &str) -> Vec<serde_json::Value> {
+    let out = super::coachd(&t.dir.path().join("data"))
+        .args(["activities", client, "--from", "2000-01-01", "--to", "2100-01-01", "--json"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
+    v.as_array().cloned().unwrap_or_default()
 }
 
 /// The hub's web server over an app that knows its data dir (so it can quarantine).
@@ -919,10 +923,9 @@ async fn a_forwarded_file_is_imported_once_and_an_unreadable_one_is_acknowledged
     assert_eq!((s, body["applied"].as_u64(), body["through"].as_i64()), (200, Some(1), Some(1)), "{body}");
     let counts = t.store.row_counts().await.expect("counts");
     assert_eq!(counts.activities, 1, "{counts:?}");
-    let pool = hub_db(&t).await;
-    let sources: Vec<(String, i64)> =
-        sqlx::query_as("SELECT source, client_id FROM activities").fetch_all(&pool).await.expect("query");
-    assert_eq!(sources, [("fit".to_string(), ana)], "stored as ana's FIT file");
+    let acts = activities_of(&t, "ana");
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert_eq!(acts[0]["sources"], serde_json::json!(["fit"]), "stored as ana's FIT file: {acts:?}");
     // The same batch again: repeated, nothing changes. The same file committed again (a
     // crash between the collector's commit and its move): applied, and a duplicate.
     let (s, body) = post_batches(&base, &token, serde_json::json!([{ "seq": 1, "id": "f1", "file": file }])).await;
@@ -1008,19 +1011,18 @@ async fn two_collectors_hearing_one_strap_at_the_same_time_give_one_session_with
             post_batches(&base, token, serde_json::json!([{ "seq": seq, "id": format!("x{seq}"), "batch": b }])).await;
         assert_eq!(s, 200, "{body}");
     }
-    let acts: Vec<(i64, String, i64, i64, i64)> =
-        sqlx::query_as("SELECT id, external_id, hr_samples, start_ms, end_ms FROM activities")
-            .fetch_all(&hub_db(&t).await)
-            .await
-            .expect("query");
+    let acts = activities_of(&t, "ana");
     assert_eq!(acts.len(), 1, "one session: {acts:?}");
-    let (id, external, n, first, last) = acts[0].clone();
-    assert_eq!(external, format!("{STRAP}@{start}"), "east's session, which west's went on with");
+    let ms = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(acts[0][k].as_str().expect("a time")).expect("rfc 3339").timestamp_millis()
+    };
+    let id = acts[0]["id"].as_i64().expect("id");
     let hr = t.store.series(id, SeriesKind::Hr).await.expect("hr");
     let beats: Vec<i64> = hr.iter().map(|s| (s.t_ms - start).div_euclid(1000)).collect();
     assert_eq!(beats, (0..66).collect::<Vec<_>>(), "each beat once, east's or west's: {hr:?}");
-    assert_eq!(n, 66, "the session's count");
-    assert_eq!((first, last), (start, start + 65_000 + 20 + 5), "it spans both collectors' parts");
+    assert_eq!(acts[0]["hr_samples"], 66, "the session's count");
+    assert_eq!(acts[0]["sources"], serde_json::json!(["ble"]));
+    assert_eq!((ms("start"), ms("end") / 1000), (start, (start + 65_025) / 1000), "it spans both collectors' parts");
 }
 
 /// Collector mode with an inbox folder, end to end: a file dropped into INBOX/<client>/
