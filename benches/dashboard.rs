@@ -2,6 +2,9 @@
 //! each, 90 days of steps, runs and push-ups), under 20 concurrent connections.
 //!
 //!     cargo bench --bench dashboard
+//!     COACHD_BENCH_POSTGRES=postgres://USER@HOST/EMPTY_DB cargo bench --bench dashboard
+//!         # also on PostgreSQL, with one and with two replicas (two web servers, each with
+//!         # its own pool and caches, on the one database; the connections split between them)
 //!
 //! Prints the cold roster (judging every client, what the cache saves), then latency
 //! p50/p99 measured two ways side by side: wrk (if installed: apt-get install wrk) and a
@@ -23,9 +26,46 @@ const SECONDS: u64 = 10;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    println!("== SQLite (the embedded default)");
+    bench(Config::default(), 1).await?;
+    if let Ok(url) = std::env::var("COACHD_BENCH_POSTGRES") {
+        for replicas in [1, 2] {
+            // An empty database each time: the schema dropped and made again.
+            let mut config = Config::default();
+            config.store.url = url.clone();
+            empty_postgres(&url).await?;
+            println!("\n== PostgreSQL, {replicas} replica(s)");
+            bench(config, replicas).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Drop everything in the bench's PostgreSQL database.
+async fn empty_postgres(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    sqlx::query("DROP SCHEMA public CASCADE").execute(&mut c).await?;
+    sqlx::query("CREATE SCHEMA public").execute(&mut c).await?;
+    c.close().await?;
+    Ok(())
+}
+
+/// A web server on `store` (a replica: its own app, sessions served from the store, its
+/// own roster cache); its base URL.
+async fn serve(store: coachd::store::Store, config: &Config) -> anyhow::Result<String> {
+    let app = coachd::app::App::new(store, Arc::new(config.clone())).expect("providers");
+    let state = WebState::for_app(app, Health::default());
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+async fn bench(config: Config, replicas: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = DataDir::new(dir.path().join("data"));
-    let config = Config::default();
     let (store, _) = coachd::init::init(&data, &data.default_config(), &config).await?;
     let (trainer, _) = store.upsert_trainer("coach", &coachd::crypto::hash_password("bench password")?).await?;
     let now = Utc::now();
@@ -85,12 +125,15 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("data: {CLIENTS} clients × 3 homework × 90 days written in {:.1} s", t.elapsed().as_secs_f64());
 
-    let app = coachd::app::App::new(store.clone(), Arc::new(config.clone())).expect("providers");
-    let state = WebState::for_app(app, Health::default());
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = serve(store.clone(), &config).await?;
+    // Further replicas: each opens the database for itself, as another coachd would.
+    let mut bases = vec![base.clone()];
+    let mut others = Vec::new();
+    for _ in 1..replicas {
+        let (other, _) = coachd::init::init(&data, &data.default_config(), &config).await?;
+        bases.push(serve(other.clone(), &config).await?);
+        others.push(other);
+    }
 
     // Log in as a browser would.
     let http = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build()?;
@@ -127,7 +170,15 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("(for comparison, /api/clients from the same cache: {:.1} ms)", warm.iter().sum::<f64>() / 5.0);
 
-    println!("\nroster page, {CLIENTS} clients, {CONCURRENCY} connections, {SECONDS} s each:");
+    // The other replicas' first rosters (their caches are their own).
+    for b in &bases[1..] {
+        let r = http.get(format!("{b}/roster")).send().await?;
+        anyhow::ensure!(r.status().is_success(), "the session of one replica is a session on the others");
+        r.bytes().await?;
+    }
+    println!(
+        "\nroster page, {CLIENTS} clients, {CONCURRENCY} connections over {replicas} replica(s), {SECONDS} s each:"
+    );
     println!("{:<34} {:>10} {:>10} {:>10} {:>12}", "load generator", "requests/s", "p50 ms", "p99 ms", "max ms");
     match std::process::Command::new("wrk")
         .args([
@@ -176,9 +227,9 @@ async fn main() -> anyhow::Result<()> {
     // The built-in generator.
     let deadline = Instant::now() + std::time::Duration::from_secs(SECONDS);
     let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
+    for k in 0..CONCURRENCY {
         let http = http.clone();
-        let url = format!("{base}/roster");
+        let url = format!("{}/roster", bases[k % bases.len()]);
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while Instant::now() < deadline {
@@ -201,13 +252,16 @@ async fn main() -> anyhow::Result<()> {
     let q = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
         "{:<34} {:>10.0} {:>10.2} {:>10.2} {:>12.2}",
-        "reqwest ×20 tasks (same process)",
+        format!("reqwest ×{CONCURRENCY} tasks (same process)"),
         all.len() as f64 / SECONDS as f64,
         q(0.5),
         q(0.99),
         all[all.len() - 1]
     );
     store.close().await;
+    for o in others {
+        o.close().await;
+    }
     Ok(())
 }
 

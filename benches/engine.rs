@@ -12,6 +12,9 @@
 //!     cargo bench --bench engine            # COACHD_BENCH_CLIENTS=50 for a quicker run
 //!     COACHD_BENCH_SCALE=200,1000 cargo bench --bench engine   # sizes of the table; 0 skips it
 //!     COACHD_BENCH_BIN=target/dist/coachd cargo bench --bench engine   # startup of that binary
+//!     COACHD_BENCH_POSTGRES=postgres://USER@HOST/EMPTY_DB cargo bench --bench engine
+//!         # the same data copied into PostgreSQL (as `coachd migrate` does), and the same
+//!         # status runs there, beside SQLite's
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use coachd::config::{Config, Synchronous};
@@ -353,6 +356,70 @@ async fn scale_row(n: usize) {
     println!("SCALE {n} {setup_s:.1} {cold:.0} {warm:.1} {roster:.1} {rss} {db} {}", stats.judged);
 }
 
+/// The SQLite store's data copied into an empty PostgreSQL database, and the status runs
+/// of the SQLite section there.
+async fn on_postgres(
+    sqlite: &Store,
+    url: &str,
+    config: &Config,
+    all: &[coachd::store::Client],
+    (first, week, today, now): (NaiveDate, NaiveDate, NaiveDate, DateTime<Utc>),
+) {
+    let pg =
+        coachd::store::PgOptions { url: url.to_string(), password: None, statement_timeout: std::time::Duration::ZERO };
+    let target = Store::open_postgres(&pg, &config.store.options(), sqlite.cipher().clone()).await.expect("PostgreSQL");
+    let t = Instant::now();
+    let copied = sqlite.copy_into(&target, false, |_, _| {}).await.expect("copy into PostgreSQL (an empty database?)");
+    let rows: u64 = copied.iter().map(|(_, n)| n).sum();
+    let copy_s = t.elapsed().as_secs_f64();
+    println!("\nPostgreSQL ({}), the same data:", pg.shown());
+    println!(
+        "{:<58} {:>7.0} ms {:>9.0} rows/s",
+        format!("copy {rows} rows into it (coachd migrate)"),
+        copy_s * 1e3,
+        rows as f64 / copy_s
+    );
+    // Cold: the copied verdict cache dropped (as a settings change drops it).
+    target.check_verdict_settings("bench: cold").await.expect("drop the cache");
+    let cfg = config.homework.judge_config();
+    let t = Instant::now();
+    let (_, stats) = status(&target, &cfg, 0.2, all, first, today, now).await.expect("status");
+    let cold = t.elapsed().as_secs_f64();
+    println!(
+        "{:<58} {:>7.0} ms {:>9.2} µs",
+        format!("status from scratch: load, judge {}, cache", stats.judged),
+        cold * 1e3,
+        cold * 1e6 / stats.judged.max(1) as f64
+    );
+    for (label, from) in [("a year shown", first), ("a week shown", week)] {
+        let t = Instant::now();
+        let (_, stats) = status(&target, &cfg, 0.2, all, from, today, now).await.expect("status");
+        println!(
+            "{:<58} {:>7.0} ms",
+            format!("status, cache warm, {label} ({} judged, {} cached)", stats.judged, stats.cached),
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    let one = &all[all.len() / 2];
+    let mut rng = Rng(8);
+    let late = workout(one.id, "late-pg".into(), "run", now - Duration::days(3), 40, &mut rng, true);
+    let t = Instant::now();
+    target.ingest(&Batch { activities: vec![late], ..Batch::new("strava") }).await.expect("ingest");
+    println!(
+        "{:<58} {:>7.1} ms",
+        "ingest one new 40-minute activity with per-second HR",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    let (_, stats) = status(&target, &cfg, 0.2, std::slice::from_ref(one), week, today, now).await.expect("status");
+    println!(
+        "{:<58} {:>7.1} ms",
+        format!("re-judge that client, a week shown ({} invalidated, {} judged)", stats.invalidated, stats.judged),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    target.close().await;
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     if let Some(n) = std::env::var("COACHD_BENCH_SCALE_ROW").ok().and_then(|v| v.parse().ok()) {
@@ -437,6 +504,9 @@ fn main() {
             format!("re-judge that client, a week shown ({} invalidated, {} judged)", stats.invalidated, stats.judged),
             t.elapsed().as_secs_f64() * 1e3
         );
+        if let Ok(url) = std::env::var("COACHD_BENCH_POSTGRES") {
+            on_postgres(&store, &url, &config, &all, (first, week, today, now)).await;
+        }
         store.close().await;
         startup(&data);
     });

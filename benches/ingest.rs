@@ -6,6 +6,8 @@
 //!
 //!     cargo bench --bench ingest            # 200 activities (720,000 samples)
 //!     COACHD_BENCH_ACTIVITIES=1000 cargo bench --bench ingest
+//!     COACHD_BENCH_POSTGRES=postgres://USER@HOST/EMPTY_DB cargo bench --bench ingest
+//!         # coachd's layout on PostgreSQL too (bytes per sample: the database's growth)
 
 use chrono::{Duration, TimeZone, Utc};
 use coachd::config::{Config, Synchronous};
@@ -71,11 +73,33 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn bench_coachd(acts: &[NewActivity], sync: Synchronous, per_batch: usize) -> Figures {
+/// The bench's PostgreSQL database emptied (schema dropped and made again); its size then.
+async fn empty_postgres(url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.expect("PostgreSQL");
+    sqlx::query("DROP SCHEMA public CASCADE").execute(&mut c).await.expect("drop");
+    sqlx::query("CREATE SCHEMA public").execute(&mut c).await.expect("create");
+    let size = postgres_size(&mut c).await;
+    c.close().await.expect("close");
+    size
+}
+
+async fn postgres_size(c: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(c).await.expect("size")
+}
+
+async fn bench_coachd(acts: &[NewActivity], sync: Synchronous, per_batch: usize, pg: Option<&str>) -> Figures {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = DataDir::new(dir.path().join("data"));
     let mut config = Config::default();
     config.store.synchronous = sync;
+    let empty = match pg {
+        Some(url) => {
+            config.store.url = url.to_string();
+            empty_postgres(url).await
+        }
+        None => 0,
+    };
     let (store, _) = coachd::init::init(&data, &data.default_config(), &config).await.expect("init");
     let client = store
         .add_client(&NewClient::parse("bench", "Europe/Berlin", Some(190), None).expect("client"))
@@ -108,9 +132,17 @@ async fn bench_coachd(acts: &[NewActivity], sync: Synchronous, per_batch: usize)
     store.close().await;
     reads.sort_by(f64::total_cmp);
     let total = (acts.len() as i64 * PER_ACTIVITY) as f64;
+    let bytes = match pg {
+        Some(url) => {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(url).await.expect("PostgreSQL");
+            (postgres_size(&mut c).await - empty) as u64
+        }
+        None => dir_bytes(data.root()),
+    };
     Figures {
         samples_per_s: total / secs,
-        bytes_per_sample: dir_bytes(data.root()) as f64 / total,
+        bytes_per_sample: bytes as f64 / total,
         read_p50_us: percentile(&reads, 0.5),
         read_p99_us: percentile(&reads, 0.99),
     }
@@ -184,11 +216,20 @@ fn main() {
         "{:<44} {:>14} {:>12} {:>12} {:>12}",
         "layout / durability / activities per batch", "samples/s", "bytes/sample", "read p50", "read p99"
     );
+    let pg = std::env::var("COACHD_BENCH_POSTGRES").ok();
     for (sync, name) in [(Synchronous::Full, "full"), (Synchronous::Normal, "normal")] {
         for per_batch in [1usize, 10] {
-            let c = rt.block_on(bench_coachd(&acts, sync, per_batch));
+            let c = rt.block_on(bench_coachd(&acts, sync, per_batch, None));
             let r = rt.block_on(bench_rows(&acts, sync, per_batch));
-            for (label, f) in [("coachd chunks", c), ("row per sample", r)] {
+            let mut rows = vec![("coachd chunks", c), ("row per sample", r)];
+            // PostgreSQL commits as its server is set (synchronous_commit), so once.
+            if let (Some(url), Synchronous::Full) = (pg.as_deref(), sync) {
+                rows.push((
+                    "coachd chunks on PostgreSQL",
+                    rt.block_on(bench_coachd(&acts, sync, per_batch, Some(url))),
+                ));
+            }
+            for (label, f) in rows {
                 println!(
                     "{:<44} {:>14.0} {:>12.2} {:>9.0} µs {:>9.0} µs",
                     format!("{label} / {name} / {per_batch}"),

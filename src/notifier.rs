@@ -26,14 +26,17 @@ impl Source for Notifier {
 
     fn run<'a>(&'a self, ctx: &'a SourceContext) -> SourceFuture<'a> {
         Box::pin(async move {
-            // Sends a stopped daemon may or may not have finished are never repeated.
-            match self.app.interrupt_sending(chrono::Utc::now()).await {
-                Ok(0) => {}
-                Ok(n) => warn!(rows = n, "outbox rows were being sent when coachd stopped; they are not sent again"),
-                Err(e) => warn!(error = %e, "checking the outbox for interrupted sends failed"),
-            }
             let every = Duration::from_secs(self.app.config.notify.interval_s.max(1));
             loop {
+                // Sends a stopped daemon (or replica) may or may not have finished are
+                // never repeated.
+                match self.app.interrupt_sending(chrono::Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        warn!(rows = n, "outbox rows were being sent when coachd stopped; they are not sent again")
+                    }
+                    Err(e) => warn!(error = %e, "checking the outbox for interrupted sends failed"),
+                }
                 match self.app.notify_round(chrono::Utc::now()).await {
                     Ok(r) => {
                         if r.sent + r.failed + r.queued + r.suppressed > 0 {

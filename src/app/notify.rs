@@ -341,9 +341,11 @@ impl App {
         Ok(self.store.outbox_counts().await?)
     }
 
-    /// At the notifier's start: sends cut short by a stop are not repeated.
+    /// Sends cut short by a stop are not repeated: a row claimed longer ago than twice a
+    /// send's time limit is no send in progress (in this process or another replica).
     pub async fn interrupt_sending(&self, now: DateTime<Utc>) -> AppResult<u64> {
-        Ok(self.store.interrupt_sending(now).await?)
+        let limit = chrono::Duration::from_std(crate::notify::SEND_LIMIT * 2).unwrap_or(chrono::Duration::minutes(1));
+        Ok(self.store.interrupt_sending(now, now - limit).await?)
     }
 
     /// One round of the schedule and the outbox at `now`.

@@ -406,6 +406,11 @@ const LEASE_MS: i64 = 60_000;
 const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
 impl Refresher {
+    /// This process's name on the store's leases (the token and the sync leases).
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
     fn lock_of(&self, account: i64) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(account).or_default().clone()

@@ -4,7 +4,9 @@
 //! conversion, as a [`Listing`]), and [`CloudSource`], which the daemon runs: every
 //! account is synced every `providers.sync_interval_min` (sooner when a webhook pokes it),
 //! accounts take turns with a fair share of each provider's request budget, and a turn
-//! that runs out of budget resumes next turn from its committed cursor.
+//! that runs out of budget resumes next turn from its committed cursor. A turn runs under
+//! the account's lease in the store ([`sync_account`]), so one process at a time syncs an
+//! account, however many replicas, daemons and commands share the store.
 
 use super::api::Call;
 use super::oauth::TokenError;
@@ -29,6 +31,10 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// Another coachd process (a replica, the daemon, a command) kept syncing the
+    /// account for longer than a command waits.
+    #[error("another coachd process has been syncing this account for {0} s; its results are stored as they come, try again when it is done")]
+    Busy(u64),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -46,6 +52,10 @@ pub struct Report {
     pub requests: u32,
     /// Everything up to now is synced (false: the turn's budget ran out first).
     pub done: bool,
+    /// Nothing was done: another coachd process holds the account's sync lease, or
+    /// synced it since the caller read it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub elsewhere: bool,
 }
 
 /// One account's turn: its request budget and its credentials.
@@ -425,8 +435,77 @@ pub async fn reconcile<L: Listing>(turn: &mut Turn<'_>, l: &L) -> Result<Report,
     Ok(report)
 }
 
-/// Sync one account within `budget` requests.
+/// How long an account's sync lease holds without being renewed: a replica that dies
+/// mid-sync gives its accounts up to the others within this.
+const SYNC_LEASE_MS: i64 = 20_000;
+/// How often the holder renews it while its turn runs.
+const SYNC_RENEW: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a command waits for an account another process is syncing.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Sync one account within `budget` requests, if no other coachd process is syncing it
+/// (else a [`Report::elsewhere`], nothing done).
+///
+/// One process at a time per account, whichever replica, daemon or command: the turn
+/// runs under a lease in the store (`sync:ACCOUNT`), renewed every [`SYNC_RENEW`] while
+/// it runs and given back at its end; a holder that dies leaves it to expire within
+/// [`SYNC_LEASE_MS`].
 pub async fn sync_account(reg: &Registry, store: &Store, account: &Account, budget: u32) -> Result<Report, SyncError> {
+    sync_turn(reg, store, account, budget, false).await
+}
+
+/// [`sync_account`]; with `if_unchanged`, the account is read again under the lease and
+/// left alone if another process synced it since `account` was read (the daemon's due
+/// list is read before its round, and another replica may take an account meanwhile).
+async fn sync_turn(
+    reg: &Registry,
+    store: &Store,
+    account: &Account,
+    budget: u32,
+    if_unchanged: bool,
+) -> Result<Report, SyncError> {
+    let lease = format!("sync:{}", account.id);
+    let holder = reg.tokens.holder();
+    let elsewhere = Report { elsewhere: true, ..Report::default() };
+    if !store.try_lease(&lease, holder, SYNC_LEASE_MS).await? {
+        return Ok(elsewhere);
+    }
+    let result = async {
+        let now = store.account(account.client_id, &account.provider).await?;
+        if if_unchanged && (now.last_attempt != account.last_attempt || !now.syncable()) {
+            return Ok(elsewhere);
+        }
+        tokio::select! {
+            r = sync_leased(reg, store, &now, budget) => r,
+            lost = keep_lease(store, &lease, holder) => lost,
+        }
+    }
+    .await;
+    if let Err(e) = store.release_lease(&lease, holder).await {
+        tracing::warn!(error = %e, "giving back the sync lease failed; it expires by itself");
+    }
+    result
+}
+
+/// Renew the sync lease until it is lost (never, unless this process stalled for longer
+/// than the lease and another took the account over): then the turn stops, leaving what
+/// it committed, and the other goes on from the committed cursor.
+async fn keep_lease(store: &Store, lease: &str, holder: &str) -> Result<Report, SyncError> {
+    loop {
+        tokio::time::sleep(SYNC_RENEW).await;
+        match store.try_lease(lease, holder, SYNC_LEASE_MS).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(lease, "another coachd process took over this account's sync; this turn stops");
+                return Ok(Report { elsewhere: true, ..Report::default() });
+            }
+            Err(e) => tracing::warn!(lease, error = %e, "renewing the sync lease failed; trying again"),
+        }
+    }
+}
+
+/// [`sync_account`] under the lease.
+async fn sync_leased(reg: &Registry, store: &Store, account: &Account, budget: u32) -> Result<Report, SyncError> {
     let mut turn = Turn::new(reg, store, account, budget);
     let result = match super::provider(&account.provider) {
         Ok(p) => p.sync(&mut turn).await,
@@ -452,10 +531,14 @@ pub async fn sync_account(reg: &Registry, store: &Store, account: &Account, budg
 
 /// One turn for each of the given accounts, with a fair share of each provider's
 /// current window. Returns each account's result.
+///
+/// With `if_unchanged` (the daemon), an account another process synced since `accounts`
+/// were read is left alone ([`sync_turn`]).
 pub async fn sync_round(
     reg: &Registry,
     store: &Store,
     accounts: &[Account],
+    if_unchanged: bool,
 ) -> Vec<(Account, Result<Report, SyncError>)> {
     let mut out = Vec::new();
     for a in accounts.iter().filter(|a| a.syncable()) {
@@ -465,7 +548,7 @@ pub async fn sync_round(
         // A fair share of what is left in the window, at least a few requests so a
         // turn makes progress (the limiter waits for the next window if needed).
         let budget = (window / sharing).max(5);
-        out.push((a.clone(), sync_account(reg, store, a, budget).await));
+        out.push((a.clone(), sync_turn(reg, store, a, budget, if_unchanged).await));
     }
     save_headroom(reg, store).await;
     out
@@ -496,11 +579,26 @@ pub async fn sync_all(
     let mut out: Vec<(Account, Result<Report, SyncError>)> =
         accounts.iter().map(|a| (a.clone(), Ok(Report::default()))).collect();
     let mut open: Vec<Account> = accounts.iter().filter(|a| a.syncable()).cloned().collect();
+    let started = std::time::Instant::now();
     while !open.is_empty() && !stop.is_cancelled() {
         let mut still = Vec::new();
-        for (a, r) in sync_round(reg, store, &open).await {
+        let mut busy = false;
+        for (a, r) in sync_round(reg, store, &open, false).await {
             let Some(slot) = out.iter_mut().find(|(x, _)| x.id == a.id) else { continue };
             match (r, &mut slot.1) {
+                // Another process is on it: wait for it, then sync what is left, from
+                // the account as that process left it.
+                (Ok(r), Ok(_)) if r.elsewhere => {
+                    if started.elapsed() > SYNC_WAIT {
+                        slot.1 = Err(SyncError::Busy(SYNC_WAIT.as_secs()));
+                        continue;
+                    }
+                    busy = true;
+                    match store.account(a.client_id, &a.provider).await {
+                        Ok(fresh) => still.push(fresh),
+                        Err(e) => slot.1 = Err(e.into()),
+                    }
+                }
                 (Ok(r), Ok(sum)) => {
                     add(sum, &r);
                     if !r.done {
@@ -512,6 +610,12 @@ pub async fn sync_all(
             }
         }
         open = still;
+        if busy {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        }
     }
     out
 }
@@ -594,8 +698,10 @@ async fn provider_loop(reg: &Registry, ctx: &SourceContext, provider: &str) -> a
             }
         }
         if !due.is_empty() {
-            for (a, r) in sync_round(reg, ctx.store()?, &due).await {
+            for (a, r) in sync_round(reg, ctx.store()?, &due, true).await {
                 match r {
+                    // Another replica has it; it is due again from whatever that one recorded.
+                    Ok(r) if r.elsewhere => {}
                     Ok(r) if !r.done => {
                         unfinished.insert(a.id);
                     }

@@ -324,6 +324,7 @@ fn provider_error(e: SyncError) -> ProviderError {
         SyncError::Token(super::oauth::TokenError::Store(e)) | SyncError::Store(e) => ProviderError::Store(e),
         SyncError::Api(e) => ProviderError::Api(e),
         SyncError::Provider(e) => e,
+        busy @ SyncError::Busy(_) => ProviderError::Api(ApiError::Server("Withings".into(), busy.to_string())),
     }
 }
 

@@ -3,9 +3,10 @@
 //!
 //! The outbox is written so that nothing is ever sent twice: a row is committed before
 //! its send (`pending`), claimed by one atomic update (`sending`), and settled after it
-//! (`sent`, `retry`, `failed`). [`Store::interrupt_sending`] runs when the notifier
-//! starts: a row still `sending` then belongs to a send that may have gone out before
-//! the daemon stopped, so it becomes `interrupted` and is not tried again.
+//! (`sent`, `retry`, `failed`). [`Store::interrupt_sending`] runs before every notifier
+//! round: a row still `sending` long after its claim belongs to a send that may have gone
+//! out before its daemon (or replica) stopped, so it becomes `interrupted` and is not
+//! tried again.
 
 use super::ingest::mark_dirty;
 use super::on;
@@ -587,12 +588,19 @@ impl Store {
         Ok(done)
     }
 
-    /// At the notifier's start: rows left `sending` by a stopped daemon are not sent again.
-    pub async fn interrupt_sending(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    /// Rows left `sending` by a stopped daemon (claimed before `claimed_before`, longer
+    /// ago than any send lasts, so not a send another replica is doing now) are not sent
+    /// again.
+    pub async fn interrupt_sending(
+        &self,
+        now: DateTime<Utc>,
+        claimed_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let done = on!(&self.db, |e, sql| sqlx::query(&sql("UPDATE outbox SET state = 'interrupted',
                  reason = 'coachd stopped while sending it; not sent again, so it never arrives twice', updated_ms = ?
-             WHERE state = 'sending'",))
+             WHERE state = 'sending' AND updated_ms < ?",))
         .bind(now.timestamp_millis())
+        .bind(claimed_before.timestamp_millis())
         .execute(e)
         .await
         .map(|r| r.rows_affected()))?;

@@ -75,6 +75,18 @@ pub struct FakeState {
     pub polar_access: Option<String>,
     /// Polar users de-registered (`DELETE /v3/users/{id}`).
     pub polar_deregistered: u32,
+    /// How long every authorized API request takes (0: at once), so that two processes
+    /// syncing one account at the same time would overlap visibly.
+    pub api_delay_ms: u64,
+    /// Per athlete: authorized requests being served now, and the most ever at once.
+    pub in_flight: HashMap<i64, u32>,
+    pub most_at_once: HashMap<i64, u32>,
+    /// Per athlete, when each authorized request arrived.
+    pub seen: Vec<(i64, std::time::Instant)>,
+    /// Make every API request sent to this `Host` hang (one of two replicas that reach
+    /// the fake by different names), and how many did.
+    pub hang_host: Option<String>,
+    pub hung: u32,
 }
 
 #[derive(Clone)]
@@ -186,13 +198,38 @@ async fn token(State(f): State<Fake>, Form(form): Form<HashMap<String, String>>)
 /// Authorization, faults, rate limits and headers for an API request; Ok((headers,
 /// athlete)) to serve it.
 async fn gate(f: &Fake, headers: &HeaderMap) -> Result<(HeaderMap, i64), Response> {
+    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let hang = {
         let mut s = f.lock();
-        std::mem::take(&mut s.hang_next_api)
+        let hang = std::mem::take(&mut s.hang_next_api) || s.hang_host.as_deref().is_some_and(|h| h == host);
+        s.hung += u32::from(hang);
+        hang
     };
     if hang {
         std::future::pending::<()>().await;
     }
+    let (h, who, delay) = admit(f, headers).map_err(|r| *r)?;
+    if delay > 0 {
+        // Counted out however the request ends (a client that hangs up drops this future).
+        let _counted = InFlight(f.clone(), who);
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    Ok((h, who))
+}
+
+/// One request of an athlete being served (see [`FakeState::in_flight`]).
+struct InFlight(Fake, i64);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.lock().in_flight.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// [`gate`] under the state's lock: Ok((headers, athlete, how long to take)).
+fn admit(f: &Fake, headers: &HeaderMap) -> Result<(HeaderMap, i64, u64), Box<Response>> {
     let now = f.clock.now();
     let mut s = f.lock();
     s.api_requests += 1;
@@ -214,7 +251,7 @@ async fn gate(f: &Fake, headers: &HeaderMap) -> Result<(HeaderMap, i64), Respons
         h.insert("x-readratelimit-usage", usage(&s).parse().expect("header"));
         h.insert("x-ratelimit-usage", usage(&s).parse().expect("header"));
         let body = json!({"message": "Rate Limit Exceeded", "errors": [{"resource": "Application", "field": "rate limit", "code": "exceeded"}]});
-        return Err((StatusCode::TOO_MANY_REQUESTS, h, Json(body)).into_response());
+        return Err(Box::new((StatusCode::TOO_MANY_REQUESTS, h, Json(body)).into_response()));
     }
     s.q.1 += 1;
     s.d.1 += 1;
@@ -232,14 +269,14 @@ async fn gate(f: &Fake, headers: &HeaderMap) -> Result<(HeaderMap, i64), Respons
             .header("content-length", "100000")
             .body(axum::body::Body::from("[{\"id\": 1"))
             .expect("response");
-        return Err(cut);
+        return Err(Box::new(cut));
     } else if !s.faults.is_empty() {
         let (code, body) = s.faults.remove(0);
         if let (429, Some(r)) = (code, s.retry_after.as_deref()) {
             h.insert("retry-after", r.parse().expect("header"));
         }
         let code = StatusCode::from_u16(code).expect("status");
-        return Err((code, h, body).into_response());
+        return Err(Box::new((code, h, body).into_response()));
     }
     let token = headers
         .get("authorization")
@@ -247,10 +284,20 @@ async fn gate(f: &Fake, headers: &HeaderMap) -> Result<(HeaderMap, i64), Respons
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     let who = s.access.get(token).filter(|(_, e)| *e > now).map(|(a, _)| *a);
-    match who {
-        Some(who) if !s.deauthorized => Ok((h, who)),
-        _ => Err((StatusCode::UNAUTHORIZED, h, Json(json!({"message": "Authorization Error", "errors": [{"resource": "Athlete", "field": "access_token", "code": "invalid"}]}))).into_response()),
+    let who = match who {
+        Some(who) if !s.deauthorized => who,
+        _ => return Err(Box::new((StatusCode::UNAUTHORIZED, h, Json(json!({"message": "Authorization Error", "errors": [{"resource": "Athlete", "field": "access_token", "code": "invalid"}]}))).into_response())),
+    };
+    s.seen.push((who, std::time::Instant::now()));
+    let delay = s.api_delay_ms;
+    if delay > 0 {
+        let n = s.in_flight.entry(who).or_default();
+        *n += 1;
+        let n = *n;
+        let most = s.most_at_once.entry(who).or_default();
+        *most = (*most).max(n);
     }
+    Ok((h, who, delay))
 }
 
 fn summary(a: &FakeActivity) -> serde_json::Value {

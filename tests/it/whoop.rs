@@ -322,16 +322,19 @@ async fn rotating_refresh_tokens_one_at_a_time_survive_a_crash_and_a_refused_one
     let r = e.sync().await;
     assert!(r.done);
     assert_eq!(e.fake.tally(|s| (s.refreshes, s.reused_refreshes)), (2, 0));
-    // Two processes (the daemon and a `coachd sync`) after the next expiry: one refresh,
-    // the other uses its pair; a second refresh would present a spent token, which WHOOP
-    // answers by revoking the grant.
+    // Two processes (the daemon and a `coachd sync`) after the next expiry: one syncs
+    // and refreshes, the other (a command, which waits for the account's sync lease) then
+    // uses its pair; a second refresh would present a spent token, which WHOOP answers
+    // by revoking the grant.
     e.fake.clock.advance(Duration::hours(2));
     let other = Arc::new(Registry::new(&e.config, e.fake.clock.clone()).expect("registry"));
+    let stop = tokio_util::sync::CancellationToken::new();
     let (one, two) = tokio::join!(
         sync_account(&e.reg, &e.ts.store, &account, 500),
-        sync_account(&other, &e.ts.store, &account, 500)
+        sync_all(&other, &e.ts.store, std::slice::from_ref(&account), &stop)
     );
-    assert!(one.is_ok_and(|r| r.done) && two.is_ok_and(|r| r.done));
+    let two = two.into_iter().next().expect("one account").1;
+    assert!(one.is_ok_and(|r| r.done || r.elsewhere) && two.is_ok_and(|r| r.done));
     assert_eq!(e.fake.tally(|s| (s.refreshes, s.reused_refreshes)), (3, 0), "one refresh at a time");
     assert_eq!(e.account().await.state, state::ACTIVE);
     // WHOOP refuses the refresh token (the member removed the app): needs_reauth, not a loop.
