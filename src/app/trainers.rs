@@ -3,7 +3,7 @@
 
 use super::{App, AppError, AppResult};
 use crate::store::throttle::{ThrottleKeys, ThrottleRows};
-use crate::store::web::{Session, Trainer};
+use crate::store::web::{Session, Trainer, TrainerId};
 
 pub struct TrainerAdded {
     pub trainer: Trainer,
@@ -107,6 +107,16 @@ impl App {
     /// A right password: the pair starts afresh and is known (below `known_max` pairs).
     pub async fn throttle_succeeded(&self, keys: &ThrottleKeys, now_ms: i64, known_max: i64) -> AppResult<()> {
         Ok(self.store.throttle_succeeded(keys, now_ms, known_max).await?)
+    }
+
+    /// The version of a trainer's roster (see [`crate::store::Store::roster_version`]).
+    pub async fn roster_version(&self, trainer: TrainerId) -> AppResult<i64> {
+        Ok(self.store.roster_version(trainer).await?)
+    }
+
+    /// The trainer's data changed: every replica's cached roster of theirs is stale.
+    pub async fn roster_changed(&self, trainer: TrainerId) -> AppResult<()> {
+        Ok(self.store.bump_roster_version(trainer).await?)
     }
 }
 
