@@ -38,6 +38,7 @@ mod providers;
 mod proxy;
 mod push;
 mod questions;
+mod replicas;
 mod setup;
 mod strap;
 mod supervisor;
