@@ -8,7 +8,6 @@ use crate::app::{App, AppResult};
 use crate::crypto::same_secret;
 use crate::store::throttle::{FailureCount, ThrottleKeys, ThrottleRows};
 use crate::store::web::Session;
-use crate::store::Store;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -175,6 +174,11 @@ const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 /// Counters idle this long are forgotten.
 const IDLE: Duration = Duration::from_secs(2 * 15 * 60);
 
+/// The time the store's rows are written in: ms since 1970 UTC.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -246,12 +250,12 @@ impl Throttle {
     /// How long the caller must still wait, if at all.
     pub async fn wait(&self, app: &App, name: &str, ip: IpAddr) -> AppResult<Option<Duration>> {
         let rows = app.throttle_rows(&Self::keys(name, ip)).await?;
-        Ok(wait(&self.limits, &rows, Store::now_ms()))
+        Ok(wait(&self.limits, &rows, now_ms()))
     }
 
     /// A wrong password (or name), counted for every replica.
     pub async fn failed(&self, app: &App, name: &str, ip: IpAddr) -> AppResult<()> {
-        let now = Store::now_ms();
+        let now = now_ms();
         let limits = self.limits;
         app.throttle_failed(&Self::keys(name, ip), now - ms(IDLE), |rows| after_failure(&limits, rows, now)).await?;
         Ok(())
@@ -259,7 +263,7 @@ impl Throttle {
 
     /// A right password: that name at that address starts afresh, and is known.
     pub async fn succeeded(&self, app: &App, name: &str, ip: IpAddr) -> AppResult<()> {
-        app.throttle_succeeded(&Self::keys(name, ip), Store::now_ms(), KNOWN_MAX).await
+        app.throttle_succeeded(&Self::keys(name, ip), now_ms(), KNOWN_MAX).await
     }
 }
 
