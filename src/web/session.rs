@@ -135,7 +135,8 @@ impl<T: DeserializeOwned + Send> FromRequest<WebState> for CsrfForm<T> {
 /// - all failures together: at most [`Limits::global`] a minute, then every login waits
 ///   for the minute to end, except from a (name, address) pair that has logged in
 ///   before: many addresses guessing at once (which the pairs cannot see) meet this
-///   ceiling, a trainer at their usual address does not.
+///   ceiling, a trainer at their usual address does not. It also bounds how fast the
+///   counters' rows can grow.
 ///
 /// A success clears its (name, address) pair and remembers it (up to [`KNOWN_MAX`]
 /// pairs). The addresses are [`super::proxy::ClientAddr`]s; an IPv6 one counts as its
