@@ -2,7 +2,8 @@
 //! the same whether the name exists or not.
 
 use super::{App, AppError, AppResult};
-use crate::store::web::{Session, Trainer};
+use crate::store::throttle::{ThrottleKeys, ThrottleRows};
+use crate::store::web::{Session, Trainer, TrainerId};
 
 pub struct TrainerAdded {
     pub trainer: Trainer,
@@ -85,6 +86,37 @@ impl App {
 
     pub async fn end_session(&self, token: &str) -> AppResult<()> {
         Ok(self.store.end_session(token).await?)
+    }
+
+    /// The login throttle's counters of an attempt (the rules are `web::session`'s).
+    pub async fn throttle_rows(&self, keys: &ThrottleKeys) -> AppResult<ThrottleRows> {
+        Ok(self.store.throttle_rows(keys).await?)
+    }
+
+    /// Count a failed login: `next` turns the counters into the new ones, atomically for
+    /// every replica; counters idle since before `idle_before_ms` are forgotten.
+    pub async fn throttle_failed(
+        &self,
+        keys: &ThrottleKeys,
+        idle_before_ms: i64,
+        next: impl FnOnce(&ThrottleRows) -> ThrottleRows,
+    ) -> AppResult<ThrottleRows> {
+        Ok(self.store.throttle_failed(keys, idle_before_ms, next).await?)
+    }
+
+    /// A right password: the pair starts afresh and is known (below `known_max` pairs).
+    pub async fn throttle_succeeded(&self, keys: &ThrottleKeys, now_ms: i64, known_max: i64) -> AppResult<()> {
+        Ok(self.store.throttle_succeeded(keys, now_ms, known_max).await?)
+    }
+
+    /// The version of a trainer's roster (see [`crate::store::Store::roster_version`]).
+    pub async fn roster_version(&self, trainer: TrainerId) -> AppResult<i64> {
+        Ok(self.store.roster_version(trainer).await?)
+    }
+
+    /// The trainer's data changed: every replica's cached roster of theirs is stale.
+    pub async fn roster_changed(&self, trainer: TrainerId) -> AppResult<()> {
+        Ok(self.store.bump_roster_version(trainer).await?)
     }
 }
 

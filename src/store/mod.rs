@@ -31,6 +31,7 @@ pub mod outbox;
 mod packed;
 pub mod providers;
 mod push;
+pub mod throttle;
 pub mod verdicts;
 pub mod web;
 

@@ -163,6 +163,29 @@ impl Store {
         Ok(())
     }
 
+    /// The version of a trainer's roster: bumped by [`Store::bump_roster_version`] when
+    /// the dashboard changes their data, so every replica's cached roster can tell it is
+    /// stale with this one cheap read. 0 before the first change.
+    pub async fn roster_version(&self, trainer: TrainerId) -> Result<i64, StoreError> {
+        let v: Option<String> =
+            on!(&self.db, |e, sql| sqlx::query_scalar(&sql("SELECT value FROM meta WHERE key = ?"))
+                .bind(format!("roster_version:{trainer}"))
+                .fetch_optional(e)
+                .await)?;
+        v.map_or(Ok(0), |v| v.parse().map_err(|_| StoreError::Corrupt(format!("roster version {v:?}"))))
+    }
+
+    /// Mark a trainer's roster changed, for every replica.
+    pub async fn bump_roster_version(&self, trainer: TrainerId) -> Result<(), StoreError> {
+        on!(&self.db, |e, sql| sqlx::query(&sql("INSERT INTO meta (key, value) VALUES (?, '1')
+             ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)",))
+        .bind(format!("roster_version:{trainer}"))
+        .execute(e)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// The trainer's clients, by name.
     pub async fn clients_of(&self, trainer: TrainerId) -> Result<Vec<super::Client>, StoreError> {
         Ok(self.list_clients().await?.into_iter().filter(|c| c.trainer_id == Some(trainer)).collect())

@@ -390,7 +390,7 @@ pub async fn assign(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfF
         }
         Err(e) => return Err(e.into()),
     };
-    state.roster.clear(trainer);
+    state.roster.clear(&state.app, trainer).await;
     let how = if row.homework.rule.judged_by() == crate::engine::rule::JudgedBy::CheckIns {
         format!(
             " No device can see this: it is judged from {}'s check-ins (a tick on their private link).",
@@ -428,7 +428,7 @@ pub async fn assign_questions(State(state): State<WebState>, Path(id): Path<i64>
         until: None,
     };
     let row = state.app.assign_questions(&client, &a).await?;
-    state.roster.clear(trainer);
+    state.roster.clear(&state.app, trainer).await;
     let msg =
         format!("Assigned #{} {}; {} answers on their private link.", row.homework.id, row.homework.text, client.name);
     Ok(back(&format!("/clients/{id}"), &msg))
@@ -444,7 +444,7 @@ pub async fn end_homework(State(state): State<WebState>, Path((id, hw)): Path<(i
     // Ended today: today is its last day, as the button says.
     let today = crate::time::today(client.tz, Utc::now());
     state.app.end_homework(&row, today).await?;
-    state.roster.clear(trainer);
+    state.roster.clear(&state.app, trainer).await;
     Ok(back(&format!("/clients/{id}"), &format!("#{hw} {} ends; last day {today}.", row.homework.text)))
 }
 
@@ -462,7 +462,7 @@ pub async fn excuse(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfF
     let row = state.app.homework_of(&client, f.form.homework_id).await?;
     let on = crate::time::parse_day(&f.form.date, client.tz, Utc::now(), "the date").map_err(super::WebError::input)?;
     state.app.excuse(&client, &row, on, Some(&f.form.reason)).await?;
-    state.roster.clear(trainer);
+    state.roster.clear(&state.app, trainer).await;
     Ok(back(&format!("/clients/{id}"), &format!("Excused {on}: {}.", row.homework.text)))
 }
 

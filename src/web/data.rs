@@ -47,7 +47,7 @@ pub async fn remove(State(state): State<WebState>, Path(id): Path<i64>, f: CsrfF
         return Ok(back(&format!("/clients/{id}"), &msg));
     }
     let done = state.app.remove_client(&client).await?;
-    state.roster.clear(trainer);
+    state.roster.clear(&state.app, trainer).await;
     let msg = format!("Removed {} and every row of theirs ({} rows).", client.name, done.removed.total());
     Ok(back("/roster", &msg))
 }

@@ -66,7 +66,7 @@ pub async fn login(
     if session::check_csrf(cookie_token, &form.csrf, "").is_err() {
         return Ok(login_page(&state, "The form expired; please log in again.", StatusCode::FORBIDDEN));
     }
-    if let Some(wait) = state.throttle.wait(&form.name, ip) {
+    if let Some(wait) = state.throttle.wait(&state.app, &form.name, ip).await? {
         tracing::warn!(name = %form.name, %ip, "login throttled");
         let msg = format!("Too many failed attempts; try again in {} s.", wait.as_secs() + 1);
         let mut r = login_page(&state, &msg, StatusCode::TOO_MANY_REQUESTS);
@@ -76,11 +76,11 @@ pub async fn login(
         return Ok(r);
     }
     let Some(trainer) = state.app.check_login(&form.name, &form.password).await? else {
-        state.throttle.failed(&form.name, ip);
+        state.throttle.failed(&state.app, &form.name, ip).await?;
         tracing::warn!(name = %form.name, %ip, "login failed");
         return Ok(login_page(&state, "Wrong name or password.", StatusCode::UNAUTHORIZED));
     };
-    state.throttle.succeeded(&form.name, ip);
+    state.throttle.succeeded(&state.app, &form.name, ip).await?;
     let (token, _) = state.app.start_session(&trainer).await?;
     tracing::info!(trainer = %trainer.name, %ip, "logged in");
     Ok(with_cookies(

@@ -4,14 +4,17 @@
 //! The roster is kept per trainer: judging every client's homework takes milliseconds per
 //! client, too slow to repeat for every page view of a large roster. A roster is served
 //! from memory for 30 s; an older one is still served while a fresh one is computed in
-//! the background (one at a time per trainer), and the dashboard's own changes mark it
-//! stale. So the roster page is at most one refresh behind the data.
+//! the background (one at a time per trainer). The dashboard's own changes, on any
+//! replica, move the trainer's roster version in the store on; every read checks it (one
+//! small query) and computes a roster of an older version afresh before serving it. So
+//! the roster page shows the dashboard's changes at once, and others (syncs, imports)
+//! within one refresh.
 
 use super::page::{back, html, Msg, Page, WebError};
 use super::session::{CsrfForm, LoggedIn};
 use super::view;
 use super::WebState;
-use crate::app::{AppResult, NewClientInput, Owner};
+use crate::app::{App, AppResult, NewClientInput, Owner};
 use crate::charts::data::{roster_rows, sort_roster};
 use crate::charts::RosterRow;
 use crate::store::web::TrainerId;
@@ -39,24 +42,34 @@ pub struct Roster {
     pub rows: Vec<Entry>,
 }
 
+/// A cached roster: when it was computed, the roster version it was computed at, the roster.
+type Cached = (Instant, i64, Arc<Roster>);
+
 #[derive(Default)]
 pub struct RosterCache {
-    rosters: Mutex<HashMap<TrainerId, (Instant, Arc<Roster>)>>,
+    rosters: Mutex<HashMap<TrainerId, Cached>>,
     refreshing: Mutex<HashSet<TrainerId>>,
 }
 
+/// A version no roster is stored at: the entry is recomputed whatever the store says.
+const STALE: i64 = -1;
+
 impl RosterCache {
+    /// The trainer's roster. Its version in the store is read first (one small query):
+    /// a roster cached at another version (a change on any replica) is computed afresh
+    /// before it is served, like a missing one.
     pub async fn get(&self, state: &WebState, trainer: TrainerId) -> AppResult<Arc<Roster>> {
+        let version = state.app.roster_version(trainer).await?;
         let cached = self.rosters.lock().unwrap_or_else(PoisonError::into_inner).get(&trainer).cloned();
         match cached {
-            Some((at, roster)) if at.elapsed() < FRESH => Ok(roster),
-            Some((_, roster)) => {
+            Some((at, v, roster)) if v == version && at.elapsed() < FRESH => Ok(roster),
+            Some((_, v, roster)) if v == version => {
                 let first = self.refreshing.lock().unwrap_or_else(PoisonError::into_inner).insert(trainer);
                 if first {
                     let state = state.clone();
                     tokio::spawn(async move {
                         match compute(&state, trainer).await {
-                            Ok(r) => drop(state.roster.put(trainer, r)),
+                            Ok(r) => drop(state.roster.put(trainer, version, r)),
                             Err(e) => tracing::warn!(error = %e, "refreshing the roster failed"),
                         }
                         state.roster.refreshing.lock().unwrap_or_else(PoisonError::into_inner).remove(&trainer);
@@ -64,24 +77,33 @@ impl RosterCache {
                 }
                 Ok(roster)
             }
-            None => {
+            _ => {
                 let roster = compute(state, trainer).await?;
-                Ok(self.put(trainer, roster))
+                Ok(self.put(trainer, version, roster))
             }
         }
     }
 
-    fn put(&self, trainer: TrainerId, roster: Roster) -> Arc<Roster> {
+    /// Keep a roster computed after reading `version` (a change since then makes it
+    /// stale at the next read).
+    fn put(&self, trainer: TrainerId, version: i64, roster: Roster) -> Arc<Roster> {
         let roster = Arc::new(roster);
-        self.rosters.lock().unwrap_or_else(PoisonError::into_inner).insert(trainer, (Instant::now(), roster.clone()));
+        self.rosters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(trainer, (Instant::now(), version, roster.clone()));
         roster
     }
 
-    /// Mark a trainer's roster stale (their data changed).
-    pub fn clear(&self, trainer: TrainerId) {
-        let mut map = self.rosters.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = map.get_mut(&trainer) {
-            entry.0 = Instant::now().checked_sub(FRESH).unwrap_or(entry.0);
+    /// A trainer's data changed: their roster is stale on every replica (its version in
+    /// the store moves on). Should the store fail, the change is logged and this
+    /// replica's copy is still dropped; others catch up within [`FRESH`].
+    pub async fn clear(&self, app: &App, trainer: TrainerId) {
+        if let Some(entry) = self.rosters.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&trainer) {
+            entry.1 = STALE;
+        }
+        if let Err(e) = app.roster_changed(trainer).await {
+            tracing::warn!(error = %e, trainer, "marking the roster changed for the other replicas failed");
         }
     }
 }
@@ -196,7 +218,7 @@ pub async fn add_client(State(state): State<WebState>, f: CsrfForm<AddClientForm
         birth_year: optional_number(&f.form.birth_year, "year of birth")?,
     };
     let client = state.app.add_client(&input, Owner::Trainer(trainer.id)).await?;
-    state.roster.clear(trainer.id);
+    state.roster.clear(&state.app, trainer.id).await;
     tracing::info!(trainer = %trainer.name, client = %client.name, "client added");
     Ok(back(&format!("/clients/{}", client.id), &format!("Added {}.", client.name)))
 }

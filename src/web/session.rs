@@ -4,17 +4,17 @@
 
 use super::page::WebError;
 use super::WebState;
+use crate::app::{App, AppResult};
 use crate::crypto::same_secret;
+use crate::store::throttle::{FailureCount, ThrottleKeys, ThrottleRows};
 use crate::store::web::Session;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const SESSION_COOKIE: &str = "coachd_session";
 /// The login form's double-submit token, before there is a session.
@@ -134,17 +134,21 @@ impl<T: DeserializeOwned + Send> FromRequest<WebState> for CsrfForm<T> {
 ///   names (it only ever slows itself).
 /// - all failures together: at most [`Limits::global`] a minute, then every login waits
 ///   for the minute to end, except from a (name, address) pair that has logged in
-///   before (since the start): many addresses guessing at once (which the pairs cannot
-///   see) meet this ceiling, a trainer at their usual address does not. It also bounds
-///   how fast the map can grow.
+///   before: many addresses guessing at once (which the pairs cannot see) meet this
+///   ceiling, a trainer at their usual address does not. It also bounds how fast the
+///   counters' rows can grow.
 ///
-/// A success clears its (name, address) pair and remembers it. The addresses are
-/// [`super::proxy::ClientAddr`]s; an IPv6 one counts as its /64, which one household or
-/// one attacker's machine holds whole (a new address in it costs them nothing).
-/// Kept in memory: a restart forgives, which costs an attacker a restart of the server.
+/// A success clears its (name, address) pair and remembers it (up to [`KNOWN_MAX`]
+/// pairs). The addresses are [`super::proxy::ClientAddr`]s; an IPv6 one counts as its
+/// /64, which one household or one attacker's machine holds whole (a new address in it
+/// costs them nothing).
+///
+/// The counters are rows of the store ([`crate::store::throttle`]), so every replica on
+/// one database counts the same failures, and a restart forgives nothing; a counter idle
+/// for longer than twice the longest wait is forgotten. Who waits how long is decided
+/// here, by the pure [`wait`] and [`after_failure`] over those rows.
 pub struct Throttle {
     limits: Limits,
-    state: Mutex<State>,
 }
 
 /// The throttle's numbers (the defaults above; tests use smaller ones).
@@ -163,19 +167,58 @@ impl Default for Limits {
     }
 }
 
-#[derive(Default)]
-struct State {
-    /// `pair:NAME|ADDRESS` and `ip:ADDRESS` → (failures, last failure).
-    counts: HashMap<String, (u32, Instant)>,
-    /// The current global window's start and its failures.
-    window: Option<(Instant, u32)>,
-    /// Pairs that logged in before (bounded by [`KNOWN_MAX`]).
-    known: std::collections::HashSet<String>,
-}
-
-const KNOWN_MAX: usize = 10_000;
+/// Pairs remembered as having logged in, at most.
+pub const KNOWN_MAX: i64 = 10_000;
 
 const MAX_WAIT: Duration = Duration::from_secs(15 * 60);
+
+/// Counters idle this long are forgotten.
+const IDLE: Duration = Duration::from_secs(2 * 15 * 60);
+
+/// The time the store's rows are written in: ms since 1970 UTC.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// How long an attempt whose counters are `rows` must still wait at `now_ms`, if at all.
+pub fn wait(limits: &Limits, rows: &ThrottleRows, now_ms: i64) -> Option<Duration> {
+    let passed = |since: i64| Duration::from_millis(u64::try_from(now_ms.saturating_sub(since)).unwrap_or(0));
+    let backoff = |count: Option<FailureCount>, free: u32| {
+        let c = count?;
+        let over = c.failures.checked_sub(i64::from(free)).filter(|n| *n >= 0)?;
+        let wait = Duration::from_secs(1u64 << over.min(10)).min(MAX_WAIT);
+        let passed = passed(c.last_ms);
+        (passed < wait).then(|| wait - passed)
+    };
+    let global = rows.global.filter(|_| !rows.known).and_then(|g| {
+        let passed = passed(g.first_ms);
+        (g.failures >= i64::from(limits.global) && passed < limits.window).then(|| limits.window - passed)
+    });
+    [backoff(rows.pair, limits.pair_free), backoff(rows.address, limits.address_free), global]
+        .into_iter()
+        .flatten()
+        .max()
+}
+
+/// The counters after one more failure at `now_ms`: the pair's and the address's count
+/// it, and so does the global window (a new one, when the last has ended).
+pub fn after_failure(limits: &Limits, rows: &ThrottleRows, now_ms: i64) -> ThrottleRows {
+    let count = |c: Option<FailureCount>| {
+        let c = c.unwrap_or(FailureCount { failures: 0, first_ms: now_ms, last_ms: now_ms });
+        Some(FailureCount { failures: c.failures.saturating_add(1), first_ms: c.first_ms, last_ms: now_ms })
+    };
+    let global = match rows.global {
+        Some(g) if now_ms.saturating_sub(g.first_ms) < ms(limits.window) => {
+            FailureCount { failures: g.failures.saturating_add(1), first_ms: g.first_ms, last_ms: now_ms }
+        }
+        _ => FailureCount { failures: 1, first_ms: now_ms, last_ms: now_ms },
+    };
+    ThrottleRows { pair: count(rows.pair), address: count(rows.address), global: Some(global), known: rows.known }
+}
 
 impl Default for Throttle {
     fn default() -> Self {
@@ -185,15 +228,13 @@ impl Default for Throttle {
 
 impl Throttle {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, state: Mutex::default() }
+        Self { limits }
     }
 
-    fn pair_key(name: &str, ip: IpAddr) -> String {
-        format!("pair:{}|{}", name.trim().to_lowercase(), Self::who(ip))
-    }
-
-    fn address_key(ip: IpAddr) -> String {
-        format!("ip:{}", Self::who(ip))
+    /// The keys of the counters of this name at this address.
+    pub fn keys(name: &str, ip: IpAddr) -> ThrottleKeys {
+        let who = Self::who(ip);
+        ThrottleKeys { pair: format!("pair:{}|{who}", name.trim().to_lowercase()), address: format!("ip:{who}") }
     }
 
     /// An IPv4 address as itself; an IPv6 one as its /64.
@@ -207,78 +248,95 @@ impl Throttle {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// How long the caller must still wait, if at all.
-    pub fn wait(&self, name: &str, ip: IpAddr) -> Option<Duration> {
-        self.wait_at(name, ip, Instant::now())
+    pub async fn wait(&self, app: &App, name: &str, ip: IpAddr) -> AppResult<Option<Duration>> {
+        let rows = app.throttle_rows(&Self::keys(name, ip)).await?;
+        Ok(wait(&self.limits, &rows, now_ms()))
     }
 
-    fn wait_at(&self, name: &str, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let state = self.lock();
-        let backoff = |key: String, free: u32| {
-            let (n, last) = state.counts.get(&key).copied()?;
-            (n >= free).then_some(())?;
-            let wait = Duration::from_secs(1u64 << (n - free).min(10)).min(MAX_WAIT);
-            let passed = now.saturating_duration_since(last);
-            (passed < wait).then(|| wait - passed)
-        };
-        let pair = Self::pair_key(name, ip);
-        let global = state.window.filter(|_| !state.known.contains(&pair)).and_then(|(start, n)| {
-            let passed = now.saturating_duration_since(start);
-            (n >= self.limits.global && passed < self.limits.window).then(|| self.limits.window - passed)
-        });
-        [backoff(pair, self.limits.pair_free), backoff(Self::address_key(ip), self.limits.address_free), global]
-            .into_iter()
-            .flatten()
-            .max()
+    /// A wrong password (or name), counted for every replica.
+    pub async fn failed(&self, app: &App, name: &str, ip: IpAddr) -> AppResult<()> {
+        let now = now_ms();
+        let limits = self.limits;
+        app.throttle_failed(&Self::keys(name, ip), now - ms(IDLE), |rows| after_failure(&limits, rows, now)).await?;
+        Ok(())
     }
 
-    pub fn failed(&self, name: &str, ip: IpAddr) {
-        self.failed_at(name, ip, Instant::now());
-    }
-
-    fn failed_at(&self, name: &str, ip: IpAddr, now: Instant) {
-        let mut state = self.lock();
-        // Forget entries idle for longer than the longest wait, so the map stays small.
-        state.counts.retain(|_, (_, last)| now.saturating_duration_since(*last) < MAX_WAIT * 2);
-        for key in [Self::pair_key(name, ip), Self::address_key(ip)] {
-            let e = state.counts.entry(key).or_insert((0, now));
-            *e = (e.0.saturating_add(1), now);
-        }
-        state.window = match state.window {
-            Some((start, n)) if now.saturating_duration_since(start) < self.limits.window => {
-                Some((start, n.saturating_add(1)))
-            }
-            _ => Some((now, 1)),
-        };
-    }
-
-    /// A right password: that name at that address starts afresh.
-    pub fn succeeded(&self, name: &str, ip: IpAddr) {
-        let pair = Self::pair_key(name, ip);
-        let mut state = self.lock();
-        state.counts.remove(&pair);
-        if state.known.len() < KNOWN_MAX {
-            state.known.insert(pair);
-        }
+    /// A right password: that name at that address starts afresh, and is known.
+    pub async fn succeeded(&self, app: &App, name: &str, ip: IpAddr) -> AppResult<()> {
+        app.throttle_succeeded(&Self::keys(name, ip), now_ms(), KNOWN_MAX).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{HashMap, HashSet};
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, last])
     }
 
+    /// The store's rows, kept as the store keeps them, under the rules of [`wait`] and
+    /// [`after_failure`].
+    #[derive(Default)]
+    struct Rows {
+        limits: Limits,
+        counts: HashMap<String, FailureCount>,
+        known: HashSet<String>,
+    }
+
+    const GLOBAL: &str = "global";
+
+    impl Rows {
+        fn new(limits: Limits) -> Self {
+            Self { limits, ..Self::default() }
+        }
+
+        fn rows(&self, name: &str, ip: IpAddr) -> (ThrottleKeys, ThrottleRows) {
+            let keys = Throttle::keys(name, ip);
+            let rows = ThrottleRows {
+                pair: self.counts.get(&keys.pair).copied(),
+                address: self.counts.get(&keys.address).copied(),
+                global: self.counts.get(GLOBAL).copied(),
+                known: self.known.contains(&keys.pair),
+            };
+            (keys, rows)
+        }
+
+        fn wait_at(&self, name: &str, ip: IpAddr, now: i64) -> Option<Duration> {
+            wait(&self.limits, &self.rows(name, ip).1, now)
+        }
+
+        fn failed_at(&mut self, name: &str, ip: IpAddr, now: i64) {
+            self.counts.retain(|_, c| c.last_ms >= now - ms(IDLE));
+            let (keys, rows) = self.rows(name, ip);
+            let next = after_failure(&self.limits, &rows, now);
+            for (key, c) in [(keys.pair, next.pair), (keys.address, next.address), (GLOBAL.into(), next.global)] {
+                match c {
+                    Some(c) => drop(self.counts.insert(key, c)),
+                    None => drop(self.counts.remove(&key)),
+                }
+            }
+        }
+
+        fn succeeded(&mut self, name: &str, ip: IpAddr) {
+            let keys = Throttle::keys(name, ip);
+            self.counts.remove(&keys.pair);
+            self.known.insert(keys.pair);
+        }
+    }
+
+    const T0: i64 = 1_800_000_000_000;
+
+    fn secs(n: i64) -> i64 {
+        n * 1000
+    }
+
     #[test]
     fn a_pair_waits_after_its_free_attempts_and_nobody_else_does() {
-        let t = Throttle::default();
-        let now = Instant::now();
+        let mut t = Rows::default();
+        let now = T0;
         for _ in 0..5 {
             assert!(t.wait_at("Ann", ip(1), now).is_none());
             t.failed_at("ann", ip(1), now);
@@ -287,18 +345,31 @@ mod tests {
         assert!(t.wait_at("ann", ip(2), now).is_none(), "ann from elsewhere is not locked out");
         assert!(t.wait_at("bob", ip(1), now).is_none(), "the address may still try another name");
         // Each further failure doubles the wait.
-        let later = now + Duration::from_secs(1);
+        let later = now + secs(1);
         t.failed_at("ann", ip(1), later);
         assert_eq!(t.wait_at("ann", ip(1), later), Some(Duration::from_secs(2)));
-        assert!(t.wait_at("ann", ip(1), later + Duration::from_secs(2)).is_none(), "until it has passed");
+        assert!(t.wait_at("ann", ip(1), later + secs(2)).is_none(), "until it has passed");
         t.succeeded("Ann", ip(1));
         assert!(t.wait_at("ann", ip(1), later).is_none(), "a success clears the pair");
     }
 
     #[test]
+    fn the_wait_doubles_up_to_fifteen_minutes_and_idle_counters_are_forgotten() {
+        let mut t = Rows::default();
+        for _ in 0..30 {
+            t.failed_at("ann", ip(1), T0);
+        }
+        assert_eq!(t.wait_at("ann", ip(1), T0), Some(MAX_WAIT), "capped");
+        assert!(t.wait_at("ann", ip(1), T0 + ms(MAX_WAIT)).is_none());
+        // Half an hour later another failure forgets the old counters first.
+        t.failed_at("ann", ip(1), T0 + ms(IDLE) + 1);
+        assert!(t.wait_at("ann", ip(1), T0 + ms(IDLE) + 1).is_none(), "one failure again, not 31");
+    }
+
+    #[test]
     fn an_ipv6_client_is_its_64() {
-        let t = Throttle::default();
-        let now = Instant::now();
+        let mut t = Rows::default();
+        let now = T0;
         let at = |s: &str| s.parse::<IpAddr>().expect("ip");
         for i in 1..=5 {
             t.failed_at("ann", at(&format!("2001:db8:1:2::{i}")), now);
@@ -310,8 +381,8 @@ mod tests {
 
     #[test]
     fn one_address_trying_many_names_slows_only_itself() {
-        let t = Throttle::default();
-        let now = Instant::now();
+        let mut t = Rows::default();
+        let now = T0;
         for i in 0..20 {
             t.failed_at(&format!("name{i}"), ip(1), now);
         }
@@ -324,25 +395,25 @@ mod tests {
     #[test]
     fn many_addresses_failing_at_once_meet_the_global_ceiling() {
         let limits = Limits { global: 30, ..Limits::default() };
-        let t = Throttle::new(limits);
-        let now = Instant::now();
+        let mut t = Rows::new(limits);
+        let now = T0;
         for i in 0..29u8 {
             t.failed_at("ann", IpAddr::from([192, 0, 2, i]), now);
         }
         assert!(t.wait_at("ben", ip(9), now).is_none(), "below the ceiling");
         t.failed_at("ann", IpAddr::from([192, 0, 2, 200]), now);
-        let half = now + Duration::from_secs(20);
+        let half = now + secs(20);
         assert_eq!(t.wait_at("ben", ip(9), half), Some(Duration::from_secs(40)), "everyone waits out the minute");
-        assert!(t.wait_at("ben", ip(9), now + Duration::from_secs(60)).is_none(), "a new minute starts afresh");
-        t.failed_at("ann", ip(7), now + Duration::from_secs(61));
-        assert!(t.wait_at("ben", ip(9), now + Duration::from_secs(61)).is_none());
+        assert!(t.wait_at("ben", ip(9), now + secs(60)).is_none(), "a new minute starts afresh");
+        t.failed_at("ann", ip(7), now + secs(61));
+        assert!(t.wait_at("ben", ip(9), now + secs(61)).is_none());
         // A pair that logged in before passes the ceiling.
         t.succeeded("ben", ip(9));
         for i in 0..30u8 {
-            t.failed_at("ann", IpAddr::from([198, 51, 100, i]), now + Duration::from_secs(62));
+            t.failed_at("ann", IpAddr::from([198, 51, 100, i]), now + secs(62));
         }
-        assert!(t.wait_at("cid", ip(8), now + Duration::from_secs(63)).is_some());
-        assert!(t.wait_at("Ben", ip(9), now + Duration::from_secs(63)).is_none(), "a known pair is let through");
+        assert!(t.wait_at("cid", ip(8), now + secs(63)).is_some());
+        assert!(t.wait_at("Ben", ip(9), now + secs(63)).is_none(), "a known pair is let through");
     }
 
     #[test]

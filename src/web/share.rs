@@ -365,7 +365,7 @@ pub async fn upload(State(state): State<WebState>, Path(token): Path<String>, mu
         Outcome::Rejected(why) => return Err(WebError::Input { title: "File not imported", detail: why }),
     };
     if let Some(t) = client.trainer_id {
-        state.roster.clear(t);
+        state.roster.clear(&state.app, t).await;
     }
     Ok(back(&format!("/c/{token}"), &message))
 }
@@ -407,7 +407,7 @@ pub async fn checkin(State(state): State<WebState>, Path(token): Path<String>, b
     };
     state.app.check_in(&client, &row, on, value, Some(&form.note), "client_page").await?;
     if let Some(t) = client.trainer_id {
-        state.roster.clear(t);
+        state.roster.clear(&state.app, t).await;
     }
     tracing::info!(client = %client.name, homework = row.homework.id, %on, "check-in from the client's link");
     Ok(back(&format!("/c/{token}"), &format!("Thanks! Checked in for {on}: {}.", row.homework.text)))
@@ -442,7 +442,7 @@ pub async fn answers(State(state): State<WebState>, Path(token): Path<String>, b
     let raw: Vec<Option<String>> = (0..asked).map(|i| form.get(&format!("q{i}")).cloned()).collect();
     let answered = state.app.answer_questions(&client, &row, &raw, Utc::now(), "client_page").await?;
     if let Some(t) = client.trainer_id {
-        state.roster.clear(t);
+        state.roster.clear(&state.app, t).await;
     }
     tracing::info!(client = %client.name, homework = row.homework.id, occurrence = %answered.occurrence, "answers from the client's link");
     let when = if answered.period == "week" { "this week" } else { "today" };

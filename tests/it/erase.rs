@@ -21,6 +21,8 @@ const NOT_CLIENT_DATA: &[&str] = &[
     "collectors",        // remote collector boxes (equipment, like devices): name, token hash, status
     "collector_batches", // a collector's replay log: sequence numbers and digests of what it sent
     "collector_scans",   // scans asked of a collector: sensors heard (equipment), kept until read
+    "login_failures",    // failed dashboard logins: trainer names and addresses
+    "login_known",       // (trainer name, address) pairs that logged in
 ];
 
 /// The client-owned things a table's columns may reference.

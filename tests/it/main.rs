@@ -38,6 +38,7 @@ mod providers;
 mod proxy;
 mod push;
 mod questions;
+mod replicas;
 mod replicas_sync;
 mod setup;
 mod strap;
