@@ -700,8 +700,14 @@ async fn provider_loop(reg: &Registry, ctx: &SourceContext, provider: &str) -> a
         if !due.is_empty() {
             for (a, r) in sync_round(reg, ctx.store()?, &due, true).await {
                 match r {
-                    // Another replica has it; it is due again from whatever that one recorded.
-                    Ok(r) if r.elsewhere => {}
+                    // Another replica has it; it is due again from whatever that one
+                    // recorded. A poke (a webhook's event) may be newer than that
+                    // replica's listing, so it is kept for the next round.
+                    Ok(r) if r.elsewhere => {
+                        if poked.contains(&a.id) {
+                            reg.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(a.id);
+                        }
+                    }
                     Ok(r) if !r.done => {
                         unfinished.insert(a.id);
                     }

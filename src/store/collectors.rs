@@ -522,9 +522,9 @@ impl Store {
                     let mut newest = Vec::new();
                     for a in &mut batch.activities {
                         settle_session(&mut tx, a, gap_ms).await?;
-                        if a.series.iter().any(|s| s.kind == SeriesKind::Hr && !s.samples.is_empty()) {
-                            with_hr.push(a.external_id.clone());
-                        }
+                        // Every part, with samples or only its close: a part's own figures
+                        // (one collector's average) must not stand for the whole session.
+                        with_hr.push(a.external_id.clone());
                         newest.push((a.external_id.clone(), drop_heard_elsewhere(&mut tx, collector.id, a).await?));
                     }
                     let report = Store::ingest_in(&mut tx, &batch).await?;

@@ -319,8 +319,11 @@ async fn home_assistant_sees_each_client_as_a_device_through_a_real_broker() {
     sigterm(&mut daemon);
     coachd(&data).args(["client", "remove", "alex", "--yes"]).assert().success();
     let mut daemon = start_daemon(&data, port);
+    // Its discovery configs are cleared first, then its states: wait for both.
     let m = until(port, "alex's entities removed after a restart", |m| {
-        configs(m).is_empty() && m.get("coachd/status").is_some_and(|s| s == "online")
+        configs(m).is_empty()
+            && m.get("coachd/status").is_some_and(|s| s == "online")
+            && !m.keys().any(|t| t.starts_with("coachd/client/"))
     })
     .await;
     assert!(!m.keys().any(|t| t.starts_with("coachd/client/")), "states left behind: {m:#?}");
