@@ -507,7 +507,8 @@ async fn restore_locked(
         }
     }
     let aside = with_suffix(&database, &tag);
-    if let Some(pg) = pg {
+    // The store the backup's rows now live in: where it is, what it replaced (kept aside).
+    let (database, kept_aside, store) = if let Some(pg) = pg {
         // A PostgreSQL store: what it holds is kept aside as a SQLite file (a backup of
         // it), then the backup's rows replace it in one transaction.
         let target = Store::open_postgres(pg, opts, cipher.clone())
@@ -524,37 +525,24 @@ async fn restore_locked(
         let copied = backup.copy_into(&target, true, |_, _| {}).await;
         backup.close().await;
         copied.with_context(|| format!("copying the backup into {}", pg.shown()))?;
-        let counts = target.row_counts().await;
-        let schema_now = target.schema_version().await;
-        target.close().await;
-        tracing::info!(from = %file.display(), aside = ?kept_aside, reconnect = reconnect.len(), "restored");
-        return Ok(Restored {
-            from: file.to_path_buf(),
-            database: PathBuf::from(pg.shown()),
-            kept_aside,
-            schema_before: facts.schema_version,
-            schema_now: schema_now.unwrap_or_else(|_| known_schema_version()),
-            counts: counts?,
-            key_restored,
-            key_aside,
-            config_restored,
-            config_aside,
-            reconnect,
-        });
-    }
-    let moved = move_database(&database, &aside).with_context(|| format!("keeping {} aside", database.display()))?;
-    std::fs::rename(incoming, &database)
-        .with_context(|| format!("moving the restored database to {}", database.display()))?;
-    if let Ok(dir) = std::fs::File::open(data.root()) {
-        let _ = dir.sync_all();
-    }
-    let kept_aside = moved.then_some(aside);
-    let store = Store::open(&database, opts, cipher).await.map_err(|e| {
-        let back = kept_aside.as_ref().map_or(String::new(), |a| {
-            format!("; the database it replaced is {}: move it back to {} to undo", a.display(), database.display())
-        });
-        runtime(anyhow::Error::new(e).context(format!("opening the restored database{back}")))
-    })?;
+        (PathBuf::from(pg.shown()), kept_aside, target)
+    } else {
+        let moved =
+            move_database(&database, &aside).with_context(|| format!("keeping {} aside", database.display()))?;
+        std::fs::rename(incoming, &database)
+            .with_context(|| format!("moving the restored database to {}", database.display()))?;
+        if let Ok(dir) = std::fs::File::open(data.root()) {
+            let _ = dir.sync_all();
+        }
+        let kept_aside = moved.then_some(aside);
+        let store = Store::open(&database, opts, cipher).await.map_err(|e| {
+            let back = kept_aside.as_ref().map_or(String::new(), |a| {
+                format!("; the database it replaced is {}: move it back to {} to undo", a.display(), database.display())
+            });
+            runtime(anyhow::Error::new(e).context(format!("opening the restored database{back}")))
+        })?;
+        (database, kept_aside, store)
+    };
     let counts = store.row_counts().await;
     let schema_now = store.schema_version().await;
     store.close().await;

@@ -9,7 +9,7 @@
 //! sequences on PostgreSQL are moved past the copied ids.
 
 use super::{Backend, Store, StoreError};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::{Row, SqlitePool};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -96,6 +96,16 @@ async fn tables(pool: &SqlitePool) -> Result<Vec<Table>, StoreError> {
         }
     }
     Ok(order)
+}
+
+/// A row of `t`'s columns as values, each read by `value`.
+fn values_of<R>(
+    t: &Table,
+    row: Result<R, sqlx::Error>,
+    value: fn(&R, usize, Kind) -> Result<Value, sqlx::Error>,
+) -> Result<Vec<Value>, sqlx::Error> {
+    let row = row?;
+    t.columns.iter().enumerate().map(|(i, (_, k))| value(&row, i, *k)).collect()
 }
 
 fn sqlite_value(row: &sqlx::sqlite::SqliteRow, i: usize, kind: Kind) -> Result<Value, sqlx::Error> {
@@ -233,43 +243,25 @@ impl Store {
             let mut batch: Vec<Vec<Value>> = Vec::with_capacity(per_batch);
             let mut count = 0u64;
             progress(&t.name, 0);
-            match source {
-                Backend::Sqlite(_) => {
-                    let Some(Backend::Sqlite(snapshot)) = &mut snapshot else { unreachable!("same backend") };
-                    let mut rows = sqlx::query(&select).fetch(&mut **snapshot);
-                    while let Some(row) = rows.try_next().await? {
-                        let values = t
-                            .columns
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (_, k))| sqlite_value(&row, i, *k))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        batch.push(values);
-                        if batch.len() == per_batch {
-                            insert(&mut tx, t, &batch).await?;
-                            count += batch.len() as u64;
-                            batch.clear();
-                            progress(&t.name, count);
-                        }
+            {
+                // The snapshot's rows as values, whichever backend it reads.
+                let mut rows: futures_util::stream::BoxStream<'_, Result<Vec<Value>, sqlx::Error>> = match &mut snapshot
+                {
+                    Some(Backend::Sqlite(s)) => {
+                        sqlx::query(&select).fetch(&mut **s).map(|r| values_of(t, r, sqlite_value)).boxed()
                     }
-                }
-                Backend::Postgres(_) => {
-                    let Some(Backend::Postgres(snapshot)) = &mut snapshot else { unreachable!("same backend") };
-                    let mut rows = sqlx::query(&select).fetch(&mut **snapshot);
-                    while let Some(row) = rows.try_next().await? {
-                        let values = t
-                            .columns
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (_, k))| pg_value(&row, i, *k))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        batch.push(values);
-                        if batch.len() == per_batch {
-                            insert(&mut tx, t, &batch).await?;
-                            count += batch.len() as u64;
-                            batch.clear();
-                            progress(&t.name, count);
-                        }
+                    Some(Backend::Postgres(s)) => {
+                        sqlx::query(&select).fetch(&mut **s).map(|r| values_of(t, r, pg_value)).boxed()
+                    }
+                    None => unreachable!("the snapshot is taken before the tables and kept to the end"),
+                };
+                while let Some(values) = rows.try_next().await? {
+                    batch.push(values);
+                    if batch.len() == per_batch {
+                        insert(&mut tx, t, &batch).await?;
+                        count += batch.len() as u64;
+                        batch.clear();
+                        progress(&t.name, count);
                     }
                 }
             }
