@@ -12,6 +12,8 @@
 //!     cargo bench --bench engine            # COACHD_BENCH_CLIENTS=50 for a quicker run
 //!     COACHD_BENCH_SCALE=200,1000 cargo bench --bench engine   # sizes of the table; 0 skips it
 //!     COACHD_BENCH_BIN=target/dist/coachd cargo bench --bench engine   # startup of that binary
+//!     COACHD_BENCH_DATA=/var/tmp/coachd-bench cargo bench --bench engine   # keep the made data
+//!         # there, and use it again on the next run (of the same size) instead of making it
 //!     COACHD_BENCH_POSTGRES=postgres://USER@HOST/EMPTY_DB cargo bench --bench engine
 //!         # the same data copied into PostgreSQL (as `coachd migrate` does), and the same
 //!         # status runs there, beside SQLite's
@@ -230,7 +232,7 @@ async fn replicate(db: &std::path::Path, base: i64, n: i64) {
 }
 
 /// `coachd run` on the data just made: the time to the first 200 on `/healthz`, then the
-/// idle RSS ten seconds later, and the size of the binary.
+/// RSS once it is idle, and the size of the binary.
 fn startup(data: &DataDir) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     // COACHD_BENCH_BIN measures another build of the same version, e.g. the packaging
@@ -261,7 +263,26 @@ fn startup(data: &DataDir) {
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    std::thread::sleep(std::time::Duration::from_secs(10));
+    // Idle: at least 35 s after start (past the first watchdog round, which gives freed
+    // heap back), and no CPU used for 3 s (the first daily backup, which a new data dir
+    // makes at start, has finished), within 3 minutes.
+    let cpu = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // utime and stime, the 14th and 15th fields, counted after the command's ")".
+        let rest = stat.rsplit_once(')').map_or("", |r| r.1);
+        rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse::<u64>().ok()).sum::<u64>()
+    };
+    let (mut last, mut quiet) = (cpu(child.id()), 0);
+    while t.elapsed() < std::time::Duration::from_secs(180) {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = cpu(child.id());
+        quiet = if now == last { quiet + 1 } else { 0 };
+        last = now;
+        if quiet >= 6 && t.elapsed() >= std::time::Duration::from_secs(35) {
+            break;
+        }
+    }
+    let idle_after = t.elapsed().as_secs_f64();
     // RssAnon is the daemon's own memory; RssFile is the code of the binary it has mapped
     // (clean pages the kernel can drop and read again), which a smaller binary shrinks.
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
@@ -278,7 +299,7 @@ fn startup(data: &DataDir) {
         }
         None => println!("coachd run on this data: no 200 on /healthz within 30 s"),
     }
-    println!("{:<58} {rss}", "idle RSS 10 s later");
+    println!("{:<58} {rss}", format!("idle RSS ({idle_after:.0} s after start, 3 s without CPU)"));
     println!("{:<58} {:>7.1} MB  ({exe})", "binary size (this profile)", size as f64 / 1e6);
 }
 
@@ -301,9 +322,12 @@ struct Setup {
     days: i64,
 }
 
-fn setup() -> Setup {
+fn setup(keep: bool) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = DataDir::new(dir.path().join("data"));
+    let data = match std::env::var_os("COACHD_BENCH_DATA").filter(|_| keep) {
+        Some(kept) => DataDir::new(std::path::PathBuf::from(kept)),
+        None => DataDir::new(dir.path().join("data")),
+    };
     let mut config = Config::default();
     config.store.synchronous = Synchronous::Normal; // setup speed only; figures below are reads
     let days = 364;
@@ -316,7 +340,7 @@ fn setup() -> Setup {
 
 /// One row of the scaling table, in this process: prints `SCALE` and its figures.
 async fn scale_row(n: usize) {
-    let s = setup();
+    let s = setup(false);
     let (store, _) = coachd::init::init(&s.data, &s.data.default_config(), &s.config).await.expect("init");
     let t = Instant::now();
     // Fifty clients made through ingest, copied in bulk to the size asked.
@@ -428,10 +452,11 @@ fn main() {
     }
     let clients: usize = std::env::var("COACHD_BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     rt.block_on(async {
-        let Setup { _dir, data, config, first, today, now, days } = setup();
+        let Setup { _dir, data, config, first, today, now, days } = setup(true);
+        let kept = data.database().exists();
         let (store, _) = coachd::init::init(&data, &data.default_config(), &config).await.expect("init");
         let t = Instant::now();
-        let samples = populate(&store, clients, first, days).await;
+        let samples = if kept { 0 } else { populate(&store, clients, first, days).await };
         let counts = store.row_counts().await.expect("counts");
         println!(
             "data: {clients} clients × {} homework × {days} days; {} activities, {samples} HR samples, {} daily metrics (setup {:.1} s)\n",
@@ -473,7 +498,9 @@ fn main() {
         println!("{:<58} {:>7.0} ms", "load evidence of every client from SQLite", load_s * 1e3);
         println!("{:<58} {:>7.0} ms {:>9.2} µs", format!("judge {n} occurrences in memory (pure engine)"), judge_s * 1e3, judge_s * 1e6 / n as f64);
 
-        // 2. From scratch through the store, verdict cache cold.
+        // 2. From scratch through the store, verdict cache cold (dropped, as a settings
+        // change drops it, when the data was kept from an earlier run).
+        store.check_verdict_settings("bench: cold").await.expect("drop the cache");
         let t = Instant::now();
         let (_, stats) = status(&store, &cfg, 0.2, &all, first, today, now).await.expect("status");
         let cold = t.elapsed().as_secs_f64();
@@ -489,10 +516,23 @@ fn main() {
             );
         }
 
+        // For a profiler: one of the runs above again and again, COACHD_BENCH_AGAIN=KIND:N
+        // with KIND cold, year or week.
+        if let Some((kind, n)) = std::env::var("COACHD_BENCH_AGAIN").ok().as_deref().and_then(|v| v.split_once(':')) {
+            for i in 0..n.parse::<usize>().unwrap_or(0) {
+                if kind == "cold" {
+                    store.check_verdict_settings(&format!("bench: again {i}")).await.expect("drop the cache");
+                }
+                let from = if kind == "week" { week } else { first };
+                std::hint::black_box(status(&store, &cfg, 0.2, &all, from, today, now).await.expect("status"));
+            }
+        }
+
         // 3. One new activity for one client, then that client's status.
         let one = &all[all.len() / 2];
         let mut rng = Rng(7);
-        let late = workout(one.id, "late".into(), "run", now - Duration::days(3), 40, &mut rng, true);
+        let late_id = format!("late-{}", Utc::now().timestamp_millis()); // new on kept data too
+        let late = workout(one.id, late_id, "run", now - Duration::days(3), 40, &mut rng, true);
         let t = Instant::now();
         store.ingest(&Batch { activities: vec![late], ..Batch::new("strava") }).await.expect("ingest");
         let ingest_ms = t.elapsed().as_secs_f64() * 1e3;

@@ -235,10 +235,10 @@ pub async fn client_states(app: &App, now: DateTime<Utc>) -> crate::app::AppResu
                     .occurrences
                     .iter()
                     .find(|o| {
-                        o.client == c.name && o.homework_id == h.homework.id && o.date <= day && day <= o.last_day()
+                        *o.client == *c.name && o.homework_id == h.homework.id && o.date <= day && day <= o.last_day()
                     })
                     .map_or(NOT_DUE, |o| Verdict::as_str(o.verdict));
-                (h.homework.id, h.homework.text.clone(), verdict)
+                (h.homework.id, h.homework.text.to_string(), verdict)
             })
             .collect();
         let sources = app.data_freshness(c).await?.into_iter().map(|f| (f.source.clone(), f.age_hours(now))).collect();

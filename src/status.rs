@@ -39,20 +39,25 @@ pub fn hr_max(c: &Client, today: NaiveDate) -> Option<f64> {
     c.hr_max.map(f64::from).or_else(|| c.birth_year.map(|y| 208.0 - 0.7 * f64::from(today.year() - y)))
 }
 
-/// Clients read, judged and cached together: bounds what a run holds in memory, whatever
-/// the number of clients, while keeping the statements per client few.
+/// Clients read, judged and cached together at most: bounds what a run holds in memory,
+/// whatever the number of clients, while keeping the statements per client few.
 const CHUNK: usize = 250;
+
+/// Clients per chunk at least, when a run is split so that every core has a chunk.
+const CHUNK_MIN: usize = 25;
 
 /// Occurrences judged per blocking task at least: below this, the run judges in place.
 const PARALLEL_MIN: usize = 4_000;
 
 /// Verdicts with dates in `[from, to]` and adherence as of `now`, for each client.
 ///
-/// Clients are taken a chunk at a time. For a chunk, a run reads what it needs for every
-/// client at once: the homework, which clients changed, the cached verdicts of the span
-/// adherence needs and the cached occurrences of the range shown (decoded for those
-/// months only); then the evidence of the occurrences not cached, which it judges on
-/// every core and caches in one write.
+/// Clients are taken a chunk at a time, as many chunks at once as there are cores (each
+/// on its own connection: reading, decoding and judging are spread over the cores, and
+/// the results come back in the clients' order). For a chunk, a run reads what it needs
+/// for every client at once: the homework, which clients changed, the cached verdicts of
+/// the span adherence needs and the cached occurrences of the range shown (decoded for
+/// those months only); then the evidence of the occurrences not cached, which it judges
+/// and caches in one write.
 pub async fn status(
     store: &Store,
     cfg: &JudgeConfig,
@@ -65,18 +70,48 @@ pub async fn status(
     let json = format!("{}{}", crate::engine::REVISION, serde_json::to_string(cfg).unwrap_or_default());
     let fingerprint = crate::crypto::hex(&crate::crypto::sha256(json.as_bytes())[..8]);
     store.check_verdict_settings(&fingerprint).await?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from).min(8);
+    let size = clients.len().div_ceil(cores).clamp(CHUNK_MIN, CHUNK);
+    let run = std::sync::Arc::new(Run { store: store.clone(), cfg: cfg.clone(), attention_drop, from, to, now });
     let mut report = StatusReport::default();
     let mut stats = RunStats::default();
-    let run = Run { store, cfg, attention_drop, from, to, now };
-    for chunk in clients.chunks(CHUNK) {
-        run.chunk(chunk, &mut report, &mut stats).await?;
+    if clients.len() <= size {
+        run.chunk(clients, &mut report, &mut stats).await?;
+        return Ok((report, stats));
+    }
+    let mut add = |part: Result<_, tokio::task::JoinError>| -> Result<(), StoreError> {
+        let (part, s): (StatusReport, RunStats) =
+            part.map_err(|e| StoreError::Corrupt(format!("a status run stopped: {e}")))??;
+        report.occurrences.extend(part.occurrences);
+        report.adherence.extend(part.adherence);
+        stats.judged += s.judged;
+        stats.cached += s.cached;
+        stats.invalidated += s.invalidated;
+        Ok(())
+    };
+    // At most one chunk per core in flight, taken back in the clients' order.
+    let mut running = std::collections::VecDeque::new();
+    for chunk in clients.chunks(size) {
+        if running.len() == cores {
+            if let Some(first) = running.pop_front() {
+                add(first.await)?;
+            }
+        }
+        let (run, chunk) = (run.clone(), chunk.to_vec());
+        running.push_back(tokio::spawn(async move {
+            let (mut report, mut stats) = (StatusReport::default(), RunStats::default());
+            run.chunk(&chunk, &mut report, &mut stats).await.map(|()| (report, stats))
+        }));
+    }
+    for part in running {
+        add(part.await)?;
     }
     Ok((report, stats))
 }
 
-struct Run<'a> {
-    store: &'a Store,
-    cfg: &'a JudgeConfig,
+struct Run {
+    store: Store,
+    cfg: JudgeConfig,
     attention_drop: f64,
     from: NaiveDate,
     to: NaiveDate,
@@ -97,14 +132,14 @@ struct Plan<'a> {
     missing: Vec<(usize, NaiveDate)>,
 }
 
-impl Run<'_> {
+impl Run {
     async fn chunk(
         &self,
         clients: &[Client],
         report: &mut StatusReport,
         stats: &mut RunStats,
     ) -> Result<(), StoreError> {
-        let (store, from, to) = (self.store, self.from, self.to);
+        let (store, from, to) = (&self.store, self.from, self.to);
         let ids: Vec<ClientId> = clients.iter().map(|c| c.id).collect();
         let mut homework = store.homework_of(&ids).await?;
         let dirty = store.dirty_clients(&ids).await?;
@@ -196,7 +231,7 @@ impl Run<'_> {
             })
             .collect();
         let mut rows = Vec::new();
-        for judged in judge_all(jobs, self.cfg, self.now).await? {
+        for judged in judge_all(jobs, &self.cfg, self.now).await? {
             let plan = &mut plans[judged.plan];
             stats.judged += judged.count;
             for (k, d, v) in judged.verdicts {

@@ -145,7 +145,7 @@ impl App {
             let days30 = rate(&all, end - Duration::days(29), end);
             let mut slipped = Vec::new();
             let mut homework: Vec<(i64, String)> =
-                report.occurrences.iter().map(|o| (o.homework_id, o.homework.clone())).collect();
+                report.occurrences.iter().map(|o| (o.homework_id, o.homework.to_string())).collect();
             homework.dedup();
             homework.sort();
             homework.dedup();

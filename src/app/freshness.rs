@@ -102,7 +102,7 @@ impl App {
             if !accounts.iter().any(|a| a.client_id == c.id && blind(a)) {
                 continue;
             }
-            if !occurrences.iter().any(|o| o.client == c.name && open(o)) {
+            if !occurrences.iter().any(|o| *o.client == *c.name && open(o)) {
                 continue;
             }
             let steps: Vec<i64> = self
@@ -113,7 +113,7 @@ impl App {
                 .filter(|r| matches!(r.homework.rule.measure, Measure::Steps { .. }))
                 .map(|r| r.homework.id)
                 .collect();
-            let mine = |o: &Occurrence| o.client == c.name && open(o) && steps.contains(&o.homework_id);
+            let mine = |o: &Occurrence| *o.client == *c.name && open(o) && steps.contains(&o.homework_id);
             if !occurrences.iter().any(mine) {
                 continue;
             }

@@ -43,8 +43,8 @@ impl Plan {
     pub fn next_occurrences(&self, today: NaiveDate, n: usize) -> Vec<(NaiveDate, f64)> {
         let hw = crate::engine::judge::Homework {
             id: 0,
-            client: String::new(),
-            text: self.rule.to_string(),
+            client: "".into(),
+            text: self.rule.to_string().into(),
             rule: self.rule.clone(),
             from: self.from,
             until: self.until,

@@ -124,10 +124,10 @@ impl App {
             .filter(|o| o.unit == "min" && o.covers(today))
             .map(|o| LiveHomework {
                 homework_id: o.homework_id,
-                homework: o.homework,
+                homework: o.homework.to_string(),
                 achieved: o.achieved,
                 target: o.target,
-                unit: o.unit,
+                unit: o.unit.into_owned(),
             })
             .collect();
         Ok(Some((client, homework)))

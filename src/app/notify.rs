@@ -146,7 +146,7 @@ fn what(row: &HomeworkRow, target: f64) -> String {
             let cut = [" every ", " on "].iter().filter_map(|w| text.find(w)).min().unwrap_or(text.len());
             text[..cut].to_string()
         }
-        _ => row.homework.text.clone(),
+        _ => row.homework.text.to_string(),
     }
 }
 
@@ -296,7 +296,7 @@ impl App {
                 out.push(ScheduledNudge {
                     date,
                     homework_id: hw.id,
-                    homework: hw.text.clone(),
+                    homework: hw.text.to_string(),
                     due: p.due,
                     closes: p.closes,
                 });
@@ -667,7 +667,7 @@ impl App {
         let stop = link(LinkAction::Stop, (until + Duration::days(STOP_LINK_DAYS)).timestamp());
         let mut lines = Vec::new();
         let mut ids: Vec<(i64, String)> =
-            report.occurrences.iter().map(|o| (o.homework_id, o.homework.clone())).collect();
+            report.occurrences.iter().map(|o| (o.homework_id, o.homework.to_string())).collect();
         ids.sort();
         ids.dedup();
         let (mut done_all, mut due_all) = (0usize, 0usize);
@@ -754,7 +754,7 @@ impl App {
             Some(h) => {
                 let hw = self.store.homework(h).await.map_err(|_| LinkRefusal::Invalid)?.homework;
                 let target = hw.rule.target_on(hw.from, date);
-                (hw.text.clone(), hw.rule.unit().to_string(), target)
+                (hw.text.to_string(), hw.rule.unit().to_string(), target)
             }
             None => (String::new(), String::new(), 0.0),
         };

@@ -256,7 +256,7 @@ fn answered(row: &HomeworkRow, set: &AnswerSet) -> Answered {
         .collect();
     Answered {
         homework_id: row.homework.id,
-        homework: row.homework.text.clone(),
+        homework: row.homework.text.to_string(),
         occurrence: set.occurrence,
         period: period(row),
         answered_on: set.date,
@@ -345,7 +345,7 @@ impl App {
             let set = sets.iter().find(|s| s.homework_id == row.homework.id && s.occurrence == occurrence);
             open.push(OpenQuestions {
                 homework_id: row.homework.id,
-                homework: row.homework.text.clone(),
+                homework: row.homework.text.to_string(),
                 occurrence,
                 period: period(row),
                 questions: questions.to_vec(),

@@ -8,6 +8,8 @@ use crate::time::{local, monday};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,8 +58,9 @@ pub struct JudgeConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Homework {
     pub id: i64,
-    pub client: String,
-    pub text: String,
+    /// Shared by every occurrence judged or read for it (not copied per occurrence).
+    pub client: Arc<str>,
+    pub text: Arc<str>,
     pub rule: Rule,
     pub from: NaiveDate,
     pub until: Option<NaiveDate>,
@@ -126,16 +129,16 @@ pub enum EvidenceRef {
 /// One occurrence of one homework, judged: the `status --json` shape.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Occurrence {
-    pub client: String,
+    pub client: Arc<str>,
     pub homework_id: i64,
-    pub homework: String,
+    pub homework: Arc<str>,
     pub date: NaiveDate,
     /// `day`, or `week` (then `date` is the Monday and achieved/target count days).
-    pub period: String,
+    pub period: Cow<'static, str>,
     pub verdict: Verdict,
     pub achieved: f64,
     pub target: f64,
-    pub unit: String,
+    pub unit: Cow<'static, str>,
     /// A check-in supplied more than the devices showed.
     pub self_reported: bool,
     pub evidence: Vec<EvidenceRef>,
@@ -161,11 +164,11 @@ impl Occurrence {
             homework_id: hw.id,
             homework: hw.text.clone(),
             date,
-            period: hw.period().into(),
+            period: Cow::Borrowed(hw.period()),
             verdict,
             achieved,
             target,
-            unit: hw.rule.unit().into(),
+            unit: Cow::Borrowed(hw.rule.unit()),
             self_reported,
             evidence,
             note: None,

@@ -52,7 +52,7 @@ fn a_weekly_total_adds_the_week_up_across_a_month_end_and_a_dst_change() {
         ];
         let o = verdict(&h, tz, monday, &evidence(tz, acts.clone(), Vec::new()));
         assert_eq!(
-            (o.period.as_str(), o.achieved, o.target, o.unit.as_str()),
+            (o.period.as_ref(), o.achieved, o.target, o.unit.as_ref()),
             ("week", 120.0, 150.0, "min"),
             "{tz} {monday}"
         );
@@ -89,7 +89,7 @@ fn distance_counts_the_longest_record_of_one_run_from_a_file_and_a_cloud() {
         strava.distance_m = Some(4990.0);
         let o = verdict(&h, tz, d, &evidence(tz, vec![fit.clone(), strava.clone()], Vec::new()));
         assert_eq!(
-            (o.verdict, o.achieved, o.unit.as_str()),
+            (o.verdict, o.achieved, o.unit.as_ref()),
             (Verdict::Done, 5.04, "km"),
             "{tz}: one run, the longest record"
         );
@@ -105,7 +105,7 @@ fn distance_counts_the_longest_record_of_one_run_from_a_file_and_a_cloud() {
         let mut walk = act(4, "apple", "walk", at(tz, 2026, 11, 21, 8, 0), 70);
         walk.distance_m = Some(4900.0);
         let o = verdict(&hw("walk 3 miles daily"), tz, d, &evidence(tz, vec![walk], Vec::new()));
-        assert_eq!((o.verdict, o.unit.as_str()), (Verdict::Done, "mi"), "{tz}: {}", o.achieved);
+        assert_eq!((o.verdict, o.unit.as_ref()), (Verdict::Done, "mi"), "{tz}: {}", o.achieved);
     }
 }
 
@@ -122,7 +122,7 @@ fn sets_count_each_set_up_to_its_reps_and_holds_count_the_longest() {
         // Rest sets are never loaded (the store reads active sets only); a set of 12 counts as one.
         a.sets = vec![set(t, "push_up", 12, None), set(t, "push_up", 10, None), set(t, "push_up", 5, None)];
         let o = verdict(&h, tz, date(2026, 11, 20), &evidence(tz, vec![a.clone()], Vec::new()));
-        assert_eq!((o.verdict, o.achieved, o.unit.as_str()), (Verdict::Partial, 2.5, "sets"), "{tz}");
+        assert_eq!((o.verdict, o.achieved, o.unit.as_ref()), (Verdict::Partial, 2.5, "sets"), "{tz}");
         a.sets.push(set(t, "push_up", 10, None));
         a.sets.push(set(t, "squat", 30, None));
         let o = verdict(&h, tz, date(2026, 11, 20), &evidence(tz, vec![a], Vec::new()));
@@ -140,7 +140,7 @@ fn sets_count_each_set_up_to_its_reps_and_holds_count_the_longest() {
         ];
         let o = verdict(&plank, tz, date(2026, 11, 20), &evidence(tz, vec![b.clone()], Vec::new()));
         assert_eq!(
-            (o.verdict, o.achieved, o.unit.as_str()),
+            (o.verdict, o.achieved, o.unit.as_ref()),
             (Verdict::Partial, 70.0, "s"),
             "{tz}: two holds are not one long one"
         );
@@ -187,7 +187,7 @@ fn bedtimes_and_wake_up_times_from_the_night_dated_by_its_morning() {
             clock(morning, "apple_health", Metric::SleepEnd, at(tz, 2026, 11, 21, 6, 40)),
         ];
         let o = verdict(&h, tz, night, &evidence(tz, Vec::new(), on_time.clone()));
-        assert_eq!((o.verdict, o.achieved, o.unit.as_str()), (Verdict::Done, 1.0, "nights"), "{tz}");
+        assert_eq!((o.verdict, o.achieved, o.unit.as_ref()), (Verdict::Done, 1.0, "nights"), "{tz}");
         // Half an hour late: half the night kept, partial with bands 100/50; after midnight, missed.
         let late = |t| vec![clock(morning, "polar", Metric::SleepStart, t)];
         let o = verdict(&h, tz, night, &evidence(tz, Vec::new(), late(at(tz, 2026, 11, 20, 23, 30))));
@@ -309,14 +309,20 @@ fn questions_are_done_when_answered() {
         bands: None,
         progression: None,
     };
-    let h =
-        Homework { id: 1, client: "alex".into(), text: rule.to_string(), rule, from: date(2026, 11, 2), until: None };
-    assert_eq!(h.text, "answer 1 question per week");
+    let h = Homework {
+        id: 1,
+        client: "alex".into(),
+        text: rule.to_string().into(),
+        rule,
+        from: date(2026, 11, 2),
+        until: None,
+    };
+    assert_eq!(&*h.text, "answer 1 question per week");
     for tz in ZONES {
         let monday = date(2026, 11, 16);
         let answered = with_checkins(tz, vec![checkin(3, date(2026, 11, 19), None)]);
         let o = verdict(&h, tz, monday, &answered);
-        assert_eq!((o.verdict, o.period.as_str()), (Verdict::Done, "week"), "{tz}");
+        assert_eq!((o.verdict, o.period.as_ref()), (Verdict::Done, "week"), "{tz}");
         assert_eq!(verdict(&h, tz, monday, &Evidence::default()).verdict, Verdict::Missed, "{tz}");
         let o = judge(&h, &cfg(), tz, None, monday, &answered, at(tz, 2026, 11, 19, 12, 0));
         assert_eq!(o.verdict, Verdict::Done, "{tz}: done as soon as answered");

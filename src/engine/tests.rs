@@ -22,7 +22,7 @@ pub(super) fn cfg() -> JudgeConfig {
 
 pub(super) fn hw(phrase: &str) -> Homework {
     let rule = phrase::parse(phrase).expect("phrase");
-    Homework { id: 1, client: "alex".into(), text: rule.to_string(), rule, from: date(2026, 1, 1), until: None }
+    Homework { id: 1, client: "alex".into(), text: rule.to_string().into(), rule, from: date(2026, 1, 1), until: None }
 }
 
 pub(super) fn date(y: i32, m: u32, d: u32) -> NaiveDate {

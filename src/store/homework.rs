@@ -33,8 +33,8 @@ fn homework_row(r: HomeworkSql) -> Result<HomeworkRow, StoreError> {
         client_id: r.1,
         homework: Homework {
             id: r.0,
-            client: r.2,
-            text: r.3,
+            client: r.2.into(),
+            text: r.3.into(),
             rule,
             from: date(&r.5)?,
             until: r.6.as_deref().map(date).transpose()?,

@@ -219,7 +219,7 @@ async fn render_with(
                 Some(u) => format!("{} to {u}", h.from),
                 None => format!("from {}", h.from),
             };
-            HomeworkLine { id: h.id, text: h.text.clone(), span, active: h.until.is_none_or(|u| u >= today) }
+            HomeworkLine { id: h.id, text: h.text.to_string(), span, active: h.until.is_none_or(|u| u >= today) }
         })
         .collect();
     let workouts = app

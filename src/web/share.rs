@@ -184,10 +184,10 @@ async fn render(state: &WebState, client: Client, token: String, msg: String, pu
                 Measure::Habit { amount: Some(_), unit, .. } => unit.clone().unwrap_or_else(|| "amount".into()),
                 _ => String::new(),
             };
-            (r.homework.id, r.homework.text.clone(), unit)
+            (r.homework.id, r.homework.text.to_string(), unit)
         })
         .collect();
-    let homework = open.into_iter().map(|r| (r.homework.id, r.homework.text)).collect();
+    let homework = open.into_iter().map(|r| (r.homework.id, r.homework.text.to_string())).collect();
     let questions =
         state.app.open_questions(&client, now).await?.into_iter().map(|o| questions_box(o, &client)).collect();
     let this_week = state.app.reflections(&client, 1).await?.into_iter().find(|r| r.week == monday(today));

@@ -122,7 +122,7 @@ pub async fn week_view(
                 }
             })
             .collect();
-        rows.push(WeekRow { id: h.id, text: h.text.clone(), cells });
+        rows.push(WeekRow { id: h.id, text: h.text.to_string(), cells });
     }
     let mut occurrences: Vec<OccurrenceLine> =
         report.occurrences.iter().map(|o| occurrence_line(o, links_for)).collect();
@@ -169,7 +169,7 @@ fn occurrence_line(o: &Occurrence, links_for: Option<i64>) -> OccurrenceLine {
     let date = if o.period == "week" { format!("week of {}", o.date) } else { o.date.to_string() };
     OccurrenceLine {
         date,
-        homework: o.homework.clone(),
+        homework: o.homework.to_string(),
         verdict: label(o.verdict),
         class: o.verdict.as_str(),
         self_reported: o.self_reported,

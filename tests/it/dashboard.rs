@@ -199,7 +199,7 @@ async fn forms_need_the_csrf_token() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let hw = s.ts.store.list_homework(Some(a)).await.expect("hw");
     assert_eq!(hw.len(), 2);
-    assert_eq!(hw[1].homework.text, "8000 steps every day");
+    assert_eq!(&*hw[1].homework.text, "8000 steps every day");
     // A bad phrase is explained, not stored: back to the form with the phrase in it, why,
     // and (for a misspelling) a one-click fix.
     let r = http.post(&url).form(&[("csrf", csrf.as_str()), ("phrase", "juggle a lot")]).send().await.expect("post");
@@ -238,7 +238,10 @@ async fn forms_need_the_csrf_token() {
         .await
         .expect("post");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(s.ts.store.list_homework(Some(a)).await.expect("hw")[2].homework.text, "150 minutes of cardio per week");
+    assert_eq!(
+        &*s.ts.store.list_homework(Some(a)).await.expect("hw")[2].homework.text,
+        "150 minutes of cardio per week"
+    );
     // Logout needs it too.
     let r = http.post(format!("{}/logout", s.base)).form(&[("csrf", "wrong")]).send().await.expect("post");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);

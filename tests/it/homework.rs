@@ -102,7 +102,7 @@ async fn verdicts_from_stored_heart_rate_and_sources() {
     assert_eq!(find(&r, 1, date(11)).verdict, Verdict::NoData);
     // The week of the 9th had two runs.
     let week = find(&r, 3, date(9));
-    assert_eq!((week.period.as_str(), week.verdict, week.achieved), ("week", Verdict::Done, 2.0));
+    assert_eq!((week.period.as_ref(), week.verdict, week.achieved), ("week", Verdict::Done, 2.0));
 }
 
 #[tokio::test]

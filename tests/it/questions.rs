@@ -115,7 +115,7 @@ async fn assign_sheet(s: &Site, http: &reqwest::Client, csrf: &str) -> i64 {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let hw = s.ts.store.list_homework(Some(s.a_client)).await.expect("hw");
     let last = hw.last().expect("homework");
-    assert_eq!(last.homework.text, "answer 3 questions per week");
+    assert_eq!(&*last.homework.text, "answer 3 questions per week");
     last.homework.id
 }
 

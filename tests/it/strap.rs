@@ -145,7 +145,7 @@ async fn rowing_recorded_as_the_collector_does_is_judged_against_20_minutes_of_r
     let (report, _) =
         coachd::status::status(&t.store, &cfg, 0.2, &clients, monday, sunday, at(20, 12)).await.expect("status");
     let week = |client: &str| {
-        report.occurrences.iter().find(|o| o.client == client && o.period == "week").cloned().expect("the week")
+        report.occurrences.iter().find(|o| &*o.client == client && o.period == "week").cloned().expect("the week")
     };
     let ana_week = week("ana");
     assert_eq!((ana_week.verdict, ana_week.achieved, ana_week.target), (Verdict::Done, 2.0, 2.0), "{ana_week:?}");

@@ -55,7 +55,7 @@ async fn a_first_release_database_upgrades_with_every_row_kept() {
     );
     let homework = store.list_homework(Some(alex.client)).await.expect("homework");
     assert_eq!(homework.len(), 1);
-    assert_eq!(homework[0].homework.text, "10 push-ups");
+    assert_eq!(&*homework[0].homework.text, "10 push-ups");
     let samples = store.series(alex.activity, coachd::model::SeriesKind::Hr).await.expect("samples");
     assert_eq!(samples.iter().map(|s| s.value).collect::<Vec<_>>(), [120.0, 125.0, 130.0]);
     store.close().await;

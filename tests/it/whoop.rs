@@ -575,7 +575,7 @@ async fn verdicts_from_whoop_alone_match_hand_computed_labels_in_tokyo() {
     let hw = coachd::engine::judge::Homework {
         id: 99,
         client: "alex".into(),
-        text: daily.to_string(),
+        text: daily.to_string().into(),
         rule: daily,
         from: day(9),
         until: None,
