@@ -445,6 +445,14 @@ async fn on_postgres(
 }
 
 fn main() {
+    // COACHD_BENCH_TRACE=debug prints each status chunk's phases (cache read, evidence,
+    // judging, cache write) to stderr.
+    if let Ok(level) = std::env::var("COACHD_BENCH_TRACE") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(format!("coachd::status={level}")))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     if let Some(n) = std::env::var("COACHD_BENCH_SCALE_ROW").ok().and_then(|v| v.parse().ok()) {
         rt.block_on(scale_row(n));

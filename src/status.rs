@@ -82,8 +82,14 @@ pub async fn status(
     let mut add = |part: Result<_, tokio::task::JoinError>| -> Result<(), StoreError> {
         let (part, s): (StatusReport, RunStats) =
             part.map_err(|e| StoreError::Corrupt(format!("a status run stopped: {e}")))??;
-        report.occurrences.extend(part.occurrences);
-        report.adherence.extend(part.adherence);
+        // The first part's vectors are taken as they are: a year of a roster's occurrences
+        // is tens of megabytes, not worth copying.
+        if report.occurrences.is_empty() && report.adherence.is_empty() {
+            report = part;
+        } else {
+            report.occurrences.extend(part.occurrences);
+            report.adherence.extend(part.adherence);
+        }
         stats.judged += s.judged;
         stats.cached += s.cached;
         stats.invalidated += s.invalidated;
@@ -140,6 +146,8 @@ impl Run {
         stats: &mut RunStats,
     ) -> Result<(), StoreError> {
         let (store, from, to) = (&self.store, self.from, self.to);
+        let started = std::time::Instant::now();
+        let ms = |t: std::time::Instant| t.elapsed().as_secs_f64() * 1e3;
         let ids: Vec<ClientId> = clients.iter().map(|c| c.id).collect();
         let mut homework = store.homework_of(&ids).await?;
         let dirty = store.dirty_clients(&ids).await?;
@@ -170,7 +178,9 @@ impl Run {
             return Ok(());
         };
         let with_homework: Vec<ClientId> = plans.iter().map(|p| p.client.id).collect();
+        let t = std::time::Instant::now();
         let mut cached = store.cached(&with_homework, lo, hi, show_from, to).await?;
+        let read_ms = ms(t);
         let mut cached_occurrences: HashMap<i64, Vec<CachedOccurrence>> = HashMap::new();
         for o in cached.occurrences {
             cached_occurrences.entry(o.homework_id).or_default().push(o);
@@ -215,7 +225,9 @@ impl Run {
                 Some((p.client.id, p.client.tz, lo, hi + Duration::days(7)))
             })
             .collect();
+        let t = std::time::Instant::now();
         let mut evidence = store.evidence_of(&wanted).await?;
+        let evidence_ms = ms(t);
         let jobs: Vec<Job> = plans
             .iter_mut()
             .enumerate()
@@ -231,6 +243,8 @@ impl Run {
             })
             .collect();
         let mut rows = Vec::new();
+        let t = std::time::Instant::now();
+        let judged_now = stats.judged;
         for judged in judge_all(jobs, &self.cfg, self.now).await? {
             let plan = &mut plans[judged.plan];
             stats.judged += judged.count;
@@ -240,8 +254,13 @@ impl Run {
             plan.shown.extend(judged.shown);
             rows.extend(judged.rows);
         }
+        let judge_ms = ms(t);
+        let t = std::time::Instant::now();
         store.save_verdicts(rows).await?;
+        let write_ms = ms(t);
 
+        report.occurrences.reserve(plans.iter().map(|p| p.shown.len()).sum());
+        report.adherence.reserve(plans.iter().map(|p| p.homework.len()).sum());
         for mut plan in plans {
             for (h, mine) in plan.homework.iter().zip(&plan.verdicts) {
                 report.adherence.push(adherence(&plan.client.name, h.id, mine, plan.today, self.attention_drop));
@@ -251,6 +270,16 @@ impl Run {
             plan.shown.sort_by_key(|o| (o.homework_id, o.date));
             report.occurrences.extend(plan.shown);
         }
+        tracing::debug!(
+            clients = clients.len(),
+            judged = stats.judged - judged_now,
+            cache_ms = read_ms,
+            evidence_ms,
+            judge_ms,
+            write_ms,
+            total_ms = ms(started),
+            "status: a chunk of clients"
+        );
         Ok(())
     }
 }

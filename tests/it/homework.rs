@@ -331,3 +331,56 @@ async fn cached_verdicts_read_back_exactly_as_judged_across_months() {
     assert_eq!(after.occurrences, scratch.occurrences);
     assert_eq!(after.adherence, scratch.adherence);
 }
+
+/// A roster large enough to be split into chunks judged in parallel gives, in the clients'
+/// order, exactly what judging each client alone gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_judged_in_parallel_chunks_equals_each_client_judged_alone() {
+    let t = TestStore::new().await;
+    for i in 0..60 {
+        let c = t.client(&format!("client{i:02}")).await;
+        for phrase in ["15 minutes of cardio", "8000 steps a day", "2 runs per week"] {
+            let rule: Rule = coachd::engine::phrase::parse(phrase).expect("phrase");
+            t.store.add_homework(c, &rule, date(2), None).await.expect("homework");
+        }
+        // Each client's own week: some workouts, some steps, on days that differ by client.
+        let mut b = batch("strava", Vec::new(), None);
+        for d in (2 + (i % 3))..16 {
+            if (d + i) % 2 == 0 {
+                let start = berlin(2026, 11, d as u32, 7 + (i % 10) as u32, 0);
+                b.activities.push(hr_workout(c, &format!("w{i}-{d}"), "run", start, 5 + (i + d) % 20, 5));
+            }
+            b.daily.push(DailyMetric {
+                client_id: c,
+                date: date(d as u32),
+                metric: Metric::Steps,
+                value: (5_000 + 250 * ((i * d) % 20)) as f64,
+            });
+        }
+        t.store.ingest(&b).await.expect("ingest");
+    }
+    let cfg = t.config.homework.judge_config();
+    let clients = t.store.list_clients().await.expect("clients");
+    let now = berlin(2026, 11, 15, 12, 0);
+    let (all, stats) = status(&t.store, &cfg, 0.2, &clients, date(2), date(15), now).await.expect("status");
+    assert_eq!(stats.cached, 0, "from scratch");
+    let mut alone = StatusReport::default();
+    t.store.check_verdict_settings("judged again").await.expect("drop the cache");
+    for c in &clients {
+        let (r, s) =
+            status(&t.store, &cfg, 0.2, std::slice::from_ref(c), date(2), date(15), now).await.expect("status");
+        assert_eq!(s.cached, 0, "{}: from scratch", c.name);
+        alone.occurrences.extend(r.occurrences);
+        alone.adherence.extend(r.adherence);
+    }
+    assert_eq!(all.occurrences.len(), alone.occurrences.len());
+    assert!(all.occurrences.iter().any(|o| o.verdict == Verdict::Done));
+    assert!(all.occurrences.iter().any(|o| o.verdict == Verdict::Missed));
+    assert_eq!(all.occurrences, alone.occurrences, "occurrences, in the clients' order");
+    assert_eq!(all.adherence, alone.adherence, "adherence, in the clients' order");
+    // And warm, from the cache the parallel run wrote.
+    let (warm, stats) = status(&t.store, &cfg, 0.2, &clients, date(2), date(15), now).await.expect("status");
+    assert!(stats.cached > 0);
+    assert_eq!(warm.occurrences, alone.occurrences);
+    assert_eq!(warm.adherence, alone.adherence);
+}
