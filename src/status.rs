@@ -10,7 +10,7 @@ use crate::engine::evidence::Evidence;
 use crate::engine::judge::{judge, Occurrence, Verdict};
 use crate::engine::judge::{Homework, JudgeConfig};
 use crate::model::ClientId;
-use crate::store::verdicts::{CachedOccurrence, MonthRow};
+use crate::store::verdicts::MonthRow;
 use crate::store::{Client, Store, StoreError};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -177,42 +177,27 @@ impl Run {
         let (Some(lo), Some(hi)) = (plans.iter().map(|p| p.span.0).min(), plans.iter().map(|p| p.span.1).max()) else {
             return Ok(());
         };
-        let with_homework: Vec<ClientId> = plans.iter().map(|p| p.client.id).collect();
+        let homework: HashMap<i64, &Homework> =
+            plans.iter().flat_map(|p| p.homework.iter().map(|h| (h.id, h))).collect();
         let t = std::time::Instant::now();
-        let mut cached = store.cached(&with_homework, lo, hi, show_from, to).await?;
+        let mut cached = store.cached(&homework, lo, hi, show_from, to).await?;
         let read_ms = ms(t);
-        let mut cached_occurrences: HashMap<i64, Vec<CachedOccurrence>> = HashMap::new();
-        for o in cached.occurrences {
-            cached_occurrences.entry(o.homework_id).or_default().push(o);
-        }
+        drop(homework);
         for plan in &mut plans {
             let (span_from, span_to) = plan.span;
             for (i, h) in plan.homework.iter().enumerate() {
-                let have: HashMap<NaiveDate, Verdict> = cached
-                    .verdicts
-                    .remove(&h.id)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(d, _)| *d >= span_from && *d <= span_to)
-                    .collect();
+                let mut have = cached.verdicts.remove(&h.id).unwrap_or_default();
+                have.retain(|(d, _)| *d >= span_from && *d <= span_to);
+                have.sort_unstable_by_key(|(d, _)| *d);
+                have.dedup_by_key(|(d, _)| *d);
                 stats.cached += have.len();
                 for d in h.occurrence_dates(span_from, span_to) {
-                    if !have.contains_key(&d) {
+                    if have.binary_search_by_key(&d, |(d, _)| *d).is_err() {
                         plan.missing.push((i, d));
                     }
                 }
-                plan.verdicts[i] = have.into_iter().collect();
-                for o in cached_occurrences.remove(&h.id).unwrap_or_default() {
-                    plan.shown.push(Occurrence::from_cache(
-                        h,
-                        o.date,
-                        o.verdict,
-                        o.achieved,
-                        o.target,
-                        o.self_reported,
-                        o.evidence,
-                    ));
-                }
+                plan.verdicts[i] = have;
+                plan.shown.extend(cached.occurrences.remove(&h.id).unwrap_or_default());
             }
         }
 

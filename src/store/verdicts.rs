@@ -11,7 +11,7 @@
 
 use super::on;
 use super::{Store, StoreError};
-use crate::engine::judge::{EvidenceRef, Occurrence, Verdict};
+use crate::engine::judge::{EvidenceRef, Homework, Occurrence, Verdict};
 use crate::model::ClientId;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -76,25 +76,15 @@ impl From<Ev> for EvidenceRef {
 /// Day of the month, achieved, target, self-reported, evidence.
 type Entry = (u8, f64, f64, bool, Vec<Ev>);
 
-/// A cached occurrence without what its homework supplies; see [`Occurrence::from_cache`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct CachedOccurrence {
-    pub homework_id: i64,
-    pub date: NaiveDate,
-    pub verdict: Verdict,
-    pub achieved: f64,
-    pub target: f64,
-    pub self_reported: bool,
-    pub evidence: Vec<EvidenceRef>,
-}
-
 /// What the cache holds for some clients over a span.
 #[derive(Debug, Default)]
 pub struct Cached {
     /// Per homework, every cached (date, verdict) in the span.
     pub verdicts: HashMap<i64, Vec<(NaiveDate, Verdict)>>,
-    /// The cached occurrences in full, of the dates asked for in full.
-    pub occurrences: Vec<CachedOccurrence>,
+    /// Per homework, its cached occurrences in full, of the dates asked for in full (built
+    /// straight from the rows with what the homework supplies; see
+    /// [`Occurrence::from_cache`]).
+    pub occurrences: HashMap<i64, Vec<Occurrence>>,
 }
 
 fn encode(entries: &BTreeMap<u8, (Verdict, Entry)>) -> (Vec<u8>, String) {
@@ -200,12 +190,13 @@ fn ids_json(ids: &[i64]) -> String {
 }
 
 impl Store {
-    /// The cache of `clients`' homework for dates in `[from, to]`: every verdict, and the
-    /// occurrences in full for dates in `[full_from, full_to]` (only those months' details
-    /// are decoded).
+    /// The cache of `homework` (with every homework of the clients asked for) for dates in
+    /// `[from, to]`: every verdict, and the occurrences in full for dates in `[full_from,
+    /// full_to]` (only those months' details are decoded, and within them only the entries
+    /// in that range).
     pub async fn cached(
         &self,
-        clients: &[ClientId],
+        homework: &HashMap<i64, &Homework>,
         from: NaiveDate,
         to: NaiveDate,
         full_from: NaiveDate,
@@ -215,29 +206,31 @@ impl Store {
         // so plain rows cost less than packing them), the detail only for months shown.
         let ids = super::packed::Packing::of(&self.db).ids_at(1);
         let statement = format!(
-            "SELECT v.homework_id, v.month, v.codes, CASE WHEN v.month BETWEEN ?3 AND ?4 THEN v.detail END
-             FROM verdicts v JOIN homework h ON h.id = v.homework_id
-             WHERE h.client_id IN ({ids}) AND v.month BETWEEN ?2 AND ?5"
+            "SELECT v.homework_id, v.month, v.codes, CASE WHEN v.month BETWEEN ?2 AND ?3 THEN v.detail END
+             FROM verdicts v WHERE v.homework_id IN ({ids}) AND v.month BETWEEN ?4 AND ?5"
         );
+        let mut ids: Vec<i64> = homework.keys().copied().collect();
+        ids.sort_unstable();
         let rows: Vec<(i64, i64, Vec<u8>, Option<String>)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&statement))
-            .bind(ids_json(clients))
-            .bind(month_of(from))
+            .bind(ids_json(&ids))
             .bind(month_of(full_from))
             .bind(month_of(full_to))
+            .bind(month_of(from))
             .bind(month_of(to))
             .fetch_all(e)
             .await)?;
         let shown = month_of(full_from)..=month_of(full_to);
         let mut out = Cached::default();
         for (hw, month, codes, detail) in rows {
+            let Some(h) = homework.get(&hw) else { continue };
             if codes.len() != 31 {
                 continue; // a row that does not decode counts as not cached
             }
-            let mut days = Vec::new();
+            let mut days = Vec::with_capacity(31);
             match detail.as_deref() {
                 Some(detail) => {
                     let Some(entries) = split(&codes, detail) else { continue };
-                    let mut full = Vec::new();
+                    let mut full = Vec::with_capacity(entries.len());
                     for (day, v, raw) in entries {
                         let Some(date) = day_in(month, day) else { continue };
                         if date < from || date > to {
@@ -245,29 +238,22 @@ impl Store {
                         }
                         days.push((date, v));
                         if date >= full_from && date <= full_to {
-                            full.push((date, v, raw));
+                            // Only the entries shown are decoded; one that does not decode
+                            // makes the whole row count as not cached.
+                            let Ok((_, achieved, target, self_reported, ev)) = serde_json::from_str::<Entry>(raw.get())
+                            else {
+                                full.clear();
+                                days.clear();
+                                break;
+                            };
+                            let evidence = ev.into_iter().map(EvidenceRef::from).collect();
+                            full.push(Occurrence::from_cache(h, date, v, achieved, target, self_reported, evidence));
                         }
                     }
-                    // Only the entries shown are decoded; one that does not decode makes
-                    // the whole row count as not cached.
-                    let decoded: Option<Vec<CachedOccurrence>> = full
-                        .into_iter()
-                        .map(|(date, verdict, raw)| {
-                            let (_, achieved, target, self_reported, ev): Entry =
-                                serde_json::from_str(raw.get()).ok()?;
-                            Some(CachedOccurrence {
-                                homework_id: hw,
-                                date,
-                                verdict,
-                                achieved,
-                                target,
-                                self_reported,
-                                evidence: ev.into_iter().map(EvidenceRef::from).collect(),
-                            })
-                        })
-                        .collect();
-                    let Some(decoded) = decoded else { continue };
-                    out.occurrences.extend(decoded);
+                    if days.is_empty() {
+                        continue;
+                    }
+                    out.occurrences.entry(hw).or_default().extend(full);
                 }
                 None if shown.contains(&month) => continue, // detail NULL: not cached
                 None => {
