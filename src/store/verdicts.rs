@@ -1,7 +1,8 @@
 //! The verdict cache: final verdicts, one row per homework and calendar month.
 //!
 //! A row holds a byte per day (`codes`: 0 when nothing is cached for the day, else the
-//! verdict) and the month's occurrences in a compact JSON array (`detail`), without what
+//! verdict) and the month's occurrences in a compact binary array (`detail`, postcard:
+//! varints and raw doubles, read back in one pass without parsing text), without what
 //! the homework supplies (its text, unit and period). Adherence reads only the codes;
 //! the occurrences are decoded only for the months a caller shows. Ingest, check-ins
 //! and excuses mark the dates they change (`dirty_dates`); a status run drops the months
@@ -15,7 +16,6 @@ use crate::engine::judge::{EvidenceRef, Homework, Occurrence, Verdict};
 use crate::model::ClientId;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The verdicts a cache row can hold, by code (code = index + 1; 0 is "not cached").
@@ -39,7 +39,7 @@ fn day_in(month: i64, day: u8) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, u32::try_from(month.rem_euclid(12)).ok()? + 1, u32::from(day))
 }
 
-/// One piece of evidence, as cached (externally tagged and positional: quick to decode).
+/// One piece of evidence, as cached (a variant index, then its fields in order).
 #[derive(Serialize, Deserialize)]
 enum Ev {
     A(i64, Vec<String>, f64),
@@ -73,6 +73,9 @@ impl From<Ev> for EvidenceRef {
     }
 }
 
+/// A cache row as read: homework, month, codes, and the detail when asked for.
+type CacheRow = (i64, i64, Vec<u8>, Option<Vec<u8>>);
+
 /// Day of the month, achieved, target, self-reported, evidence.
 type Entry = (u8, f64, f64, bool, Vec<Ev>);
 
@@ -87,7 +90,7 @@ pub struct Cached {
     pub occurrences: HashMap<i64, Vec<Occurrence>>,
 }
 
-fn encode(entries: &BTreeMap<u8, (Verdict, Entry)>) -> (Vec<u8>, String) {
+fn encode(entries: &BTreeMap<u8, (Verdict, Entry)>) -> (Vec<u8>, Vec<u8>) {
     let mut codes = vec![0u8; 31];
     let mut detail = Vec::with_capacity(entries.len());
     for (day, (v, e)) in entries {
@@ -96,36 +99,33 @@ fn encode(entries: &BTreeMap<u8, (Verdict, Entry)>) -> (Vec<u8>, String) {
     }
     // Entries hold numbers, strings and dates only; should encoding ever fail, the empty
     // detail does not decode, and the month counts as not cached.
-    (codes, serde_json::to_string(&detail).unwrap_or_default())
+    (codes, postcard::to_allocvec(&detail).unwrap_or_default())
 }
 
-/// A row's entries, each with its day and still encoded, or None when the row does not
+/// A row's entries in day order, each with its verdict, or None when the row does not
 /// decode or disagrees with its codes (then it counts as not cached).
-fn split<'a>(codes: &[u8], detail: &'a str) -> Option<Vec<(u8, Verdict, &'a RawValue)>> {
-    let raw: Vec<&RawValue> = serde_json::from_str(detail).ok()?;
-    let mut out = Vec::with_capacity(raw.len());
-    for r in raw {
-        // An entry starts with its day: `[3,...`.
-        let text = r.get().strip_prefix('[')?;
-        let digits = text.find(|c: char| !c.is_ascii_digit())?;
-        let day: u8 = text[..digits].parse().ok()?;
-        let v = verdict(*codes.get(usize::from(day).checked_sub(1)?)?)?;
-        out.push((day, v, r));
+fn entries(codes: &[u8], detail: &[u8]) -> Option<Vec<(Verdict, Entry)>> {
+    if codes.len() != 31 {
+        return None;
+    }
+    let entries: Vec<Entry> = postcard::from_bytes(detail).ok()?;
+    let mut out = Vec::with_capacity(entries.len());
+    let mut last = 0;
+    for e in entries {
+        // Days strictly increase, and each has its code.
+        if e.0 <= last {
+            return None;
+        }
+        last = e.0;
+        let v = verdict(*codes.get(usize::from(e.0) - 1)?)?;
+        out.push((v, e));
     }
     (out.len() == codes.iter().filter(|c| **c != 0).count()).then_some(out)
 }
 
-/// A row's entries by day, decoded, or None as for [`split`].
-fn decode(codes: &[u8], detail: &str) -> Option<BTreeMap<u8, (Verdict, Entry)>> {
-    let mut out = BTreeMap::new();
-    for (day, v, raw) in split(codes, detail)? {
-        let e: Entry = serde_json::from_str(raw.get()).ok()?;
-        if e.0 != day {
-            return None;
-        }
-        out.insert(day, (v, e));
-    }
-    Some(out)
+/// A row's entries by day, or None as for [`entries`].
+fn decode(codes: &[u8], detail: &[u8]) -> Option<BTreeMap<u8, (Verdict, Entry)>> {
+    Some(entries(codes, detail)?.into_iter().map(|(v, e)| (e.0, (v, e))).collect())
 }
 
 /// One final occurrence, ready for its month's row.
@@ -140,7 +140,7 @@ pub struct CacheEntry {
 pub struct MonthRow {
     key: (i64, i64),
     codes: Vec<u8>,
-    detail: String,
+    detail: Vec<u8>,
 }
 
 impl MonthRow {
@@ -211,7 +211,7 @@ impl Store {
         );
         let mut ids: Vec<i64> = homework.keys().copied().collect();
         ids.sort_unstable();
-        let rows: Vec<(i64, i64, Vec<u8>, Option<String>)> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&statement))
+        let rows: Vec<CacheRow> = on!(&self.db, |e, sql| sqlx::query_as(&sql(&statement))
             .bind(ids_json(&ids))
             .bind(month_of(full_from))
             .bind(month_of(full_to))
@@ -229,23 +229,15 @@ impl Store {
             let mut days = Vec::with_capacity(31);
             match detail.as_deref() {
                 Some(detail) => {
-                    let Some(entries) = split(&codes, detail) else { continue };
+                    let Some(entries) = entries(&codes, detail) else { continue };
                     let mut full = Vec::with_capacity(entries.len());
-                    for (day, v, raw) in entries {
+                    for (v, (day, achieved, target, self_reported, ev)) in entries {
                         let Some(date) = day_in(month, day) else { continue };
                         if date < from || date > to {
                             continue;
                         }
                         days.push((date, v));
                         if date >= full_from && date <= full_to {
-                            // Only the entries shown are decoded; one that does not decode
-                            // makes the whole row count as not cached.
-                            let Ok((_, achieved, target, self_reported, ev)) = serde_json::from_str::<Entry>(raw.get())
-                            else {
-                                full.clear();
-                                days.clear();
-                                break;
-                            };
                             let evidence = ev.into_iter().map(EvidenceRef::from).collect();
                             full.push(Occurrence::from_cache(h, date, v, achieved, target, self_reported, evidence));
                         }
@@ -280,7 +272,7 @@ impl Store {
         let mut tx = self.write().await?;
         // Months already partly cached (the current one, say) keep what they hold.
         let keys: Vec<(i64, i64)> = rows.keys().copied().collect();
-        let mut existing: Vec<(i64, i64, Vec<u8>, String)> = Vec::new();
+        let mut existing: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = Vec::new();
         let pairs = format!(
             "SELECT v.homework_id, v.month, v.codes, v.detail FROM verdicts v {}",
             super::packed::Packing::of(&self.db).month_pairs()
@@ -305,7 +297,10 @@ impl Store {
             on!(&mut tx, |e, _sql| {
                 let mut q = sqlx::QueryBuilder::new("INSERT INTO verdicts (homework_id, month, codes, detail) ");
                 q.push_values(chunk, |mut b, r| {
-                    b.push_bind(r.key.0).push_bind(r.key.1).push_bind(r.codes.as_slice()).push_bind(r.detail.as_str());
+                    b.push_bind(r.key.0)
+                        .push_bind(r.key.1)
+                        .push_bind(r.codes.as_slice())
+                        .push_bind(r.detail.as_slice());
                 });
                 q.push(
                     " ON CONFLICT (homework_id, month) DO UPDATE SET codes = excluded.codes, detail = excluded.detail",
@@ -359,7 +354,7 @@ impl Store {
             "SELECT v.homework_id, v.month, v.codes, v.detail FROM verdicts v {}",
             super::packed::Packing::of(&self.db).month_pairs()
         );
-        let rows: Vec<(i64, i64, Vec<u8>, String)> = on!(&mut tx, |e, sql| sqlx::query_as(&sql(&pairs))
+        let rows: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = on!(&mut tx, |e, sql| sqlx::query_as(&sql(&pairs))
             .bind(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
             .fetch_all(&mut **e)
             .await)?;
@@ -490,8 +485,10 @@ mod tests {
         let mut extra = codes.clone();
         extra[4] = code(Verdict::Missed);
         assert!(decode(&extra, &detail).is_none(), "a code without its occurrence");
-        assert!(decode(&codes, "[[3, 1.0]]").is_none(), "a truncated entry");
-        assert!(decode(&codes, "[[32, 1.0, 1.0, false, []]]").is_none(), "a day past the codes");
+        assert!(decode(&codes, &detail[..detail.len() - 1]).is_none(), "a truncated entry");
+        let late: Vec<Entry> = vec![(32, 1.0, 1.0, false, Vec::new())];
+        assert!(decode(&codes, &postcard::to_allocvec(&late).expect("encode")).is_none(), "a day past the codes");
+        assert!(decode(&codes, b"[[3, 15.0, 15.0, false, []]]").is_none(), "a row left in the old JSON form");
         assert!(decode(&codes[..2], &detail).is_none(), "codes cut short");
     }
 }

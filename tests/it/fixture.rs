@@ -158,11 +158,19 @@ pub async fn fill_later(pool: &SqlitePool, m: &Made, n: i64) {
     .await;
     if has_column(pool, "verdicts", "codes").await {
         let codes = format!("x'01{}'", "00".repeat(30));
+        // Migration 16 made the detail binary (postcard): one entry, day 1, 10.0 of 10.0,
+        // not self-reported, no evidence.
+        let binary: bool =
+            sqlx::query_scalar("SELECT type = 'BLOB' FROM pragma_table_info('verdicts') WHERE name = 'detail'")
+                .fetch_one(pool)
+                .await
+                .expect("detail type");
+        let detail = if binary { "x'0101000000000000244000000000000024400000'" } else { "'[[1,10.0,10.0,false,[]]]'" };
         exec(
             pool,
             &format!(
                 "INSERT INTO verdicts (homework_id, month, codes, detail)
-                 VALUES ({homework}, 24322, {codes}, '[[1,10.0,10.0,false,[]]]');"
+                 VALUES ({homework}, 24322, {codes}, {detail});"
             ),
         )
         .await;
