@@ -328,6 +328,20 @@ pub fn number(x: f64) -> String {
     }
 }
 
+/// Minutes as the echo says them, so that the echo reads back as the same amount: in
+/// minutes when three decimals say it exactly, else in whole seconds ("10 seconds", not
+/// "0.167 minutes"), else in minutes with every digit.
+fn duration(minutes: f64) -> String {
+    if number(minutes).parse::<f64>().ok() == Some(minutes) {
+        return plural(minutes, "minute", "minutes");
+    }
+    let seconds = (minutes * 60.0).round();
+    if seconds * (1.0 / 60.0) == minutes {
+        return plural(seconds, "second", "seconds");
+    }
+    format!("{minutes} minutes")
+}
+
 fn plural(n: f64, one: &str, many: &str) -> String {
     format!("{} {}", number(n), if n == 1.0 { one } else { many })
 }
@@ -371,10 +385,8 @@ fn exercise_name(exercise: &str) -> String {
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.measure {
-            Measure::Minutes { of: Effort::Zone(z), minutes } => {
-                write!(f, "{} in zone {z}", plural(*minutes, "minute", "minutes"))?
-            }
-            Measure::Minutes { of, minutes } => write!(f, "{} of {of}", plural(*minutes, "minute", "minutes"))?,
+            Measure::Minutes { of: Effort::Zone(z), minutes } => write!(f, "{} in zone {z}", duration(*minutes))?,
+            Measure::Minutes { of, minutes } => write!(f, "{} of {of}", duration(*minutes))?,
             Measure::Reps { exercise, reps } => {
                 let name = exercise_name(exercise);
                 write!(f, "{}", plural(f64::from(*reps), &name, &format!("{name}s")))?

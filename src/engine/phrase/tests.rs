@@ -213,6 +213,16 @@ fn every_echo_parses_back_to_the_same_rule() {
 }
 
 #[test]
+fn a_duration_in_seconds_echoes_as_what_reads_back_the_same() {
+    for phrase in ["10 seconds cardio", "10 seconds of cardio every day", "45 secs in zone 2", "1.5 minutes of yoga"] {
+        let rule = parse(phrase).unwrap_or_else(|e| panic!("{phrase}: {e:?}"));
+        let echo = rule.to_string();
+        assert_eq!(parse(&echo).ok(), Some(rule), "{phrase} → {echo}");
+    }
+    assert_eq!(parse("10 seconds cardio").expect("parses").to_string(), "10 seconds of cardio every day");
+}
+
+#[test]
 fn rules_carry_the_right_numbers() {
     let r = parse("3 hours of zone 2 per week").expect("parses");
     assert_eq!(r.schedule, Schedule::WeekTotal);
